@@ -1,0 +1,97 @@
+# budget-sync: every workflow is a target. Each target installs what it needs into
+# project-local virtual environments on first use; nothing is installed by hand.
+#   .venv       the project, its tests, linters, moto (the local organisation)
+#   .venv-scan  checkov (it pins an old boto3, so it lives alone)
+#   .venv-sam   aws-sam-cli (it pins its own boto3, so it lives alone)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SCAN_VENV := .venv-scan
+SAM_VENV := .venv-sam
+CHECKOV_VERSION ?= 3.3.30
+SAM_CLI_VERSION ?= 1.170.0
+PIP_QUIET ?= -q
+
+TEMPLATES := template-management.yaml template-spoke.yaml
+ENV ?= default
+EVENT ?= events/insert.json
+PORT ?= 5000
+
+export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
+export PYTHONPATH :=
+
+.PHONY: help venv test unit lint lint-python lint-templates scan sam-validate build invoke deploy \
+        bench demo local stackset clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@echo "==> installing the project into $(VENV) (first use only)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_QUIET) -c constraints.txt -e '.[dev]'
+	@touch $@
+
+$(SCAN_VENV)/.installed:
+	@echo "==> installing checkov $(CHECKOV_VERSION) into $(SCAN_VENV) (first use only)"
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install $(PIP_QUIET) 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
+$(SAM_VENV)/.installed:
+	@echo "==> installing aws-sam-cli $(SAM_CLI_VERSION) into $(SAM_VENV) (first use only)"
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install $(PIP_QUIET) 'aws-sam-cli==$(SAM_CLI_VERSION)'
+	@touch $@
+
+venv: $(STAMP) ## create or update the project's virtual environment
+
+test: lint unit ## everything CI runs: lint, scanners, template checks, all tests
+
+unit: $(STAMP) ## the pytest suite (unit, integration, template, spoke, end to end)
+	$(BIN)/pytest
+
+lint: lint-python lint-templates scan sam-validate ## ruff, mypy, cfn-lint (+serverless rules), checkov, sam validate
+
+lint-python: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+lint-templates: $(STAMP)
+	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- $(TEMPLATES)
+
+scan: $(SCAN_VENV)/.installed
+	$(SCAN_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+	  $(foreach t,$(TEMPLATES),-f $(t))
+
+sam-validate: $(SAM_VENV)/.installed
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint -t template-management.yaml
+
+build: $(SAM_VENV)/.installed ## sam build (needs a local python3.13 on PATH, as the function's runtime)
+	PATH="$$(ls -d $$HOME/.pyenv/versions/3.13*/bin 2>/dev/null | tail -1):$$PATH" \
+	  SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build -t template-management.yaml
+
+invoke: $(STAMP) ## run the template's handler on EVENT=events/x.json against the local organisation
+	$(BIN)/python -m budget_sync_local invoke $(EVENT)
+
+deploy: build ## sam deploy with samconfig.toml (ENV=default|dev|prod)
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --config-env $(ENV)
+
+bench: $(STAMP) ## benchmarks that print figures (handler vs baseline, import time, ...)
+	$(BIN)/python -m bench
+
+demo: $(STAMP) ## the whole pipeline on the local organisation, with a summary
+	$(BIN)/python -m budget_sync_local demo
+
+local: $(STAMP) ## the local organisation as a server on 127.0.0.1:$(PORT)
+	$(BIN)/python -m budget_sync_local serve --port $(PORT)
+
+clean: ## remove build output and virtual environments
+	rm -rf .aws-sam $(VENV) $(SCAN_VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache
