@@ -1,0 +1,1 @@
+"""budget-sync: the management account's Lambda package (stream function and reconciler)."""

@@ -1,0 +1,70 @@
+"""The function's configuration: read once from the environment, validated, frozen."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from budget_sync.errors import ConfigError
+
+_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+_PARAMETER_NAME = re.compile(r"/[\w.\-/]{1,1010}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the stream function and the reconciler need to know.
+
+    Environment variables (set by template-management.yaml):
+      BUDGET_PARAMETER_NAME  the spoke parameter, e.g. /BlogBudgets/CostThreshold
+      SPOKE_ROLE_NAME        the role assumed in each spoke account
+      SPOKE_REGION           where the spoke stacks live (empty: the function's own region)
+      STATUS_TABLE_NAME      the per-account status table
+      MAX_CONCURRENCY        accounts applied at once (default 10)
+      AWS_REGION             set by Lambda
+    """
+
+    parameter_name: str
+    spoke_role_name: str
+    spoke_region: str
+    status_table_name: str
+    max_concurrency: int = 10
+    session_name: str = "budget-sync"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        own_region = _required(env, "AWS_REGION", _REGION)
+        spoke_region = env.get("SPOKE_REGION", "").strip() or own_region
+        if not _REGION.fullmatch(spoke_region):
+            raise ConfigError(f"SPOKE_REGION {spoke_region!r} is not an AWS region name")
+        concurrency_text = env.get("MAX_CONCURRENCY", "10").strip() or "10"
+        if not concurrency_text.isdigit() or not 1 <= int(concurrency_text) <= 64:
+            raise ConfigError(f"MAX_CONCURRENCY {concurrency_text!r} must be a whole number from 1 to 64")
+        return cls(
+            parameter_name=_required(env, "BUDGET_PARAMETER_NAME", _PARAMETER_NAME),
+            spoke_role_name=_required(env, "SPOKE_ROLE_NAME", _ROLE_NAME),
+            spoke_region=spoke_region,
+            status_table_name=_required(env, "STATUS_TABLE_NAME", _TABLE_NAME),
+            max_concurrency=int(concurrency_text),
+            session_name=_session_name(env.get("AWS_LAMBDA_FUNCTION_NAME", "")),
+        )
+
+
+def _required(env: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set")
+    if not pattern.fullmatch(value):
+        raise ConfigError(f"environment variable {name} has an invalid value {value!r}")
+    return value
+
+
+def _session_name(function_name: str) -> str:
+    """An STS session name that says which function acted (CloudTrail shows it in the spoke)."""
+    cleaned = re.sub(r"[^\w+=,.@-]", "-", function_name)
+    return f"budget-sync-{cleaned}"[:64] if cleaned else "budget-sync"

@@ -1,0 +1,42 @@
+"""The few error classes of budget-sync. Each says whether retrying can help."""
+
+from __future__ import annotations
+
+
+class BudgetSyncError(Exception):
+    """Base class. ``retryable`` tells the caller whether trying again can help."""
+
+    retryable = False
+
+
+class PermanentError(BudgetSyncError):
+    """Retrying the same input cannot succeed: record it for an operator and move on."""
+
+
+class InvalidItemError(PermanentError):
+    """A budgets-table item breaks the item contract. Names the field and the value."""
+
+    def __init__(self, field: str, value: object, reason: str, account_id: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        self.account_id = account_id
+        super().__init__(f"{field} {value!r} {reason}")
+
+
+class SpokeAccessDenied(PermanentError):
+    """The spoke role cannot be assumed, or may not do what the pipeline asks of it."""
+
+
+class ParameterRejected(PermanentError):
+    """The spoke's parameter refused the value (pattern, type or size)."""
+
+
+class TransientError(BudgetSyncError):
+    """Throttling, 5xx, timeouts, a failed status write: retrying can help."""
+
+    retryable = True
+
+
+class ConfigError(BudgetSyncError):
+    """The function's environment is missing or malformed. Names the variable."""

@@ -1,0 +1,82 @@
+"""BlogBudgetsUpdateLambda: the budgets table's stream -> each spoke account's parameter.
+
+Lambda calls ``handler`` with a batch of DynamoDB stream records and the event source
+mapping's ``ReportBatchItemFailures``. The answer is always the batch response: records
+whose account failed transiently are listed (Lambda resumes from the lowest one); every
+other record is settled, applied or recorded as failed in the status table.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from budget_sync.config import Settings
+from budget_sync.errors import TransientError
+from budget_sync.observability import logger, metrics, traced_handler
+from budget_sync.service import BatchResult, BudgetSync, Outcome, StreamRecord
+from budget_sync.spoke import CLIENT_CONFIG, SsmSpokeGateway
+from budget_sync.status import StatusStore
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+
+
+@cache
+def build_service() -> BudgetSync:
+    """Built once per execution environment: settings validated, clients reused."""
+    settings = Settings.from_env()
+    session = boto3.Session()
+    gateway = SsmSpokeGateway(
+        parameter_name=settings.parameter_name,
+        role_name=settings.spoke_role_name,
+        region=settings.spoke_region,
+        session_name=settings.session_name,
+        session=session,
+    )
+    status = StatusStore(session.client("dynamodb", config=CLIENT_CONFIG), settings.status_table_name)
+    return BudgetSync(gateway, status, settings.max_concurrency)
+
+
+def to_stream_record(record: DynamoDBRecord) -> StreamRecord:
+    stream = record.dynamodb
+    if stream is None or stream.sequence_number is None or record.event_name is None:
+        raise ValueError("not a DynamoDB stream record")
+    return StreamRecord(
+        event_name=record.event_name.name,
+        sequence_number=stream.sequence_number,
+        keys=stream.keys,
+        new_image=stream.new_image,
+        old_image=stream.old_image,
+    )
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    records = [DynamoDBRecord(raw) for raw in event.get("Records", [])]
+    result = build_service().process([to_stream_record(record) for record in records])
+    for outcome, count in result.outcomes.items():
+        metrics.add_metric(name=outcome.value, unit="Count", value=count)
+    logger.info(
+        "batch processed",
+        extra={"records": len(records), **{o.value: result.outcomes.get(o, 0) for o in Outcome}},
+    )
+    return process_partial_response(
+        event=event, record_handler=_settle(result), processor=processor, context=context
+    )
+
+
+def _settle(result: BatchResult) -> Any:
+    def record_handler(record: DynamoDBRecord) -> None:
+        if record.dynamodb and record.dynamodb.sequence_number in result.retry_sequence_numbers:
+            raise TransientError("account failed transiently; Lambda retries from this record")
+
+    return record_handler
+
+
+handler = traced_handler(_handler)

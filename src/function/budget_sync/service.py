@@ -1,0 +1,167 @@
+"""Apply one batch of budgets-table changes to the spoke accounts.
+
+Per batch: every record is parsed against the item contract; per account the newest
+record wins; an account whose value did not change over the batch costs no spoke call;
+distinct accounts are applied concurrently (bounded), one account never twice at once.
+The result says, per account, whether the batch must be retried from that account's
+earliest record (transient failure) or is settled (applied, unchanged, recorded failure).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from budget_sync.domain import Change, ChangeKind, format_amount, parse_change
+from budget_sync.errors import InvalidItemError, PermanentError, TransientError
+from budget_sync.observability import logger
+from budget_sync.spoke import SpokeGateway
+from budget_sync.status import Status, StatusStore, StatusUpdate
+
+
+
+class Outcome(StrEnum):
+    """One per account and batch; each is also a CloudWatch metric name."""
+
+    APPLIED = "BudgetApplied"
+    UNCHANGED = "BudgetUnchanged"
+    FAILED = "BudgetFailed"  # permanent: recorded in the status table, not retried
+    INVALID_ITEM = "InvalidItem"  # permanent: the item breaks the contract
+    UNMANAGED = "BudgetUnmanaged"  # the item was removed
+    RETRY = "TransientFailure"  # the account's earliest record goes back to Lambda
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """The parts of a DynamoDB stream record the pipeline reads (images deserialised)."""
+
+    event_name: str
+    sequence_number: str
+    keys: dict[str, object] | None
+    new_image: dict[str, object] | None
+    old_image: dict[str, object] | None
+
+
+@dataclass(slots=True)
+class _AccountPlan:
+    account_id: str
+    first_sequence: str  # where Lambda must resume if this account fails
+    newest: Change | InvalidItemError
+    newest_sequence: str
+
+
+@dataclass(slots=True)
+class BatchResult:
+    retry_sequence_numbers: set[str] = field(default_factory=set)
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+
+
+class BudgetSync:
+    def __init__(self, gateway: SpokeGateway, status: StatusStore, max_concurrency: int = 10) -> None:
+        self._gateway = gateway
+        self._status = status
+        self._max_concurrency = max_concurrency
+
+    def process(self, records: Sequence[StreamRecord]) -> BatchResult:
+        result = BatchResult()
+        plans = self._plan(records, result)
+        if not plans:
+            return result
+        workers = min(self._max_concurrency, len(plans))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="account") as pool:
+            outcomes = list(pool.map(self._apply, plans))
+        for plan, outcome in zip(plans, outcomes, strict=True):
+            result.outcomes[outcome] += 1
+            if outcome is Outcome.RETRY:
+                result.retry_sequence_numbers.add(plan.first_sequence)
+        return result
+
+    def _plan(self, records: Iterable[StreamRecord], result: BatchResult) -> list[_AccountPlan]:
+        plans: dict[str, _AccountPlan] = {}
+        for record in sorted(records, key=lambda r: int(r.sequence_number)):
+            try:
+                parsed: Change | InvalidItemError = parse_change(
+                    record.event_name, record.sequence_number, record.keys, record.new_image, record.old_image
+                )
+                account_id: str | None = parsed.account_id
+            except InvalidItemError as exc:
+                parsed, account_id = exc, exc.account_id
+            if account_id is None:  # no usable AccountId: nothing to key a status on
+                assert isinstance(parsed, InvalidItemError)
+                logger.error(
+                    "item rejected",
+                    extra={"sequence_number": record.sequence_number, "reason": str(parsed), "field": parsed.field},
+                )
+                result.outcomes[Outcome.INVALID_ITEM] += 1
+                continue
+            plan = plans.get(account_id)
+            if plan is None:
+                plans[account_id] = _AccountPlan(account_id, record.sequence_number, parsed, record.sequence_number)
+                continue
+            if isinstance(parsed, Change) and isinstance(plan.newest, Change):
+                # 'unchanged' is judged over the whole batch: the value before its first record.
+                first_old = plan.newest.old_value if plan.newest.kind is ChangeKind.UPSERT else None
+                parsed = replace(parsed, old_value=first_old)
+            elif isinstance(parsed, Change):
+                parsed = replace(parsed, old_value=None)
+            plan.newest, plan.newest_sequence = parsed, record.sequence_number
+        return list(plans.values())
+
+    def _apply(self, plan: _AccountPlan) -> Outcome:
+        """Settle one account. Never raises: every path ends in an outcome."""
+        account_id, newest = plan.account_id, plan.newest
+        log = {"account_id": account_id, "sequence_number": plan.newest_sequence}
+        try:
+            if isinstance(newest, InvalidItemError):
+                self._status.record(
+                    StatusUpdate(account_id, Status.FAILED, plan.newest_sequence, reason=str(newest))
+                )
+                logger.error("item rejected", extra={**log, "reason": str(newest), "field": newest.field})
+                return Outcome.INVALID_ITEM
+            if newest.kind is ChangeKind.REMOVE:
+                self._status.record(
+                    StatusUpdate(
+                        account_id,
+                        Status.UNMANAGED,
+                        plan.newest_sequence,
+                        reason="item deleted from the budgets table; the account keeps its last budget",
+                    )
+                )
+                logger.info("account no longer managed", extra=log)
+                return Outcome.UNMANAGED
+            if newest.unchanged:
+                logger.debug("value unchanged, nothing to send", extra=log)
+                return Outcome.UNCHANGED
+            return self._put(plan, newest, log)
+        except TransientError as exc:
+            logger.warning("will retry", extra={**log, "reason": str(exc)})
+            return Outcome.RETRY
+
+    def _put(self, plan: _AccountPlan, change: Change, log: dict[str, str]) -> Outcome:
+        assert change.new_value is not None
+        amount = format_amount(change.new_value)
+        try:
+            version = self._gateway.put_budget_value(plan.account_id, amount)
+        except PermanentError as exc:
+            self._status.record(
+                StatusUpdate(
+                    plan.account_id, Status.FAILED, plan.newest_sequence, desired=change.new_value, reason=str(exc)
+                )
+            )
+            logger.error("budget not applied", extra={**log, "amount": amount, "reason": str(exc)})
+            return Outcome.FAILED
+        self._status.record(
+            StatusUpdate(
+                plan.account_id,
+                Status.APPLIED,
+                plan.newest_sequence,
+                desired=change.new_value,
+                applied=change.new_value,
+                parameter_version=version,
+            )
+        )
+        logger.info("budget applied", extra={**log, "amount": amount, "parameter_version": version})
+        return Outcome.APPLIED
