@@ -1,0 +1,118 @@
+"""Call a function from template-management.yaml the way Lambda does.
+
+The module and function come from the template's ``Handler``, the code from its
+``CodeUri`` (put first on sys.path, as the deployment package's root is), and the
+environment from its ``Environment.Variables``, resolved from the parameters.
+This is the project's own stand-in for ``sam local invoke`` on machines without Docker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, Resolver, load
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    function_name: str
+    handler: str
+    code_uri: str
+    memory_mb: int
+    timeout_s: int
+    environment: dict[str, str]
+
+
+def function_spec(
+    logical_id: str = "UpdateFunction",
+    parameters: Mapping[str, str] | None = None,
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+) -> FunctionSpec:
+    resolver = Resolver(load(MANAGEMENT_TEMPLATE), parameters or {}, account_id=account_id, region=region)
+    raw = resolver.resource(logical_id).get("Properties", {})
+    wanted = ("FunctionName", "Handler", "CodeUri", "MemorySize", "Timeout", "Environment")
+    properties = {key: resolver.resolve(raw[key]) for key in wanted if key in raw}
+    variables = properties.get("Environment", {}).get("Variables", {})
+    return FunctionSpec(
+        logical_id=logical_id,
+        function_name=str(properties["FunctionName"]),
+        handler=str(properties["Handler"]),
+        code_uri=str(properties["CodeUri"]),
+        memory_mb=int(properties.get("MemorySize", 128)),
+        timeout_s=int(properties.get("Timeout", 3)),
+        environment={k: str(v) for k, v in variables.items()},
+    )
+
+
+@dataclass
+class FakeContext:
+    """The attributes of Lambda's context object that Powertools reads."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    timeout_s: int
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_s * 1000
+
+
+@contextmanager
+def lambda_environment(spec: FunctionSpec, region: str) -> Iterator[None]:
+    """The function's environment variables plus those Lambda sets, restored afterwards."""
+    values = {
+        **spec.environment,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+    }
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:
+    code_root = str(ROOT / spec.code_uri)
+    if code_root not in sys.path:
+        sys.path.insert(0, code_root)
+    module_name, _, function_name = spec.handler.rpartition(".")
+    module = importlib.import_module(module_name)
+    handler: Callable[[dict[str, Any], Any], Any] = getattr(module, function_name)
+    return handler
+
+
+def invoke(
+    spec: FunctionSpec,
+    event: dict[str, Any],
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+) -> Any:
+    """One invocation: environment set, handler imported, fake context, result returned."""
+    with lambda_environment(spec, region):
+        handler = load_handler(spec)
+        context = FakeContext(
+            function_name=spec.function_name,
+            memory_limit_in_mb=spec.memory_mb,
+            invoked_function_arn=f"arn:aws:lambda:{region}:{account_id}:function:{spec.function_name}",
+            aws_request_id=str(uuid.uuid4()),
+            timeout_s=spec.timeout_s,
+        )
+        return handler(event, context)

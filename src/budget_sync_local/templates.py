@@ -1,0 +1,178 @@
+"""Read the project's CloudFormation templates the way CloudFormation does.
+
+Templates are parsed with cfn-lint's decoder (it understands the short-form ``!Ref``,
+``!Sub`` ... tags). ``Resolver`` evaluates the few intrinsic functions that the local
+organisation needs to know a resource's settings (Ref, Sub, If, conditions, GetAtt of
+names), from the parameters' defaults plus any overrides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import decode
+
+ROOT = Path(__file__).resolve().parents[2]
+MANAGEMENT_TEMPLATE = ROOT / "template-management.yaml"
+SPOKE_TEMPLATE = ROOT / "template-spoke.yaml"
+
+#: The resource property that holds each type's physical name (what Ref returns).
+_NAME_PROPERTY = {
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::Serverless::Function": "FunctionName",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::SSM::Parameter": "Name",
+    "AWS::SSM::Document": "Name",
+    "AWS::Events::Rule": "Name",
+    "AWS::Logs::LogGroup": "LogGroupName",
+}
+_SUB_REFERENCE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+class TemplateError(Exception):
+    pass
+
+
+@cache
+def load(path: Path) -> dict[str, Any]:
+    """The template as plain data (cached: templates do not change during a run)."""
+    template, matches = decode(str(path))
+    if matches or template is None:
+        raise TemplateError(f"{path.name} does not parse: {[str(m) for m in matches]}")
+    return _plain(template)
+
+
+def _plain(value: Any) -> Any:
+    """cfn-lint's node types -> dict/list/str, so that callers compare plain data."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+@dataclass
+class Resolver:
+    template: dict[str, Any]
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    account_id: str = "123456789012"
+    region: str = "us-east-1"
+    partition: str = "aws"
+
+    def parameter(self, name: str) -> str:
+        if name in self.parameters:
+            return str(self.parameters[name])
+        spec = self.template.get("Parameters", {}).get(name)
+        if spec is None:
+            raise TemplateError(f"no parameter {name}")
+        if "Default" not in spec:
+            raise TemplateError(f"parameter {name} has no default: pass a value")
+        return str(spec["Default"])
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template["Conditions"][name]))
+
+    def resource(self, logical_id: str) -> dict[str, Any]:
+        try:
+            resource: dict[str, Any] = self.template["Resources"][logical_id]
+        except KeyError:
+            raise TemplateError(f"no resource {logical_id}") from None
+        return resource
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        resolved: dict[str, Any] = self.resolve(self.resource(logical_id).get("Properties", {}))
+        return resolved
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [r for r in (self.resolve(v) for v in value) if r is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, argument), = value.items()
+            function = _FUNCTIONS.get(key)
+            if function is not None:
+                return function(self, argument)
+        return {k: r for k, r in ((k, self.resolve(v)) for k, v in value.items()) if r is not _NO_VALUE}
+
+    def ref(self, name: str) -> Any:
+        pseudo = {
+            "AWS::AccountId": self.account_id,
+            "AWS::Region": self.region,
+            "AWS::Partition": self.partition,
+            "AWS::NoValue": _NO_VALUE,
+            "AWS::StackName": "budget-sync",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.template.get("Parameters", {}):
+            return self.parameter(name)
+        resource = self.resource(name)
+        name_property = _NAME_PROPERTY.get(resource["Type"])
+        if name_property and name_property in resource.get("Properties", {}):
+            return self.resolve(resource["Properties"][name_property])
+        raise TemplateError(f"Ref {name}: the local organisation does not know its physical id")
+
+    def sub(self, argument: Any) -> str:
+        if isinstance(argument, list):
+            text, variables = argument[0], {k: self.resolve(v) for k, v in argument[1].items()}
+        else:
+            text, variables = argument, {}
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                logical_id, attribute = name.split(".", 1)
+                return str(self.get_att(logical_id, attribute))
+            return str(self.ref(name))
+
+        return _SUB_REFERENCE.sub(replace, text)
+
+    def get_att(self, logical_id: str, attribute: str) -> Any:
+        resource = self.resource(logical_id)
+        kind = resource["Type"]
+        if kind == "AWS::IAM::Role" and attribute == "Arn":
+            return f"arn:{self.partition}:iam::{self.account_id}:role/{self.ref(logical_id)}"
+        if kind == "AWS::DynamoDB::Table" and attribute == "Arn":
+            return f"arn:{self.partition}:dynamodb:{self.region}:{self.account_id}:table/{self.ref(logical_id)}"
+        raise TemplateError(f"GetAtt {logical_id}.{attribute} is not known to the local organisation")
+
+
+class _NoValue:
+    def __repr__(self) -> str:
+        return "AWS::NoValue"
+
+
+_NO_VALUE = _NoValue()
+
+
+def _get_att(resolver: Resolver, argument: Any) -> Any:
+    logical_id, attribute = argument.split(".", 1) if isinstance(argument, str) else argument
+    return resolver.get_att(logical_id, attribute)
+
+
+_FUNCTIONS: dict[str, Any] = {
+    "Ref": lambda r, a: r.ref(a),
+    "Fn::Sub": lambda r, a: r.sub(a),
+    "Fn::If": lambda r, a: r.resolve(a[1] if r.condition(a[0]) else a[2]),
+    "Fn::Equals": lambda r, a: r.resolve(a[0]) == r.resolve(a[1]),
+    "Fn::Not": lambda r, a: not r.resolve(a[0]),
+    "Fn::And": lambda r, a: all(r.resolve(v) for v in a),
+    "Fn::Or": lambda r, a: any(r.resolve(v) for v in a),
+    "Condition": lambda r, a: r.condition(a),
+    "Fn::Join": lambda r, a: str(a[0]).join(str(v) for v in r.resolve(a[1])),
+    "Fn::Split": lambda r, a: str(r.resolve(a[1])).split(a[0]),
+    "Fn::Select": lambda r, a: r.resolve(a[1])[int(r.resolve(a[0]))],
+    "Fn::GetAtt": _get_att,
+}
