@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench`. Each prints its figures; none asserts on time."""

@@ -1,0 +1,30 @@
+"""`make bench`: run every benchmark (or those named: python -m bench handler status)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+#: module name -> what it measures. Each module has run() -> None and prints its figures.
+BENCHMARKS = {
+    "handler": "stream handler vs a per-record baseline; API calls; import time",
+}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    for name in names:
+        print(f"\n=== bench {name}: {BENCHMARKS[name]}", flush=True)
+        started = time.perf_counter()
+        importlib.import_module(f"bench.{name}").run()
+        print(f"--- bench {name} finished in {time.perf_counter() - started:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
