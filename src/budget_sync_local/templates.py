@@ -45,7 +45,8 @@ def load(path: Path) -> dict[str, Any]:
     template, matches = decode(str(path))
     if matches or template is None:
         raise TemplateError(f"{path.name} does not parse: {[str(m) for m in matches]}")
-    return _plain(template)
+    plain: dict[str, Any] = _plain(template)
+    return plain
 
 
 def _plain(value: Any) -> Any:
@@ -97,7 +98,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             function = _FUNCTIONS.get(key)
             if function is not None:
                 return function(self, argument)
@@ -145,7 +146,9 @@ class Resolver:
         if kind == "AWS::IAM::Role" and attribute == "Arn":
             return f"arn:{self.partition}:iam::{self.account_id}:role/{self.ref(logical_id)}"
         if kind == "AWS::DynamoDB::Table" and attribute == "Arn":
-            return f"arn:{self.partition}:dynamodb:{self.region}:{self.account_id}:table/{self.ref(logical_id)}"
+            return (
+                f"arn:{self.partition}:dynamodb:{self.region}:{self.account_id}:table/{self.ref(logical_id)}"
+            )
         raise TemplateError(f"GetAtt {logical_id}.{attribute} is not known to the local organisation")
 
 

@@ -40,7 +40,9 @@ def parse_account_id(value: object) -> str:
     if not isinstance(value, str):
         raise InvalidItemError(ACCOUNT_ID_FIELD, value, f"must be a string of 12 digits, got {_kind(value)}")
     if not _ACCOUNT_ID.fullmatch(value):
-        raise InvalidItemError(ACCOUNT_ID_FIELD, value, "must be exactly 12 digits")
+        # The status is still recorded under the raw key, so that the operator sees the typo.
+        status_key = value if 0 < len(value) <= 64 else None
+        raise InvalidItemError(ACCOUNT_ID_FIELD, value, "must be exactly 12 digits", status_key)
     return value
 
 
@@ -75,7 +77,10 @@ def _check_amount(amount: Decimal, shown: object, account_id: str | None) -> Dec
         raise InvalidItemError(BUDGET_VALUE_FIELD, shown, "must be greater than 0", account_id)
     if amount > MAX_BUDGET_VALUE:
         raise InvalidItemError(
-            BUDGET_VALUE_FIELD, shown, f"exceeds the maximum of {format_amount(MAX_BUDGET_VALUE)} USD", account_id
+            BUDGET_VALUE_FIELD,
+            shown,
+            f"exceeds the maximum of {format_amount(MAX_BUDGET_VALUE)} USD",
+            account_id,
         )
     if amount != amount.quantize(_CENT):
         raise InvalidItemError(BUDGET_VALUE_FIELD, shown, "has more than two decimals", account_id)
@@ -117,7 +122,9 @@ class Change:
     @property
     def unchanged(self) -> bool:
         """A MODIFY that kept the same BudgetValue: nothing to send to the spoke."""
-        return self.kind is ChangeKind.UPSERT and self.old_value is not None and self.old_value == self.new_value
+        return (
+            self.kind is ChangeKind.UPSERT and self.old_value is not None and self.old_value == self.new_value
+        )
 
     @property
     def order(self) -> int:

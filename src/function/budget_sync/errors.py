@@ -14,7 +14,10 @@ class PermanentError(BudgetSyncError):
 
 
 class InvalidItemError(PermanentError):
-    """A budgets-table item breaks the item contract. Names the field and the value."""
+    """A budgets-table item breaks the item contract. Names the field and the value.
+
+    ``account_id`` is the key its status is recorded under (None: the item has no usable key).
+    """
 
     def __init__(self, field: str, value: object, reason: str, account_id: str | None = None) -> None:
         self.field = field

@@ -22,7 +22,6 @@ from budget_sync.spoke import SpokeGateway
 from budget_sync.status import Status, StatusStore, StatusUpdate
 
 
-
 class Outcome(StrEnum):
     """One per account and batch; each is also a CloudWatch metric name."""
 
@@ -93,13 +92,19 @@ class BudgetSync:
                 assert isinstance(parsed, InvalidItemError)
                 logger.error(
                     "item rejected",
-                    extra={"sequence_number": record.sequence_number, "reason": str(parsed), "field": parsed.field},
+                    extra={
+                        "sequence_number": record.sequence_number,
+                        "reason": str(parsed),
+                        "field": parsed.field,
+                    },
                 )
                 result.outcomes[Outcome.INVALID_ITEM] += 1
                 continue
             plan = plans.get(account_id)
             if plan is None:
-                plans[account_id] = _AccountPlan(account_id, record.sequence_number, parsed, record.sequence_number)
+                plans[account_id] = _AccountPlan(
+                    account_id, record.sequence_number, parsed, record.sequence_number
+                )
                 continue
             if isinstance(parsed, Change) and isinstance(plan.newest, Change):
                 # 'unchanged' is judged over the whole batch: the value before its first record.
@@ -139,6 +144,9 @@ class BudgetSync:
         except TransientError as exc:
             logger.warning("will retry", extra={**log, "reason": str(exc)})
             return Outcome.RETRY
+        except Exception:  # a bug must cost a retry, never a silently settled record
+            logger.exception("unexpected error, will retry", extra=log)
+            return Outcome.RETRY
 
     def _put(self, plan: _AccountPlan, change: Change, log: dict[str, str]) -> Outcome:
         assert change.new_value is not None
@@ -148,7 +156,11 @@ class BudgetSync:
         except PermanentError as exc:
             self._status.record(
                 StatusUpdate(
-                    plan.account_id, Status.FAILED, plan.newest_sequence, desired=change.new_value, reason=str(exc)
+                    plan.account_id,
+                    Status.FAILED,
+                    plan.newest_sequence,
+                    desired=change.new_value,
+                    reason=str(exc),
                 )
             )
             logger.error("budget not applied", extra={**log, "amount": amount, "reason": str(exc)})

@@ -149,14 +149,17 @@ def _translate(exc: ClientError, account_id: str, *, denied: str, rejected: str)
     """ClientError -> the project's errors. Unknown errors are retried, never dropped."""
     code = _code(exc)
     message = exc.response.get("Error", {}).get("Message", "")
-    detail = f"account {account_id}: {{}} ({code}: {message})"
+
+    def detail(what: str) -> str:
+        return f"account {account_id}: {what} ({code}: {message})"
+
     if code in _ACCESS_DENIED:
-        return SpokeAccessDenied(detail.format(denied))
+        return SpokeAccessDenied(detail(denied))
     if code in _REJECTED:
-        return ParameterRejected(detail.format(rejected))
+        return ParameterRejected(detail(rejected))
     if code == "RegionDisabledException":
-        return PermanentError(detail.format("STS is not enabled in the spoke region"))
-    return TransientError(detail.format("will retry"))
+        return PermanentError(detail("STS is not enabled in the spoke region"))
+    return TransientError(detail("will retry"))
 
 
 def _code(exc: ClientError) -> str:
@@ -165,4 +168,3 @@ def _code(exc: ClientError) -> str:
 
 def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-

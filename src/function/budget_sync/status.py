@@ -70,7 +70,13 @@ class StatusStore:
             ":seq": {"S": padded(update.sequence_number)},
             ":source": {"S": update.source},
         }
-        sets = ["#st = :status", "Reason = :reason", "UpdatedAt = :at", "SequenceNumber = :seq", "#src = :source"]
+        sets = [
+            "#st = :status",
+            "Reason = :reason",
+            "UpdatedAt = :at",
+            "SequenceNumber = :seq",
+            "#src = :source",
+        ]
         removes = []
         for attribute, value in (("DesiredValue", update.desired), ("AppliedValue", update.applied)):
             if value is not None:

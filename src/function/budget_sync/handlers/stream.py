@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -57,7 +58,7 @@ def to_stream_record(record: DynamoDBRecord) -> StreamRecord:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     records = [DynamoDBRecord(raw) for raw in event.get("Records", [])]
     result = build_service().process([to_stream_record(record) for record in records])
     for outcome, count in result.outcomes.items():

@@ -1,0 +1,158 @@
+"""moto fixtures: a management account with the template's tables, spoke accounts with the
+spoke role and parameter, and the two behaviours of real AWS that moto leaves out and these
+tests rely on (AssumeRole of a missing role is refused; a parameter's AllowedPattern holds)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.iam.models import iam_backends
+from moto.ssm.exceptions import ValidationException
+from moto.ssm.models import SimpleSystemManagerBackend as SSMBackend
+from moto.sts.exceptions import STSClientError
+from moto.sts.models import STSBackend
+
+from budget_sync.domain import AMOUNT_PATTERN
+from budget_sync.handlers import stream as stream_handler
+from budget_sync_local.lambda_runtime import function_spec, invoke
+from budget_sync_local.streams import lambda_event, read_from_start
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
+
+REGION = "us-east-1"
+MANAGEMENT = "123456789012"
+SPOKES = ("111111111111", "222222222222", "333333333333")
+PARAMETER = "/BlogBudgets/CostThreshold"
+SPOKE_ROLE = "BlogBudgetsSpokeRole"
+#: Every member account that AWS Organizations creates has this role.
+ADMIN_ROLE = "OrganizationAccountAccessRole"
+
+
+def _assume_existing_role_only(original: Any) -> Any:
+    def assume_role(self: STSBackend, *args: Any, **kwargs: Any) -> Any:
+        role_arn = kwargs.get("role_arn") or args[2]
+        account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+        existing = {role.name for role in iam_backends[account]["aws"].roles.values()} | {ADMIN_ROLE}
+        if name not in existing:
+            raise STSClientError(
+                "AccessDenied",
+                f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+            )
+        return original(self, *args, **kwargs)
+
+    return assume_role
+
+
+def _enforce_allowed_pattern(original: Any) -> Any:
+    def put_parameter(
+        self: SSMBackend, name: str, description: str, value: str, *args: Any, **kw: Any
+    ) -> Any:
+        previous = self.get_parameter(name)
+        pattern = previous.allowed_pattern if previous else None
+        if pattern and not re.search(pattern, value):
+            error = ValidationException(
+                f"Parameter value, cannot be validated against allowedPattern: {pattern}"
+            )
+            error.code = "ParameterPatternMismatchException"
+            raise error
+        return original(self, name, description, value, *args, **kw)
+
+    return put_parameter
+
+
+@dataclass
+class Org:
+    """Handles on the moto organisation one test works with."""
+
+    management: boto3.Session
+    budgets_table: str
+    status_table: str
+    stream_arn: str
+    spokes: dict[str, boto3.Session] = field(default_factory=dict)
+    consumed: int = 0
+
+    def put(self, account: str, value: Any, **extra: Any) -> None:
+        item = {"AccountId": account, "BudgetValue": value, **extra}
+        self.management.resource("dynamodb").Table(self.budgets_table).put_item(Item=item)
+
+    def put_raw(self, item: dict[str, Any]) -> None:
+        self.management.client("dynamodb").put_item(TableName=self.budgets_table, Item=item)
+
+    def delete(self, account: str) -> None:
+        self.management.resource("dynamodb").Table(self.budgets_table).delete_item(Key={"AccountId": account})
+
+    def new_records(self) -> list[dict[str, Any]]:
+        """Stream records not yet handed to the function (like a Lambda poller's position)."""
+        records = read_from_start(self.management.client("dynamodbstreams"), self.stream_arn)
+        fresh, self.consumed = records[self.consumed :], len(records)
+        return fresh
+
+    def invoke(self, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The template's handler, on the stream's new records, as Lambda calls it."""
+        event = lambda_event(self.new_records() if records is None else records)
+        result: dict[str, Any] = invoke(function_spec(), event, REGION, MANAGEMENT)
+        return result
+
+    def parameter(self, account: str) -> str:
+        return self.spokes[account].client("ssm").get_parameter(Name=PARAMETER)["Parameter"]["Value"]
+
+    def status(self, account: str) -> dict[str, Any] | None:
+        table = self.management.resource("dynamodb").Table(self.status_table)
+        item: dict[str, Any] | None = table.get_item(Key={"AccountId": account}).get("Item")
+        return item
+
+
+def session_in(account: str) -> boto3.Session:
+    """Administrator credentials in an account (moto: any assumed role acts in its account)."""
+    credentials = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{ADMIN_ROLE}", RoleSessionName="test-admin"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=REGION,
+    )
+
+
+def create_table(session: boto3.Session, logical_id: str) -> Any:
+    """Create a table from template-management.yaml's own properties for it."""
+    properties = Resolver(load(MANAGEMENT_TEMPLATE), region=REGION).properties(logical_id)
+    arguments: dict[str, Any] = {
+        key: properties[key] for key in ("TableName", "BillingMode", "AttributeDefinitions", "KeySchema")
+    }
+    if "StreamSpecification" in properties:
+        arguments["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+    if properties.get("SSESpecification", {}).get("SSEEnabled"):
+        arguments["SSESpecification"] = {"Enabled": True}
+    arguments["DeletionProtectionEnabled"] = bool(properties.get("DeletionProtectionEnabled", False))
+    return session.client("dynamodb").create_table(**arguments)["TableDescription"]
+
+
+def add_spoke(org: Org, account: str, *, role: bool = True, pattern: str = AMOUNT_PATTERN) -> None:
+    session = session_in(account)
+    if role:
+        session.client("iam").create_role(RoleName=SPOKE_ROLE, AssumeRolePolicyDocument="{}")
+    session.client("ssm").put_parameter(Name=PARAMETER, Value="1000", Type="String", AllowedPattern=pattern)
+    org.spokes[account] = session
+
+
+@pytest.fixture
+def org(monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
+    monkeypatch.setattr(STSBackend, "assume_role", _assume_existing_role_only(STSBackend.assume_role))
+    monkeypatch.setattr(SSMBackend, "put_parameter", _enforce_allowed_pattern(SSMBackend.put_parameter))
+    stream_handler.build_service.cache_clear()  # clients of an earlier moto must not leak in
+    with mock_aws():
+        management = boto3.Session(region_name=REGION)
+        budgets = create_table(management, "BudgetsTable")
+        status = create_table(management, "StatusTable")
+        organisation = Org(management, budgets["TableName"], status["TableName"], budgets["LatestStreamArn"])
+        for account in SPOKES:
+            add_spoke(organisation, account)
+        yield organisation
+    stream_handler.build_service.cache_clear()
