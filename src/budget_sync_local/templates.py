@@ -141,15 +141,27 @@ class Resolver:
         return _SUB_REFERENCE.sub(replace, text)
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
-        resource = self.resource(logical_id)
-        kind = resource["Type"]
-        if kind == "AWS::IAM::Role" and attribute == "Arn":
-            return f"arn:{self.partition}:iam::{self.account_id}:role/{self.ref(logical_id)}"
-        if kind == "AWS::DynamoDB::Table" and attribute == "Arn":
-            return (
-                f"arn:{self.partition}:dynamodb:{self.region}:{self.account_id}:table/{self.ref(logical_id)}"
-            )
-        raise TemplateError(f"GetAtt {logical_id}.{attribute} is not known to the local organisation")
+        """The attributes the templates use, as the ARNs CloudFormation would return."""
+        kind = self.resource(logical_id)["Type"]
+        prefix = f"arn:{self.partition}"
+        where = f"{self.region}:{self.account_id}"
+        known = {
+            ("AWS::IAM::Role", "Arn"): lambda: f"{prefix}:iam::{self.account_id}:role/{self.ref(logical_id)}",
+            ("AWS::DynamoDB::Table", "Arn"): lambda: (
+                f"{prefix}:dynamodb:{where}:table/{self.ref(logical_id)}"
+            ),
+            ("AWS::DynamoDB::Table", "StreamArn"): lambda: (
+                f"{prefix}:dynamodb:{where}:table/{self.ref(logical_id)}/stream/local"
+            ),
+            ("AWS::SQS::Queue", "Arn"): lambda: f"{prefix}:sqs:{where}:{logical_id}",
+            ("AWS::SQS::Queue", "QueueName"): lambda: logical_id,
+            ("AWS::Logs::LogGroup", "Arn"): lambda: (
+                f"{prefix}:logs:{where}:log-group:{self.ref(logical_id)}:*"
+            ),
+        }
+        if (kind, attribute) not in known:
+            raise TemplateError(f"GetAtt {logical_id}.{attribute} is not known to the local organisation")
+        return known[(kind, attribute)]()
 
 
 class _NoValue:

@@ -1,0 +1,256 @@
+"""Contract tests on template-management.yaml itself, read with cfn-lint's decoder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+
+from budget_sync.config import Settings
+from budget_sync.errors import ConfigError
+from budget_sync_local.lambda_runtime import function_spec
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, SPOKE_TEMPLATE, Resolver, load
+from tests.integration.conftest import SPOKES, Org
+
+TEMPLATE = load(MANAGEMENT_TEMPLATE)
+RESOURCES = TEMPLATE["Resources"]
+VENV_BIN = Path(sys.executable).parent
+
+
+def resource(logical_id: str) -> dict[str, Any]:
+    return RESOURCES[logical_id]
+
+
+def test_cfn_lint_with_serverless_rules_is_clean():
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "cfn-lint"),
+            "--append-rules",
+            "cfn_lint_serverless.rules",
+            "--",
+            str(MANAGEMENT_TEMPLATE),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_is_clean():
+    sam = ROOT / ".venv-sam" / "bin" / "sam"
+    if not sam.exists():
+        if os.environ.get("CI"):
+            pytest.fail("the SAM CLI venv is missing: `make test` creates it before the tests")
+        pytest.skip("run `make sam-validate` once to create .venv-sam")
+    result = subprocess.run(
+        [str(sam), "validate", "--lint", "-t", str(MANAGEMENT_TEMPLATE)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_budgets_table_is_keyed_on_account_id_only_and_streams_both_images():
+    properties = resource("BudgetsTable")["Properties"]
+    assert properties["KeySchema"] == [{"AttributeName": "AccountId", "KeyType": "HASH"}]
+    assert properties["AttributeDefinitions"] == [{"AttributeName": "AccountId", "AttributeType": "S"}]
+    assert properties["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_the_budgets_table_survives_the_stack_and_is_protected_and_encrypted():
+    table = resource("BudgetsTable")
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_the_status_table_is_keyed_on_account_id_and_encrypted():
+    properties = resource("StatusTable")["Properties"]
+    assert properties["KeySchema"] == [{"AttributeName": "AccountId", "KeyType": "HASH"}]
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_the_on_failure_queue_is_encrypted_and_only_reachable_over_tls():
+    assert resource("OnFailureQueue")["Properties"]["SqsManagedSseEnabled"] is True
+    statement = resource("OnFailureQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_stream_event_source_reports_partial_failures_and_cannot_block_a_shard_forever():
+    stream = resource("UpdateFunction")["Properties"]["Events"]["BudgetsStream"]
+    assert stream["Type"] == "DynamoDB"
+    settings = stream["Properties"]
+    assert settings["Stream"] == {"Fn::GetAtt": ["BudgetsTable", "StreamArn"]}
+    assert settings["StartingPosition"] == "TRIM_HORIZON"
+    assert settings["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert settings["BisectBatchOnFunctionError"] is True
+    assert settings["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["OnFailureQueue", "Arn"]}}
+    }
+    resolved = Resolver(TEMPLATE)
+    assert 0 <= int(resolved.resolve(settings["MaximumRetryAttempts"])) <= 10
+    assert int(resolved.resolve(settings["MaximumRecordAgeInSeconds"])) <= 6 * 3600
+
+
+def test_the_handler_named_by_the_template_is_importable_from_its_code_uri_alone():
+    spec = function_spec()
+    code = ROOT / spec.code_uri
+    assert sorted(p.name for p in code.iterdir() if not p.name.startswith((".", "__"))) == [
+        "budget_sync",
+        "requirements.txt",
+    ], "the function's zip must hold its own package only (no CLI, no emulator)"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {spec.handler.rpartition('.')[0]} as m; assert callable(m.handler)"],
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code), "PYTHONNOUSERSITE": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_template_environment_is_exactly_what_the_configuration_reads():
+    environment = {**function_spec().environment, "AWS_REGION": "eu-west-1"}
+    settings = Settings.from_env(environment)
+    assert settings.spoke_region == "eu-west-1"  # empty SpokeRegion: the function's own region
+    assert settings.parameter_name == "/BlogBudgets/CostThreshold"
+    assert settings.spoke_role_name == "BlogBudgetsSpokeRole"
+    assert settings.status_table_name == "BlogBudgetsStatus"
+    for required in ("BUDGET_PARAMETER_NAME", "SPOKE_ROLE_NAME", "STATUS_TABLE_NAME"):
+        broken = {k: v for k, v in environment.items() if k != required}
+        with pytest.raises(ConfigError, match=required):
+            Settings.from_env(broken)
+
+
+def test_tracing_is_a_parameter_that_switches_lambda_tracing_and_the_powertools_tracer_together():
+    off = function_spec().environment
+    on = function_spec(parameters={"Tracing": "Active"}).environment
+    assert off["POWERTOOLS_TRACE_DISABLED"] == "true"
+    assert on["POWERTOOLS_TRACE_DISABLED"] == "false"
+    tracing = resource("UpdateFunction")["Properties"]["Tracing"]
+    assert Resolver(TEMPLATE, {"Tracing": "Active"}).resolve(tracing) == "Active"
+    assert Resolver(TEMPLATE).resolve(tracing) == "PassThrough"
+
+
+def _role_statements(parameters: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    policy = Resolver(TEMPLATE, parameters or {}).resolve(
+        resource("FunctionRole")["Properties"]["Policies"][0]["PolicyDocument"]
+    )
+    statements: list[dict[str, Any]] = policy["Statement"]
+    return statements
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        actions = statement["Action"]
+        found.update([actions] if isinstance(actions, str) else actions)
+    return found
+
+
+def test_the_function_role_may_assume_only_the_named_spoke_role_inside_the_organisation():
+    statements = {s["Sid"]: s for s in _role_statements({"OrganizationId": "o-abcdefghij"})}
+    assume = statements["AssumeSpokeRole"]
+    assert assume["Resource"] == "arn:aws:iam::*:role/BlogBudgetsSpokeRole"
+    assert assume["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "o-abcdefghij"}}
+    assert "Condition" not in {s["Sid"]: s for s in _role_statements()}["AssumeSpokeRole"]
+    assert all(s["Resource"] != "*" for s in statements.values())
+
+
+class _CallRecorder:
+    """Every AWS call made while recording, split by whose credentials made it."""
+
+    def __init__(self) -> None:
+        self.management: set[str] = set()
+        self.spoke: set[str] = set()
+
+    def __call__(self, original: Any) -> Any:
+        recorder = self
+
+        def _make_api_call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+            action = f"{client.meta.service_model.signing_name}:{operation}"
+            key = client._request_signer._credentials.get_frozen_credentials().access_key
+            (recorder.management if key == os.environ["AWS_ACCESS_KEY_ID"] else recorder.spoke).add(action)
+            return original(client, operation, params)
+
+        return _make_api_call
+
+
+#: What the Lambda service itself does with the function's role, not the function's code.
+LAMBDA_SERVICE_ACTIONS = {
+    "dynamodb:DescribeStream",  # the event source mapping polls the stream
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+    "sqs:SendMessage",  # the mapping's on-failure destination
+    "logs:CreateLogStream",  # the runtime writes the function's logs
+    "logs:PutLogEvents",
+}
+
+
+def test_the_function_role_allows_exactly_the_calls_the_code_makes(org: Org, monkeypatch: pytest.MonkeyPatch):
+    recorder = _CallRecorder()
+    monkeypatch.setattr(BaseClient, "_make_api_call", recorder(BaseClient._make_api_call))
+    a, b, _ = SPOKES
+    org.put(a, 10)
+    org.put_raw({"AccountId": {"S": b}, "BudgetValue": {"N": "-1"}})
+    records = org.new_records()
+    recorder.management.clear()
+    recorder.spoke.clear()
+
+    org.invoke(records)
+
+    assert recorder.management == {"sts:AssumeRole", "dynamodb:UpdateItem"}
+    assert _actions(_role_statements()) == recorder.management | LAMBDA_SERVICE_ACTIONS
+    assert _actions(_role_statements({"Tracing": "Active"})) - _actions(_role_statements()) == {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    # and the spoke role (template-spoke.yaml) allows what the function does with it
+    spoke_template = load(SPOKE_TEMPLATE)
+    spoke_role = next(
+        r
+        for r in spoke_template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName", {}) == {"Ref": "SpokeRoleName"}
+    )
+    spoke_actions = _actions(
+        [s for p in spoke_role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    )
+    assert recorder.spoke == {"ssm:PutParameter"}
+    assert recorder.spoke <= spoke_actions
+
+
+def test_alarms_notify_on_parked_records_function_errors_iterator_age_and_failed_budgets():
+    alarms = {k: v["Properties"] for k, v in RESOURCES.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = {(a["Namespace"], a["MetricName"]) for a in alarms.values()}
+    assert {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "IteratorAge"),
+        ("BudgetSync", "BudgetFailed"),
+        ("BudgetSync", "InvalidItem"),
+    } <= watched
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"], "every alarm must notify someone"
+
+
+def test_no_partition_region_or_account_is_hard_coded():
+    text = MANAGEMENT_TEMPLATE.read_text()
+    assert "arn:aws:" not in text
+    assert "us-east-1" not in text
+    for account in ("123456789012", *SPOKES):
+        assert account not in text
