@@ -171,6 +171,13 @@ def test_the_function_role_may_assume_only_the_named_spoke_role_inside_the_organ
     assert all(s["Resource"] != "*" for s in statements.values())
 
 
+def iam_actions(prefix: str, operation: str, params: dict[str, Any]) -> set[str]:
+    """The IAM actions a call needs. TransactWriteItems is authorised per contained action."""
+    if operation == "TransactWriteItems":
+        return {f"dynamodb:{kind}Item" for item in params["TransactItems"] for kind in item}
+    return {f"{prefix}:{operation}"}
+
+
 class _CallRecorder:
     """Every AWS call made while recording, split by whose credentials made it."""
 
@@ -182,9 +189,9 @@ class _CallRecorder:
         recorder = self
 
         def _make_api_call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-            action = f"{client.meta.service_model.signing_name}:{operation}"
             key = client._request_signer._credentials.get_frozen_credentials().access_key
-            (recorder.management if key == os.environ["AWS_ACCESS_KEY_ID"] else recorder.spoke).add(action)
+            whose = recorder.management if key == os.environ["AWS_ACCESS_KEY_ID"] else recorder.spoke
+            whose.update(iam_actions(client.meta.service_model.signing_name, operation, params))
             return original(client, operation, params)
 
         return _make_api_call

@@ -69,6 +69,15 @@ class FakeStatus:
         self.rows[update.account_id] = update
         return True
 
+    def record_many(self, updates: list[StatusUpdate]) -> list[str]:
+        failed = []
+        for update in updates:
+            try:
+                self.record(update)
+            except TransientError:
+                failed.append(update.account_id)
+        return failed
+
 
 def run(records, spokes=None, status=None, concurrency=10):
     spokes = spokes or FakeSpokes()

@@ -21,6 +21,8 @@ from budget_sync.observability import logger
 from budget_sync.spoke import SpokeGateway
 from budget_sync.status import Status, StatusStore, StatusUpdate
 
+REMOVED = "item deleted from the budgets table; the account keeps its last budget"
+
 
 class Outcome(StrEnum):
     """One per account and batch; each is also a CloudWatch metric name."""
@@ -71,7 +73,14 @@ class BudgetSync:
             return result
         workers = min(self._max_concurrency, len(plans))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="account") as pool:
-            outcomes = list(pool.map(self._apply, plans))
+            settled = list(pool.map(self._apply, plans))
+        outcomes = [outcome for outcome, _ in settled]
+        updates = [update for _, update in settled if update is not None]
+        unrecorded = set(self._status.record_many(updates)) if updates else set()
+        for index, plan in enumerate(plans):
+            if plan.account_id in unrecorded:  # an outcome nobody can see is not settled
+                logger.warning("status not written, will retry", extra={"account_id": plan.account_id})
+                outcomes[index] = Outcome.RETRY
         for plan, outcome in zip(plans, outcomes, strict=True):
             result.outcomes[outcome] += 1
             if outcome is Outcome.RETRY:
@@ -115,65 +124,49 @@ class BudgetSync:
             plan.newest, plan.newest_sequence = parsed, record.sequence_number
         return list(plans.values())
 
-    def _apply(self, plan: _AccountPlan) -> Outcome:
-        """Settle one account. Never raises: every path ends in an outcome."""
-        account_id, newest = plan.account_id, plan.newest
-        log = {"account_id": account_id, "sequence_number": plan.newest_sequence}
+    def _apply(self, plan: _AccountPlan) -> tuple[Outcome, StatusUpdate | None]:
+        """Settle one account: its outcome and the status to record. Never raises."""
+        account_id, newest, sequence = plan.account_id, plan.newest, plan.newest_sequence
+        log = {"account_id": account_id, "sequence_number": sequence}
         try:
             if isinstance(newest, InvalidItemError):
-                self._status.record(
-                    StatusUpdate(account_id, Status.FAILED, plan.newest_sequence, reason=str(newest))
-                )
                 logger.error("item rejected", extra={**log, "reason": str(newest), "field": newest.field})
-                return Outcome.INVALID_ITEM
-            if newest.kind is ChangeKind.REMOVE:
-                self._status.record(
-                    StatusUpdate(
-                        account_id,
-                        Status.UNMANAGED,
-                        plan.newest_sequence,
-                        reason="item deleted from the budgets table; the account keeps its last budget",
-                    )
+                return Outcome.INVALID_ITEM, StatusUpdate(
+                    account_id, Status.FAILED, sequence, reason=str(newest)
                 )
+            if newest.kind is ChangeKind.REMOVE:
                 logger.info("account no longer managed", extra=log)
-                return Outcome.UNMANAGED
+                return Outcome.UNMANAGED, StatusUpdate(account_id, Status.UNMANAGED, sequence, reason=REMOVED)
             if newest.unchanged:
                 logger.debug("value unchanged, nothing to send", extra=log)
-                return Outcome.UNCHANGED
-            return self._put(plan, newest, log)
+                return Outcome.UNCHANGED, None
+            return self._put(account_id, sequence, newest, log)
         except TransientError as exc:
             logger.warning("will retry", extra={**log, "reason": str(exc)})
-            return Outcome.RETRY
         except Exception:  # a bug must cost a retry, never a silently settled record
             logger.exception("unexpected error, will retry", extra=log)
-            return Outcome.RETRY
+        return Outcome.RETRY, None
 
-    def _put(self, plan: _AccountPlan, change: Change, log: dict[str, str]) -> Outcome:
+    def _put(
+        self, account_id: str, sequence: str, change: Change, log: dict[str, str]
+    ) -> tuple[Outcome, StatusUpdate]:
         assert change.new_value is not None
         amount = format_amount(change.new_value)
         try:
-            version = self._gateway.put_budget_value(plan.account_id, amount)
+            version = self._gateway.put_budget_value(account_id, amount)
         except PermanentError as exc:
-            self._status.record(
-                StatusUpdate(
-                    plan.account_id,
-                    Status.FAILED,
-                    plan.newest_sequence,
-                    desired=change.new_value,
-                    reason=str(exc),
-                )
-            )
             logger.error("budget not applied", extra={**log, "amount": amount, "reason": str(exc)})
-            return Outcome.FAILED
-        self._status.record(
-            StatusUpdate(
-                plan.account_id,
-                Status.APPLIED,
-                plan.newest_sequence,
-                desired=change.new_value,
-                applied=change.new_value,
-                parameter_version=version,
+            failed = StatusUpdate(
+                account_id, Status.FAILED, sequence, desired=change.new_value, reason=str(exc)
             )
-        )
+            return Outcome.FAILED, failed
         logger.info("budget applied", extra={**log, "amount": amount, "parameter_version": version})
-        return Outcome.APPLIED
+        applied = StatusUpdate(
+            account_id,
+            Status.APPLIED,
+            sequence,
+            desired=change.new_value,
+            applied=change.new_value,
+            parameter_version=version,
+        )
+        return Outcome.APPLIED, applied
