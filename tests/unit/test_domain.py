@@ -57,7 +57,8 @@ def test_given_a_bad_stored_value_when_parsed_then_the_error_names_field_value_a
         parse_budget_value(stored, ACCOUNT)
     assert caught.value.field == "BudgetValue"
     assert reason in str(caught.value)
-    assert repr(stored) in str(caught.value)
+    shown = stored if isinstance(stored, Decimal) else repr(stored)  # 10.505 as typed, 'abc' quoted
+    assert f"BudgetValue {shown} " in str(caught.value)
     assert caught.value.account_id == ACCOUNT
 
 

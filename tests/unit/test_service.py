@@ -158,7 +158,7 @@ def test_given_an_invalid_newest_value_then_failed_is_recorded_and_the_spoke_kee
     result, spokes, status = run([upsert(1, A, 10), upsert(2, A, Decimal("-3"), 10)])
     assert spokes.writes == []
     assert status.rows[A].status is Status.FAILED
-    assert "BudgetValue Decimal('-3') must be greater than 0" in status.rows[A].reason
+    assert "BudgetValue -3 must be greater than 0" in status.rows[A].reason
     assert result.outcomes[Outcome.INVALID_ITEM] == 1
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 
 class BudgetSyncError(Exception):
     """Base class. ``retryable`` tells the caller whether trying again can help."""
@@ -24,7 +26,8 @@ class InvalidItemError(PermanentError):
         self.value = value
         self.reason = reason
         self.account_id = account_id
-        super().__init__(f"{field} {value!r} {reason}")
+        shown = value if isinstance(value, Decimal | int) else repr(value)  # 12.345, but 'abc'
+        super().__init__(f"{field} {shown} {reason}")
 
 
 class SpokeAccessDenied(PermanentError):
