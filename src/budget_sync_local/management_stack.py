@@ -1,0 +1,179 @@
+"""Deploy template-management.yaml into the local organisation's management account.
+
+The SAM template is translated with ``aws-sam-translator`` (what ``sam deploy`` asks
+CloudFormation to do) and created with moto's CloudFormation, with two changes:
+
+* each function's ``CodeUri`` points at a zip of ``src/function`` uploaded to moto's S3;
+* the stream's event source mapping is left out: moto would invoke the function through
+  Docker on every write and empty the stream's buffer. The local pipeline
+  (``budget_sync_local.pipeline``) is the stream's only consumer and reads its settings
+  (batch size, retries, on-failure queue) from the same template.
+
+Resources that moto's CloudFormation skips (alarms, queue and topic policies) do not take
+part in the pipeline; they are listed in ``ManagementStack.skipped``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import os
+import warnings
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from samtranslator.translator.transform import transform
+
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, Resolver, load
+
+STACK_NAME = "budget-sync"
+CODE_BUCKET = "budget-sync-local-artifacts"
+CODE_KEY = "function.zip"
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """The event source mapping's settings, as the template sets them."""
+
+    batch_size: int
+    maximum_retry_attempts: int
+    maximum_record_age_s: int
+    bisect_on_error: bool
+    report_item_failures: bool
+    starting_position: str
+
+
+@dataclass(frozen=True)
+class ManagementStack:
+    account_id: str
+    region: str
+    budgets_table: str
+    status_table: str
+    stream_arn: str
+    on_failure_queue_url: str
+    function_logical_id: str
+    stream: StreamSettings
+    parameters: Mapping[str, str]
+    skipped: tuple[str, ...]
+
+
+class _NoManagedPolicies:
+    """The translator looks up AWS managed policy ARNs only for ``Policies`` shorthands,
+    which the template does not use; offline there is nothing to look up."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def translate(parameters: Mapping[str, str], region: str) -> dict[str, Any]:
+    """template-management.yaml as plain CloudFormation, as the SAM transform makes it."""
+    template = copy.deepcopy(load(MANAGEMENT_TEMPLATE))
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = f"s3://{CODE_BUCKET}/{CODE_KEY}"
+    saved = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = region  # the translator asks boto3 for the region
+    try:
+        translated: dict[str, Any] = transform(template, dict(parameters), _NoManagedPolicies())
+    finally:
+        if saved is None:
+            os.environ.pop("AWS_DEFAULT_REGION", None)
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = saved
+    return translated
+
+
+@contextmanager
+def moto_cloudformation_quiet() -> Iterator[None]:
+    """moto's CloudFormation logs and warns once per resource type it skips; the stack
+    description (``ManagementStack.skipped``) says the same thing once."""
+    parsing = logging.getLogger("moto")  # moto.cloudformation.parsing logs through it
+    level = parsing.level
+    parsing.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
+            yield
+    finally:
+        parsing.setLevel(level)
+
+
+def _function_zip() -> bytes:
+    buffer = io.BytesIO()
+    root = ROOT / "src" / "function"
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(root.rglob("*.py")):
+            archive.write(path, path.relative_to(root).as_posix())
+    return buffer.getvalue()
+
+
+def stream_settings(resolver: Resolver, function_logical_id: str = "UpdateFunction") -> StreamSettings:
+    events = resolver.properties(function_logical_id).get("Events", {})
+    source = next(e["Properties"] for e in events.values() if e["Type"] == "DynamoDB")
+    return StreamSettings(
+        batch_size=int(source.get("BatchSize", 100)),
+        maximum_retry_attempts=int(source.get("MaximumRetryAttempts", -1)),
+        maximum_record_age_s=int(source.get("MaximumRecordAgeInSeconds", -1)),
+        bisect_on_error=bool(source.get("BisectBatchOnFunctionError", False)),
+        report_item_failures="ReportBatchItemFailures" in source.get("FunctionResponseTypes", []),
+        starting_position=str(source["StartingPosition"]),
+    )
+
+
+def deploy(
+    session: boto3.Session, account_id: str, region: str, parameters: Mapping[str, str] | None = None
+) -> ManagementStack:
+    """Create the management stack in the account of ``session`` (moto) and describe it."""
+    parameters = dict(parameters or {})
+    template = translate(parameters, region)
+    mappings = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
+    for logical_id in mappings:
+        del template["Resources"][logical_id]
+
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket=CODE_BUCKET)
+    s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=_function_zip())
+
+    cloudformation = session.client("cloudformation")
+    with moto_cloudformation_quiet():
+        cloudformation.create_stack(
+            StackName=STACK_NAME,
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=["CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise RuntimeError(
+                f"management stack: {stack['StackStatus']} {stack.get('StackStatusReason', '')}"
+            )
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        created = {
+            r["LogicalResourceId"]
+            for r in cloudformation.list_stack_resources(StackName=STACK_NAME)["StackResourceSummaries"]
+        }
+    skipped = tuple(sorted(set(template["Resources"]) - created))
+
+    budgets_table = outputs["BudgetsTableName"]
+    stream_arn = session.client("dynamodb").describe_table(TableName=budgets_table)["Table"][
+        "LatestStreamArn"
+    ]
+    resolver = Resolver(load(MANAGEMENT_TEMPLATE), parameters, account_id=account_id, region=region)
+    return ManagementStack(
+        account_id=account_id,
+        region=region,
+        budgets_table=budgets_table,
+        status_table=outputs["StatusTableName"],
+        stream_arn=stream_arn,
+        on_failure_queue_url=outputs["OnFailureQueueUrl"],
+        function_logical_id="UpdateFunction",
+        stream=stream_settings(resolver),
+        parameters=parameters,
+        skipped=skipped + tuple(mappings),
+    )

@@ -1,0 +1,311 @@
+"""The local pipeline: what Lambda's stream poller and EventBridge do in AWS.
+
+``StreamPoller`` reads the budgets table's stream through the DynamoDB Streams API, from
+TRIM_HORIZON, shard by shard and in order, and calls the function the template names with
+Lambda's event shape and the template's batch size. It honours the batch response as
+Lambda does with ``ReportBatchItemFailures``: it checkpoints at the lowest failed sequence
+number and retries from there; a function error bisects the batch (if the template asks
+for it); once ``MaximumRetryAttempts`` is exhausted the batch's description goes to the
+on-failure queue and the shard moves on. (``MaximumRecordAgeInSeconds`` is not emulated:
+local runs are minutes long.)
+
+``Pipeline`` adds the spoke side: each ``Parameter Store Change`` event that a spoke
+parameter write produced is matched against the rule's pattern from template-spoke.yaml
+and, on a match, the Automation document runs with the automation role's credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from budget_sync_local.management_stack import StreamSettings
+from budget_sync_local.streams import lambda_event, lambda_record
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing the pipeline did, for whoever watches (the demo prints them)."""
+
+    kind: str  # batch | retry | on-failure | parameter-change | ignored-event | automation
+    account: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+Observer = Callable[[Step], None]
+
+
+def _ignore(_: Step) -> None:
+    return None
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    iterator: str | None
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 0
+    batch_limit: int = 0
+    not_before: float = 0.0
+
+
+class StreamPoller:
+    """Lambda's event source mapping for one DynamoDB stream, polled on demand."""
+
+    def __init__(
+        self,
+        streams: DynamoDBStreamsClient,
+        stream_arn: str,
+        settings: StreamSettings,
+        invoke: Callable[[dict[str, Any]], Any],
+        on_failure: Callable[[dict[str, Any]], None],
+        observer: Observer = _ignore,
+        retry_delay_s: float = 0.05,
+    ) -> None:
+        self._streams = streams
+        self._stream_arn = stream_arn
+        self._settings = settings
+        self._invoke = invoke
+        self._on_failure = on_failure
+        self._observe = observer
+        self._retry_delay_s = retry_delay_s
+        self._shards: dict[str, _Shard] = {}
+
+    def _refresh_shards(self) -> None:
+        description = self._streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]
+        for shard in description.get("Shards", []):
+            shard_id = shard["ShardId"]
+            if shard_id not in self._shards:
+                iterator = self._streams.get_shard_iterator(
+                    StreamArn=self._stream_arn,
+                    ShardId=shard_id,
+                    ShardIteratorType=self._settings.starting_position,  # type: ignore[arg-type]
+                )["ShardIterator"]
+                self._shards[shard_id] = _Shard(shard_id, iterator, batch_limit=self._settings.batch_size)
+
+    def _fetch(self, shard: _Shard) -> None:
+        while shard.iterator and len(shard.pending) < shard.batch_limit:
+            page = self._streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+            records = page.get("Records", [])
+            shard.pending.extend(lambda_record(dict(r), self._stream_arn) for r in records)
+            shard.iterator = page.get("NextShardIterator")
+            if not records:
+                break
+
+    def poll(self) -> int:
+        """Deliver at most one batch per shard; the number of records the function was given."""
+        self._refresh_shards()
+        delivered = 0
+        for shard in self._shards.values():
+            if time.monotonic() < shard.not_before:
+                continue
+            self._fetch(shard)
+            if shard.pending:
+                delivered += self._deliver(shard)
+        return delivered
+
+    def idle(self) -> bool:
+        return all(not shard.pending for shard in self._shards.values())
+
+    def _deliver(self, shard: _Shard) -> int:
+        batch = shard.pending[: shard.batch_limit]
+        try:
+            response = self._invoke(lambda_event(batch))
+            failed = self._failed_index(batch, response)
+            error = None
+        except Exception as exc:
+            failed, error = 0, f"{type(exc).__name__}: {exc}"
+        self._observe(
+            Step(
+                "batch",
+                detail={
+                    "records": len(batch),
+                    "failed_from": failed,
+                    "error": error,
+                    "attempt": shard.attempts + 1,
+                },
+            )
+        )
+        if failed is None:
+            del shard.pending[: len(batch)]
+            shard.attempts, shard.batch_limit = 0, self._settings.batch_size
+            return len(batch)
+
+        del shard.pending[:failed]  # checkpoint at the lowest failed sequence number
+        shard.attempts += 1
+        if error and self._settings.bisect_on_error and len(batch) > 1:
+            shard.batch_limit = max(1, len(batch) // 2)
+        limit = self._settings.maximum_retry_attempts
+        if limit != -1 and shard.attempts > limit:
+            exhausted = shard.pending[: len(batch) - failed]
+            self._on_failure(self._batch_info(shard, exhausted, error))
+            self._observe(Step("on-failure", detail={"records": len(exhausted), "shard": shard.shard_id}))
+            del shard.pending[: len(exhausted)]
+            shard.attempts, shard.batch_limit = 0, self._settings.batch_size
+        else:
+            shard.not_before = time.monotonic() + self._retry_delay_s * 2 ** min(shard.attempts, 5)
+            self._observe(Step("retry", detail={"attempt": shard.attempts, "records": len(batch) - failed}))
+        return len(batch)
+
+    @staticmethod
+    def _failed_index(batch: list[dict[str, Any]], response: Any) -> int | None:
+        """Index of the first record to retry, or None when the whole batch succeeded."""
+        if not isinstance(response, Mapping) or "batchItemFailures" not in response:
+            return None  # Lambda treats any other answer as success
+        failed = {str(item.get("itemIdentifier")) for item in response["batchItemFailures"]}
+        if not failed:
+            return None
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in batch]
+        if failed - set(numbers):
+            return 0  # an identifier that is not in the batch: Lambda retries the whole batch
+        return min(numbers.index(n) for n in failed)
+
+    def _batch_info(self, shard: _Shard, records: list[dict[str, Any]], error: str | None) -> dict[str, Any]:
+        """The message Lambda sends to an OnFailure destination for a stream batch."""
+
+        def arrival(record: dict[str, Any]) -> str:
+            created = record["dynamodb"].get("ApproximateCreationDateTime", 0)
+            return datetime.fromtimestamp(float(created), UTC).isoformat()
+
+        return {
+            "requestContext": {
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": shard.attempts,
+            },
+            "responseContext": {"functionError": error or "ReportedBatchItemFailures"},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "DDBStreamBatchInfo": {
+                "shardId": shard.shard_id,
+                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": arrival(records[0]),
+                "approximateArrivalOfLastRecord": arrival(records[-1]),
+                "batchSize": len(records),
+                "streamArn": self._stream_arn,
+            },
+        }
+
+
+class SpokeHandler(Protocol):
+    """What the pipeline needs of a deployed spoke stack (budget_sync_local.spoke_stack)."""
+
+    def handle(self, event: dict[str, Any], session_for_role: Callable[[str], Any]) -> Any: ...
+
+
+class Pipeline:
+    """Stream -> function -> spoke parameter -> rule -> Automation, one step at a time."""
+
+    def __init__(
+        self,
+        poller: StreamPoller,
+        spokes: Mapping[str, SpokeHandler],
+        session_for_role: Callable[[str], Any],
+        observer: Observer = _ignore,
+    ) -> None:
+        self.poller = poller
+        self.spokes = spokes
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._session_for_role = session_for_role
+        self._observe = observer
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """EventBridge's default bus in each spoke account (the stand-ins call this)."""
+        self.events.put(event)
+
+    def step(self) -> int:
+        """One round: a batch per shard, then every event waiting. Work done (0 = idle)."""
+        with self._lock:
+            work = self.poller.poll()
+            while True:
+                try:
+                    event = self.events.get_nowait()
+                except queue.Empty:
+                    break
+                work += 1
+                self._route(event)
+            return work
+
+    def _route(self, event: dict[str, Any]) -> None:
+        account = str(event.get("account"))
+        detail = event.get("detail", {})
+        self._observe(
+            Step(
+                "parameter-change",
+                account,
+                {"name": detail.get("name"), "operation": detail.get("operation")},
+            )
+        )
+        spoke = self.spokes.get(account)
+        if spoke is None:
+            self._observe(Step("ignored-event", account, {"reason": "no spoke stack in this account"}))
+            return
+        try:
+            result = spoke.handle(event, self._session_for_role)
+        except Exception as exc:
+            message = f"{account}: automation could not start: {type(exc).__name__}: {exc}"
+            self.errors.append(message)
+            self._observe(Step("automation", account, {"status": "Error", "error": message}))
+            return
+        if result is None:
+            self._observe(Step("ignored-event", account, {"reason": "the rule's pattern does not match"}))
+            return
+        self._observe(
+            Step(
+                "automation",
+                account,
+                {"status": result.status, "outputs": dict(result.outputs), "failure": result.failure_message},
+            )
+        )
+
+    def run_until_idle(self, timeout_s: float = 60.0, pause_s: float = 0.01) -> None:
+        """Step until a round finds nothing to do and no retry is waiting."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.step() == 0 and self.poller.idle() and self.events.empty():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the pipeline still had work after {timeout_s:.0f} s")
+            time.sleep(pause_s)
+
+    def start(self, interval_s: float = 0.25) -> None:
+        """Run in a background thread (``make local``) until ``stop``."""
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    busy = self.step()
+                except Exception as exc:
+                    self.errors.append(f"pipeline: {type(exc).__name__}: {exc}")
+                    busy = 0
+                if not busy:
+                    self._stop.wait(interval_s)
+
+        self._thread = threading.Thread(target=loop, name="budget-sync-pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def on_failure_sender(sqs: SQSClient, queue_url: str) -> Callable[[dict[str, Any]], None]:
+    def send(message: dict[str, Any]) -> None:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message))
+
+    return send
