@@ -1,4 +1,5 @@
-"""The spoke adapter: reach an account's BlogBudgetsSpokeRole and write its parameter.
+"""The spoke adapter: reach an account's BlogBudgetsSpokeRole, write and read its parameter,
+and read its budget (the reconciler and ``budgetctl status``).
 
 All boto3 and ClientError handling for spoke accounts lives here; callers see the
 project's own errors (errors.py). Cross-account clients are cached per account until
@@ -8,8 +9,10 @@ their credentials are close to expiry, so a warm function makes one call per acc
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
@@ -19,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from budget_sync.errors import ParameterRejected, PermanentError, SpokeAccessDenied, TransientError
 
 if TYPE_CHECKING:
+    from mypy_boto3_budgets import BudgetsClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
 
@@ -42,6 +46,9 @@ _REJECTED = {
     "UnsupportedParameterType",
 }
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+_NOT_FOUND = {"ParameterNotFound", "NotFoundException"}
+#: The spoke budget's default name (template-spoke.yaml, BudgetName).
+DEFAULT_BUDGET_NAME = "SpokeAccountBudget"
 
 
 class SpokeGateway(Protocol):
@@ -52,10 +59,36 @@ class SpokeGateway(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ParameterReading:
+    """The spoke parameter as it is: its text and version (None, None: it does not exist)."""
+
+    value: str | None
+    version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetReading:
+    """The spoke budget's limit and this period's spend, as AWS Budgets reports them.
+
+    ``limit`` is None if the budget has no fixed limit (PlannedBudgetLimits) or it is not
+    in USD; ``unit`` says which.
+    """
+
+    limit: Decimal | None
+    unit: str
+    actual: Decimal | None
+    forecasted: Decimal | None
+
+
 @dataclass(slots=True)
 class _CachedClient:
+    """One account's clients, all on the same assumed-role credentials."""
+
     client: SSMClient
     expires: datetime
+    credentials: dict[str, str]
+    budgets: BudgetsClient | None = None
 
 
 class SsmSpokeGateway:
@@ -104,24 +137,95 @@ class SsmSpokeGateway:
             raise TransientError(f"account {account_id}: {exc}") from exc
         return int(response["Version"])
 
+    def read_parameter(self, account_id: str) -> ParameterReading:
+        """The parameter's current value and version (ssm:GetParameter through the spoke role)."""
+        ssm = self.ssm_client(account_id)
+        try:
+            parameter = ssm.get_parameter(Name=self._parameter_name)["Parameter"]
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                return ParameterReading(None, None)
+            self._forget_if_expired(account_id, exc)
+            raise _translate(
+                exc,
+                account_id,
+                denied=f"the spoke role may not read {self._parameter_name}",
+                rejected=f"cannot read {self._parameter_name}",
+            ) from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"account {account_id}: {exc}") from exc
+        return ParameterReading(parameter.get("Value"), parameter.get("Version"))
+
+    def read_budget(self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME) -> BudgetReading | None:
+        """The budget's limit and spend (budgets:ViewBudget through the spoke role); None if absent."""
+        budgets = self.budgets_client(account_id)
+        try:
+            budget = budgets.describe_budget(AccountId=account_id, BudgetName=budget_name)["Budget"]
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                return None
+            self._forget_if_expired(account_id, exc)
+            raise _translate(
+                exc,
+                account_id,
+                denied=f"the spoke role may not view the budget {budget_name}",
+                rejected=f"cannot read the budget {budget_name}",
+            ) from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"account {account_id}: {exc}") from exc
+        limit: Mapping[str, Any] = budget.get("BudgetLimit") or {}
+        spend: Mapping[str, Any] = budget.get("CalculatedSpend") or {}
+        unit = str(limit.get("Unit", ""))
+        return BudgetReading(
+            limit=_decimal(limit.get("Amount")) if unit in ("USD", "") else None,
+            unit=unit,
+            actual=_decimal((spend.get("ActualSpend") or {}).get("Amount")),
+            forecasted=_decimal((spend.get("ForecastedSpend") or {}).get("Amount")),
+        )
+
     def ssm_client(self, account_id: str) -> SSMClient:
         """An SSM client acting as the spoke role in ``account_id`` (cached)."""
+        return self._cached(account_id).client
+
+    def budgets_client(self, account_id: str) -> BudgetsClient:
+        """A Budgets client on the same cached credentials as the account's SSM client."""
+        cached = self._cached(account_id)
+        if cached.budgets is None:
+            with self._lock:  # building clients on one session is not thread-safe
+                keys = cached.credentials
+                cached.budgets = self._session.client(
+                    "budgets",
+                    region_name=self._region,
+                    aws_access_key_id=keys["AccessKeyId"],
+                    aws_secret_access_key=keys["SecretAccessKey"],
+                    aws_session_token=keys["SessionToken"],
+                    config=CLIENT_CONFIG,
+                )
+        return cached.budgets
+
+    def _cached(self, account_id: str) -> _CachedClient:
         now = datetime.now(UTC)
         cached = self._clients.get(account_id)
         if cached is not None and cached.expires - EXPIRY_MARGIN > now:
-            return cached.client
+            return cached
         credentials = self._assume(account_id)
+        keys = {k: credentials[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
         with self._lock:  # building clients on one session is not thread-safe
             client: SSMClient = self._session.client(
                 "ssm",
                 region_name=self._region,
-                aws_access_key_id=credentials["AccessKeyId"],
-                aws_secret_access_key=credentials["SecretAccessKey"],
-                aws_session_token=credentials["SessionToken"],
+                aws_access_key_id=keys["AccessKeyId"],
+                aws_secret_access_key=keys["SecretAccessKey"],
+                aws_session_token=keys["SessionToken"],
                 config=CLIENT_CONFIG,
             )
-            self._clients[account_id] = _CachedClient(client, _as_utc(credentials["Expiration"]))
-        return client
+            cached = _CachedClient(client, _as_utc(credentials["Expiration"]), keys)
+            self._clients[account_id] = cached
+        return cached
+
+    def _forget_if_expired(self, account_id: str, exc: ClientError) -> None:
+        if _code(exc) in _EXPIRED:
+            self.forget(account_id)
 
     def forget(self, account_id: str) -> None:
         self._clients.pop(account_id, None)
@@ -164,6 +268,15 @@ def _translate(exc: ClientError, account_id: str, *, denied: str, rejected: str)
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _decimal(value: object) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -1,0 +1,408 @@
+"""Level-triggered repair: per account, the table's value against the spoke's parameter and budget.
+
+The stream function is edge-triggered, and EventBridge delivers ``Parameter Store Change``
+events on a best-effort basis; a stack update or a hand edit can also change a budget. The
+reconciler therefore compares, for every item of the budgets table:
+
+  desired    the item's ``BudgetValue`` (validated by the one item contract, domain.py)
+  parameter  the spoke parameter (ssm:GetParameter through the spoke role)
+  budget     the spoke budget's limit and spend (budgets:ViewBudget through the spoke role)
+
+and classifies the account (``Drift``). Repair is always the same act: write the desired value
+to the parameter again. The spoke's EventBridge rule then starts the Automation document,
+which sets the budget's limit (and recreates a deleted budget). SSM creates a new parameter
+version on every overwrite, even with an unchanged value, and every version is a ``Parameter
+Store Change`` event: so a budget that drifted under a correct parameter is repaired too.
+
+The scheduled function (handlers/reconcile.py) and ``budgetctl status|reconcile`` run this code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from budget_sync.config import Settings
+from budget_sync.domain import (
+    ACCOUNT_ID_FIELD,
+    BUDGET_VALUE_FIELD,
+    format_amount,
+    parse_account_id,
+    parse_budget_text,
+    parse_budget_value,
+)
+from budget_sync.errors import BudgetSyncError, ConfigError, InvalidItemError
+from budget_sync.observability import logger
+from budget_sync.spoke import DEFAULT_BUDGET_NAME, BudgetReading, ParameterReading
+from budget_sync.status import Status, StatusStore, StatusUpdate
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+SOURCE = "reconciler"
+_TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
+_BUDGET_NAME = re.compile(r"[^:\\]{1,100}")
+_deserialize = TypeDeserializer().deserialize
+
+
+class Drift(StrEnum):
+    """What one account looks like, from the table's point of view."""
+
+    IN_SYNC = "IN_SYNC"  # parameter and budget limit both equal the desired value
+    PARAMETER_DRIFT = "PARAMETER_DRIFT"  # the parameter holds another value (lost write, hand edit)
+    MISSING_PARAMETER = "MISSING_PARAMETER"  # the parameter was deleted
+    BUDGET_DRIFT = "BUDGET_DRIFT"  # the parameter is right, the budget limit is not (lost event, hand edit)
+    MISSING_BUDGET = "MISSING_BUDGET"  # the budget was deleted (the Automation recreates it)
+    INVALID_ITEM = "INVALID_ITEM"  # the item breaks the contract: fix the item, nothing to apply
+    UNREACHABLE = "UNREACHABLE"  # the spoke role cannot be assumed or may not read
+    NOT_MANAGED = "NOT_MANAGED"  # (--org) an account of the organisation with no item
+    NOT_IN_ORGANIZATION = "NOT_IN_ORGANIZATION"  # (--org) an item for an account outside it
+
+
+#: The states a parameter write repairs.
+REPAIRABLE = frozenset(
+    {Drift.PARAMETER_DRIFT, Drift.MISSING_PARAMETER, Drift.BUDGET_DRIFT, Drift.MISSING_BUDGET}
+)
+
+
+class Action(StrEnum):
+    NONE = ""
+    REPAIRED = "REPAIRED"  # the parameter was written again
+    FAILED = "FAILED"  # the repair was tried and failed
+
+
+class SpokeReader(Protocol):
+    """What reconciliation needs from a spoke account (SsmSpokeGateway implements it)."""
+
+    def read_parameter(self, account_id: str) -> ParameterReading: ...
+
+    def read_budget(self, account_id: str, budget_name: str = ...) -> BudgetReading | None: ...
+
+    def put_budget_value(self, account_id: str, amount_text: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredItem:
+    """One budgets-table item, validated. ``value`` is None when ``error`` says why."""
+
+    account_id: str
+    value: Decimal | None
+    error: str = ""
+    updated_by: str = ""
+    updated_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountReport:
+    """One account: what the table, the status table and the spoke say, and what was done."""
+
+    account_id: str
+    drift: Drift
+    desired: Decimal | None = None
+    reason: str = ""
+    parameter: str | None = None
+    parameter_version: int | None = None
+    budget: BudgetReading | None = None
+    last_status: str = ""
+    last_reason: str = ""
+    action: Action = Action.NONE
+    new_version: int | None = None
+    retryable: bool = False  # the failure was transient (throttling, timeout): no FAILED status
+
+    @property
+    def budget_limit(self) -> Decimal | None:
+        return self.budget.limit if self.budget else None
+
+    @property
+    def percent_of_limit(self) -> Decimal | None:
+        """Actual spend as a percentage of the limit, one decimal."""
+        if self.budget is None or not self.budget.limit or self.budget.actual is None:
+            return None
+        return (self.budget.actual * 100 / self.budget.limit).quantize(Decimal("0.1"))
+
+    @property
+    def ok(self) -> bool:
+        """True if nothing is left for an operator to do (in sync, or repaired just now)."""
+        return self.drift is Drift.IN_SYNC or self.action is Action.REPAIRED
+
+
+@dataclass(slots=True)
+class Summary:
+    reports: list[AccountReport] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(r.drift.value for r in self.reports)
+
+    @property
+    def drifted(self) -> int:
+        return sum(1 for r in self.reports if r.drift in REPAIRABLE)
+
+    @property
+    def repaired(self) -> int:
+        return sum(1 for r in self.reports if r.action is Action.REPAIRED)
+
+    @property
+    def failed(self) -> int:
+        """Accounts the reconciler could not bring in line: unreachable, invalid item, failed repair."""
+        return sum(
+            1
+            for r in self.reports
+            if r.action is Action.FAILED or r.drift in (Drift.UNREACHABLE, Drift.INVALID_ITEM)
+        )
+
+
+def classify(
+    desired: Decimal, parameter: ParameterReading, budget: BudgetReading | None
+) -> tuple[Drift, str]:
+    """The drift state of an account with a valid item whose spoke could be read. Pure."""
+    wanted = format_amount(desired)
+    if parameter.value is None:
+        return Drift.MISSING_PARAMETER, f"parameter missing; desired {wanted}"
+    try:
+        in_parameter: Decimal | None = parse_budget_text(parameter.value)
+    except InvalidItemError:
+        in_parameter = None
+    if in_parameter != desired:
+        return Drift.PARAMETER_DRIFT, f"parameter {parameter.value!r} differs from desired {wanted}"
+    if budget is None:
+        return Drift.MISSING_BUDGET, f"budget missing; desired {wanted}"
+    if budget.limit is None:
+        return Drift.BUDGET_DRIFT, f"budget limit is not a USD amount (unit {budget.unit!r})"
+    if budget.limit != desired:
+        return Drift.BUDGET_DRIFT, f"budget limit {format_amount(budget.limit)} differs from desired {wanted}"
+    return Drift.IN_SYNC, ""
+
+
+def read_desired(client: DynamoDBClient, table_name: str) -> list[DesiredItem]:
+    """Every item of the budgets table (Scan), validated; sorted by account."""
+    items: list[DesiredItem] = []
+    for page in client.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
+        for raw in page.get("Items", []):
+            items.append(desired_item({k: _deserialize(v) for k, v in raw.items()}))
+    return sorted(items, key=lambda i: i.account_id)
+
+
+def desired_item(item: Mapping[str, Any]) -> DesiredItem:
+    raw_account = item.get(ACCOUNT_ID_FIELD)
+    audit = {"updated_by": str(item.get("UpdatedBy", "")), "updated_at": str(item.get("UpdatedAt", ""))}
+    try:
+        account_id = parse_account_id(raw_account)
+        value = parse_budget_value(item.get(BUDGET_VALUE_FIELD), account_id)
+    except InvalidItemError as exc:
+        return DesiredItem(str(raw_account), None, str(exc), **audit)
+    return DesiredItem(account_id, value, **audit)
+
+
+def read_statuses(client: DynamoDBClient, table_name: str) -> dict[str, dict[str, Any]]:
+    """The status table, per account (one Scan: cheaper than a read per account)."""
+    statuses: dict[str, dict[str, Any]] = {}
+    for page in client.get_paginator("scan").paginate(TableName=table_name):
+        for raw in page.get("Items", []):
+            item = {k: _deserialize(v) for k, v in raw.items()}
+            statuses[str(item.get("AccountId"))] = item
+    return statuses
+
+
+class Reconciler:
+    """Inspect accounts concurrently and, with ``apply``, repair what drifted."""
+
+    def __init__(
+        self,
+        spokes: SpokeReader,
+        status: StatusStore | None = None,
+        *,
+        budget_name: str = DEFAULT_BUDGET_NAME,
+        max_concurrency: int = 10,
+    ) -> None:
+        self._spokes = spokes
+        self._status = status
+        self._budget_name = budget_name
+        self._max_concurrency = max_concurrency
+
+    def run(
+        self,
+        items: Sequence[DesiredItem],
+        statuses: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        apply: bool = False,
+        on_account: Callable[[AccountReport], None] | None = None,
+    ) -> Summary:
+        """One report per item, in the items' order. ``on_account`` is called as each finishes.
+
+        With ``apply``, repairable accounts get their parameter written again and the status
+        table (if given) records the outcome with Source=reconciler.
+        """
+        statuses = statuses or {}
+        if apply and self._status is None:
+            raise ValueError("apply needs a status store")
+
+        def one(item: DesiredItem) -> AccountReport:
+            report = self._account(item, statuses.get(item.account_id), apply)
+            if on_account is not None:
+                on_account(report)
+            return report
+
+        if not items:
+            return Summary()
+        workers = max(1, min(self._max_concurrency, len(items)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
+            reports = list(pool.map(one, items))
+        if apply:
+            self._record(reports, statuses)
+        return Summary(reports)
+
+    def _account(self, item: DesiredItem, status: Mapping[str, Any] | None, apply: bool) -> AccountReport:
+        base = AccountReport(
+            item.account_id,
+            Drift.IN_SYNC,
+            desired=item.value,
+            last_status=str((status or {}).get("Status", "")),
+            last_reason=str((status or {}).get("Reason", "")),
+        )
+        if item.value is None:
+            return replace(base, drift=Drift.INVALID_ITEM, reason=item.error)
+        try:
+            parameter = self._spokes.read_parameter(item.account_id)
+            budget = self._spokes.read_budget(item.account_id, self._budget_name)
+        except BudgetSyncError as exc:
+            return replace(base, drift=Drift.UNREACHABLE, reason=str(exc), retryable=exc.retryable)
+        except Exception as exc:  # a bug in one account must not hide the others
+            logger.exception("unexpected error reading the spoke", extra={"account_id": item.account_id})
+            return replace(base, drift=Drift.UNREACHABLE, reason=f"unexpected error: {exc!r}")
+        drift, reason = classify(item.value, parameter, budget)
+        report = replace(
+            base,
+            drift=drift,
+            reason=reason,
+            parameter=parameter.value,
+            parameter_version=parameter.version,
+            budget=budget,
+        )
+        if drift is not Drift.IN_SYNC:
+            logger.warning(
+                "account drifted",
+                extra={"account_id": item.account_id, "drift": drift.value, "reason": reason},
+            )
+        if apply and drift in REPAIRABLE:
+            return self._repair(report)
+        return report
+
+    def _repair(self, report: AccountReport) -> AccountReport:
+        assert report.desired is not None
+        amount = format_amount(report.desired)
+        try:
+            version = self._spokes.put_budget_value(report.account_id, amount)
+        except BudgetSyncError as exc:
+            logger.error(
+                "repair failed",
+                extra={"account_id": report.account_id, "amount": amount, "reason": str(exc)},
+            )
+            return replace(
+                report,
+                action=Action.FAILED,
+                reason=f"{report.reason}; repair failed: {exc}",
+                retryable=exc.retryable,
+            )
+        logger.info(
+            "account repaired",
+            extra={"account_id": report.account_id, "amount": amount, "parameter_version": version},
+        )
+        return replace(report, action=Action.REPAIRED, new_version=version)
+
+    def _record(self, reports: Sequence[AccountReport], statuses: Mapping[str, Mapping[str, Any]]) -> None:
+        assert self._status is not None
+        updates = [
+            update
+            for report in reports
+            if (update := status_update(report, statuses.get(report.account_id))) is not None
+        ]
+        if not updates:
+            return
+        unwritten = self._status.record_many(updates)
+        if unwritten:
+            logger.warning("status not written", extra={"accounts": unwritten})
+
+
+def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> StatusUpdate | None:
+    """The status a reconciliation leaves, or None if the status table already says it.
+
+    The update carries the sequence number of the status it read, so the status table's
+    condition (never replace a newer status) also refuses it if the stream function wrote a
+    newer status in the meantime: the stream's word on a newer value wins.
+    """
+    last = last or {}
+    sequence = str(last.get("SequenceNumber", "0"))
+    if report.action is Action.REPAIRED:
+        return StatusUpdate(
+            report.account_id,
+            Status.APPLIED,
+            sequence,
+            desired=report.desired,
+            applied=report.desired,
+            reason=f"repaired by the reconciler: {report.reason}",
+            parameter_version=report.new_version,
+            source=SOURCE,
+        )
+    failed = report.action is Action.FAILED or report.drift is Drift.UNREACHABLE
+    if failed and not report.retryable:  # a transient failure is simply tried again next run
+        if last.get("Status") == Status.FAILED and last.get("Reason") == report.reason:
+            return None
+        return StatusUpdate(
+            report.account_id,
+            Status.FAILED,
+            sequence,
+            desired=report.desired,
+            reason=report.reason,
+            source=SOURCE,
+        )
+    if report.drift is Drift.IN_SYNC:
+        already = last.get("Status") == Status.APPLIED and last.get("DesiredValue") == report.desired
+        if already:
+            return None
+        return StatusUpdate(
+            report.account_id,
+            Status.APPLIED,
+            sequence,
+            desired=report.desired,
+            applied=report.desired,
+            reason="in sync (checked by the reconciler)",
+            parameter_version=report.parameter_version,
+            source=SOURCE,
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcilerSettings:
+    """The scheduled reconciler's configuration: the stream function's, plus two names.
+
+    Environment variables (template-management.yaml, ReconcilerFunction):
+      BUDGETS_TABLE_NAME  the operators' table
+      BUDGET_NAME         the spoke budget (template-spoke.yaml, BudgetName)
+      and those of budget_sync.config.Settings.
+    """
+
+    common: Settings
+    budgets_table_name: str
+    budget_name: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcilerSettings:
+        env = os.environ if env is None else env
+        table = env.get("BUDGETS_TABLE_NAME", "").strip()
+        if not _TABLE_NAME.fullmatch(table):
+            raise ConfigError(f"environment variable BUDGETS_TABLE_NAME has an invalid value {table!r}")
+        budget = env.get("BUDGET_NAME", DEFAULT_BUDGET_NAME).strip() or DEFAULT_BUDGET_NAME
+        if not _BUDGET_NAME.fullmatch(budget):
+            raise ConfigError(f"environment variable BUDGET_NAME has an invalid value {budget!r}")
+        return cls(Settings.from_env(env), table, budget)
