@@ -102,14 +102,18 @@ class SsmSpokeGateway:
         region: str,
         session_name: str,
         session: boto3.Session | None = None,
+        endpoint_url: str | None = None,
     ) -> None:
         self._session = session or boto3.Session()
+        self._endpoint_url = endpoint_url  # budgetctl --endpoint-url (the local organisation)
         self._parameter_name = parameter_name
         self._role_name = role_name
         self._region = region
         self._session_name = session_name
         self._partition = self._session.get_partition_for_region(region)
-        self._sts: STSClient = self._session.client("sts", region_name=region, config=CLIENT_CONFIG)
+        self._sts: STSClient = self._session.client(
+            "sts", region_name=region, config=CLIENT_CONFIG, endpoint_url=endpoint_url
+        )
         self._clients: dict[str, _CachedClient] = {}
         self._lock = threading.Lock()
 
@@ -200,6 +204,7 @@ class SsmSpokeGateway:
                     aws_secret_access_key=keys["SecretAccessKey"],
                     aws_session_token=keys["SessionToken"],
                     config=CLIENT_CONFIG,
+                    endpoint_url=self._endpoint_url,
                 )
         return cached.budgets
 
@@ -218,6 +223,7 @@ class SsmSpokeGateway:
                 aws_secret_access_key=keys["SecretAccessKey"],
                 aws_session_token=keys["SessionToken"],
                 config=CLIENT_CONFIG,
+                endpoint_url=self._endpoint_url,
             )
             cached = _CachedClient(client, _as_utc(credentials["Expiration"]), keys)
             self._clients[account_id] = cached

@@ -1,0 +1,7 @@
+"""``python -m budgetctl``: the same as the ``budgetctl`` console script."""
+
+import sys
+
+from budgetctl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,31 @@
+"""budgetctl's exit codes and the errors that map to them (docs/operate.md, "Exit codes")."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    PROBLEM = 1  # drift or a failed account (status, reconcile), no such item (get, delete)
+    USAGE = 2  # bad arguments or input, refused before any AWS call
+    CONFLICT = 3  # the item changed since it was read: nothing (or not all) was written
+    AWS = 4  # credentials, permissions, throttling, endpoint: the AWS call failed
+
+
+class CliError(Exception):
+    """An error the command reports in one line and exits with ``code``."""
+
+    code = ExitCode.USAGE
+
+
+class UsageError(CliError):
+    code = ExitCode.USAGE
+
+
+class ConflictError(CliError):
+    code = ExitCode.CONFLICT
+
+
+class AwsError(CliError):
+    code = ExitCode.AWS

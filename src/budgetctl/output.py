@@ -1,0 +1,88 @@
+"""Output: rich tables for people (``--output table``), JSON and CSV for scripts.
+
+Results go to stdout; messages, errors and progress bars go to stderr, so that
+``budgetctl status --output json | jq`` always reads clean JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+FORMATS = ("table", "json", "csv")
+
+
+class Output:
+    def __init__(
+        self, fmt: str = "table", stdout: TextIO | None = None, stderr: TextIO | None = None
+    ) -> None:
+        self.format = fmt
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self._err = Console(file=self.stderr, highlight=False, soft_wrap=True)
+
+    def rows(self, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str = "") -> None:
+        """One record per row, with these columns, in the chosen format."""
+        if self.format == "json":
+            json.dump([{c: _json(row.get(c)) for c in columns} for row in rows], self.stdout, indent=2)
+            self.stdout.write("\n")
+        elif self.format == "csv":
+            writer = csv.writer(self.stdout, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows([[_text(row.get(c)) for c in columns] for row in rows])
+        else:
+            table = Table(title=title or None, title_justify="left")
+            for column in columns:
+                table.add_column(column, overflow="fold")
+            for row in rows:
+                table.add_row(*(_text(row.get(c)) for c in columns))
+            console = Console(file=self.stdout, highlight=False, width=None if _tty(self.stdout) else 200)
+            console.print(table)
+
+    def info(self, message: str) -> None:
+        self._err.print(message, markup=False)
+
+    def error(self, message: str) -> None:
+        self._err.print(f"budgetctl: error: {message}", markup=False)
+
+    @contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A progress bar on stderr (only on a terminal); yields advance(n)."""
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self._err,
+            transient=True,
+            disable=not self._err.is_terminal,
+        )
+        with bar:
+            task = bar.add_task(description, total=total)
+
+            def advance(count: int = 1) -> None:
+                bar.advance(task, count)
+
+            yield advance
+
+
+def _tty(stream: TextIO) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)

@@ -1,0 +1,199 @@
+"""The budgets table as operators change it: conditional writes with an audit trail.
+
+Every write sets ``BudgetValue`` (canonical amount) plus ``UpdatedBy`` (the caller's ARN)
+and ``UpdatedAt`` (ISO 8601, UTC, milliseconds), and is conditional on what the writer last
+saw: the previous ``BudgetValue`` and ``UpdatedAt``, or the item's absence. If another
+operator changed the item in between, the write is refused (ConflictError) and nothing is
+overwritten. Other attributes of an item (notes, owner) are kept: writes are UpdateItem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, format_amount
+from budgetctl.errors import ConflictError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+TRANSACTION_LIMIT = 100
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One intended change: ``amount`` None deletes. ``previous`` is the item as last read."""
+
+    account_id: str
+    amount: Decimal | None
+    previous: dict[str, Any] | None
+    expect: Decimal | str | None = "read"  # "read": condition on ``previous``; Decimal/None: --expect
+
+
+class BudgetsTable:
+    def __init__(self, client: DynamoDBClient, table_name: str, caller_arn: Callable[[], str]) -> None:
+        self._client = client
+        self._table = table_name
+        self._caller_arn = caller_arn
+
+    @property
+    def name(self) -> str:
+        return self._table
+
+    def get(self, account_id: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
+            TableName=self._table, Key={ACCOUNT_ID_FIELD: {"S": account_id}}, ConsistentRead=True
+        )
+        raw = response.get("Item")
+        return {k: _deserialize(v) for k, v in raw.items()} if raw else None
+
+    def scan(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in self._client.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True):
+            items.extend({k: _deserialize(v) for k, v in raw.items()} for raw in page.get("Items", []))
+        return sorted(items, key=lambda i: str(i.get(ACCOUNT_ID_FIELD, "")))
+
+    def write(self, write: Write) -> dict[str, Any]:
+        """Apply one write under its condition; raise ConflictError naming the current item."""
+        try:
+            if write.amount is None:
+                self._client.delete_item(**self._delete(write))
+            else:
+                self._client.update_item(**self._update(write))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConflictError(conflict_message(write, self.get(write.account_id))) from exc
+            raise
+        return {}
+
+    def write_many(
+        self, writes: Sequence[Write], on_written: Callable[[int], None] | None = None
+    ) -> list[tuple[Write, str]]:
+        """Batched conditional writes: TransactWriteItems of up to 100 items.
+
+        A cancelled transaction (one item changed since it was read) is retried item by item,
+        so that only the conflicting items are left out. Returns the conflicts.
+        """
+        conflicts: list[tuple[Write, str]] = []
+        for start in range(0, len(writes), TRANSACTION_LIMIT):
+            chunk = writes[start : start + TRANSACTION_LIMIT]
+            try:
+                self._client.transact_write_items(TransactItems=[self._transact(w) for w in chunk])  # type: ignore[misc]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                for write in chunk:
+                    try:
+                        self.write(write)
+                    except ConflictError as conflict:
+                        conflicts.append((write, str(conflict)))
+            if on_written is not None:
+                on_written(len(chunk))
+        return conflicts
+
+    def _condition(self, write: Write) -> tuple[str, dict[str, Any], dict[str, str]]:
+        names = {"#id": ACCOUNT_ID_FIELD}
+        if write.expect != "read":
+            if write.expect is None:
+                return "attribute_not_exists(#id)", {}, names
+            names["#v"] = BUDGET_VALUE_FIELD
+            return "#v = :expected", {":expected": _serialize(write.expect)}, names
+        previous = write.previous
+        if previous is None:
+            return "attribute_not_exists(#id)", {}, names
+        names["#v"] = BUDGET_VALUE_FIELD
+        names["#at"] = "UpdatedAt"
+        values: dict[str, Any] = {}
+        if BUDGET_VALUE_FIELD in previous:
+            parts = ["#v = :previous"]
+            values[":previous"] = _serialize(previous[BUDGET_VALUE_FIELD])
+        else:
+            parts = ["attribute_not_exists(#v)"]
+        if "UpdatedAt" in previous:
+            parts.append("#at = :previous_at")
+            values[":previous_at"] = _serialize(previous["UpdatedAt"])
+        else:
+            parts.append("attribute_not_exists(#at)")
+        return "attribute_exists(#id) AND " + " AND ".join(parts), values, names
+
+    def _update(self, write: Write) -> dict[str, Any]:
+        assert write.amount is not None
+        condition, values, names = self._condition(write)
+        names.update({"#v": BUDGET_VALUE_FIELD, "#by": "UpdatedBy", "#at": "UpdatedAt"})
+        values.update(
+            {
+                ":amount": {"N": format_amount(write.amount)},
+                ":by": {"S": self._caller_arn()},
+                ":at": {"S": now_iso()},
+            }
+        )
+        expression = "SET #v = :amount, #by = :by, #at = :at"
+        return {
+            "TableName": self._table,
+            "Key": {ACCOUNT_ID_FIELD: {"S": write.account_id}},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": _used(names, expression, condition),
+            "ExpressionAttributeValues": values,
+        }
+
+    def _delete(self, write: Write) -> dict[str, Any]:
+        condition, values, names = self._condition(write)
+        if write.expect == "read" and write.previous is None:
+            condition = "attribute_exists(#id)"
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {ACCOUNT_ID_FIELD: {"S": write.account_id}},
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": _used(names, condition),
+        }
+        if values:
+            arguments["ExpressionAttributeValues"] = values
+        return arguments
+
+    def _transact(self, write: Write) -> dict[str, Any]:
+        if write.amount is None:
+            return {"Delete": self._delete(write)}
+        return {"Update": self._update(write)}
+
+
+def conflict_message(write: Write, current: dict[str, Any] | None) -> str:
+    if current is None:
+        now = "the item no longer exists"
+    else:
+        now = (
+            f"it now holds {BUDGET_VALUE_FIELD} {_shown(current.get(BUDGET_VALUE_FIELD))}"
+            f" (UpdatedBy {current.get('UpdatedBy', '-')}, UpdatedAt {current.get('UpdatedAt', '-')})"
+        )
+    if write.expect != "read":
+        expected = "no item" if write.expect is None else f"{BUDGET_VALUE_FIELD} {_shown(write.expect)}"
+        return f"account {write.account_id}: expected {expected}, but {now}; nothing written"
+    return f"account {write.account_id} changed since it was read: {now}; nothing written"
+
+
+def _used(names: dict[str, str], *expressions: str) -> dict[str, str]:
+    """DynamoDB refuses attribute names an expression does not use."""
+    return {k: v for k, v in names.items() if any(k in e for e in expressions)}
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, Decimal):
+        return format_amount(value) if value == value.quantize(Decimal("0.01")) else str(value)
+    return repr(value)
+
+
+def values_of(items: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(item.get(ACCOUNT_ID_FIELD)): item for item in items}
