@@ -95,7 +95,9 @@ def apply_limit(
     amount = parse_amount(value)
     new_limit = format_amount(amount)
     try:
-        budget: dict[str, Any] = budgets.describe_budget(AccountId=account_id, BudgetName=budget_name)["Budget"]
+        budget: dict[str, Any] = budgets.describe_budget(AccountId=account_id, BudgetName=budget_name)[
+            "Budget"
+        ]
     except budgets.exceptions.NotFoundException:
         budgets.create_budget(
             AccountId=account_id,
@@ -132,4 +134,6 @@ def handler(events: dict[str, Any], context: Any) -> dict[str, str]:
         events.get("ForecastedThreshold", ""),
         events.get("SnsTopicArn", ""),
     )
-    return apply_limit(boto3.client("budgets"), events["AccountId"], events["BudgetName"], value, notifications)
+    return apply_limit(
+        boto3.client("budgets"), events["AccountId"], events["BudgetName"], value, notifications
+    )

@@ -1,10 +1,10 @@
 """moto fixtures: a management account with the template's tables, spoke accounts with the
-spoke role and parameter, and the two behaviours of real AWS that moto leaves out and these
-tests rely on (AssumeRole of a missing role is refused; a parameter's AllowedPattern holds)."""
+spoke role and parameter, and the behaviours of real AWS that moto leaves out and these
+tests rely on (AssumeRole of a missing role is refused; a parameter's AllowedPattern holds),
+from the local organisation's one module of stand-ins (budget_sync_local.standins)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,14 +12,10 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.iam.models import iam_backends
-from moto.ssm.exceptions import ValidationException
-from moto.ssm.models import SimpleSystemManagerBackend as SSMBackend
-from moto.sts.exceptions import STSClientError
-from moto.sts.models import STSBackend
 
 from budget_sync.domain import AMOUNT_PATTERN
 from budget_sync.handlers import stream as stream_handler
+from budget_sync_local import standins
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from budget_sync_local.streams import lambda_event, read_from_start
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
@@ -29,40 +25,7 @@ MANAGEMENT = "123456789012"
 SPOKES = ("111111111111", "222222222222", "333333333333")
 PARAMETER = "/BlogBudgets/CostThreshold"
 SPOKE_ROLE = "BlogBudgetsSpokeRole"
-#: Every member account that AWS Organizations creates has this role.
-ADMIN_ROLE = "OrganizationAccountAccessRole"
-
-
-def _assume_existing_role_only(original: Any) -> Any:
-    def assume_role(self: STSBackend, *args: Any, **kwargs: Any) -> Any:
-        role_arn = kwargs.get("role_arn") or args[2]
-        account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
-        existing = {role.name for role in iam_backends[account]["aws"].roles.values()} | {ADMIN_ROLE}
-        if name not in existing:
-            raise STSClientError(
-                "AccessDenied",
-                f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
-            )
-        return original(self, *args, **kwargs)
-
-    return assume_role
-
-
-def _enforce_allowed_pattern(original: Any) -> Any:
-    def put_parameter(
-        self: SSMBackend, name: str, description: str, value: str, *args: Any, **kw: Any
-    ) -> Any:
-        previous = self.get_parameter(name)
-        pattern = previous.allowed_pattern if previous else None
-        if pattern and not re.search(pattern, value):
-            error = ValidationException(
-                f"Parameter value, cannot be validated against allowedPattern: {pattern}"
-            )
-            error.code = "ParameterPatternMismatchException"
-            raise error
-        return original(self, name, description, value, *args, **kw)
-
-    return put_parameter
+ADMIN_ROLE = standins.ADMIN_ROLE
 
 
 @dataclass
@@ -143,11 +106,9 @@ def add_spoke(org: Org, account: str, *, role: bool = True, pattern: str = AMOUN
 
 
 @pytest.fixture
-def org(monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
-    monkeypatch.setattr(STSBackend, "assume_role", _assume_existing_role_only(STSBackend.assume_role))
-    monkeypatch.setattr(SSMBackend, "put_parameter", _enforce_allowed_pattern(SSMBackend.put_parameter))
+def org() -> Iterator[Org]:
     stream_handler.build_service.cache_clear()  # clients of an earlier moto must not leak in
-    with mock_aws():
+    with mock_aws(), standins.installed():
         management = boto3.Session(region_name=REGION)
         budgets = create_table(management, "BudgetsTable")
         status = create_table(management, "StatusTable")

@@ -1,0 +1,217 @@
+"""template-spoke.yaml in one account of the local organisation (moto).
+
+``deploy`` creates the template as a CloudFormation stack on moto, with the parameters
+given (the same ones a StackSet or ``aws cloudformation deploy`` would pass). moto's
+CloudFormation creates the roles, the parameter, the Automation document, the rule and
+its target, the dead-letter queue and (SnsTopicMode=Create) the KMS key and the topic.
+It skips ``AWS::Budgets::Budget``: the budget is created here through the Budgets API
+from the template's own resolved properties (NotificationsWithSubscribers included).
+Skipped and not emulated: the queue and topic policies (moto does not evaluate resource
+policies) and ``AWS::Budgets::BudgetsAction`` (moto has no Budget Actions API).
+
+``SpokeStack.handle`` is the rule and its target: an event that matches the rule's
+pattern (read back from moto, as CloudFormation created it) starts the Automation
+document (the template's own content) with the target's Input, as the automation role.
+
+Speed (the local organisation provisions up to 1,000 accounts): the template is sent as
+JSON (``standins`` lets moto's CloudFormation parse JSON with the json module), and all
+clients are built from one shared botocore session with each account's credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import boto3
+
+from budget_sync_local.standins import AutomationResult, pattern_matches, run_automation
+from budget_sync_local.templates import SPOKE_TEMPLATE, Resolver, TemplateError, load
+
+STACK_NAME = "budget-sync-spoke"
+#: What the local organisation passes when the caller does not (the template requires them).
+LOCAL_DEFAULTS = {"ManagementAccountId": "123456789012", "AlertEmail1": "budget-owner@example.com"}
+#: Resources moto's CloudFormation skips. The budget is created from its properties here.
+CREATED_HERE = ("AWS::Budgets::Budget",)
+NOT_EMULATED = ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::Budgets::BudgetsAction")
+
+
+class SpokeStackError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SpokeStack:
+    """One account's spoke stack: what the pipeline and the tests need to know of it."""
+
+    account: str
+    region: str
+    stack_name: str
+    parameter_name: str
+    budget_name: str
+    spoke_role_arn: str
+    automation_role_arn: str
+    document_name: str
+    document_content: Mapping[str, Any] = field(repr=False)
+    rule_name: str
+    event_pattern: Mapping[str, Any]
+    target_arn: str
+    target_input: Mapping[str, list[str]]
+    dead_letter_queue_url: str
+    alert_topic_arn: str | None = None
+    not_emulated: tuple[str, ...] = ()
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        """Would the rule see and match this event (its account's default bus, its region)?"""
+        return (
+            event.get("account") == self.account
+            and event.get("region") == self.region
+            and pattern_matches(dict(self.event_pattern), event)
+        )
+
+    def handle(
+        self, event: Mapping[str, Any], session_for_role: Callable[[str], boto3.Session]
+    ) -> AutomationResult | None:
+        """EventBridge's part: on a match, run the document as the target would; else None."""
+        if not self.matches(event):
+            return None
+        session = session_for_role(self.automation_role_arn)
+        return run_automation(self.document_content, self.target_input, session)
+
+
+@dataclass
+class _StackResolver(Resolver):
+    """The template's Resolver, knowing the stack's physical ids and list parameters."""
+
+    physical_ids: Mapping[str, str] = field(default_factory=dict)
+
+    def ref(self, name: str) -> Any:
+        spec = self.template.get("Parameters", {}).get(name)
+        if spec is not None and spec.get("Type") == "CommaDelimitedList":
+            return self.parameter(name).split(",")
+        if name in self.physical_ids and name not in self.template.get("Parameters", {}):
+            return self.physical_ids[name]
+        return super().ref(name)
+
+
+_CLIENT_LOCK = threading.Lock()
+
+
+@cache
+def _base_session() -> boto3.Session:
+    return boto3.Session()
+
+
+def _client(session: boto3.Session, service: str, region: str) -> Any:
+    """A client with ``session``'s credentials, built from one shared botocore session
+    (a new boto3.Session loads every service model again: ~0.1 s per account)."""
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise SpokeStackError("the session has no credentials")
+    frozen = credentials.get_frozen_credentials()
+    with _CLIENT_LOCK:
+        return _base_session().client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            aws_access_key_id=frozen.access_key,
+            aws_secret_access_key=frozen.secret_key,
+            aws_session_token=frozen.token,
+        )
+
+
+@cache
+def _template_json() -> str:
+    return json.dumps(load(SPOKE_TEMPLATE))
+
+
+def deploy(
+    session: boto3.Session,
+    region: str,
+    parameters: Mapping[str, str] | None = None,
+    *,
+    stack_name: str = STACK_NAME,
+) -> SpokeStack:
+    """Create template-spoke.yaml as a stack in ``session``'s account, on moto.
+
+    ``parameters`` are the template's parameters (``ManagementAccountId``,
+    ``AlertEmail1``, ...); ``LOCAL_DEFAULTS`` fills the two required ones if absent.
+    Needs ``standins.installed()`` (JSON template parsing; UpdateBudget later on).
+    """
+    given = {**LOCAL_DEFAULTS, **(parameters or {})}
+    template = load(SPOKE_TEMPLATE)
+    unknown = set(given) - set(template["Parameters"])
+    if unknown:
+        raise SpokeStackError(f"template-spoke.yaml has no parameters {sorted(unknown)}")
+    cloudformation = _client(session, "cloudformation", region)
+    cloudformation.create_stack(
+        StackName=stack_name,
+        TemplateBody=_template_json(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in given.items()],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise SpokeStackError(f"{stack_name}: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
+    account = stack["StackId"].split(":")[4]
+    physical = {
+        r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+        for r in cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
+    }
+    resolver = _StackResolver(template, given, account_id=account, region=region, physical_ids=physical)
+
+    budget = resolver.properties("Budget")
+    _client(session, "budgets", region).create_budget(
+        AccountId=account,
+        Budget=budget["Budget"],
+        NotificationsWithSubscribers=[
+            {
+                "Notification": {**n["Notification"], "Threshold": float(n["Notification"]["Threshold"])},
+                "Subscribers": n["Subscribers"],
+            }
+            for n in budget.get("NotificationsWithSubscribers", [])
+        ],
+    )
+
+    events = _client(session, "events", region)
+    rule_name = physical["TriggerRule"]
+    rule = events.describe_rule(Name=rule_name)
+    (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    not_emulated = tuple(
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] in NOT_EMULATED and _exists(resolver, resource)
+    )
+    return SpokeStack(
+        account=account,
+        region=region,
+        stack_name=stack_name,
+        parameter_name=physical["BudgetParameter"],
+        budget_name=budget["Budget"]["BudgetName"],
+        spoke_role_arn=resolver.get_att("SpokeRole", "Arn"),
+        automation_role_arn=resolver.get_att("AutomationRole", "Arn"),
+        document_name=physical["AutomationDocument"],
+        document_content=resolver.properties("AutomationDocument")["Content"],
+        rule_name=rule_name,
+        event_pattern=json.loads(rule["EventPattern"]),
+        target_arn=target["Arn"],
+        target_input=json.loads(target["Input"]),
+        dead_letter_queue_url=physical["TriggerDeadLetterQueue"],
+        alert_topic_arn=outputs.get("AlertTopicArn"),
+        not_emulated=not_emulated,
+    )
+
+
+def _exists(resolver: Resolver, resource: Mapping[str, Any]) -> bool:
+    condition = resource.get("Condition")
+    try:
+        return condition is None or resolver.condition(condition)
+    except TemplateError:
+        return True
+
+
+__all__ = ["LOCAL_DEFAULTS", "STACK_NAME", "SpokeStack", "SpokeStackError", "deploy"]
