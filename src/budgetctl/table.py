@@ -40,7 +40,8 @@ class Write:
     account_id: str
     amount: Decimal | None
     previous: dict[str, Any] | None
-    expect: Decimal | str | None = "read"  # "read": condition on ``previous``; Decimal/None: --expect
+    #: "read": on ``previous``; a Decimal: --expect VALUE; None: --expect none; "force": none at all
+    expect: Decimal | str | None = "read"
 
 
 class BudgetsTable:
@@ -106,6 +107,8 @@ class BudgetsTable:
 
     def _condition(self, write: Write) -> tuple[str, dict[str, Any], dict[str, str]]:
         names = {"#id": ACCOUNT_ID_FIELD}
+        if write.expect == "force":
+            return "attribute_exists(#id) OR attribute_not_exists(#id)", {}, names
         if write.expect != "read":
             if write.expect is None:
                 return "attribute_not_exists(#id)", {}, names
