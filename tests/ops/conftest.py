@@ -37,7 +37,9 @@ def budgetctl(*argv: str) -> Run:
     return Run(code, out.getvalue(), err.getvalue())
 
 
-def create_budget(org: Org, account: str, limit: str = "1000", actual: str = "0", forecast: str = "0") -> None:
+def create_budget(
+    org: Org, account: str, limit: str = "1000", actual: str = "0", forecast: str = "0"
+) -> None:
     """The spoke stack's budget (moto's CloudFormation skips AWS::Budgets::Budget)."""
     org.spokes[account].client("budgets").create_budget(
         AccountId=account,

@@ -11,10 +11,10 @@ import boto3
 import pytest
 from botocore.client import BaseClient
 
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 from budgetctl import cli
 from budgetctl.errors import ExitCode
 from budgetctl.table import BudgetsTable
-from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 from tests.integration.conftest import SPOKES, Org
 from tests.ops.conftest import budgetctl, edit_budget_limit, parameter_version
 
@@ -76,7 +76,10 @@ def test_given_a_new_account_when_set_then_the_item_has_the_value_and_who_and_wh
 
 
 def test_global_options_work_before_and_after_the_command(ops: Org):
-    assert budgetctl("--output", "json", "--table", ops.budgets_table, "get", A).json()[0]["BudgetValue"] == "1000"
+    assert (
+        budgetctl("--output", "json", "--table", ops.budgets_table, "get", A).json()[0]["BudgetValue"]
+        == "1000"
+    )
     assert budgetctl("get", A, "--output", "json", "--region", "us-east-1").json()[0]["AccountId"] == A
 
 
@@ -102,7 +105,8 @@ def test_bad_input_is_refused_naming_the_field_and_value_before_any_aws_call(
     assert result.code == ExitCode.USAGE
     assert message in result.stderr
     assert no_aws_calls == []
-    assert item(ops, A) is not None and item(ops, A)["BudgetValue"] == 1000  # type: ignore[index]
+    assert item(ops, A) is not None
+    assert item(ops, A)["BudgetValue"] == 1000
 
 
 def test_argparse_usage_errors_exit_2(ops: Org, capsys: pytest.CaptureFixture[str]):
@@ -147,7 +151,8 @@ def test_given_a_change_between_reading_and_writing_then_set_reports_a_conflict(
     # THEN
     monkeypatch.undo()
     assert result.code == ExitCode.CONFLICT
-    assert "changed since it was read" in result.stderr and "777" in result.stderr
+    assert "changed since it was read" in result.stderr
+    assert "777" in result.stderr
     assert item(ops, A)["BudgetValue"] == 777  # type: ignore[index]
 
 
@@ -168,7 +173,8 @@ def test_set_expect_none_creates_only_and_delete_is_conditional_too(ops: Org):
     assert budgetctl("delete", A).code == ExitCode.OK
     assert item(ops, A) is None
     missing = budgetctl("get", A)
-    assert missing.code == ExitCode.PROBLEM and f"no item for account {A}" in missing.stderr
+    assert missing.code == ExitCode.PROBLEM
+    assert f"no item for account {A}" in missing.stderr
     assert budgetctl("delete", A).code == ExitCode.PROBLEM
 
 
@@ -204,14 +210,17 @@ def test_given_a_csv_with_bad_rows_then_each_is_reported_by_line_and_nothing_is_
     assert "budgets.csv:5: BudgetValue '1.234' has more than two decimals" in result.stderr
     assert "budgets.csv:6: AccountId '444444444444' appears again (first on line 2)" in result.stderr
     assert "budgets.csv:7: BudgetValue '' is not a number" in result.stderr
-    assert "4 bad row(s)" in result.stderr and "nothing written" in result.stderr
+    assert "4 bad row(s)" in result.stderr
+    assert "nothing written" in result.stderr
     assert no_aws_calls == []
     assert all_items(ops) == before
 
 
 def test_skip_invalid_writes_the_good_rows_and_dry_run_writes_nothing(ops: Org, tmp_path: Path):
     source = tmp_path / "b.csv"
-    source.write_text(f"AccountId,BudgetValue,Note\n{A},1000,same\n{B},2000,raise\n444444444444,50,new\nbad,1,x\n")
+    source.write_text(
+        f"AccountId,BudgetValue,Note\n{A},1000,same\n{B},2000,raise\n444444444444,50,new\nbad,1,x\n"
+    )
 
     dry = budgetctl("import", str(source), "--skip-invalid", "--dry-run", "--output", "json")
 
@@ -300,7 +309,8 @@ def test_status_shows_each_account_and_exits_1_on_drift(ops: Org):
     }
     assert rows[A]["Drift"] == "IN_SYNC"
     table = budgetctl("status", "--account", C)
-    assert "BUDGET_DRIFT" in table.stdout and A not in table.stdout
+    assert "BUDGET_DRIFT" in table.stdout
+    assert A not in table.stdout
 
 
 def test_reconcile_shows_then_apply_repairs(ops: Org):
@@ -341,15 +351,15 @@ def test_status_org_lists_accounts_without_items_and_items_outside_the_organisat
 
 def test_the_defaults_are_the_templates_defaults():
     management = Resolver(load(MANAGEMENT_TEMPLATE))
-    assert cli.DEFAULT_TABLE == management.parameter("BudgetsTableName")
-    assert cli.DEFAULT_STATUS_TABLE == management.parameter("StatusTableName")
-    assert cli.DEFAULT_ROLE == management.parameter("SpokeRoleName")
-    assert cli.DEFAULT_PARAMETER == management.parameter("ParameterName")
-    assert cli.DEFAULT_BUDGET_NAME == management.parameter("BudgetName")
+    assert management.parameter("BudgetsTableName") == cli.DEFAULT_TABLE
+    assert management.parameter("StatusTableName") == cli.DEFAULT_STATUS_TABLE
+    assert management.parameter("SpokeRoleName") == cli.DEFAULT_ROLE
+    assert management.parameter("ParameterName") == cli.DEFAULT_PARAMETER
+    assert management.parameter("BudgetName") == cli.DEFAULT_BUDGET_NAME
     spoke = Resolver(load(SPOKE_TEMPLATE))
-    assert cli.DEFAULT_PARAMETER == spoke.parameter("ParameterName")
-    assert cli.DEFAULT_BUDGET_NAME == spoke.parameter("BudgetName")
-    assert cli.DEFAULT_ROLE == spoke.parameter("SpokeRoleName")
+    assert spoke.parameter("ParameterName") == cli.DEFAULT_PARAMETER
+    assert spoke.parameter("BudgetName") == cli.DEFAULT_BUDGET_NAME
+    assert spoke.parameter("SpokeRoleName") == cli.DEFAULT_ROLE
 
 
 def test_python_dash_m_and_help(capsys: pytest.CaptureFixture[str]):

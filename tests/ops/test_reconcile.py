@@ -91,7 +91,8 @@ def test_given_a_budget_limit_edited_by_hand_when_reconciling_then_it_is_reporte
     assert reports[A].drift is Drift.BUDGET_DRIFT
     assert "budget limit 1500 differs from desired 1000" in reports[A].reason
     assert {reports[B].drift, reports[C].drift} == {Drift.IN_SYNC}
-    assert summary.drifted == 1 and summary.repaired == 0
+    assert summary.drifted == 1
+    assert summary.repaired == 0
     assert parameter_version(ops, A) == version
     assert ops.status(A) is None
 
@@ -105,9 +106,11 @@ def test_given_a_budget_limit_edited_by_hand_when_reconciling_then_it_is_reporte
     assert ops.parameter(A) == "1000"
     status = ops.status(A)
     assert status is not None
-    assert status["Status"] == "APPLIED" and status["Source"] == "reconciler"
+    assert status["Status"] == "APPLIED"
+    assert status["Source"] == "reconciler"
     assert status["ParameterVersion"] == version + 1
-    assert summary.repaired == 1 and summary.failed == 0
+    assert summary.repaired == 1
+    assert summary.failed == 0
     assert parameter_version(ops, B) == 1  # accounts in sync are not written
 
 
@@ -181,7 +184,8 @@ def test_given_an_invalid_item_then_nothing_is_applied_and_it_counts_as_failed(o
     reports, summary = run(ops, apply=True)
 
     assert reports[A].drift is Drift.INVALID_ITEM
-    assert "BudgetValue" in reports[A].reason and "-5" in reports[A].reason
+    assert "BudgetValue" in reports[A].reason
+    assert "-5" in reports[A].reason
     assert summary.failed == 1
     assert parameter_version(ops, A) == version
 
