@@ -1,0 +1,98 @@
+"""A spoke account on moto: template-spoke.yaml deployed by the local organisation's
+spoke_stack, with the stand-ins for what moto lacks (budget_sync_local.standins)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from budget_sync_local import spoke_stack, standins
+from budget_sync_local.spoke_stack import SpokeStack
+
+REGION = "us-east-1"
+MANAGEMENT = "123456789012"
+SPOKE = "111111111111"
+
+
+def session_in(account: str) -> boto3.Session:
+    """Administrator credentials in an account (its OrganizationAccountAccessRole)."""
+    credentials = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{standins.ADMIN_ROLE}", RoleSessionName="test-admin"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=REGION,
+    )
+
+
+def assume(role_arn: str) -> boto3.Session:
+    """What EventBridge does with the target's RoleArn (the role must exist: stand-in)."""
+    credentials = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=role_arn, RoleSessionName="budget-sync-automation"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=REGION,
+    )
+
+
+@dataclass
+class Spoke:
+    stack: SpokeStack
+    session: boto3.Session
+    stand_ins: standins.StandIns
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def put(self, value: str) -> None:
+        """What the update function does with the spoke role: write the parameter."""
+        self.session.client("ssm").put_parameter(Name=self.stack.parameter_name, Value=value, Overwrite=True)
+
+    def budget(self) -> dict[str, Any]:
+        budget: dict[str, Any] = self.session.client("budgets").describe_budget(
+            AccountId=self.stack.account, BudgetName=self.stack.budget_name
+        )["Budget"]
+        return budget
+
+    def notifications(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        return standins.notifications_with_subscribers(self.stack.account, self.stack.budget_name)
+
+    def deliver(self) -> list[standins.AutomationResult | None]:
+        """EventBridge: every event so far to the rule and its target, in order."""
+        delivered, self.events[:] = list(self.events), []
+        return [self.stack.handle(event, assume) for event in delivered]
+
+
+@pytest.fixture
+def moto_with_standins() -> Iterator[standins.StandIns]:
+    with warnings.catch_warnings():
+        # moto's CloudFormation warns about each resource type it skips (the budget, policies)
+        warnings.simplefilter("ignore", UserWarning)
+        with mock_aws(), standins.installed() as stand_ins:
+            yield stand_ins
+
+
+@pytest.fixture
+def deploy_spoke(moto_with_standins: standins.StandIns) -> Callable[..., Spoke]:
+    def deploy(account: str = SPOKE, **parameters: str) -> Spoke:
+        session = session_in(account)
+        stack = spoke_stack.deploy(session, REGION, {"ManagementAccountId": MANAGEMENT, **parameters})
+        spoke = Spoke(stack, session, moto_with_standins)
+        moto_with_standins.subscribe(spoke.events.append)  # after the stack's own Create event
+        return spoke
+
+    return deploy
+
+
+@pytest.fixture
+def spoke(deploy_spoke: Callable[..., Spoke]) -> Spoke:
+    return deploy_spoke(AlertEmail1="finance@example.com", AlertEmail2="owner@example.com")

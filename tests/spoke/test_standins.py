@@ -1,0 +1,163 @@
+"""The stand-ins for what moto 5.2 lacks behave as the AWS APIs they stand in for, and
+leave moto as it was when they are uninstalled."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.budgets.responses import BudgetsResponse
+from moto.server import ThreadedMotoServer
+
+from budget_sync_local import standins
+from tests.spoke.conftest import REGION
+
+ACCOUNT = "123456789012"  # moto's default account
+BUDGET = {
+    "BudgetName": "b1",
+    "BudgetType": "COST",
+    "TimeUnit": "MONTHLY",
+    "BudgetLimit": {"Amount": "100", "Unit": "USD"},
+}
+NOTIFICATION = {
+    "Notification": {
+        "NotificationType": "ACTUAL",
+        "ComparisonOperator": "GREATER_THAN",
+        "Threshold": 80.0,
+        "ThresholdType": "PERCENTAGE",
+    },
+    "Subscribers": [{"SubscriptionType": "EMAIL", "Address": "a@example.com"}],
+}
+
+
+@pytest.fixture
+def installed() -> Iterator[standins.StandIns]:
+    with mock_aws(), standins.installed() as stand_ins:
+        yield stand_ins
+
+
+def test_update_budget_replaces_the_definition_keeps_notifications_and_spend(installed: standins.StandIns):
+    budgets = boto3.client("budgets", region_name=REGION)
+    budgets.create_budget(AccountId=ACCOUNT, Budget=BUDGET, NotificationsWithSubscribers=[NOTIFICATION])
+    standins.set_calculated_spend(ACCOUNT, "b1", actual=Decimal("12.5"), forecasted=Decimal(0))
+
+    budgets.update_budget(
+        AccountId=ACCOUNT,
+        NewBudget={
+            **BUDGET,
+            "BudgetLimit": {"Amount": "250", "Unit": "USD"},
+            "CostFilters": {"Region": ["eu-west-1"]},
+        },
+    )
+
+    budget = budgets.describe_budget(AccountId=ACCOUNT, BudgetName="b1")["Budget"]
+    assert budget["BudgetLimit"] == {"Amount": "250", "Unit": "USD"}
+    assert budget["CostFilters"] == {"Region": ["eu-west-1"]}
+    assert budget["CalculatedSpend"]["ActualSpend"]["Amount"] == "12.5"
+    assert standins.notifications_with_subscribers(ACCOUNT, "b1") == [
+        (NOTIFICATION["Notification"], NOTIFICATION["Subscribers"])
+    ]
+
+
+def test_update_budget_of_a_missing_budget_is_not_found(installed: standins.StandIns):
+    budgets = boto3.client("budgets", region_name=REGION)
+    with pytest.raises(budgets.exceptions.NotFoundException):
+        budgets.update_budget(AccountId=ACCOUNT, NewBudget=BUDGET)
+
+
+def test_every_parameter_write_and_delete_is_a_parameter_store_change_event(installed: standins.StandIns):
+    seen: list[dict[str, Any]] = []
+    installed.subscribe(seen.append)
+    ssm = boto3.client("ssm", region_name=REGION)
+
+    ssm.put_parameter(Name="/a/b", Value="1", Type="String", Description="d")
+    ssm.put_parameter(Name="/a/b", Value="2", Overwrite=True)
+    ssm.delete_parameter(Name="/a/b")
+    ssm.put_parameter(Name="c", Value="1", Type="String")
+    ssm.delete_parameters(Names=["c", "missing"])
+
+    assert [(e["detail"]["name"], e["detail"]["operation"]) for e in seen] == [
+        ("/a/b", "Create"),
+        ("/a/b", "Update"),
+        ("/a/b", "Delete"),
+        ("c", "Create"),
+        ("c", "Delete"),
+    ]
+    first = seen[0]
+    assert first == {
+        **first,
+        "source": "aws.ssm",
+        "detail-type": "Parameter Store Change",
+        "account": ACCOUNT,
+        "region": REGION,
+        "resources": [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/a/b"],
+        "detail": {"name": "/a/b", "type": "String", "operation": "Create", "description": "d"},
+    }
+    assert seen[3]["resources"] == [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/c"]
+
+
+def test_a_refused_write_produces_no_event_and_a_failing_subscriber_does_not_fail_the_write(
+    installed: standins.StandIns,
+):
+    seen: list[dict[str, Any]] = []
+
+    def broken(_: dict[str, Any]) -> None:
+        raise RuntimeError("subscriber bug")
+
+    installed.subscribe(broken)
+    installed.subscribe(seen.append)
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name="/p", Value="5", Type="String", AllowedPattern="^[0-9]$")
+    with pytest.raises(ClientError) as error:
+        ssm.put_parameter(Name="/p", Value="55", Overwrite=True)
+    assert error.value.response["Error"]["Code"] == "ParameterPatternMismatchException"
+    assert [e["detail"]["operation"] for e in seen] == ["Create"]
+
+
+def test_installed_is_reentrant_and_uninstalling_restores_moto():
+    with mock_aws():
+        with standins.installed() as outer, standins.installed() as inner:
+            assert inner is outer
+            seen: list[dict[str, Any]] = []
+            outer.subscribe(seen.append)
+            boto3.client("ssm", region_name=REGION).put_parameter(Name="/x", Value="1", Type="String")
+            assert len(seen) == 1  # patched once: one write, one event
+        assert not hasattr(BudgetsResponse, "update_budget")
+        with pytest.raises(NotImplementedError):
+            boto3.client("budgets", region_name=REGION).update_budget(AccountId=ACCOUNT, NewBudget=BUDGET)
+
+
+def test_the_stand_ins_also_serve_a_threaded_moto_server_in_the_same_process():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        with standins.installed() as stand_ins:
+            seen: list[str] = []
+            stand_ins.subscribe(lambda event: seen.append(threading.current_thread().name))
+            ssm = boto3.client("ssm", region_name=REGION, endpoint_url=endpoint)
+            ssm.put_parameter(Name="/srv", Value="1", Type="String")
+            budgets = boto3.client("budgets", region_name=REGION, endpoint_url=endpoint)
+            budgets.create_budget(AccountId=ACCOUNT, Budget=BUDGET)
+            budgets.update_budget(
+                AccountId=ACCOUNT, NewBudget={**BUDGET, "BudgetLimit": {"Amount": "7", "Unit": "USD"}}
+            )
+            limit = budgets.describe_budget(AccountId=ACCOUNT, BudgetName="b1")["Budget"]["BudgetLimit"]
+        assert len(seen) == 1
+        assert limit == {"Amount": "7", "Unit": "USD"}
+    finally:
+        server.stop()
+
+
+def test_pattern_matches_uses_eventbridge_semantics():
+    event = standins.parameter_store_change_event(ACCOUNT, REGION, "/BlogBudgets/CostThreshold", "Update")
+    assert standins.pattern_matches({"detail": {"name": [{"prefix": "/BlogBudgets/"}]}}, event)
+    assert not standins.pattern_matches({"detail": {"operation": [{"anything-but": ["Update"]}]}}, event)
+    assert standins.pattern_matches('{"source": ["aws.ssm"]}', event)
