@@ -1,0 +1,305 @@
+"""The local organisation: a management account and N spoke accounts on moto, built from
+the two templates, with the pipeline that connects them.
+
+    with LocalOrganisation(accounts=("111111111111", "222222222222")) as org:
+        org.put("111111111111", Decimal("1250.50"))
+        org.pipeline.run_until_idle()
+        print(org.view("111111111111"))
+
+* An AWS Organization whose management account is ``123456789012`` (moto's default
+  account) and whose members have the ids asked for (moto draws random ids; the
+  organisation fixes them), each with ``OrganizationAccountAccessRole``.
+* The management stack from template-management.yaml (``management_stack``), the spoke
+  stack from template-spoke.yaml in every member (``spoke_stack``), the moto gaps filled by
+  ``standins``, and the pipeline (``pipeline``) as the stream's only consumer.
+* Simulated spend per account, and the notifications that would fire at it.
+
+Everything runs in-process: either inside a ``mock_aws()`` this class starts, or inside
+one the caller already started (tests), or behind ``server.serve`` (``make local``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack, redirect_stdout
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TextIO
+from unittest import mock
+
+import boto3
+from moto import mock_aws
+
+from budget_sync_local import management_stack, standins
+from budget_sync_local import spoke_stack as spoke_stack
+from budget_sync_local.lambda_runtime import function_spec, invoke
+from budget_sync_local.pipeline import Observer, Pipeline, Step, StreamPoller, on_failure_sender
+
+if TYPE_CHECKING:
+    from mypy_boto3_sts import STSClient
+
+MANAGEMENT_ACCOUNT = "123456789012"
+DEFAULT_ACCOUNTS = ("111111111111", "222222222222", "333333333333")
+DEFAULT_REGION = "us-east-1"
+ADMIN_ROLE = "OrganizationAccountAccessRole"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A notification of the spoke budget and whether it fires at the simulated spend."""
+
+    notification_type: str  # ACTUAL | FORECASTED
+    comparison: str
+    threshold: Decimal
+    threshold_type: str  # PERCENTAGE | ABSOLUTE_VALUE
+    subscribers: tuple[str, ...]
+    fires: bool
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """One account end to end: what was asked, what arrived, what it would alert."""
+
+    account_id: str
+    desired: Decimal | None
+    status: str | None
+    reason: str
+    parameter: str | None
+    budget_limit: Decimal | None
+    actual_spend: Decimal
+    forecasted_spend: Decimal
+    alerts: tuple[Alert, ...] = field(default_factory=tuple)
+
+    @property
+    def arrived(self) -> bool:
+        """The desired value is the spoke's parameter and its budget's limit."""
+        return (
+            self.desired is not None
+            and self.parameter is not None
+            and self.budget_limit is not None
+            and Decimal(self.parameter) == self.desired == self.budget_limit
+        )
+
+
+class LocalOrganisation:
+    def __init__(
+        self,
+        accounts: Sequence[str] = DEFAULT_ACCOUNTS,
+        region: str = DEFAULT_REGION,
+        *,
+        management_parameters: Mapping[str, str] | None = None,
+        spoke_parameters: Mapping[str, str] | None = None,
+        observer: Observer | None = None,
+        function_output: TextIO | None = None,
+        start_mock: bool = True,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.accounts = tuple(accounts)
+        self.region = region
+        self.management_parameters = dict(management_parameters or {})
+        self.spoke_parameters = {
+            "ManagementAccountId": MANAGEMENT_ACCOUNT,
+            "AlertEmail1": "finance@example.com",
+            "AlertEmail2": "platform-team@example.com",
+            **(spoke_parameters or {}),
+        }
+        self._observer = observer or (lambda _step: None)
+        self._function_output = function_output
+        self._start_mock = start_mock
+        self._progress = progress or (lambda _what, _done, _total: None)
+        self._exit = ExitStack()
+        self._sessions: dict[str, boto3.Session] = {}
+        self.spokes: dict[str, spoke_stack.SpokeStack] = {}
+        self.spend: dict[str, tuple[Decimal, Decimal]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> LocalOrganisation:
+        try:
+            if self._start_mock:
+                self._exit.enter_context(mock_aws())
+            self.standins = self._exit.enter_context(standins.installed())
+            self._provision()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pipeline.stop()
+        self._exit.close()
+
+    def _provision(self) -> None:
+        self.management = boto3.Session(region_name=self.region)
+        self._create_organization()
+        self.stack = management_stack.deploy(
+            self.management, MANAGEMENT_ACCOUNT, self.region, self.management_parameters
+        )
+        total = len(self.accounts)
+        with management_stack.moto_cloudformation_quiet():
+            for done, account in enumerate(self.accounts, 1):
+                session = self.session_in(account)
+                self.spokes[account] = spoke_stack.deploy(session, self.region, self.spoke_parameters)
+                self._progress("spoke stacks", done, total)
+        self._spec = function_spec(
+            self.stack.function_logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+        )
+        poller = StreamPoller(
+            self.management.client("dynamodbstreams"),
+            self.stack.stream_arn,
+            self.stack.stream,
+            self.invoke_function,
+            on_failure_sender(self.management.client("sqs"), self.stack.on_failure_queue_url),
+            self._observer,
+        )
+        self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer)
+        # Subscribed last: the stacks' own parameter creation is not a budget change.
+        self.standins.subscribe(self.pipeline.publish)
+
+    def _create_organization(self) -> None:
+        client = self.management.client("organizations")
+        client.create_organization(FeatureSet="ALL")
+        for account in self.accounts:
+            # moto draws account ids at random; the local organisation's are fixed.
+            with mock.patch("moto.organizations.utils.make_random_account_id", return_value=account):
+                client.create_account(AccountName=f"spoke-{account}", Email=f"aws+{account}@example.com")
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def _assume(self, role_arn: str, session_name: str) -> boto3.Session:
+        sts: STSClient = self.management.client("sts")
+        credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=self.region,
+        )
+
+    def session_in(self, account: str) -> boto3.Session:
+        """Administrator credentials in an account (its OrganizationAccountAccessRole)."""
+        if account == MANAGEMENT_ACCOUNT:
+            return self.management
+        if account not in self._sessions:
+            self._sessions[account] = self._assume(f"arn:aws:iam::{account}:role/{ADMIN_ROLE}", "local-admin")
+        return self._sessions[account]
+
+    def _session_for_role(self, role_arn: str) -> boto3.Session:
+        return self._assume(role_arn, "budget-sync-automation")
+
+    def invoke_function(self, event: dict[str, Any]) -> Any:
+        """The update function on one event, as Lambda calls it (the template's handler)."""
+        if self._function_output is None:
+            return invoke(self._spec, event, self.region, MANAGEMENT_ACCOUNT)
+        with redirect_stdout(self._function_output):
+            # Powertools' log handler keeps the stdout it saw when the module was imported.
+            service = self._spec.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+            for handler in logging.getLogger(service).handlers:
+                if isinstance(handler, logging.StreamHandler):
+                    handler.setStream(self._function_output)
+            return invoke(self._spec, event, self.region, MANAGEMENT_ACCOUNT)
+
+    # -- the operator's side -------------------------------------------------------------
+
+    def put(self, account: str, value: Any, **extra: Any) -> None:
+        """Write an item to the budgets table (step 1), as an operator would."""
+        item = {"AccountId": account, "BudgetValue": value, **extra}
+        self.management.resource("dynamodb").Table(self.stack.budgets_table).put_item(Item=item)
+
+    def put_raw(self, item: Mapping[str, Any]) -> None:
+        """Write an item in DynamoDB's JSON, for items of any shape (invalid ones included)."""
+        self.management.client("dynamodb").put_item(TableName=self.stack.budgets_table, Item=dict(item))
+
+    def delete(self, account: str) -> None:
+        self.management.resource("dynamodb").Table(self.stack.budgets_table).delete_item(
+            Key={"AccountId": account}
+        )
+
+    def set_spend(self, account: str, actual: Decimal, forecasted: Decimal) -> None:
+        """Simulate this month's actual and forecasted spend of an account."""
+        self.spend[account] = (actual, forecasted)
+        stack = self.spokes[account]
+        standins.set_calculated_spend(account, stack.budget_name, actual, forecasted)
+
+    # -- what arrived --------------------------------------------------------------------
+
+    def desired(self, account: str) -> Decimal | None:
+        table = self.management.resource("dynamodb").Table(self.stack.budgets_table)
+        item = table.get_item(Key={"AccountId": account}).get("Item")
+        value = item.get("BudgetValue") if item else None
+        return value if isinstance(value, Decimal) else None
+
+    def status(self, account: str) -> dict[str, Any] | None:
+        table = self.management.resource("dynamodb").Table(self.stack.status_table)
+        item: dict[str, Any] | None = table.get_item(Key={"AccountId": account}).get("Item")
+        return item
+
+    def parameter(self, account: str) -> str | None:
+        ssm = self.session_in(account).client("ssm")
+        try:
+            value: str = ssm.get_parameter(Name=self.spokes[account].parameter_name)["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound:
+            return None
+        return value
+
+    def budget(self, account: str) -> dict[str, Any] | None:
+        budgets = self.session_in(account).client("budgets")
+        try:
+            answer = budgets.describe_budget(AccountId=account, BudgetName=self.spokes[account].budget_name)
+        except budgets.exceptions.NotFoundException:
+            return None
+        return dict(answer["Budget"])
+
+    def alerts(self, account: str) -> tuple[Alert, ...]:
+        """The budget's notifications, and which fire at the simulated spend."""
+        budget = self.budget(account)
+        if budget is None:
+            return ()
+        limit = Decimal(budget["BudgetLimit"]["Amount"])
+        actual, forecasted = self.spend.get(account, (Decimal(0), Decimal(0)))
+        alerts = []
+        for notification, subscribers in standins.notifications_with_subscribers(
+            account, self.spokes[account].budget_name
+        ):
+            spend = actual if notification["NotificationType"] == "ACTUAL" else forecasted
+            threshold = Decimal(str(notification["Threshold"]))
+            line = (
+                limit * threshold / 100
+                if notification.get("ThresholdType", "PERCENTAGE") == "PERCENTAGE"
+                else threshold
+            )
+            comparison = notification["ComparisonOperator"]
+            fires = {"GREATER_THAN": spend > line, "LESS_THAN": spend < line, "EQUAL_TO": spend == line}[
+                comparison
+            ]
+            alerts.append(
+                Alert(
+                    notification_type=notification["NotificationType"],
+                    comparison=comparison,
+                    threshold=threshold,
+                    threshold_type=notification.get("ThresholdType", "PERCENTAGE"),
+                    subscribers=tuple(s["Address"] for s in subscribers),
+                    fires=fires,
+                )
+            )
+        return tuple(alerts)
+
+    def view(self, account: str) -> AccountView:
+        status = self.status(account) or {}
+        budget = self.budget(account)
+        actual, forecasted = self.spend.get(account, (Decimal(0), Decimal(0)))
+        return AccountView(
+            account_id=account,
+            desired=self.desired(account),
+            status=status.get("Status"),
+            reason=str(status.get("Reason", "")),
+            parameter=self.parameter(account),
+            budget_limit=Decimal(budget["BudgetLimit"]["Amount"]) if budget else None,
+            actual_spend=actual,
+            forecasted_spend=forecasted,
+            alerts=self.alerts(account),
+        )
+
+
+__all__ = ["DEFAULT_ACCOUNTS", "MANAGEMENT_ACCOUNT", "AccountView", "Alert", "LocalOrganisation", "Step"]

@@ -1,0 +1,43 @@
+"""``make local``: the local organisation behind an AWS endpoint on 127.0.0.1.
+
+moto's server runs in the same process as the organisation, so it serves the very
+accounts, tables and stacks that were provisioned, and the pipeline thread sees every
+write that arrives through it. The port opens only once the organisation is provisioned
+and the pipeline runs, so a client that can connect can also expect its write to travel.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from moto.server import ThreadedMotoServer
+
+from budget_sync_local.organisation import DEFAULT_REGION, LocalOrganisation
+
+
+def serve(
+    accounts: Sequence[str],
+    port: int,
+    host: str = "127.0.0.1",
+    *,
+    ready: Callable[[LocalOrganisation, str], None] | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> None:
+    """Provision, start the pipeline, open the port; run until ``stop`` is set (or Ctrl-C)."""
+    stop = stop or threading.Event()
+    with LocalOrganisation(accounts, DEFAULT_REGION, progress=progress) as org:
+        org.pipeline.start()
+        server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        server.start()
+        try:
+            if ready is not None:
+                ready(org, f"http://{host}:{port}")
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+            org.pipeline.stop()
