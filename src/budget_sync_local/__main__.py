@@ -251,11 +251,14 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
             f"status table {org.stack.status_table}"
         )
         console.print(f"  spoke accounts: {', '.join(org.accounts)} (region {org.region})")
-        console.print("  see docs/local.md for the commands to try")
+        console.print(
+            f"  see docs/local.md for the commands to try; function logs: {LOG_DIR / 'function.log'}"
+        )
 
     os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    with progress:
-        server.serve(accounts, port, ready=ready, progress=update)
+    with progress, _function_log() as log:
+        server.serve(accounts, port, ready=ready, progress=update, function_output=log)
+    console.print("Stopped.")
     return 0
 
 

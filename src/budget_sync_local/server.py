@@ -8,8 +8,11 @@ and the pipeline runs, so a client that can connect can also expect its write to
 
 from __future__ import annotations
 
+import logging
+import signal
 import threading
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from moto.server import ThreadedMotoServer
 
@@ -24,10 +27,18 @@ def serve(
     ready: Callable[[LocalOrganisation, str], None] | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    function_output: TextIO | None = None,
 ) -> None:
-    """Provision, start the pipeline, open the port; run until ``stop`` is set (or Ctrl-C)."""
+    """Provision, start the pipeline, open the port; run until ``stop`` is set, Ctrl-C or
+    SIGTERM. The function's JSON logs go to ``function_output`` (a file, say)."""
     stop = stop or threading.Event()
-    with LocalOrganisation(accounts, DEFAULT_REGION, progress=progress) as org:
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: stop.set())
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    with LocalOrganisation(
+        accounts, DEFAULT_REGION, progress=progress, function_output=function_output
+    ) as org:
         org.pipeline.start()
         server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         server.start()
@@ -36,8 +47,6 @@ def serve(
                 ready(org, f"http://{host}:{port}")
             while not stop.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            pass
         finally:
             server.stop()
             org.pipeline.stop()
