@@ -93,5 +93,9 @@ demo: $(STAMP) ## the whole pipeline on the local organisation, with a summary
 local: $(STAMP) ## the local organisation as a server on 127.0.0.1:$(PORT)
 	$(BIN)/python -m budget_sync_local serve --port $(PORT)
 
+stackset: $(STAMP) ## spoke StackSet: OUS="ou-..." REGION=... PARAMS="Key=Value ..." [STACKSET_ARGS=--dry-run]
+	$(BIN)/python -m budgetctl.stackset --ous $(OUS) --region $(REGION) \
+	  --parameter-overrides $(PARAMS) $(STACKSET_ARGS)
+
 clean: ## remove build output and virtual environments
 	rm -rf .aws-sam $(VENV) $(SCAN_VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache
