@@ -16,9 +16,11 @@ docs/operate.md.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +37,7 @@ from budget_sync.domain import (
     parse_budget_text,
 )
 from budget_sync.errors import InvalidItemError
+from budget_sync.observability import logger
 from budget_sync.reconcile import AccountReport, Drift, Reconciler, read_desired, read_statuses
 from budget_sync.spoke import CLIENT_CONFIG, DEFAULT_BUDGET_NAME, SsmSpokeGateway
 from budget_sync.status import StatusStore
@@ -91,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     aws.add_argument(
         "--output", choices=FORMATS, default=argparse.SUPPRESS, help="table (default), json, csv"
+    )
+    aws.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="structured logs of each account on stderr",
     )
     names = common.add_argument_group("names (defaults: the templates' defaults)")
     names.add_argument("--table", default=argparse.SUPPRESS, help=f"budgets table ({DEFAULT_TABLE})")
@@ -178,6 +187,7 @@ _DEFAULTS: dict[str, Any] = {
     "region": None,
     "endpoint_url": None,
     "output": "table",
+    "debug": False,
     "table": DEFAULT_TABLE,
     "status_table": DEFAULT_STATUS_TABLE,
     "role_name": DEFAULT_ROLE,
@@ -516,6 +526,23 @@ def _read_import(name: str) -> Any:
 # --------------------------------------------------------------------------- entry point
 
 
+@contextmanager
+def _logs_to(stream: TextIO, debug: bool) -> Iterator[None]:
+    """The shared code logs as the Lambda function does (JSON lines on stdout): here they go to
+    stderr, and only with --debug, so that stdout carries nothing but the command's output.
+    Restored afterwards (main() may run inside a longer process, e.g. the tests)."""
+    handler = logger.registered_handler
+    level = logger.log_level
+    previous = handler.setStream(stream) if isinstance(handler, logging.StreamHandler) else None
+    logger.setLevel("DEBUG" if debug else "CRITICAL")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if previous is not None and isinstance(handler, logging.StreamHandler):
+            handler.setStream(previous)
+
+
 def main(
     argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
@@ -530,7 +557,8 @@ def main(
     out = Output(args.output, stdout, stderr)
     try:
         validate(args)
-        return int(args.run(Context(args, out)))
+        with _logs_to(out.stderr, args.debug):
+            return int(args.run(Context(args, out)))
     except InvalidItemError as exc:
         out.error(str(exc))
         return ExitCode.USAGE

@@ -1,0 +1,130 @@
+"""The installed ``budgetctl`` console script, run as a separate process against a moto server
+on 127.0.0.1 through ``--endpoint-url`` (the way an operator uses the local organisation)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from budget_sync.domain import AMOUNT_PATTERN
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
+
+BIN = Path(sys.executable).parent
+SPOKE = "111111111111"
+REGION = "us-east-1"
+ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _provision(url)
+        yield url
+    finally:
+        requests.post(f"{url}/moto-api/reset", timeout=10)
+        server.stop()
+
+
+def _provision(url: str) -> None:
+    """The two tables from the template, and one spoke with role, parameter and budget."""
+    management = boto3.Session(region_name=REGION)
+    dynamodb = management.client("dynamodb", endpoint_url=url)
+    resolver = Resolver(load(MANAGEMENT_TEMPLATE))
+    for logical_id in ("BudgetsTable", "StatusTable"):
+        properties = resolver.properties(logical_id)
+        dynamodb.create_table(
+            **{k: properties[k] for k in ("TableName", "BillingMode", "AttributeDefinitions", "KeySchema")}
+        )
+    credentials = management.client("sts", endpoint_url=url).assume_role(
+        RoleArn=f"arn:aws:iam::{SPOKE}:role/OrganizationAccountAccessRole", RoleSessionName="setup"
+    )["Credentials"]
+    spoke = boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=REGION,
+    )
+    spoke.client("iam", endpoint_url=url).create_role(
+        RoleName="BlogBudgetsSpokeRole", AssumeRolePolicyDocument="{}"
+    )
+    spoke.client("ssm", endpoint_url=url).put_parameter(
+        Name="/BlogBudgets/CostThreshold", Value="1000", Type="String", AllowedPattern=AMOUNT_PATTERN
+    )
+    spoke.client("budgets", endpoint_url=url).create_budget(
+        AccountId=SPOKE,
+        Budget={
+            "BudgetName": "SpokeAccountBudget",
+            "BudgetLimit": {"Amount": "1000", "Unit": "USD"},
+            "BudgetType": "COST",
+            "TimeUnit": "MONTHLY",
+        },
+    )
+
+
+def shell(*argv: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | ENV
+    return subprocess.run(argv, capture_output=True, text=True, check=False, env=environment, timeout=120)
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(result.stdout)
+
+
+def test_an_operator_sets_checks_and_repairs_a_budget_with_the_installed_command(endpoint: str):
+    budgetctl = str(BIN / "budgetctl")
+
+    # GIVEN the command as the user types it
+    written = shell(budgetctl, "--endpoint-url", endpoint, "set", SPOKE, "1250.50")
+    assert written.returncode == 0, written.stderr
+
+    # THEN the item is there, with the caller as UpdatedBy
+    item = as_json(shell(budgetctl, "--endpoint-url", endpoint, "get", SPOKE, "--output", "json"))[0]
+    assert item["BudgetValue"] == "1250.5"
+    assert item["UpdatedBy"].startswith("arn:aws:")
+
+    # WHEN nothing applied it (no stream function here), status reports the parameter's drift
+    status = shell(budgetctl, "--endpoint-url", endpoint, "--output", "json", "status")
+    assert status.returncode == 1, status.stderr
+    assert [(r["AccountId"], r["Drift"]) for r in as_json(status)] == [(SPOKE, "PARAMETER_DRIFT")]
+
+    # AND reconcile --apply (through python -m too) repairs it
+    repaired = shell(sys.executable, "-m", "budgetctl", "--endpoint-url", endpoint, "reconcile", "--apply")
+    assert repaired.returncode == 0, repaired.stderr
+    assert "REPAIRED" in repaired.stdout
+    ssm_status = as_json(shell(budgetctl, "--endpoint-url", endpoint, "status", "--output", "json"))[0]
+    assert ssm_status["Parameter"] == "1250.5"
+    assert ssm_status["LastStatus"] == "APPLIED"
+
+    # AND a bad value is refused with exit code 2, naming the field and the value
+    refused = shell(budgetctl, "--endpoint-url", endpoint, "set", SPOKE, "12.345")
+    assert refused.returncode == 2
+    assert "BudgetValue '12.345' has more than two decimals" in refused.stderr
