@@ -1,0 +1,60 @@
+"""Drift repair end to end on the local organisation: the spoke's rule and Automation document
+run, so a repair is followed all the way to the budget's limit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from budget_sync_local.organisation import LocalOrganisation
+from tests.ops.conftest import budgetctl
+
+pytestmark = pytest.mark.e2e
+
+A, B = "111111111111", "222222222222"
+
+
+def hand_edit_limit(org: LocalOrganisation, account: str, amount: str) -> None:
+    """What someone does in the Budgets console: change the limit, keep everything else."""
+    budget = org.budget(account)
+    assert budget is not None
+    budget["BudgetLimit"] = {"Amount": amount, "Unit": "USD"}
+    budget.pop("CalculatedSpend", None)
+    budget.pop("LastUpdatedTime", None)
+    org.session_in(account).client("budgets").update_budget(AccountId=account, NewBudget=budget)
+
+
+def test_a_hand_edited_budget_and_a_lost_parameter_event_are_reported_and_repaired():
+    with LocalOrganisation(accounts=(A, B)) as org:
+        # GIVEN both accounts applied through the pipeline
+        org.put(A, Decimal("1000"))
+        org.put(B, Decimal("2000"))
+        org.pipeline.run_until_idle()
+        assert budgetctl("status").code == 0
+
+        # AND A's limit edited by hand; B's new value written but its Parameter Store Change event lost
+        hand_edit_limit(org, A, "5000")
+        org.standins.unsubscribe(org.pipeline.publish)
+        org.put(B, Decimal("2500"))
+        org.pipeline.run_until_idle()
+        org.standins.subscribe(org.pipeline.publish)
+        assert org.parameter(B) == "2500"
+        assert org.view(B).budget_limit == Decimal("2000")
+
+        # WHEN an operator looks
+        status = budgetctl("status", "--output", "json")
+
+        # THEN both are reported as budget drift
+        assert status.code == 1
+        drifts = {r["AccountId"]: (r["Drift"], r["BudgetLimit"]) for r in status.json()}
+        assert drifts == {A: ("BUDGET_DRIFT", "5000"), B: ("BUDGET_DRIFT", "2000")}
+
+        # WHEN they repair, and the spokes' rules and Automation documents run
+        assert budgetctl("reconcile", "--apply").code == 0
+        org.pipeline.run_until_idle()
+
+        # THEN every budget holds the table's value again
+        assert org.view(A).budget_limit == Decimal("1000")
+        assert org.view(B).budget_limit == Decimal("2500")
+        assert budgetctl("status").code == 0
