@@ -235,9 +235,11 @@ def validate(args: argparse.Namespace) -> None:
 class Context:
     """The parsed arguments, the output, and AWS clients built on first use."""
 
-    def __init__(self, args: argparse.Namespace, out: Output) -> None:
+    def __init__(self, args: argparse.Namespace, out: Output, session: boto3.Session | None = None) -> None:
         self.args = args
         self.out = out
+        if session is not None:  # embedding (benchmarks): a session with hooks of its own
+            self.__dict__["session"] = session
 
     @cached_property
     def session(self) -> boto3.Session:
@@ -544,8 +546,12 @@ def _logs_to(stream: TextIO, debug: bool) -> Iterator[None]:
 
 
 def main(
-    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    session: boto3.Session | None = None,
 ) -> int:
+    """The console script. Returns the exit code; ``session`` replaces --profile/--region."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -558,7 +564,7 @@ def main(
     try:
         validate(args)
         with _logs_to(out.stderr, args.debug):
-            return int(args.run(Context(args, out)))
+            return int(args.run(Context(args, out, session)))
     except InvalidItemError as exc:
         out.error(str(exc))
         return ExitCode.USAGE
