@@ -50,6 +50,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 import boto3
+from moto.budgets.exceptions import BudgetMissingLimit
 from moto.budgets.exceptions import NotFoundException as BudgetNotFound
 from moto.budgets.models import Budget, BudgetsBackend, budgets_backends
 from moto.budgets.responses import BudgetsResponse
@@ -324,8 +325,6 @@ def _backend_update_budget(self: BudgetsBackend, account_id: str, new_budget: di
     if "BudgetLimit" not in new_budget and "PlannedBudgetLimits" not in new_budget:
         current_type = new_budget.get("BudgetType", current.budget.get("BudgetType"))
         if current_type in ("COST", "USAGE"):
-            from moto.budgets.exceptions import BudgetMissingLimit
-
             raise BudgetMissingLimit()
     replacement = {k: v for k, v in new_budget.items() if k not in ("CalculatedSpend", "LastUpdatedTime")}
     if "CalculatedSpend" in current.budget:
