@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import boto3
+
+if TYPE_CHECKING:  # type stubs for the checker only; the Automation runtime has boto3 alone
+    from mypy_boto3_budgets import BudgetsClient
+    from mypy_boto3_budgets.type_defs import BudgetTypeDef, NotificationWithSubscribersTypeDef
 
 AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$"
 MAX_AMOUNT = Decimal("1000000000")
@@ -59,12 +63,14 @@ def _split(text: str) -> list[str]:
 
 def notifications_with_subscribers(
     emails: str, actual_thresholds: str, forecasted_threshold: str, sns_topic_arn: str
-) -> list[dict[str, Any]]:
+) -> list[NotificationWithSubscribersTypeDef]:
     """The template's NotificationsWithSubscribers, from the document's parameters."""
-    subscribers: list[dict[str, str]] = [{"SubscriptionType": "EMAIL", "Address": a} for a in _split(emails)]
+    addresses: list[tuple[Literal["EMAIL", "SNS"], str]] = [("EMAIL", a) for a in _split(emails)]
     if sns_topic_arn.strip():
-        subscribers.append({"SubscriptionType": "SNS", "Address": sns_topic_arn.strip()})
-    kinds = [("ACTUAL", t) for t in _split(actual_thresholds)]
+        addresses.append(("SNS", sns_topic_arn.strip()))
+    kinds: list[tuple[Literal["ACTUAL", "FORECASTED"], str]] = [
+        ("ACTUAL", t) for t in _split(actual_thresholds)
+    ]
     kinds += [("FORECASTED", t) for t in _split(forecasted_threshold)]
     return [
         {
@@ -74,18 +80,18 @@ def notifications_with_subscribers(
                 "Threshold": float(threshold),
                 "ThresholdType": "PERCENTAGE",
             },
-            "Subscribers": [dict(s) for s in subscribers],
+            "Subscribers": [{"SubscriptionType": kind_, "Address": a} for kind_, a in addresses],
         }
         for kind, threshold in kinds
     ]
 
 
 def apply_limit(
-    budgets: Any,
+    budgets: BudgetsClient,
     account_id: str,
     budget_name: str,
     value: str,
-    notifications: list[dict[str, Any]],
+    notifications: list[NotificationWithSubscribersTypeDef],
 ) -> dict[str, str]:
     """Set the budget's limit to ``value``; create the budget if it is missing.
 
@@ -95,9 +101,7 @@ def apply_limit(
     amount = parse_amount(value)
     new_limit = format_amount(amount)
     try:
-        budget: dict[str, Any] = budgets.describe_budget(AccountId=account_id, BudgetName=budget_name)[
-            "Budget"
-        ]
+        response = budgets.describe_budget(AccountId=account_id, BudgetName=budget_name)
     except budgets.exceptions.NotFoundException:
         budgets.create_budget(
             AccountId=account_id,
@@ -110,6 +114,7 @@ def apply_limit(
             NotificationsWithSubscribers=notifications,
         )
         return {"OldLimit": "", "NewLimit": new_limit, "Action": "Created"}
+    budget = response["Budget"]
     if "PlannedBudgetLimits" in budget:
         raise ValueError(
             f"Budget {budget_name} uses PlannedBudgetLimits; budget-sync manages a fixed monthly "
@@ -119,15 +124,15 @@ def apply_limit(
     old_limit = str(current.get("Amount", ""))
     if old_limit and Decimal(old_limit) == amount and current.get("Unit") == UNIT:
         return {"OldLimit": old_limit, "NewLimit": old_limit, "Action": "Unchanged"}
-    new_budget = {key: item for key, item in budget.items() if key not in _READ_ONLY}
+    new_budget: dict[str, Any] = {key: item for key, item in budget.items() if key not in _READ_ONLY}
     new_budget["BudgetLimit"] = {"Amount": new_limit, "Unit": UNIT}
-    budgets.update_budget(AccountId=account_id, NewBudget=new_budget)
+    budgets.update_budget(AccountId=account_id, NewBudget=cast("BudgetTypeDef", new_budget))
     return {"OldLimit": old_limit, "NewLimit": new_limit, "Action": "Updated"}
 
 
 def handler(events: dict[str, Any], context: Any) -> dict[str, str]:
     """aws:executeScript entry point; ``events`` is the step's InputPayload."""
-    value = boto3.client("ssm").get_parameter(Name=events["ParameterName"])["Parameter"]["Value"]
+    value: str = boto3.client("ssm").get_parameter(Name=events["ParameterName"])["Parameter"]["Value"]
     notifications = notifications_with_subscribers(
         events.get("AlertEmails", ""),
         events.get("ActualThresholds", ""),
