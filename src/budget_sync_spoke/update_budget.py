@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import boto3
+from botocore.config import Config
 
 if TYPE_CHECKING:  # type stubs for the checker only; the Automation runtime has boto3 alone
     from mypy_boto3_budgets import BudgetsClient
@@ -30,6 +31,9 @@ if TYPE_CHECKING:  # type stubs for the checker only; the Automation runtime has
 AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$"
 MAX_AMOUNT = Decimal("1000000000")
 UNIT = "USD"
+
+#: aws:executeScript does not retry throttled calls itself: the clients do (standard mode: exponential backoff).
+RETRIES = Config(retries={"max_attempts": 10, "mode": "standard"})
 
 _AMOUNT = re.compile(AMOUNT_PATTERN)
 #: Fields AWS Budgets computes; UpdateBudget ignores them, so they are not sent back.
@@ -132,7 +136,9 @@ def apply_limit(
 
 def handler(events: dict[str, Any], context: Any) -> dict[str, str]:
     """aws:executeScript entry point; ``events`` is the step's InputPayload."""
-    value: str = boto3.client("ssm").get_parameter(Name=events["ParameterName"])["Parameter"]["Value"]
+    value: str = boto3.client("ssm", config=RETRIES).get_parameter(Name=events["ParameterName"])["Parameter"][
+        "Value"
+    ]
     notifications = notifications_with_subscribers(
         events.get("AlertEmails", ""),
         events.get("ActualThresholds", ""),
@@ -140,5 +146,9 @@ def handler(events: dict[str, Any], context: Any) -> dict[str, str]:
         events.get("SnsTopicArn", ""),
     )
     return apply_limit(
-        boto3.client("budgets"), events["AccountId"], events["BudgetName"], value, notifications
+        boto3.client("budgets", config=RETRIES),
+        events["AccountId"],
+        events["BudgetName"],
+        value,
+        notifications,
     )
