@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -368,3 +369,61 @@ def test_python_dash_m_and_help(capsys: pytest.CaptureFixture[str]):
     for command in ("set", "get", "delete", "import", "export", "status", "reconcile"):
         assert command in text
     assert "3 conflict" in text
+
+
+# --------------------------------------------------------------------------- edges
+
+
+def test_an_import_without_the_two_columns_names_them_and_writes_nothing(ops: Org, tmp_path: Path):
+    source = tmp_path / "wrong.csv"
+    source.write_text("Account,Amount\n111111111111,10\n")
+
+    result = budgetctl("import", str(source))
+
+    assert result.code == ExitCode.USAGE
+    assert "wrong.csv:1: the header must name the columns AccountId and BudgetValue" in result.stderr
+    assert item(ops, A)["BudgetValue"] == 1000  # type: ignore[index]
+
+
+def test_an_import_reads_stdin_and_a_byte_order_mark(
+    ops: Org, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbfAccountId,BudgetValue\r\n" + f"{A},42\r\n".encode())
+    assert budgetctl("import", str(excel)).code == ExitCode.OK
+    assert item(ops, A)["BudgetValue"] == 42  # type: ignore[index]
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"AccountId,BudgetValue\n{B},43\n"))
+    assert budgetctl("import", "-").code == ExitCode.OK
+    assert item(ops, B)["BudgetValue"] == 43  # type: ignore[index]
+
+
+def test_a_missing_file_region_or_profile_is_a_usage_error(ops: Org, monkeypatch: pytest.MonkeyPatch):
+    missing = budgetctl("import", "/nonexistent/budgets.csv")
+    assert missing.code == ExitCode.USAGE
+    assert "cannot read '/nonexistent/budgets.csv'" in missing.stderr
+
+    profile = budgetctl("get", A, "--profile", "nobody")
+    assert profile.code == ExitCode.USAGE
+    assert "--profile 'nobody'" in profile.stderr
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION")
+    region = budgetctl("get", A)
+    assert region.code == ExitCode.USAGE
+    assert "no region" in region.stderr
+
+
+def test_the_table_output_is_a_readable_table_and_debug_logs_go_to_stderr(ops: Org):
+    edit_budget_limit(ops, A, "1500")
+
+    result = budgetctl("status", "--debug")
+
+    assert result.code == ExitCode.PROBLEM
+    header = next(line for line in result.stdout.splitlines() if "AccountId" in line)
+    for column in ("Desired", "Parameter", "BudgetLimit", "PercentOfLimit", "Drift"):
+        assert column in header
+    assert "BUDGET_DRIFT" in result.stdout
+    assert '"account drifted"' in result.stderr  # the shared code's structured log line
+    assert '"account drifted"' not in result.stdout
+    assert "3 account(s): BUDGET_DRIFT 1, IN_SYNC 2" in result.stderr
