@@ -38,7 +38,7 @@ from budget_sync.domain import (
 )
 from budget_sync.errors import InvalidItemError
 from budget_sync.observability import logger
-from budget_sync.reconcile import AccountReport, Drift, Reconciler, read_desired, read_statuses
+from budget_sync.reconcile import REPAIRABLE, AccountReport, Drift, Reconciler, read_desired, read_statuses
 from budget_sync.spoke import CLIENT_CONFIG, DEFAULT_BUDGET_NAME, SsmSpokeGateway
 from budget_sync.status import StatusStore
 from budgetctl.errors import CliError, ExitCode, UsageError
@@ -409,7 +409,7 @@ def cmd_reconcile(ctx: Context) -> int:
     reports = _inspect(ctx, apply=ctx.args.apply)
     ctx.out.rows([_reconcile_row(r) for r in reports], RECONCILE_COLUMNS, title="budget-sync reconcile")
     _summary(ctx, reports)
-    if not ctx.args.apply and any(r.drift is not Drift.IN_SYNC for r in reports):
+    if not ctx.args.apply and any(r.drift in REPAIRABLE for r in reports):
         ctx.out.info("run `budgetctl reconcile --apply` to repair the drifted accounts")
     return ExitCode.OK if all(r.ok for r in reports) else ExitCode.PROBLEM
 

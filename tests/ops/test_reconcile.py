@@ -228,3 +228,19 @@ def test_spend_and_percent_of_limit_come_from_the_budget(ops: Org):
     assert budget is not None
     assert (budget.actual, budget.forecasted) == (Decimal("812.40"), Decimal("1105"))
     assert reports[B].percent_of_limit == Decimal("81.2")
+
+
+def test_the_reconciler_rebuilds_a_missing_status_once_and_then_leaves_it_alone(ops: Org):
+    # GIVEN accounts in sync whose status table is empty (it is derived data, e.g. re-created)
+    assert ops.status(B) is None
+
+    # WHEN the reconciler applies twice
+    run(ops, apply=True)
+    first = ops.status(B)
+    run(ops, apply=True)
+
+    # THEN the status was written once, as APPLIED by the reconciler, and not rewritten
+    assert first is not None
+    assert (first["Status"], first["Source"], first["DesiredValue"]) == ("APPLIED", "reconciler", 1000)
+    assert first["Reason"] == "in sync (checked by the reconciler)"
+    assert ops.status(B) == first
