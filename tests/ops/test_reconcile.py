@@ -244,3 +244,29 @@ def test_the_reconciler_rebuilds_a_missing_status_once_and_then_leaves_it_alone(
     assert (first["Status"], first["Source"], first["DesiredValue"]) == ("APPLIED", "reconciler", 1000)
     assert first["Reason"] == "in sync (checked by the reconciler)"
     assert ops.status(B) == first
+
+
+class _SameVersionSpokes:
+    """A spoke whose parameter does not take a new version for an unchanged value."""
+
+    def read_parameter(self, account_id: str) -> ParameterReading:
+        return ParameterReading("1000", 7)
+
+    def read_budget(self, account_id: str, budget_name: str = "SpokeAccountBudget") -> BudgetReading:
+        return usd("1500")
+
+    def put_budget_value(self, account_id: str, amount_text: str) -> int:
+        return 7
+
+
+def test_given_a_write_that_creates_no_new_version_then_the_repair_is_reported_as_failed():
+    # GIVEN budget drift under a correct parameter, and a write that returns the same version
+    # WHEN the reconciler repairs
+    reconciler = Reconciler(_SameVersionSpokes(), None)
+    summary = reconciler.run([DesiredItem(A, Decimal("1000"))])
+    report = reconciler._repair(summary.reports[0])
+
+    # THEN it does not claim a repair: no new version means no change event, no Automation run
+    assert summary.reports[0].drift is Drift.BUDGET_DRIFT
+    assert report.action is Action.FAILED
+    assert "kept version 7" in report.reason

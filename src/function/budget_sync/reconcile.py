@@ -313,6 +313,11 @@ class Reconciler:
                 reason=f"{report.reason}; repair failed: {exc}",
                 retryable=exc.retryable,
             )
+        if report.parameter_version is not None and version <= report.parameter_version:
+            # No new version, no Parameter Store Change event: the Automation would not run.
+            reason = f"{report.reason}; the parameter kept version {version}, so no change event was sent"
+            logger.error("repair not confirmed", extra={"account_id": report.account_id, "reason": reason})
+            return replace(report, action=Action.FAILED, reason=reason, new_version=version)
         logger.info(
             "account repaired",
             extra={"account_id": report.account_id, "amount": amount, "parameter_version": version},
