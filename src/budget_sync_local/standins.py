@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import copy
 import inspect
 import json
 import logging
@@ -55,8 +56,13 @@ from moto.budgets.exceptions import NotFoundException as BudgetNotFound
 from moto.budgets.models import Budget, BudgetsBackend, budgets_backends
 from moto.budgets.responses import BudgetsResponse
 from moto.cloudformation.models import Stack as CloudFormationStack
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.utils import unix_time
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.events.models import EventPattern
+from moto.iam import models as iam_models
 from moto.iam.models import iam_backends
 from moto.ssm.exceptions import ValidationException
 from moto.ssm.models import SimpleSystemManagerBackend
@@ -166,6 +172,15 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
     replace(
         CloudFormationStack, "parse_template", staticmethod(_json_first(CloudFormationStack.parse_template))
     )
+    replace(
+        DynamoDBBackend,
+        "transact_write_items",
+        _snapshot_each_table_once(DynamoDBBackend.transact_write_items),
+    )
+    original_lookup = iam_models.get_account_id_from
+    setattr(iam_models, "get_account_id_from", _remembered_account_lookup(original_lookup))  # noqa: B010
+    stack.callback(setattr, iam_models, "get_account_id_from", original_lookup)
+    stack.callback(_KEY_ACCOUNTS.clear)
 
 
 # -- CloudFormation: a speed-up, not a behaviour ---------------------------------------------
@@ -187,6 +202,56 @@ def _json_first(original: Callable[[str], dict[str, Any]]) -> Callable[[str], di
     return parse_template
 
 
+def _snapshot_each_table_once(original: Callable[..., None]) -> Callable[..., None]:
+    """moto's TransactWriteItems deep-copies a table (items and stream records) for every
+    item of the transaction, as a rollback snapshot: a 100-item transaction on a table of
+    a thousand accounts copies it a hundred times. The same snapshot, taken once per table
+    per transaction, gives the same rollback."""
+    lock = threading.Lock()
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        snapshots: dict[int, Table] = {}
+
+        def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+            if not isinstance(value, Table):
+                return copy.deepcopy(value, memo)
+            if id(value) not in snapshots:
+                snapshots[id(value)] = copy.deepcopy(value, memo)
+            return snapshots[id(value)]
+
+        with lock:
+            saved = dynamodb_models.__dict__["copy"]
+            setattr(dynamodb_models, "copy", types.SimpleNamespace(deepcopy=deepcopy))  # noqa: B010
+            try:
+                original(self, transact_items)
+            finally:
+                setattr(dynamodb_models, "copy", saved)  # noqa: B010
+
+    return transact_write_items
+
+
+#: Access key -> account, filled as keys are issued (AssumeRole) or first looked up.
+_KEY_ACCOUNTS: dict[str, str] = {}
+
+
+def _remembered_account_lookup(original: Callable[[str], str]) -> Callable[[str], str]:
+    """moto finds the account of a request's access key by scanning every account's keys,
+    on every request: with a thousand accounts that scan is most of a request's time. An
+    access key never moves to another account, so its account is recorded when AssumeRole
+    issues it, or when a scan first finds it (keys not found, which moto serves from its
+    default account, are looked up again)."""
+
+    def get_account_id_from(access_key: str) -> str:
+        account = _KEY_ACCOUNTS.get(access_key)
+        if account is None:
+            account = original(access_key)
+            if account != DEFAULT_ACCOUNT_ID:
+                _KEY_ACCOUNTS[access_key] = account
+        return account
+
+    return get_account_id_from
+
+
 # -- STS: AssumeRole needs the role to exist ------------------------------------------------
 
 
@@ -204,7 +269,9 @@ def _assume_existing_role_only(original: Callable[..., Any]) -> Callable[..., An
                     "AccessDenied",
                     f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
                 )
-        return original(self, *args, **kwargs)
+        assumed = original(self, *args, **kwargs)
+        _KEY_ACCOUNTS[assumed.access_key_id] = account  # see _remembered_account_lookup
+        return assumed
 
     return assume_role
 

@@ -161,3 +161,49 @@ def test_pattern_matches_uses_eventbridge_semantics():
     assert standins.pattern_matches({"detail": {"name": [{"prefix": "/BlogBudgets/"}]}}, event)
     assert not standins.pattern_matches({"detail": {"operation": [{"anything-but": ["Update"]}]}}, event)
     assert standins.pattern_matches('{"source": ["aws.ssm"]}', event)
+
+
+def test_given_a_transaction_that_fails_then_every_table_it_touched_is_rolled_back(installed):
+    # The stand-ins snapshot each table once per transaction (moto copies it per item).
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for name in ("first", "second"):
+        dynamodb.create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        )
+        dynamodb.put_item(TableName=name, Item={"k": {"S": "kept"}, "v": {"N": "1"}})
+    writes = [{"Put": {"TableName": "first", "Item": {"k": {"S": f"new{i}"}}}} for i in range(3)] + [
+        {"Put": {"TableName": "second", "Item": {"k": {"S": "kept"}, "v": {"N": "2"}}}},
+        {
+            "Put": {
+                "TableName": "first",
+                "Item": {"k": {"S": "kept"}, "v": {"N": "3"}},
+                "ConditionExpression": "attribute_not_exists(k)",  # fails: the item exists
+            }
+        },
+    ]
+
+    with pytest.raises(ClientError, match="TransactionCanceledException"):
+        dynamodb.transact_write_items(TransactItems=writes)
+
+    for name in ("first", "second"):
+        items = dynamodb.scan(TableName=name)["Items"]
+        assert items == [{"k": {"S": "kept"}, "v": {"N": "1"}}], name
+
+
+def test_given_an_assumed_role_key_then_requests_with_it_act_in_the_role_account(installed):
+    sts = boto3.client("sts", region_name=REGION)
+    for account in ("111111111111", "222222222222"):
+        keys = sts.assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="test"
+        )["Credentials"]
+        caller = boto3.client(
+            "sts",
+            region_name=REGION,
+            aws_access_key_id=keys["AccessKeyId"],
+            aws_secret_access_key=keys["SecretAccessKey"],
+            aws_session_token=keys["SessionToken"],
+        ).get_caller_identity()
+        assert caller["Account"] == account
