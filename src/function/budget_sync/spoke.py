@@ -127,18 +127,13 @@ class SsmSpokeGateway:
             response = ssm.put_parameter(
                 Name=self._parameter_name, Value=amount_text, Type="String", Overwrite=True
             )
-        except ClientError as exc:
-            code = _code(exc)
-            if code in _EXPIRED:
-                self.forget(account_id)
-            raise _translate(
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure(
                 exc,
                 account_id,
                 denied=f"the spoke role may not write {self._parameter_name}",
                 rejected=f"parameter {self._parameter_name} rejected the value {amount_text!r}",
             ) from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"account {account_id}: {exc}") from exc
         return int(response["Version"])
 
     def read_parameter(self, account_id: str) -> ParameterReading:
@@ -146,18 +141,15 @@ class SsmSpokeGateway:
         ssm = self.ssm_client(account_id)
         try:
             parameter = ssm.get_parameter(Name=self._parameter_name)["Parameter"]
-        except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
                 return ParameterReading(None, None)
-            self._forget_if_expired(account_id, exc)
-            raise _translate(
+            raise self._failure(
                 exc,
                 account_id,
                 denied=f"the spoke role may not read {self._parameter_name}",
                 rejected=f"cannot read {self._parameter_name}",
             ) from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"account {account_id}: {exc}") from exc
         return ParameterReading(parameter.get("Value"), parameter.get("Version"))
 
     def read_budget(self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME) -> BudgetReading | None:
@@ -165,18 +157,15 @@ class SsmSpokeGateway:
         budgets = self.budgets_client(account_id)
         try:
             budget = budgets.describe_budget(AccountId=account_id, BudgetName=budget_name)["Budget"]
-        except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
                 return None
-            self._forget_if_expired(account_id, exc)
-            raise _translate(
+            raise self._failure(
                 exc,
                 account_id,
                 denied=f"the spoke role may not view the budget {budget_name}",
                 rejected=f"cannot read the budget {budget_name}",
             ) from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"account {account_id}: {exc}") from exc
         limit: Mapping[str, Any] = budget.get("BudgetLimit") or {}
         spend: Mapping[str, Any] = budget.get("CalculatedSpend") or {}
         unit = str(limit.get("Unit", ""))
@@ -229,9 +218,15 @@ class SsmSpokeGateway:
             self._clients[account_id] = cached
         return cached
 
-    def _forget_if_expired(self, account_id: str, exc: ClientError) -> None:
+    def _failure(
+        self, exc: ClientError | BotoCoreError, account_id: str, *, denied: str, rejected: str
+    ) -> Exception:
+        """The project's error for a failed spoke call; expired credentials are dropped."""
+        if isinstance(exc, BotoCoreError):
+            return TransientError(f"account {account_id}: {exc}")
         if _code(exc) in _EXPIRED:
             self.forget(account_id)
+        return _translate(exc, account_id, denied=denied, rejected=rejected)
 
     def forget(self, account_id: str) -> None:
         self._clients.pop(account_id, None)
