@@ -14,23 +14,11 @@ from moto import mock_aws
 
 from budget_sync_local import spoke_stack, standins
 from budget_sync_local.spoke_stack import SpokeStack
+from tests.integration.conftest import session_in
 
 REGION = "us-east-1"
 MANAGEMENT = "123456789012"
 SPOKE = "111111111111"
-
-
-def session_in(account: str) -> boto3.Session:
-    """Administrator credentials in an account (its OrganizationAccountAccessRole)."""
-    credentials = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{standins.ADMIN_ROLE}", RoleSessionName="test-admin"
-    )["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=REGION,
-    )
 
 
 def assume(role_arn: str) -> boto3.Session:
