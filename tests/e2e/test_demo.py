@@ -1,0 +1,57 @@
+"""`make demo` as a user runs it: the whole pipeline, a table per account, and an exit
+status that says whether the valid budgets arrived and the invalid one was refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+from budget_sync_local import __main__ as cli
+from budget_sync_local.organisation import AccountView, LocalOrganisation
+
+pytestmark = pytest.mark.e2e
+
+
+def test_given_nothing_when_the_demo_runs_then_it_shows_every_account_and_exits_0(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "budget_sync_local", "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    for shown in (
+        "111111111111",
+        "1250.5",
+        "222222222222",
+        "333333333333",
+        "12.345",
+        "FAILED",
+        "decimals",  # the reason may wrap inside its table cell
+    ):
+        assert shown in done.stdout
+    assert "rule matched" in done.stdout
+    assert (tmp_path / ".local-org" / "function.log").stat().st_size > 0
+
+
+def test_given_a_valid_budget_that_does_not_arrive_then_the_demo_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    real_view = LocalOrganisation.view
+
+    def lost_in_transit(self: LocalOrganisation, account: str) -> AccountView:
+        view = real_view(self, account)
+        if account == "222222222222":
+            return dataclasses.replace(view, budget_limit=Decimal(1000))
+        return view
+
+    monkeypatch.setattr(LocalOrganisation, "view", lost_in_transit)
+
+    assert cli.main(["demo"]) == 1
+    assert "222222222222: 2000 did not arrive" in capsys.readouterr().out
