@@ -12,6 +12,7 @@ serve   the organisation as an AWS endpoint on 127.0.0.1 (``make local``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -85,6 +86,12 @@ def _step_printer(console: Console) -> Callable[[Step], None]:
                     f"  {CIRCLED[4]} {step.account}: [red]automation {d.get('status')}[/]: "
                     f"{d.get('failure') or d.get('error')}"
                 )
+        elif step.kind == "status":
+            console.print(
+                f"  {CIRCLED[1]} {step.account} (not an account here): {d['status']}: {d['reason']}"
+            )
+        elif step.kind == "batch-response":
+            console.print(f"  {CIRCLED[1]} batch response: {json.dumps(d['response'])}")
         elif step.kind in ("retry", "on-failure"):
             console.print(f"  {CIRCLED[1]} {step.kind}: {dict(d)}")
 
@@ -212,15 +219,29 @@ def run_event(
     event: dict[str, Any], observer: Callable[[Step], None] | None = None, function_output: Any = None
 ) -> tuple[Any, list[AccountView]]:
     """The template's handler on ``event`` in a fresh local organisation, then the spoke
-    side; the batch response and the view of each account the event names."""
+    side; the batch response and the view of each account the event names.
+
+    The event does not come from the budgets table, so an account's desired value is the
+    one the function recorded in the status table."""
     named = {
         str(r.get("dynamodb", {}).get("Keys", {}).get("AccountId", {}).get("S", "")) for r in event["Records"]
     }
     accounts = sorted(named & set(DEFAULT_ACCOUNTS)) or list(DEFAULT_ACCOUNTS)
+    observe = observer or (lambda _step: None)
     with LocalOrganisation(DEFAULT_ACCOUNTS, observer=observer, function_output=function_output) as org:
         response = org.invoke_function(event)
+        observe(Step("batch-response", detail={"response": response}))
         org.pipeline.run_until_idle()
-        return response, [org.view(account) for account in accounts]
+        for other in sorted(named - set(DEFAULT_ACCOUNTS)):
+            status = org.status(other) or {}
+            observe(
+                Step("status", other, {"status": status.get("Status"), "reason": status.get("Reason", "")})
+            )
+        views = []
+        for account in accounts:
+            recorded = (org.status(account) or {}).get("DesiredValue")
+            views.append(dataclasses.replace(org.view(account), desired=recorded))
+        return response, views
 
 
 def invoke_event(console: Console, path: Path) -> int:
@@ -232,7 +253,6 @@ def invoke_event(console: Console, path: Path) -> int:
     console.rule(f"{path}: {len(event['Records'])} record(s) → the template's handler")
     with _function_log() as log:
         response, views = run_event(event, _step_printer(console), log)
-    console.print(f"  {CIRCLED[1]} batch response: {json.dumps(response)}")
     console.print(_table(views, "Result per account"))
     console.print(f"Function logs: {LOG_DIR / 'function.log'}")
     return 0 if isinstance(response, dict) and "batchItemFailures" in response else 1

@@ -19,9 +19,10 @@ A, B, C = "111111111111", "222222222222", "333333333333"
 INITIAL = Decimal(1000)  # the spoke template's initial budget
 
 
-def run(name: str) -> tuple[dict, dict]:
+def run(name: str, steps: list | None = None) -> tuple[dict, dict]:
     stream_handler.build_service.cache_clear()
-    response, views = run_event(load_event(EVENTS / f"{name}.json"), function_output=io.StringIO())
+    observer = steps.append if steps is not None else None
+    response, views = run_event(load_event(EVENTS / f"{name}.json"), observer, function_output=io.StringIO())
     return response, {v.account_id: v for v in views}
 
 
@@ -60,13 +61,17 @@ def test_decimal_keeps_the_cents():
 
 
 def test_mixed_batch_applies_the_valid_and_refuses_the_invalid_with_reasons():
-    response, views = run("mixed-batch")
+    steps: list = []
+    response, views = run("mixed-batch", steps)
     assert response == {"batchItemFailures": []}  # permanent errors are recorded, not retried
     assert views[A].budget_limit == Decimal(1200)
     assert views[B].budget_limit == Decimal("3000.25")  # the newest value of 222... wins
     assert views[C].status == "FAILED"
     assert "type N" in views[C].reason
     assert views[C].budget_limit == INITIAL
+    malformed = [s for s in steps if s.kind == "status" and s.account == "12345"]
+    assert malformed[0].detail["status"] == "FAILED"
+    assert "AccountId '12345' must be exactly 12 digits" in malformed[0].detail["reason"]
 
 
 def test_the_command_refuses_a_file_that_is_not_a_stream_event(tmp_path, capsys):
