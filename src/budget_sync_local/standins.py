@@ -9,9 +9,9 @@ active:
   ``AccessDenied`` (moto lets any ARN be assumed). ``OrganizationAccountAccessRole`` is
   always allowed: AWS Organizations creates it in every member account. Trust policies are
   still not evaluated.
-* SSM ``PutParameter`` of an existing parameter enforces its ``AllowedPattern``
-  (``ParameterPatternMismatchException``), as AWS does; moto stores the pattern only.
-  (The creating write itself is not checked, unlike AWS.)
+* SSM ``PutParameter`` enforces the ``AllowedPattern`` the call brings or the parameter
+  has (``ParameterPatternMismatchException``), on create and overwrite, as AWS does; moto
+  stores the pattern only.
 * Budgets ``UpdateBudget`` (missing in moto 5.2): ``NewBudget`` replaces the whole
   definition except the name and the calculated spend; ``NotFoundException`` if the
   budget does not exist. Reachable through ``boto3.client("budgets").update_budget``.
@@ -324,12 +324,9 @@ def _put_parameter(original: Callable[..., Any], stand_ins: StandIns) -> Callabl
         arguments = signature.bind(self, *args, **kwargs).arguments
         name, value = arguments["name"], arguments["value"]
         previous = self.get_parameter(name)
-        # An overwrite is checked against the pattern it brings, else the stored one. A
-        # create is not checked (AWS would check it against its own pattern): the test
-        # fixtures create parameters in states that only a later pattern change produces.
-        pattern = None
-        if previous is not None:
-            pattern = arguments.get("allowed_pattern") or previous.allowed_pattern
+        # Checked against the pattern the call brings, else the stored one (as AWS does,
+        # for a create as for an overwrite).
+        pattern = arguments.get("allowed_pattern") or (previous.allowed_pattern if previous else None)
         if pattern and value is not None and not re.search(pattern, value):
             raise _pattern_mismatch(pattern)
         parameter = original(self, *args, **kwargs)

@@ -97,11 +97,13 @@ def create_table(session: boto3.Session, logical_id: str) -> Any:
     return session.client("dynamodb").create_table(**arguments)["TableDescription"]
 
 
-def add_spoke(org: Org, account: str, *, role: bool = True, pattern: str = AMOUNT_PATTERN) -> None:
+def add_spoke(
+    org: Org, account: str, *, role: bool = True, pattern: str = AMOUNT_PATTERN, initial: str = "1000"
+) -> None:
     session = session_in(account)
     if role:
         session.client("iam").create_role(RoleName=SPOKE_ROLE, AssumeRolePolicyDocument="{}")
-    session.client("ssm").put_parameter(Name=PARAMETER, Value="1000", Type="String", AllowedPattern=pattern)
+    session.client("ssm").put_parameter(Name=PARAMETER, Value=initial, Type="String", AllowedPattern=pattern)
     org.spokes[account] = session
 
 

@@ -168,7 +168,7 @@ def test_given_a_spoke_without_the_role_then_failed_says_the_spoke_stack_is_miss
 
 def test_given_a_parameter_that_rejects_the_value_then_failed_with_the_parameter_reason(org: Org):
     strict = "555555555555"
-    add_spoke(org, strict, pattern="^[0-9]{1,3}$")
+    add_spoke(org, strict, pattern="^[0-9]{1,3}$", initial="900")
     org.put(strict, 5000)
 
     assert org.invoke() == {"batchItemFailures": []}
@@ -176,7 +176,7 @@ def test_given_a_parameter_that_rejects_the_value_then_failed_with_the_parameter
     status = org.status(strict)
     assert status["Status"] == "FAILED"  # type: ignore[index]
     assert "rejected the value '5000'" in status["Reason"]  # type: ignore[index]
-    assert org.parameter(strict) == "1000"
+    assert org.parameter(strict) == "900"
 
 
 def test_given_put_parameter_is_throttled_then_the_accounts_earliest_record_is_retried(

@@ -207,3 +207,16 @@ def test_given_an_assumed_role_key_then_requests_with_it_act_in_the_role_account
             aws_session_token=keys["SessionToken"],
         ).get_caller_identity()
         assert caller["Account"] == account
+
+
+def test_given_a_new_parameter_whose_value_breaks_its_own_pattern_then_it_is_not_created(installed):
+    ssm = boto3.client("ssm", region_name=REGION)
+
+    with pytest.raises(ClientError) as error:
+        ssm.put_parameter(
+            Name="/new", Value="12.345", Type="String", AllowedPattern="^[0-9]+(\\.[0-9]{1,2})?$"
+        )
+
+    assert error.value.response["Error"]["Code"] == "ParameterPatternMismatchException"
+    with pytest.raises(ClientError, match="ParameterNotFound"):
+        ssm.get_parameter(Name="/new")
