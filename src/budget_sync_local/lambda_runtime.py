@@ -99,6 +99,18 @@ def load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:
     return handler
 
 
+def new_execution_environment(spec: FunctionSpec) -> None:
+    """What a fresh Lambda execution environment starts without: the clients and settings
+    the handler module cached at init (its ``functools.cache`` functions). A local
+    organisation calls this when it starts, so that no client of an earlier moto (whose
+    credentials moto no longer knows, and would serve from its default account) is reused."""
+    module = sys.modules[spec.handler.rpartition(".")[0]]
+    for value in vars(module).values():
+        cache_clear = getattr(value, "cache_clear", None)
+        if callable(cache_clear):
+            cache_clear()
+
+
 def invoke(
     spec: FunctionSpec,
     event: dict[str, Any],

@@ -36,7 +36,13 @@ from moto import mock_aws
 
 from budget_sync_local import management_stack, standins
 from budget_sync_local import spoke_stack as spoke_stack
-from budget_sync_local.lambda_runtime import function_spec, invoke
+from budget_sync_local.lambda_runtime import (
+    function_spec,
+    invoke,
+    lambda_environment,
+    load_handler,
+    new_execution_environment,
+)
 from budget_sync_local.pipeline import Observer, Pipeline, Step, StreamPoller, on_failure_sender
 
 if TYPE_CHECKING:
@@ -188,6 +194,9 @@ class LocalOrganisation:
         self._spec = function_spec(
             self.stack.function_logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT
         )
+        with lambda_environment(self._spec, self.region):
+            load_handler(self._spec)  # imported here, so that its log handler holds the real stdout
+        new_execution_environment(self._spec)
         poller = StreamPoller(
             self.management.client("dynamodbstreams"),
             self.stack.stream_arn,
@@ -232,13 +241,19 @@ class LocalOrganisation:
         """The update function on one event, as Lambda calls it (the template's handler)."""
         if self._function_output is None:
             return invoke(self._spec, event, self.region, MANAGEMENT_ACCOUNT)
+        # Powertools' log handler keeps the stdout it saw when the module was imported: it
+        # is lent this organisation's output for the call, and given its own back after.
+        service = self._spec.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+        handlers = [h for h in logging.getLogger(service).handlers if isinstance(h, logging.StreamHandler)]
+        own = [h.stream for h in handlers]
         with redirect_stdout(self._function_output):
-            # Powertools' log handler keeps the stdout it saw when the module was imported.
-            service = self._spec.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
-            for handler in logging.getLogger(service).handlers:
-                if isinstance(handler, logging.StreamHandler):
-                    handler.setStream(self._function_output)
-            return invoke(self._spec, event, self.region, MANAGEMENT_ACCOUNT)
+            for handler in handlers:
+                handler.setStream(self._function_output)
+            try:
+                return invoke(self._spec, event, self.region, MANAGEMENT_ACCOUNT)
+            finally:
+                for handler, stream in zip(handlers, own, strict=True):
+                    handler.setStream(stream)
 
     # -- the operator's side -------------------------------------------------------------
 

@@ -138,3 +138,13 @@ def test_given_simulated_spend_then_the_notifications_that_fire_are_listed(local
     assert ("ACTUAL", Decimal(100)) not in firing
     assert ("FORECASTED", Decimal(100)) in firing
     assert all(a.subscribers for a in local_org.alerts(A))
+
+
+def test_given_two_organisations_one_after_the_other_then_each_delivers_to_its_own_spokes():
+    # The second starts a new execution environment: no client of the first moto survives
+    # (moto would serve its unknown credentials from the management account).
+    for value in (Decimal(10), Decimal(11)):
+        with LocalOrganisation((A,), function_output=io.StringIO()) as org:
+            org.put(A, value)
+            org.pipeline.run_until_idle()
+            assert limit(org, A) == value
