@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 import boto3
 from botocore.config import Config
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from mypy_boto3_budgets import BudgetsClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
+
+    from budget_sync.config import Settings
 
 #: botocore retries throttling, 5xx and timeouts itself before we see an error.
 CLIENT_CONFIG = Config(
@@ -117,6 +119,17 @@ class SsmSpokeGateway:
         self._clients: dict[str, _CachedClient] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: Settings, session: boto3.Session) -> SsmSpokeGateway:
+        """The gateway of a function (stream or reconciler), from its validated settings."""
+        return cls(
+            parameter_name=settings.parameter_name,
+            role_name=settings.spoke_role_name,
+            region=settings.spoke_region,
+            session_name=settings.session_name,
+            session=session,
+        )
+
     def role_arn(self, account_id: str) -> str:
         """Built from the account id and the configured role name, never taken from an item."""
         return f"arn:{self._partition}:iam::{account_id}:role/{self._role_name}"
@@ -184,17 +197,7 @@ class SsmSpokeGateway:
         """A Budgets client on the same cached credentials as the account's SSM client."""
         cached = self._cached(account_id)
         if cached.budgets is None:
-            with self._lock:  # building clients on one session is not thread-safe
-                keys = cached.credentials
-                cached.budgets = self._session.client(
-                    "budgets",
-                    region_name=self._region,
-                    aws_access_key_id=keys["AccessKeyId"],
-                    aws_secret_access_key=keys["SecretAccessKey"],
-                    aws_session_token=keys["SessionToken"],
-                    config=CLIENT_CONFIG,
-                    endpoint_url=self._endpoint_url,
-                )
+            cached.budgets = cast("BudgetsClient", self._client("budgets", cached.credentials))
         return cached.budgets
 
     def _cached(self, account_id: str) -> _CachedClient:
@@ -204,9 +207,16 @@ class SsmSpokeGateway:
             return cached
         credentials = self._assume(account_id)
         keys = {k: credentials[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+        client = cast("SSMClient", self._client("ssm", keys))
+        cached = _CachedClient(client, _as_utc(credentials["Expiration"]), keys)
+        self._clients[account_id] = cached
+        return cached
+
+    def _client(self, service: Literal["ssm", "budgets"], keys: Mapping[str, str]) -> Any:
+        """A client in a spoke account: the role's credentials, the spoke region, retries."""
         with self._lock:  # building clients on one session is not thread-safe
-            client: SSMClient = self._session.client(
-                "ssm",
+            return self._session.client(
+                service,
                 region_name=self._region,
                 aws_access_key_id=keys["AccessKeyId"],
                 aws_secret_access_key=keys["SecretAccessKey"],
@@ -214,9 +224,6 @@ class SsmSpokeGateway:
                 config=CLIENT_CONFIG,
                 endpoint_url=self._endpoint_url,
             )
-            cached = _CachedClient(client, _as_utc(credentials["Expiration"]), keys)
-            self._clients[account_id] = cached
-        return cached
 
     def _failure(
         self, exc: ClientError | BotoCoreError, account_id: str, *, denied: str, rejected: str

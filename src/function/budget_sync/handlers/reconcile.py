@@ -30,13 +30,7 @@ def build() -> tuple[Reconciler, DynamoDBClient, ReconcilerSettings]:
     settings = ReconcilerSettings.from_env()
     common = settings.common
     session = boto3.Session()
-    spokes = SsmSpokeGateway(
-        parameter_name=common.parameter_name,
-        role_name=common.spoke_role_name,
-        region=common.spoke_region,
-        session_name=common.session_name,
-        session=session,
-    )
+    spokes = SsmSpokeGateway.from_settings(common, session)
     dynamodb: DynamoDBClient = session.client("dynamodb", config=CLIENT_CONFIG)
     status = StatusStore(dynamodb, common.status_table_name)
     reconciler = Reconciler(

@@ -32,13 +32,7 @@ def build_service() -> BudgetSync:
     """Built once per execution environment: settings validated, clients reused."""
     settings = Settings.from_env()
     session = boto3.Session()
-    gateway = SsmSpokeGateway(
-        parameter_name=settings.parameter_name,
-        role_name=settings.spoke_role_name,
-        region=settings.spoke_region,
-        session_name=settings.session_name,
-        session=session,
-    )
+    gateway = SsmSpokeGateway.from_settings(settings, session)
     status = StatusStore(session.client("dynamodb", config=CLIENT_CONFIG), settings.status_table_name)
     return BudgetSync(gateway, status, settings.max_concurrency)
 
