@@ -92,6 +92,8 @@ def _step_printer(console: Console) -> Callable[[Step], None]:
             )
         elif step.kind == "batch-response":
             console.print(f"  {CIRCLED[1]} batch response: {json.dumps(d['response'])}")
+        elif step.kind == "error":
+            console.print(f"[red]{d['error']}[/]")
         elif step.kind in ("retry", "on-failure"):
             console.print(f"  {CIRCLED[1]} {step.kind}: {dict(d)}")
 
@@ -277,7 +279,9 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
 
     os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
     with progress, _function_log() as log:
-        server.serve(accounts, port, ready=ready, progress=update, function_output=log)
+        server.serve(
+            accounts, port, ready=ready, progress=update, function_output=log, observer=_step_printer(console)
+        )
     console.print("Stopped.")
     return 0
 

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 class Step:
     """One thing the pipeline did, for whoever watches (the demo prints them)."""
 
-    kind: str  # batch | retry | on-failure | parameter-change | ignored-event | automation
+    # batch | retry | on-failure | parameter-change | ignored-event | automation | error
+    # (and, from `make invoke`, batch-response | status)
+    kind: str
     account: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
 
@@ -289,8 +291,10 @@ class Pipeline:
             while not self._stop.is_set():
                 try:
                     busy = self.step()
-                except Exception as exc:
-                    self.errors.append(f"pipeline: {type(exc).__name__}: {exc}")
+                except Exception as exc:  # keep serving; report it
+                    message = f"pipeline: {type(exc).__name__}: {exc}"
+                    self.errors.append(message)
+                    self._observe(Step("error", detail={"error": message}))
                     busy = 0
                 if not busy:
                     self._stop.wait(interval_s)

@@ -17,6 +17,7 @@ from typing import TextIO
 from moto.server import ThreadedMotoServer
 
 from budget_sync_local.organisation import DEFAULT_REGION, LocalOrganisation
+from budget_sync_local.pipeline import Observer
 
 
 def serve(
@@ -28,6 +29,7 @@ def serve(
     stop: threading.Event | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     function_output: TextIO | None = None,
+    observer: Observer | None = None,
 ) -> None:
     """Provision, start the pipeline, open the port; run until ``stop`` is set, Ctrl-C or
     SIGTERM. The function's JSON logs go to ``function_output`` (a file, say)."""
@@ -37,7 +39,7 @@ def serve(
             signal.signal(number, lambda *_: stop.set())
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     with LocalOrganisation(
-        accounts, DEFAULT_REGION, progress=progress, function_output=function_output
+        accounts, DEFAULT_REGION, progress=progress, function_output=function_output, observer=observer
     ) as org:
         org.pipeline.start()
         server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)

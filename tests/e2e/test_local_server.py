@@ -78,3 +78,4 @@ def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_sh
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert "ready at" in output
+    assert f"{SPOKE}: rule matched" in output  # the pipeline's steps are shown as they happen
