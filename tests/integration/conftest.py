@@ -72,8 +72,13 @@ class Org:
 
 def session_in(account: str) -> boto3.Session:
     """Administrator credentials in an account (moto: any assumed role acts in its account)."""
+    return assume(f"arn:aws:iam::{account}:role/{ADMIN_ROLE}", "test-admin")
+
+
+def assume(role_arn: str, session_name: str) -> boto3.Session:
+    """A session with the role's credentials (the stand-ins refuse a role that does not exist)."""
     credentials = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{ADMIN_ROLE}", RoleSessionName="test-admin"
+        RoleArn=role_arn, RoleSessionName=session_name
     )["Credentials"]
     return boto3.Session(
         aws_access_key_id=credentials["AccessKeyId"],

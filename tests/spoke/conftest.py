@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from budget_sync_local import spoke_stack, standins
 from budget_sync_local.spoke_stack import SpokeStack
+from tests.integration.conftest import assume as assume_role
 from tests.integration.conftest import session_in
 
 REGION = "us-east-1"
@@ -23,15 +24,7 @@ SPOKE = "111111111111"
 
 def assume(role_arn: str) -> boto3.Session:
     """What EventBridge does with the target's RoleArn (the role must exist: stand-in)."""
-    credentials = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=role_arn, RoleSessionName="budget-sync-automation"
-    )["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=REGION,
-    )
+    return assume_role(role_arn, "budget-sync-automation")
 
 
 @dataclass
