@@ -277,7 +277,6 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
             f"  see docs/local.md for the commands to try; function logs: {LOG_DIR / 'function.log'}"
         )
 
-    os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
     with progress, _function_log() as log:
         server.serve(
             accounts, port, ready=ready, progress=update, function_output=log, observer=_step_printer(console)
@@ -307,7 +306,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     }.items():
         os.environ.setdefault(name, value)  # moto's accounts, never real credentials
     console = Console(width=None if sys.stdout.isatty() else 160)

@@ -308,7 +308,9 @@ class LocalOrganisation:
 
     def alerts(self, account: str) -> tuple[Alert, ...]:
         """The budget's notifications, and which fire at the simulated spend."""
-        budget = self.budget(account)
+        return self._alerts(account, self.budget(account))
+
+    def _alerts(self, account: str, budget: dict[str, Any] | None) -> tuple[Alert, ...]:
         if budget is None:
             return ()
         limit = Decimal(budget["BudgetLimit"]["Amount"])
@@ -353,7 +355,7 @@ class LocalOrganisation:
             budget_limit=Decimal(budget["BudgetLimit"]["Amount"]) if budget else None,
             actual_spend=actual,
             forecasted_spend=forecasted,
-            alerts=self.alerts(account),
+            alerts=self._alerts(account, budget),  # the budget just read, not read again
         )
 
 
