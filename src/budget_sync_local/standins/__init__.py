@@ -1,0 +1,160 @@
+"""The one place where the local organisation adds what moto 5.2 leaves out.
+
+Each stand-in is the smallest faithful copy of the AWS behaviour that budget-sync relies
+on, patched into moto's backends (so it works for ``mock_aws()`` in-process and for a
+``moto.server.ThreadedMotoServer`` in the same process alike) while ``installed()`` is
+active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``automation``;
+``speed`` holds the speed-ups, ``bus`` the event subscribers); this package installs them:
+
+* STS ``AssumeRole`` of a role that does not exist in the target account is refused with
+  ``AccessDenied`` (moto lets any ARN be assumed). ``OrganizationAccountAccessRole`` is
+  always allowed: AWS Organizations creates it in every member account. Trust policies are
+  still not evaluated.
+* SSM ``PutParameter`` enforces the ``AllowedPattern`` the call brings or the parameter
+  has (``ParameterPatternMismatchException``), on create and overwrite, as AWS does; moto
+  stores the pattern only.
+* Budgets ``UpdateBudget`` (missing in moto 5.2): ``NewBudget`` replaces the whole
+  definition except the name and the calculated spend; ``NotFoundException`` if the
+  budget does not exist. Reachable through ``boto3.client("budgets").update_budget``.
+* Every successful SSM ``PutParameter`` / ``DeleteParameter(s)`` produces the
+  ``Parameter Store Change`` event that AWS puts on the account's default event bus, and
+  hands it to the subscribers (``StandIns.subscribe``). moto emits no such event.
+* ``run_automation`` executes an Automation document's steps against moto (moto has no
+  ``StartAutomationExecution``): parameters with defaults and ``allowedPattern``,
+  ``{{ }}`` substitution, ``aws:executeScript`` (the inline script's handler, its
+  ``boto3`` bound to the automation's credentials) and ``aws:executeAwsApi``, step
+  outputs, ``onFailure``.
+* (speed only) moto's CloudFormation parses a JSON template body with the json module.
+* ``pattern_matches`` is EventBridge's pattern matching, with moto's own matcher
+  (moto's ``TestEventPattern`` answers without a result).
+
+Not emulated: IAM policy evaluation, EventBridge delivery latency and retries, the
+budget's real spend (``set_calculated_spend`` sets it by hand).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from moto.budgets.models import BudgetsBackend
+from moto.budgets.responses import BudgetsResponse
+from moto.cloudformation.models import Stack as CloudFormationStack
+from moto.dynamodb.models import DynamoDBBackend
+from moto.iam import models as iam_models
+from moto.ssm.models import SimpleSystemManagerBackend
+from moto.sts.models import STSBackend
+
+from budget_sync_local.standins.automation import AutomationParameterError, AutomationResult, run_automation
+from budget_sync_local.standins.budgets import (
+    _backend_update_budget,
+    _response_update_budget,
+    notifications_with_subscribers,
+    set_calculated_spend,
+)
+from budget_sync_local.standins.bus import EventCallback, StandIns
+from budget_sync_local.standins.events import pattern_matches
+from budget_sync_local.standins.speed import (
+    _KEY_ACCOUNTS,
+    _json_first,
+    _remembered_account_lookup,
+    _snapshot_each_table_once,
+)
+from budget_sync_local.standins.ssm import (
+    _delete_parameter,
+    _delete_parameters,
+    _put_parameter,
+    parameter_arn,
+    parameter_store_change_event,
+)
+from budget_sync_local.standins.sts import ADMIN_ROLE, _assume_existing_role_only
+
+_INSTALL_LOCK = threading.RLock()
+_active: StandIns | None = None
+
+
+@contextlib.contextmanager
+def installed() -> Iterator[StandIns]:
+    """Patch moto with the stand-ins until the block exits.
+
+    Re-entrant: inside an active installation this yields the same ``StandIns`` and
+    patches nothing twice (one write, one event).
+    """
+    global _active
+    with _INSTALL_LOCK:
+        if _active is not None:
+            outer: StandIns | None = _active
+        else:
+            outer = None
+            stand_ins = StandIns()
+            patches = contextlib.ExitStack()
+            _patch(patches, stand_ins)
+            _active = stand_ins
+    if outer is not None:
+        yield outer
+        return
+    try:
+        yield stand_ins
+    finally:
+        with _INSTALL_LOCK:
+            patches.close()
+            _active = None
+
+
+def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
+    def replace(owner: type, name: str, value: Any) -> None:
+        original = owner.__dict__.get(name)
+        setattr(owner, name, value)
+        if original is None:
+            stack.callback(delattr, owner, name)
+        else:
+            stack.callback(setattr, owner, name, original)
+
+    replace(STSBackend, "assume_role", _assume_existing_role_only(STSBackend.assume_role))
+    replace(
+        SimpleSystemManagerBackend,
+        "put_parameter",
+        _put_parameter(SimpleSystemManagerBackend.put_parameter, stand_ins),
+    )
+    replace(
+        SimpleSystemManagerBackend,
+        "delete_parameter",
+        _delete_parameter(SimpleSystemManagerBackend.delete_parameter, stand_ins),
+    )
+    replace(
+        SimpleSystemManagerBackend,
+        "delete_parameters",
+        _delete_parameters(SimpleSystemManagerBackend.delete_parameters, stand_ins),
+    )
+    replace(BudgetsBackend, "update_budget", _backend_update_budget)
+    replace(BudgetsResponse, "update_budget", _response_update_budget)
+    replace(
+        CloudFormationStack, "parse_template", staticmethod(_json_first(CloudFormationStack.parse_template))
+    )
+    replace(
+        DynamoDBBackend,
+        "transact_write_items",
+        _snapshot_each_table_once(DynamoDBBackend.transact_write_items),
+    )
+    original_lookup = iam_models.get_account_id_from
+    setattr(iam_models, "get_account_id_from", _remembered_account_lookup(original_lookup))  # noqa: B010
+    stack.callback(setattr, iam_models, "get_account_id_from", original_lookup)
+    stack.callback(_KEY_ACCOUNTS.clear)
+
+
+__all__ = [
+    "ADMIN_ROLE",
+    "AutomationParameterError",
+    "AutomationResult",
+    "EventCallback",
+    "StandIns",
+    "installed",
+    "notifications_with_subscribers",
+    "parameter_arn",
+    "parameter_store_change_event",
+    "pattern_matches",
+    "run_automation",
+    "set_calculated_spend",
+]

@@ -1,0 +1,214 @@
+"""SSM Automation: run a document's steps against moto (no StartAutomationExecution there)."""
+
+from __future__ import annotations
+
+import builtins
+import re
+import threading
+import types
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from moto.utilities.utils import get_partition
+
+
+class AutomationParameterError(ValueError):
+    """StartAutomationExecution would refuse the parameters (InvalidAutomationExecutionParameters)."""
+
+
+@dataclass(frozen=True)
+class AutomationResult:
+    """What GetAutomationExecution would report once the execution has finished."""
+
+    status: str  # Success | Failed
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    failure_message: str | None = None
+    steps: tuple[str, ...] = ()
+    execution_id: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _StepFailed(Exception):
+    pass
+
+
+_RUN_LOCK = threading.Lock()
+_PLACEHOLDER = re.compile(r"\{\{\s*([\w:.-]+)\s*\}\}")
+
+
+def run_automation(
+    content: Mapping[str, Any], parameters: Mapping[str, Sequence[str]], session: boto3.Session
+) -> AutomationResult:
+    """Execute an Automation document (schemaVersion 0.3) with ``session``'s credentials.
+
+    Raises AutomationParameterError where StartAutomationExecution would refuse to start
+    (unknown or missing parameter, a value breaking its ``allowedPattern``). A step that
+    fails ends the execution as Failed (``onFailure: Abort``, the default) or moves on
+    (``Continue``).
+    """
+    resolved = _resolve_parameters(content, parameters)
+    execution_id = str(uuid.uuid4())
+    region = session.region_name or "us-east-1"
+    account = session.client("sts").get_caller_identity()["Account"]
+    variables: dict[str, Any] = {
+        **resolved,
+        "global:ACCOUNT_ID": account,
+        "global:REGION": region,
+        "global:AWS_PARTITION": get_partition(region),
+        "global:DATE_TIME": datetime.now(UTC).strftime("%Y-%m-%d_%H.%M.%S"),
+        "automation:EXECUTION_ID": execution_id,
+    }
+    steps_run: list[str] = []
+    failure: str | None = None
+    with _RUN_LOCK:
+        for step in content.get("mainSteps", []):
+            name = step["name"]
+            steps_run.append(name)
+            try:
+                outputs = _run_step(step, _substitute(step.get("inputs", {}), variables), session)
+            except _StepFailed as exc:
+                message = f"Step {name} failed: {exc}"
+                if step.get("onFailure", "Abort") == "Continue":
+                    failure = failure or message
+                    continue
+                failure = message
+                break
+            for output_name, value in outputs.items():
+                variables[f"{name}.{output_name}"] = value
+    document_outputs = {key: variables[key] for key in content.get("outputs", []) if key in variables}
+    return AutomationResult(
+        status="Failed" if failure else "Success",
+        outputs=document_outputs,
+        failure_message=failure,
+        steps=tuple(steps_run),
+        execution_id=execution_id,
+        parameters=resolved,
+    )
+
+
+def _resolve_parameters(content: Mapping[str, Any], given: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    declared: Mapping[str, Any] = content.get("parameters", {})
+    unknown = set(given) - set(declared)
+    if unknown:
+        raise AutomationParameterError(f"Parameters {sorted(unknown)} are not defined in the document")
+    resolved: dict[str, Any] = {}
+    for name, spec in declared.items():
+        kind = spec.get("type", "String")
+        if name in given:
+            values = [str(v) for v in given[name]]
+        elif "default" in spec:
+            default = spec["default"]
+            values = [str(v) for v in default] if isinstance(default, list) else [str(default)]
+        else:
+            raise AutomationParameterError(f"Parameter {name} is required and has no default")
+        pattern = spec.get("allowedPattern")
+        for value in values:
+            if pattern and not re.search(pattern, value):
+                raise AutomationParameterError(
+                    f"Parameter {name} value {value!r} does not match allowedPattern {pattern}"
+                )
+        if kind == "StringList":
+            resolved[name] = values
+        else:
+            if len(values) != 1:
+                raise AutomationParameterError(f"Parameter {name} of type {kind} takes one value")
+            resolved[name] = values[0]
+    return resolved
+
+
+def _substitute(value: Any, variables: Mapping[str, Any]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, variables) for v in value]
+    if not isinstance(value, str):
+        return value
+    whole = _PLACEHOLDER.fullmatch(value.strip())
+    if whole and whole.group(1) in variables:
+        return variables[whole.group(1)]
+
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        return str(variables[key]) if key in variables else match.group(0)
+
+    return _PLACEHOLDER.sub(replace, value)
+
+
+def _run_step(step: Mapping[str, Any], inputs: Mapping[str, Any], session: boto3.Session) -> dict[str, Any]:
+    action = step.get("action")
+    if action == "aws:executeScript":
+        runtime = str(inputs.get("Runtime", ""))
+        if not runtime.startswith("python3"):
+            raise _StepFailed(f"runtime {runtime!r} is not emulated (python3.x only)")
+        try:
+            payload = _run_script(
+                str(inputs["Script"]), str(inputs["Handler"]), inputs.get("InputPayload", {}), session
+            )
+        except Exception as exc:  # any error of the script fails the step, as in SSM
+            raise _StepFailed(f"{type(exc).__name__}: {exc}") from exc
+        response: Any = {"Payload": payload}
+    elif action == "aws:executeAwsApi":
+        params = {k: v for k, v in inputs.items() if k not in ("Service", "Api")}
+        client = session.client(inputs["Service"])
+        api = re.sub(r"(?<!^)(?=[A-Z])", "_", str(inputs["Api"])).lower()
+        try:
+            response = getattr(client, api)(**params)
+        except Exception as exc:  # the API error fails the step, as in SSM
+            raise _StepFailed(f"{type(exc).__name__}: {exc}") from exc
+    else:
+        raise _StepFailed(f"action {action!r} is not emulated by the local organisation")
+    outputs: dict[str, Any] = {}
+    for output in step.get("outputs", []):
+        value = _select(response, str(output["Selector"]))
+        outputs[output["Name"]] = str(value) if output.get("Type", "String") == "String" else value
+    return outputs
+
+
+def _select(document: Any, selector: str) -> Any:
+    """The JSONPath subset that output selectors use: ``$.A.B`` (dots only)."""
+    value = document
+    for part in selector.removeprefix("$").strip(".").split("."):
+        if not part:
+            continue
+        if not isinstance(value, Mapping) or part not in value:
+            raise _StepFailed(f"output selector {selector} finds nothing")
+        value = value[part]
+    return value
+
+
+@lru_cache(maxsize=16)
+def _compiled(script: str) -> types.CodeType:
+    return compile(script, "<aws:executeScript>", "exec", dont_inherit=True)
+
+
+def _run_script(script: str, handler: str, payload: Any, session: boto3.Session) -> Any:
+    """Run an inline script as executeScript does, its ``boto3`` bound to ``session``.
+
+    The script gets its own module namespace whose ``import boto3`` returns a module with
+    ``client``/``resource``/``Session`` of the automation's session, so nothing global
+    (boto3's default session, the environment) is touched and runs cannot leak into
+    each other or into other threads.
+    """
+    shim = types.ModuleType("boto3")
+    shim.client = session.client  # type: ignore[attr-defined]
+    shim.resource = session.resource  # type: ignore[attr-defined]
+    shim.Session = lambda *args, **kwargs: session  # type: ignore[attr-defined]
+
+    def import_(
+        name: str, globals_: Any = None, locals_: Any = None, fromlist: Any = (), level: int = 0
+    ) -> Any:
+        if name == "boto3" and level == 0:
+            return shim
+        return builtins.__import__(name, globals_, locals_, fromlist, level)
+
+    namespace: dict[str, Any] = {
+        "__name__": "automation_script",
+        "__builtins__": {**vars(builtins), "__import__": import_},
+    }
+    exec(_compiled(script), namespace)  # noqa: S102 - the document's own script, as SSM runs it
+    return namespace[handler](payload, None)

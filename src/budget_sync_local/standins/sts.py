@@ -1,0 +1,37 @@
+"""STS: AssumeRole needs the role to exist in the target account."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from moto.iam.models import iam_backends
+from moto.sts.exceptions import STSClientError
+from moto.sts.models import STSBackend
+
+from budget_sync_local.standins.speed import _KEY_ACCOUNTS
+
+#: Every member account that AWS Organizations creates has this role.
+ADMIN_ROLE = "OrganizationAccountAccessRole"
+
+
+def _assume_existing_role_only(original: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(original)
+
+    def assume_role(self: STSBackend, *args: Any, **kwargs: Any) -> Any:
+        role_arn: str = signature.bind(self, *args, **kwargs).arguments["role_arn"]
+        parts = role_arn.split(":")
+        account, partition, name = parts[4], parts[1], role_arn.rsplit("/", 1)[-1]
+        if name != ADMIN_ROLE:
+            roles = iam_backends[account][partition].roles.values()
+            if not any(role.name == name for role in roles):
+                raise STSClientError(
+                    "AccessDenied",
+                    f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+                )
+        assumed = original(self, *args, **kwargs)
+        _KEY_ACCOUNTS[assumed.access_key_id] = account  # see _remembered_account_lookup
+        return assumed
+
+    return assume_role

@@ -1,0 +1,17 @@
+"""budgetctl's commands: one module per concern, each with a ``register(command)`` that adds
+its subcommands to the parser. A new command is a new module listed in ``MODULES``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from budgetctl.context import Context
+
+#: command(name, run, help) -> the subcommand's parser
+Command = Callable[[str, Callable[["Context"], int], str], argparse.ArgumentParser]
+
+#: The command modules, in the order ``budgetctl --help`` lists them.
+MODULES = ("items", "transfer", "drift")

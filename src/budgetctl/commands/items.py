@@ -1,0 +1,77 @@
+"""``get``, ``set``, ``delete``: one account's item, with conditional writes."""
+
+from __future__ import annotations
+
+import argparse
+
+from budget_sync.domain import (
+    BUDGET_VALUE_FIELD,
+    format_amount,
+)
+from budgetctl.commands import Command
+from budgetctl.context import Context
+from budgetctl.errors import ExitCode
+from budgetctl.rows import (
+    ITEM_COLUMNS,
+    item_row,
+)
+from budgetctl.table import Write
+
+
+def register(command: Command) -> None:
+    get = command("get", cmd_get, "show one account's item")
+    get.add_argument("account", metavar="ACCOUNT")
+
+    set_ = command("set", cmd_set, "set one account's monthly budget (conditional write)")
+    set_.add_argument("account", metavar="ACCOUNT")
+    set_.add_argument("amount", metavar="AMOUNT", help="USD, at most two decimals: 1000, 1250.50")
+    _guard(set_)
+
+    delete = command("delete", cmd_delete, "remove an account's item (the account keeps its last budget)")
+    delete.add_argument("account", metavar="ACCOUNT")
+    _guard(delete)
+
+
+def cmd_get(ctx: Context) -> int:
+    item = ctx.table.get(ctx.args.account)
+    if item is None:
+        ctx.out.error(f"no item for account {ctx.args.account} in {ctx.args.table}")
+        return ExitCode.PROBLEM
+    ctx.out.rows([item_row(item)], ITEM_COLUMNS)
+    return ExitCode.OK
+
+
+def cmd_set(ctx: Context) -> int:
+    args = ctx.args
+    previous = ctx.table.get(args.account) if args.expect == "read" else None
+    if previous is not None and previous.get(BUDGET_VALUE_FIELD) == args.amount:
+        ctx.out.info(f"account {args.account} already has {format_amount(args.amount)}; nothing written")
+        ctx.out.rows([item_row(previous)], ITEM_COLUMNS)
+        return ExitCode.OK
+    ctx.table.write(Write(args.account, args.amount, previous, args.expect))
+    written = ctx.table.get(args.account) or {}
+    ctx.out.rows([item_row(written)], ITEM_COLUMNS)
+    return ExitCode.OK
+
+
+def cmd_delete(ctx: Context) -> int:
+    args = ctx.args
+    previous = ctx.table.get(args.account) if args.expect == "read" else None
+    if args.expect == "read" and previous is None:
+        ctx.out.error(f"no item for account {args.account} in {args.table}")
+        return ExitCode.PROBLEM
+    ctx.table.write(Write(args.account, None, previous, args.expect))
+    ctx.out.info(
+        f"deleted account {args.account}'s item; the account keeps its last budget (status UNMANAGED)"
+    )
+    return ExitCode.OK
+
+
+def _guard(sub: argparse.ArgumentParser) -> None:
+    group = sub.add_mutually_exclusive_group()
+    group.add_argument(
+        "--expect",
+        metavar="VALUE",
+        help="write only if the item now holds VALUE ('none': only if there is no item)",
+    )
+    group.add_argument("--force", action="store_true", help="write without any condition")

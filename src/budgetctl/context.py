@@ -1,0 +1,150 @@
+"""The names every command uses (the templates' defaults), the checks of what the user typed, and
+the AWS context: clients built on first use."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ProfileNotFound
+
+from budget_sync.domain import (
+    parse_account_id,
+    parse_budget_text,
+)
+from budget_sync.reconcile import Reconciler
+from budget_sync.spoke import CLIENT_CONFIG, DEFAULT_BUDGET_NAME, SsmSpokeGateway
+from budget_sync.status import StatusStore
+from budgetctl.errors import UsageError
+from budgetctl.output import Output
+from budgetctl.table import BudgetsTable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+#: The templates' defaults (tests/ops checks them against both templates).
+DEFAULT_TABLE = "BlogBudgetsDynamoDB"
+DEFAULT_STATUS_TABLE = "BlogBudgetsStatus"
+DEFAULT_ROLE = "BlogBudgetsSpokeRole"
+DEFAULT_PARAMETER = "/BlogBudgets/CostThreshold"
+DEFAULT_CONCURRENCY = 16
+SESSION_NAME = "budgetctl"
+
+_TABLE = re.compile(r"[\w.\-]{3,255}")
+_ROLE = re.compile(r"[\w+=,.@-]{1,64}")
+_PARAMETER = re.compile(r"/[\w.\-/]{1,1010}")
+_BUDGET = re.compile(r"[^:\\]{1,100}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_ENDPOINT = re.compile(r"https?://[^\s/]+(/\S*)?")
+
+
+DEFAULTS: dict[str, Any] = {
+    "profile": None,
+    "region": None,
+    "endpoint_url": None,
+    "output": "table",
+    "debug": False,
+    "table": DEFAULT_TABLE,
+    "status_table": DEFAULT_STATUS_TABLE,
+    "role_name": DEFAULT_ROLE,
+    "parameter_name": DEFAULT_PARAMETER,
+    "budget_name": DEFAULT_BUDGET_NAME,
+    "spoke_region": None,
+    "concurrency": DEFAULT_CONCURRENCY,
+}
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Everything the user typed, checked before any AWS call. Errors name the option and value."""
+    checks: list[tuple[str, str | None, re.Pattern[str]]] = [
+        ("--table", args.table, _TABLE),
+        ("--status-table", args.status_table, _TABLE),
+        ("--role-name", args.role_name, _ROLE),
+        ("--parameter-name", args.parameter_name, _PARAMETER),
+        ("--budget-name", args.budget_name, _BUDGET),
+        ("--region", args.region, _REGION),
+        ("--spoke-region", args.spoke_region, _REGION),
+        ("--endpoint-url", args.endpoint_url, _ENDPOINT),
+    ]
+    for option, value, pattern in checks:
+        if value is not None and not pattern.fullmatch(value):
+            raise UsageError(f"{option} {value!r} is not valid")
+    if not 1 <= args.concurrency <= 64:
+        raise UsageError(f"--concurrency {args.concurrency} must be from 1 to 64")
+    if hasattr(args, "account") and isinstance(args.account, str):
+        args.account = parse_account_id(args.account)
+    if hasattr(args, "amount"):
+        args.amount = parse_budget_text(args.amount, args.account)
+    if getattr(args, "expect", None) is not None:
+        args.expect = None if args.expect.strip().lower() == "none" else parse_budget_text(args.expect)
+    elif not getattr(args, "force", False):
+        args.expect = "read"
+    else:
+        args.expect = "force"
+    if isinstance(getattr(args, "account", None), list):
+        args.account = [parse_account_id(a) for a in args.account]
+
+
+class Context:
+    """The parsed arguments, the output, and AWS clients built on first use."""
+
+    def __init__(self, args: argparse.Namespace, out: Output, session: boto3.Session | None = None) -> None:
+        self.args = args
+        self.out = out
+        if session is not None:  # embedding (benchmarks): a session with hooks of its own
+            self.__dict__["session"] = session
+
+    @cached_property
+    def session(self) -> boto3.Session:
+        try:
+            session = boto3.Session(profile_name=self.args.profile, region_name=self.args.region)
+        except ProfileNotFound as exc:
+            raise UsageError(f"--profile {self.args.profile!r}: {exc}") from exc
+        if not session.region_name:
+            raise UsageError("no region: pass --region, or set AWS_REGION or a region in the profile")
+        return session
+
+    def client(self, service: str) -> Any:
+        endpoint: str | None = self.args.endpoint_url
+        return self.session.client(service, endpoint_url=endpoint, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+    @cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        client: DynamoDBClient = self.client("dynamodb")
+        return client
+
+    @cached_property
+    def caller_arn(self) -> str:
+        """Who writes: the ARN of the caller's identity, recorded as UpdatedBy."""
+        return str(self.client("sts").get_caller_identity()["Arn"])
+
+    @cached_property
+    def table(self) -> BudgetsTable:
+        return BudgetsTable(self.dynamodb, self.args.table, lambda: self.caller_arn)
+
+    def reconciler(self, apply: bool) -> Reconciler:
+        spokes = SsmSpokeGateway(
+            parameter_name=self.args.parameter_name,
+            role_name=self.args.role_name,
+            region=self.args.spoke_region or self.session.region_name,
+            session_name=SESSION_NAME,
+            session=self.session,
+            endpoint_url=self.args.endpoint_url,
+        )
+        status = StatusStore(self.dynamodb, self.args.status_table) if apply else None
+        return Reconciler(
+            spokes, status, budget_name=self.args.budget_name, max_concurrency=self.args.concurrency
+        )
+
+    def organisation_accounts(self) -> dict[str, str]:
+        """Active accounts of the organisation: id -> name."""
+        accounts: dict[str, str] = {}
+        for page in self.client("organizations").get_paginator("list_accounts").paginate():
+            for account in page.get("Accounts", []):
+                if account.get("Status", "ACTIVE") == "ACTIVE":
+                    accounts[account["Id"]] = account.get("Name", "")
+        return accounts

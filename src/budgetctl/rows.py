@@ -1,0 +1,75 @@
+"""What the commands print: columns and one row per item or account."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from budget_sync.domain import (
+    ACCOUNT_ID_FIELD,
+    BUDGET_VALUE_FIELD,
+    format_amount,
+)
+from budget_sync.reconcile import AccountReport
+
+STATUS_COLUMNS = (
+    "AccountId",
+    "Desired",
+    "LastStatus",
+    "Parameter",
+    "BudgetLimit",
+    "ActualSpend",
+    "ForecastedSpend",
+    "PercentOfLimit",
+    "Drift",
+    "Reason",
+)
+RECONCILE_COLUMNS = ("AccountId", "Desired", "Parameter", "BudgetLimit", "Drift", "Action", "Reason")
+ITEM_COLUMNS = ("AccountId", "BudgetValue", "UpdatedBy", "UpdatedAt")
+
+
+def amount_text(value: object) -> str | None:
+    if isinstance(value, Decimal):
+        return (
+            format_amount(value)
+            if value.is_finite() and value == value.quantize(Decimal("0.01"))
+            else str(value)
+        )
+    return None if value is None else str(value)
+
+
+def item_row(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "AccountId": item.get(ACCOUNT_ID_FIELD),
+        "BudgetValue": amount_text(item.get(BUDGET_VALUE_FIELD)),
+        "UpdatedBy": item.get("UpdatedBy"),
+        "UpdatedAt": item.get("UpdatedAt"),
+    }
+
+
+def status_row(report: AccountReport) -> dict[str, Any]:
+    budget = report.budget
+    return {
+        "AccountId": report.account_id,
+        "Desired": amount_text(report.desired),
+        "LastStatus": report.last_status or None,
+        "Parameter": report.parameter,
+        "BudgetLimit": amount_text(report.budget_limit),
+        "ActualSpend": amount_text(budget.actual) if budget else None,
+        "ForecastedSpend": amount_text(budget.forecasted) if budget else None,
+        "PercentOfLimit": None if report.percent_of_limit is None else str(report.percent_of_limit),
+        "Drift": report.drift.value,
+        "Reason": report.reason or None,
+    }
+
+
+def reconcile_row(report: AccountReport) -> dict[str, Any]:
+    return {
+        "AccountId": report.account_id,
+        "Desired": amount_text(report.desired),
+        "Parameter": report.parameter,
+        "BudgetLimit": amount_text(report.budget_limit),
+        "Drift": report.drift.value,
+        "Action": report.action.value or None,
+        "Reason": report.reason or None,
+    }
