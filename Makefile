@@ -30,7 +30,8 @@ export PYTHONPATH :=
         bench demo local stackset clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/\$$(PORT)/$(PORT)/g' \
+	  | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> installing the project into $(VENV) (first use only)"
@@ -84,13 +85,13 @@ invoke: $(STAMP) ## run the template's handler on EVENT=events/x.json against th
 deploy: build ## sam deploy with samconfig.toml (ENV=default|dev|prod)
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --config-env $(ENV)
 
-bench: $(STAMP) ## benchmarks that print figures (handler vs baseline, import time, ...)
+bench: $(STAMP) build ## benchmarks that print figures (cold start of the built artifact, handler vs baseline, ...)
 	$(BIN)/python -m bench
 
 demo: $(STAMP) ## the whole pipeline on the local organisation, with a summary
 	$(BIN)/python -m budget_sync_local demo
 
-local: $(STAMP) ## the local organisation as a server on 127.0.0.1:$(PORT)
+local: $(STAMP) ## the local organisation as a server on 127.0.0.1:$(PORT) (PORT=... to change)
 	$(BIN)/python -m budget_sync_local serve --port $(PORT)
 
 stackset: $(STAMP) ## spoke StackSet: OUS="ou-..." REGION=... PARAMS="Key=Value ..." [STACKSET_ARGS=--dry-run]

@@ -8,7 +8,8 @@ import time
 
 #: module name -> what it measures. Each module has run() -> None and prints its figures.
 BENCHMARKS = {
-    "handler": "stream handler vs a per-record baseline; API calls; import time",
+    "artifact": "cold-start import of the artifact `sam build` produced, against import boto3; its size",
+    "handler": "stream handler vs a per-record baseline; API calls",
     "local_org": "1,000 spoke accounts: 1,000 items at once until every budget shows its value",
     "status": "budgetctl status over 500 spoke accounts: seconds and API calls per account",
 }

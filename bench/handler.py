@@ -13,8 +13,6 @@ import io
 import logging
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,7 +30,7 @@ from budget_sync.handlers import stream as stream_handler
 from budget_sync_local import standins
 from budget_sync_local.lambda_runtime import FunctionSpec, function_spec, invoke
 from budget_sync_local.streams import lambda_event, read_from_start
-from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, Resolver, load
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
 
 REGION = "us-east-1"
 ACCOUNTS = [f"{100000000000 + i:012d}" for i in range(1, 21)]
@@ -142,22 +140,6 @@ def _spoke_calls(calls: Counter[str]) -> int:
     return calls["sts:AssumeRole"] + calls["ssm:PutParameter"]
 
 
-def _import_seconds(statement: str, environment: dict[str, str]) -> float:
-    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-    samples = []
-    for _ in range(ROUNDS):
-        output = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT / "src" / "function",
-            env={**os.environ, **environment, "PYTHONDONTWRITEBYTECODE": "1"},
-        ).stdout
-        samples.append(float(output.strip().splitlines()[-1]))
-    return statistics.median(samples)
-
-
 @dataclass
 class Figures:
     seconds: list[float] = field(default_factory=list)
@@ -239,11 +221,4 @@ def run() -> None:
         f"unchanged batch ({RECORDS} MODIFY records, same value): {sum(unchanged_calls.values())} AWS calls"
     )
 
-    boto3_alone = _import_seconds("import boto3", {})
-    handler_module = spec.handler.rpartition(".")[0]
-    plain = _import_seconds(f"import {handler_module}", {"POWERTOOLS_TRACE_DISABLED": "true"})
-    traced = _import_seconds(f"import {handler_module}", {"POWERTOOLS_TRACE_DISABLED": "false"})
-    print(f"import time (median of {ROUNDS} fresh interpreters):")
-    print(f"  import boto3                      {boto3_alone * 1000:6.0f} ms   1.00x")
-    print(f"  handler module, tracing off       {plain * 1000:6.0f} ms   {plain / boto3_alone:.2f}x boto3")
-    print(f"  handler module, tracing on        {traced * 1000:6.0f} ms   {traced / boto3_alone:.2f}x boto3")
+    print("import time: see `bench artifact` (the built artifact, as Lambda loads it)")

@@ -1,0 +1,17 @@
+"""`make help` shows the values a target will really use."""
+
+from __future__ import annotations
+
+import subprocess
+
+from budget_sync_local.templates import ROOT
+
+
+def test_given_a_port_when_make_help_runs_then_the_local_target_shows_that_port():
+    shown = subprocess.run(
+        ["make", "-s", "help", "PORT=6123"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+    local = next(line for line in shown.splitlines() if "make local" in line)
+    assert "127.0.0.1:6123" in local
+    assert "$(PORT)" not in shown
