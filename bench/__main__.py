@@ -6,6 +6,8 @@ import importlib
 import sys
 import time
 
+from budget_sync_local.quiet import silence_library_warnings
+
 #: module name -> what it measures. Each module has run() -> None and prints its figures.
 BENCHMARKS = {
     "artifact": "cold-start import of the artifact `sam build` produced, against import boto3; its size",
@@ -16,6 +18,7 @@ BENCHMARKS = {
 
 
 def main(argv: list[str]) -> int:
+    silence_library_warnings()
     names = argv or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:

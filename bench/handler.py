@@ -212,7 +212,7 @@ def run() -> None:
         rtt,
     )
 
-    with mock_aws():
+    with mock_aws(), contextlib.redirect_stdout(io.StringIO()):  # EMF metric lines
         session, table, stream_arn = _setup()
         _write_batch(session, table, stream_arn, start=0, same=True)
         unchanged = _write_batch(session, table, stream_arn, start=0, same=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -34,6 +35,7 @@ from budget_sync_local.organisation import (
     LocalOrganisation,
 )
 from budget_sync_local.pipeline import Step
+from budget_sync_local.quiet import silence_library_warnings
 
 LOG_DIR = Path(".local-org")
 CIRCLED = "①②③④⑤⑥"
@@ -86,10 +88,8 @@ def _step_printer(console: Console) -> Callable[[Step], None]:
                     f"  {CIRCLED[4]} {step.account}: [red]automation {d.get('status')}[/]: "
                     f"{d.get('failure') or d.get('error')}"
                 )
-        elif step.kind == "status":
-            console.print(
-                f"  {CIRCLED[1]} {step.account} (not an account here): {d['status']}: {d['reason']}"
-            )
+        elif step.kind == "refused":
+            console.print(f"  {CIRCLED[1]} {step.account}: [red]FAILED[/]: {escape(d['reason'])}")
         elif step.kind == "batch-response":
             console.print(f"  {CIRCLED[1]} batch response: {json.dumps(d['response'])}")
         elif step.kind == "error":
@@ -234,11 +234,6 @@ def run_event(
         response = org.invoke_function(event)
         observe(Step("batch-response", detail={"response": response}))
         org.pipeline.run_until_idle()
-        for other in sorted(named - set(DEFAULT_ACCOUNTS)):
-            status = org.status(other) or {}
-            observe(
-                Step("status", other, {"status": status.get("Status"), "reason": status.get("Reason", "")})
-            )
         views = []
         for account in accounts:
             recorded = (org.status(account) or {}).get("DesiredValue")
@@ -277,10 +272,19 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
             f"  see docs/local.md for the commands to try; function logs: {LOG_DIR / 'function.log'}"
         )
 
-    with progress, _function_log() as log:
-        server.serve(
-            accounts, port, ready=ready, progress=update, function_output=log, observer=_step_printer(console)
-        )
+    try:
+        with progress, _function_log() as log:
+            server.serve(
+                accounts,
+                port,
+                ready=ready,
+                progress=update,
+                function_output=log,
+                observer=_step_printer(console),
+            )
+    except server.ServerError as exc:
+        console.print(f"[red]make local: {escape(str(exc))}[/]")
+        return 1
     console.print("Stopped.")
     return 0
 
@@ -301,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--accounts", type=int, default=len(DEFAULT_ACCOUNTS), help="number of spoke accounts (default 3)"
     )
     args = parser.parse_args(argv)
+    silence_library_warnings()
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "local",

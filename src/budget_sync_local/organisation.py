@@ -238,7 +238,29 @@ class LocalOrganisation:
         return self._role_sessions[role_arn]
 
     def invoke_function(self, event: dict[str, Any]) -> Any:
-        """The update function on one event, as Lambda calls it (the template's handler)."""
+        """The update function on one event, as Lambda calls it (the template's handler);
+        then each record it refused is shown to the observer with its reason."""
+        response = self._invoke_function(event)
+        self._observe_refused(event)
+        return response
+
+    def _observe_refused(self, event: dict[str, Any]) -> None:
+        """A ``refused`` step per account whose status this batch set to FAILED (an invalid
+        item, no spoke stack to write to...), read back from the status table."""
+        numbers: dict[str, set[int]] = {}
+        for record in event.get("Records", []):
+            data = record.get("dynamodb", {})
+            key = data.get("Keys", {}).get("AccountId", {})
+            account = next(iter(key.values()), None) if isinstance(key, dict) else None
+            if account is not None and str(data.get("SequenceNumber", "")).isdigit():
+                numbers.setdefault(str(account), set()).add(int(data["SequenceNumber"]))
+        for account, sequence in numbers.items():
+            status = self.status(account) or {}
+            recorded = str(status.get("SequenceNumber", ""))
+            if status.get("Status") == "FAILED" and recorded.isdigit() and int(recorded) in sequence:
+                self._observer(Step("refused", account, {"reason": str(status.get("Reason", ""))}))
+
+    def _invoke_function(self, event: dict[str, Any]) -> Any:
         if self._function_output is None:
             return invoke(self._spec, event, self.region, MANAGEMENT_ACCOUNT)
         # Powertools' log handler keeps the stdout it saw when the module was imported: it

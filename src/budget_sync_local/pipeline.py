@@ -38,7 +38,7 @@ class Step:
     """One thing the pipeline did, for whoever watches (the demo prints them)."""
 
     # batch | retry | on-failure | parameter-change | ignored-event | automation | error
-    # (and, from `make invoke`, batch-response | status)
+    # (and, from the local organisation, refused; from `make invoke`, batch-response)
     kind: str
     account: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)

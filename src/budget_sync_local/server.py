@@ -4,20 +4,58 @@ moto's server runs in the same process as the organisation, so it serves the ver
 accounts, tables and stacks that were provisioned, and the pipeline thread sees every
 write that arrives through it. The port opens only once the organisation is provisioned
 and the pipeline runs, so a client that can connect can also expect its write to travel.
+
+A port that cannot be had ends the process at once: it is checked before provisioning
+(seconds saved) and bound in the main thread after it (so that a port taken meanwhile is
+an error there too, not a server thread that dies while the main thread waits on it). If
+the server thread stops serving, ``serve`` ends with ``ServerError`` as well.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from budget_sync_local.organisation import DEFAULT_REGION, LocalOrganisation
 from budget_sync_local.pipeline import Observer
+
+
+class ServerError(Exception):
+    """The local endpoint could not start or stopped serving; the message says why."""
+
+
+def check_port(host: str, port: int) -> None:
+    """ServerError at once if ``host:port`` cannot be listened on (in use, not allowed)."""
+    try:
+        with socket.create_server((host, port)):  # SO_REUSEADDR, as werkzeug's server
+            pass
+    except OSError as exc:
+        raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _bind(host: str, port: int) -> BaseWSGIServer:
+    """moto's server on a socket bound here: werkzeug would print and sys.exit on its own
+    bind failure; this one raises ServerError instead."""
+    try:
+        listening = socket.create_server((host, port))
+    except OSError as exc:
+        raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    with listening:  # werkzeug works on a duplicate of the descriptor
+        return make_server(
+            host,
+            port,
+            DomainDispatcherApplication(create_backend_app),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+            fd=listening.fileno(),
+        )
 
 
 def serve(
@@ -32,23 +70,41 @@ def serve(
     observer: Observer | None = None,
 ) -> None:
     """Provision, start the pipeline, open the port; run until ``stop`` is set, Ctrl-C or
-    SIGTERM. The function's JSON logs go to ``function_output`` (a file, say)."""
+    SIGTERM. The function's JSON logs go to ``function_output`` (a file, say).
+    ServerError if the port cannot be listened on or the server stops serving."""
+    check_port(host, port)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, lambda *_: stop.set())
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    failures: list[str] = []
+
     with LocalOrganisation(
         accounts, DEFAULT_REGION, progress=progress, function_output=function_output, observer=observer
     ) as org:
         org.pipeline.start()
-        server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-        server.start()
+        server = _bind(host, port)
+
+        def run() -> None:
+            try:
+                server.serve_forever()
+            except BaseException as exc:
+                failures.append(f"the server stopped: {type(exc).__name__}: {exc}")
+            finally:
+                stop.set()
+
+        thread = threading.Thread(target=run, name="budget-sync-endpoint", daemon=True)
+        thread.start()
         try:
             if ready is not None:
                 ready(org, f"http://{host}:{port}")
             while not stop.wait(0.5):
                 pass
         finally:
-            server.stop()
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
             org.pipeline.stop()
+    if failures:
+        raise ServerError(failures[0])

@@ -7,12 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
+
+from budget_sync_local import server
 
 pytestmark = pytest.mark.e2e
 
@@ -79,3 +82,80 @@ def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_sh
     assert process.returncode == 0, output
     assert "ready at" in output
     assert f"{SPOKE}: rule matched" in output  # the pipeline's steps are shown as they happen
+
+
+def test_given_a_port_in_use_when_make_local_starts_then_it_exits_at_once_with_the_message():
+    port = free_port()
+    with socket.create_server(("127.0.0.1", port)):  # the first server on that port
+        started = time.monotonic()
+        second = subprocess.run(
+            [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert second.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in second.stdout
+    assert "in use" in second.stdout
+    assert "Traceback" not in second.stdout + second.stderr
+    assert time.monotonic() - started < 30  # not after provisioning, and no hang
+
+
+def test_given_two_local_servers_on_one_port_when_the_second_binds_after_provisioning_then_it_ends():
+    port = free_port()
+    first = subprocess.Popen(
+        [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, first)
+        with pytest.raises(server.ServerError, match=f"cannot listen on 127.0.0.1:{port}"):
+            server._bind("127.0.0.1", port)  # the bind after provisioning, the port taken meanwhile
+        stopped = threading.Event()
+        with pytest.raises(server.ServerError, match="in use"):
+            server.serve(["111111111111"], port, stop=stopped)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        output, _ = first.communicate(timeout=30)
+    assert first.returncode == 0, output
+
+
+def test_given_make_local_when_invalid_and_unreachable_items_arrive_then_the_console_shows_each_reason():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        dynamodb = client(f"http://127.0.0.1:{port}", "dynamodb")
+        dynamodb.put_item(
+            TableName="BlogBudgetsDynamoDB", Item={"AccountId": {"S": SPOKE}, "BudgetValue": {"N": "12.345"}}
+        )
+        dynamodb.put_item(
+            TableName="BlogBudgetsDynamoDB",
+            Item={"AccountId": {"S": "999999999999"}, "BudgetValue": {"N": "100"}},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = dynamodb.get_item(
+                TableName="BlogBudgetsStatus", Key={"AccountId": {"S": "999999999999"}}
+            )
+            if status.get("Item"):
+                break
+            time.sleep(0.2)
+        time.sleep(1)  # the console line follows the status write
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    lines = output.splitlines()
+    assert any(f"{SPOKE}: FAILED" in line and "12.345" in line for line in lines), output
+    assert any("999999999999: FAILED" in line for line in lines), output
+    assert "UserWarning" not in output
+    assert "No application metrics" not in output
+    assert '"_aws"' not in output  # no EMF metric line
