@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from importlib import metadata
 from typing import TextIO
 
 import boto3
@@ -40,7 +42,7 @@ from budgetctl.context import (
     validate,
 )
 from budgetctl.errors import CliError, ExitCode
-from budgetctl.output import FORMATS, Output
+from budgetctl.output import FORMATS, Output, output_format
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     aws.add_argument(
         "--output", choices=FORMATS, default=argparse.SUPPRESS, help="table (default), json, csv"
+    )
+    aws.add_argument(
+        "--query",
+        default=argparse.SUPPRESS,
+        help="JMESPath query applied to the JSON result (printed as JSON), as in the AWS CLI",
     )
     aws.add_argument(
         "--debug",
@@ -90,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok; 1 drift or problem found / no such item; 2 usage or validation "
         "error (nothing sent to AWS); 3 conflict (the item changed since it was read); 4 AWS error.",
     )
+    parser.add_argument("--version", action="version", version=f"budgetctl {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable[[Context], int], help_text: str) -> argparse.ArgumentParser:
@@ -100,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in MODULES:
         importlib.import_module(f"budgetctl.commands.{name}").register(command)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("budget-sync")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 @contextmanager
@@ -131,10 +146,11 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
+    args.output = output_format(getattr(args, "output", None), os.environ)
     for key, value in DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, value)
-    out = Output(args.output, stdout, stderr)
+    out = Output(args.output, stdout, stderr, query=getattr(args, "query", None))
     try:
         validate(args)
         with _logs_to(out.stderr, args.debug):

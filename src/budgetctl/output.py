@@ -9,10 +9,11 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+import jmespath
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -20,19 +21,45 @@ from rich.table import Table
 FORMATS = ("table", "json", "csv")
 
 
+def output_format(given: str | None, environment: Mapping[str, str]) -> str:
+    """--output, else AWS_DEFAULT_OUTPUT (as the AWS CLI), else table. A value of
+    AWS_DEFAULT_OUTPUT budgetctl has no format for (text, yaml) falls back to table."""
+    if given:
+        return given
+    wanted = environment.get("AWS_DEFAULT_OUTPUT", "").strip().lower()
+    return wanted if wanted in FORMATS else "table"
+
+
+def shaped(records: list[dict[str, Any]], single: bool, query: str | None) -> Any:
+    """JSON data as the AWS CLI gives it: one object for one result, a list for many,
+    then --query (JMESPath) applied to it."""
+    data: Any = records[0] if single and len(records) == 1 else records
+    return jmespath.search(query, data) if query else data
+
+
 class Output:
     def __init__(
-        self, fmt: str = "table", stdout: TextIO | None = None, stderr: TextIO | None = None
+        self,
+        fmt: str = "table",
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        query: str | None = None,
     ) -> None:
         self.format = fmt
+        self.query = query
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self._err = Console(file=self.stderr, highlight=False, soft_wrap=True)
 
-    def rows(self, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str = "") -> None:
-        """One record per row, with these columns, in the chosen format."""
-        if self.format == "json":
-            json.dump([{c: _json(row.get(c)) for c in columns} for row in rows], self.stdout, indent=2)
+    def rows(
+        self, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str = "", single: bool = False
+    ) -> None:
+        """One record per row, with these columns, in the chosen format. ``single``: the
+        command answers with one result (get, set), which JSON gives as one object.
+        With --query, the JMESPath result is printed as JSON whatever the format."""
+        records = [{c: _json(row.get(c)) for c in columns} for row in rows]
+        if self.format == "json" or self.query:
+            json.dump(shaped(records, single, self.query), self.stdout, indent=2)
             self.stdout.write("\n")
         elif self.format == "csv":
             writer = csv.writer(self.stdout, lineterminator="\n")

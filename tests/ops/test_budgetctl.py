@@ -60,14 +60,12 @@ def test_given_a_new_account_when_set_then_the_item_has_the_value_and_who_and_wh
     assert stored["BudgetValue"] == Decimal("1250.5")
     assert stored["UpdatedBy"] == CALLER
     assert datetime.fromisoformat(stored["UpdatedAt"]).tzinfo is not None
-    assert result.json() == [
-        {
-            "AccountId": "444444444444",
-            "BudgetValue": "1250.5",
-            "UpdatedBy": CALLER,
-            "UpdatedAt": stored["UpdatedAt"],
-        }
-    ]
+    assert result.json() == {  # one result: one object, as the AWS CLI prints it
+        "AccountId": "444444444444",
+        "BudgetValue": "1250.5",
+        "UpdatedBy": CALLER,
+        "UpdatedAt": stored["UpdatedAt"],
+    }
     got = budgetctl("get", "444444444444", "--output", "csv")
     assert got.code == 0
     assert got.stdout.splitlines() == [
@@ -78,10 +76,9 @@ def test_given_a_new_account_when_set_then_the_item_has_the_value_and_who_and_wh
 
 def test_global_options_work_before_and_after_the_command(ops: Org):
     assert (
-        budgetctl("--output", "json", "--table", ops.budgets_table, "get", A).json()[0]["BudgetValue"]
-        == "1000"
+        budgetctl("--output", "json", "--table", ops.budgets_table, "get", A).json()["BudgetValue"] == "1000"
     )
-    assert budgetctl("get", A, "--output", "json", "--region", "us-east-1").json()[0]["AccountId"] == A
+    assert budgetctl("get", A, "--output", "json", "--region", "us-east-1").json()["AccountId"] == A
 
 
 @pytest.mark.parametrize(
@@ -120,7 +117,7 @@ def test_argparse_usage_errors_exit_2(ops: Org, capsys: pytest.CaptureFixture[st
 
 def test_given_two_operators_when_both_change_the_same_account_then_the_second_is_refused(ops: Org):
     # GIVEN operator 1 read A's item (1000), then operator 2 set it to 1500
-    seen = budgetctl("get", A, "--output", "json").json()[0]["BudgetValue"]
+    seen = budgetctl("get", A, "--output", "json").json()["BudgetValue"]
     assert budgetctl("set", A, "1500", "--expect", seen).code == ExitCode.OK
 
     # WHEN operator 1 sets it, expecting what they saw

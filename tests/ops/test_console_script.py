@@ -107,7 +107,9 @@ def test_an_operator_sets_checks_and_repairs_a_budget_with_the_installed_command
     assert written.returncode == 0, written.stderr
 
     # THEN the item is there, with the caller as UpdatedBy
-    item = as_json(shell(budgetctl, "--endpoint-url", endpoint, "get", SPOKE, "--output", "json"))[0]
+    item = as_json(
+        shell(budgetctl, "--endpoint-url", endpoint, "get", SPOKE, "--output", "json")
+    )  # one object
     assert item["BudgetValue"] == "1250.5"
     assert item["UpdatedBy"].startswith("arn:aws:")
 

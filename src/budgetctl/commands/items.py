@@ -37,7 +37,7 @@ def cmd_get(ctx: Context) -> int:
     if item is None:
         ctx.out.error(f"no item for account {ctx.args.account} in {ctx.args.table}")
         return ExitCode.PROBLEM
-    ctx.out.rows([item_row(item)], ITEM_COLUMNS)
+    ctx.out.rows([item_row(item)], ITEM_COLUMNS, single=True)
     return ExitCode.OK
 
 
@@ -46,11 +46,11 @@ def cmd_set(ctx: Context) -> int:
     previous = ctx.table.get(args.account) if args.expect == "read" else None
     if previous is not None and previous.get(BUDGET_VALUE_FIELD) == args.amount:
         ctx.out.info(f"account {args.account} already has {format_amount(args.amount)}; nothing written")
-        ctx.out.rows([item_row(previous)], ITEM_COLUMNS)
+        ctx.out.rows([item_row(previous)], ITEM_COLUMNS, single=True)
         return ExitCode.OK
     ctx.table.write(Write(args.account, args.amount, previous, args.expect))
     written = ctx.table.get(args.account) or {}
-    ctx.out.rows([item_row(written)], ITEM_COLUMNS)
+    ctx.out.rows([item_row(written)], ITEM_COLUMNS, single=True)
     return ExitCode.OK
 
 

@@ -31,7 +31,9 @@ def register(command: Command) -> None:
     import_.add_argument("--skip-invalid", action="store_true", help="write the valid rows despite bad ones")
 
     export = command("export", cmd_export, "write the budgets table as CSV or JSON")
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument(
+        "--format", choices=("csv", "json"), default=None, help="default: json with --output json, else csv"
+    )
     export.add_argument("--file", metavar="PATH", help="write here instead of stdout")
 
 
@@ -85,6 +87,11 @@ def cmd_import(ctx: Context) -> int:
     return ExitCode.CONFLICT if conflicts else ExitCode.OK
 
 
+def export_format(given: str | None, output: str) -> str:
+    """--format, else JSON when the output asked for is JSON, else CSV (what import reads)."""
+    return given or ("json" if output == "json" else "csv")
+
+
 def cmd_export(ctx: Context) -> int:
     items = ctx.table.scan()
     rows = export_rows(items)
@@ -93,7 +100,7 @@ def cmd_export(ctx: Context) -> int:
             parse_budget_text(row[BUDGET_VALUE_FIELD], parse_account_id(row[ACCOUNT_ID_FIELD]))
         except InvalidItemError as exc:
             ctx.out.info(f"warning: exported an item that breaks the contract ({exc})")
-    text = to_text(rows, ctx.args.format)
+    text = to_text(rows, export_format(ctx.args.format, ctx.args.output))
     if ctx.args.file:
         Path(ctx.args.file).write_text(text, encoding="utf-8")
         ctx.out.info(f"exported {len(rows)} item(s) to {ctx.args.file}")
