@@ -98,7 +98,9 @@ def import_seconds(
                     **environment,
                 }
                 output = subprocess.run(
-                    [str(python), "-I", "-c", _import_code(artifact, module)],  # -I: no user site, no cwd
+                    # -I: no user site, no cwd on sys.path; -B: no bytecode written (-I
+                    # ignores PYTHONDONTWRITEBYTECODE, so it is said on the command line)
+                    [str(python), "-I", "-B", "-c", _import_code(artifact, module)],
                     capture_output=True,
                     text=True,
                     check=True,

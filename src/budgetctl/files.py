@@ -39,6 +39,7 @@ class Row:
 class ParsedFile:
     rows: list[Row] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # e.g. which of an account's rows is kept
 
 
 def parse_csv(stream: TextIO, source: str = "input") -> ParsedFile:
@@ -72,10 +73,8 @@ def parse_csv(stream: TextIO, source: str = "input") -> ParsedFile:
             parsed.errors.append(f"{source}:{line}: {exc}")
             continue
         if account_id in seen:
-            parsed.errors.append(
-                f"{source}:{line}: {ACCOUNT_ID_FIELD} {account_id!r} appears again (first on line {seen[account_id]})"
-            )
-            continue
+            parsed.notices.append(duplicate_notice(source, account_id, seen[account_id], line))
+            parsed.rows = [row for row in parsed.rows if row.account_id != account_id]
         seen[account_id] = line
         parsed.rows.append(Row(line, account_id, amount))
     if header is None:
@@ -83,6 +82,27 @@ def parse_csv(stream: TextIO, source: str = "input") -> ParsedFile:
             f"{source}: empty file; expected a header {ACCOUNT_ID_FIELD},{BUDGET_VALUE_FIELD}"
         )
     return parsed
+
+
+def duplicate_notice(source: str, account_id: str, earlier: int, line: int) -> str:
+    """An account listed twice: the last row wins, as the newest write does in the pipeline."""
+    return (
+        f"{source}:{line}: {ACCOUNT_ID_FIELD} {account_id!r} appears again (line {earlier}); "
+        f"the last row, line {line}, is kept"
+    )
+
+
+def not_round_tripping(rows: Sequence[dict[str, str]], fmt: str) -> list[str]:
+    """One line per exported row that `budgetctl import` would refuse, naming the account,
+    the reason and where the row is in the file (CSV line, or JSON index)."""
+    problems = []
+    for index, row in enumerate(rows):
+        try:
+            parse_budget_text(row[BUDGET_VALUE_FIELD], parse_account_id(row[ACCOUNT_ID_FIELD]))
+        except InvalidItemError as exc:
+            where = f"item [{index}]" if fmt == "json" else f"line {index + 2}"
+            problems.append(f"{where}: {exc}")
+    return problems
 
 
 def export_rows(items: Iterable[dict[str, Any]]) -> list[dict[str, str]]:

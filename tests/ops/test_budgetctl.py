@@ -197,7 +197,7 @@ def test_given_a_csv_with_bad_rows_then_each_is_reported_by_line_and_nothing_is_
         "12345,100\n"  # line 3
         "\n"  # line 4: blank, skipped
         "555555555555,1.234\n"  # line 5
-        "444444444444,200\n"  # line 6: duplicate
+        "444444444444,200\n"  # line 6: duplicate (not an error: the last row is kept)
         "666666666666,\n"  # line 7: empty amount
     )
 
@@ -206,9 +206,12 @@ def test_given_a_csv_with_bad_rows_then_each_is_reported_by_line_and_nothing_is_
     assert result.code == ExitCode.USAGE
     assert "budgets.csv:3: AccountId '12345' must be exactly 12 digits" in result.stderr
     assert "budgets.csv:5: BudgetValue '1.234' has more than two decimals" in result.stderr
-    assert "budgets.csv:6: AccountId '444444444444' appears again (first on line 2)" in result.stderr
+    assert (
+        "budgets.csv:6: AccountId '444444444444' appears again (line 2); the last row, line 6, is kept"
+        in (result.stderr)
+    )
     assert "budgets.csv:7: BudgetValue '' is not a number" in result.stderr
-    assert "4 bad row(s)" in result.stderr
+    assert "3 bad row(s)" in result.stderr
     assert "nothing written" in result.stderr
     assert no_aws_calls == []
     assert all_items(ops) == before
@@ -222,7 +225,7 @@ def test_skip_invalid_writes_the_good_rows_and_dry_run_writes_nothing(ops: Org, 
 
     dry = budgetctl("import", str(source), "--skip-invalid", "--dry-run", "--output", "json")
 
-    assert dry.code == ExitCode.OK
+    assert dry.code == ExitCode.PROBLEM  # rows were skipped: a script must see it
     assert dry.json() == [
         {"Line": 3, "AccountId": B, "Change": "CHANGE", "From": "1000", "To": "2000"},
         {"Line": 4, "AccountId": "444444444444", "Change": "ADD", "From": None, "To": "50"},
@@ -232,7 +235,8 @@ def test_skip_invalid_writes_the_good_rows_and_dry_run_writes_nothing(ops: Org, 
 
     real = budgetctl("import", str(source), "--skip-invalid")
 
-    assert real.code == ExitCode.OK, real.stderr
+    assert real.code == ExitCode.PROBLEM, real.stderr
+    assert "1 bad row(s) skipped" in real.stderr
     assert item(ops, B)["BudgetValue"] == 2000  # type: ignore[index]
     assert item(ops, "444444444444")["UpdatedBy"] == CALLER  # type: ignore[index]
     assert "UpdatedBy" not in item(ops, A)  # type: ignore[operator]  # unchanged rows are not written

@@ -7,6 +7,8 @@ import json
 import os
 import re
 import subprocess
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from budgetctl import cli
 from budgetctl.errors import ExitCode
 from tests.integration.conftest import SPOKES, Org
 from tests.ops.conftest import budgetctl
+from tests.ops.test_budgetctl import item
 
 A, B, _ = SPOKES
 
@@ -86,3 +89,54 @@ def test_given_the_readme_commands_when_budgetctl_is_typed_then_it_runs():
 
     assert typed.returncode == 0, typed.stderr
     assert typed.stdout.splitlines()[-1].startswith("budgetctl ")
+
+
+# --------------------------------------------------------------------------- import / export
+
+
+def test_given_skip_invalid_when_rows_are_skipped_then_the_exit_code_is_problem_and_the_count_is_said(
+    ops: Org, tmp_path: Path
+):
+    source = tmp_path / "b.csv"
+    source.write_text(f"AccountId,BudgetValue\n{A},1500\nbad,1\n{B},1.234\n")
+
+    result = budgetctl("import", str(source), "--skip-invalid")
+
+    assert result.code == ExitCode.PROBLEM
+    assert "2 bad row(s) skipped" in result.stderr
+    assert item(ops, A)["BudgetValue"] == 1500  # type: ignore[index]
+
+
+def test_given_an_account_twice_in_one_file_when_imported_then_the_last_row_wins_and_is_named(
+    ops: Org, tmp_path: Path
+):
+    source = tmp_path / "b.csv"
+    source.write_text(f"AccountId,BudgetValue\n{A},1500\n{B},2000\n{A},1750\n")
+
+    result = budgetctl("import", str(source))
+
+    assert result.code == ExitCode.OK, result.stderr
+    assert f"b.csv:4: AccountId '{A}' appears again (line 2); the last row, line 4, is kept" in result.stderr
+    assert item(ops, A)["BudgetValue"] == 1750  # type: ignore[index]
+
+
+def test_given_an_item_that_breaks_the_contract_when_exported_then_export_says_what_will_not_import_back(
+    ops: Org, tmp_path: Path
+):
+    ops.put(B, Decimal("12.345"))
+    exported = tmp_path / "export.csv"
+
+    result = budgetctl("export", "--file", str(exported))
+    back = budgetctl("import", str(exported), "--skip-invalid")
+
+    assert result.code == ExitCode.OK, result.stderr
+    line = (
+        exported.read_text().splitlines().index(next(x for x in exported.read_text().splitlines() if B in x))
+    )
+    assert f"will not import back: line {line + 1}: BudgetValue '12.345' has more than two decimals" in (
+        result.stderr
+    )
+    assert "1 of 3 exported item(s) break the item contract" in result.stderr
+    assert back.code == ExitCode.PROBLEM
+    assert "0 to add, 0 to change, 2 unchanged, 1 bad row(s) skipped" in back.stderr
+    assert item(ops, B)["BudgetValue"] == Decimal("12.345")  # left as it is

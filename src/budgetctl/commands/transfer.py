@@ -7,17 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from budget_sync.domain import (
-    ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
     format_amount,
-    parse_account_id,
-    parse_budget_text,
 )
-from budget_sync.errors import InvalidItemError
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode, UsageError
-from budgetctl.files import export_rows, parse_csv, to_text
+from budgetctl.files import export_rows, not_round_tripping, parse_csv, to_text
 from budgetctl.rows import (
     amount_text,
 )
@@ -42,6 +38,8 @@ def cmd_import(ctx: Context) -> int:
     parsed = _read_import(args.file)
     for error in parsed.errors:
         ctx.out.error(error)
+    for notice in parsed.notices:
+        ctx.out.info(notice)
     if parsed.errors and not args.skip_invalid:
         raise UsageError(
             f"{len(parsed.errors)} bad row(s) in {args.file}; nothing written "
@@ -78,13 +76,18 @@ def cmd_import(ctx: Context) -> int:
         summary += f", {len(parsed.errors)} bad row(s) skipped"
     if args.dry_run or not writes:
         ctx.out.info(f"{summary}; nothing written" + (" (dry run)" if args.dry_run else ""))
-        return ExitCode.OK
+        return skipped_exit(parsed.errors)
     with ctx.out.progress("writing", len(writes)) as advance:
         conflicts = ctx.table.write_many(writes, advance)
     for _, message in conflicts:
         ctx.out.error(message)
     ctx.out.info(f"{summary}; written {len(writes) - len(conflicts)}, conflicts {len(conflicts)}")
-    return ExitCode.CONFLICT if conflicts else ExitCode.OK
+    return ExitCode.CONFLICT if conflicts else skipped_exit(parsed.errors)
+
+
+def skipped_exit(errors: list[str]) -> ExitCode:
+    """--skip-invalid that skipped rows is a problem a script must see (exit 1), not success."""
+    return ExitCode.PROBLEM if errors else ExitCode.OK
 
 
 def export_format(given: str | None, output: str) -> str:
@@ -95,18 +98,29 @@ def export_format(given: str | None, output: str) -> str:
 def cmd_export(ctx: Context) -> int:
     items = ctx.table.scan()
     rows = export_rows(items)
-    for row in rows:
-        try:
-            parse_budget_text(row[BUDGET_VALUE_FIELD], parse_account_id(row[ACCOUNT_ID_FIELD]))
-        except InvalidItemError as exc:
-            ctx.out.info(f"warning: exported an item that breaks the contract ({exc})")
-    text = to_text(rows, export_format(ctx.args.format, ctx.args.output))
+    fmt = export_format(ctx.args.format, ctx.args.output)
+    _warn_round_trip(ctx, not_round_tripping(rows, fmt), len(rows), fmt)
+    text = to_text(rows, fmt)
     if ctx.args.file:
         Path(ctx.args.file).write_text(text, encoding="utf-8")
         ctx.out.info(f"exported {len(rows)} item(s) to {ctx.args.file}")
     else:
         ctx.out.stdout.write(text)
     return ExitCode.OK
+
+
+def _warn_round_trip(ctx: Context, problems: list[str], total: int, fmt: str) -> None:
+    """What of this export `budgetctl import` will not take back, precisely."""
+    for problem in problems:
+        ctx.out.info(f"warning: will not import back: {problem}")
+    if problems:
+        ctx.out.info(
+            f"warning: {len(problems)} of {total} exported item(s) break the item contract: "
+            "`budgetctl import` refuses the file (exit 2), or with --skip-invalid writes the others "
+            "and leaves these as they are"
+        )
+    if fmt == "json":
+        ctx.out.info("note: `budgetctl import` reads CSV; export without --format json to import it back")
 
 
 def _read_import(name: str) -> Any:
