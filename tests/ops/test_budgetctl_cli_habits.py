@@ -140,3 +140,19 @@ def test_given_an_item_that_breaks_the_contract_when_exported_then_export_says_w
     assert back.code == ExitCode.PROBLEM
     assert "0 to add, 0 to change, 2 unchanged, 1 bad row(s) skipped" in back.stderr
     assert item(ops, B)["BudgetValue"] == Decimal("12.345")  # left as it is
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_given_an_invalid_item_when_status_then_the_spoke_parameter_and_limit_it_still_holds_are_shown(
+    ops: Org,
+):
+    ops.put(A, Decimal("12.345"))  # breaks the contract; the spoke keeps 1000
+
+    result = budgetctl("status", "--account", A, "--output", "json")
+
+    row = json.loads(result.stdout)[0]
+    assert row["Drift"] == "INVALID_ITEM"
+    assert "12.345" in row["Reason"]
+    assert (row["Parameter"], row["BudgetLimit"]) == ("1000", "1000")

@@ -270,7 +270,7 @@ class Reconciler:
             last_reason=str((status or {}).get("Reason", "")),
         )
         if item.value is None:
-            return replace(base, drift=Drift.INVALID_ITEM, reason=item.error)
+            return self._invalid(replace(base, drift=Drift.INVALID_ITEM, reason=item.error))
         try:
             parameter = self._spokes.read_parameter(item.account_id)
             budget = self._spokes.read_budget(item.account_id, self._budget_name)
@@ -296,6 +296,21 @@ class Reconciler:
         if apply and drift in REPAIRABLE:
             return self._repair(report)
         return report
+
+    def _invalid(self, report: AccountReport) -> AccountReport:
+        """An invalid item: nothing to compare or repair, but the spoke still holds its last
+        good value, so its parameter and budget are read and shown (when the key is an
+        account id at all, and the spoke answers)."""
+        try:
+            account_id = parse_account_id(report.account_id)
+            parameter = self._spokes.read_parameter(account_id)
+            budget = self._spokes.read_budget(account_id, self._budget_name)
+        except (InvalidItemError, BudgetSyncError):
+            return report
+        except Exception:  # a bug in one account must not hide the others
+            logger.exception("unexpected error reading the spoke", extra={"account_id": report.account_id})
+            return report
+        return replace(report, parameter=parameter.value, parameter_version=parameter.version, budget=budget)
 
     def _repair(self, report: AccountReport) -> AccountReport:
         assert report.desired is not None
