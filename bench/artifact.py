@@ -75,13 +75,44 @@ def runtime_python() -> Path:
     return python
 
 
-def _import_code(artifact: Path | None, module: str) -> str:
-    path = f"sys.path.insert(0, {str(artifact)!r})" if artifact else ""
+XRAY_DIR = ROOT / ".aws-sam" / "bench-xray"
+XRAY_SDK = "aws-xray-sdk==2.15.0"
+
+
+def xray_sdk_dir(python: Path) -> Path:
+    """What the [tracer] extra would add to the package (the X-Ray SDK with its botocore and
+    wrapt), installed for this machine (wrapt is native) and compiled as the build compiles."""
+    stamp = XRAY_DIR / ".installed"
+    if not stamp.exists():
+        shutil.rmtree(XRAY_DIR, ignore_errors=True)
+        for step in (
+            [
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--target",
+                str(XRAY_DIR),
+                XRAY_SDK,
+            ],
+            ["-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(XRAY_DIR)],
+        ):
+            done = subprocess.run([str(python), *step], capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"bench artifact: {' '.join(step[:3])} failed:\n{done.stderr}")
+        stamp.touch()
+    return XRAY_DIR
+
+
+def _import_code(artifact: Path | tuple[Path, ...] | None, module: str) -> str:
+    paths = (artifact,) if isinstance(artifact, Path) else artifact or ()
+    path = "; ".join(f"sys.path.insert({i}, {str(p)!r})" for i, p in enumerate(paths))
     return f"import sys, time\n{path}\nt = time.perf_counter()\nimport {module}\nprint(time.perf_counter() - t)\n"
 
 
 def import_seconds(
-    python: Path, variants: dict[str, tuple[Path | None, str, dict[str, str]]]
+    python: Path, variants: dict[str, tuple[Path | tuple[Path, ...] | None, str, dict[str, str]]]
 ) -> dict[str, float]:
     """Median over fresh interpreters of the time each variant's ``import module`` takes.
     The variants take turns in every round, so that the machine's load falls on all alike."""
@@ -142,7 +173,9 @@ def run() -> None:
         f"fresh Python {version[0]} interpreters, only boto3 {version[1]} besides the artifact "
         f"(the runtime's SDK), PYTHONDONTWRITEBYTECODE=1, median of {ROUNDS}"
     )
-    variants: dict[str, tuple[Path | None, str, dict[str, str]]] = {"boto3": (None, "boto3", {})}
+    variants: dict[str, tuple[Path | tuple[Path, ...] | None, str, dict[str, str]]] = {
+        "boto3": (None, "boto3", {})
+    }
     for name in functions:
         module = function_spec(name).handler.rpartition(".")[0]
         for tracing, disabled in (("off", "true"), ("on", "false")):
@@ -159,6 +192,8 @@ def run() -> None:
         )
         stream_module = variants["UpdateFunction off"][1]
         variants["no bytecode"] = (source_only, stream_module, {"POWERTOOLS_TRACE_DISABLED": "true"})
+        with_sdk = (BUILD_DIR / "UpdateFunction", xray_sdk_dir(python))
+        variants["with the SDK"] = (with_sdk, stream_module, {"POWERTOOLS_TRACE_DISABLED": "false"})
         seconds = import_seconds(python, variants)
     boto3_alone = seconds["boto3"]
     print(f"  import boto3                                   {boto3_alone * 1000:6.0f} ms   1.00x")
@@ -177,6 +212,11 @@ def run() -> None:
     print(
         f"  UpdateFunction without the build's bytecode    {plain * 1000:6.0f} ms   {plain / boto3_alone:.2f}x boto3"
         "   (what a cold start costs when Lambda must compile every module)"
+    )
+    traced = seconds["with the SDK"]
+    print(
+        f"  UpdateFunction + the X-Ray SDK, tracing on   {traced * 1000:6.0f} ms   {traced / boto3_alone:.2f}x boto3"
+        f"   ({XRAY_SDK} with its botocore: a subsegment per AWS call)"
     )
 
 
