@@ -6,11 +6,13 @@ without Lambda allows:
 * only the runtime's own packages besides the artifact: a throwaway venv with boto3 at
   ``RUNTIME_BOTO3`` (the SDK Lambda's python3.13 runtime ships; Lambda's page says the
   version varies by region and runtime update, so it can be overridden);
-* the artifact first on sys.path, as /var/task is, read-only for the interpreter:
-  PYTHONDONTWRITEBYTECODE=1, so whatever bytecode the artifact lacks is compiled on every
-  start, as in Lambda;
+* the artifact first on sys.path, as /var/task is, read-only for the interpreter: no
+  bytecode written (``-B``, PYTHONDONTWRITEBYTECODE=1), so whatever bytecode the artifact
+  lacks is compiled on every start, as in Lambda;
 * tracing off (the template's default) and on.
-The baseline, ``import boto3``, is measured in the same setup and the same run.
+The baseline, ``import boto3``, is measured in the same setup and the same run, the
+variants taking turns. For comparison: the artifact without its build-time bytecode, and
+with the X-Ray SDK added (what the ``[tracer]`` extra used to bring).
 """
 
 from __future__ import annotations

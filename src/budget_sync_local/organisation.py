@@ -149,6 +149,7 @@ class LocalOrganisation:
             **(spoke_parameters or {}),
         }
         self._observer = observer or (lambda _step: None)
+        self._watched = observer is not None  # refused records are read back only for a watcher
         self._function_output = function_output
         self._start_mock = start_mock
         self._progress = progress or (lambda _what, _done, _total: None)
@@ -241,7 +242,8 @@ class LocalOrganisation:
         """The update function on one event, as Lambda calls it (the template's handler);
         then each record it refused is shown to the observer with its reason."""
         response = self._invoke_function(event)
-        self._observe_refused(event)
+        if self._watched:
+            self._observe_refused(event)
         return response
 
     def _observe_refused(self, event: dict[str, Any]) -> None:

@@ -109,6 +109,7 @@ def test_given_the_build_target_then_every_module_ships_bytecode_the_runtime_use
         text=True,
     ).stdout.strip()
 
+    assert sorted(p.name for p in artifact.iterdir()) == ["budget_sync"]  # no Makefile, no CLI
     sources = sorted(artifact.glob("budget_sync/**/*.py"))
     assert sources
     tag = "cpython-313"

@@ -109,6 +109,7 @@ def test_the_handler_named_by_the_template_is_importable_from_its_code_uri_alone
     spec = function_spec()
     code = ROOT / spec.code_uri
     assert sorted(p.name for p in code.iterdir() if not p.name.startswith((".", "__"))) == [
+        "Makefile",  # how sam build builds it; the artifact gets budget_sync only (tests/package)
         "budget_sync",
         "requirements.txt",
     ], "the function's zip must hold its own package only (no CLI, no emulator)"
