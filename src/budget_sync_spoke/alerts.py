@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import boto3
 from botocore.config import Config
@@ -58,9 +57,8 @@ Key = tuple[str, str]
 Sub = tuple[str, str]
 
 
-@dataclass(frozen=True)
-class Alerts:
-    """The alerts a budget should have."""
+class Alerts(NamedTuple):
+    """The alerts a budget should have (a NamedTuple: the script runs as an unnamed module)."""
 
     emails: tuple[str, ...]
     actual: tuple[str, ...]
