@@ -205,6 +205,36 @@ class SsmSpokeGateway:
             forecasted=_decimal((spend.get("ForecastedSpend") or {}).get("Amount")),
         )
 
+    def read_alerts(self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME) -> list[str] | None:
+        """The budget's notifications as text (``ACTUAL>80%: a@x.com,b@x.com``); None if no budget."""
+        budgets = self.budgets_client(account_id)
+        found: list[str] = []
+        try:
+            pages = budgets.get_paginator("describe_notifications_for_budget")
+            for page in pages.paginate(AccountId=account_id, BudgetName=budget_name):
+                for notification in page.get("Notifications", []):
+                    subscribers = budgets.describe_subscribers_for_notification(
+                        AccountId=account_id, BudgetName=budget_name, Notification=notification
+                    ).get("Subscribers", [])
+                    operator = {"GREATER_THAN": ">", "LESS_THAN": "<", "EQUAL_TO": "="}.get(
+                        notification["ComparisonOperator"], "?"
+                    )
+                    unit = "%" if notification.get("ThresholdType", "PERCENTAGE") == "PERCENTAGE" else " USD"
+                    threshold = _decimal(notification["Threshold"])
+                    shown = "?" if threshold is None else f"{threshold.normalize():f}"
+                    addresses = ",".join(sorted(s["Address"] for s in subscribers))
+                    found.append(f"{notification['NotificationType']}{operator}{shown}{unit}: {addresses}")
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
+                return None
+            raise self._failure(
+                exc,
+                account_id,
+                denied=f"the spoke role may not view the budget {budget_name}",
+                rejected=f"cannot read the notifications of {budget_name}",
+            ) from exc
+        return sorted(found)
+
     def ssm_client(self, account_id: str) -> SSMClient:
         """An SSM client acting as the spoke role in ``account_id`` (cached)."""
         return self._cached(account_id).client
