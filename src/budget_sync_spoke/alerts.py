@@ -18,6 +18,12 @@ step's inline Script.
    changed too (UpdateSubscriber); the rest are created or deleted. Never a budget
    replacement. budget-sync owns the budget's notifications: one added by hand is changed
    or deleted here.
+4. Read both parameters again: if they changed during the run (a second write, whose own
+   run may have finished first), reconcile again, so that overlapping runs end at the
+   newest settings. A create that finds its notification or subscriber already there, or a
+   delete that finds it gone (an overlapping run did it), counts as done; any other such
+   conflict (an update of what an overlapping run already changed) reads the budget again
+   and plans anew.
 
 Only the standard library and boto3 are available, so the rules of budget_sync.alerts are
 repeated here (a test keeps the two equal).
@@ -25,6 +31,7 @@ repeated here (a test keeps the two equal).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from decimal import Decimal, InvalidOperation
@@ -44,6 +51,8 @@ MAX_EMAILS = 10
 MAX_NOTIFICATIONS = 10
 MAX_THRESHOLD = Decimal("1000000")
 NONE = "none"
+#: Reconcile passes per run while the parameters keep changing under it.
+MAX_PASSES = 3
 
 #: aws:executeScript does not retry throttled calls itself: the clients do (standard mode: exponential backoff).
 RETRIES = Config(retries={"max_attempts": 10, "mode": "standard"})
@@ -111,7 +120,7 @@ def desired_alerts(settings: dict[str, Any], defaults: dict[str, Any]) -> Alerts
     for email in emails:
         if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
             raise ValueError(f"AlertEmails {email!r} is not a well-formed email address")
-    unique = sorted({e.lower(): e for e in emails}.values(), key=str.lower)
+    unique = sorted({e.lower(): e for e in reversed(emails)}.values(), key=str.lower)  # first spelling wins
     if len(unique) > MAX_EMAILS:
         raise ValueError(f"AlertEmails has {len(unique)} addresses; AWS Budgets takes at most {MAX_EMAILS}")
     actual_texts = _split(settings["actual"]) if "actual" in settings else _split(defaults.get("actual"))
@@ -216,15 +225,21 @@ def reconcile(budgets: BudgetsClient, account_id: str, budget_name: str, alerts:
             calls += 1
             keep.append((_notification(key), key, match[1]))
     for notification, _ in stale:  # deleted before any is created: at most 10 per budget
-        budgets.delete_notification(AccountId=account_id, BudgetName=budget_name, Notification=notification)
+        with contextlib.suppress(budgets.exceptions.NotFoundException):  # an overlapping run deleted it
+            budgets.delete_notification(
+                AccountId=account_id, BudgetName=budget_name, Notification=notification
+            )
         calls += 1
     for key in missing:
-        budgets.create_notification(
-            AccountId=account_id,
-            BudgetName=budget_name,
-            Notification=_notification(key),
-            Subscribers=[_subscriber(s) for s in sorted(want[key])],
-        )
+        try:
+            budgets.create_notification(
+                AccountId=account_id,
+                BudgetName=budget_name,
+                Notification=_notification(key),
+                Subscribers=[_subscriber(s) for s in sorted(want[key])],
+            )
+        except budgets.exceptions.DuplicateRecordException:
+            keep.append((_notification(key), key, set()))  # an overlapping run created it
         calls += 1
     for notification, key, has in keep:
         calls += _reconcile_subscribers(budgets, account_id, budget_name, notification, has, want[key])
@@ -258,20 +273,23 @@ def _reconcile_subscribers(
             missing.remove(after)
             calls += 1
     for sub in missing:
-        budgets.create_subscriber(
-            AccountId=account_id,
-            BudgetName=budget_name,
-            Notification=notification,
-            Subscriber=_subscriber(sub),
-        )
+        # an overlapping run created it
+        with contextlib.suppress(budgets.exceptions.DuplicateRecordException):
+            budgets.create_subscriber(
+                AccountId=account_id,
+                BudgetName=budget_name,
+                Notification=notification,
+                Subscriber=_subscriber(sub),
+            )
         calls += 1
     for sub in extra:
-        budgets.delete_subscriber(
-            AccountId=account_id,
-            BudgetName=budget_name,
-            Notification=notification,
-            Subscriber=_subscriber(sub),
-        )
+        with contextlib.suppress(budgets.exceptions.NotFoundException):  # an overlapping run deleted it
+            budgets.delete_subscriber(
+                AccountId=account_id,
+                BudgetName=budget_name,
+                Notification=notification,
+                Subscriber=_subscriber(sub),
+            )
         calls += 1
     return calls
 
@@ -294,12 +312,24 @@ def _read_json(ssm: SSMClient, name: str) -> dict[str, Any]:
 def handler(events: dict[str, Any], context: Any) -> dict[str, str]:
     """aws:executeScript entry point; ``events`` is the step's InputPayload."""
     ssm: SSMClient = boto3.client("ssm", config=RETRIES)
-    alerts = desired_alerts(
-        _read_json(ssm, events["AlertParameterName"]), _read_json(ssm, events["AlertDefaultsParameterName"])
-    )
-    calls = reconcile(
-        boto3.client("budgets", config=RETRIES), events["AccountId"], events["BudgetName"], alerts
-    )
+    budgets: BudgetsClient = boto3.client("budgets", config=RETRIES)
+    names = (events["AlertParameterName"], events["AlertDefaultsParameterName"])
+    read = [_read_json(ssm, name) for name in names]
+    calls = 0
+    conflicts = (budgets.exceptions.NotFoundException, budgets.exceptions.DuplicateRecordException)
+    for attempt in range(MAX_PASSES):
+        alerts = desired_alerts(*read)
+        try:
+            calls += reconcile(budgets, events["AccountId"], events["BudgetName"], alerts)
+        except conflicts:
+            if attempt == MAX_PASSES - 1:
+                raise
+            read = [_read_json(ssm, name) for name in names]
+            continue  # an overlapping run changed the budget under this one: read it again
+        again = [_read_json(ssm, name) for name in names]
+        if again == read:
+            break
+        read = again  # written while this run reconciled: end at the newest settings
     return {
         "Action": "Reconciled" if calls else "Unchanged",
         "Calls": str(calls),

@@ -243,3 +243,61 @@ def test_given_invalid_settings_then_the_document_fails_and_the_budget_keeps_its
     assert result.status == "Failed"
     assert "AlertEmails 'bad address' is not a well-formed email address" in str(result.failure_message)
     assert spoke.notifications() == before
+
+
+# -- overlapping runs --------------------------------------------------------------------------
+
+EVENTS = {
+    "AccountId": ACCOUNT,
+    "BudgetName": BUDGET,
+    "AlertParameterName": "/BlogBudgets/AlertSettings",
+    "AlertDefaultsParameterName": "/BlogBudgets/AlertDefaults",
+}
+
+
+def test_given_the_settings_change_during_a_run_then_the_run_ends_at_the_newest(
+    budgets: Any, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(Name="/BlogBudgets/AlertDefaults", Value=json.dumps(DEFAULTS), Type="String")
+    ssm.put_parameter(Name="/BlogBudgets/AlertSettings", Value='{"actual":["90"]}', Type="String")
+    real, passes = alerts.reconcile, []
+
+    def a_second_write_lands_meanwhile(*args: Any) -> int:
+        passes.append(args[-1])
+        calls = real(*args)
+        if len(passes) == 1:
+            ssm.put_parameter(Name="/BlogBudgets/AlertSettings", Value='{"actual":["95"]}', Overwrite=True)
+        return calls
+
+    monkeypatch.setattr(alerts, "reconcile", a_second_write_lands_meanwhile)
+    result = alerts.handler(EVENTS, None)
+
+    assert [p.actual for p in passes] == [("90",), ("95",)]
+    assert set(state(budgets)) == {("ACTUAL", "95"), ("FORECASTED", "100")}
+    assert json.loads(result["Applied"])["actual"] == ["95"]
+
+
+def test_given_an_overlapping_run_changed_the_budget_first_then_this_run_plans_again_and_succeeds(
+    budgets: Any, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(Name="/BlogBudgets/AlertDefaults", Value=json.dumps(DEFAULTS), Type="String")
+    settings = {"emails": ["finance@example.com", "cto@example.com"], "actual": ["50"]}
+    ssm.put_parameter(Name="/BlogBudgets/AlertSettings", Value=json.dumps(settings), Type="String")
+    stale_view = alerts.current_alerts(budgets, ACCOUNT, BUDGET)  # read before the other run
+    alerts.reconcile(budgets, ACCOUNT, BUDGET, alerts.desired_alerts(settings, DEFAULTS))  # the other run
+    real, reads = alerts.current_alerts, []
+
+    def stale_first(*args: Any) -> Any:
+        reads.append(1)
+        return stale_view if len(reads) == 1 else real(*args)
+
+    monkeypatch.setattr(alerts, "current_alerts", stale_first)
+    result = alerts.handler(EVENTS, None)
+
+    assert len(reads) == 2  # the stale plan met a conflict; the second pass read the budget again
+    assert json.loads(result["Applied"])["actual"] == ["50"]
+    assert run(budgets, settings) == Counter()  # the budget is as wanted
