@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from budget_sync_local.organisation import (
     DEFAULT_ACCOUNTS,
@@ -79,10 +80,18 @@ def _step_printer(console: Console) -> Callable[[Step], None]:
         elif step.kind == "automation":
             console.print(f"  {CIRCLED[3]} {step.account}: rule matched → Automation document")
             if d.get("status") == "Success":
-                outputs = {k.rpartition(".")[2]: v for k, v in d.get("outputs", {}).items()}
-                old, new = _first(outputs.get("OldLimit")), _first(outputs.get("NewLimit"))
-                action = str(_first(outputs.get("Action")) or "done").lower()
+                outputs = d.get("outputs", {})
+                old = _first(outputs.get("UpdateBudgetLimit.OldLimit"))
+                new = _first(outputs.get("UpdateBudgetLimit.NewLimit"))
+                action = str(_first(outputs.get("UpdateBudgetLimit.Action")) or "done").lower()
                 console.print(f"  {CIRCLED[4]} {step.account}: budget {action}: limit {old or '—'} → {new}")
+                if _first(outputs.get("ReconcileAlerts.Action")) == "Reconciled":
+                    console.print(
+                        f"  {CIRCLED[4]} {step.account}: alerts reconciled in "
+                        f"{_first(outputs.get('ReconcileAlerts.Calls'))} call(s): "
+                        f"{_alerts_text(_first(outputs.get('ReconcileAlerts.Applied')))}",
+                        markup=False,
+                    )
             else:
                 console.print(
                     f"  {CIRCLED[4]} {step.account}: [red]automation {d.get('status')}[/]: "
@@ -98,6 +107,20 @@ def _step_printer(console: Console) -> Callable[[Step], None]:
             console.print(f"  {CIRCLED[1]} {step.kind}: {dict(d)}")
 
     return show
+
+
+def _alerts_text(applied: object) -> str:
+    """The document's Applied output (JSON) as one line; text from the spoke stays text."""
+    try:
+        body = json.loads(str(applied))
+    except ValueError:
+        return str(applied)
+    actual = ",".join(f"{t}%" for t in body.get("actual", [])) or "none"
+    return (
+        f"ACTUAL > {actual}, FORECASTED > {body.get('forecasted', 'none')}"
+        + ("%" if body.get("forecasted", "none") != "none" else "")
+        + f" → {', '.join(body.get('emails', []))}"
+    )
 
 
 def _first(value: Any) -> Any:
@@ -125,6 +148,7 @@ def _table(views: Sequence[AccountView], title: str) -> Table:
         "actual / forecast",
         "alerts that fire",
         "notified",
+        "alerts configured",
     ):
         table.add_column(column, overflow="fold")
     for view in views:
@@ -146,13 +170,56 @@ def _table(views: Sequence[AccountView], title: str) -> Table:
             f"{_amount(view.actual_spend)} / {_amount(view.forecasted_spend)}",
             "\n".join(labels) or "none",
             "\n".join(notified) or "—",
+            _configured(view),
         )
     return table
+
+
+def _configured(view: AccountView) -> Text:
+    """Every notification of the budget (type, threshold) and its recipients, as plain text."""
+    by_type: dict[str, list[str]] = {}
+    recipients: set[str] = set()
+    for alert in view.alerts:
+        unit = "%" if alert.threshold_type == "PERCENTAGE" else " USD"
+        by_type.setdefault(alert.notification_type, []).append(f"{_percent(alert.threshold)}{unit}")
+        recipients.update(alert.subscribers)
+    lines = [f"{kind} > {', '.join(values)}" for kind, values in sorted(by_type.items())]
+    lines += sorted(recipients)
+    return Text("\n".join(lines) or "none")
 
 
 def _function_log() -> Any:
     LOG_DIR.mkdir(exist_ok=True)
     return (LOG_DIR / "function.log").open("w", encoding="utf-8")
+
+
+#: The demo's account with alerts of its own (the others keep their spoke stack's defaults).
+OWN_ALERTS = {
+    "222222222222": (
+        Decimal("2000"),
+        {"AlertEmails": "owner-222@example.com,team-222@example.com", "AlertThresholds": "50,90"},
+    )
+}
+
+
+def _alert_problems(
+    view: AccountView, attributes: dict[str, str], before: Sequence[AccountView]
+) -> list[str]:
+    """What is wrong if the account's own alerts did not arrive, or others changed."""
+    want_recipients = set(attributes["AlertEmails"].split(","))
+    want_actual = {Decimal(t) for t in attributes["AlertThresholds"].split(",")}
+    actual = {a.threshold for a in view.alerts if a.notification_type == "ACTUAL"}
+    recipients = {r for a in view.alerts for r in a.subscribers}
+    problems = []
+    if actual != want_actual or recipients != want_recipients:
+        problems.append(
+            f"{view.account_id}: its own alerts did not arrive (ACTUAL thresholds "
+            f"{sorted(map(str, actual))}, recipients {sorted(recipients)})"
+        )
+    others = {r for v in before if v.account_id != view.account_id for a in v.alerts for r in a.subscribers}
+    if others & want_recipients:
+        problems.append("another account got the account's own recipients")
+    return problems
 
 
 def demo(console: Console) -> int:
@@ -184,7 +251,22 @@ def demo(console: Console) -> int:
         console.print(f"  {CIRCLED[5]} simulated spend this month: actual {spend[0]}, forecasted {spend[1]}")
         console.print(_table(views, "Result per account"))
 
-    problems = [
+        # Alerts as data: one account's own recipients and thresholds, no stack update.
+        console.rule("alerts as data: one account's own recipients and a changed threshold")
+        account, (value, attributes) = next(iter(OWN_ALERTS.items()))
+        shown = ", ".join(f"{k}: {v}" for k, v in attributes.items())
+        console.print(
+            f"  {CIRCLED[0]} put {{AccountId: {account}, BudgetValue: {value}, {shown}}}", markup=False
+        )
+        org.put(account, value, **attributes)
+        org.pipeline.run_until_idle()
+        own_view = org.view(account)
+        console.print(
+            _table([own_view], f"Account {account} after the change (its spoke stack was not updated)")
+        )
+
+    problems = _alert_problems(own_view, OWN_ALERTS[own_view.account_id][1], views)
+    problems += [
         f"{v.account_id}: {valid[v.account_id]} did not arrive"
         for v in views
         if v.account_id in valid and not (v.arrived and v.desired == valid[v.account_id])
@@ -201,7 +283,7 @@ def demo(console: Console) -> int:
         return 1
     console.print(
         "[green]✓ the valid budgets arrived in their spoke accounts; the invalid one was refused "
-        "with its reason[/]"
+        "with its reason; one account's own recipients and thresholds arrived with no stack update[/]"
     )
     return 0
 

@@ -138,8 +138,11 @@ class LocalOrganisation:
         function_output: TextIO | None = None,
         start_mock: bool = True,
         progress: Callable[[str, int, int], None] | None = None,
+        spoke_template_text: str | None = None,
     ) -> None:
         self.accounts = tuple(accounts)
+        #: another version of template-spoke.yaml for the spoke stacks (an upgrade test's old one)
+        self.spoke_template_text = spoke_template_text
         self.region = region
         self.management_parameters = dict(management_parameters or {})
         self.spoke_parameters = {
@@ -190,7 +193,9 @@ class LocalOrganisation:
         with management_stack.moto_cloudformation_quiet():
             for done, account in enumerate(self.accounts, 1):
                 session = self.session_in(account)
-                self.spokes[account] = spoke_stack.deploy(session, self.region, self.spoke_parameters)
+                self.spokes[account] = spoke_stack.deploy(
+                    session, self.region, self.spoke_parameters, template_text=self.spoke_template_text
+                )
                 self._progress("spoke stacks", done, total)
         self._spec = function_spec(
             self.stack.function_logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT
@@ -300,6 +305,21 @@ class LocalOrganisation:
         self.spend[account] = (actual, forecasted)
         stack = self.spokes[account]
         standins.set_calculated_spend(account, stack.budget_name, actual, forecasted)
+
+    def update_spoke(
+        self, account: str, parameters: Mapping[str, str] | None = None, *, template_text: str | None = None
+    ) -> spoke_stack.SpokeStack:
+        """UpdateStack of an account's spoke stack (new parameters, or another template version).
+
+        Raises SpokeStackError, with nothing changed, where CloudFormation would roll back.
+        The parameter events of the update reach the pipeline like any other.
+        """
+        with management_stack.moto_cloudformation_quiet():
+            updated = spoke_stack.update(
+                self.session_in(account), self.spokes[account], parameters, template_text=template_text
+            )
+        self.spokes[account] = updated
+        return updated
 
     # -- what arrived --------------------------------------------------------------------
 

@@ -13,6 +13,12 @@ policies) and ``AWS::Budgets::BudgetsAction`` (moto has no Budget Actions API).
 pattern (read back from moto, as CloudFormation created it) starts the Automation
 document (the template's own content) with the target's Input, as the automation role.
 
+``update`` is UpdateStack: moto's CloudFormation updates what it creates, and the budget is
+treated as CloudFormation treats ``AWS::Budgets::Budget``: a change of a create-only property
+(``BudgetName``, ``NotificationsWithSubscribers``) needs a replacement, which fails because
+the replacement would have the same name ("already exists"), and the update rolls back
+with nothing changed; other budget properties are updated in place (UpdateBudget).
+
 Speed (the local organisation provisions up to 1,000 accounts): the template is sent as
 JSON (``standins`` lets moto's CloudFormation parse JSON with the json module), and all
 clients are built from one shared botocore session with each account's credentials.
@@ -30,13 +36,15 @@ from typing import Any
 import boto3
 
 from budget_sync_local.standins import AutomationResult, pattern_matches, run_automation
-from budget_sync_local.templates import SPOKE_TEMPLATE, Resolver, TemplateError, load
+from budget_sync_local.templates import SPOKE_TEMPLATE, Resolver, TemplateError, load, load_text
 
 STACK_NAME = "budget-sync-spoke"
 #: What the local organisation passes when the caller does not (the template requires them).
 LOCAL_DEFAULTS = {"ManagementAccountId": "123456789012", "AlertEmail1": "budget-owner@example.com"}
 #: Resources moto's CloudFormation skips. The budget is created from its properties here.
 CREATED_HERE = ("AWS::Budgets::Budget",)
+#: AWS::Budgets::Budget properties whose change requires a replacement (CloudFormation reference).
+CREATE_ONLY = ("NotificationsWithSubscribers",)
 NOT_EMULATED = ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::Budgets::BudgetsAction")
 
 
@@ -64,6 +72,9 @@ class SpokeStack:
     dead_letter_queue_url: str
     alert_topic_arn: str | None = None
     not_emulated: tuple[str, ...] = ()
+    #: what the stack was deployed with: its parameters and the budget's resolved properties
+    parameters: Mapping[str, str] = field(default_factory=dict, repr=False)
+    budget_properties: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Would the rule see and match this event (its account's default bus, its region)?"""
@@ -134,48 +145,133 @@ def deploy(
     parameters: Mapping[str, str] | None = None,
     *,
     stack_name: str = STACK_NAME,
+    template_text: str | None = None,
 ) -> SpokeStack:
     """Create template-spoke.yaml as a stack in ``session``'s account, on moto.
 
     ``parameters`` are the template's parameters (``ManagementAccountId``,
     ``AlertEmail1``, ...); ``LOCAL_DEFAULTS`` fills the two required ones if absent.
+    ``template_text``: another version of the template (an upgrade test's old one).
     Needs ``standins.installed()`` (JSON template parsing; UpdateBudget later on).
     """
     given = {**LOCAL_DEFAULTS, **(parameters or {})}
-    template = load(SPOKE_TEMPLATE)
-    unknown = set(given) - set(template["Parameters"])
-    if unknown:
-        raise SpokeStackError(f"template-spoke.yaml has no parameters {sorted(unknown)}")
+    template = load(SPOKE_TEMPLATE) if template_text is None else load_text(template_text)
+    _check_parameters(template, given)
     cloudformation = _client(session, "cloudformation", region)
     cloudformation.create_stack(
         StackName=stack_name,
-        TemplateBody=_template_json(),
+        TemplateBody=_template_json() if template_text is None else json.dumps(template),
         Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in given.items()],
         Capabilities=["CAPABILITY_NAMED_IAM"],
     )
-    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    if stack["StackStatus"] != "CREATE_COMPLETE":
-        raise SpokeStackError(f"{stack_name}: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
-    account = stack["StackId"].split(":")[4]
-    physical = {
+    resolver, stack = _described(cloudformation, stack_name, template, given, region, "CREATE_COMPLETE")
+    budget = resolver.properties("Budget")
+    _client(session, "budgets", region).create_budget(
+        AccountId=resolver.account_id,
+        Budget=budget["Budget"],
+        NotificationsWithSubscribers=_notifications(budget),
+    )
+    return _spoke_stack(session, region, stack_name, template, given, resolver, stack)
+
+
+def update(
+    session: boto3.Session,
+    current: SpokeStack,
+    parameters: Mapping[str, str] | None = None,
+    *,
+    template_text: str | None = None,
+) -> SpokeStack:
+    """UpdateStack: ``current`` with the repository's template (or ``template_text``) and
+    ``parameters`` over the ones it was deployed with. Raises SpokeStackError, with the
+    stack unchanged, where CloudFormation would roll back (a budget replacement)."""
+    given = {**current.parameters, **(parameters or {})}
+    template = load(SPOKE_TEMPLATE) if template_text is None else load_text(template_text)
+    _check_parameters(template, given)
+    cloudformation = _client(session, "cloudformation", current.region)
+    physical = _physical(cloudformation, current.stack_name)
+    resolver = _StackResolver(
+        template, given, account_id=current.account, region=current.region, physical_ids=physical
+    )
+    budget = resolver.properties("Budget")
+    changed = [name for name in CREATE_ONLY if budget.get(name) != current.budget_properties.get(name)]
+    if budget["Budget"]["BudgetName"] != current.budget_properties["Budget"]["BudgetName"]:
+        changed.append("BudgetName")
+    if changed:
+        raise SpokeStackError(
+            f"{current.stack_name}: UPDATE_ROLLBACK_COMPLETE: Budget requires replacement "
+            f"({', '.join(changed)} changed) and a budget named "
+            f"{budget['Budget']['BudgetName']} already exists; nothing was changed"
+        )
+    cloudformation.update_stack(
+        StackName=current.stack_name,
+        TemplateBody=_template_json() if template_text is None else json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in given.items()],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    resolver, stack = _described(
+        cloudformation, current.stack_name, template, given, current.region, "UPDATE_COMPLETE"
+    )
+    if budget["Budget"] != current.budget_properties["Budget"]:  # e.g. InitialBudgetAmount
+        budgets = _client(session, "budgets", current.region)
+        definition = budgets.describe_budget(AccountId=current.account, BudgetName=current.budget_name)
+        budgets.update_budget(
+            AccountId=current.account, NewBudget={**definition["Budget"], **budget["Budget"]}
+        )
+    return _spoke_stack(session, current.region, current.stack_name, template, given, resolver, stack)
+
+
+def _check_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> None:
+    unknown = set(given) - set(template["Parameters"])
+    if unknown:
+        raise SpokeStackError(f"template-spoke.yaml has no parameters {sorted(unknown)}")
+
+
+def _physical(cloudformation: Any, stack_name: str) -> dict[str, str]:
+    return {
         r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
         for r in cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
     }
+
+
+def _described(
+    cloudformation: Any,
+    stack_name: str,
+    template: dict[str, Any],
+    given: Mapping[str, str],
+    region: str,
+    expected: str,
+) -> tuple[_StackResolver, dict[str, Any]]:
+    stack: dict[str, Any] = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if stack["StackStatus"] != expected:
+        raise SpokeStackError(f"{stack_name}: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
+    account = stack["StackId"].split(":")[4]
+    physical = _physical(cloudformation, stack_name)
     resolver = _StackResolver(template, given, account_id=account, region=region, physical_ids=physical)
+    return resolver, stack
 
+
+def _notifications(budget: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "Notification": {**n["Notification"], "Threshold": float(n["Notification"]["Threshold"])},
+            "Subscribers": n["Subscribers"],
+        }
+        for n in budget.get("NotificationsWithSubscribers", [])
+    ]
+
+
+def _spoke_stack(
+    session: boto3.Session,
+    region: str,
+    stack_name: str,
+    template: dict[str, Any],
+    given: Mapping[str, str],
+    resolver: _StackResolver,
+    stack: Mapping[str, Any],
+) -> SpokeStack:
+    account = resolver.account_id
+    physical = resolver.physical_ids
     budget = resolver.properties("Budget")
-    _client(session, "budgets", region).create_budget(
-        AccountId=account,
-        Budget=budget["Budget"],
-        NotificationsWithSubscribers=[
-            {
-                "Notification": {**n["Notification"], "Threshold": float(n["Notification"]["Threshold"])},
-                "Subscribers": n["Subscribers"],
-            }
-            for n in budget.get("NotificationsWithSubscribers", [])
-        ],
-    )
-
     events = _client(session, "events", region)
     rule_name = physical["TriggerRule"]
     rule = events.describe_rule(Name=rule_name)
@@ -203,6 +299,8 @@ def deploy(
         dead_letter_queue_url=physical["TriggerDeadLetterQueue"],
         alert_topic_arn=outputs.get("AlertTopicArn"),
         not_emulated=not_emulated,
+        parameters=dict(given),
+        budget_properties=budget,
     )
 
 
@@ -214,4 +312,4 @@ def _exists(resolver: Resolver, resource: Mapping[str, Any]) -> bool:
         return True
 
 
-__all__ = ["LOCAL_DEFAULTS", "STACK_NAME", "SpokeStack", "SpokeStackError", "deploy"]
+__all__ = ["LOCAL_DEFAULTS", "STACK_NAME", "SpokeStack", "SpokeStackError", "deploy", "update"]

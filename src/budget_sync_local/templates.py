@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import decode
+from cfnlint.decode import decode, decode_str
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGEMENT_TEMPLATE = ROOT / "template-management.yaml"
@@ -45,6 +45,15 @@ def load(path: Path) -> dict[str, Any]:
     template, matches = decode(str(path))
     if matches or template is None:
         raise TemplateError(f"{path.name} does not parse: {[str(m) for m in matches]}")
+    plain: dict[str, Any] = _plain(template)
+    return plain
+
+
+def load_text(text: str) -> dict[str, Any]:
+    """A template given as text (another version of one, e.g. an upgrade test's old template)."""
+    template, matches = decode_str(text)
+    if matches or template is None:
+        raise TemplateError(f"the template does not parse: {[str(m) for m in matches]}")
     plain: dict[str, Any] = _plain(template)
     return plain
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ProfileNotFound
 
+from budget_sync.alerts import alert_attributes
 from budget_sync.domain import (
     parse_account_id,
     parse_budget_text,
@@ -79,6 +80,8 @@ def validate(args: argparse.Namespace) -> None:
         args.account = parse_account_id(args.account)
     if hasattr(args, "amount"):
         args.amount = parse_budget_text(args.amount, args.account)
+    if hasattr(args, "alert_emails"):
+        args.alerts = alert_attributes(args.alert_emails, args.thresholds, args.forecasted, args.account)
     if getattr(args, "expect", None) is not None:
         args.expect = None if args.expect.strip().lower() == "none" else parse_budget_text(args.expect)
     elif not getattr(args, "force", False):
@@ -126,8 +129,10 @@ class Context:
     def table(self) -> BudgetsTable:
         return BudgetsTable(self.dynamodb, self.args.table, lambda: self.caller_arn)
 
-    def reconciler(self, apply: bool) -> Reconciler:
-        spokes = SsmSpokeGateway(
+    @cached_property
+    def spokes(self) -> SsmSpokeGateway:
+        """The spoke accounts through the spoke role (one client cache for every command)."""
+        return SsmSpokeGateway(
             parameter_name=self.args.parameter_name,
             role_name=self.args.role_name,
             region=self.args.spoke_region or self.session.region_name,
@@ -135,6 +140,9 @@ class Context:
             session=self.session,
             endpoint_url=self.args.endpoint_url,
         )
+
+    def reconciler(self, apply: bool) -> Reconciler:
+        spokes = self.spokes
         status = StatusStore(self.dynamodb, self.args.status_table) if apply else None
         return Reconciler(
             spokes, status, budget_name=self.args.budget_name, max_concurrency=self.args.concurrency

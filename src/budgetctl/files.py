@@ -2,6 +2,9 @@
 
 Import file: a header line with ``AccountId`` and ``BudgetValue`` (other columns, such as the
 ``UpdatedBy`` and ``UpdatedAt`` an export writes, are ignored), then one row per account.
+Optional columns ``AlertEmails``, ``AlertThresholds``, ``ForecastedThreshold`` (as an export
+writes them): a column the header names sets that attribute, an empty cell removes it (the
+spoke stack's default); a column the header leaves out is not touched.
 Every row is validated by the pipeline's own item contract (budget_sync.domain) before
 anything is read from or written to AWS; each bad row is reported with its line number.
 """
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TextIO
 
+from budget_sync.alerts import ALERT_FIELDS, alert_attributes, parse_alerts
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
@@ -25,7 +29,7 @@ from budget_sync.domain import (
 )
 from budget_sync.errors import InvalidItemError
 
-EXPORT_COLUMNS = (ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, "UpdatedBy", "UpdatedAt")
+EXPORT_COLUMNS = (ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, "UpdatedBy", "UpdatedAt", *ALERT_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,8 @@ class Row:
     line: int
     account_id: str
     amount: Decimal
+    #: the alert columns the file has: canonical text, None to remove (budget_sync.alerts)
+    alerts: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -69,6 +75,8 @@ def parse_csv(stream: TextIO, source: str = "input") -> ParsedFile:
         try:
             account_id = parse_account_id(cells.get(ACCOUNT_ID_FIELD, ""))
             amount = parse_budget_text(cells.get(BUDGET_VALUE_FIELD, ""), account_id)
+            emails, thresholds, forecasted = (cells.get(c) if c in header else None for c in ALERT_FIELDS)
+            alerts = alert_attributes(emails, thresholds, forecasted, account_id)
         except InvalidItemError as exc:
             parsed.errors.append(f"{source}:{line}: {exc}")
             continue
@@ -76,7 +84,7 @@ def parse_csv(stream: TextIO, source: str = "input") -> ParsedFile:
             parsed.notices.append(duplicate_notice(source, account_id, seen[account_id], line))
             parsed.rows = [row for row in parsed.rows if row.account_id != account_id]
         seen[account_id] = line
-        parsed.rows.append(Row(line, account_id, amount))
+        parsed.rows.append(Row(line, account_id, amount, alerts))
     if header is None:
         parsed.errors.append(
             f"{source}: empty file; expected a header {ACCOUNT_ID_FIELD},{BUDGET_VALUE_FIELD}"
@@ -117,6 +125,7 @@ def export_rows(items: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
                 BUDGET_VALUE_FIELD: text,
                 "UpdatedBy": str(item.get("UpdatedBy", "")),
                 "UpdatedAt": str(item.get("UpdatedAt", "")),
+                **_alert_cells(item),
             }
         )
     return rows
@@ -137,6 +146,14 @@ def to_text(rows: Sequence[dict[str, str]], fmt: str) -> str:
     buffer = io.StringIO()
     (write_json if fmt == "json" else write_csv)(rows, buffer)
     return buffer.getvalue()
+
+
+def _alert_cells(item: dict[str, Any]) -> dict[str, str]:
+    try:
+        columns = parse_alerts(item).columns()
+    except ValueError:  # exported as stored; import reports it
+        return {f: _raw(item.get(f)) for f in ALERT_FIELDS}
+    return {f: columns[f] or "" for f in ALERT_FIELDS}
 
 
 def _raw(value: object) -> str:

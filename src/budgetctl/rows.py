@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from budget_sync.alerts import ALERT_FIELDS, parse_alerts
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
@@ -25,7 +26,9 @@ STATUS_COLUMNS = (
     "Reason",
 )
 RECONCILE_COLUMNS = ("AccountId", "Desired", "Parameter", "BudgetLimit", "Drift", "Action", "Reason")
-ITEM_COLUMNS = ("AccountId", "BudgetValue", "UpdatedBy", "UpdatedAt")
+ITEM_COLUMNS = ("AccountId", "BudgetValue", "UpdatedBy", "UpdatedAt", *ALERT_FIELDS)
+#: status: the alert settings last sent (status table) and what the spoke budget has now
+ALERT_STATUS_COLUMNS = ("AlertsSent", "SpokeAlerts")
 
 
 def amount_text(value: object) -> str | None:
@@ -44,7 +47,16 @@ def item_row(item: dict[str, Any]) -> dict[str, Any]:
         "BudgetValue": amount_text(item.get(BUDGET_VALUE_FIELD)),
         "UpdatedBy": item.get("UpdatedBy"),
         "UpdatedAt": item.get("UpdatedAt"),
+        **alert_columns(item),
     }
+
+
+def alert_columns(item: dict[str, Any]) -> dict[str, str | None]:
+    """The item's alert attributes as canonical text; a value breaking the contract as it is."""
+    try:
+        return dict(parse_alerts(item).columns())
+    except ValueError:
+        return {field: None if item.get(field) is None else str(item.get(field)) for field in ALERT_FIELDS}
 
 
 def status_row(report: AccountReport) -> dict[str, Any]:

@@ -42,6 +42,8 @@ class Write:
     previous: dict[str, Any] | None
     #: "read": on ``previous``; a Decimal: --expect VALUE; None: --expect none; "force": none at all
     expect: Decimal | str | None = "read"
+    #: Alert attributes to set (canonical text) or, with None, to remove (budget_sync.alerts)
+    alerts: dict[str, object] | None = None
 
 
 class BudgetsTable:
@@ -144,6 +146,16 @@ class BudgetsTable:
             }
         )
         expression = "SET #v = :amount, #by = :by, #at = :at"
+        removed: list[str] = []
+        for index, (field, text) in enumerate(sorted((write.alerts or {}).items())):
+            names[f"#alert{index}"] = field
+            if text is None:
+                removed.append(f"#alert{index}")
+            else:
+                values[f":alert{index}"] = {"S": str(text)}
+                expression += f", #alert{index} = :alert{index}"
+        if removed:
+            expression += " REMOVE " + ", ".join(removed)
         return {
             "TableName": self._table,
             "Key": {ACCOUNT_ID_FIELD: {"S": write.account_id}},

@@ -55,3 +55,28 @@ def test_given_a_valid_budget_that_does_not_arrive_then_the_demo_exits_1(tmp_pat
 
     assert cli.main(["demo"]) == 1
     assert "222222222222: 2000 did not arrive" in capsys.readouterr().out
+
+
+def test_the_demo_shows_one_accounts_own_recipients_and_threshold_arriving_without_a_stack_update(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "alerts reconciled in" in out
+    assert "ACTUAL > 50%,90%, FORECASTED > 100% → owner-222@example.com, team-222@example.com" in out
+    assert "its spoke stack was not updated" in out
+
+
+def test_given_own_alerts_that_do_not_arrive_then_the_demo_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    real_view = LocalOrganisation.view
+
+    def alerts_lost(self: LocalOrganisation, account: str) -> AccountView:
+        view = real_view(self, account)
+        return dataclasses.replace(view, alerts=()) if account == "222222222222" else view
+
+    monkeypatch.setattr(LocalOrganisation, "view", alerts_lost)
+
+    assert cli.main(["demo"]) == 1
+    assert "222222222222: its own alerts did not arrive" in capsys.readouterr().out

@@ -28,7 +28,7 @@ def run(name: str, steps: list | None = None) -> tuple[dict, dict]:
 
 def test_every_event_file_is_covered_here():
     assert {p.stem for p in EVENTS.glob("*.json")} == {
-        "insert", "modify", "modify-unchanged", "remove", "decimal", "mixed-batch",
+        "insert", "modify", "modify-unchanged", "remove", "decimal", "mixed-batch", "alerts",
     }  # fmt: skip
 
 
@@ -72,6 +72,18 @@ def test_mixed_batch_applies_the_valid_and_refuses_the_invalid_with_reasons():
     refused = {s.account: s.detail["reason"] for s in steps if s.kind == "refused"}
     assert "AccountId '12345' must be exactly 12 digits" in refused["12345"]
     assert "type N" in refused[C]  # every refused record is shown as it happens, not only unknown ones
+
+
+def test_alerts_gives_the_account_its_own_recipients_and_thresholds_and_the_new_limit():
+    _, views = run("alerts")
+    assert views[A].status == "APPLIED"
+    assert (views[A].parameter, views[A].budget_limit) == ("1500", Decimal(1500))
+    assert {(a.notification_type, a.threshold) for a in views[A].alerts} == {
+        ("ACTUAL", Decimal(50)),
+        ("ACTUAL", Decimal(90)),
+        ("FORECASTED", Decimal(110)),
+    }
+    assert {s for a in views[A].alerts for s in a.subscribers} == {"owner@example.com", "team@example.com"}
 
 
 def test_the_command_refuses_a_file_that_is_not_a_stream_event(tmp_path, capsys):

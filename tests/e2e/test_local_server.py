@@ -57,7 +57,11 @@ def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_sh
         endpoint = f"http://127.0.0.1:{port}"
         client(endpoint, "dynamodb").put_item(
             TableName="BlogBudgetsDynamoDB",
-            Item={"AccountId": {"S": SPOKE}, "BudgetValue": {"N": "1234.56"}},
+            Item={
+                "AccountId": {"S": SPOKE},
+                "BudgetValue": {"N": "1234.56"},
+                "AlertEmails": {"S": "local-owner@example.com"},
+            },
         )
         assumed = client(endpoint, "sts").assume_role(
             RoleArn=f"arn:aws:iam::{SPOKE}:role/OrganizationAccountAccessRole", RoleSessionName="reader"
@@ -76,6 +80,18 @@ def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_sh
                 break
             time.sleep(0.2)
         assert amount == Decimal("1234.56")
+        # the subscriber stand-ins answer the endpoint too (aws budgets describe-subscribers-for-notification)
+        notification = {"NotificationType": "ACTUAL", "ComparisonOperator": "GREATER_THAN", "Threshold": 80.0}
+        deadline, addresses = time.monotonic() + 30, None
+        while time.monotonic() < deadline:
+            subscribers = budgets.describe_subscribers_for_notification(
+                AccountId=SPOKE, BudgetName="SpokeAccountBudget", Notification=notification
+            )["Subscribers"]
+            addresses = [s["Address"] for s in subscribers]
+            if addresses == ["local-owner@example.com"]:
+                break
+            time.sleep(0.2)
+        assert addresses == ["local-owner@example.com"]
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C
         output, _ = process.communicate(timeout=30)

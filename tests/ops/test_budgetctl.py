@@ -65,12 +65,15 @@ def test_given_a_new_account_when_set_then_the_item_has_the_value_and_who_and_wh
         "BudgetValue": "1250.5",
         "UpdatedBy": CALLER,
         "UpdatedAt": stored["UpdatedAt"],
+        "AlertEmails": None,  # the spoke stack's defaults
+        "AlertThresholds": None,
+        "ForecastedThreshold": None,
     }
     got = budgetctl("get", "444444444444", "--output", "csv")
     assert got.code == 0
     assert got.stdout.splitlines() == [
-        "AccountId,BudgetValue,UpdatedBy,UpdatedAt",
-        f"444444444444,1250.5,{CALLER},{stored['UpdatedAt']}",
+        "AccountId,BudgetValue,UpdatedBy,UpdatedAt,AlertEmails,AlertThresholds,ForecastedThreshold",
+        f"444444444444,1250.5,{CALLER},{stored['UpdatedAt']},,,",
     ]
 
 
@@ -255,8 +258,11 @@ def test_export_then_import_changes_nothing(ops: Org, tmp_path: Path):
     assert "0 to add, 0 to change, 4 unchanged" in result.stderr
     assert all_items(ops) == before
     lines = exported.read_text().splitlines()
-    assert lines[0] == "AccountId,BudgetValue,UpdatedBy,UpdatedAt"
-    assert f"{B},99.99,," in lines
+    assert (
+        lines[0]
+        == "AccountId,BudgetValue,UpdatedBy,UpdatedAt,AlertEmails,AlertThresholds,ForecastedThreshold"
+    )
+    assert f"{B},99.99,,,,," in lines
 
 
 def test_export_json_to_stdout(ops: Org):
@@ -308,6 +314,8 @@ def test_status_shows_each_account_and_exits_1_on_drift(ops: Org):
         "PercentOfLimit": "0.0",
         "Drift": "BUDGET_DRIFT",
         "Reason": "budget limit 1750 differs from desired 1000",
+        "AlertsSent": None,  # no status yet
+        "SpokeAlerts": "none",  # this fixture's budgets have no notifications
     }
     assert rows[A]["Drift"] == "IN_SYNC"
     table = budgetctl("status", "--account", C)

@@ -92,6 +92,8 @@ def test_the_spoke_role_may_only_write_and_read_its_parameter_and_view_its_budge
     assert allowed == {
         ("ssm:PutParameter", f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/CostThreshold"),
         ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/CostThreshold"),
+        ("ssm:PutParameter", f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/AlertSettings"),
+        ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/AlertSettings"),
         ("budgets:ViewBudget", f"arn:aws:budgets::{SPOKE}:budget/SpokeAccountBudget"),
     }
     assert spoke.stack.spoke_role_arn == f"arn:aws:iam::{SPOKE}:role/BlogBudgetsSpokeRole"
@@ -117,6 +119,10 @@ def test_the_automation_role_is_scoped_to_the_document_the_parameter_the_budget_
     assert (
         by_sid["ReadAndWriteTheBudget"]["Resource"] == f"arn:aws:budgets::{SPOKE}:budget/SpokeAccountBudget"
     )
+    assert {by_sid[sid]["Resource"] for sid in ("ReadTheAlertSettings", "ReadTheAlertDefaults")} == {
+        f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/AlertSettings",
+        f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/AlertDefaults",
+    }
 
 
 # -- the rule ------------------------------------------------------------------------------
@@ -178,6 +184,8 @@ def test_the_rule_targets_the_documents_default_version_with_its_role_retries_an
     assert json.loads(target["Input"]) == {
         "AutomationAssumeRole": [stack.automation_role_arn],
         "ParameterName": ["/BlogBudgets/CostThreshold"],
+        "AlertParameterName": ["/BlogBudgets/AlertSettings"],
+        "AlertDefaultsParameterName": ["/BlogBudgets/AlertDefaults"],
         "BudgetName": ["SpokeAccountBudget"],
         "AlertEmails": ["finance@example.com,owner@example.com,"],
         "ActualThresholds": ["80,100"],
@@ -236,6 +244,10 @@ def test_given_1250_50_when_the_document_runs_then_only_the_limit_changes(spoke:
         "UpdateBudgetLimit.OldLimit": "1000",
         "UpdateBudgetLimit.NewLimit": "1250.5",
         "UpdateBudgetLimit.Action": "Updated",
+        "ReconcileAlerts.Action": "Unchanged",  # the budget already has the stack's alerts
+        "ReconcileAlerts.Calls": "0",
+        "ReconcileAlerts.Applied": '{"actual":["80","100"],"emails":["finance@example.com",'
+        '"owner@example.com"],"forecasted":"100"}',
     }
     after = spoke.budget()
     assert Decimal(after["BudgetLimit"]["Amount"]) == Decimal("1250.5")
@@ -331,10 +343,12 @@ def test_the_document_runs_only_as_its_role_in_its_own_account(deploy_spoke: Dep
     first.put("300")
     second.put("400")
 
-    results = first.deliver()  # every event so far: the second stack's Create, then both writes
+    # every event so far: the second stack's three Creates (limit, alert settings, alert
+    # defaults), then both writes
+    results = first.deliver()
 
     assert [r.status for r in results if r is not None] == ["Success"]
-    assert len(results) == 3
+    assert len(results) == 5
     assert Decimal(first.budget()["BudgetLimit"]["Amount"]) == 300
     assert Decimal(second.budget()["BudgetLimit"]["Amount"]) == 1000
 

@@ -125,6 +125,9 @@ def test_the_document_is_schema_0_3_and_every_parameter_has_an_allowed_pattern()
         "UpdateBudgetLimit.OldLimit",
         "UpdateBudgetLimit.NewLimit",
         "UpdateBudgetLimit.Action",
+        "ReconcileAlerts.Action",
+        "ReconcileAlerts.Calls",
+        "ReconcileAlerts.Applied",
     ]
 
 

@@ -16,6 +16,14 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 * Budgets ``UpdateBudget`` (missing in moto 5.2): ``NewBudget`` replaces the whole
   definition except the name and the calculated spend; ``NotFoundException`` if the
   budget does not exist. Reachable through ``boto3.client("budgets").update_budget``.
+* Budgets notifications and subscribers (moto 5.2 has no subscriber APIs and no
+  ``UpdateNotification``, and checks nothing on ``CreateNotification``):
+  ``CreateSubscriber``, ``DeleteSubscriber``, ``UpdateSubscriber``,
+  ``DescribeSubscribersForNotification``, ``UpdateNotification``, and checked
+  ``CreateBudget`` / ``CreateNotification`` / ``DeleteNotification``, with AWS's limits
+  (10 notifications per budget, one SNS and 10 email subscribers per notification) and
+  errors (``NotFoundException``, ``DuplicateRecordException``,
+  ``CreationLimitExceededException``, ``InvalidParameterException``).
 * Every successful SSM ``PutParameter`` / ``DeleteParameter(s)`` produces the
   ``Parameter Store Change`` event that AWS puts on the account's default event bus, and
   hands it to the subscribers (``StandIns.subscribe``). moto emits no such event.
@@ -49,7 +57,12 @@ from moto.sts.models import STSBackend
 
 from budget_sync_local.standins.automation import AutomationParameterError, AutomationResult, run_automation
 from budget_sync_local.standins.budgets import (
+    RESPONSE_METHODS,
+    _backend_create_budget,
+    _backend_create_notification,
+    _backend_delete_notification,
     _backend_update_budget,
+    _response_method,
     _response_update_budget,
     notifications_with_subscribers,
     set_calculated_spend,
@@ -130,6 +143,11 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
     )
     replace(BudgetsBackend, "update_budget", _backend_update_budget)
     replace(BudgetsResponse, "update_budget", _response_update_budget)
+    replace(BudgetsBackend, "create_budget", _backend_create_budget(BudgetsBackend.create_budget))
+    replace(BudgetsBackend, "create_notification", _backend_create_notification)
+    replace(BudgetsBackend, "delete_notification", _backend_delete_notification)
+    for name in RESPONSE_METHODS:
+        replace(BudgetsResponse, name, _response_method(name))
     replace(
         CloudFormationStack, "parse_template", staticmethod(_json_first(CloudFormationStack.parse_template))
     )

@@ -6,15 +6,20 @@ import argparse
 from collections.abc import Sequence
 
 from budget_sync.reconcile import REPAIRABLE, AccountReport, Drift, read_desired, read_statuses
+from budgetctl.alerts_view import add_alert_columns
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode
 from budgetctl.rows import (
+    ALERT_STATUS_COLUMNS,
     RECONCILE_COLUMNS,
     STATUS_COLUMNS,
     reconcile_row,
     status_row,
 )
+
+#: Accounts whose spoke is not read (no budget-sync item, or not in the organisation).
+_NO_SPOKE = (Drift.NOT_MANAGED, Drift.NOT_IN_ORGANIZATION)
 
 
 def register(command: Command) -> None:
@@ -28,7 +33,9 @@ def register(command: Command) -> None:
 
 def cmd_status(ctx: Context) -> int:
     reports = _inspect(ctx, apply=False)
-    ctx.out.rows([status_row(r) for r in reports], STATUS_COLUMNS, title="budget-sync status")
+    rows = [status_row(r) for r in reports]
+    add_alert_columns(ctx, rows, {r.account_id for r in reports if r.drift not in _NO_SPOKE})
+    ctx.out.rows(rows, (*STATUS_COLUMNS, *ALERT_STATUS_COLUMNS), title="budget-sync status")
     _summary(ctx, reports)
     return ExitCode.OK if all(r.drift is Drift.IN_SYNC for r in reports) else ExitCode.PROBLEM
 

@@ -13,6 +13,7 @@ from budgetctl.context import Context
 from budgetctl.errors import ExitCode
 from budgetctl.rows import (
     ITEM_COLUMNS,
+    alert_columns,
     item_row,
 )
 from budgetctl.table import Write
@@ -25,6 +26,17 @@ def register(command: Command) -> None:
     set_ = command("set", cmd_set, "set one account's monthly budget (conditional write)")
     set_.add_argument("account", metavar="ACCOUNT")
     set_.add_argument("amount", metavar="AMOUNT", help="USD, at most two decimals: 1000, 1250.50")
+    set_.add_argument(
+        "--alert-emails",
+        metavar="A,B",
+        help="the account's alert recipients, comma separated (at most 10); '' = the spoke stack's default",
+    )
+    set_.add_argument(
+        "--thresholds", metavar="P,Q", help="ACTUAL alert thresholds, percent of the limit; '' = default"
+    )
+    set_.add_argument(
+        "--forecasted", metavar="P", help="FORECASTED alert threshold (percent) or 'none'; '' = default"
+    )
     _guard(set_)
 
     delete = command("delete", cmd_delete, "remove an account's item (the account keeps its last budget)")
@@ -44,11 +56,16 @@ def cmd_get(ctx: Context) -> int:
 def cmd_set(ctx: Context) -> int:
     args = ctx.args
     previous = ctx.table.get(args.account) if args.expect == "read" else None
-    if previous is not None and previous.get(BUDGET_VALUE_FIELD) == args.amount:
+    alerts: dict[str, object] = args.alerts
+    if (
+        previous is not None
+        and previous.get(BUDGET_VALUE_FIELD) == args.amount
+        and all(alert_columns(previous)[field] == text for field, text in alerts.items())
+    ):
         ctx.out.info(f"account {args.account} already has {format_amount(args.amount)}; nothing written")
         ctx.out.rows([item_row(previous)], ITEM_COLUMNS, single=True)
         return ExitCode.OK
-    ctx.table.write(Write(args.account, args.amount, previous, args.expect))
+    ctx.table.write(Write(args.account, args.amount, previous, args.expect, alerts))
     written = ctx.table.get(args.account) or {}
     ctx.out.rows([item_row(written)], ITEM_COLUMNS, single=True)
     return ExitCode.OK

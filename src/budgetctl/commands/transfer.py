@@ -15,6 +15,7 @@ from budgetctl.context import Context
 from budgetctl.errors import ExitCode, UsageError
 from budgetctl.files import export_rows, not_round_tripping, parse_csv, to_text
 from budgetctl.rows import (
+    alert_columns,
     amount_text,
 )
 from budgetctl.table import Write, values_of
@@ -52,10 +53,11 @@ def cmd_import(ctx: Context) -> int:
     for row in parsed.rows:
         previous = current.get(row.account_id)
         before = previous.get(BUDGET_VALUE_FIELD) if previous else None
-        if before == row.amount:
+        current_alerts = alert_columns(previous) if previous else {}
+        if before == row.amount and all(current_alerts.get(f) == t for f, t in row.alerts.items()):
             unchanged += 1
             continue
-        writes.append(Write(row.account_id, row.amount, previous))
+        writes.append(Write(row.account_id, row.amount, previous, alerts=row.alerts))
         diff.append(
             {
                 "Line": row.line,

@@ -24,6 +24,8 @@ class Settings:
       SPOKE_ROLE_NAME        the role assumed in each spoke account
       SPOKE_REGION           where the spoke stacks live (empty: the function's own region)
       STATUS_TABLE_NAME      the per-account status table
+      ALERT_PARAMETER_NAME   the spoke's alert parameter (empty: AlertSettings beside
+                             BUDGET_PARAMETER_NAME, e.g. /BlogBudgets/AlertSettings)
       MAX_CONCURRENCY        accounts applied at once (default 10)
       AWS_REGION             set by Lambda
     """
@@ -34,6 +36,7 @@ class Settings:
     status_table_name: str
     max_concurrency: int = 10
     session_name: str = "budget-sync"
+    alert_parameter_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +55,7 @@ class Settings:
             status_table_name=_required(env, "STATUS_TABLE_NAME", _TABLE_NAME),
             max_concurrency=int(concurrency_text),
             session_name=_session_name(env.get("AWS_LAMBDA_FUNCTION_NAME", "")),
+            alert_parameter_name=_optional(env, "ALERT_PARAMETER_NAME", _PARAMETER_NAME),
         )
 
 
@@ -62,6 +66,13 @@ def _required(env: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> st
     if not pattern.fullmatch(value):
         raise ConfigError(f"environment variable {name} has an invalid value {value!r}")
     return value
+
+
+def _optional(env: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str | None:
+    value = env.get(name, "").strip()
+    if value and not pattern.fullmatch(value):
+        raise ConfigError(f"environment variable {name} has an invalid value {value!r}")
+    return value or None
 
 
 def _session_name(function_name: str) -> str:

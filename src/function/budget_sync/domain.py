@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
+from budget_sync.alerts import AlertSettings, parse_alerts
 from budget_sync.errors import InvalidItemError
 
 ACCOUNT_ID_FIELD = "AccountId"
@@ -118,13 +119,26 @@ class Change:
     sequence_number: str
     new_value: Decimal | None = None
     old_value: Decimal | None = None
+    #: The item's alert settings (budget_sync.alerts); None on the old side: not known.
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    old_alerts: AlertSettings | None = None
 
     @property
     def unchanged(self) -> bool:
-        """A MODIFY that kept the same BudgetValue: nothing to send to the spoke."""
+        """A MODIFY that kept the same BudgetValue and alerts: nothing to send to the spoke."""
+        return self.value_unchanged and self.alerts_unchanged
+
+    @property
+    def value_unchanged(self) -> bool:
         return (
             self.kind is ChangeKind.UPSERT and self.old_value is not None and self.old_value == self.new_value
         )
+
+    @property
+    def alerts_unchanged(self) -> bool:
+        """Same settings as before; a new item without alert attributes sends none."""
+        before = AlertSettings() if self.old_alerts is None else self.old_alerts
+        return self.kind is ChangeKind.UPSERT and before == self.alerts
 
     @property
     def order(self) -> int:
@@ -150,7 +164,16 @@ def parse_change(
             "NewImage", None, "is missing: the stream must use NEW_AND_OLD_IMAGES", account_id
         )
     new_value = parse_budget_value(new_image.get(BUDGET_VALUE_FIELD), account_id)
-    return Change(account_id, ChangeKind.UPSERT, sequence_number, new_value, _old_value(old_image))
+    alerts = parse_alerts(new_image, account_id)
+    return Change(
+        account_id,
+        ChangeKind.UPSERT,
+        sequence_number,
+        new_value,
+        _old_value(old_image),
+        alerts,
+        _old_alerts(old_image),
+    )
 
 
 def _old_value(old_image: Mapping[str, object] | None) -> Decimal | None:
@@ -159,6 +182,16 @@ def _old_value(old_image: Mapping[str, object] | None) -> Decimal | None:
         return None
     try:
         return parse_budget_value(old_image.get(BUDGET_VALUE_FIELD))
+    except InvalidItemError:
+        return None
+
+
+def _old_alerts(old_image: Mapping[str, object] | None) -> AlertSettings | None:
+    """The previous alert settings, if they were valid (invalid ones never count as 'unchanged')."""
+    if not old_image:
+        return None
+    try:
+        return parse_alerts(old_image)
     except InvalidItemError:
         return None
 

@@ -117,10 +117,12 @@ class BudgetSync:
                 continue
             if isinstance(parsed, Change) and isinstance(plan.newest, Change):
                 # 'unchanged' is judged over the whole batch: the value before its first record.
-                first_old = plan.newest.old_value if plan.newest.kind is ChangeKind.UPSERT else None
-                parsed = replace(parsed, old_value=first_old)
+                upsert = plan.newest.kind is ChangeKind.UPSERT
+                first_old = plan.newest.old_value if upsert else None
+                first_alerts = plan.newest.old_alerts if upsert else None
+                parsed = replace(parsed, old_value=first_old, old_alerts=first_alerts)
             elif isinstance(parsed, Change):
-                parsed = replace(parsed, old_value=None)
+                parsed = replace(parsed, old_value=None, old_alerts=None)
             plan.newest, plan.newest_sequence = parsed, record.sequence_number
         return list(plans.values())
 
@@ -152,15 +154,23 @@ class BudgetSync:
     ) -> tuple[Outcome, StatusUpdate]:
         assert change.new_value is not None
         amount = format_amount(change.new_value)
+        alerts = None if change.alerts_unchanged else change.alerts.to_parameter()
+        version = None
         try:
-            version = self._gateway.put_budget_value(account_id, amount)
+            if not change.value_unchanged:
+                version = self._gateway.put_budget_value(account_id, amount)
+            if alerts is not None:
+                self._gateway.put_alert_settings(account_id, alerts)
         except PermanentError as exc:
             logger.error("budget not applied", extra={**log, "amount": amount, "reason": str(exc)})
             failed = StatusUpdate(
                 account_id, Status.FAILED, sequence, desired=change.new_value, reason=str(exc)
             )
             return Outcome.FAILED, failed
-        logger.info("budget applied", extra={**log, "amount": amount, "parameter_version": version})
+        logger.info(
+            "budget applied",
+            extra={**log, "amount": amount, "parameter_version": version, "alerts": alerts},
+        )
         applied = StatusUpdate(
             account_id,
             Status.APPLIED,
@@ -168,5 +178,6 @@ class BudgetSync:
             desired=change.new_value,
             applied=change.new_value,
             parameter_version=version,
+            alerts=alerts,
         )
         return Outcome.APPLIED, applied

@@ -60,6 +60,10 @@ class SpokeGateway(Protocol):
         """Write the amount to the account's parameter; return the new parameter version."""
         ...
 
+    def put_alert_settings(self, account_id: str, settings_json: str) -> int:
+        """Write the alert settings (budget_sync.alerts) to the account's alert parameter."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ParameterReading:
@@ -105,10 +109,12 @@ class SsmSpokeGateway:
         session_name: str,
         session: boto3.Session | None = None,
         endpoint_url: str | None = None,
+        alert_parameter_name: str | None = None,
     ) -> None:
         self._session = session or boto3.Session()
         self._endpoint_url = endpoint_url  # budgetctl --endpoint-url (the local organisation)
         self._parameter_name = parameter_name
+        self._alert_parameter_name = alert_parameter_name or alert_parameter_beside(parameter_name)
         self._role_name = role_name
         self._region = region
         self._session_name = session_name
@@ -128,6 +134,7 @@ class SsmSpokeGateway:
             region=settings.spoke_region,
             session_name=settings.session_name,
             session=session,
+            alert_parameter_name=settings.alert_parameter_name,
         )
 
     def role_arn(self, account_id: str) -> str:
@@ -135,17 +142,26 @@ class SsmSpokeGateway:
         return f"arn:{self._partition}:iam::{account_id}:role/{self._role_name}"
 
     def put_budget_value(self, account_id: str, amount_text: str) -> int:
+        return self._put(account_id, self._parameter_name, amount_text, "")
+
+    def put_alert_settings(self, account_id: str, settings_json: str) -> int:
+        return self._put(
+            account_id,
+            self._alert_parameter_name,
+            settings_json,
+            " (a spoke stack older than alert settings? update it to the current template-spoke.yaml)",
+        )
+
+    def _put(self, account_id: str, name: str, value: str, hint: str) -> int:
         ssm = self.ssm_client(account_id)
         try:
-            response = ssm.put_parameter(
-                Name=self._parameter_name, Value=amount_text, Type="String", Overwrite=True
-            )
+            response = ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
         except (ClientError, BotoCoreError) as exc:
             raise self._failure(
                 exc,
                 account_id,
-                denied=f"the spoke role may not write {self._parameter_name}",
-                rejected=f"parameter {self._parameter_name} rejected the value {amount_text!r}",
+                denied=f"the spoke role may not write {name}{hint}",
+                rejected=f"parameter {name} rejected the value {value!r}",
             ) from exc
         return int(response["Version"])
 
@@ -188,6 +204,36 @@ class SsmSpokeGateway:
             actual=_decimal((spend.get("ActualSpend") or {}).get("Amount")),
             forecasted=_decimal((spend.get("ForecastedSpend") or {}).get("Amount")),
         )
+
+    def read_alerts(self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME) -> list[str] | None:
+        """The budget's notifications as text (``ACTUAL>80%: a@x.com,b@x.com``); None if no budget."""
+        budgets = self.budgets_client(account_id)
+        found: list[str] = []
+        try:
+            pages = budgets.get_paginator("describe_notifications_for_budget")
+            for page in pages.paginate(AccountId=account_id, BudgetName=budget_name):
+                for notification in page.get("Notifications", []):
+                    subscribers = budgets.describe_subscribers_for_notification(
+                        AccountId=account_id, BudgetName=budget_name, Notification=notification
+                    ).get("Subscribers", [])
+                    operator = {"GREATER_THAN": ">", "LESS_THAN": "<", "EQUAL_TO": "="}.get(
+                        notification["ComparisonOperator"], "?"
+                    )
+                    unit = "%" if notification.get("ThresholdType", "PERCENTAGE") == "PERCENTAGE" else " USD"
+                    threshold = _decimal(notification["Threshold"])
+                    shown = "?" if threshold is None else f"{threshold.normalize():f}"
+                    addresses = ",".join(sorted(s["Address"] for s in subscribers))
+                    found.append(f"{notification['NotificationType']}{operator}{shown}{unit}: {addresses}")
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
+                return None
+            raise self._failure(
+                exc,
+                account_id,
+                denied=f"the spoke role may not view the budget {budget_name}",
+                rejected=f"cannot read the notifications of {budget_name}",
+            ) from exc
+        return sorted(found)
 
     def ssm_client(self, account_id: str) -> SSMClient:
         """An SSM client acting as the spoke role in ``account_id`` (cached)."""
@@ -255,6 +301,11 @@ class SsmSpokeGateway:
         except BotoCoreError as exc:
             raise TransientError(f"account {account_id}: {exc}") from exc
         return response["Credentials"]
+
+
+def alert_parameter_beside(parameter_name: str) -> str:
+    """The alert parameter's default name: /BlogBudgets/CostThreshold -> /BlogBudgets/AlertSettings."""
+    return parameter_name.rsplit("/", 1)[0] + "/AlertSettings"
 
 
 def _translate(exc: ClientError, account_id: str, *, denied: str, rejected: str) -> Exception:

@@ -10,6 +10,8 @@ Item (key ``AccountId``):
                       string order is stream order; a status is never replaced by an older one
   Source          S   stream | reconciler
   ParameterVersion N  the spoke parameter's version after the write
+  AlertSettings   S   the alert settings last sent to /BlogBudgets/AlertSettings (JSON,
+                      budget_sync.alerts); the spoke document reports what it applied
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class StatusUpdate:
     reason: str = ""
     parameter_version: int | None = None
     source: str = "stream"
+    alerts: str | None = None  # the alert settings sent with this update (None: none sent)
 
 
 def padded(sequence_number: str) -> str:
@@ -125,6 +128,9 @@ class StatusStore:
         if update.parameter_version is not None:
             values[":version"] = {"N": str(update.parameter_version)}
             sets.append("ParameterVersion = :version")
+        if update.alerts is not None:
+            values[":alerts"] = {"S": update.alerts}
+            sets.append("AlertSettings = :alerts")
         expression = "SET " + ", ".join(sets) + (" REMOVE DesiredValue" if update.desired is None else "")
         return {
             "TableName": self._table_name,

@@ -1,0 +1,337 @@
+"""BlogBudgetsAutomationDoc, step ReconcileAlerts: make the budget's alerts what the table says.
+
+Runs inside SSM Automation (aws:executeScript, python3.11) with the automation role's
+credentials, after UpdateBudgetLimit. template-spoke.yaml holds this file verbatim as the
+step's inline Script.
+
+1. Read the account's alert settings (parameter /BlogBudgets/AlertSettings, JSON written by
+   the management account: any of "emails", "actual", "forecasted") and the stack's
+   defaults (parameter /BlogBudgets/AlertDefaults, written by CloudFormation). A field the
+   account's settings leave out takes the default.
+2. Validate the result before any call (addresses, at most 10 per notification, thresholds
+   0 to 1,000,000 percent, at most 10 notifications): a bad value fails the step and the
+   budget keeps the alerts it has.
+3. Reconcile with the fewest calls: nothing when the budget already has exactly these
+   notifications (ACTUAL thresholds, one FORECASTED, GREATER_THAN, PERCENTAGE) with exactly
+   these subscribers (the emails, and the stack's SNS topic if any). A notification whose
+   threshold changed is updated in place (UpdateNotification), a subscriber whose address
+   changed too (UpdateSubscriber); the rest are created or deleted. Never a budget
+   replacement. budget-sync owns the budget's notifications: one added by hand is changed
+   or deleted here.
+4. Read both parameters again: if they changed during the run (a second write, whose own
+   run may have finished first), reconcile again, so that overlapping runs end at the
+   newest settings. A create that finds its notification or subscriber already there, or a
+   delete that finds it gone (an overlapping run did it), counts as done; any other such
+   conflict (an update of what an overlapping run already changed) reads the budget again
+   and plans anew.
+
+Only the standard library and boto3 are available, so the rules of budget_sync.alerts are
+repeated here (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:  # type stubs for the checker only; the Automation runtime has boto3 alone
+    from mypy_boto3_budgets import BudgetsClient
+    from mypy_boto3_budgets.type_defs import NotificationTypeDef, SubscriberTypeDef
+    from mypy_boto3_ssm import SSMClient
+
+EMAIL_PATTERN = r"^[^@\s,\"]+@[^@\s,\"]+\.[^@\s,\"]+$"
+MAX_EMAIL_LENGTH = 254
+MAX_EMAILS = 10
+MAX_NOTIFICATIONS = 10
+MAX_THRESHOLD = Decimal("1000000")
+NONE = "none"
+#: Reconcile passes per run while the parameters keep changing under it.
+MAX_PASSES = 3
+
+#: aws:executeScript does not retry throttled calls itself: the clients do (standard mode: exponential backoff).
+RETRIES = Config(retries={"max_attempts": 10, "mode": "standard"})
+
+_EMAIL = re.compile(EMAIL_PATTERN)
+_CENT = Decimal("0.01")
+
+#: A notification as budget-sync keys it: (NotificationType, threshold text).
+Key = tuple[str, str]
+#: A subscriber: (SubscriptionType, Address).
+Sub = tuple[str, str]
+
+
+class Alerts(NamedTuple):
+    """The alerts a budget should have (a NamedTuple: the script runs as an unnamed module)."""
+
+    emails: tuple[str, ...]
+    actual: tuple[str, ...]
+    forecasted: str  # "" for none
+    sns: str  # "" for none
+
+    def notifications(self) -> dict[Key, set[Sub]]:
+        subscribers = {("EMAIL", e) for e in self.emails} | ({("SNS", self.sns)} if self.sns else set())
+        keys = [("ACTUAL", t) for t in self.actual] + (
+            [("FORECASTED", self.forecasted)] if self.forecasted else []
+        )
+        return {key: set(subscribers) for key in keys}
+
+    def summary(self) -> str:
+        """What the budget now has, as compact JSON (the document's output Applied)."""
+        body = {
+            "emails": list(self.emails),
+            "actual": list(self.actual),
+            "forecasted": self.forecasted or NONE,
+        }
+        if self.sns:
+            body["sns"] = self.sns
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def _split(value: Any) -> list[str]:
+    if value is None:
+        return []
+    parts = value if isinstance(value, list) else str(value).split(",")
+    return [str(p).strip() for p in parts if str(p).strip()]
+
+
+def threshold_text(field: str, text: str) -> str:
+    """The canonical text of a threshold (``80.00`` -> ``80``), or ValueError naming it."""
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{field} {text!r} is not a number") from None
+    if not number.is_finite() or number < 0 or number > MAX_THRESHOLD:
+        raise ValueError(f"{field} {text!r} must be from 0 to 1000000 (percent of the limit)")
+    if number != number.quantize(_CENT):
+        raise ValueError(f"{field} {text!r} has more than two decimals")
+    canonical = f"{number.quantize(_CENT):f}"
+    return canonical.rstrip("0").rstrip(".") if "." in canonical else canonical
+
+
+def desired_alerts(settings: dict[str, Any], defaults: dict[str, Any]) -> Alerts:
+    """The account's settings over the stack's defaults, validated (ValueError names field and value)."""
+    emails = _split(settings["emails"]) if "emails" in settings else _split(defaults.get("emails"))
+    for email in emails:
+        if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
+            raise ValueError(f"AlertEmails {email!r} is not a well-formed email address")
+    unique = sorted({e.lower(): e for e in reversed(emails)}.values(), key=str.lower)  # first spelling wins
+    if len(unique) > MAX_EMAILS:
+        raise ValueError(f"AlertEmails has {len(unique)} addresses; AWS Budgets takes at most {MAX_EMAILS}")
+    actual_texts = _split(settings["actual"]) if "actual" in settings else _split(defaults.get("actual"))
+    actual = sorted({threshold_text("AlertThresholds", t) for t in actual_texts}, key=Decimal)
+    forecasted_texts = (
+        _split(settings["forecasted"]) if "forecasted" in settings else _split(defaults.get("forecasted"))
+    )
+    if len(forecasted_texts) > 1:
+        raise ValueError(f"ForecastedThreshold {','.join(forecasted_texts)!r} must be one threshold at most")
+    forecasted = "" if not forecasted_texts or forecasted_texts[0].lower() == NONE else forecasted_texts[0]
+    forecasted = threshold_text("ForecastedThreshold", forecasted) if forecasted else ""
+    alerts = Alerts(tuple(unique), tuple(actual), forecasted, str(defaults.get("sns") or "").strip())
+    if len(alerts.notifications()) > MAX_NOTIFICATIONS:
+        raise ValueError(
+            f"{len(alerts.notifications())} notifications; AWS Budgets takes at most {MAX_NOTIFICATIONS}"
+        )
+    if alerts.notifications() and not alerts.emails and not alerts.sns:
+        raise ValueError(
+            "AlertEmails is empty and the stack has no SNS topic: a notification needs a subscriber"
+        )
+    return alerts
+
+
+def _notification(key: Key) -> NotificationTypeDef:
+    kind, threshold = key
+    return {
+        "NotificationType": "ACTUAL" if kind == "ACTUAL" else "FORECASTED",
+        "ComparisonOperator": "GREATER_THAN",
+        "Threshold": float(threshold),
+        "ThresholdType": "PERCENTAGE",
+    }
+
+
+def _subscriber(sub: Sub) -> SubscriberTypeDef:
+    return {"SubscriptionType": "SNS" if sub[0] == "SNS" else "EMAIL", "Address": sub[1]}
+
+
+def _key(notification: NotificationTypeDef) -> Key | None:
+    """budget-sync's key of a notification, None if it is not one budget-sync would create."""
+    if notification.get("ComparisonOperator") != "GREATER_THAN":
+        return None
+    if notification.get("ThresholdType", "PERCENTAGE") != "PERCENTAGE":
+        return None
+    try:
+        threshold = threshold_text("Threshold", str(notification["Threshold"]))
+    except ValueError:
+        return None
+    return (notification["NotificationType"], threshold)
+
+
+def current_alerts(
+    budgets: BudgetsClient, account_id: str, budget_name: str
+) -> list[tuple[NotificationTypeDef, set[Sub]]]:
+    """The budget's notifications, each with its subscribers."""
+    found: list[tuple[NotificationTypeDef, set[Sub]]] = []
+    pages = budgets.get_paginator("describe_notifications_for_budget")
+    for page in pages.paginate(AccountId=account_id, BudgetName=budget_name):
+        for notification in page.get("Notifications", []):
+            subscribers: set[Sub] = set()
+            sub_pages = budgets.get_paginator("describe_subscribers_for_notification")
+            for sub_page in sub_pages.paginate(
+                AccountId=account_id, BudgetName=budget_name, Notification=notification
+            ):
+                subscribers |= {
+                    (s["SubscriptionType"], s["Address"]) for s in sub_page.get("Subscribers", [])
+                }
+            found.append((notification, subscribers))
+    return found
+
+
+def reconcile(budgets: BudgetsClient, account_id: str, budget_name: str, alerts: Alerts) -> int:
+    """Make the budget's notifications and subscribers ``alerts``; return the number of changing calls."""
+    want = alerts.notifications()
+    current = current_alerts(budgets, account_id, budget_name)
+    keep: list[tuple[NotificationTypeDef, Key, set[Sub]]] = []
+    stale: list[tuple[NotificationTypeDef, set[Sub]]] = []
+    for notification, subscribers in current:
+        key = _key(notification)
+        if key in want and key not in {k for _, k, _ in keep}:
+            keep.append((notification, key, subscribers))
+        else:
+            stale.append((notification, subscribers))
+    missing = sorted(
+        (k for k in want if k not in {k for _, k, _ in keep}), key=lambda k: (k[0], Decimal(k[1]))
+    )
+    calls = 0
+    # a stale notification becomes a missing one in place: same type first, then any
+    stale.sort(key=lambda item: (item[0]["NotificationType"], float(item[0]["Threshold"])))
+    for same_type in (True, False):
+        for key in list(missing):
+            match = next((s for s in stale if not same_type or s[0]["NotificationType"] == key[0]), None)
+            if match is None:
+                continue
+            stale.remove(match)
+            missing.remove(key)
+            budgets.update_notification(
+                AccountId=account_id,
+                BudgetName=budget_name,
+                OldNotification=match[0],
+                NewNotification=_notification(key),
+            )
+            calls += 1
+            keep.append((_notification(key), key, match[1]))
+    for notification, _ in stale:  # deleted before any is created: at most 10 per budget
+        with contextlib.suppress(budgets.exceptions.NotFoundException):  # an overlapping run deleted it
+            budgets.delete_notification(
+                AccountId=account_id, BudgetName=budget_name, Notification=notification
+            )
+        calls += 1
+    for key in missing:
+        try:
+            budgets.create_notification(
+                AccountId=account_id,
+                BudgetName=budget_name,
+                Notification=_notification(key),
+                Subscribers=[_subscriber(s) for s in sorted(want[key])],
+            )
+        except budgets.exceptions.DuplicateRecordException:
+            keep.append((_notification(key), key, set()))  # an overlapping run created it
+        calls += 1
+    for notification, key, has in keep:
+        calls += _reconcile_subscribers(budgets, account_id, budget_name, notification, has, want[key])
+    return calls
+
+
+def _reconcile_subscribers(
+    budgets: BudgetsClient,
+    account_id: str,
+    budget_name: str,
+    notification: NotificationTypeDef,
+    has: set[Sub],
+    want: set[Sub],
+) -> int:
+    """Updates first (an address changed), then creates, then deletes: never zero subscribers."""
+    extra = sorted(has - want)
+    missing = sorted(want - has)
+    calls = 0
+    for kind in ("EMAIL", "SNS"):
+        old = [s for s in extra if s[0] == kind]
+        new = [s for s in missing if s[0] == kind]
+        for before, after in zip(old, new, strict=False):
+            budgets.update_subscriber(
+                AccountId=account_id,
+                BudgetName=budget_name,
+                Notification=notification,
+                OldSubscriber=_subscriber(before),
+                NewSubscriber=_subscriber(after),
+            )
+            extra.remove(before)
+            missing.remove(after)
+            calls += 1
+    for sub in missing:
+        # an overlapping run created it
+        with contextlib.suppress(budgets.exceptions.DuplicateRecordException):
+            budgets.create_subscriber(
+                AccountId=account_id,
+                BudgetName=budget_name,
+                Notification=notification,
+                Subscriber=_subscriber(sub),
+            )
+        calls += 1
+    for sub in extra:
+        with contextlib.suppress(budgets.exceptions.NotFoundException):  # an overlapping run deleted it
+            budgets.delete_subscriber(
+                AccountId=account_id,
+                BudgetName=budget_name,
+                Notification=notification,
+                Subscriber=_subscriber(sub),
+            )
+        calls += 1
+    return calls
+
+
+def _read_json(ssm: SSMClient, name: str) -> dict[str, Any]:
+    """A JSON object parameter; a missing parameter reads as {} (no settings: the defaults)."""
+    try:
+        text = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValueError(f"parameter {name} holds {text!r}, not JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"parameter {name} holds {text!r}, not a JSON object")
+    return value
+
+
+def handler(events: dict[str, Any], context: Any) -> dict[str, str]:
+    """aws:executeScript entry point; ``events`` is the step's InputPayload."""
+    ssm: SSMClient = boto3.client("ssm", config=RETRIES)
+    budgets: BudgetsClient = boto3.client("budgets", config=RETRIES)
+    names = (events["AlertParameterName"], events["AlertDefaultsParameterName"])
+    read = [_read_json(ssm, name) for name in names]
+    calls = 0
+    conflicts = (budgets.exceptions.NotFoundException, budgets.exceptions.DuplicateRecordException)
+    for attempt in range(MAX_PASSES):
+        alerts = desired_alerts(*read)
+        try:
+            calls += reconcile(budgets, events["AccountId"], events["BudgetName"], alerts)
+        except conflicts:
+            if attempt == MAX_PASSES - 1:
+                raise
+            read = [_read_json(ssm, name) for name in names]
+            continue  # an overlapping run changed the budget under this one: read it again
+        again = [_read_json(ssm, name) for name in names]
+        if again == read:
+            break
+        read = again  # written while this run reconciled: end at the newest settings
+    return {
+        "Action": "Reconciled" if calls else "Unchanged",
+        "Calls": str(calls),
+        "Applied": alerts.summary(),
+    }

@@ -1,0 +1,58 @@
+"""The alert columns of ``status``: what was sent (status table) and what the spoke budget has.
+
+``AlertsSent`` is the status table's ``AlertSettings`` (the JSON the update function last wrote
+to the spoke's /BlogBudgets/AlertSettings; ``defaults`` for ``{}``). ``SpokeAlerts`` is read
+from the spoke budget through the spoke role (DescribeNotificationsForBudget and
+DescribeSubscribersForNotification, which budgets:ViewBudget allows): one line per
+notification, ``ACTUAL>80%: a@example.com,b@example.com``. Both are shown as text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from budget_sync.errors import BudgetSyncError
+from budget_sync.reconcile import read_statuses
+from budgetctl.context import Context
+
+
+def add_alert_columns(ctx: Context, rows: list[dict[str, Any]], spoke_accounts: Iterable[str]) -> None:
+    statuses = read_statuses(ctx.dynamodb, ctx.args.status_table)
+    wanted = sorted(set(spoke_accounts))
+
+    def read(account: str) -> tuple[str, str | None]:
+        try:
+            lines = ctx.spokes.read_alerts(account, ctx.args.budget_name)
+        except BudgetSyncError as exc:
+            return account, f"unreadable: {exc}"
+        return account, None if lines is None else "; ".join(lines) or "none"
+
+    with ThreadPoolExecutor(max_workers=min(ctx.args.concurrency, max(len(wanted), 1))) as pool:
+        spoke = dict(pool.map(read, wanted))
+    for row in rows:
+        account = str(row.get("AccountId"))
+        row["AlertsSent"] = sent_text((statuses.get(account) or {}).get("AlertSettings"))
+        row["SpokeAlerts"] = spoke.get(account)
+
+
+def sent_text(settings: object) -> str | None:
+    """``{"emails":[...],"actual":[...]}`` -> ``emails=a@x.com,b@x.com actual=80,100``."""
+    if not isinstance(settings, str):
+        return None
+    try:
+        body = json.loads(settings)
+    except ValueError:
+        return settings
+    if not isinstance(body, dict):
+        return settings
+    if not body:
+        return "defaults"
+    parts = []
+    for key in ("emails", "actual", "forecasted"):
+        if key in body:
+            value = body[key]
+            parts.append(f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}")
+    return " ".join(parts)

@@ -1,0 +1,210 @@
+"""An account's alert settings on its budgets-table item: recipients and thresholds. Pure Python.
+
+Optional attributes of the item (each one absent: the spoke stack's default for it):
+
+  AlertEmails          S "a@example.com,b@example.com" (comma separated), SS or L of S:
+                       the addresses that get every alert of the account's budget
+  AlertThresholds      S "80,100", NS, N or L of N: the ACTUAL thresholds, percent of the limit
+  ForecastedThreshold  N or S: the FORECASTED threshold, percent; S "none" for no forecasted alert
+
+An empty value (``""``, an empty list) counts as absent. Limits (the AWS Budgets API
+reference: "a budget can have up to ten notifications"; "a notification can have one SNS
+subscriber and up to 10 email subscribers", while the same page caps ``Subscribers`` at 11
+items): at most 10 addresses (the stack's SNS topic is the 11th subscriber), at most 9
+ACTUAL thresholds and one FORECASTED threshold (10 notifications), each a number from 0 to
+1,000,000 (the API's "maximum limit for your threshold is 1,000,000%") with at most two
+decimals, no threshold twice.
+
+What the update function writes to the spoke parameter ``/BlogBudgets/AlertSettings`` is
+``AlertSettings.to_parameter()``: canonical JSON with only the fields the item sets, so
+the spoke's Automation document fills the others from its stack's defaults.
+The Automation script (src/budget_sync_spoke/alerts.py) repeats these rules; a test keeps
+the patterns and limits equal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from budget_sync.errors import InvalidItemError
+
+ALERT_EMAILS_FIELD = "AlertEmails"
+ALERT_THRESHOLDS_FIELD = "AlertThresholds"
+FORECASTED_FIELD = "ForecastedThreshold"
+ALERT_FIELDS = (ALERT_EMAILS_FIELD, ALERT_THRESHOLDS_FIELD, FORECASTED_FIELD)
+
+#: The spoke template's AlertEmail parameters use the same rule.
+EMAIL_PATTERN = r"^[^@\s,\"]+@[^@\s,\"]+\.[^@\s,\"]+$"
+MAX_EMAIL_LENGTH = 254
+MAX_EMAILS = 10
+MAX_ACTUAL_THRESHOLDS = 9
+MAX_THRESHOLD = Decimal("1000000")
+NONE = "none"
+
+_EMAIL = re.compile(EMAIL_PATTERN)
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """What an item says about its alerts; None for a field means "the stack's default".
+
+    ``forecasted`` is a threshold, ``NONE`` (no forecasted alert) or None (default).
+    """
+
+    emails: tuple[str, ...] | None = None
+    actual: tuple[Decimal, ...] | None = None
+    forecasted: Decimal | str | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.emails is None and self.actual is None and self.forecasted is None
+
+    def to_parameter(self) -> str:
+        """Canonical JSON for the spoke parameter (equal settings, equal text)."""
+        body: dict[str, object] = {}
+        if self.emails is not None:
+            body["emails"] = list(self.emails)
+        if self.actual is not None:
+            body["actual"] = [format_threshold(t) for t in self.actual]
+        if self.forecasted is not None:
+            body["forecasted"] = (
+                self.forecasted if isinstance(self.forecasted, str) else format_threshold(self.forecasted)
+            )
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    def columns(self) -> dict[str, str | None]:
+        """The three attributes as text (budgetctl, CSV): ``a@x.com,b@x.com``, ``80,100``, ``100``."""
+        return {
+            ALERT_EMAILS_FIELD: None if self.emails is None else ",".join(self.emails),
+            ALERT_THRESHOLDS_FIELD: None
+            if self.actual is None
+            else ",".join(format_threshold(t) for t in self.actual),
+            FORECASTED_FIELD: None
+            if self.forecasted is None
+            else (self.forecasted if isinstance(self.forecasted, str) else format_threshold(self.forecasted)),
+        }
+
+
+def parse_alerts(item: Mapping[str, object], account_id: str | None = None) -> AlertSettings:
+    """The item's alert settings, or InvalidItemError naming the field and the value."""
+    return AlertSettings(
+        emails=_emails(item.get(ALERT_EMAILS_FIELD), account_id),
+        actual=_actual(item.get(ALERT_THRESHOLDS_FIELD), account_id),
+        forecasted=_forecasted(item.get(FORECASTED_FIELD), account_id),
+    )
+
+
+def alert_attributes(
+    emails: str | None, thresholds: str | None, forecasted: str | None, account_id: str | None = None
+) -> dict[str, object]:
+    """Validated item attributes from an operator's text (budgetctl options, CSV columns).
+
+    A None argument is left out (the attribute is not touched); an empty text means "remove
+    the attribute" and maps to None in the result.
+    """
+    given = {ALERT_EMAILS_FIELD: emails, ALERT_THRESHOLDS_FIELD: thresholds, FORECASTED_FIELD: forecasted}
+    parse_alerts({k: v for k, v in given.items() if v is not None}, account_id)  # validate all first
+    result: dict[str, object] = {}
+    for field, text in given.items():
+        if text is None:
+            continue
+        parsed = parse_alerts({field: text}, account_id).columns()[field]
+        result[field] = parsed  # canonical text, or None to remove
+    return result
+
+
+def format_threshold(value: Decimal) -> str:
+    """``80.00`` -> ``80``, ``82.50`` -> ``82.5``."""
+    text = f"{value.quantize(_CENT):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _parts(value: object) -> list[object] | None:
+    """The value as a list of parts, None if absent or empty."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts: list[object] = [p.strip() for p in value.split(",") if p.strip()]
+    elif isinstance(value, (set, frozenset, list, tuple)):
+        parts = [p.strip() if isinstance(p, str) else p for p in value]
+        parts = [p for p in parts if p != ""]
+    else:
+        parts = [value]
+    return parts or None
+
+
+def _emails(value: object, account_id: str | None) -> tuple[str, ...] | None:
+    parts = _parts(value)
+    if parts is None:
+        return None
+    emails: list[str] = []
+    for part in parts:
+        if not isinstance(part, str) or len(part) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(part):
+            raise InvalidItemError(
+                ALERT_EMAILS_FIELD, part, "is not a well-formed email address (name@domain.tld)", account_id
+            )
+        if part.lower() not in (e.lower() for e in emails):
+            emails.append(part)
+    if len(emails) > MAX_EMAILS:
+        raise InvalidItemError(
+            ALERT_EMAILS_FIELD,
+            ",".join(emails),
+            f"has {len(emails)} addresses; AWS Budgets takes at most {MAX_EMAILS} per notification",
+            account_id,
+        )
+    return tuple(sorted(emails, key=str.lower))
+
+
+def _threshold(field: str, part: object, account_id: str | None) -> Decimal:
+    if isinstance(part, bool):
+        raise InvalidItemError(field, part, "is not a number", account_id)
+    try:
+        number = Decimal(str(part).strip()) if isinstance(part, (str, int, Decimal, float)) else None
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise InvalidItemError(field, part, "is not a number", account_id)
+    if number < 0 or number > MAX_THRESHOLD:
+        raise InvalidItemError(field, part, "must be from 0 to 1000000 (percent of the limit)", account_id)
+    if number != number.quantize(_CENT):
+        raise InvalidItemError(field, part, "has more than two decimals", account_id)
+    return number.quantize(_CENT)
+
+
+def _actual(value: object, account_id: str | None) -> tuple[Decimal, ...] | None:
+    parts = _parts(value)
+    if parts is None:
+        return None
+    thresholds = sorted({_threshold(ALERT_THRESHOLDS_FIELD, p, account_id) for p in parts})
+    if len(thresholds) != len(parts):
+        raise InvalidItemError(ALERT_THRESHOLDS_FIELD, _shown(parts), "names a threshold twice", account_id)
+    if len(thresholds) > MAX_ACTUAL_THRESHOLDS:
+        raise InvalidItemError(
+            ALERT_THRESHOLDS_FIELD,
+            _shown(parts),
+            f"has {len(thresholds)} thresholds; at most {MAX_ACTUAL_THRESHOLDS} "
+            "(AWS Budgets: 10 notifications per budget, one is the forecasted one)",
+            account_id,
+        )
+    return tuple(thresholds)
+
+
+def _forecasted(value: object, account_id: str | None) -> Decimal | str | None:
+    parts = _parts(value)
+    if parts is None:
+        return None
+    if len(parts) > 1:
+        raise InvalidItemError(FORECASTED_FIELD, _shown(parts), "must be one threshold at most", account_id)
+    (part,) = parts
+    if isinstance(part, str) and part.lower() == NONE:
+        return NONE
+    return _threshold(FORECASTED_FIELD, part, account_id)
+
+
+def _shown(parts: Iterable[object]) -> str:
+    return ",".join(str(p) for p in parts)
