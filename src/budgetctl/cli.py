@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TextIO
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Operate budget-sync: the budgets table, per-account status, drift repair.",
         epilog="Exit codes: 0 ok; 1 drift or problem found / no such item; 2 usage or validation "
-        "error (nothing sent to AWS); 3 conflict (the item changed since it was read); 4 AWS error.",
+        "error (nothing sent to AWS); 3 conflict (the item changed since it was read); 4 AWS error; "
+        "5 unexpected error (the traceback with --debug).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -152,3 +154,17 @@ def main(
     except BotoCoreError as exc:
         out.error(str(exc))
         return ExitCode.AWS
+    except Exception as exc:  # anything else is a bug: one clear line, the traceback on request
+        return _unexpected(exc, out, bool(args.debug))
+
+
+def _unexpected(exc: Exception, out: Output, debug: bool) -> int:
+    """One line naming the error; with --debug the traceback follows on stderr."""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    out.error(
+        f"unexpected error: {type(exc).__name__}: {first_line}"
+        + ("" if debug else " (run again with --debug for the traceback)")
+    )
+    if debug:
+        traceback.print_exception(exc, file=out.stderr)
+    return ExitCode.INTERNAL
