@@ -33,6 +33,8 @@ from budgetctl.commands import MODULES
 from budgetctl.context import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PARAMETER,
+    DEFAULT_READ_ROLE,
+    DEFAULT_RECONCILER,
     DEFAULT_ROLE,
     DEFAULT_STATUS_TABLE,
     DEFAULT_TABLE,
@@ -67,7 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     names.add_argument(
         "--status-table", default=argparse.SUPPRESS, help=f"status table ({DEFAULT_STATUS_TABLE})"
     )
-    names.add_argument("--role-name", default=argparse.SUPPRESS, help=f"spoke role ({DEFAULT_ROLE})")
+    names.add_argument(
+        "--role-name", default=argparse.SUPPRESS, help=f"spoke write role, for reference ({DEFAULT_ROLE})"
+    )
+    names.add_argument(
+        "--read-role-name",
+        default=argparse.SUPPRESS,
+        help=f"spoke read-only role that status and reconcile assume ({DEFAULT_READ_ROLE})",
+    )
+    names.add_argument(
+        "--reconciler-function",
+        default=argparse.SUPPRESS,
+        help=f"the function that reconcile --apply invokes ({DEFAULT_RECONCILER})",
+    )
     names.add_argument(
         "--parameter-name", default=argparse.SUPPRESS, help=f"spoke parameter ({DEFAULT_PARAMETER})"
     )

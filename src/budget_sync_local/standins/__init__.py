@@ -24,6 +24,9 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
   ``{{ }}`` substitution, ``aws:executeScript`` (the inline script's handler, its
   ``boto3`` bound to the automation's credentials) and ``aws:executeAwsApi``, step
   outputs, ``onFailure``.
+* Lambda ``Invoke`` of a budget-sync function (handler in ``budget_sync.``) runs it
+  in-process through the project's own runtime (``lambda_runtime``), with the environment
+  moto stored for it; moto would need Docker. ``budgetctl reconcile --apply`` uses it.
 * (speed only) moto's CloudFormation parses a JSON template body with the json module.
 * ``pattern_matches`` is EventBridge's pattern matching, with moto's own matcher
   (moto's ``TestEventPattern`` answers without a result).
@@ -39,6 +42,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from moto.awslambda.models import LambdaFunction
 from moto.budgets.models import BudgetsBackend
 from moto.budgets.responses import BudgetsResponse
 from moto.cloudformation.models import Stack as CloudFormationStack
@@ -48,6 +52,7 @@ from moto.ssm.models import SimpleSystemManagerBackend
 from moto.sts.models import STSBackend
 
 from budget_sync_local.standins.automation import AutomationParameterError, AutomationResult, run_automation
+from budget_sync_local.standins.awslambda import _invoke_in_process
 from budget_sync_local.standins.budgets import (
     _backend_update_budget,
     _response_update_budget,
@@ -129,6 +134,7 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         _delete_parameters(SimpleSystemManagerBackend.delete_parameters, stand_ins),
     )
     replace(BudgetsBackend, "update_budget", _backend_update_budget)
+    replace(LambdaFunction, "invoke", _invoke_in_process(LambdaFunction.invoke))
     replace(BudgetsResponse, "update_budget", _response_update_budget)
     replace(
         CloudFormationStack, "parse_template", staticmethod(_json_first(CloudFormationStack.parse_template))

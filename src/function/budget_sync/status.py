@@ -10,6 +10,7 @@ Item (key ``AccountId``):
                       string order is stream order; a status is never replaced by an older one
   Source          S   stream | reconciler
   ParameterVersion N  the spoke parameter's version after the write
+  RequestedBy     S   who asked for the repair (``budgetctl reconcile --apply``), if someone did
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class StatusUpdate:
     reason: str = ""
     parameter_version: int | None = None
     source: str = "stream"
+    requested_by: str = ""  # the operator whose request this write carried out
 
 
 def padded(sequence_number: str) -> str:
@@ -125,6 +127,9 @@ class StatusStore:
         if update.parameter_version is not None:
             values[":version"] = {"N": str(update.parameter_version)}
             sets.append("ParameterVersion = :version")
+        if update.requested_by:
+            values[":requested_by"] = {"S": update.requested_by}
+            sets.append("RequestedBy = :requested_by")
         expression = "SET " + ", ".join(sets) + (" REMOVE DesiredValue" if update.desired is None else "")
         return {
             "TableName": self._table_name,
