@@ -27,6 +27,9 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 * Lambda ``Invoke`` of a budget-sync function (handler in ``budget_sync.``) runs it
   in-process through the project's own runtime (``lambda_runtime``), with the environment
   moto stored for it; moto would need Docker. ``budgetctl reconcile --apply`` uses it.
+* CloudFormation ``ListStackSetOperationResults`` per instance: ``fail_stack_instance``
+  declares an account's instance FAILED with a reason inside an operation that SUCCEEDED
+  (moto reports every instance with the operation's status).
 * (speed only) moto's CloudFormation parses a JSON template body with the json module.
 * ``pattern_matches`` is EventBridge's pattern matching, with moto's own matcher
   (moto's ``TestEventPattern`` answers without a result).
@@ -46,6 +49,7 @@ from moto.awslambda.models import LambdaFunction
 from moto.budgets.models import BudgetsBackend
 from moto.budgets.responses import BudgetsResponse
 from moto.cloudformation.models import Stack as CloudFormationStack
+from moto.cloudformation.responses import CloudFormationResponse
 from moto.dynamodb.models import DynamoDBBackend
 from moto.iam import models as iam_models
 from moto.ssm.models import SimpleSystemManagerBackend
@@ -60,6 +64,11 @@ from budget_sync_local.standins.budgets import (
     set_calculated_spend,
 )
 from budget_sync_local.standins.bus import EventCallback, StandIns
+from budget_sync_local.standins.cloudformation import (
+    _list_operation_results,
+    clear_failed_instances,
+    fail_stack_instance,
+)
 from budget_sync_local.standins.events import pattern_matches
 from budget_sync_local.standins.speed import (
     _KEY_ACCOUNTS,
@@ -135,6 +144,8 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
     )
     replace(BudgetsBackend, "update_budget", _backend_update_budget)
     replace(LambdaFunction, "invoke", _invoke_in_process(LambdaFunction.invoke))
+    replace(CloudFormationResponse, "list_stack_set_operation_results", _list_operation_results)
+    stack.callback(clear_failed_instances)
     replace(BudgetsResponse, "update_budget", _response_update_budget)
     replace(
         CloudFormationStack, "parse_template", staticmethod(_json_first(CloudFormationStack.parse_template))
@@ -156,6 +167,7 @@ __all__ = [
     "AutomationResult",
     "EventCallback",
     "StandIns",
+    "fail_stack_instance",
     "installed",
     "notifications_with_subscribers",
     "parameter_arn",
