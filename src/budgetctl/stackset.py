@@ -39,7 +39,8 @@ and the command exits 1.
 ``--dry-run`` prints the parameter changes (reading the StackSet, if it exists) and the
 AWS CLI commands that do the same, and changes nothing.
 
-Exit codes: 0 done; 1 some stack instances failed; 2 usage error or a failed operation.
+Exit codes: 0 done; 1 some stack instances failed; 2 usage error or a failed operation;
+4 an AWS call failed (credentials, permissions, throttling), in one line.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -434,6 +436,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackSetError as exc:
         print(f"stackset: {exc}", file=sys.stderr)
         return 2
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(
+            f"stackset: {exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}",
+            file=sys.stderr,
+        )
+        return 4
+    except BotoCoreError as exc:
+        print(f"stackset: {exc}", file=sys.stderr)
+        return 4
     verb = "created" if result.created else "updated"
     print(
         f"StackSet {rollout.name} {verb}; targets: {', '.join(result.targets)} in {rollout.region}; "

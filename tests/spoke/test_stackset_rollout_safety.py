@@ -146,3 +146,15 @@ def test_given_an_operation_that_succeeded_with_failed_instances_then_each_is_li
     assert f"222222222222 {REGION}: Resource handler returned message: denied" in err
     assert f"333333333333 {REGION}: Account gate check failed" in err
     assert "111111111111" not in err
+
+
+def test_an_aws_error_is_one_line_and_exit_4(ou: str, capsys: pytest.CaptureFixture[str]):
+    # GIVEN a StackSet name CloudFormation refuses
+    code = stackset.main(
+        ["--ous", ou, "--region", REGION, "--stack-set-name", "not valid!", "--parameter-overrides", *README]
+    )
+
+    assert code == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("stackset: ")
