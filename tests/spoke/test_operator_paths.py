@@ -74,7 +74,8 @@ def test_given_an_identity_center_operator_when_it_reads_then_only_the_read_role
     }
 
 
-def test_without_operator_roles_there_is_no_read_role(spoke: Spoke):
+def test_without_operator_roles_there_is_no_read_role(deploy_spoke: Deploy):
+    spoke = deploy_spoke(OperatorRoleNames="")  # the local organisation's default names one
     roles = {r["RoleName"] for r in spoke.session.client("iam").list_roles()["Roles"]}
     assert "BlogBudgetsSpokeRole" in roles
     assert "BlogBudgetsSpokeReadRole" not in roles
