@@ -26,7 +26,7 @@ PORT ?= 5000
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export PYTHONPATH :=
 
-.PHONY: help venv test unit lint lint-python lint-templates scan sam-validate build invoke deploy \
+.PHONY: help venv test unit lint lint-python lint-templates lint-iam scan sam-validate build invoke deploy \
         bench demo local stackset clean
 
 help: ## list the targets
@@ -58,7 +58,7 @@ test: lint unit ## everything CI runs: lint, scanners, template checks, all test
 unit: $(STAMP) ## the pytest suite (unit, integration, template, spoke, end to end)
 	$(BIN)/pytest
 
-lint: lint-python lint-templates scan sam-validate ## ruff, mypy, cfn-lint (+serverless rules), checkov, sam validate
+lint: lint-python lint-templates lint-iam scan sam-validate ## ruff, mypy, cfn-lint (+serverless rules), parliament, checkov, sam validate
 
 lint-python: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -67,6 +67,9 @@ lint-python: $(STAMP)
 
 lint-templates: $(STAMP)
 	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- $(TEMPLATES)
+
+lint-iam: $(STAMP) ## parliament over every IAM policy of both templates (findings fixed or justified in place)
+	$(BIN)/python -m tests.template.lint_iam
 
 scan: $(SCAN_VENV)/.installed
 	$(SCAN_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \

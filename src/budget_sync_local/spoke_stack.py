@@ -40,7 +40,12 @@ from budget_sync_local.templates import SPOKE_TEMPLATE, Resolver, TemplateError,
 
 STACK_NAME = "budget-sync-spoke"
 #: What the local organisation passes when the caller does not (the template requires them).
-LOCAL_DEFAULTS = {"ManagementAccountId": "123456789012", "AlertEmail1": "budget-owner@example.com"}
+#: An operator role, so that the read-only role operators use (budgetctl status) exists.
+LOCAL_DEFAULTS = {
+    "ManagementAccountId": "123456789012",
+    "AlertEmail1": "budget-owner@example.com",
+    "OperatorRoleNames": "BudgetSyncOperator",
+}
 #: Resources moto's CloudFormation skips. The budget is created from its properties here.
 CREATED_HERE = ("AWS::Budgets::Budget",)
 #: AWS::Budgets::Budget properties whose change requires a replacement (CloudFormation reference).

@@ -19,6 +19,7 @@ import argparse
 import importlib
 import logging
 import os
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
@@ -34,6 +35,8 @@ from budgetctl.commands import MODULES
 from budgetctl.context import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PARAMETER,
+    DEFAULT_READ_ROLE,
+    DEFAULT_RECONCILER,
     DEFAULT_ROLE,
     DEFAULT_STATUS_TABLE,
     DEFAULT_TABLE,
@@ -73,7 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     names.add_argument(
         "--status-table", default=argparse.SUPPRESS, help=f"status table ({DEFAULT_STATUS_TABLE})"
     )
-    names.add_argument("--role-name", default=argparse.SUPPRESS, help=f"spoke role ({DEFAULT_ROLE})")
+    names.add_argument(
+        "--role-name", default=argparse.SUPPRESS, help=f"spoke write role, for reference ({DEFAULT_ROLE})"
+    )
+    names.add_argument(
+        "--read-role-name",
+        default=argparse.SUPPRESS,
+        help=f"spoke read-only role that status and reconcile assume ({DEFAULT_READ_ROLE})",
+    )
+    names.add_argument(
+        "--reconciler-function",
+        default=argparse.SUPPRESS,
+        help=f"the function that reconcile --apply invokes ({DEFAULT_RECONCILER})",
+    )
     names.add_argument(
         "--parameter-name", default=argparse.SUPPRESS, help=f"spoke parameter ({DEFAULT_PARAMETER})"
     )
@@ -95,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Operate budget-sync: the budgets table, per-account status, drift repair.",
         epilog="Exit codes: 0 ok; 1 drift or problem found / no such item; 2 usage or validation "
-        "error (nothing sent to AWS); 3 conflict (the item changed since it was read); 4 AWS error.",
+        "error (nothing sent to AWS); 3 conflict (the item changed since it was read); 4 AWS error; "
+        "5 unexpected error (the traceback with --debug).",
     )
     parser.add_argument("--version", action="version", version=f"budgetctl {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -168,3 +184,17 @@ def main(
     except BotoCoreError as exc:
         out.error(str(exc))
         return ExitCode.AWS
+    except Exception as exc:  # anything else is a bug: one clear line, the traceback on request
+        return _unexpected(exc, out, bool(args.debug))
+
+
+def _unexpected(exc: Exception, out: Output, debug: bool) -> int:
+    """One line naming the error; with --debug the traceback follows on stderr."""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    out.error(
+        f"unexpected error: {type(exc).__name__}: {first_line}"
+        + ("" if debug else " (run again with --debug for the traceback)")
+    )
+    if debug:
+        traceback.print_exception(exc, file=out.stderr)
+    return ExitCode.INTERNAL

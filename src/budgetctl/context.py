@@ -18,7 +18,6 @@ from budget_sync.domain import (
 )
 from budget_sync.reconcile import Reconciler
 from budget_sync.spoke import CLIENT_CONFIG, DEFAULT_BUDGET_NAME, SsmSpokeGateway
-from budget_sync.status import StatusStore
 from budgetctl.errors import UsageError
 from budgetctl.output import Output
 from budgetctl.table import BudgetsTable
@@ -31,6 +30,10 @@ if TYPE_CHECKING:
 DEFAULT_TABLE = "BlogBudgetsDynamoDB"
 DEFAULT_STATUS_TABLE = "BlogBudgetsStatus"
 DEFAULT_ROLE = "BlogBudgetsSpokeRole"
+#: Operators read spokes through this role (template-spoke.yaml, SpokeReadRoleName) and ask
+#: the reconciler (template-management.yaml, ReconcilerFunctionName) for repairs.
+DEFAULT_READ_ROLE = "BlogBudgetsSpokeReadRole"
+DEFAULT_RECONCILER = "BlogBudgetsReconciler"
 DEFAULT_PARAMETER = "/BlogBudgets/CostThreshold"
 DEFAULT_CONCURRENCY = 16
 SESSION_NAME = "budgetctl"
@@ -41,6 +44,9 @@ _PARAMETER = re.compile(r"/[\w.\-/]{1,1010}")
 _BUDGET = re.compile(r"[^:\\]{1,100}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 _ENDPOINT = re.compile(r"https?://[^\s/]+(/\S*)?")
+_FUNCTION = re.compile(
+    r"[A-Za-z0-9_-]{1,64}|arn:[a-z-]+:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}"
+)
 
 
 DEFAULTS: dict[str, Any] = {
@@ -52,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "table": DEFAULT_TABLE,
     "status_table": DEFAULT_STATUS_TABLE,
     "role_name": DEFAULT_ROLE,
+    "read_role_name": DEFAULT_READ_ROLE,
+    "reconciler_function": DEFAULT_RECONCILER,
     "parameter_name": DEFAULT_PARAMETER,
     "budget_name": DEFAULT_BUDGET_NAME,
     "spoke_region": None,
@@ -65,6 +73,8 @@ def validate(args: argparse.Namespace) -> None:
         ("--table", args.table, _TABLE),
         ("--status-table", args.status_table, _TABLE),
         ("--role-name", args.role_name, _ROLE),
+        ("--read-role-name", args.read_role_name, _ROLE),
+        ("--reconciler-function", args.reconciler_function, _FUNCTION),
         ("--parameter-name", args.parameter_name, _PARAMETER),
         ("--budget-name", args.budget_name, _BUDGET),
         ("--region", args.region, _REGION),
@@ -131,21 +141,22 @@ class Context:
 
     @cached_property
     def spokes(self) -> SsmSpokeGateway:
-        """The spoke accounts through the spoke role (one client cache for every command)."""
+        """The spoke accounts through the read-only role (--read-role-name; one client cache for
+        every command)."""
         return SsmSpokeGateway(
             parameter_name=self.args.parameter_name,
-            role_name=self.args.role_name,
+            role_name=self.args.read_role_name,
             region=self.args.spoke_region or self.session.region_name,
             session_name=SESSION_NAME,
             session=self.session,
             endpoint_url=self.args.endpoint_url,
         )
 
-    def reconciler(self, apply: bool) -> Reconciler:
-        spokes = self.spokes
-        status = StatusStore(self.dynamodb, self.args.status_table) if apply else None
+    def reconciler(self) -> Reconciler:
+        """Reads spokes through the read-only role. It never repairs: a repair is the
+        reconciler function's (budgetctl.repair)."""
         return Reconciler(
-            spokes, status, budget_name=self.args.budget_name, max_concurrency=self.args.concurrency
+            self.spokes, None, budget_name=self.args.budget_name, max_concurrency=self.args.concurrency
         )
 
     def organisation_accounts(self) -> dict[str, str]:

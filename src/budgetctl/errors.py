@@ -11,6 +11,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments or input, refused before any AWS call
     CONFLICT = 3  # the item changed since it was read: nothing (or not all) was written
     AWS = 4  # credentials, permissions, throttling, endpoint: the AWS call failed
+    INTERNAL = 5  # an unexpected error (a bug): one line; the traceback with --debug
 
 
 class CliError(Exception):

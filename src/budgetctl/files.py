@@ -28,6 +28,7 @@ from budget_sync.domain import (
     parse_budget_text,
 )
 from budget_sync.errors import InvalidItemError
+from budgetctl.output import csv_cell
 
 EXPORT_COLUMNS = (ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, "UpdatedBy", "UpdatedAt", *ALERT_FIELDS)
 
@@ -134,7 +135,7 @@ def export_rows(items: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
 def write_csv(rows: Sequence[dict[str, str]], stream: TextIO) -> None:
     writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows([{k: csv_cell(v) for k, v in row.items()} for row in rows])
 
 
 def write_json(rows: Sequence[dict[str, str]], stream: TextIO) -> None:

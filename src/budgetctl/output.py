@@ -2,6 +2,11 @@
 
 Results go to stdout; messages, errors and progress bars go to stderr, so that
 ``budgetctl status --output json | jq`` always reads clean JSON.
+
+Values come from other accounts and other people (spoke parameters, reasons, table
+attributes): they are shown as text, never interpreted. A table cell is a Rich ``Text``
+(``[/]`` or ``[link=...]`` is printed as typed, not read as markup); a CSV cell that a
+spreadsheet would read as a formula gets a leading apostrophe (``csv_cell``).
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ import jmespath
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 FORMATS = ("table", "json", "csv")
+#: A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def output_format(given: str | None, environment: Mapping[str, str]) -> str:
@@ -64,13 +72,13 @@ class Output:
         elif self.format == "csv":
             writer = csv.writer(self.stdout, lineterminator="\n")
             writer.writerow(columns)
-            writer.writerows([[_text(row.get(c)) for c in columns] for row in rows])
+            writer.writerows([[csv_cell(_text(row.get(c))) for c in columns] for row in rows])
         else:
-            table = Table(title=title or None, title_justify="left")
+            table = Table(title=Text(title) if title else None, title_justify="left")
             for column in columns:
-                table.add_column(column, overflow="fold")
+                table.add_column(Text(column), overflow="fold")
             for row in rows:
-                table.add_row(*(_text(row.get(c)) for c in columns))
+                table.add_row(*(Text(_text(row.get(c))) for c in columns))
             console = Console(file=self.stdout, highlight=False, width=None if _tty(self.stdout) else 200)
             console.print(table)
 
@@ -107,6 +115,16 @@ def _tty(stream: TextIO) -> bool:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def csv_cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: ``=HYPERLINK(...)`` -> ``'=HYPERLINK(...)``.
+
+    Every cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading
+    apostrophe, negative numbers included: budget-sync's amounts are never negative, so a
+    leading ``-`` is text from elsewhere (a reason, a parameter someone wrote by hand).
+    """
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _json(value: Any) -> Any:

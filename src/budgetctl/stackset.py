@@ -26,7 +26,21 @@ templates), and targets are account ids (``--accounts``).
 StackSets never deploy to the management account itself. If it should have a budget,
 give it the same template as a plain stack (``--dry-run`` prints that command as well).
 
-``--dry-run`` prints the AWS CLI commands that do the same, and calls nothing.
+On update, every template parameter not given keeps the StackSet's current value
+(``UsePreviousValue``), never its template default: re-running a rollout with fewer
+``--parameter-overrides`` than the first one must not drop ``OrganizationId`` from every
+spoke role, delete the alert topics or reset every account's parameter. The parameter
+changes are printed before anything is applied.
+
+An operation that ends SUCCEEDED may still have failed instances (within the failure
+tolerance): each failed account is listed with its reason (ListStackSetOperationResults)
+and the command exits 1.
+
+``--dry-run`` prints the parameter changes (reading the StackSet, if it exists) and the
+AWS CLI commands that do the same, and changes nothing.
+
+Exit codes: 0 done; 1 some stack instances failed; 2 usage error or a failed operation;
+4 an AWS call failed (credentials, permissions, throttling), in one line.
 """
 
 from __future__ import annotations
@@ -42,6 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -57,6 +72,105 @@ _DONE = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 class StackSetError(Exception):
     pass
+
+
+class InstancesFailed(StackSetError):
+    """The operation succeeded within its failure tolerance, but these instances failed."""
+
+    def __init__(self, operation_id: str, failed: Sequence[Mapping[str, Any]]) -> None:
+        self.failed = list(failed)
+        lines = [
+            f"  {f.get('Account', '?')} {f.get('Region', '?')}: {f.get('StatusReason') or 'no reason given'}"
+            for f in self.failed
+        ]
+        super().__init__(
+            f"operation {operation_id} SUCCEEDED but {len(self.failed)} stack instance(s) failed:\n"
+            + "\n".join(lines)
+        )
+
+
+@dataclass(frozen=True)
+class ParameterChange:
+    """One template parameter on this rollout: ``before`` the StackSet's value (None: not
+    set), ``after`` the value sent (None: the StackSet's value is kept, or the default)."""
+
+    key: str
+    before: str | None
+    after: str | None
+    default: str | None = None
+
+    def describe(self) -> str:
+        if self.after is None and self.before is not None:
+            return f"{self.key}: {self.before!r} (kept)"
+        if self.after is None:
+            return f"{self.key}: template default {self.default!r}"
+        if self.before is None:
+            return f"{self.key}: {self.after!r} (new)"
+        if self.before == self.after:
+            return f"{self.key}: {self.after!r} (unchanged)"
+        return f"{self.key}: {self.before!r} -> {self.after!r}"
+
+
+def plan_parameters(
+    given: Mapping[str, str], previous: Mapping[str, str] | None, template: Mapping[str, str | None]
+) -> tuple[list[dict[str, Any]], list[ParameterChange]]:
+    """The Parameters to send and the changes they make.
+
+    ``previous`` is the StackSet's current parameters (None: it does not exist yet);
+    ``template`` maps the new template's parameters to their defaults. A parameter not given
+    that the StackSet has keeps its value (UsePreviousValue); one it lacks gets its default.
+    """
+    unknown = sorted(set(given) - set(template))
+    if unknown:
+        raise StackSetError(f"the template has no parameter(s) {', '.join(unknown)}")
+    api: list[dict[str, Any]] = []
+    changes: list[ParameterChange] = []
+    for key in [*given, *sorted(k for k in template if k not in given)]:
+        before = None if previous is None else previous.get(key)
+        if key in given:
+            api.append({"ParameterKey": key, "ParameterValue": given[key]})
+            changes.append(ParameterChange(key, before, given[key]))
+        elif before is not None:
+            api.append({"ParameterKey": key, "UsePreviousValue": True})
+            changes.append(ParameterChange(key, before, None))
+        else:
+            changes.append(ParameterChange(key, None, None, template[key]))
+    return api, changes
+
+
+def current_parameters(client: CloudFormationClient, rollout: Rollout) -> dict[str, str] | None:
+    """The StackSet's parameters now, or None if there is no such StackSet."""
+    try:
+        stack_set = client.describe_stack_set(StackSetName=rollout.name, CallAs=rollout.call_as)  # type: ignore[arg-type]
+    except client.exceptions.StackSetNotFoundException:
+        return None
+    return {
+        str(p["ParameterKey"]): str(p.get("ParameterValue", ""))
+        for p in stack_set["StackSet"].get("Parameters", [])
+    }
+
+
+def template_parameters(client: CloudFormationClient, template_body: str) -> dict[str, str | None]:
+    """The template's parameters and their defaults, as CloudFormation itself reads them."""
+    summary = client.get_template_summary(TemplateBody=template_body)
+    return {str(p["ParameterKey"]): p.get("DefaultValue") for p in summary.get("Parameters", [])}
+
+
+def failed_instances(
+    client: CloudFormationClient, rollout: Rollout, operation_id: str
+) -> list[dict[str, Any]]:
+    """Every instance of the operation that did not succeed, with its reason."""
+    failed: list[dict[str, Any]] = []
+    pages = client.get_paginator("list_stack_set_operation_results").paginate(
+        StackSetName=rollout.name,
+        OperationId=operation_id,
+        CallAs=rollout.call_as,  # type: ignore[arg-type]
+    )
+    for page in pages:
+        failed.extend(
+            dict(s) for s in page.get("Summaries", []) if s.get("Status") in ("FAILED", "CANCELLED")
+        )
+    return failed
 
 
 @dataclass(frozen=True)
@@ -171,6 +285,9 @@ def wait(
             if status != "SUCCEEDED":
                 reason = operation.get("StatusReason", "see list-stack-set-operation-results")
                 raise StackSetError(f"operation {operation_id} {status}: {reason}")
+            failed = failed_instances(client, rollout, operation_id)
+            if failed:
+                raise InstancesFailed(operation_id, failed)
             return status
         if time.monotonic() > deadline:
             raise StackSetError(f"operation {operation_id} still {status} after {timeout_s:.0f} s")
@@ -183,15 +300,19 @@ def deploy(
     template_body: str,
     admin_role_arn: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    say: Callable[[str], None] = print,
 ) -> Result:
-    """Create or update the StackSet, then create instances for the targets in one region."""
+    """Create or update the StackSet, then create instances for the targets in one region.
+
+    The parameter changes are printed (``say``) before anything is changed."""
     arguments = _stack_set_arguments(rollout, template_body, admin_role_arn)
+    previous = current_parameters(client, rollout)
+    exists = previous is not None
+    arguments["Parameters"], changes = plan_parameters(
+        rollout.parameters, previous, template_parameters(client, template_body)
+    )
+    say(_changes_text(rollout, changes, exists))
     operations: list[str] = []
-    try:
-        client.describe_stack_set(StackSetName=rollout.name, CallAs=rollout.call_as)  # type: ignore[arg-type]
-        exists = True
-    except client.exceptions.StackSetNotFoundException:
-        exists = False
     if exists:
         update = {k: v for k, v in arguments.items() if k != "PermissionModel"}
         operation_id = client.update_stack_set(**update, OperationPreferences=rollout.preferences.as_api())[
@@ -214,6 +335,13 @@ def deploy(
     wait(client, rollout, operation_id, sleep=sleep)
     operations.append(operation_id)
     return Result(created=not exists, operation_ids=tuple(operations), targets=targets)
+
+
+def _changes_text(rollout: Rollout, changes: Sequence[ParameterChange], exists: bool) -> str:
+    verb = "update of" if exists else "new"
+    return f"parameters ({verb} StackSet {rollout.name}):\n" + "\n".join(
+        "  " + change.describe() for change in changes
+    )
 
 
 def cli_commands(rollout: Rollout, template: Path = TEMPLATE, admin_role_arn: str | None = None) -> list[str]:
@@ -294,23 +422,52 @@ def main(argv: Sequence[str] | None = None) -> int:
             call_as=args.call_as,
             preferences=Preferences(args.failure_tolerance_percentage, args.max_concurrent_percentage),
         )
-        if args.dry_run:
-            print("\n".join(cli_commands(rollout)))
-            return 0
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
         client: CloudFormationClient = session.client("cloudformation", endpoint_url=args.endpoint_url)
+        if args.dry_run:
+            return _dry_run(client, rollout)
         admin_role_arn = (
             _admin_role_arn(session, args.admin_role_name, args.endpoint_url) if args.self_managed else None
         )
         result = deploy(client, rollout, TEMPLATE.read_text(), admin_role_arn)
+    except InstancesFailed as exc:
+        print(f"stackset: {exc}", file=sys.stderr)
+        return 1
     except StackSetError as exc:
         print(f"stackset: {exc}", file=sys.stderr)
         return 2
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(
+            f"stackset: {exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}",
+            file=sys.stderr,
+        )
+        return 4
+    except BotoCoreError as exc:
+        print(f"stackset: {exc}", file=sys.stderr)
+        return 4
     verb = "created" if result.created else "updated"
     print(
         f"StackSet {rollout.name} {verb}; targets: {', '.join(result.targets)} in {rollout.region}; "
         f"operations: {', '.join(result.operation_ids) or 'none'}"
     )
+    return 0
+
+
+def _dry_run(client: CloudFormationClient, rollout: Rollout) -> int:
+    """The parameter changes (the StackSet is read, nothing is changed) and the CLI commands."""
+    previous = current_parameters(client, rollout)
+    _, changes = plan_parameters(
+        rollout.parameters, previous, template_parameters(client, TEMPLATE.read_text())
+    )
+    print(_changes_text(rollout, changes, previous is not None))
+    if previous is not None:
+        kept = [c.key for c in changes if c.after is None and c.before is not None]
+        print(
+            "# update-stack-set keeps these with ParameterKey=KEY,UsePreviousValue=true: "
+            + (", ".join(kept) or "none")
+        )
+    print("\n".join(cli_commands(rollout)))
     return 0
 
 

@@ -16,10 +16,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, format_amount
-from budgetctl.errors import ConflictError
+from budgetctl.errors import AwsError, ConflictError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -70,17 +70,36 @@ class BudgetsTable:
         return sorted(items, key=lambda i: str(i.get(ACCOUNT_ID_FIELD, "")))
 
     def write(self, write: Write) -> dict[str, Any]:
-        """Apply one write under its condition; raise ConflictError naming the current item."""
+        """Apply one write under its condition; raise ConflictError naming the current item.
+
+        If the condition fails because botocore retried a write whose first response was lost
+        (the first attempt succeeded), the item holds exactly this write: its amount, this
+        caller as UpdatedBy and this write's own UpdatedAt. That is a success, not a conflict.
+        """
+        at = now_iso()
         try:
             if write.amount is None:
                 self._client.delete_item(**self._delete(write))
             else:
-                self._client.update_item(**self._update(write))
+                self._client.update_item(**self._update(write, at))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise ConflictError(conflict_message(write, self.get(write.account_id))) from exc
+                current = self.get(write.account_id)
+                if self._holds(write, current, at):
+                    return {"retried": True}
+                raise ConflictError(conflict_message(write, current)) from exc
             raise
         return {}
+
+    def _holds(self, write: Write, current: dict[str, Any] | None, at: str) -> bool:
+        """True if ``current`` is this very write (the same amount, writer and timestamp)."""
+        return (
+            write.amount is not None
+            and current is not None
+            and current.get(BUDGET_VALUE_FIELD) == write.amount
+            and current.get("UpdatedBy") == self._caller_arn()
+            and current.get("UpdatedAt") == at
+        )
 
     def write_many(
         self, writes: Sequence[Write], on_written: Callable[[int], None] | None = None
@@ -91,18 +110,25 @@ class BudgetsTable:
         so that only the conflicting items are left out. Returns the conflicts.
         """
         conflicts: list[tuple[Write, str]] = []
+        written: list[Write] = []
         for start in range(0, len(writes), TRANSACTION_LIMIT):
             chunk = writes[start : start + TRANSACTION_LIMIT]
             try:
                 self._client.transact_write_items(TransactItems=[self._transact(w) for w in chunk])  # type: ignore[misc]
+                written.extend(chunk)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    raise
+                    raise PartialWriteError(written, _not_in(writes, written), exc) from exc
                 for write in chunk:
                     try:
                         self.write(write)
+                        written.append(write)
                     except ConflictError as conflict:
                         conflicts.append((write, str(conflict)))
+                    except (ClientError, BotoCoreError) as error:
+                        raise PartialWriteError(written, _not_in(writes, written), error) from error
+            except BotoCoreError as exc:
+                raise PartialWriteError(written, _not_in(writes, written), exc) from exc
             if on_written is not None:
                 on_written(len(chunk))
         return conflicts
@@ -134,7 +160,7 @@ class BudgetsTable:
             parts.append("attribute_not_exists(#at)")
         return "attribute_exists(#id) AND " + " AND ".join(parts), values, names
 
-    def _update(self, write: Write) -> dict[str, Any]:
+    def _update(self, write: Write, at: str | None = None) -> dict[str, Any]:
         assert write.amount is not None
         condition, values, names = self._condition(write)
         names.update({"#v": BUDGET_VALUE_FIELD, "#by": "UpdatedBy", "#at": "UpdatedAt"})
@@ -142,7 +168,7 @@ class BudgetsTable:
             {
                 ":amount": {"N": format_amount(write.amount)},
                 ":by": {"S": self._caller_arn()},
-                ":at": {"S": now_iso()},
+                ":at": {"S": at or now_iso()},
             }
         )
         expression = "SET #v = :amount, #by = :by, #at = :at"
@@ -183,6 +209,32 @@ class BudgetsTable:
         if write.amount is None:
             return {"Delete": self._delete(write)}
         return {"Update": self._update(write)}
+
+
+class PartialWriteError(AwsError):
+    """A batch of writes stopped part-way (throttling past retries, a network error): which
+    were written and which were not. A transaction is all or nothing, so ``written`` is exact."""
+
+    def __init__(self, written: Sequence[Write], unwritten: Sequence[Write], cause: Exception) -> None:
+        self.written = list(written)
+        self.unwritten = list(unwritten)
+        self.cause = cause
+        super().__init__(
+            f"stopped after {len(self.written)} of {len(self.written) + len(self.unwritten)} write(s): {_cause(cause)}"
+        )
+
+
+def _cause(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}"
+    return str(exc)
+
+
+def _not_in(writes: Sequence[Write], written: Sequence[Write]) -> list[Write]:
+    """The writes not done (a conflict is not written either)."""
+    done = {w.account_id for w in written}
+    return [w for w in writes if w.account_id not in done]
 
 
 def conflict_message(write: Write, current: dict[str, Any] | None) -> str:

@@ -25,6 +25,7 @@ MANAGEMENT = "123456789012"
 SPOKES = ("111111111111", "222222222222", "333333333333")
 PARAMETER = "/BlogBudgets/CostThreshold"
 SPOKE_ROLE = "BlogBudgetsSpokeRole"
+SPOKE_READ_ROLE = "BlogBudgetsSpokeReadRole"  # operators read through it (budgetctl status)
 ADMIN_ROLE = standins.ADMIN_ROLE
 
 
@@ -108,6 +109,7 @@ def add_spoke(
     session = session_in(account)
     if role:
         session.client("iam").create_role(RoleName=SPOKE_ROLE, AssumeRolePolicyDocument="{}")
+        session.client("iam").create_role(RoleName=SPOKE_READ_ROLE, AssumeRolePolicyDocument="{}")
     session.client("ssm").put_parameter(Name=PARAMETER, Value=initial, Type="String", AllowedPattern=pattern)
     org.spokes[account] = session
 

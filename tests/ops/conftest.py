@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,11 +14,13 @@ from typing import Any
 import pytest
 
 from budget_sync.handlers import reconcile as reconcile_handler
+from budget_sync_local.lambda_runtime import function_spec
 from budgetctl.cli import main
-from tests.integration.conftest import SPOKES, Org
+from tests.integration.conftest import REGION, SPOKES, Org
 from tests.integration.conftest import org as integration_org  # noqa: F401 - fixture, used below
 
 BUDGET = "SpokeAccountBudget"
+RECONCILER_ROLE = "BlogBudgetsReconcilerRole"
 
 
 @dataclass
@@ -73,10 +76,48 @@ def parameter_version(org: Org, account: str) -> int:
     return int(ssm.get_parameter(Name="/BlogBudgets/CostThreshold")["Parameter"]["Version"])
 
 
+def deploy_reconciler(org: Org) -> str:
+    """The reconciler function in moto's Lambda, as template-management.yaml defines it (its
+    role, handler and environment); the stand-in runs it in-process when it is invoked."""
+    spec = function_spec("ReconcilerFunction", {}, REGION)
+    iam = org.management.client("iam")
+    role = iam.create_role(
+        RoleName=RECONCILER_ROLE,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("budget_sync/__init__.py", "")
+    org.management.client("lambda").create_function(
+        FunctionName=spec.function_name,
+        Runtime="python3.13",
+        Role=role,
+        Handler=spec.handler,
+        Code={"ZipFile": package.getvalue()},
+        Timeout=spec.timeout_s,
+        MemorySize=spec.memory_mb,
+        Environment={"Variables": spec.environment},
+    )
+    return spec.function_name
+
+
 @pytest.fixture
 def ops(integration_org: Org) -> Iterator[Org]:  # noqa: F811 - the integration fixture, extended
-    """Three spokes, each with parameter 1000 and a budget of 1000; the table says 1000 for all."""
+    """Three spokes, each with parameter 1000 and a budget of 1000; the table says 1000 for all;
+    the reconciler function deployed (``budgetctl reconcile --apply`` invokes it)."""
     reconcile_handler.build.cache_clear()
+    deploy_reconciler(integration_org)
     for account in SPOKES:
         create_budget(integration_org, account)
         integration_org.put(account, Decimal("1000"))

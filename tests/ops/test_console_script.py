@@ -3,11 +3,13 @@ on 127.0.0.1 through ``--endpoint-url`` (the way an operator uses the local orga
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,12 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from budget_sync.domain import AMOUNT_PATTERN
+from budget_sync_local import standins
+from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
 
 BIN = Path(sys.executable).parent
@@ -42,16 +47,19 @@ def free_port() -> int:
 
 @pytest.fixture
 def endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _provision(url)
-        yield url
-    finally:
-        requests.post(f"{url}/moto-api/reset", timeout=10)
-        server.stop()
+    # In-process moto as well: the reconciler function that `reconcile --apply` invokes runs in
+    # this process (the Lambda stand-in) and reaches the same backends, as in `make local`.
+    with mock_aws(), standins.installed():
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _provision(url)
+            yield url
+        finally:
+            requests.post(f"{url}/moto-api/reset", timeout=10)
+            server.stop()
 
 
 def _provision(url: str) -> None:
@@ -73,9 +81,9 @@ def _provision(url: str) -> None:
         aws_session_token=credentials["SessionToken"],
         region_name=REGION,
     )
-    spoke.client("iam", endpoint_url=url).create_role(
-        RoleName="BlogBudgetsSpokeRole", AssumeRolePolicyDocument="{}"
-    )
+    for role in ("BlogBudgetsSpokeRole", "BlogBudgetsSpokeReadRole"):
+        spoke.client("iam", endpoint_url=url).create_role(RoleName=role, AssumeRolePolicyDocument="{}")
+    _deploy_reconciler(management, url)
     spoke.client("ssm", endpoint_url=url).put_parameter(
         Name="/BlogBudgets/CostThreshold", Value="1000", Type="String", AllowedPattern=AMOUNT_PATTERN
     )
@@ -87,6 +95,25 @@ def _provision(url: str) -> None:
             "BudgetType": "COST",
             "TimeUnit": "MONTHLY",
         },
+    )
+
+
+def _deploy_reconciler(management: boto3.Session, url: str) -> None:
+    """The template's reconciler function (role, handler, environment) in moto's Lambda."""
+    spec = function_spec("ReconcilerFunction", {}, REGION)
+    role = management.client("iam", endpoint_url=url).create_role(
+        RoleName="BlogBudgetsReconcilerRole", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("budget_sync/__init__.py", "")
+    management.client("lambda", endpoint_url=url).create_function(
+        FunctionName=spec.function_name,
+        Runtime="python3.13",
+        Role=role,
+        Handler=spec.handler,
+        Code={"ZipFile": package.getvalue()},
+        Environment={"Variables": spec.environment},
     )
 
 

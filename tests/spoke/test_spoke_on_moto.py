@@ -72,16 +72,26 @@ def test_given_defaults_then_the_spoke_role_trusts_exactly_the_function_and_reco
     }
 
 
-def test_given_an_organisation_and_operator_roles_then_they_are_in_the_trust(deploy_spoke: Deploy):
+def test_given_an_organisation_and_operator_roles_then_only_the_read_role_trusts_the_operators(
+    deploy_spoke: Deploy,
+):
     spoke = deploy_spoke(OrganizationId="o-abcdefghij", OperatorRoleNames="FinanceOps,PlatformAdmin")
     trust, _ = _role(spoke, "BlogBudgetsSpokeRole")
     (statement,) = _statements(trust)
     assert statement["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": "o-abcdefghij"}
-    assert statement["Condition"]["ArnLike"]["aws:PrincipalArn"] == [
+    assert statement["Condition"]["ArnLike"]["aws:PrincipalArn"] == [  # the writers: functions only
         f"arn:aws:iam::{MANAGEMENT}:role/BlogBudgetsLambdaRole",
         f"arn:aws:iam::{MANAGEMENT}:role/BlogBudgetsReconcilerRole",
+    ]
+    read_trust, _ = _role(spoke, "BlogBudgetsSpokeReadRole")
+    (read,) = _statements(read_trust)
+    assert read["Principal"] == {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"}
+    assert read["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": "o-abcdefghij"}
+    assert read["Condition"]["ArnLike"]["aws:PrincipalArn"] == [
         "arn:*:iam::*:role/FinanceOps",  # the Principal pins the management account
         "arn:*:iam::*:role/PlatformAdmin",
+        "arn:*:iam::*:role/*/FinanceOps",  # the same names under any IAM path
+        "arn:*:iam::*:role/*/PlatformAdmin",
     ]
 
 

@@ -15,7 +15,10 @@ from budgetctl import stackset
 from budgetctl.stackset import Rollout, StackSetError
 
 REGION = "eu-west-1"
-MINIMAL_TEMPLATE = '{"Resources": {"P": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": "/t", "Type": "String", "Value": "1"}}}}'
+MINIMAL_TEMPLATE = (
+    '{"Parameters": {"ManagementAccountId": {"Type": "String"}, "AlertEmail1": {"Type": "String"}},'
+    ' "Resources": {"P": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": "/t", "Type": "String", "Value": "1"}}}}'
+)
 PARAMETERS = {"ManagementAccountId": "123456789012", "AlertEmail1": "finops@example.com"}
 
 
@@ -168,7 +171,7 @@ def test_the_command_refuses_incomplete_rollouts(
 
 
 def test_dry_run_prints_the_aws_cli_commands_including_the_management_accounts_plain_stack(
-    capsys: pytest.CaptureFixture[str],
+    organisation: tuple[Any, list[str]], capsys: pytest.CaptureFixture[str]
 ):
     code = stackset.main(
         [

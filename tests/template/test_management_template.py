@@ -168,7 +168,10 @@ def test_the_function_role_may_assume_only_the_named_spoke_role_inside_the_organ
     assume = statements["AssumeSpokeRole"]
     assert assume["Resource"] == "arn:aws:iam::*:role/BlogBudgetsSpokeRole"
     assert assume["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "o-abcdefghij"}}
-    assert "Condition" not in {s["Sid"]: s for s in _role_statements()}["AssumeSpokeRole"]
+    # without OrganizationId: the management account's own organisation, never any account
+    assert {s["Sid"]: s for s in _role_statements()}["AssumeSpokeRole"]["Condition"] == {
+        "StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}
+    }
     assert all(s["Resource"] != "*" for s in statements.values())
 
 

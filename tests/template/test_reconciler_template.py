@@ -84,7 +84,10 @@ def test_the_reconciler_role_is_named_by_a_parameter_and_assumes_only_the_spoke_
     assume = statements["AssumeSpokeRole"]
     assert assume["Resource"] == "arn:aws:iam::*:role/BlogBudgetsSpokeRole"
     assert assume["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "o-abcdefghij"}}
-    assert "Condition" not in {s["Sid"]: s for s in role_statements()}["AssumeSpokeRole"]
+    # without OrganizationId: the management account's own organisation, never any account
+    assert {s["Sid"]: s for s in role_statements()}["AssumeSpokeRole"]["Condition"] == {
+        "StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}
+    }
     assert statements["ReadBudgets"]["Resource"].endswith(":table/BlogBudgetsDynamoDB")
     assert statements["ReadAndWriteStatus"]["Resource"].endswith(":table/BlogBudgetsStatus")
     assert all(s["Resource"] != "*" for s in statements.values())

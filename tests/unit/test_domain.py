@@ -69,7 +69,23 @@ def test_given_operator_text_when_parsed_then_canonical(text, expected):
     assert format_amount(parse_budget_text(text)) == expected
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1,000", "12.345", "-1", "0", "1e30", "inf"])
+#: Decimal() takes all of these; the item contract, the spoke's AllowedPattern and the
+#: Automation script take none of them (one ASCII rule everywhere).
+DECIMAL_BUT_NOT_AMOUNT = [
+    "\u0661\u0662\u0663",
+    "\uff11\uff12\uff13",
+    "1_000",
+    "1E3",
+    "+5",
+    "0100",
+    " 1e3 ",
+    "\u0663.\u0665\u0660",
+]
+
+
+@pytest.mark.parametrize(
+    "text", ["", "abc", "1,000", "12.345", "-1", "0", "1e30", "inf", *DECIMAL_BUT_NOT_AMOUNT]
+)
 def test_given_bad_operator_text_when_parsed_then_rejected(text):
     with pytest.raises(InvalidItemError, match="BudgetValue"):
         parse_budget_text(text)
@@ -141,3 +157,16 @@ def test_newest_per_account_compares_sequence_numbers_as_numbers():
     older = parse_change("INSERT", "9", None, {"AccountId": ACCOUNT, "BudgetValue": 1}, None)
     newer = parse_change("MODIFY", "10", None, {"AccountId": ACCOUNT, "BudgetValue": 2}, None)
     assert newest_per_account([newer, older])[ACCOUNT] is newer
+
+
+@pytest.mark.parametrize("text", DECIMAL_BUT_NOT_AMOUNT)
+def test_given_text_decimal_accepts_when_typed_then_the_error_names_field_value_and_the_ascii_rule(text):
+    # GIVEN text that Decimal() reads as a number
+    Decimal(text.strip())
+    # WHEN an operator types it THEN it is refused, naming the field, the value and the rule
+    with pytest.raises(InvalidItemError) as caught:
+        parse_budget_text(text, ACCOUNT)
+    assert f"BudgetValue {text!r} " in str(caught.value)
+    assert "ASCII digits" in str(caught.value)
+    # AND the spoke's own rule (parameter AllowedPattern, Automation script) agrees
+    assert not is_amount_text(text.strip())

@@ -32,6 +32,12 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
   ``{{ }}`` substitution, ``aws:executeScript`` (the inline script's handler, its
   ``boto3`` bound to the automation's credentials) and ``aws:executeAwsApi``, step
   outputs, ``onFailure``.
+* Lambda ``Invoke`` of a budget-sync function (handler in ``budget_sync.``) runs it
+  in-process through the project's own runtime (``lambda_runtime``), with the environment
+  moto stored for it; moto would need Docker. ``budgetctl reconcile --apply`` uses it.
+* CloudFormation ``ListStackSetOperationResults`` per instance: ``fail_stack_instance``
+  declares an account's instance FAILED with a reason inside an operation that SUCCEEDED
+  (moto reports every instance with the operation's status).
 * (speed only) moto's CloudFormation parses a JSON template body with the json module.
 * ``pattern_matches`` is EventBridge's pattern matching, with moto's own matcher
   (moto's ``TestEventPattern`` answers without a result).
@@ -47,15 +53,18 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from moto.awslambda.models import LambdaFunction
 from moto.budgets.models import BudgetsBackend
 from moto.budgets.responses import BudgetsResponse
 from moto.cloudformation.models import Stack as CloudFormationStack
+from moto.cloudformation.responses import CloudFormationResponse
 from moto.dynamodb.models import DynamoDBBackend
 from moto.iam import models as iam_models
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.sts.models import STSBackend
 
 from budget_sync_local.standins.automation import AutomationParameterError, AutomationResult, run_automation
+from budget_sync_local.standins.awslambda import _invoke_in_process
 from budget_sync_local.standins.budgets import (
     RESPONSE_METHODS,
     _backend_create_budget,
@@ -68,6 +77,11 @@ from budget_sync_local.standins.budgets import (
     set_calculated_spend,
 )
 from budget_sync_local.standins.bus import EventCallback, StandIns
+from budget_sync_local.standins.cloudformation import (
+    _list_operation_results,
+    clear_failed_instances,
+    fail_stack_instance,
+)
 from budget_sync_local.standins.events import pattern_matches
 from budget_sync_local.standins.speed import (
     _KEY_ACCOUNTS,
@@ -142,6 +156,9 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         _delete_parameters(SimpleSystemManagerBackend.delete_parameters, stand_ins),
     )
     replace(BudgetsBackend, "update_budget", _backend_update_budget)
+    replace(LambdaFunction, "invoke", _invoke_in_process(LambdaFunction.invoke))
+    replace(CloudFormationResponse, "list_stack_set_operation_results", _list_operation_results)
+    stack.callback(clear_failed_instances)
     replace(BudgetsResponse, "update_budget", _response_update_budget)
     replace(BudgetsBackend, "create_budget", _backend_create_budget(BudgetsBackend.create_budget))
     replace(BudgetsBackend, "create_notification", _backend_create_notification)
@@ -168,6 +185,7 @@ __all__ = [
     "AutomationResult",
     "EventCallback",
     "StandIns",
+    "fail_stack_instance",
     "installed",
     "notifications_with_subscribers",
     "parameter_arn",

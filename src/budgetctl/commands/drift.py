@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from budget_sync.reconcile import REPAIRABLE, AccountReport, Drift, read_desired, read_statuses
+from budget_sync.reconcile import (
+    REPAIRABLE,
+    AccountReport,
+    DesiredItem,
+    Drift,
+    read_desired,
+    read_statuses,
+)
 from budgetctl.alerts_view import add_alert_columns
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode
+from budgetctl.repair import invoke_reconciler
 from budgetctl.rows import (
     ALERT_STATUS_COLUMNS,
     RECONCILE_COLUMNS,
@@ -27,12 +35,16 @@ def register(command: Command) -> None:
     _accounts(status)
 
     reconcile = command("reconcile", cmd_reconcile, "show drift; with --apply, repair it")
-    reconcile.add_argument("--apply", action="store_true", help="re-write the parameter where drifted")
+    reconcile.add_argument(
+        "--apply",
+        action="store_true",
+        help="have the reconciler function repair the drifted accounts (recorded as asked by you)",
+    )
     _accounts(reconcile)
 
 
 def cmd_status(ctx: Context) -> int:
-    reports = _inspect(ctx, apply=False)
+    reports = _inspect(ctx)
     rows = [status_row(r) for r in reports]
     add_alert_columns(ctx, rows, {r.account_id for r in reports if r.drift not in _NO_SPOKE})
     ctx.out.rows(rows, (*STATUS_COLUMNS, *ALERT_STATUS_COLUMNS), title="budget-sync status")
@@ -41,7 +53,9 @@ def cmd_status(ctx: Context) -> int:
 
 
 def cmd_reconcile(ctx: Context) -> int:
-    reports = _inspect(ctx, apply=ctx.args.apply)
+    if ctx.args.apply:
+        return _apply(ctx)
+    reports = _inspect(ctx)
     ctx.out.rows([reconcile_row(r) for r in reports], RECONCILE_COLUMNS, title="budget-sync reconcile")
     _summary(ctx, reports)
     if not ctx.args.apply and any(r.drift in REPAIRABLE for r in reports):
@@ -49,16 +63,58 @@ def cmd_reconcile(ctx: Context) -> int:
     return ExitCode.OK if all(r.ok for r in reports) else ExitCode.PROBLEM
 
 
-def _inspect(ctx: Context, apply: bool) -> list[AccountReport]:
+def _apply(ctx: Context) -> int:
+    """The repair by budget-sync's reconciler function (budgetctl.repair), shown as a table."""
+    items = _wanted(ctx, read_desired(ctx.dynamodb, ctx.args.table))
+    items, outside, unmanaged = _organisation(ctx, items)
+    accounts = [i.account_id for i in items] if (ctx.args.account or ctx.args.org) else []
+    if (ctx.args.account or ctx.args.org) and not accounts:
+        rows = []
+    else:
+        result = invoke_reconciler(ctx, accounts)
+        rows = list(result["reports"])
+        for account in result.get("missing", []):
+            ctx.out.error(f"no item for account {account} in {ctx.args.table}")
+    rows += [reconcile_row(r) for r in [*outside, *unmanaged]]
+    rows.sort(key=lambda r: str(r.get("AccountId")))
+    ctx.out.rows(rows, RECONCILE_COLUMNS, title="budget-sync reconcile (by the reconciler function)")
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[str(row.get("Drift"))] = counts.get(str(row.get("Drift")), 0) + 1
+    repaired = sum(1 for r in rows if r.get("Action") == "REPAIRED")
+    text = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no accounts"
+    ctx.out.info(f"{len(rows)} account(s): {text}" + (f"; repaired {repaired}" if repaired else ""))
+    ok = all(r.get("Drift") == Drift.IN_SYNC.value or r.get("Action") == "REPAIRED" for r in rows)
+    return ExitCode.OK if ok else ExitCode.PROBLEM
+
+
+def _wanted(ctx: Context, items: list[DesiredItem]) -> list[DesiredItem]:
+    """Only the --account accounts (if given), each missing one named."""
+    if not ctx.args.account:
+        return items
+    wanted = set(ctx.args.account)
+    missing = wanted - {i.account_id for i in items}
+    for account in sorted(missing):
+        ctx.out.error(f"no item for account {account} in {ctx.args.table}")
+    return [i for i in items if i.account_id in wanted]
+
+
+def _inspect(ctx: Context) -> list[AccountReport]:
     args = ctx.args
-    items = read_desired(ctx.dynamodb, args.table)
+    items = _wanted(ctx, read_desired(ctx.dynamodb, args.table))
     statuses = read_statuses(ctx.dynamodb, args.status_table)
-    if args.account:
-        wanted = set(args.account)
-        items = [i for i in items if i.account_id in wanted]
-        missing = wanted - {i.account_id for i in items}
-        for account in sorted(missing):
-            ctx.out.error(f"no item for account {account} in {args.table}")
+    items, outside, unmanaged = _organisation(ctx, items)
+    reconciler = ctx.reconciler()
+    with ctx.out.progress("reading spoke accounts", len(items)) as advance:
+        summary = reconciler.run(items, statuses, on_account=lambda _: advance(1))
+    return sorted([*summary.reports, *outside, *unmanaged], key=lambda r: r.account_id)
+
+
+def _organisation(
+    ctx: Context, items: list[DesiredItem]
+) -> tuple[list[DesiredItem], list[AccountReport], list[AccountReport]]:
+    """With --org: the items inside the organisation, those outside, the accounts without one."""
+    args = ctx.args
     outside: list[AccountReport] = []
     unmanaged: list[AccountReport] = []
     if args.org:
@@ -82,10 +138,7 @@ def _inspect(ctx: Context, apply: bool) -> list[AccountReport]:
             for account, name in sorted(organisation.items())
             if account not in with_item and not args.account
         ]
-    reconciler = ctx.reconciler(apply)
-    with ctx.out.progress("reading spoke accounts", len(items)) as advance:
-        summary = reconciler.run(items, statuses, apply=apply, on_account=lambda _: advance(1))
-    return sorted([*summary.reports, *outside, *unmanaged], key=lambda r: r.account_id)
+    return items, outside, unmanaged
 
 
 def _summary(ctx: Context, reports: Sequence[AccountReport]) -> None:

@@ -65,7 +65,12 @@ def cmd_set(ctx: Context) -> int:
         ctx.out.info(f"account {args.account} already has {format_amount(args.amount)}; nothing written")
         ctx.out.rows([item_row(previous)], ITEM_COLUMNS, single=True)
         return ExitCode.OK
-    ctx.table.write(Write(args.account, args.amount, previous, args.expect, alerts))
+    outcome = ctx.table.write(Write(args.account, args.amount, previous, args.expect, alerts))
+    if outcome.get("retried"):
+        ctx.out.info(
+            f"account {args.account}: the first response was lost and the call retried; "
+            "the item holds this write, so it succeeded"
+        )
     written = ctx.table.get(args.account) or {}
     ctx.out.rows([item_row(written)], ITEM_COLUMNS, single=True)
     return ExitCode.OK

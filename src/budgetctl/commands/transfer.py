@@ -18,7 +18,7 @@ from budgetctl.rows import (
     alert_columns,
     amount_text,
 )
-from budgetctl.table import Write, values_of
+from budgetctl.table import PartialWriteError, Write, values_of
 
 
 def register(command: Command) -> None:
@@ -79,8 +79,12 @@ def cmd_import(ctx: Context) -> int:
     if args.dry_run or not writes:
         ctx.out.info(f"{summary}; nothing written" + (" (dry run)" if args.dry_run else ""))
         return skipped_exit(parsed.errors)
-    with ctx.out.progress("writing", len(writes)) as advance:
-        conflicts = ctx.table.write_many(writes, advance)
+    try:
+        with ctx.out.progress("writing", len(writes)) as advance:
+            conflicts = ctx.table.write_many(writes, advance)
+    except PartialWriteError as stopped:
+        _report_partial(ctx, stopped, {d["AccountId"]: d["Line"] for d in diff})
+        raise
     for _, message in conflicts:
         ctx.out.error(message)
     ctx.out.info(f"{summary}; written {len(writes) - len(conflicts)}, conflicts {len(conflicts)}")
@@ -95,6 +99,17 @@ def skipped_exit(errors: list[str]) -> ExitCode:
 def export_format(given: str | None, output: str) -> str:
     """--format, else JSON when the output asked for is JSON, else CSV (what import reads)."""
     return given or ("json" if output == "json" else "csv")
+
+
+def _report_partial(ctx: Context, stopped: PartialWriteError, lines: dict[str, int]) -> None:
+    """Exactly which rows were written and which were not, by line; re-running is safe."""
+    for label, writes in (("written", stopped.written), ("NOT written", stopped.unwritten)):
+        for write in writes:
+            ctx.out.info(f"{label}: line {lines.get(write.account_id, '?')} account {write.account_id}")
+    ctx.out.info(
+        f"{len(stopped.written)} row(s) written, {len(stopped.unwritten)} not written. Running the "
+        "same import again is safe: written rows are now unchanged and skipped, the rest are written."
+    )
 
 
 def cmd_export(ctx: Context) -> int:

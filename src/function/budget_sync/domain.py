@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 
 from budget_sync.alerts import AlertSettings, parse_alerts
@@ -29,6 +29,12 @@ AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$"
 _CENT = Decimal("0.01")
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _AMOUNT_TEXT = re.compile(AMOUNT_PATTERN)
+#: What an operator may type, checked before Decimal() (a sign only so that '-3' is told why).
+_NUMBER_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
+_RULE = (
+    "must be a plain amount in ASCII digits with at most two decimals, like 1000 or 1250.50 "
+    "(no sign, exponent, digit separators, leading zeros or non-ASCII digits)"
+)
 
 
 class ChangeKind(StrEnum):
@@ -64,11 +70,23 @@ def parse_budget_value(value: object, account_id: str | None = None) -> Decimal:
 def parse_budget_text(text: str, account_id: str | None = None) -> Decimal:
     """Validate an amount typed by an operator (CLI, CSV): ``1000``, ``1250.50``."""
     cleaned = text.strip()
-    try:
-        amount = Decimal(cleaned)
-    except InvalidOperation:
-        raise InvalidItemError(BUDGET_VALUE_FIELD, text, "is not a number", account_id) from None
-    return _check_amount(amount, text, account_id)
+    # ASCII digits only, before Decimal(): it would take Arabic-Indic and fullwidth digits,
+    # '1_000', '1E3' and '+5', which the spoke's AllowedPattern and Automation script refuse.
+    if not _NUMBER_TEXT.fullmatch(cleaned):
+        raise InvalidItemError(BUDGET_VALUE_FIELD, text, _not_amount_text(cleaned), account_id)
+    amount = _check_amount(Decimal(cleaned), text, account_id)
+    if not is_amount_text(cleaned):  # what is left: leading zeros ('0100')
+        raise InvalidItemError(BUDGET_VALUE_FIELD, text, "is not a plain amount: it " + _RULE, account_id)
+    return amount
+
+
+def _not_amount_text(text: str) -> str:
+    """Why ``text`` is not an amount: the one rule, said for people."""
+    if any(c.isdigit() and not c.isascii() for c in text):
+        return "has non-ASCII digits: it " + _RULE
+    if not any(c.isdigit() for c in text):
+        return "is not a number"
+    return "is not a plain amount: it " + _RULE
 
 
 def _check_amount(amount: Decimal, shown: object, account_id: str | None) -> Decimal:

@@ -223,11 +223,13 @@ class Reconciler:
         *,
         budget_name: str = DEFAULT_BUDGET_NAME,
         max_concurrency: int = 10,
+        requested_by: str = "",
     ) -> None:
         self._spokes = spokes
         self._status = status
         self._budget_name = budget_name
         self._max_concurrency = max_concurrency
+        self._requested_by = requested_by  # an operator's request (budgetctl reconcile --apply)
 
     def run(
         self,
@@ -342,7 +344,7 @@ class Reconciler:
     def _record(self, reports: Sequence[AccountReport], statuses: Mapping[str, Mapping[str, Any]]) -> None:
         assert self._status is not None
         updates = [
-            update
+            replace(update, requested_by=self._requested_by)
             for report in reports
             if (update := status_update(report, statuses.get(report.account_id))) is not None
         ]

@@ -12,6 +12,7 @@ Item (key ``AccountId``):
   ParameterVersion N  the spoke parameter's version after the write
   AlertSettings   S   the alert settings last sent to /BlogBudgets/AlertSettings (JSON,
                       budget_sync.alerts); the spoke document reports what it applied
+  RequestedBy     S   who asked for the repair (``budgetctl reconcile --apply``), if someone did
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class StatusUpdate:
     parameter_version: int | None = None
     source: str = "stream"
     alerts: str | None = None  # the alert settings sent with this update (None: none sent)
+    requested_by: str = ""  # the operator whose request this write carried out
 
 
 def padded(sequence_number: str) -> str:
@@ -131,6 +133,9 @@ class StatusStore:
         if update.alerts is not None:
             values[":alerts"] = {"S": update.alerts}
             sets.append("AlertSettings = :alerts")
+        if update.requested_by:
+            values[":requested_by"] = {"S": update.requested_by}
+            sets.append("RequestedBy = :requested_by")
         expression = "SET " + ", ".join(sets) + (" REMOVE DesiredValue" if update.desired is None else "")
         return {
             "TableName": self._table_name,

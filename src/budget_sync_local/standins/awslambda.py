@@ -1,0 +1,62 @@
+"""Lambda ``Invoke`` of budget-sync's own functions, run in-process (moto runs a function
+through Docker, which the local organisation does not have).
+
+A function that exists in moto's Lambda (created from template-management.yaml by moto's
+CloudFormation, or by a test) and whose handler is in budget-sync's package
+(``budget_sync.``) is called the way Lambda calls it, by the project's own runtime
+(budget_sync_local.lambda_runtime): its handler, its environment variables as moto stored
+them, a new execution environment per call (the handler module's cached clients dropped),
+the management account's credentials. The response is Lambda's: the handler's result as
+JSON, or ``X-Amz-Function-Error: Unhandled`` with ``errorMessage`` / ``errorType``.
+Any other function goes to moto unchanged. Not emulated: the execution role's credentials
+(the call runs with the caller's in-process moto credentials), timeouts, concurrency.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction
+
+from budget_sync_local.lambda_runtime import FunctionSpec, invoke, load_handler, new_execution_environment
+
+#: The template's CodeUri of every budget-sync function (tests/template checks the template).
+CODE_URI = "src/function"
+PACKAGE = "budget_sync."
+
+
+def _spec(function: LambdaFunction) -> FunctionSpec | None:
+    handler = str(function.handler or "")
+    if not handler.startswith(PACKAGE):
+        return None
+    return FunctionSpec(
+        logical_id=function.function_name,
+        function_name=function.function_name,
+        handler=handler,
+        code_uri=CODE_URI,
+        memory_mb=int(function.memory_size or 128),
+        timeout_s=int(function.timeout or 3),
+        environment={k: str(v) for k, v in (function.environment_vars or {}).items()},
+    )
+
+
+def _invoke_in_process(original: Callable[..., Any]) -> Callable[..., Any]:
+    def invoke_function(
+        self: LambdaFunction, body: str, request_headers: Any, response_headers: Any
+    ) -> str | bytes:
+        spec = _spec(self)
+        if spec is None:
+            return original(self, body, request_headers, response_headers)  # type: ignore[no-any-return]
+        event = json.loads(body) if body else {}
+        load_handler(spec)
+        new_execution_environment(spec)
+        try:
+            result = invoke(spec, event, self.region, self.account_id)
+        except Exception as exc:  # Lambda's "Unhandled" function error
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__}).encode()
+        return json.dumps(result, default=str).encode()
+
+    return invoke_function
