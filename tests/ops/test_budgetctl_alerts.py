@@ -35,7 +35,7 @@ def test_given_alert_options_when_set_then_the_item_carries_them_and_get_shows_t
     assert item["AlertEmails"] == "a@example.com,b@example.com"
     assert item["AlertThresholds"] == "80,100"
     assert item["ForecastedThreshold"] == "100"
-    (row,) = budgetctl("get", A, "--output", "json").json()
+    row = budgetctl("get", A, "--output", "json").json()  # one result: one object
     assert (row["AlertEmails"], row["AlertThresholds"], row["ForecastedThreshold"]) == (
         "a@example.com,b@example.com",
         "80,100",
