@@ -84,15 +84,12 @@ class AccountLine:
         return self.failed or self.drifted
 
     @property
-    def sort_key(self) -> tuple[bool, bool, Decimal, str]:
-        """Highest forecast share first; lines without figures last, those needing attention first."""
+    def sort_key(self) -> tuple[bool, Decimal, bool, str]:
+        """Highest forecast share first; then the lines without figures, those needing attention first."""
         share = self.forecast_percent
-        return (
-            share is None,
-            not self.attention,
-            -(share if share is not None else Decimal(0)),
-            self.account_id,
-        )
+        if share is None:
+            return (True, Decimal(0), not self.attention, self.account_id)
+        return (False, -share, False, self.account_id)
 
 
 @dataclass(frozen=True, slots=True)
