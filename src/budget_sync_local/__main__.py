@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from budget_sync_local.demo_report import write_report
 from budget_sync_local.organisation import (
     DEFAULT_ACCOUNTS,
     MANAGEMENT_ACCOUNT,
@@ -183,6 +184,7 @@ def demo(console: Console) -> int:
         views = [org.view(account) for account in org.accounts]
         console.print(f"  {CIRCLED[5]} simulated spend this month: actual {spend[0]}, forecasted {spend[1]}")
         console.print(_table(views, "Result per account"))
+        reported = write_report(console, org, LOG_DIR / "report.html")  # budgetctl report, last
 
     problems = [
         f"{v.account_id}: {valid[v.account_id]} did not arrive"
@@ -194,6 +196,7 @@ def demo(console: Console) -> int:
         for v in views
         if v.account_id in invalid and (v.status != "FAILED" or v.budget_limit == invalid[v.account_id])
     ]
+    problems += [] if reported else ["the report was not written"]
     console.print(f"Function logs: {LOG_DIR / 'function.log'}   ({time.monotonic() - started:.1f} s in all)")
     if problems:
         for problem in problems:

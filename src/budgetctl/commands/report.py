@@ -4,7 +4,6 @@ rows (``--output``) or as one self-contained HTML page (``--file report.html``).
 from __future__ import annotations
 
 import os
-import tempfile
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -60,11 +59,10 @@ def _near(text: str) -> Decimal:
 
 def _write(target: Path, text: str) -> None:
     """Write the whole page or nothing: a reader never opens half a file."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # created with the umask's mode
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, target)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise

@@ -93,7 +93,8 @@ def chart_svg(lines: Sequence[AccountLine], near_percent: Decimal) -> str:
                 Line2D([], [], color="#212121", marker="_", linestyle="", label="actual spend"),
                 Line2D([], [], color="#c62828", linestyle="--", label="100 % of the limit"),
             ],
-            loc="upper right",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),  # beside the axes, never over a bar
             fontsize=8,
             frameon=True,
         )

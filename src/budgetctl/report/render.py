@@ -34,7 +34,7 @@ REPORT_COLUMNS = (
 #: What a reader of the page is told about where the numbers come from.
 SOURCE_NOTE = (
     "Limit, actual and forecasted spend are each spoke budget's own figures (AWS Budgets "
-    "DescribeBudget, read through the spoke role, as `budgetctl status` reads them). "
+    "DescribeBudget, read through the spoke role, as budgetctl status reads them). "
     "AWS Budgets refreshes spend up to three times a day, typically 8 to 12 hours apart, "
     "so a figure can trail real usage by that much."
 )
