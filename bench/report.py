@@ -1,14 +1,15 @@
 """``budgetctl report --file`` over 5,000 spoke accounts (``BENCH_REPORT_ACCOUNTS``): seconds to
 build the page, its size, and the API calls it took.
 
-Set-up (not timed), on moto with the local organisation's stand-ins: an organisation whose
-members have fixed ids and names, and in every member exactly what the report reads through
-the spoke role: the role (``BlogBudgetsSpokeRole``), the parameter and the budget with a
-simulated spend (2 % of accounts over their limit, 8 % near it, 5 % drifted); one item per
-account in the budgets table and an ``APPLIED`` status for each; 1 % of the items name an
-account without a spoke role (unreadable). Building 5,000 spoke stacks from the template with
-CloudFormation, as the local organisation does, takes about 180 ms a stack here (15 minutes);
-the report reads the same resources either way.
+Set-up (not timed), on moto with the local organisation's stand-ins: the management stack
+from its template, an organisation whose members have fixed ids and names, and in every
+member exactly what the report reads through the spoke role: the role
+(``BlogBudgetsSpokeRole``), the parameter and the budget with a simulated spend (2 % of
+accounts over their limit, 8 % near it, 5 % drifted), written to moto's backends directly;
+one item per account in the budgets table and an ``APPLIED`` status for each; 1 % of the items
+name an account without a spoke role (unreadable). Building 5,000 spoke stacks from the
+template with CloudFormation, as the local organisation does, takes about 180 ms a stack here
+(15 minutes); the report reads the same resources either way.
 
 Timed: ``budgetctl report --file`` as an operator types it (budgetctl's own code, in-process,
 against the in-process moto), its API calls counted by a botocore hook on the session it uses.
@@ -34,9 +35,13 @@ from unittest import mock
 
 import boto3
 from moto import mock_aws
+from moto.budgets.models import budgets_backends
+from moto.iam.models import iam_backends
+from moto.organizations.models import organizations_backends
+from moto.ssm.models import ssm_backends
 
 from budget_sync_local import management_stack, standins
-from budget_sync_local.organisation import ADMIN_ROLE, MANAGEMENT_ACCOUNT
+from budget_sync_local.organisation import MANAGEMENT_ACCOUNT
 from budgetctl.cli import main
 from budgetctl.report import render
 
@@ -55,35 +60,26 @@ def _spend(i: int, limit: Decimal) -> tuple[Decimal, Decimal]:
     return (forecast * Decimal("0.6")).quantize(Decimal("0.01")), forecast
 
 
-def _organisation(management: boto3.Session, accounts: list[str]) -> None:
-    organizations = management.client("organizations")
-    organizations.create_organization(FeatureSet="ALL")
+def _organisation(accounts: list[str]) -> None:
+    """Members with these ids and names (moto's backend, as its API would leave them)."""
+    organizations = organizations_backends[MANAGEMENT_ACCOUNT]["aws"]
+    organizations.create_organization(region=REGION, FeatureSet="ALL")
     for account in accounts:
         with mock.patch("moto.organizations.utils.make_random_account_id", return_value=account):
             organizations.create_account(AccountName=f"team-{account[-4:]}", Email=f"{account}@example.com")
 
 
-def _spoke(
-    management: boto3.Session, account: str, limit: Decimal, spend: tuple[Decimal, Decimal], drifted: bool
-) -> None:
-    credentials = management.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{ADMIN_ROLE}", RoleSessionName="bench"
-    )["Credentials"]
-    keys = {
-        "aws_access_key_id": credentials["AccessKeyId"],
-        "aws_secret_access_key": credentials["SecretAccessKey"],
-        "aws_session_token": credentials["SessionToken"],
-    }
-
-    def client(service: str) -> Any:  # one session builds them all: its service models are loaded once
-        return management.client(service, **keys)  # type: ignore[call-overload]
-
-    client("iam").create_role(RoleName=ROLE, AssumeRolePolicyDocument="{}")
-    client("ssm").put_parameter(Name=PARAMETER, Value=str(limit), Type="String")
+def _spoke(account: str, limit: Decimal, spend: tuple[Decimal, Decimal], drifted: bool) -> None:
+    """The spoke role, the parameter and the budget, written to moto's backends directly (set-up
+    only: through the API this is four clients and four calls per account)."""
+    iam_backends[account]["aws"].create_role(ROLE, "{}", "/", None, "", [], None)
+    ssm_backends[account][REGION].put_parameter(
+        PARAMETER, "", str(limit), "String", "", "", False, [], "text", None, None
+    )
     budget_limit = limit + 100 if drifted else limit
-    client("budgets").create_budget(
-        AccountId=account,
-        Budget={
+    budgets_backends[account]["aws"].create_budget(
+        account_id=account,
+        budget={
             "BudgetName": BUDGET,
             "BudgetLimit": {"Amount": str(budget_limit), "Unit": "USD"},
             "BudgetType": "COST",
@@ -93,6 +89,7 @@ def _spoke(
                 "ForecastedSpend": {"Amount": str(spend[1]), "Unit": "USD"},
             },
         },
+        notifications=[],
     )
 
 
@@ -136,7 +133,7 @@ def run() -> None:
     with mock_aws(), standins.installed(), tempfile.TemporaryDirectory() as folder:
         management = _operator()
         stack = management_stack.deploy(management, MANAGEMENT_ACCOUNT, REGION, {})
-        _organisation(management, [a for a in accounts if a not in unreadable])
+        _organisation([a for a in accounts if a not in unreadable])
         dynamodb = management.resource("dynamodb")
         with (
             dynamodb.Table(stack.budgets_table).batch_writer() as items,
@@ -147,7 +144,7 @@ def run() -> None:
                 items.put_item(Item={"AccountId": account, "BudgetValue": limit})
                 statuses.put_item(Item={"AccountId": account, "Status": "APPLIED", "SequenceNumber": "1"})
                 if account not in unreadable:
-                    _spoke(management, account, limit, _spend(i, limit), drifted=i % 20 == 3)
+                    _spoke(account, limit, _spend(i, limit), drifted=i % 20 == 3)
                 if (i + 1) % 500 == 0:
                     print(f"  set-up: {i + 1}/{ACCOUNTS} accounts", file=sys.stderr, flush=True)
         print(

@@ -255,3 +255,20 @@ def test_the_table_output_lists_every_account_for_a_person(spend: Org):
     assert result.code == ExitCode.OK
     for shown in ("budget-sync report", A, "OVER", "150.0", B, "NEAR", C, "OK"):
         assert shown in result.stdout
+
+
+def test_given_no_report_extra_when_report_file_then_it_says_how_to_install_it(
+    ops: Org, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
+
+    result = budgetctl("report", "--file", str(tmp_path / "r.html"))
+
+    assert result.code == ExitCode.USAGE
+    assert "--file needs matplotlib: pip install 'budget-sync[report]'" in result.stderr
+    assert not (tmp_path / "r.html").exists()

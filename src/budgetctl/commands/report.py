@@ -3,6 +3,7 @@ rows (``--output``) or as one self-contained HTML page (``--file report.html``).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -34,6 +35,8 @@ def cmd_report(ctx: Context) -> int:
     from budgetctl.report.render import REPORT_COLUMNS, render_html, report_row, summary
 
     near = _near(ctx.args.near)
+    if ctx.args.file:
+        _require("jinja2", "matplotlib")
     target = Path(ctx.args.file) if ctx.args.file else None
     if target is not None and not target.parent.is_dir():
         raise UsageError(f"--file {ctx.args.file!r}: the folder {str(target.parent)!r} does not exist")
@@ -45,6 +48,15 @@ def cmd_report(ctx: Context) -> int:
         ctx.out.info(f"wrote {target} ({len(report.lines)} accounts)")
     ctx.out.info(summary(report))
     return ExitCode.PROBLEM if report.attention else ExitCode.OK
+
+
+def _require(*modules: str) -> None:
+    """The page's libraries are an extra (``report``): say how to get them, before any AWS call."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"--file needs {', '.join(missing)}: pip install 'budget-sync[report]' (make venv installs it)"
+        )
 
 
 def _near(text: str) -> Decimal:
