@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budget_sync.reconcile import read_desired, read_statuses
+from budget_sync.reconcile import AccountReport, read_desired, read_statuses
 from budgetctl.context import Context
 from budgetctl.report.model import Report, build_report
 
@@ -48,9 +48,9 @@ def gather(
     reconciler = ctx.reconciler(apply=False)
     with ctx.out.progress("reading spoke budgets", len(items)) as advance:
 
-        def done(report: object) -> None:
+        def done(report: AccountReport) -> None:
             with lock:
-                read_at[getattr(report, "account_id", "")] = clock()
+                read_at[report.account_id] = clock()
             advance(1)
 
         summary = reconciler.run(items, statuses, apply=False, on_account=done)
