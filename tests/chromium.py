@@ -60,6 +60,12 @@ def screenshot(page: Path, profile: Path, target: Path, size: str = "1280,1800")
     return target
 
 
+def print_to_pdf(page: Path, profile: Path, target: Path) -> Path:
+    """The page as the browser prints it (the page's print styles, A4 landscape)."""
+    _run(page, profile, f"--print-to-pdf={target}", "--no-pdf-header-footer")
+    return target
+
+
 @dataclass
 class Element:
     tag: str

@@ -6,13 +6,14 @@ accounts that need attention, and text from other accounts shown as text."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from budgetctl.errors import ExitCode
-from tests.chromium import Page, chromium, dump_dom, screenshot
+from tests.chromium import Page, chromium, dump_dom, print_to_pdf, screenshot
 from tests.integration.conftest import SPOKES, Org
 from tests.ops.conftest import budgetctl
 from tests.ops.test_report import HOSTILE, give_spend, organisation_with_names
@@ -99,6 +100,18 @@ def test_a_person_sees_the_page_laid_out(page: Page, ops: Org, tmp_path: Path):
     shot = screenshot(target, tmp_path / "profile", tmp_path / "report.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 20_000  # a blank page is a few kB
+
+
+def test_the_page_prints_on_a_few_landscape_pages(page: Page, tmp_path: Path):
+    pdf = print_to_pdf(tmp_path / "report.html", tmp_path / "profile", tmp_path / "report.pdf").read_bytes()
+
+    assert pdf.startswith(b"%PDF")
+    pages = re.findall(rb"/Type\s*/Page[^s]", pdf)
+    assert 1 <= len(pages) <= 4  # five accounts: totals, chart, attention list and table
+    boxes = {
+        tuple(round(float(v)) for v in box.split()) for box in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", pdf)
+    }
+    assert boxes == {(0, 0, 842, 595)}  # A4 landscape, in points (the page's @page rule)
 
 
 @pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
