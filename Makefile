@@ -27,7 +27,7 @@ export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export PYTHONPATH :=
 
 .PHONY: help venv test unit lint lint-python lint-templates lint-iam scan sam-validate build invoke deploy \
-        bench demo local stackset clean
+        bench demo local stackset clean browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/\$$(PORT)/$(PORT)/g' \
@@ -55,8 +55,22 @@ venv: $(STAMP) ## create or update the project's virtual environment
 
 test: lint unit ## everything CI runs: lint, scanners, template checks, all tests
 
-unit: $(STAMP) ## the pytest suite (unit, integration, template, spoke, end to end)
+unit: $(STAMP) browser ## the pytest suite (unit, integration, template, spoke, end to end)
 	$(BIN)/pytest
+
+# The report's browser test (tests/ops/test_report_browser.py) opens the page in headless
+# Chromium. Installed from Debian if missing (CI runs as root; sudo otherwise); where there is no
+# apt-get the test is skipped outside CI and fails in CI (CI=true), never silently passed.
+browser: ## headless Chromium for the report's browser test (Debian package, installed if missing)
+	@if command -v $${CHROMIUM:-chromium} >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "==> installing chromium (Debian package, first use only)"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "==> no chromium and no apt-get: install Chromium yourself (or set CHROMIUM=/path)"; \
+	  [ "$${CI:-}" != true ] || exit 1; \
+	fi
 
 lint: lint-python lint-templates lint-iam scan sam-validate ## ruff, mypy, cfn-lint (+serverless rules), parliament, checkov, sam validate
 

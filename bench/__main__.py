@@ -14,6 +14,7 @@ BENCHMARKS = {
     "handler": "stream handler vs a per-record baseline; API calls",
     "local_org": "1,000 spoke accounts: 1,000 items at once until every budget shows its value",
     "status": "budgetctl status over 500 spoke accounts: seconds and API calls per account",
+    "report": "budgetctl report --file over 5,000 spoke accounts: seconds, page size, API calls",
 }
 
 

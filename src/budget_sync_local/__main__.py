@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from budget_sync_local.demo_report import write_report
 from budget_sync_local.organisation import (
     DEFAULT_ACCOUNTS,
     MANAGEMENT_ACCOUNT,
@@ -250,6 +251,7 @@ def demo(console: Console) -> int:
         views = [org.view(account) for account in org.accounts]
         console.print(f"  {CIRCLED[5]} simulated spend this month: actual {spend[0]}, forecasted {spend[1]}")
         console.print(_table(views, "Result per account"))
+        reported = write_report(console, org, LOG_DIR / "report.html")  # budgetctl report, last
 
         # Alerts as data: one account's own recipients and thresholds, no stack update.
         console.rule("alerts as data: one account's own recipients and a changed threshold")
@@ -276,6 +278,7 @@ def demo(console: Console) -> int:
         for v in views
         if v.account_id in invalid and (v.status != "FAILED" or v.budget_limit == invalid[v.account_id])
     ]
+    problems += [] if reported else ["the report was not written"]
     console.print(f"Function logs: {LOG_DIR / 'function.log'}   ({time.monotonic() - started:.1f} s in all)")
     if problems:
         for problem in problems:

@@ -1,0 +1,48 @@
+"""`make demo`'s last step: the report of the local organisation, written and readable.
+
+The demo runs as a user runs it (a fresh interpreter in an empty folder); the page it names is
+then opened in headless Chromium: one account over its limit, one near, one failed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.chromium import Page, dump_dom
+
+pytestmark = pytest.mark.e2e
+
+
+def test_given_the_demo_when_it_ends_then_it_names_a_report_showing_over_near_and_failed(tmp_path: Path):
+    # WHEN
+    done = subprocess.run(
+        [sys.executable, "-m", "budget_sync_local", "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    # THEN the demo succeeds and says where the report is
+    assert done.returncode == 0, done.stdout + done.stderr
+    named = re.search(r"^Report: (\S+)", done.stdout, re.MULTILINE)
+    assert named, done.stdout
+    report = Path(named.group(1))
+    assert report == (tmp_path / ".local-org" / "report.html").resolve()
+    assert "Result per account" in done.stdout  # the demo's own table is still there, before it
+
+    # and a person opening it sees the over, the near and the failed account
+    page = Page(dump_dom(report, tmp_path / "profile"))
+    marks = {e.attrs["id"] for e in page.root.by_id("chart").find(id_prefix="account-")}
+    assert marks == {"account-111111111111-over", "account-222222222222-near"}
+    attention = page.root.by_id("attention").words
+    assert "333333333333" in attention
+    assert "FAILED" in attention
+    assert "BudgetValue 12.345 has more than two decimals" in attention
+    assert page.root.by_id("count-over").words == "1"
+    assert page.root.by_id("total-limit").words == "3,250.50"  # 1250.50 + 2000
