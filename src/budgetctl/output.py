@@ -45,6 +45,10 @@ def shaped(records: list[dict[str, Any]], single: bool, query: str | None) -> An
     return jmespath.search(query, data) if query else data
 
 
+#: The widest a piped table may grow before its cells fold.
+_PIPED_MAX_WIDTH = 1000
+
+
 class Output:
     def __init__(
         self,
@@ -79,7 +83,10 @@ class Output:
                 table.add_column(Text(column), overflow="fold")
             for row in rows:
                 table.add_row(*(Text(_text(row.get(c))) for c in columns))
-            console = Console(file=self.stdout, highlight=False, width=None if _tty(self.stdout) else 200)
+            # On a terminal the table fits the window; piped or redirected, no cell is folded at an
+            # arbitrary width (a value is read, grepped or copied whole), as `gh` does.
+            width = None if _tty(self.stdout) else Console(width=_PIPED_MAX_WIDTH).measure(table).maximum
+            console = Console(file=self.stdout, highlight=False, width=width)
             console.print(table)
 
     def info(self, message: str) -> None:

@@ -51,11 +51,12 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from moto.awslambda.models import LambdaFunction
 from moto.budgets.models import BudgetsBackend
 from moto.budgets.responses import BudgetsResponse
+from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import Stack as CloudFormationStack
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.dynamodb.models import DynamoDBBackend
@@ -79,6 +80,7 @@ from budget_sync_local.standins.budgets import (
 from budget_sync_local.standins.bus import EventCallback, StandIns
 from budget_sync_local.standins.cloudformation import (
     _list_operation_results,
+    _update_or_skip_absent,
     clear_failed_instances,
     fail_stack_instance,
 )
@@ -158,6 +160,11 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
     replace(BudgetsBackend, "update_budget", _backend_update_budget)
     replace(LambdaFunction, "invoke", _invoke_in_process(LambdaFunction.invoke))
     replace(CloudFormationResponse, "list_stack_set_operation_results", _list_operation_results)
+    replace(
+        cast(type, cfn_parsing),
+        "parse_and_update_resource",
+        _update_or_skip_absent(cfn_parsing.parse_and_update_resource),
+    )
     stack.callback(clear_failed_instances)
     replace(BudgetsResponse, "update_budget", _response_update_budget)
     replace(BudgetsBackend, "create_budget", _backend_create_budget(BudgetsBackend.create_budget))
