@@ -43,7 +43,7 @@ from budget_sync_local.lambda_runtime import (
     load_handler,
     new_execution_environment,
 )
-from budget_sync_local.pipeline import Observer, Pipeline, Step, StreamPoller, on_failure_sender
+from budget_sync_local.pipeline import Observer, Pipeline, ResultBus, Step, StreamPoller, on_failure_sender
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -197,6 +197,16 @@ class LocalOrganisation:
         with lambda_environment(self._spec, self.region):
             load_handler(self._spec)  # imported here, so that its log handler holds the real stdout
         new_execution_environment(self._spec)
+        self._result_spec = function_spec(
+            self.stack.result_function_logical_id,
+            self.management_parameters,
+            self.region,
+            MANAGEMENT_ACCOUNT,
+            physical_ids=self.stack.physical_ids,
+        )
+        with lambda_environment(self._result_spec, self.region):
+            load_handler(self._result_spec)
+        new_execution_environment(self._result_spec)
         poller = StreamPoller(
             self.management.client("dynamodbstreams"),
             self.stack.stream_arn,
@@ -205,7 +215,10 @@ class LocalOrganisation:
             on_failure_sender(self.management.client("sqs"), self.stack.on_failure_queue_url),
             self._observer,
         )
-        self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer)
+        results = ResultBus(
+            self.stack.result_bus_arn, self.stack.result_pattern or {}, self.invoke_result_function
+        )
+        self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer, results)
         # Subscribed last: the stacks' own parameter creation is not a budget change.
         self.standins.subscribe(self.pipeline.publish)
 
@@ -239,8 +252,26 @@ class LocalOrganisation:
 
     def invoke_function(self, event: dict[str, Any]) -> Any:
         """The update function on one event, as Lambda calls it (the template's handler)."""
+        return self._invoke(self._spec, event)
+
+    def invoke_result_function(self, event: dict[str, Any]) -> Any:
+        """The result function on one event (a spoke's result, or its schedule's event)."""
+        return self._invoke(self._result_spec, event)
+
+    def check_unconfirmed(self) -> Any:
+        """What the result function's schedule does: SENT values past the bound become FAILED."""
+        return self.invoke_result_function(
+            {
+                "source": "aws.events",
+                "detail-type": "Scheduled Event",
+                "account": MANAGEMENT_ACCOUNT,
+                "detail": {},
+            }
+        )
+
+    def _invoke(self, spec: Any, event: dict[str, Any]) -> Any:
         if self._function_output is None:
-            return invoke(self._spec, event, self.region, MANAGEMENT_ACCOUNT)
+            return invoke(spec, event, self.region, MANAGEMENT_ACCOUNT)
         # Powertools' log handler keeps the stdout it saw when the module was imported: it
         # is lent this organisation's output for the call, and given its own back after.
         service = self._spec.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
@@ -250,7 +281,7 @@ class LocalOrganisation:
             for handler in handlers:
                 handler.setStream(self._function_output)
             try:
-                return invoke(self._spec, event, self.region, MANAGEMENT_ACCOUNT)
+                return invoke(spec, event, self.region, MANAGEMENT_ACCOUNT)
             finally:
                 for handler, stream in zip(handlers, own, strict=True):
                     handler.setStream(stream)

@@ -12,6 +12,8 @@ policies) and ``AWS::Budgets::BudgetsAction`` (moto has no Budget Actions API).
 ``SpokeStack.handle`` is the rule and its target: an event that matches the rule's
 pattern (read back from moto, as CloudFormation created it) starts the Automation
 document (the template's own content) with the target's Input, as the automation role.
+``SpokeStack.forward`` is the two result-forwarding rules: the event buses (in the
+management account) that an event matching their patterns is sent to.
 
 Speed (the local organisation provisions up to 1,000 accounts): the template is sent as
 JSON (``standins`` lets moto's CloudFormation parse JSON with the json module), and all
@@ -64,6 +66,14 @@ class SpokeStack:
     dead_letter_queue_url: str
     alert_topic_arn: str | None = None
     not_emulated: tuple[str, ...] = ()
+    #: The result-forwarding rules: (event pattern, target event bus ARN), as moto holds them.
+    forward_rules: tuple[tuple[Mapping[str, Any], str], ...] = ()
+
+    def forward(self, event: Mapping[str, Any]) -> list[str]:
+        """The event buses the forwarding rules send this event to (none if no pattern matches)."""
+        if event.get("account") != self.account or event.get("region") != self.region:
+            return []
+        return [target for pattern, target in self.forward_rules if pattern_matches(dict(pattern), event)]
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Would the rule see and match this event (its account's default bus, its region)?"""
@@ -86,8 +96,6 @@ class SpokeStack:
 @dataclass
 class _StackResolver(Resolver):
     """The template's Resolver, knowing the stack's physical ids and list parameters."""
-
-    physical_ids: Mapping[str, str] = field(default_factory=dict)
 
     def ref(self, name: str) -> Any:
         spec = self.template.get("Parameters", {}).get(name)
@@ -180,6 +188,12 @@ def deploy(
     rule_name = physical["TriggerRule"]
     rule = events.describe_rule(Name=rule_name)
     (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
+    forward_rules = []
+    for logical_id in ("ResultForwardRule", "ExecutionForwardRule"):
+        forward_name = physical[logical_id].split("/")[-1]
+        forward_pattern = json.loads(events.describe_rule(Name=forward_name)["EventPattern"])
+        for forward_target in events.list_targets_by_rule(Rule=forward_name)["Targets"]:
+            forward_rules.append((forward_pattern, forward_target["Arn"]))
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     not_emulated = tuple(
         logical_id
@@ -203,6 +217,7 @@ def deploy(
         dead_letter_queue_url=physical["TriggerDeadLetterQueue"],
         alert_topic_arn=outputs.get("AlertTopicArn"),
         not_emulated=not_emulated,
+        forward_rules=tuple(forward_rules),
     )
 
 

@@ -15,7 +15,7 @@ from budget_sync.domain import (
     parse_account_id,
     parse_budget_text,
 )
-from budget_sync.reconcile import Reconciler
+from budget_sync.reconcile import Reconciler, read_desired_value
 from budget_sync.spoke import CLIENT_CONFIG, DEFAULT_BUDGET_NAME, SsmSpokeGateway
 from budget_sync.status import StatusStore
 from budgetctl.errors import UsageError
@@ -137,7 +137,11 @@ class Context:
         )
         status = StatusStore(self.dynamodb, self.args.status_table) if apply else None
         return Reconciler(
-            spokes, status, budget_name=self.args.budget_name, max_concurrency=self.args.concurrency
+            spokes,
+            status,
+            budget_name=self.args.budget_name,
+            max_concurrency=self.args.concurrency,
+            reread=lambda account: read_desired_value(self.dynamodb, self.args.table, account),
         )
 
     def organisation_accounts(self) -> dict[str, str]:

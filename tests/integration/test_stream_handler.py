@@ -35,7 +35,7 @@ def test_given_new_items_when_the_stream_is_handled_then_each_spoke_parameter_ho
     status = org.status(A)
     assert status is not None
     assert (status["Status"], status["AppliedValue"], status["DesiredValue"]) == (
-        "APPLIED",
+        "SENT",  # the parameter holds it; APPLIED only when the spoke confirms (tests/e2e)
         Decimal("1250.5"),
         Decimal("1250.5"),
     )
@@ -232,7 +232,7 @@ def test_the_handler_logs_one_structured_line_per_account_outcome_and_emits_metr
 
     org.invoke()
 
-    applied = [r for r in caplog.records if r.getMessage() == "budget applied"]
+    applied = [r for r in caplog.records if r.getMessage() == "budget sent"]
     rejected = [r for r in caplog.records if r.getMessage() == "item rejected"]
     assert [(r.account_id, r.amount, r.levelname) for r in applied] == [(A, "10", "INFO")]  # type: ignore[attr-defined]
     assert [(r.account_id, r.field, r.levelname) for r in rejected] == [(B, "BudgetValue", "ERROR")]  # type: ignore[attr-defined]

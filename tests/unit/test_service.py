@@ -89,7 +89,7 @@ def run(records, spokes=None, status=None, concurrency=10):
 def test_given_several_values_for_one_account_when_processed_then_only_the_newest_is_written():
     result, spokes, status = run([upsert(3, A, 300, 200), upsert(1, A, 100), upsert(2, A, 200, 100)])
     assert spokes.writes == [(A, "300")]
-    assert status.rows[A].status is Status.APPLIED
+    assert status.rows[A].status is Status.SENT  # APPLIED once the spoke confirms
     assert status.rows[A].sequence_number == "3"
     assert result.retry_sequence_numbers == set()
 
@@ -165,7 +165,7 @@ def test_given_an_invalid_newest_value_then_failed_is_recorded_and_the_spoke_kee
 def test_given_an_invalid_value_then_a_valid_one_then_the_valid_one_wins():
     _, spokes, status = run([upsert(1, A, "abc"), upsert(2, A, 50, "abc")])
     assert spokes.writes == [(A, "50")]
-    assert status.rows[A].status is Status.APPLIED
+    assert status.rows[A].status is Status.SENT  # APPLIED once the spoke confirms
 
 
 def test_given_an_item_without_account_id_then_it_is_counted_and_not_retried():

@@ -19,6 +19,16 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 * Every successful SSM ``PutParameter`` / ``DeleteParameter(s)`` produces the
   ``Parameter Store Change`` event that AWS puts on the account's default event bus, and
   hands it to the subscribers (``StandIns.subscribe``). moto emits no such event.
+* Budgets ``DescribeBudget`` returns ``FilterExpression`` only with
+  ``ShowFilterExpression=true``, as AWS documents (moto returns it always).
+* EventBridge ``PutEvents`` hands each event, as EventBridge would route it (``account`` and
+  ``region`` of the sender), to the subscribers instead of moto's own delivery: the local
+  pipeline matches the templates' rules (the spoke's forwarding rules, the management
+  account's result rule) and delivers it, keeping the sender's ``account`` as AWS does
+  across accounts.
+* ``automation_status_event`` is the ``EC2 Automation Execution Status-change Notification``
+  that AWS puts on the account's default bus when an execution ends; the local pipeline
+  emits it after each run.
 * ``run_automation`` executes an Automation document's steps against moto (moto has no
   ``StartAutomationExecution``): parameters with defaults and ``allowedPattern``,
   ``{{ }}`` substitution, ``aws:executeScript`` (the inline script's handler, its
@@ -43,19 +53,26 @@ from moto.budgets.models import BudgetsBackend
 from moto.budgets.responses import BudgetsResponse
 from moto.cloudformation.models import Stack as CloudFormationStack
 from moto.dynamodb.models import DynamoDBBackend
+from moto.events.models import EventsBackend
 from moto.iam import models as iam_models
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.sts.models import STSBackend
 
-from budget_sync_local.standins.automation import AutomationParameterError, AutomationResult, run_automation
+from budget_sync_local.standins.automation import (
+    AutomationParameterError,
+    AutomationResult,
+    automation_status_event,
+    run_automation,
+)
 from budget_sync_local.standins.budgets import (
     _backend_update_budget,
+    _response_describe_budget,
     _response_update_budget,
     notifications_with_subscribers,
     set_calculated_spend,
 )
 from budget_sync_local.standins.bus import EventCallback, StandIns
-from budget_sync_local.standins.events import pattern_matches
+from budget_sync_local.standins.events import _put_events, pattern_matches
 from budget_sync_local.standins.speed import (
     _KEY_ACCOUNTS,
     _json_first,
@@ -128,8 +145,10 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         "delete_parameters",
         _delete_parameters(SimpleSystemManagerBackend.delete_parameters, stand_ins),
     )
+    replace(EventsBackend, "put_events", _put_events(stand_ins))
     replace(BudgetsBackend, "update_budget", _backend_update_budget)
     replace(BudgetsResponse, "update_budget", _response_update_budget)
+    replace(BudgetsResponse, "describe_budget", _response_describe_budget)
     replace(
         CloudFormationStack, "parse_template", staticmethod(_json_first(CloudFormationStack.parse_template))
     )
@@ -150,6 +169,7 @@ __all__ = [
     "AutomationResult",
     "EventCallback",
     "StandIns",
+    "automation_status_event",
     "installed",
     "notifications_with_subscribers",
     "parameter_arn",
