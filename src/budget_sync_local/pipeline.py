@@ -291,7 +291,12 @@ class Pipeline:
             Step(
                 "automation",
                 account,
-                {"status": result.status, "outputs": dict(result.outputs), "failure": result.failure_message},
+                {
+                    "status": result.status,
+                    "outputs": dict(result.outputs),
+                    "failure": result.failure_message,
+                    "execution_id": result.execution_id,
+                },
             )
         )
         document = getattr(spoke, "document_name", "")
