@@ -302,6 +302,22 @@ class LocalOrganisation:
             Key={"AccountId": account}
         )
 
+    def give_planned_limits(self, account: str) -> None:
+        """Replace the account's budget by one with PlannedBudgetLimits (as someone could in the
+        console): budget-sync manages a fixed limit and its spoke refuses to mix the two."""
+        budgets = self.session_in(account).client("budgets")
+        name = self.spokes[account].budget_name
+        budgets.delete_budget(AccountId=account, BudgetName=name)
+        budgets.create_budget(
+            AccountId=account,
+            Budget={
+                "BudgetName": name,
+                "BudgetType": "COST",
+                "TimeUnit": "MONTHLY",
+                "PlannedBudgetLimits": {"1767225600": {"Amount": "1000", "Unit": "USD"}},
+            },
+        )
+
     def set_spend(self, account: str, actual: Decimal, forecasted: Decimal) -> None:
         """Simulate this month's actual and forecasted spend of an account."""
         self.spend[account] = (actual, forecasted)
@@ -344,6 +360,8 @@ class LocalOrganisation:
     def _alerts(self, account: str, budget: dict[str, Any] | None) -> tuple[Alert, ...]:
         if budget is None:
             return ()
+        if "BudgetLimit" not in budget:
+            return ()  # planned limits: no one limit to compare the spend with
         limit = Decimal(budget["BudgetLimit"]["Amount"])
         actual, forecasted = self.spend.get(account, (Decimal(0), Decimal(0)))
         alerts = []
@@ -383,7 +401,9 @@ class LocalOrganisation:
             status=status.get("Status"),
             reason=str(status.get("Reason", "")),
             parameter=self.parameter(account),
-            budget_limit=Decimal(budget["BudgetLimit"]["Amount"]) if budget else None,
+            budget_limit=Decimal(budget["BudgetLimit"]["Amount"])
+            if budget and "BudgetLimit" in budget
+            else None,
             actual_spend=actual,
             forecasted_spend=forecasted,
             alerts=self._alerts(account, budget),  # the budget just read, not read again
