@@ -161,6 +161,9 @@ class Resolver:
             ("AWS::SQS::Queue", "Arn"): lambda: f"{prefix}:sqs:{where}:{logical_id}",
             ("AWS::SQS::Queue", "QueueName"): lambda: logical_id,
             ("AWS::Events::EventBus", "Name"): lambda: f"{self.ref(logical_id)}",
+            ("AWS::Events::EventBus", "Arn"): lambda: (
+                f"{prefix}:events:{where}:event-bus/{self.ref(logical_id)}"
+            ),
             ("AWS::Logs::LogGroup", "Arn"): lambda: (
                 f"{prefix}:logs:{where}:log-group:{self.ref(logical_id)}:*"
             ),
