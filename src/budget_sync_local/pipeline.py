@@ -218,6 +218,8 @@ class ResultBus:
     arn: str
     pattern: Mapping[str, Any]
     invoke: Callable[[dict[str, Any]], Any]
+    #: The result function's schedule (values not confirmed in time become FAILED).
+    check: Callable[[], Any] | None = None
 
 
 class Pipeline:
@@ -347,11 +349,21 @@ class Pipeline:
                 raise TimeoutError(f"the pipeline still had work after {timeout_s:.0f} s")
             time.sleep(pause_s)
 
-    def start(self, interval_s: float = 0.25) -> None:
-        """Run in a background thread (``make local``) until ``stop``."""
+    def start(self, interval_s: float = 0.25, check_every_s: float = 60.0) -> None:
+        """Run in a background thread (``make local``) until ``stop``; the result function's
+        schedule every ``check_every_s``."""
+        next_check = time.monotonic() + check_every_s
 
         def loop() -> None:
+            nonlocal next_check
             while not self._stop.is_set():
+                if self.results is not None and self.results.check and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + check_every_s
+                    try:
+                        with self._lock:
+                            self.results.check()
+                    except Exception as exc:
+                        self.errors.append(f"unconfirmed check: {type(exc).__name__}: {exc}")
                 try:
                     busy = self.step()
                 except Exception as exc:  # keep serving; report it
