@@ -211,3 +211,29 @@ def test_given_a_repair_whose_automation_fails_then_the_next_run_reports_failure
     assert "PlannedBudgetLimits" in second[A].reason
     ssm = local_org.session_in(A).client("ssm")
     assert ssm.get_parameter(Name=local_org.spokes[A].parameter_name)["Parameter"]["Version"] == version
+
+
+def test_given_a_failed_repair_then_later_runs_keep_the_spokes_reason_and_write_nothing(
+    local_org: LocalOrganisation,
+):
+    # GIVEN a repair whose Automation failed (planned limits), reported FAILED by the spoke
+    local_org.put(A, 1000)
+    local_org.pipeline.run_until_idle()
+    give_planned_limits(local_org, A)
+    reconcile(local_org)
+    local_org.pipeline.run_until_idle()
+    before = local_org.status(A)
+    assert before is not None
+
+    # WHEN the reconciler runs twice more
+    reconcile(local_org)
+    reconcile(local_org)
+
+    # THEN the status still carries the spoke's own reason, unchanged
+    after = local_org.status(A)
+    assert after is not None
+    assert (after["Status"], after["Reason"], after["UpdatedAt"]) == (
+        "FAILED",
+        before["Reason"],
+        before["UpdatedAt"],
+    )

@@ -439,6 +439,13 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
     if failed and not report.retryable:  # a transient failure is simply tried again next run
         if last.get("Status") == Status.FAILED and last.get("Reason") == report.reason:
             return None
+        unchanged = (
+            report.parameter_version is not None
+            and last.get("ParameterVersion") == report.parameter_version
+            and last.get("DesiredValue") == report.desired
+        )
+        if last.get("Status") == Status.FAILED and unchanged:
+            return None  # already FAILED for this value and version, with the first (the spoke's) reason
         return StatusUpdate(
             report.account_id,
             Status.FAILED,
