@@ -156,5 +156,8 @@ def test_the_result_role_allows_exactly_the_calls_the_result_function_makes(monk
 
 
 def test_the_spoke_forwards_to_the_bus_the_management_stack_creates_by_default():
-    assert SPOKE["Parameters"]["ResultBusName"]["Default"] == MANAGEMENT["Parameters"]["ResultBusName"]["Default"]
+    assert (
+        SPOKE["Parameters"]["ResultBusName"]["Default"]
+        == MANAGEMENT["Parameters"]["ResultBusName"]["Default"]
+    )
     assert MANAGEMENT["Parameters"]["ConfirmTimeoutMinutes"]["Default"] == 15
