@@ -67,7 +67,8 @@ def run() -> None:
             unconfirmed = _unconfirmed(org, wanted)
             propagated = time.perf_counter() - began
         pipeline_calls = Counter(calls)
-        wrong = [a for a, v in wanted.items() if org.view(a).budget_limit != v]
+        with counting_calls() as reads:
+            wrong = [a for a, v in wanted.items() if org.view(a).budget_limit != v]
         checked = time.perf_counter() - began - propagated
 
     print(f"items written (BatchWriteItem): {written:.1f} s")
@@ -78,6 +79,14 @@ def run() -> None:
         f"verified in every spoke in {checked:.1f} s"
     )
     print(f"accounts not confirmed: {len(unconfirmed)}; accounts whose budget is wrong: {len(wrong)}")
+    # Same-run baseline: the cost of one API call while the pipeline ran, against one call of
+    # the plain read-back that follows it (a shared machine's load slows both alike).
+    per_call = propagated / max(1, sum(pipeline_calls.values()))
+    per_read = checked / max(1, sum(Counter(reads).values()))
+    print(
+        f"ms per API call: pipeline {per_call * 1000:.1f}, plain read-back {per_read * 1000:.1f} "
+        f"(ratio {per_call / per_read:.2f})"
+    )
     per_account = {k: v / len(accounts) for k, v in sorted(pipeline_calls.items())}
     print("API calls per account (write, stream, function, spoke side):")
     for name, count in per_account.items():
