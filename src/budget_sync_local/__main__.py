@@ -1,8 +1,10 @@
 """``python -m budget_sync_local demo | invoke EVENT | serve``: the local organisation.
 
-demo    writes budgets for the spoke accounts (one with cents, one invalid), shows each of
-        the six steps as it happens, and ends with a table per account. Exit status 1 if a
-        valid budget did not arrive or an invalid one did.
+demo    writes budgets for the spoke accounts (one with cents, one invalid, one for a budget
+        with planned limits that its spoke refuses), shows each of the six steps and the
+        spoke's report back to the management account as they happen, and ends with a table
+        per account. Exit status 1 if a valid budget was not confirmed, or an invalid one or
+        the refused one was not reported FAILED with its reason.
 invoke  runs the template's handler on a sample stream event (events/*.json), as
         ``sam local invoke -e`` would, then lets the spoke side react, and prints the
         batch response and each account's result.
@@ -40,7 +42,9 @@ from budget_sync_local.pipeline import Step
 from budget_sync_local.quiet import silence_library_warnings
 
 LOG_DIR = Path(".local-org")
-CIRCLED = "①②③④⑤⑥"
+CIRCLED = "①②③④⑤⑥⑦"
+#: The demo's fourth spoke: its budget has PlannedBudgetLimits, which budget-sync refuses to mix.
+PLANNED_ACCOUNT = "444444444444"
 
 
 def _progress_bar(console: Console) -> tuple[Progress, Callable[[str, int, int], None]]:
@@ -100,6 +104,19 @@ def _step_printer(console: Console) -> Callable[[Step], None]:
                 )
         elif step.kind == "refused":
             console.print(f"  {CIRCLED[1]} {step.account}: [red]FAILED[/]: {escape(d['reason'])}")
+        elif step.kind == "result":
+            if d.get("error"):
+                console.print(f"  {CIRCLED[6]} {step.account}: [red]{escape(str(d['error']))}[/]")
+            else:
+                recorded = d.get("recorded") or "unchanged"
+                console.print(
+                    f"  {CIRCLED[6]} {step.account} → management result bus: {d.get('kind')} "
+                    f"({d.get('outcome')}); status {recorded}"
+                )
+        elif step.kind == "status":
+            console.print(
+                f"  {CIRCLED[1]} {step.account} (not an account here): {d['status']}: {d['reason']}"
+            )
         elif step.kind == "batch-response":
             console.print(f"  {CIRCLED[1]} batch response: {json.dumps(d['response'])}")
         elif step.kind == "error":
@@ -227,6 +244,7 @@ def demo(console: Console) -> int:
     started = time.monotonic()
     valid = {"111111111111": Decimal("1250.50"), "222222222222": Decimal("2000")}
     invalid = {"333333333333": Decimal("12.345")}
+    refused = {PLANNED_ACCOUNT: Decimal("555")}
     spend = (Decimal("1100"), Decimal("1400"))
     console.rule("budget-sync on the local organisation")
     progress, update = _progress_bar(console)
@@ -235,14 +253,19 @@ def demo(console: Console) -> int:
         with progress:
             org = resources.enter_context(
                 LocalOrganisation(
-                    DEFAULT_ACCOUNTS, observer=_step_printer(console), function_output=log, progress=update
+                    (*DEFAULT_ACCOUNTS, PLANNED_ACCOUNT),
+                    observer=_step_printer(console),
+                    function_output=log,
+                    progress=update,
                 )
             )
         console.print(
             f"Provisioned management account {MANAGEMENT_ACCOUNT} (template-management.yaml) and "
             f"{len(org.accounts)} spoke accounts (template-spoke.yaml) in {time.monotonic() - started:.1f} s"
         )
-        for account, value in {**valid, **invalid}.items():
+        org.give_planned_limits(PLANNED_ACCOUNT)
+        console.print(f"  {PLANNED_ACCOUNT}'s budget was changed by hand to use PlannedBudgetLimits")
+        for account, value in {**valid, **invalid, **refused}.items():
             console.print(f"  {CIRCLED[0]} put {{AccountId: {account}, BudgetValue: {value}}}")
             org.put(account, value)
         org.pipeline.run_until_idle()
@@ -274,6 +297,16 @@ def demo(console: Console) -> int:
         if v.account_id in valid and not (v.arrived and v.desired == valid[v.account_id])
     ]
     problems += [
+        f"{v.account_id}: {valid[v.account_id]} arrived but its spoke did not confirm it (status {v.status})"
+        for v in views
+        if v.account_id in valid and v.arrived and v.status != "APPLIED"
+    ]
+    problems += [
+        f"{v.account_id}: the spoke's refusal of {refused[v.account_id]} did not come back (status {v.status})"
+        for v in views
+        if v.account_id in refused and (v.status != "FAILED" or "PlannedBudgetLimits" not in v.reason)
+    ]
+    problems += [
         f"{v.account_id}: the invalid value {invalid[v.account_id]} was not refused"
         for v in views
         if v.account_id in invalid and (v.status != "FAILED" or v.budget_limit == invalid[v.account_id])
@@ -285,8 +318,9 @@ def demo(console: Console) -> int:
             console.print(f"[red]✗ {problem}[/]")
         return 1
     console.print(
-        "[green]✓ the valid budgets arrived in their spoke accounts; the invalid one was refused "
-        "with its reason; one account's own recipients and thresholds arrived with no stack update[/]"
+        "[green]✓ the valid budgets arrived and their spokes confirmed them (APPLIED); the invalid "
+        "one was refused with its reason, the spoke that could not apply 555 said why (FAILED), and "
+        "one account's own recipients and thresholds arrived with no stack update[/]"
     )
     return 0
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, Resolver, load
@@ -36,8 +37,17 @@ def function_spec(
     parameters: Mapping[str, str] | None = None,
     region: str = "us-east-1",
     account_id: str = "123456789012",
+    physical_ids: Mapping[str, str] | None = None,
 ) -> FunctionSpec:
-    resolver = Resolver(load(MANAGEMENT_TEMPLATE), parameters or {}, account_id=account_id, region=region)
+    """The function's settings as the template resolves them (``physical_ids``: a deployed
+    stack's, for the Refs whose names CloudFormation generates, e.g. the alarm topic)."""
+    resolver = Resolver(
+        load(MANAGEMENT_TEMPLATE),
+        parameters or {},
+        account_id=account_id,
+        region=region,
+        physical_ids=physical_ids or {},
+    )
     raw = resolver.resource(logical_id).get("Properties", {})
     wanted = ("FunctionName", "Handler", "CodeUri", "MemorySize", "Timeout", "Environment")
     properties = {key: resolver.resolve(raw[key]) for key in wanted if key in raw}
@@ -62,9 +72,11 @@ class FakeContext:
     invoked_function_arn: str
     aws_request_id: str
     timeout_s: int
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return self.timeout_s * 1000
+        """The function's timeout minus the time since the invocation started, as Lambda's."""
+        return max(0, int(self.timeout_s * 1000 - (time.monotonic() - self.started) * 1000))
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -61,6 +61,12 @@ class ManagementStack:
     stream: StreamSettings
     parameters: Mapping[str, str]
     skipped: tuple[str, ...]
+    #: The result bus, and the pattern of its rule that invokes the result function.
+    result_bus_arn: str = ""
+    result_pattern: Mapping[str, Any] | None = None
+    result_function_logical_id: str = "ResultFunction"
+    #: Physical ids of the created resources (the alarm topic's ARN, ...).
+    physical_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 class _NoManagedPolicies:
@@ -154,10 +160,11 @@ def deploy(
                 f"management stack: {stack['StackStatus']} {stack.get('StackStatusReason', '')}"
             )
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        created = {
-            r["LogicalResourceId"]
+        physical = {
+            r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
             for r in cloudformation.list_stack_resources(StackName=STACK_NAME)["StackResourceSummaries"]
         }
+        created = set(physical)
     skipped = tuple(sorted(set(template["Resources"]) - created))
 
     budgets_table = outputs["BudgetsTableName"]
@@ -176,4 +183,15 @@ def deploy(
         stream=stream_settings(resolver),
         parameters=parameters,
         skipped=skipped + tuple(mappings),
+        result_bus_arn=outputs["ResultBusArn"],
+        result_pattern=result_pattern(resolver),
+        physical_ids={k: v for k, v in physical.items() if k == "AlarmTopic"},
     )
+
+
+def result_pattern(resolver: Resolver, function_logical_id: str = "ResultFunction") -> dict[str, Any]:
+    """The event pattern of the result bus's rule that invokes the result function."""
+    raw = resolver.resource(function_logical_id)["Properties"]["Events"]
+    rule = next(resolver.resolve(e["Properties"]) for e in raw.values() if e["Type"] == "EventBridgeRule")
+    pattern: dict[str, Any] = rule["Pattern"]
+    return pattern

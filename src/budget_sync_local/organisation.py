@@ -43,7 +43,7 @@ from budget_sync_local.lambda_runtime import (
     load_handler,
     new_execution_environment,
 )
-from budget_sync_local.pipeline import Observer, Pipeline, Step, StreamPoller, on_failure_sender
+from budget_sync_local.pipeline import Observer, Pipeline, ResultBus, Step, StreamPoller, on_failure_sender
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -203,6 +203,16 @@ class LocalOrganisation:
         with lambda_environment(self._spec, self.region):
             load_handler(self._spec)  # imported here, so that its log handler holds the real stdout
         new_execution_environment(self._spec)
+        self._result_spec = function_spec(
+            self.stack.result_function_logical_id,
+            self.management_parameters,
+            self.region,
+            MANAGEMENT_ACCOUNT,
+            physical_ids=self.stack.physical_ids,
+        )
+        with lambda_environment(self._result_spec, self.region):
+            load_handler(self._result_spec)
+        new_execution_environment(self._result_spec)
         poller = StreamPoller(
             self.management.client("dynamodbstreams"),
             self.stack.stream_arn,
@@ -211,7 +221,10 @@ class LocalOrganisation:
             on_failure_sender(self.management.client("sqs"), self.stack.on_failure_queue_url),
             self._observer,
         )
-        self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer)
+        results = ResultBus(
+            self.stack.result_bus_arn, self.stack.result_pattern or {}, self.invoke_result_function
+        )
+        self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer, results)
         # Subscribed last: the stacks' own parameter creation is not a budget change.
         self.standins.subscribe(self.pipeline.publish)
 
@@ -246,7 +259,7 @@ class LocalOrganisation:
     def invoke_function(self, event: dict[str, Any]) -> Any:
         """The update function on one event, as Lambda calls it (the template's handler);
         then each record it refused is shown to the observer with its reason."""
-        response = self._invoke_function(event)
+        response = self._invoke(self._spec, event)
         if self._watched:
             self._observe_refused(event)
         return response
@@ -267,9 +280,24 @@ class LocalOrganisation:
             if status.get("Status") == "FAILED" and recorded.isdigit() and int(recorded) in sequence:
                 self._observer(Step("refused", account, {"reason": str(status.get("Reason", ""))}))
 
-    def _invoke_function(self, event: dict[str, Any]) -> Any:
+    def invoke_result_function(self, event: dict[str, Any]) -> Any:
+        """The result function on one event (a spoke's result, or its schedule's event)."""
+        return self._invoke(self._result_spec, event)
+
+    def check_unconfirmed(self) -> Any:
+        """What the result function's schedule does: SENT values past the bound become FAILED."""
+        return self.invoke_result_function(
+            {
+                "source": "aws.events",
+                "detail-type": "Scheduled Event",
+                "account": MANAGEMENT_ACCOUNT,
+                "detail": {},
+            }
+        )
+
+    def _invoke(self, spec: Any, event: dict[str, Any]) -> Any:
         if self._function_output is None:
-            return invoke(self._spec, event, self.region, MANAGEMENT_ACCOUNT)
+            return invoke(spec, event, self.region, MANAGEMENT_ACCOUNT)
         # Powertools' log handler keeps the stdout it saw when the module was imported: it
         # is lent this organisation's output for the call, and given its own back after.
         service = self._spec.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
@@ -279,7 +307,7 @@ class LocalOrganisation:
             for handler in handlers:
                 handler.setStream(self._function_output)
             try:
-                return invoke(self._spec, event, self.region, MANAGEMENT_ACCOUNT)
+                return invoke(spec, event, self.region, MANAGEMENT_ACCOUNT)
             finally:
                 for handler, stream in zip(handlers, own, strict=True):
                     handler.setStream(stream)
@@ -298,6 +326,22 @@ class LocalOrganisation:
     def delete(self, account: str) -> None:
         self.management.resource("dynamodb").Table(self.stack.budgets_table).delete_item(
             Key={"AccountId": account}
+        )
+
+    def give_planned_limits(self, account: str) -> None:
+        """Replace the account's budget by one with PlannedBudgetLimits (as someone could in the
+        console): budget-sync manages a fixed limit and its spoke refuses to mix the two."""
+        budgets = self.session_in(account).client("budgets")
+        name = self.spokes[account].budget_name
+        budgets.delete_budget(AccountId=account, BudgetName=name)
+        budgets.create_budget(
+            AccountId=account,
+            Budget={
+                "BudgetName": name,
+                "BudgetType": "COST",
+                "TimeUnit": "MONTHLY",
+                "PlannedBudgetLimits": {"1767225600": {"Amount": "1000", "Unit": "USD"}},
+            },
         )
 
     def set_spend(self, account: str, actual: Decimal, forecasted: Decimal) -> None:
@@ -357,6 +401,8 @@ class LocalOrganisation:
     def _alerts(self, account: str, budget: dict[str, Any] | None) -> tuple[Alert, ...]:
         if budget is None:
             return ()
+        if "BudgetLimit" not in budget:
+            return ()  # planned limits: no one limit to compare the spend with
         limit = Decimal(budget["BudgetLimit"]["Amount"])
         actual, forecasted = self.spend.get(account, (Decimal(0), Decimal(0)))
         alerts = []
@@ -396,7 +442,9 @@ class LocalOrganisation:
             status=status.get("Status"),
             reason=str(status.get("Reason", "")),
             parameter=self.parameter(account),
-            budget_limit=Decimal(budget["BudgetLimit"]["Amount"]) if budget else None,
+            budget_limit=Decimal(budget["BudgetLimit"]["Amount"])
+            if budget and "BudgetLimit" in budget
+            else None,
             actual_spend=actual,
             forecasted_spend=forecasted,
             alerts=self._alerts(account, budget),  # the budget just read, not read again

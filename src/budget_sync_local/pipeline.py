@@ -12,6 +12,11 @@ local runs are minutes long.)
 ``Pipeline`` adds the spoke side: each ``Parameter Store Change`` event that a spoke
 parameter write produced is matched against the rule's pattern from template-spoke.yaml
 and, on a match, the Automation document runs with the automation role's credentials.
+When the run ends, AWS's ``EC2 Automation Execution Status-change Notification`` is put on
+the spoke's bus. Every other event on a spoke's bus (the script's ``Budget Update Result``,
+that notification) is matched against the spoke's forwarding rules; a match is delivered to
+the management account's result bus, matched against its rule and handed to the result
+function (``ResultBus``), with the sender's ``account`` as EventBridge keeps it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from budget_sync_local.management_stack import StreamSettings
+from budget_sync_local.standins import automation_status_event, pattern_matches
 from budget_sync_local.streams import lambda_event, lambda_record
 
 if TYPE_CHECKING:
@@ -205,8 +211,19 @@ class SpokeHandler(Protocol):
     def handle(self, event: dict[str, Any], session_for_role: Callable[[str], Any]) -> Any: ...
 
 
+@dataclass(frozen=True)
+class ResultBus:
+    """The management account's result bus: its ARN, its rule's pattern and the rule's target."""
+
+    arn: str
+    pattern: Mapping[str, Any]
+    invoke: Callable[[dict[str, Any]], Any]
+    #: The result function's schedule (values not confirmed in time become FAILED).
+    check: Callable[[], Any] | None = None
+
+
 class Pipeline:
-    """Stream -> function -> spoke parameter -> rule -> Automation, one step at a time."""
+    """Stream -> function -> spoke parameter -> rule -> Automation -> result bus -> result function."""
 
     def __init__(
         self,
@@ -214,9 +231,11 @@ class Pipeline:
         spokes: Mapping[str, SpokeHandler],
         session_for_role: Callable[[str], Any],
         observer: Observer = _ignore,
+        results: ResultBus | None = None,
     ) -> None:
         self.poller = poller
         self.spokes = spokes
+        self.results = results
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._session_for_role = session_for_role
         self._observe = observer
@@ -243,6 +262,9 @@ class Pipeline:
             return work
 
     def _route(self, event: dict[str, Any]) -> None:
+        if event.get("detail-type") != "Parameter Store Change":
+            self._forward(event)
+            return
         account = str(event.get("account"))
         detail = event.get("detail", {})
         self._observe(
@@ -256,6 +278,7 @@ class Pipeline:
         if spoke is None:
             self._observe(Step("ignored-event", account, {"reason": "no spoke stack in this account"}))
             return
+        started = datetime.now(UTC)
         try:
             result = spoke.handle(event, self._session_for_role)
         except Exception as exc:
@@ -270,7 +293,49 @@ class Pipeline:
             Step(
                 "automation",
                 account,
-                {"status": result.status, "outputs": dict(result.outputs), "failure": result.failure_message},
+                {
+                    "status": result.status,
+                    "outputs": dict(result.outputs),
+                    "failure": result.failure_message,
+                    "execution_id": result.execution_id,
+                },
+            )
+        )
+        document = getattr(spoke, "document_name", "")
+        region = str(event.get("region"))
+        self.events.put(
+            automation_status_event(account, region, document, result, started, datetime.now(UTC))
+        )
+
+    def _forward(self, event: dict[str, Any]) -> None:
+        """A spoke's forwarding rules -> the management account's result bus -> its rule's target."""
+        account = str(event.get("account"))
+        spoke = self.spokes.get(account)
+        forward = getattr(spoke, "forward", None)
+        targets = forward(event) if forward is not None else []
+        if self.results is None or self.results.arn not in targets:
+            return  # no rule sends it to the result bus (a success notification, another source)
+        if not pattern_matches(dict(self.results.pattern), event):
+            self._observe(Step("ignored-event", account, {"reason": "the result bus's rule does not match"}))
+            return
+        try:
+            answer = self.results.invoke(event)
+        except Exception as exc:
+            message = f"{account}: result function failed: {type(exc).__name__}: {exc}"
+            self.errors.append(message)
+            self._observe(Step("result", account, {"error": message}))
+            return
+        self._observe(
+            Step(
+                "result",
+                account,
+                {
+                    "kind": event.get("detail-type"),
+                    "outcome": event.get("detail", {}).get("Outcome")
+                    or event.get("detail", {}).get("Status"),
+                    "recorded": answer.get("status") if isinstance(answer, Mapping) else None,
+                    "reason": event.get("detail", {}).get("Reason", ""),
+                },
             )
         )
 
@@ -284,11 +349,21 @@ class Pipeline:
                 raise TimeoutError(f"the pipeline still had work after {timeout_s:.0f} s")
             time.sleep(pause_s)
 
-    def start(self, interval_s: float = 0.25) -> None:
-        """Run in a background thread (``make local``) until ``stop``."""
+    def start(self, interval_s: float = 0.25, check_every_s: float = 60.0) -> None:
+        """Run in a background thread (``make local``) until ``stop``; the result function's
+        schedule every ``check_every_s``."""
+        next_check = time.monotonic() + check_every_s
 
         def loop() -> None:
+            nonlocal next_check
             while not self._stop.is_set():
+                if self.results is not None and self.results.check and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + check_every_s
+                    try:
+                        with self._lock:
+                            self.results.check()
+                    except Exception as exc:
+                        self.errors.append(f"unconfirmed check: {type(exc).__name__}: {exc}")
                 try:
                     busy = self.step()
                 except Exception as exc:  # keep serving; report it

@@ -12,6 +12,8 @@ policies) and ``AWS::Budgets::BudgetsAction`` (moto has no Budget Actions API).
 ``SpokeStack.handle`` is the rule and its target: an event that matches the rule's
 pattern (read back from moto, as CloudFormation created it) starts the Automation
 document (the template's own content) with the target's Input, as the automation role.
+``SpokeStack.forward`` is the two result-forwarding rules: the event buses (in the
+management account) that an event matching their patterns is sent to.
 
 ``update`` is UpdateStack: moto's CloudFormation updates what it creates, and the budget is
 treated as CloudFormation treats ``AWS::Budgets::Budget``: a change of a create-only property
@@ -80,6 +82,14 @@ class SpokeStack:
     #: what the stack was deployed with: its parameters and the budget's resolved properties
     parameters: Mapping[str, str] = field(default_factory=dict, repr=False)
     budget_properties: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: The result-forwarding rules: (event pattern, target event bus ARN), as moto holds them.
+    forward_rules: tuple[tuple[Mapping[str, Any], str], ...] = ()
+
+    def forward(self, event: Mapping[str, Any]) -> list[str]:
+        """The event buses the forwarding rules send this event to (none if no pattern matches)."""
+        if event.get("account") != self.account or event.get("region") != self.region:
+            return []
+        return [target for pattern, target in self.forward_rules if pattern_matches(dict(pattern), event)]
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Would the rule see and match this event (its account's default bus, its region)?"""
@@ -102,8 +112,6 @@ class SpokeStack:
 @dataclass
 class _StackResolver(Resolver):
     """The template's Resolver, knowing the stack's physical ids and list parameters."""
-
-    physical_ids: Mapping[str, str] = field(default_factory=dict)
 
     def ref(self, name: str) -> Any:
         spec = self.template.get("Parameters", {}).get(name)
@@ -281,6 +289,12 @@ def _spoke_stack(
     rule_name = physical["TriggerRule"]
     rule = events.describe_rule(Name=rule_name)
     (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
+    forward_rules = []
+    for logical_id in ("ResultForwardRule", "ExecutionForwardRule"):
+        forward_name = physical[logical_id].split("/")[-1]
+        forward_pattern = json.loads(events.describe_rule(Name=forward_name)["EventPattern"])
+        for forward_target in events.list_targets_by_rule(Rule=forward_name)["Targets"]:
+            forward_rules.append((forward_pattern, forward_target["Arn"]))
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     not_emulated = tuple(
         logical_id
@@ -306,6 +320,7 @@ def _spoke_stack(
         not_emulated=not_emulated,
         parameters=dict(given),
         budget_properties=budget,
+        forward_rules=tuple(forward_rules),
     )
 
 

@@ -30,6 +30,7 @@ _NAME_PROPERTY = {
     "AWS::SSM::Parameter": "Name",
     "AWS::SSM::Document": "Name",
     "AWS::Events::Rule": "Name",
+    "AWS::Events::EventBus": "Name",
     "AWS::Logs::LogGroup": "LogGroupName",
 }
 _SUB_REFERENCE = re.compile(r"\$\{([^}!][^}]*)\}")
@@ -76,6 +77,8 @@ class Resolver:
     account_id: str = "123456789012"
     region: str = "us-east-1"
     partition: str = "aws"
+    #: Physical ids of created resources (a deployed stack's), for Refs the template cannot name.
+    physical_ids: Mapping[str, str] = field(default_factory=dict)
 
     def parameter(self, name: str) -> str:
         if name in self.parameters:
@@ -126,6 +129,8 @@ class Resolver:
             return pseudo[name]
         if name in self.template.get("Parameters", {}):
             return self.parameter(name)
+        if name in self.physical_ids:
+            return self.physical_ids[name]
         resource = self.resource(name)
         name_property = _NAME_PROPERTY.get(resource["Type"])
         if name_property and name_property in resource.get("Properties", {}):
@@ -164,6 +169,10 @@ class Resolver:
             ),
             ("AWS::SQS::Queue", "Arn"): lambda: f"{prefix}:sqs:{where}:{logical_id}",
             ("AWS::SQS::Queue", "QueueName"): lambda: logical_id,
+            ("AWS::Events::EventBus", "Name"): lambda: f"{self.ref(logical_id)}",
+            ("AWS::Events::EventBus", "Arn"): lambda: (
+                f"{prefix}:events:{where}:event-bus/{self.ref(logical_id)}"
+            ),
             ("AWS::Logs::LogGroup", "Arn"): lambda: (
                 f"{prefix}:logs:{where}:log-group:{self.ref(logical_id)}:*"
             ),

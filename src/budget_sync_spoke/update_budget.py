@@ -3,13 +3,24 @@
 Runs inside SSM Automation (aws:executeScript, python3.11) with the automation role's
 credentials. template-spoke.yaml holds this file verbatim as the step's inline Script.
 
-1. Read the budget parameter and validate its value (a positive USD amount, at most two
-   decimals, at most 1,000,000,000; the parameter's AllowedPattern is the same rule).
-2. Describe the budget and send it back whole with only BudgetLimit changed
-   (read-modify-write: cost types, filters, time period, auto-adjust data stay as they
-   are; notifications and subscribers have their own APIs and are not touched).
+1. Read the budget parameter (value and version) and validate its value (a positive USD
+   amount, at most two decimals, at most 1,000,000,000; the parameter's AllowedPattern is
+   the same rule).
+2. Describe the budget with ShowFilterExpression (DescribeBudget hides FilterExpression
+   otherwise) and send every member of its definition back (KEPT) with only BudgetLimit
+   changed; only what AWS computes (COMPUTED) is left out. UpdateBudget replaces the whole
+   definition, so a member left out would be lost. If this runtime's boto3 does not know a
+   KEPT member or ShowFilterExpression, fail with a reason before any change: an SDK that
+   does not know a member drops it from the answer, and sending that back would strip it.
+   Notifications and subscribers have their own APIs and are not touched.
 3. If the budget does not exist (deleted by hand), create it with the notifications and
    subscribers of the template, passed in as document parameters.
+4. Read the parameter again: if a newer version was written meanwhile (two runs overlap),
+   apply that one too (at most MAX_ROUNDS times), so the budget ends at the newest value.
+5. Report the outcome on the account's default event bus (source ``budget-sync.spoke``,
+   detail-type ``Budget Update Result``): success with the old and new limit and what was
+   done, or failure with the reason (the execution then fails too). The spoke stack's rule
+   forwards it to the management account, which records APPLIED or FAILED.
 
 Only the standard library and boto3 are available, so the amount rule is repeated here
 (budget_sync.domain.AMOUNT_PATTERN; a test keeps the two equal).
@@ -17,6 +28,7 @@ Only the standard library and boto3 are available, so the amount rule is repeate
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -36,8 +48,47 @@ UNIT = "USD"
 RETRIES = Config(retries={"max_attempts": 10, "mode": "standard"})
 
 _AMOUNT = re.compile(AMOUNT_PATTERN)
-#: Fields AWS Budgets computes; UpdateBudget ignores them, so they are not sent back.
-_READ_ONLY = ("CalculatedSpend", "LastUpdatedTime")
+#: Members of the Budget shape that define a budget: each is sent back as DescribeBudget
+#: returned it. tests/spoke/test_budget_contract.py classifies every member of botocore's shape.
+KEPT = (
+    "BudgetName",
+    "BudgetLimit",
+    "PlannedBudgetLimits",
+    "CostFilters",
+    "CostTypes",
+    "TimeUnit",
+    "TimePeriod",
+    "BudgetType",
+    "AutoAdjustData",
+    "FilterExpression",
+    "Metrics",
+    "BillingViewArn",
+)
+#: Members AWS Budgets computes; UpdateBudget ignores them, so they are not sent back.
+COMPUTED = ("CalculatedSpend", "LastUpdatedTime", "HealthStatus")
+#: Runs of the update at most, when the parameter keeps changing under it.
+MAX_ROUNDS = 3
+REPORT_SOURCE = "budget-sync.spoke"
+REPORT_DETAIL_TYPE = "Budget Update Result"
+
+
+class SdkTooOld(RuntimeError):
+    """The runtime's boto3 lacks a member or parameter that the update depends on."""
+
+
+def check_sdk(budgets: Any) -> None:
+    """Raise SdkTooOld unless this boto3 knows every KEPT member and ShowFilterExpression."""
+    model = budgets.meta.service_model
+    members = set(model.shape_for("Budget").members)
+    missing = [name for name in KEPT if name not in members]
+    describe = set(model.operation_model("DescribeBudget").input_shape.members)
+    if "ShowFilterExpression" not in describe:
+        missing.append("DescribeBudget.ShowFilterExpression")
+    if missing:
+        raise SdkTooOld(
+            f"the Automation runtime's boto3 does not know {', '.join(missing)}; the budget was not "
+            "changed, because sending back a definition without them would strip them"
+        )
 
 
 def parse_amount(value: str) -> Decimal:
@@ -104,8 +155,11 @@ def apply_limit(
     """
     amount = parse_amount(value)
     new_limit = format_amount(amount)
+    check_sdk(budgets)
     try:
-        response = budgets.describe_budget(AccountId=account_id, BudgetName=budget_name)
+        response = budgets.describe_budget(
+            AccountId=account_id, BudgetName=budget_name, ShowFilterExpression=True
+        )
     except budgets.exceptions.NotFoundException:
         budgets.create_budget(
             AccountId=account_id,
@@ -128,27 +182,65 @@ def apply_limit(
     old_limit = str(current.get("Amount", ""))
     if old_limit and Decimal(old_limit) == amount and current.get("Unit") == UNIT:
         return {"OldLimit": old_limit, "NewLimit": old_limit, "Action": "Unchanged"}
-    new_budget: dict[str, Any] = {key: item for key, item in budget.items() if key not in _READ_ONLY}
+    new_budget: dict[str, Any] = {key: item for key, item in budget.items() if key in KEPT}
     new_budget["BudgetLimit"] = {"Amount": new_limit, "Unit": UNIT}
     budgets.update_budget(AccountId=account_id, NewBudget=cast("BudgetTypeDef", new_budget))
     return {"OldLimit": old_limit, "NewLimit": new_limit, "Action": "Updated"}
 
 
-def handler(events: dict[str, Any], context: Any) -> dict[str, str]:
+def read_parameter(ssm: Any, name: str) -> tuple[str, int]:
+    """The parameter's value and version."""
+    parameter = ssm.get_parameter(Name=name)["Parameter"]
+    return str(parameter["Value"]), int(parameter["Version"])
+
+
+def report(events_client: Any, detail: dict[str, Any]) -> None:
+    """Put the outcome on this account's default bus; raise if EventBridge refused it."""
+    answer = events_client.put_events(
+        Entries=[
+            {
+                "Source": REPORT_SOURCE,
+                "DetailType": REPORT_DETAIL_TYPE,
+                "Detail": json.dumps(detail),
+            }
+        ]
+    )
+    if answer.get("FailedEntryCount"):
+        raise RuntimeError(f"the result could not be reported: {answer['Entries']}")
+
+
+def handler(events: dict[str, Any], context: Any) -> dict[str, Any]:
     """aws:executeScript entry point; ``events`` is the step's InputPayload."""
-    value: str = boto3.client("ssm", config=RETRIES).get_parameter(Name=events["ParameterName"])["Parameter"][
-        "Value"
-    ]
+    ssm = boto3.client("ssm", config=RETRIES)
+    budgets = boto3.client("budgets", config=RETRIES)
     notifications = notifications_with_subscribers(
         events.get("AlertEmails", ""),
         events.get("ActualThresholds", ""),
         events.get("ForecastedThreshold", ""),
         events.get("SnsTopicArn", ""),
     )
-    return apply_limit(
-        boto3.client("budgets", config=RETRIES),
-        events["AccountId"],
-        events["BudgetName"],
-        value,
-        notifications,
-    )
+    detail: dict[str, Any] = {
+        "AccountId": events["AccountId"],
+        "BudgetName": events["BudgetName"],
+        "ParameterName": events["ParameterName"],
+        "ExecutionId": events.get("ExecutionId", ""),
+    }
+    value, version = read_parameter(ssm, events["ParameterName"])
+    first_limit = ""
+    try:
+        for _ in range(MAX_ROUNDS):
+            detail.update({"ParameterVersion": version, "Value": value})
+            result = apply_limit(budgets, events["AccountId"], events["BudgetName"], value, notifications)
+            first_limit = first_limit or result["OldLimit"]
+            value, newest = read_parameter(ssm, events["ParameterName"])
+            if newest == version:
+                break
+            version = newest  # another write landed meanwhile: the budget must end at it
+        else:
+            raise RuntimeError(f"the parameter changed {MAX_ROUNDS} times during the update; try again")
+    except Exception as exc:
+        report(boto3.client("events", config=RETRIES), {**detail, "Outcome": "FAILED", "Reason": str(exc)})
+        raise
+    outcome = {**detail, "Outcome": "APPLIED", **result, "OldLimit": first_limit or result["OldLimit"]}
+    report(boto3.client("events", config=RETRIES), outcome)
+    return {**result, "OldLimit": outcome["OldLimit"], "ParameterVersion": str(version)}

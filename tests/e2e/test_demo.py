@@ -35,6 +35,10 @@ def test_given_nothing_when_the_demo_runs_then_it_shows_every_account_and_exits_
         "12.345",
         "FAILED",
         "decimals",  # the reason may wrap inside its table cell
+        "444444444444",
+        "PlannedBudgetLimits",  # the spoke's own reason, back in the management account
+        "APPLIED",  # confirmed by the spokes
+        "management result bus",
     ):
         assert shown in done.stdout
     assert "rule matched" in done.stdout

@@ -175,3 +175,60 @@ def test_given_make_local_when_invalid_and_unreachable_items_arrive_then_the_con
     assert "UserWarning" not in output
     assert "No application metrics" not in output
     assert '"_aws"' not in output  # no EMF metric line
+
+
+def test_given_make_local_when_a_planned_limits_budget_gets_555_then_the_status_says_failed_with_the_spokes_reason():
+    # GIVEN `make local` running (a user's first try, as the issue describes it)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        endpoint = f"http://127.0.0.1:{port}"
+        assumed = client(endpoint, "sts").assume_role(
+            RoleArn=f"arn:aws:iam::{SPOKE}:role/OrganizationAccountAccessRole", RoleSessionName="me"
+        )["Credentials"]
+        budgets = client(
+            endpoint,
+            "budgets",
+            aws_access_key_id=assumed["AccessKeyId"],
+            aws_secret_access_key=assumed["SecretAccessKey"],
+            aws_session_token=assumed["SessionToken"],
+        )
+        # AND account 111111111111's budget replaced by one with planned limits
+        budgets.delete_budget(AccountId=SPOKE, BudgetName="SpokeAccountBudget")
+        budgets.create_budget(
+            AccountId=SPOKE,
+            Budget={
+                "BudgetName": "SpokeAccountBudget",
+                "BudgetType": "COST",
+                "TimeUnit": "MONTHLY",
+                "PlannedBudgetLimits": {"1767225600": {"Amount": "100", "Unit": "USD"}},
+            },
+        )
+        # WHEN BudgetValue 555 is written for it
+        dynamodb = client(endpoint, "dynamodb")
+        dynamodb.put_item(
+            TableName="BlogBudgetsDynamoDB", Item={"AccountId": {"S": SPOKE}, "BudgetValue": {"N": "555"}}
+        )
+        # THEN within a minute the status table says FAILED, with the spoke's own reason
+        deadline, status = time.monotonic() + 60, {}
+        while time.monotonic() < deadline:
+            status = dynamodb.get_item(TableName="BlogBudgetsStatus", Key={"AccountId": {"S": SPOKE}}).get(
+                "Item", {}
+            )
+            if status.get("Status", {}).get("S") == "FAILED":
+                break
+            time.sleep(0.2)
+        assert status["Status"]["S"] == "FAILED"
+        assert status["Reason"]["S"].startswith("spoke: ")
+        assert "PlannedBudgetLimits" in status["Reason"]["S"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "management result bus" in output

@@ -3,6 +3,7 @@ cross-account assume_role; every value is checked inside the spoke account."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,9 @@ from moto.sts.models import sts_backends
 
 from budget_sync import spoke
 from budget_sync.handlers import stream as stream_handler
-from tests.integration.conftest import SPOKES, Org, add_spoke
+from budget_sync_local.lambda_runtime import function_spec, invoke
+from budget_sync_local.streams import lambda_event
+from tests.integration.conftest import MANAGEMENT, REGION, SPOKES, Org, add_spoke
 
 A, B, C = SPOKES
 
@@ -35,7 +38,7 @@ def test_given_new_items_when_the_stream_is_handled_then_each_spoke_parameter_ho
     status = org.status(A)
     assert status is not None
     assert (status["Status"], status["AppliedValue"], status["DesiredValue"]) == (
-        "APPLIED",
+        "SENT",  # the parameter holds it; APPLIED only when the spoke confirms (tests/e2e)
         Decimal("1250.5"),
         Decimal("1250.5"),
     )
@@ -232,7 +235,7 @@ def test_the_handler_logs_one_structured_line_per_account_outcome_and_emits_metr
 
     org.invoke()
 
-    applied = [r for r in caplog.records if r.getMessage() == "budget applied"]
+    applied = [r for r in caplog.records if r.getMessage() == "budget sent"]
     rejected = [r for r in caplog.records if r.getMessage() == "item rejected"]
     assert [(r.account_id, r.amount, r.levelname) for r in applied] == [(A, "10", "INFO")]  # type: ignore[attr-defined]
     assert [(r.account_id, r.field, r.levelname) for r in rejected] == [(B, "BudgetValue", "ERROR")]  # type: ignore[attr-defined]
@@ -241,3 +244,19 @@ def test_the_handler_logs_one_structured_line_per_account_outcome_and_emits_metr
     assert emitted[-1]["BudgetApplied"] == [1.0]
     assert emitted[-1]["InvalidItem"] == [1.0]
     assert emitted[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BudgetSync"
+
+
+def test_given_an_invocation_whose_time_is_short_then_no_account_is_started_and_all_are_retried(org: Org):
+    # GIVEN two new items, and an invocation with less time left than the function keeps back
+    org.put(A, 4321)
+    org.put(B, 1234)
+    records = org.new_records()
+    short = dataclasses.replace(function_spec(), timeout_s=10)  # the context counts down from 10 s
+
+    # WHEN the template's handler runs with that context
+    response = invoke(short, lambda_event(records), REGION, MANAGEMENT)
+
+    # THEN nothing was sent and every record goes back to Lambda for the next invocation
+    assert sorted(failures(response)) == sorted(r["dynamodb"]["SequenceNumber"] for r in records)
+    assert org.parameter(A) == "1000"
+    assert org.status(A) is None

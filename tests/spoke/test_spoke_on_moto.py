@@ -121,8 +121,12 @@ def test_the_automation_role_is_scoped_to_the_document_the_parameter_the_budget_
         "ssm:GetParameter",
         "budgets:ViewBudget",
         "budgets:ModifyBudget",
+        "events:PutEvents",
     }
     assert all("*" not in s["Resource"].split(":")[4] for s in statements), "no wildcard account"
+    report = by_sid["ReportTheOutcome"]
+    assert report["Resource"] == f"arn:aws:events:{spoke.stack.region}:{SPOKE}:event-bus/default"
+    assert report["Condition"] == {"StringEquals": {"events:source": "budget-sync.spoke"}}
     pass_role = by_sid["PassItselfToAutomation"]
     assert pass_role["Resource"] == spoke.stack.automation_role_arn
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}

@@ -61,7 +61,12 @@ def test_the_reconciler_role_allows_exactly_the_calls_the_reconciler_makes(
 
     # THEN its role allows exactly what it called, and the spoke role what it did there
     assert result["repaired"] == 1
-    assert recorder.management == {"sts:AssumeRole", "dynamodb:Scan", "dynamodb:UpdateItem"}
+    assert recorder.management == {
+        "sts:AssumeRole",
+        "dynamodb:Scan",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }
     assert _actions(role_statements()) == recorder.management | RUNTIME_ACTIONS
     spoke_calls = {IAM_ACTION.get(action, action) for action in recorder.spoke}
     assert spoke_calls == {"ssm:GetParameter", "ssm:PutParameter", "budgets:ViewBudget"}

@@ -89,7 +89,7 @@ def run(records, spokes=None, status=None, concurrency=10):
 def test_given_several_values_for_one_account_when_processed_then_only_the_newest_is_written():
     result, spokes, status = run([upsert(3, A, 300, 200), upsert(1, A, 100), upsert(2, A, 200, 100)])
     assert spokes.writes == [(A, "300")]
-    assert status.rows[A].status is Status.APPLIED
+    assert status.rows[A].status is Status.SENT  # APPLIED once the spoke confirms
     assert status.rows[A].sequence_number == "3"
     assert result.retry_sequence_numbers == set()
 
@@ -165,7 +165,7 @@ def test_given_an_invalid_newest_value_then_failed_is_recorded_and_the_spoke_kee
 def test_given_an_invalid_value_then_a_valid_one_then_the_valid_one_wins():
     _, spokes, status = run([upsert(1, A, "abc"), upsert(2, A, 50, "abc")])
     assert spokes.writes == [(A, "50")]
-    assert status.rows[A].status is Status.APPLIED
+    assert status.rows[A].status is Status.SENT  # APPLIED once the spoke confirms
 
 
 def test_given_an_item_without_account_id_then_it_is_counted_and_not_retried():
@@ -187,3 +187,22 @@ def test_given_an_unexpected_error_then_the_account_is_retried_not_dropped():
     result, _, status = run([upsert(4, A, 10)], FakeSpokes({A: KeyError("bug")}))
     assert result.retry_sequence_numbers == {"4"}
     assert status.rows == {}
+
+
+def test_given_a_short_remaining_time_then_new_accounts_are_not_started_and_the_started_are_recorded():
+    # GIVEN a batch of three accounts and an invocation with time for one account only
+    clock = iter([60_000, 5_000, 5_000, 5_000, 5_000, 5_000])
+    spokes, status = FakeSpokes(), FakeStatus()
+
+    # WHEN it is processed one account at a time
+    result = BudgetSync(spokes, status, 1).process(  # type: ignore[arg-type]
+        [upsert(1, A, 100), upsert(2, B, 200), upsert(3, C, 300)], remaining_ms=lambda: next(clock)
+    )
+
+    # THEN the first account was sent and its status recorded; the others were not started
+    # and go back to Lambda (from their own records), as DeadlineDeferred
+    assert spokes.writes == [(A, "100")]
+    assert status.rows[A].status is Status.SENT
+    assert set(status.rows) == {A}
+    assert result.retry_sequence_numbers == {"2", "3"}
+    assert result.outcomes[Outcome.DEFERRED] == 2

@@ -27,6 +27,16 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 * Every successful SSM ``PutParameter`` / ``DeleteParameter(s)`` produces the
   ``Parameter Store Change`` event that AWS puts on the account's default event bus, and
   hands it to the subscribers (``StandIns.subscribe``). moto emits no such event.
+* Budgets ``DescribeBudget`` returns ``FilterExpression`` only with
+  ``ShowFilterExpression=true``, as AWS documents (moto returns it always).
+* EventBridge ``PutEvents`` hands each event, as EventBridge would route it (``account`` and
+  ``region`` of the sender), to the subscribers instead of moto's own delivery: the local
+  pipeline matches the templates' rules (the spoke's forwarding rules, the management
+  account's result rule) and delivers it, keeping the sender's ``account`` as AWS does
+  across accounts.
+* ``automation_status_event`` is the ``EC2 Automation Execution Status-change Notification``
+  that AWS puts on the account's default bus when an execution ends; the local pipeline
+  emits it after each run.
 * ``run_automation`` executes an Automation document's steps against moto (moto has no
   ``StartAutomationExecution``): parameters with defaults and ``allowedPattern``,
   ``{{ }}`` substitution, ``aws:executeScript`` (the inline script's handler, its
@@ -60,11 +70,17 @@ from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import Stack as CloudFormationStack
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.dynamodb.models import DynamoDBBackend
+from moto.events.models import EventsBackend
 from moto.iam import models as iam_models
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.sts.models import STSBackend
 
-from budget_sync_local.standins.automation import AutomationParameterError, AutomationResult, run_automation
+from budget_sync_local.standins.automation import (
+    AutomationParameterError,
+    AutomationResult,
+    automation_status_event,
+    run_automation,
+)
 from budget_sync_local.standins.awslambda import _invoke_in_process
 from budget_sync_local.standins.budgets import (
     RESPONSE_METHODS,
@@ -72,6 +88,7 @@ from budget_sync_local.standins.budgets import (
     _backend_create_notification,
     _backend_delete_notification,
     _backend_update_budget,
+    _response_describe_budget,
     _response_method,
     _response_update_budget,
     notifications_with_subscribers,
@@ -84,7 +101,7 @@ from budget_sync_local.standins.cloudformation import (
     clear_failed_instances,
     fail_stack_instance,
 )
-from budget_sync_local.standins.events import pattern_matches
+from budget_sync_local.standins.events import _put_events, pattern_matches
 from budget_sync_local.standins.speed import (
     _KEY_ACCOUNTS,
     _json_first,
@@ -157,6 +174,7 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         "delete_parameters",
         _delete_parameters(SimpleSystemManagerBackend.delete_parameters, stand_ins),
     )
+    replace(EventsBackend, "put_events", _put_events(stand_ins))
     replace(BudgetsBackend, "update_budget", _backend_update_budget)
     replace(LambdaFunction, "invoke", _invoke_in_process(LambdaFunction.invoke))
     replace(CloudFormationResponse, "list_stack_set_operation_results", _list_operation_results)
@@ -172,6 +190,7 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
     replace(BudgetsBackend, "delete_notification", _backend_delete_notification)
     for name in RESPONSE_METHODS:
         replace(BudgetsResponse, name, _response_method(name))
+    replace(BudgetsResponse, "describe_budget", _response_describe_budget)
     replace(
         CloudFormationStack, "parse_template", staticmethod(_json_first(CloudFormationStack.parse_template))
     )
@@ -192,6 +211,7 @@ __all__ = [
     "AutomationResult",
     "EventCallback",
     "StandIns",
+    "automation_status_event",
     "fail_stack_instance",
     "installed",
     "notifications_with_subscribers",

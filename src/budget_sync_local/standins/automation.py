@@ -212,3 +212,39 @@ def _run_script(script: str, handler: str, payload: Any, session: boto3.Session)
     }
     exec(_compiled(script), namespace)  # noqa: S102 - the document's own script, as SSM runs it
     return namespace[handler](payload, None)
+
+
+def automation_status_event(
+    account: str,
+    region: str,
+    document_name: str,
+    result: AutomationResult,
+    started: datetime,
+    ended: datetime,
+) -> dict[str, Any]:
+    """``EC2 Automation Execution Status-change Notification``: what AWS puts on the account's
+    default bus when an execution ends (best effort in AWS; always, locally)."""
+    partition = get_partition(region)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "EC2 Automation Execution Status-change Notification",
+        "source": "aws.ssm",
+        "account": account,
+        "time": ended.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [
+            f"arn:{partition}:ssm:{region}:{account}:automation-execution/{result.execution_id}",
+            f"arn:{partition}:ssm:{region}:{account}:automation-definition/{document_name}:1",
+        ],
+        "detail": {
+            "ExecutionId": result.execution_id,
+            "Definition": document_name,
+            "DefinitionVersion": 1.0,
+            "Status": result.status,
+            "StartTime": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "EndTime": ended.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "Time": (ended - started).total_seconds() * 1000,
+            "ExecutedBy": f"arn:{partition}:sts::{account}:assumed-role/automation",
+        },
+    }

@@ -1,4 +1,5 @@
-"""Budgets: UpdateBudget, notifications and subscribers, and the local organisation's view of a budget."""
+"""Budgets: UpdateBudget, DescribeBudget's hidden FilterExpression, notifications and
+subscribers, and the local organisation's view of a budget."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ def _response_update_budget(self: BudgetsResponse) -> str:
         account_id=self._get_param("AccountId"), new_budget=self._get_param("NewBudget")
     )
     return json.dumps({})
+
+
+def _response_describe_budget(self: BudgetsResponse) -> str:
+    """DescribeBudget: "FilterExpression ... is returned only when ShowFilterExpression is true"."""
+    budget = self.backend.describe_budget(
+        account_id=self._get_param("AccountId"), budget_name=self._get_param("BudgetName")
+    )
+    if not self._get_param("ShowFilterExpression"):
+        budget.pop("FilterExpression", None)
+    return json.dumps({"Budget": budget})
 
 
 def _budget(account: str, budget_name: str, partition: str = "aws") -> Budget:

@@ -14,6 +14,16 @@ which sets the budget's limit (and recreates a deleted budget). SSM creates a ne
 version on every overwrite, even with an unchanged value, and every version is a ``Parameter
 Store Change`` event: so a budget that drifted under a correct parameter is repaired too.
 
+Nothing moves a budget backwards: the table is read once at the start of a run, so before
+each repair the account's desired value is read again (consistently) and the repair is
+skipped if it changed: the stream function applies the newer value. A repair writes SENT;
+the spoke's report makes it APPLIED or FAILED (budget_sync.results).
+
+A repair that does not hold is a failure, not another repair: if the account's last status
+is the spoke's failure (or an unconfirmed timeout) for the same desired value and parameter
+version, or the drift is back under the very parameter version the last repair wrote, the
+account is reported FAILED with that reason, and nothing is written.
+
 The scheduled function (handlers/reconcile.py) and ``budgetctl status|reconcile`` run this code.
 """
 
@@ -30,6 +40,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.config import Settings
 from budget_sync.domain import (
@@ -40,7 +51,7 @@ from budget_sync.domain import (
     parse_budget_text,
     parse_budget_value,
 )
-from budget_sync.errors import BudgetSyncError, ConfigError, InvalidItemError
+from budget_sync.errors import BudgetSyncError, ConfigError, InvalidItemError, TransientError
 from budget_sync.observability import logger
 from budget_sync.spoke import DEFAULT_BUDGET_NAME, BudgetReading, ParameterReading
 from budget_sync.status import Status, StatusStore, StatusUpdate
@@ -77,7 +88,8 @@ REPAIRABLE = frozenset(
 class Action(StrEnum):
     NONE = ""
     REPAIRED = "REPAIRED"  # the parameter was written again
-    FAILED = "FAILED"  # the repair was tried and failed
+    FAILED = "FAILED"  # the repair was tried and failed, or an earlier one did not hold
+    SKIPPED = "SKIPPED"  # the desired value changed during the run: the stream applies the new one
 
 
 class SpokeReader(Protocol):
@@ -131,8 +143,9 @@ class AccountReport:
 
     @property
     def ok(self) -> bool:
-        """True if nothing is left for an operator to do (in sync, or repaired just now)."""
-        return self.drift is Drift.IN_SYNC or self.action is Action.REPAIRED
+        """True if nothing is left for an operator to do (in sync, repaired just now, or
+        superseded by a newer value during the run)."""
+        return self.drift is Drift.IN_SYNC or self.action in (Action.REPAIRED, Action.SKIPPED)
 
 
 @dataclass(slots=True)
@@ -203,6 +216,45 @@ def desired_item(item: Mapping[str, Any]) -> DesiredItem:
     return DesiredItem(account_id, value, **audit)
 
 
+def did_not_hold(report: AccountReport, last: Mapping[str, Any] | None) -> str:
+    """Why repairing this drifted account again would not help ('' if it may be repaired).
+
+    * the last status is FAILED for this desired value and this parameter version (the
+      spoke's own failure, or a value never confirmed): a new write would fail the same way;
+    * the last repair wrote this parameter version and the drift is back (a hand edit that
+      keeps coming back, a budget that cannot hold the limit).
+    A new value from the table, or any other write of the parameter, starts afresh.
+    """
+    if not last or report.parameter_version is None:
+        return ""
+    same_version = last.get("ParameterVersion") == report.parameter_version
+    same_value = last.get("DesiredValue") == report.desired
+    if (
+        last.get("Status") == Status.FAILED
+        and same_version
+        and same_value
+        and last.get("Source") in ("spoke", "timeout")
+    ):
+        return f"{report.reason}; not repaired again: {last.get('Reason', '')}"
+    if last.get("RepairedVersion") == report.parameter_version and last.get("Status") != Status.SENT:
+        return f"{report.reason}; the repair of {last.get('UpdatedAt', '')} (parameter version {report.parameter_version}) did not hold"
+    return ""
+
+
+def read_desired_value(client: DynamoDBClient, table_name: str, account_id: str) -> Decimal | None:
+    """One account's desired value, read consistently (None: no item, or an invalid one)."""
+    try:
+        raw = client.get_item(
+            TableName=table_name, Key={ACCOUNT_ID_FIELD: {"S": account_id}}, ConsistentRead=True
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise TransientError(f"account {account_id}: budgets table read failed ({exc})") from exc
+    item = raw.get("Item")
+    if item is None:
+        return None
+    return desired_item({k: _deserialize(v) for k, v in item.items()}).value
+
+
 def read_statuses(client: DynamoDBClient, table_name: str) -> dict[str, dict[str, Any]]:
     """The status table, per account (one Scan: cheaper than a read per account)."""
     statuses: dict[str, dict[str, Any]] = {}
@@ -224,12 +276,16 @@ class Reconciler:
         budget_name: str = DEFAULT_BUDGET_NAME,
         max_concurrency: int = 10,
         requested_by: str = "",
+        reread: Callable[[str], Decimal | None] | None = None,
     ) -> None:
+        """``reread(account)`` reads the account's desired value again, consistently, right
+        before a repair (None: no valid item any more); ``apply`` needs it."""
         self._spokes = spokes
         self._status = status
         self._budget_name = budget_name
         self._max_concurrency = max_concurrency
         self._requested_by = requested_by  # an operator's request (budgetctl reconcile --apply)
+        self._reread = reread
 
     def run(
         self,
@@ -245,8 +301,8 @@ class Reconciler:
         table (if given) records the outcome with Source=reconciler.
         """
         statuses = statuses or {}
-        if apply and self._status is None:
-            raise ValueError("apply needs a status store")
+        if apply and (self._status is None or self._reread is None):
+            raise ValueError("apply needs a status store and a way to re-read the desired value")
 
         def one(item: DesiredItem) -> AccountReport:
             report = self._account(item, statuses.get(item.account_id), apply)
@@ -295,6 +351,9 @@ class Reconciler:
                 "account drifted",
                 extra={"account_id": item.account_id, "drift": drift.value, "reason": reason},
             )
+        if drift in REPAIRABLE and (failure := did_not_hold(report, status)):
+            logger.error("repair did not hold", extra={"account_id": item.account_id, "reason": failure})
+            return replace(report, action=Action.FAILED, reason=failure)
         if apply and drift in REPAIRABLE:
             return self._repair(report)
         return report
@@ -316,7 +375,22 @@ class Reconciler:
 
     def _repair(self, report: AccountReport) -> AccountReport:
         assert report.desired is not None
+        assert self._reread is not None
         amount = format_amount(report.desired)
+        try:
+            current = self._reread(report.account_id)
+        except BudgetSyncError as exc:
+            return replace(
+                report,
+                action=Action.FAILED,
+                reason=f"{report.reason}; desired value unreadable: {exc}",
+                retryable=True,
+            )
+        if current != report.desired:
+            now = "no valid item" if current is None else format_amount(current)
+            reason = f"{report.reason}; the desired value changed to {now} during the run: not repaired"
+            logger.info("repair skipped", extra={"account_id": report.account_id, "reason": reason})
+            return replace(report, action=Action.SKIPPED, reason=reason)
         try:
             version = self._spokes.put_budget_value(report.account_id, amount)
         except BudgetSyncError as exc:
@@ -364,21 +438,31 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
     """
     last = last or {}
     sequence = str(last.get("SequenceNumber", "0"))
+    if report.action is Action.SKIPPED:
+        return None  # the stream function records the newer value
     if report.action is Action.REPAIRED:
         return StatusUpdate(
             report.account_id,
-            Status.APPLIED,
+            Status.SENT,
             sequence,
             desired=report.desired,
             applied=report.desired,
             reason=f"repaired by the reconciler: {report.reason}",
             parameter_version=report.new_version,
             source=SOURCE,
+            repaired=True,
         )
     failed = report.action is Action.FAILED or report.drift is Drift.UNREACHABLE
     if failed and not report.retryable:  # a transient failure is simply tried again next run
         if last.get("Status") == Status.FAILED and last.get("Reason") == report.reason:
             return None
+        unchanged = (
+            report.parameter_version is not None
+            and last.get("ParameterVersion") == report.parameter_version
+            and last.get("DesiredValue") == report.desired
+        )
+        if last.get("Status") == Status.FAILED and unchanged:
+            return None  # already FAILED for this value and version, with the first (the spoke's) reason
         return StatusUpdate(
             report.account_id,
             Status.FAILED,
@@ -389,8 +473,8 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
         )
     if report.drift is Drift.IN_SYNC:
         already = last.get("Status") == Status.APPLIED and last.get("DesiredValue") == report.desired
-        if already:
-            return None
+        if already or last.get("Status") == Status.SENT:
+            return None  # a SENT value waits for the spoke's own report (or its timeout)
         return StatusUpdate(
             report.account_id,
             Status.APPLIED,

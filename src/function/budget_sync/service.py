@@ -4,13 +4,18 @@ Per batch: every record is parsed against the item contract; per account the new
 record wins; an account whose value did not change over the batch costs no spoke call;
 distinct accounts are applied concurrently (bounded), one account never twice at once.
 The result says, per account, whether the batch must be retried from that account's
-earliest record (transient failure) or is settled (applied, unchanged, recorded failure).
+earliest record (transient failure) or is settled (sent, unchanged, recorded failure).
+
+A value written to the spoke parameter is SENT: it becomes APPLIED only when the spoke
+reports that its budget holds it (budget_sync.results). With a deadline (the Lambda
+context's remaining time), accounts not yet started when time runs short are not started:
+they go back to Lambda for retry, while the statuses of those already sent are recorded.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -27,12 +32,13 @@ REMOVED = "item deleted from the budgets table; the account keeps its last budge
 class Outcome(StrEnum):
     """One per account and batch; each is also a CloudWatch metric name."""
 
-    APPLIED = "BudgetApplied"
+    APPLIED = "BudgetApplied"  # sent: the parameter holds the value (the spoke confirms later)
     UNCHANGED = "BudgetUnchanged"
     FAILED = "BudgetFailed"  # permanent: recorded in the status table, not retried
     INVALID_ITEM = "InvalidItem"  # permanent: the item breaks the contract
     UNMANAGED = "BudgetUnmanaged"  # the item was removed
     RETRY = "TransientFailure"  # the account's earliest record goes back to Lambda
+    DEFERRED = "DeadlineDeferred"  # not started: the invocation's time ran short; Lambda retries it
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,20 +66,41 @@ class BatchResult:
     outcomes: Counter[Outcome] = field(default_factory=Counter)
 
 
+#: Time kept back for the status writes and the batch response when a deadline is given.
+DEADLINE_RESERVE_MS = 20_000
+
+
 class BudgetSync:
     def __init__(self, gateway: SpokeGateway, status: StatusStore, max_concurrency: int = 10) -> None:
         self._gateway = gateway
         self._status = status
         self._max_concurrency = max_concurrency
 
-    def process(self, records: Sequence[StreamRecord]) -> BatchResult:
+    def process(
+        self,
+        records: Sequence[StreamRecord],
+        remaining_ms: Callable[[], int] | None = None,
+        reserve_ms: int = DEADLINE_RESERVE_MS,
+    ) -> BatchResult:
+        """Settle a batch. ``remaining_ms`` (the Lambda context's) stops new accounts from
+        starting once fewer than ``reserve_ms`` are left; they are returned for retry."""
         result = BatchResult()
         plans = self._plan(records, result)
         if not plans:
             return result
+
+        def settle(plan: _AccountPlan) -> tuple[Outcome, StatusUpdate | None]:
+            if remaining_ms is not None and remaining_ms() < reserve_ms:
+                logger.warning(
+                    "deadline near, account not started",
+                    extra={"account_id": plan.account_id, "remaining_ms": remaining_ms()},
+                )
+                return Outcome.DEFERRED, None
+            return self._apply(plan)
+
         workers = min(self._max_concurrency, len(plans))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="account") as pool:
-            settled = list(pool.map(self._apply, plans))
+            settled = list(pool.map(settle, plans))
         outcomes = [outcome for outcome, _ in settled]
         updates = [update for _, update in settled if update is not None]
         unrecorded = set(self._status.record_many(updates)) if updates else set()
@@ -83,7 +110,7 @@ class BudgetSync:
                 outcomes[index] = Outcome.RETRY
         for plan, outcome in zip(plans, outcomes, strict=True):
             result.outcomes[outcome] += 1
-            if outcome is Outcome.RETRY:
+            if outcome in (Outcome.RETRY, Outcome.DEFERRED):
                 result.retry_sequence_numbers.add(plan.first_sequence)
         return result
 
@@ -168,12 +195,12 @@ class BudgetSync:
             )
             return Outcome.FAILED, failed
         logger.info(
-            "budget applied",
+            "budget sent",
             extra={**log, "amount": amount, "parameter_version": version, "alerts": alerts},
         )
         applied = StatusUpdate(
             account_id,
-            Status.APPLIED,
+            Status.SENT,
             sequence,
             desired=change.new_value,
             applied=change.new_value,

@@ -1,29 +1,39 @@
-"""The status table: per account, what was asked, what was applied, and why not.
+"""The status table: per account, what was asked, what the spoke confirmed, and why not.
 
 Item (key ``AccountId``):
   DesiredValue    N   the value the budgets table asked for (absent if the item was invalid)
   AppliedValue    N   the last value written to the spoke parameter
-  Status          S   APPLIED | FAILED | UNMANAGED (see Status)
-  Reason          S   why, for FAILED and UNMANAGED
+  Status          S   SENT | APPLIED | FAILED | UNMANAGED (see Status)
+  Reason          S   why, for FAILED and UNMANAGED (a spoke's reason is the spoke's own text)
   UpdatedAt       S   ISO 8601, UTC
   SequenceNumber  S   the stream record that produced this status, zero-padded so that
                       string order is stream order; a status is never replaced by an older one
-  Source          S   stream | reconciler
+  Source          S   stream | reconciler | spoke | timeout
   ParameterVersion N  the spoke parameter's version after the write
   AlertSettings   S   the alert settings last sent to /BlogBudgets/AlertSettings (JSON,
                       budget_sync.alerts); the spoke document reports what it applied
   RequestedBy     S   who asked for the repair (``budgetctl reconcile --apply``), if someone did
+  SentAt          S   when the value was sent (SENT); the bound ConfirmTimeoutMinutes counts from it
+  ConfirmedVersion N  the parameter version the spoke's latest report is about: a report about
+                      an older version never overwrites a newer status (see budget_sync.results)
+  ConfirmedLimit  N   the budget limit the spoke reported (success only)
+  ConfirmedAt     S   when the report arrived
+  ExecutionId     S   the spoke's Automation execution that reported
+  SpokeOutcome    S   APPLIED | FAILED: what the spoke's latest report said
+  SpokeReason     S   the spoke's reason with a FAILED report
+  RepairedVersion N   the parameter version the reconciler's last repair wrote
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import TransientError
@@ -32,13 +42,18 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
+_deserialize = TypeDeserializer().deserialize
+
 SEQUENCE_WIDTH = 40
 TRANSACTION_LIMIT = 100  # TransactWriteItems' maximum
 
 
 class Status(StrEnum):
-    APPLIED = "APPLIED"  # the spoke parameter holds the desired value
-    FAILED = "FAILED"  # a permanent error: bad item, spoke unreachable, value rejected
+    """An account's state. New states are new members; code matches on members, never on order."""
+
+    SENT = "SENT"  # the value is in the spoke parameter; the spoke has not confirmed its budget yet
+    APPLIED = "APPLIED"  # the spoke confirmed that its budget's limit equals the desired value
+    FAILED = "FAILED"  # bad item, spoke unreachable, value rejected, the spoke's failure, no confirmation
     UNMANAGED = "UNMANAGED"  # the item was deleted: the spoke keeps its last budget
 
 
@@ -54,6 +69,11 @@ class StatusUpdate:
     source: str = "stream"
     alerts: str | None = None  # the alert settings sent with this update (None: none sent)
     requested_by: str = ""  # the operator whose request this write carried out
+    repaired: bool = False  # a reconciler repair: RepairedVersion records parameter_version
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def padded(sequence_number: str) -> str:
@@ -75,11 +95,56 @@ class StatusStore:
             self._client.update_item(**self._update(update))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return self._confirmed_first(update)
+            raise TransientError(f"account {update.account_id}: status write failed ({exc})") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"account {update.account_id}: status write failed ({exc})") from exc
+        return True
+
+    def _confirmed_first(self, update: StatusUpdate) -> bool:
+        """A SENT whose spoke report arrived first: record the value with the report's verdict.
+
+        The Automation can finish (and its report reach the management account) before the
+        stream function writes SENT at the end of its batch. The report was then kept as
+        ConfirmedVersion/SpokeOutcome only (budget_sync.results); SENT must not hide it.
+        Returns False if the status is newer than ``update`` (nothing to do).
+        """
+        if update.status is not Status.SENT or update.parameter_version is None:
+            return False
+        item = self.read(update.account_id)
+        if item is None or str(item.get("SequenceNumber", "")) > padded(update.sequence_number):
+            return False
+        confirmed = int(item.get("ConfirmedVersion", 0))
+        if confirmed < update.parameter_version:
+            return False  # the condition failed for another reason: a newer status
+        limit = item.get("ConfirmedLimit")
+        if item.get("SpokeOutcome") == Status.APPLIED and limit is not None and update.desired == limit:
+            verdict = replace(update, status=Status.APPLIED, reason="")
+        elif item.get("SpokeOutcome") == Status.APPLIED:
+            verdict = replace(
+                update, status=Status.FAILED, reason=limit_differs(limit, update.desired, confirmed)
+            )
+        else:
+            verdict = replace(update, status=Status.FAILED, reason=str(item.get("SpokeReason", "")))
+        try:
+            self._client.update_item(**self._update(verdict, guard_confirmation=False))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise TransientError(f"account {update.account_id}: status write failed ({exc})") from exc
         except BotoCoreError as exc:
             raise TransientError(f"account {update.account_id}: status write failed ({exc})") from exc
         return True
+
+    def read(self, account_id: str) -> dict[str, Any] | None:
+        """The account's status item, read consistently, deserialised (None: no item)."""
+        try:
+            raw = self._client.get_item(
+                TableName=self._table_name, Key={"AccountId": {"S": account_id}}, ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"account {account_id}: status read failed ({exc})") from exc
+        return None if raw is None else {k: _deserialize(v) for k, v in raw.items()}
 
     def record_many(self, updates: Sequence[StatusUpdate]) -> list[str]:
         """Write a batch's statuses, up to 100 per TransactWriteItems call.
@@ -108,11 +173,12 @@ class StatusStore:
                 failed.extend(u.account_id for u in chunk)
         return failed
 
-    def _update(self, update: StatusUpdate) -> dict[str, Any]:
+    def _update(self, update: StatusUpdate, *, guard_confirmation: bool = True) -> dict[str, Any]:
+        now = now_text()
         values: dict[str, Any] = {
             ":status": {"S": update.status.value},
             ":reason": {"S": update.reason},
-            ":at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
+            ":at": {"S": now},
             ":seq": {"S": padded(update.sequence_number)},
             ":source": {"S": update.source},
         }
@@ -127,9 +193,18 @@ class StatusStore:
             if value is not None:
                 values[f":{attribute}"] = {"N": str(value)}
                 sets.append(f"{attribute} = :{attribute}")
+        condition = "(attribute_not_exists(SequenceNumber) OR SequenceNumber <= :seq)"
         if update.parameter_version is not None:
             values[":version"] = {"N": str(update.parameter_version)}
             sets.append("ParameterVersion = :version")
+            if update.repaired:
+                sets.append("RepairedVersion = :version")
+            if update.status is Status.SENT:
+                sets.append("SentAt = :at")
+                if guard_confirmation:  # the spoke's report of this version may have come first
+                    condition += (
+                        " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion < :version)"
+                    )
         if update.alerts is not None:
             values[":alerts"] = {"S": update.alerts}
             sets.append("AlertSettings = :alerts")
@@ -141,7 +216,14 @@ class StatusStore:
             "TableName": self._table_name,
             "Key": {"AccountId": {"S": update.account_id}},
             "UpdateExpression": expression,
-            "ConditionExpression": "attribute_not_exists(SequenceNumber) OR SequenceNumber <= :seq",
+            "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#st": "Status", "#src": "Source"},
             "ExpressionAttributeValues": values,
         }
+
+
+def limit_differs(limit: object, desired: object, version: int) -> str:
+    return (
+        f"the spoke confirmed a budget limit of {limit} for parameter version {version}, "
+        f"but the desired value is {desired}"
+    )

@@ -19,7 +19,13 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budget_sync.observability import logger, metrics, traced_handler
-from budget_sync.reconcile import Reconciler, ReconcilerSettings, read_desired, read_statuses
+from budget_sync.reconcile import (
+    Reconciler,
+    ReconcilerSettings,
+    read_desired,
+    read_desired_value,
+    read_statuses,
+)
 from budget_sync.requested import RepairRequest, parse_request, report_fields
 from budget_sync.spoke import CLIENT_CONFIG, SsmSpokeGateway
 from budget_sync.status import StatusStore
@@ -38,7 +44,11 @@ def build() -> tuple[Reconciler, DynamoDBClient, ReconcilerSettings]:
     dynamodb: DynamoDBClient = session.client("dynamodb", config=CLIENT_CONFIG)
     status = StatusStore(dynamodb, common.status_table_name)
     reconciler = Reconciler(
-        spokes, status, budget_name=settings.budget_name, max_concurrency=common.max_concurrency
+        spokes,
+        status,
+        budget_name=settings.budget_name,
+        max_concurrency=common.max_concurrency,
+        reread=lambda account: read_desired_value(dynamodb, settings.budgets_table_name, account),
     )
     return reconciler, dynamodb, settings
 
@@ -54,6 +64,7 @@ def requested_reconciler(request: RepairRequest) -> Reconciler:
         budget_name=settings.budget_name,
         max_concurrency=common.max_concurrency,
         requested_by=request.requested_by,
+        reread=lambda account: read_desired_value(dynamodb, settings.budgets_table_name, account),
     )
 
 

@@ -54,7 +54,9 @@ def to_stream_record(record: DynamoDBRecord) -> StreamRecord:
 @metrics.log_metrics
 def _handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     records = [DynamoDBRecord(raw) for raw in event.get("Records", [])]
-    result = build_service().process([to_stream_record(record) for record in records])
+    result = build_service().process(
+        [to_stream_record(record) for record in records], remaining_ms=context.get_remaining_time_in_millis
+    )
     for outcome, count in result.outcomes.items():
         metrics.add_metric(name=outcome.value, unit="Count", value=count)
     logger.info(

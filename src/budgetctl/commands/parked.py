@@ -1,0 +1,203 @@
+"""``parked``: what the stream's on-failure queue holds, and re-applying those accounts.
+
+Lambda parks a stream batch that exhausted its retries in the on-failure queue as a
+description (shard, first and last sequence number), not as the records. ``parked`` reads
+the queue without consuming it (each message becomes visible again after
+``--visibility-timeout`` seconds), reads the described records back from the stream (kept
+24 hours) to name their accounts, and lists them. ``--reapply`` asks the reconciler function
+to repair those accounts from the table (with its own role, recorded as asked by the caller;
+the desired value re-read before each write) and deletes a message once every account it
+names is in sync or repaired.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from budget_sync.reconcile import Drift
+from budgetctl.commands import Command
+from budgetctl.context import Context
+from budgetctl.errors import ExitCode, UsageError
+from budgetctl.repair import invoke_reconciler
+
+DEFAULT_STACK = "budget-sync"
+COLUMNS = ("MessageId", "Shard", "FromSequence", "ToSequence", "Records", "Accounts", "Note")
+_MAX_MESSAGES = 1000
+
+
+@dataclass
+class Parked:
+    """One on-failure message: the batch it describes and the accounts of its records."""
+
+    message_id: str
+    receipt: str
+    shard: str
+    first: str
+    last: str
+    size: int
+    stream_arn: str
+    accounts: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "MessageId": self.message_id,
+            "Shard": self.shard,
+            "FromSequence": self.first,
+            "ToSequence": self.last,
+            "Records": self.size,
+            "Accounts": " ".join(self.accounts),
+            "Note": self.note,
+        }
+
+
+def register(command: Command) -> None:
+    parked = command("parked", cmd_parked, "list the stream batches parked on the on-failure queue")
+    parked.add_argument("--queue-url", help="the on-failure queue (default: the stack's OnFailureQueueUrl)")
+    parked.add_argument(
+        "--stack-name", default=DEFAULT_STACK, help="the management stack (default budget-sync)"
+    )
+    parked.add_argument(
+        "--reapply",
+        action="store_true",
+        help="re-apply the parked accounts from the table; delete what is done",
+    )
+    parked.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=30,
+        help="seconds a listed message stays hidden from other readers (default 30)",
+    )
+
+
+def cmd_parked(ctx: Context) -> int:
+    args = ctx.args
+    if not 0 <= args.visibility_timeout <= 43200:
+        ctx.out.error(f"--visibility-timeout {args.visibility_timeout} must be from 0 to 43200")
+        return ExitCode.USAGE
+    queue_url = args.queue_url or _queue_url(ctx, args.stack_name)
+    sqs = ctx.client("sqs")
+    messages = list(_receive(sqs, queue_url, args.visibility_timeout))
+    streams = ctx.client("dynamodbstreams")
+    for message in messages:
+        _name_accounts(streams, message)
+    if args.reapply and messages:
+        _reapply(ctx, messages)
+        for message in messages:
+            if message.note == "re-applied":
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message.receipt)
+    ctx.out.rows([m.row() for m in messages], COLUMNS, title="parked on the on-failure queue")
+    ctx.out.info(
+        f"{len(messages)} parked batch(es)" + ("" if args.reapply or not messages else "; run with --reapply")
+    )
+    if not messages:
+        return ExitCode.OK
+    done = args.reapply and all(m.note == "re-applied" for m in messages)
+    return ExitCode.OK if done else ExitCode.PROBLEM
+
+
+def _queue_url(ctx: Context, stack_name: str) -> str:
+    stacks = ctx.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    if "OnFailureQueueUrl" not in outputs:
+        raise UsageError(f"stack {stack_name} has no output OnFailureQueueUrl: pass --queue-url")
+    return str(outputs["OnFailureQueueUrl"])
+
+
+def _receive(sqs: Any, queue_url: str, visibility: int) -> Iterable[Parked]:
+    seen: set[str] = set()
+    while len(seen) < _MAX_MESSAGES:
+        page = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=visibility, WaitTimeSeconds=0
+        ).get("Messages", [])
+        fresh = [m for m in page if m["MessageId"] not in seen]
+        if not fresh:
+            return
+        for message in fresh:
+            seen.add(message["MessageId"])
+            yield _parse(message)
+
+
+def _parse(message: Mapping[str, Any]) -> Parked:
+    try:
+        info = json.loads(message["Body"])["DDBStreamBatchInfo"]
+        return Parked(
+            message_id=message["MessageId"],
+            receipt=message["ReceiptHandle"],
+            shard=str(info["shardId"]),
+            first=str(info["startSequenceNumber"]),
+            last=str(info["endSequenceNumber"]),
+            size=int(info.get("batchSize", 0)),
+            stream_arn=str(info["streamArn"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return Parked(
+            message["MessageId"],
+            message["ReceiptHandle"],
+            "",
+            "",
+            "",
+            0,
+            "",
+            note="not a stream batch description",
+        )
+
+
+def _name_accounts(streams: Any, parked: Parked) -> None:
+    """The accounts of the described records, read back from the stream."""
+    if not parked.stream_arn:
+        return
+    accounts: set[str] = set()
+    try:
+        iterator = streams.get_shard_iterator(
+            StreamArn=parked.stream_arn,
+            ShardId=parked.shard,
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
+            SequenceNumber=parked.first,
+        )["ShardIterator"]
+        last = int(parked.last)
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records = page.get("Records", [])
+            for record in records:
+                if int(record["dynamodb"]["SequenceNumber"]) > last:
+                    iterator = None
+                    break
+                account = record["dynamodb"].get("Keys", {}).get("AccountId", {}).get("S")
+                if account:
+                    accounts.add(str(account))
+            else:
+                iterator = page.get("NextShardIterator") if records else None
+    except (ClientError, BotoCoreError) as exc:
+        parked.note = f"records no longer readable ({exc}); run `budgetctl reconcile --apply`"
+    parked.accounts = sorted(accounts)
+
+
+def _reapply(ctx: Context, messages: list[Parked]) -> None:
+    """The reconciler function repairs the parked accounts from the table with its own role,
+    recorded as asked by the caller (budgetctl.repair): the operator never writes a spoke."""
+    wanted = sorted({account for m in messages for account in m.accounts})
+    if not wanted:  # an empty request would mean every account
+        return
+    result = invoke_reconciler(ctx, wanted)
+    reports = [r for r in result["reports"] if isinstance(r, dict)]
+    ok = {
+        str(r.get("AccountId"))
+        for r in reports
+        if r.get("Drift") == Drift.IN_SYNC.value or r.get("Action") == "REPAIRED"
+    }
+    known = {str(r.get("AccountId")) for r in reports}
+    for message in messages:
+        if not message.accounts:
+            continue
+        missing = [a for a in message.accounts if a not in known]  # item deleted since: nothing to apply
+        failed = [a for a in message.accounts if a in known and a not in ok]
+        if failed:
+            message.note = f"not re-applied: {' '.join(failed)} (see `budgetctl reconcile`)"
+        else:
+            message.note = "re-applied" + (f" (no item any more: {' '.join(missing)})" if missing else "")

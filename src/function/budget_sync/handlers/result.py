@@ -1,0 +1,122 @@
+"""BlogBudgetsResultFunction: the spokes' reports -> the status table; unconfirmed -> FAILED.
+
+Invoked by two EventBridge rules of the management stack:
+
+* the result bus's rule, with one spoke event (``Budget Update Result`` from the
+  Automation script, or AWS's ``EC2 Automation Execution Status-change Notification`` of a
+  failed, timed-out or cancelled execution): recorded in the status table (APPLIED or
+  FAILED), conditionally and in order (budget_sync.results);
+* a schedule (``Scheduled Event``): every SENT status older than ConfirmTimeoutMinutes
+  becomes FAILED with a reason that says so.
+
+Each transition into FAILED is published once to the alarm topic and counted in the metric
+``SpokeFailed``. An event that is not a result is logged and counted (``InvalidResult``),
+never retried; a table that cannot be written raises, so that EventBridge's asynchronous
+invocation retries it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from budget_sync.errors import ConfigError
+from budget_sync.observability import logger, metrics, traced_handler
+from budget_sync.results import FailureNotifier, InvalidResult, ResultStore, Transition, parse_event
+from budget_sync.spoke import CLIENT_CONFIG
+from budget_sync.status import Status
+
+_TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
+_TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[\w-]{1,256}")
+DEFAULT_TIMEOUT_MINUTES = 15
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSettings:
+    """Environment variables (template-management.yaml, ResultFunction):
+    STATUS_TABLE_NAME        the status table
+    ALARM_TOPIC_ARN          where a new failure is published (empty: metric and log only)
+    CONFIRM_TIMEOUT_MINUTES  a SENT value not confirmed within this becomes FAILED (1 to 1440)
+    """
+
+    status_table_name: str
+    alarm_topic_arn: str
+    confirm_timeout: timedelta
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ResultSettings:
+        env = os.environ if env is None else env
+        table = env.get("STATUS_TABLE_NAME", "").strip()
+        if not _TABLE_NAME.fullmatch(table):
+            raise ConfigError(f"environment variable STATUS_TABLE_NAME has an invalid value {table!r}")
+        topic = env.get("ALARM_TOPIC_ARN", "").strip()
+        if topic and not _TOPIC_ARN.fullmatch(topic):
+            raise ConfigError(f"environment variable ALARM_TOPIC_ARN has an invalid value {topic!r}")
+        minutes = env.get("CONFIRM_TIMEOUT_MINUTES", str(DEFAULT_TIMEOUT_MINUTES)).strip()
+        if not minutes.isdigit() or not 1 <= int(minutes) <= 1440:
+            raise ConfigError(
+                f"environment variable CONFIRM_TIMEOUT_MINUTES {minutes!r} must be a whole number from 1 to 1440"
+            )
+        return cls(table, topic, timedelta(minutes=int(minutes)))
+
+
+@cache
+def build() -> tuple[ResultStore, FailureNotifier, ResultSettings]:
+    """Built once per execution environment: settings validated, clients reused."""
+    settings = ResultSettings.from_env()
+    session = boto3.Session()
+    store = ResultStore(session.client("dynamodb", config=CLIENT_CONFIG), settings.status_table_name)
+    sns = session.client("sns", config=CLIENT_CONFIG) if settings.alarm_topic_arn else None
+    return store, FailureNotifier.for_topic(sns, settings.alarm_topic_arn), settings
+
+
+def _settled(transition: Transition, notifier: FailureNotifier) -> None:
+    log = {"account_id": transition.account_id, "old": transition.old, "new": transition.new}
+    if transition.new_failure:
+        logger.error("budget not applied", extra={**log, "reason": transition.reason})
+        metrics.add_metric(name="SpokeFailed", unit="Count", value=1)
+        notifier.notify(transition)
+    elif transition.new == Status.APPLIED:
+        logger.info("budget confirmed", extra=log)
+        metrics.add_metric(name="SpokeConfirmed", unit="Count", value=1)
+    else:
+        logger.info("spoke result recorded", extra={**log, "reason": transition.reason})
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    store, notifier, settings = build()
+    if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
+        expired = list(store.expire_unconfirmed(datetime.now(UTC), settings.confirm_timeout))
+        for transition in expired:
+            _settled(transition, notifier)
+        metrics.add_metric(name="ConfirmTimeout", unit="Count", value=len(expired))
+        logger.info("unconfirmed values checked", extra={"expired": len(expired)})
+        return {"expired": [t.account_id for t in expired]}
+    try:
+        result = parse_event(event)
+    except InvalidResult as exc:
+        logger.error("not a spoke result", extra={"reason": str(exc), "event_id": event.get("id")})
+        metrics.add_metric(name="InvalidResult", unit="Count", value=1)
+        return {"recorded": False, "reason": str(exc)}
+    if result is None:
+        return {"recorded": False, "reason": "not a terminal failure"}
+    recorded = store.record(result)
+    if recorded is None:
+        logger.info("stale spoke result ignored", extra={"account_id": result.account_id})
+        metrics.add_metric(name="StaleResult", unit="Count", value=1)
+        return {"recorded": False, "reason": "stale"}
+    _settled(recorded, notifier)
+    return {"recorded": True, "account": recorded.account_id, "status": recorded.new}
+
+
+handler = traced_handler(_handler)

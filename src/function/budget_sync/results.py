@@ -1,0 +1,379 @@
+"""What the spokes report back: their Automation's outcome, recorded in the status table.
+
+Two kinds of event reach the management account's result bus from every spoke (the spoke
+stack's forwarding rules; template-spoke.yaml):
+
+* ``budget-sync.spoke`` / ``Budget Update Result``: the Automation script's own report, for
+  a success (old limit, new limit, what it did) and for a refusal or failure (its reason).
+  It names the parameter version it applied, so it can be ordered against the status.
+* ``aws.ssm`` / ``EC2 Automation Execution Status-change Notification`` with a terminal
+  failure (Failed, TimedOut, Cancelled): AWS's own word, which also covers a run that
+  crashed or timed out before the script could report.
+
+The account is always the event envelope's ``account`` (set by EventBridge, not by the
+sender); everything in ``detail`` is text from another account: validated, bounded, and
+stored and shown as text.
+
+Ordering: a report is about one parameter version. It changes the status only if it is
+about the version the status was sent with; a report about an older version never
+overwrites a newer status; a report about a version the status does not know yet (the run
+finished before the stream function recorded SENT) is kept in the Confirmed*/Spoke*
+attributes, and the SENT write takes its verdict from there (status.StatusStore). Every
+write is conditional on the item as it was read (optimistic lock), so concurrent reports
+and stream writes cannot overwrite each other; a lost race is read again and decided again.
+
+A sent value that no report confirms within the bound (ConfirmTimeoutMinutes) becomes
+FAILED (``expire_unconfirmed``). Every transition *into* FAILED is a new failure: it is
+published once to the alarm topic and counted in the metric ``SpokeFailed``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from budget_sync.errors import TransientError
+from budget_sync.observability import logger
+from budget_sync.status import Status, _deserialize, limit_differs, now_text
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+REPORT_SOURCE = "budget-sync.spoke"
+REPORT_DETAIL_TYPE = "Budget Update Result"
+EXECUTION_SOURCE = "aws.ssm"
+EXECUTION_DETAIL_TYPE = "EC2 Automation Execution Status-change Notification"
+#: Automation statuses that end an execution without success.
+FAILED_EXECUTION = frozenset({"Failed", "TimedOut", "Cancelled"})
+SOURCE = "spoke"
+MAX_TEXT = 1000  # characters kept of any text from a spoke (a reason, an id)
+_ACCOUNT = re.compile(r"[0-9]{12}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_LOCKED = ("SequenceNumber", "ParameterVersion", "ConfirmedVersion", "Status", "ExecutionId")
+_ATTEMPTS = 5
+
+
+class InvalidResult(ValueError):
+    """An event that is not a result this function understands. Names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpokeReport:
+    """The Automation script's report (``Budget Update Result``)."""
+
+    account_id: str
+    execution_id: str
+    parameter_version: int
+    outcome: Status  # APPLIED or FAILED
+    limit: Decimal | None  # the budget's limit after the run (success)
+    old_limit: str = ""
+    action: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionEnded:
+    """AWS's status-change notification of an execution that ended without success."""
+
+    account_id: str
+    execution_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What a write did to an account's status (``old`` None: there was no status)."""
+
+    account_id: str
+    old: str | None
+    new: str | None
+    reason: str = ""
+
+    @property
+    def new_failure(self) -> bool:
+        return self.new == Status.FAILED and self.old != Status.FAILED
+
+
+def text(value: object, field: str) -> str:
+    """Text from another account: a string, control characters removed, bounded."""
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float):
+        raise InvalidResult(f"{field} {value!r} is not text")
+    return _CONTROL.sub(" ", str(value))[:MAX_TEXT]
+
+
+def parse_event(event: Mapping[str, Any]) -> SpokeReport | ExecutionEnded | None:
+    """The result an EventBridge event carries; None for a status-change that is no failure."""
+    account = event.get("account")
+    if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
+        raise InvalidResult(f"account {account!r} is not a 12-digit account id")
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise InvalidResult("detail is not an object")
+    source, kind = event.get("source"), event.get("detail-type")
+    if source == EXECUTION_SOURCE and kind == EXECUTION_DETAIL_TYPE:
+        status = text(detail.get("Status"), "Status")
+        if status not in FAILED_EXECUTION:
+            return None
+        return ExecutionEnded(account, _required(detail, "ExecutionId"), status)
+    if source == REPORT_SOURCE and kind == REPORT_DETAIL_TYPE:
+        outcome = detail.get("Outcome")
+        if outcome not in (Status.APPLIED, Status.FAILED):
+            raise InvalidResult(f"Outcome {outcome!r} is neither APPLIED nor FAILED")
+        version = detail.get("ParameterVersion")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidResult(f"ParameterVersion {version!r} is not a positive whole number")
+        limit: Decimal | None = None
+        if outcome == Status.APPLIED:
+            try:
+                limit = Decimal(_required(detail, "NewLimit"))
+            except InvalidOperation as exc:
+                raise InvalidResult(f"NewLimit {detail.get('NewLimit')!r} is not a number") from exc
+            if not limit.is_finite():
+                raise InvalidResult(f"NewLimit {detail.get('NewLimit')!r} is not a number")
+        return SpokeReport(
+            account_id=account,
+            execution_id=_required(detail, "ExecutionId"),
+            parameter_version=version,
+            outcome=Status(outcome),
+            limit=limit,
+            old_limit=text(detail.get("OldLimit"), "OldLimit"),
+            action=text(detail.get("Action"), "Action"),
+            reason=text(detail.get("Reason"), "Reason")
+            or ("" if outcome == Status.APPLIED else "no reason given"),
+        )
+    raise InvalidResult(f"source {source!r} / detail-type {kind!r} is not a spoke result")
+
+
+def _required(detail: Mapping[str, Any], field: str) -> str:
+    value = text(detail.get(field), field)
+    if not value:
+        raise InvalidResult(f"{field} is missing")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The attributes to set; ``status`` None keeps the status (the report is only kept)."""
+
+    values: Mapping[str, Any]
+    status: Status | None = None
+    reason: str = ""
+
+
+def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decision | None:
+    """What a spoke's report does to the status item as read. None: it is stale. Pure."""
+    item = item or {}
+    confirmed = item.get("ConfirmedVersion")
+    sent = item.get("ParameterVersion")
+    version = report.parameter_version
+    if confirmed is not None and version < int(confirmed):
+        return None  # an older run than the last one reported
+    if sent is not None and version < int(sent):
+        return None  # about a value older than the one the status was sent with
+    kept: dict[str, Any] = {
+        "ConfirmedVersion": version,
+        "ConfirmedAt": now_text(),
+        "ExecutionId": report.execution_id,
+        "SpokeOutcome": report.outcome.value,
+        "SpokeReason": report.reason,
+    }
+    if report.limit is not None:
+        kept["ConfirmedLimit"] = report.limit
+    desired = item.get("DesiredValue")
+    if sent is None or version > int(sent) or desired is None or item.get("Status") == Status.UNMANAGED:
+        # The SENT of this version is not recorded yet (it takes its verdict from here), or the
+        # parameter was written outside the pipeline, or budget-sync no longer manages the account.
+        return Decision(kept)
+    if report.outcome is Status.FAILED:
+        return Decision(kept, Status.FAILED, f"spoke: {report.reason}")
+    if report.limit != desired:
+        return Decision(kept, Status.FAILED, limit_differs(report.limit, desired, version))
+    return Decision(kept, Status.APPLIED)
+
+
+def decide_ended(item: Mapping[str, Any] | None, ended: ExecutionEnded) -> Decision | None:
+    """What AWS's failure notification does. Only a SENT status without a report fails. Pure."""
+    if not item or item.get("Status") != Status.SENT or item.get("ExecutionId") == ended.execution_id:
+        return None  # nothing waits for it, or the execution reported its own reason
+    reason = (
+        f"spoke: Automation execution {ended.execution_id} ended {ended.status} "
+        "without reporting a result (see the execution in the spoke account)"
+    )
+    return Decision({"ExecutionId": ended.execution_id, "ConfirmedAt": now_text()}, Status.FAILED, reason)
+
+
+class ResultStore:
+    """Conditional writes of spoke results and timeouts to the status table."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table_name = table_name
+
+    def read(self, account_id: str) -> dict[str, Any] | None:
+        try:
+            raw = self._client.get_item(
+                TableName=self._table_name, Key={"AccountId": {"S": account_id}}, ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"account {account_id}: status read failed ({exc})") from exc
+        return None if raw is None else {k: _deserialize(v) for k, v in raw.items()}
+
+    def record(self, result: SpokeReport | ExecutionEnded) -> Transition | None:
+        """Read, decide, write conditionally on what was read; again if someone wrote in between.
+
+        Returns the transition, or None if the result was stale or changed nothing.
+        Raises TransientError if the table cannot be read or written (EventBridge retries).
+        """
+        for _ in range(_ATTEMPTS):
+            item = self.read(result.account_id)
+            decision = (
+                decide_report(item, result) if isinstance(result, SpokeReport) else decide_ended(item, result)
+            )
+            if decision is None:
+                return None
+            if self._write(result.account_id, item, decision):
+                old = None if item is None else item.get("Status")
+                new = decision.status.value if decision.status is not None else old
+                return Transition(result.account_id, old, new, decision.reason)
+        raise TransientError(f"account {result.account_id}: status kept changing; result not recorded")
+
+    def expire_unconfirmed(self, now: datetime, timeout: timedelta) -> Iterator[Transition]:
+        """Every SENT status older than ``timeout`` becomes FAILED, saying so (one Scan)."""
+        cutoff = (now - timeout).isoformat(timespec="seconds")
+        minutes = int(timeout.total_seconds() // 60)
+        paginator = self._client.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self._table_name,
+            FilterExpression="#st = :sent AND SentAt < :cutoff",
+            ExpressionAttributeNames={"#st": "Status"},
+            ExpressionAttributeValues={":sent": {"S": Status.SENT.value}, ":cutoff": {"S": cutoff}},
+        )
+        try:
+            for page in pages:
+                for raw in page.get("Items", []):
+                    item = {k: _deserialize(v) for k, v in raw.items()}
+                    reason = (
+                        f"sent at {item.get('SentAt')} (parameter version {item.get('ParameterVersion')}) and "
+                        f"not confirmed by the spoke within {minutes} minutes: the Parameter Store Change "
+                        "event or the spoke's report was lost, the spoke's rule is disabled, or the start "
+                        "is parked in the rule's dead-letter queue"
+                    )
+                    account = str(item["AccountId"])
+                    decision = Decision({}, Status.FAILED, reason)
+                    if self._write(account, item, decision, source="timeout"):
+                        yield Transition(account, Status.SENT.value, Status.FAILED.value, reason)
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"status table scan failed ({exc})") from exc
+
+    def _write(
+        self, account_id: str, item: Mapping[str, Any] | None, decision: Decision, source: str = SOURCE
+    ) -> bool:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets: list[str] = []
+        for index, (attribute, value) in enumerate(decision.values.items()):
+            names[f"#v{index}"] = attribute
+            values[f":v{index}"] = _typed(value)
+            sets.append(f"#v{index} = :v{index}")
+        if decision.status is not None:
+            names.update({"#status": "Status", "#reason": "Reason", "#at": "UpdatedAt", "#source": "Source"})
+            values.update(
+                {
+                    ":status": {"S": decision.status.value},
+                    ":reason": {"S": decision.reason},
+                    ":at": {"S": now_text()},
+                    ":source": {"S": source},
+                }
+            )
+            sets += ["#status = :status", "#reason = :reason", "#at = :at", "#source = :source"]
+        conditions = []
+        for index, attribute in enumerate(_LOCKED):
+            names[f"#l{index}"] = attribute
+            if item is not None and attribute in item:
+                values[f":l{index}"] = _typed(item[attribute])
+                conditions.append(f"#l{index} = :l{index}")
+            else:
+                conditions.append(f"attribute_not_exists(#l{index})")
+        try:
+            self._client.update_item(
+                TableName=self._table_name,
+                Key={"AccountId": {"S": account_id}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise TransientError(f"account {account_id}: status write failed ({exc})") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"account {account_id}: status write failed ({exc})") from exc
+        return True
+
+
+def _typed(value: Any) -> dict[str, str]:
+    if isinstance(value, bool):
+        raise TypeError("no booleans in the status item")
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    return {"S": str(value)}
+
+
+class FailureNotifier:
+    """Publishes one message per new failure to the alarm topic (no topic: log only)."""
+
+    def __init__(self, publish: Callable[..., Any] | None, topic_arn: str) -> None:
+        self._publish = publish
+        self._topic_arn = topic_arn
+
+    @classmethod
+    def for_topic(cls, sns: Any, topic_arn: str) -> FailureNotifier:
+        """``sns``: an SNS client (or None: no topic, log and metric only)."""
+        return cls(sns.publish if sns is not None and topic_arn else None, topic_arn)
+
+    def notify(self, transition: Transition) -> None:
+        if self._publish is None:
+            return
+        message = (
+            f"budget-sync: the budget of account {transition.account_id} was not applied.\n"
+            f"Reason (text reported by the spoke or the pipeline): {transition.reason}\n"
+            "See `budgetctl status --account ACCOUNT` and the status table."
+        )
+        try:
+            self._publish(
+                TopicArn=self._topic_arn,
+                Subject=f"budget-sync: budget not applied in account {transition.account_id}",
+                Message=message,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # The metric SpokeFailed still counts it, and its alarm notifies.
+            logger.error(
+                "failure notification not sent",
+                extra={"account_id": transition.account_id, "reason": str(exc)},
+            )
+
+
+__all__ = [
+    "EXECUTION_DETAIL_TYPE",
+    "EXECUTION_SOURCE",
+    "REPORT_DETAIL_TYPE",
+    "REPORT_SOURCE",
+    "ExecutionEnded",
+    "FailureNotifier",
+    "InvalidResult",
+    "ResultStore",
+    "SpokeReport",
+    "Transition",
+    "decide_ended",
+    "decide_report",
+    "parse_event",
+]

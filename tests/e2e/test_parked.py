@@ -1,0 +1,57 @@
+"""`budgetctl parked` on the local organisation: a batch that exhausted its retries is listed
+with its accounts, and re-applied from the table."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+import pytest
+
+from budget_sync.errors import TransientError
+from budget_sync.spoke import SsmSpokeGateway
+from budget_sync_local.organisation import LocalOrganisation
+from tests.ops.conftest import budgetctl
+
+pytestmark = pytest.mark.e2e
+
+A, B = "111111111111", "222222222222"
+
+
+def test_a_parked_batch_is_listed_with_its_accounts_and_reapplied_from_the_table(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    with LocalOrganisation(
+        accounts=(A, B),
+        management_parameters={"StreamMaximumRetryAttempts": "0"},
+        function_output=io.StringIO(),
+    ) as org:
+        # GIVEN A's write kept failing transiently until its batch was parked (no retries left)
+        def throttled(self: SsmSpokeGateway, account_id: str, amount_text: str) -> int:
+            raise TransientError(f"account {account_id}: throttled")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(SsmSpokeGateway, "put_budget_value", throttled)
+            org.put(A, Decimal("4321"))
+            org.pipeline.run_until_idle()
+        assert org.parameter(A) == "1000"
+
+        # WHEN an operator lists what is parked
+        listed = budgetctl("parked", "--output", "json", "--visibility-timeout", "0")
+
+        # THEN the batch is shown with A's account, and the exit code says something is parked
+        assert listed.code == 1, listed.stderr
+        (row,) = listed.json()
+        assert row["Accounts"] == A
+        assert row["Records"] == 1
+
+        # WHEN they re-apply it
+        reapplied = budgetctl("parked", "--reapply", "--output", "json", "--visibility-timeout", "0")
+        org.pipeline.run_until_idle()
+
+        # THEN A is re-applied from the table and confirmed by its spoke, and the message is gone
+        assert reapplied.code == 0, reapplied.stdout + reapplied.stderr
+        assert reapplied.json()[0]["Note"] == "re-applied"
+        view = org.view(A)
+        assert (view.parameter, view.budget_limit, view.status) == ("4321", Decimal(4321), "APPLIED")
+        assert budgetctl("parked", "--output", "json").json() == []

@@ -1,0 +1,163 @@
+"""The closed loop's template facts: who may put results on the management account's bus,
+what the spoke forwards, and what the result function's role allows (exactly its calls)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+
+from budget_sync.handlers.result import ResultSettings
+from budget_sync_local.lambda_runtime import function_spec
+from budget_sync_local.organisation import LocalOrganisation
+from budget_sync_local.standins import pattern_matches
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
+
+MANAGEMENT = load(MANAGEMENT_TEMPLATE)
+SPOKE = load(SPOKE_TEMPLATE)
+A = "111111111111"
+
+
+def _condition(template: dict[str, Any], logical_id: str, parameters: dict[str, str]) -> bool:
+    name = template["Resources"][logical_id]["Condition"]
+    return Resolver(template, parameters).condition(name)
+
+
+def test_with_an_organisation_the_result_bus_admits_only_its_principals():
+    parameters = {"OrganizationId": "o-abcdefghij"}
+    policy = Resolver(MANAGEMENT, parameters).resolve(
+        MANAGEMENT["Resources"]["ResultBusOrganisationPolicy"]["Properties"]["Statement"]
+    )
+    assert _condition(MANAGEMENT, "ResultBusOrganisationPolicy", parameters)
+    assert not _condition(MANAGEMENT, "ResultBusAccountsPolicy", {**parameters, "SpokeAccountIds": A})
+    assert policy["Action"] == "events:PutEvents"
+    assert policy["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}}
+
+
+def test_without_an_organisation_the_result_bus_admits_only_the_named_accounts_or_nobody():
+    named = {"SpokeAccountIds": f"{A},222222222222"}
+    assert _condition(MANAGEMENT, "ResultBusAccountsPolicy", named)
+    assert not _condition(MANAGEMENT, "ResultBusOrganisationPolicy", named)
+    principal = MANAGEMENT["Resources"]["ResultBusAccountsPolicy"]["Properties"]["Statement"]["Principal"]
+    assert principal == {"AWS": {"Ref": "SpokeAccountIds"}}
+    # neither an organisation nor accounts: no policy, only the management account itself
+    assert not _condition(MANAGEMENT, "ResultBusAccountsPolicy", {})
+    assert not _condition(MANAGEMENT, "ResultBusOrganisationPolicy", {})
+
+
+def test_the_spoke_forwards_only_to_the_result_bus_with_a_role_that_may_do_nothing_else():
+    resolver = Resolver(SPOKE, {"ManagementAccountId": "123456789012", "AlertEmail1": "a@example.com"})
+    bus = "arn:aws:events:us-east-1:123456789012:event-bus/BlogBudgetsResults"
+    (statement,) = resolver.resolve(
+        SPOKE["Resources"]["ResultForwardRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    )
+    assert (statement["Action"], statement["Resource"]) == ("events:PutEvents", bus)
+    for rule in ("ResultForwardRule", "ExecutionForwardRule"):
+        (target,) = SPOKE["Resources"][rule]["Properties"]["Targets"]
+        assert resolver.resolve(target["Arn"]) == bus
+        assert target["RoleArn"] == {"Fn::GetAtt": ["ResultForwardRole", "Arn"]}
+        assert "DeadLetterConfig" in target
+    in_other_region = Resolver(SPOKE, {**resolver.parameters, "ManagementRegion": "eu-west-1"})
+    (target,) = SPOKE["Resources"]["ResultForwardRule"]["Properties"]["Targets"]
+    assert in_other_region.resolve(target["Arn"]) == bus.replace("us-east-1", "eu-west-1")
+
+
+@pytest.mark.parametrize(
+    ("status", "forwarded"),
+    [("Failed", True), ("TimedOut", True), ("Cancelled", True), ("Success", False), ("InProgress", False)],
+)
+def test_the_spoke_forwards_the_end_of_its_own_documents_failed_executions_only(status: str, forwarded: bool):
+    resolver = Resolver(
+        SPOKE,
+        {"ManagementAccountId": "123456789012", "AlertEmail1": "a@example.com"},
+        physical_ids={"AutomationDocument": "BlogBudgetsAutomationDoc"},
+    )
+    pattern = resolver.resolve(SPOKE["Resources"]["ExecutionForwardRule"]["Properties"]["EventPattern"])
+    event = {
+        "source": "aws.ssm",
+        "detail-type": "EC2 Automation Execution Status-change Notification",
+        "account": A,
+        "region": "us-east-1",
+        "detail": {"ExecutionId": "e", "Definition": "BlogBudgetsAutomationDoc", "Status": status},
+    }
+    assert pattern_matches(pattern, event) is forwarded
+    assert not pattern_matches(pattern, {**event, "detail": {**event["detail"], "Definition": "Other"}})
+
+
+def test_the_result_function_environment_is_what_its_settings_read():
+    spec = function_spec(
+        "ResultFunction", physical_ids={"AlarmTopic": "arn:aws:sns:us-east-1:123456789012:t"}
+    )
+    settings = ResultSettings.from_env(spec.environment)
+    assert settings.confirm_timeout == timedelta(minutes=15)
+    assert settings.alarm_topic_arn == "arn:aws:sns:us-east-1:123456789012:t"
+    assert spec.handler == "budget_sync.handlers.result.handler"
+
+
+def test_the_result_role_allows_exactly_the_calls_the_result_function_makes(monkeypatch: pytest.MonkeyPatch):
+    calls: set[str] = set()
+    with LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
+        # GIVEN a value sent whose spoke never reacted, its bound passed
+        org.pipeline.spokes = {}
+        org.put(A, 4321)
+        org.pipeline.run_until_idle()
+        old = (datetime.now(UTC) - timedelta(minutes=20)).isoformat(timespec="seconds")
+        org.management.client("dynamodb").update_item(
+            TableName=org.stack.status_table,
+            Key={"AccountId": {"S": A}},
+            UpdateExpression="SET SentAt = :old",
+            ExpressionAttributeValues={":old": {"S": old}},
+        )
+        original = BaseClient._make_api_call
+
+        def record(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+            calls.add(f"{client.meta.service_model.signing_name}:{operation}")
+            return original(client, operation, params)
+
+        monkeypatch.setattr(BaseClient, "_make_api_call", record)
+        # WHEN the result function checks the bound and then records a late report
+        org.check_unconfirmed()
+        version = int(org.status(A)["ParameterVersion"])  # type: ignore[index]
+        calls.discard("dynamodb:GetItem")  # (the test's own read)
+        org.invoke_result_function(
+            {
+                "source": "budget-sync.spoke",
+                "detail-type": "Budget Update Result",
+                "account": A,
+                "detail": {
+                    "ExecutionId": "e",
+                    "ParameterVersion": version,
+                    "Outcome": "APPLIED",
+                    "NewLimit": "4321",
+                },
+            }
+        )
+    # THEN its role allows exactly those calls, on the status table and the alarm topic
+    topic = "arn:aws:sns:us-east-1:123456789012:alarms"
+    policy = Resolver(MANAGEMENT, {}, physical_ids={"AlarmTopic": topic}).resolve(
+        MANAGEMENT["Resources"]["ResultRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    )
+    allowed = {
+        a
+        for s in policy["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert calls == {"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem", "sns:Publish"}
+    assert allowed == calls | {"logs:CreateLogStream", "logs:PutLogEvents"}
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["NotifyNewFailures"]["Resource"] == topic
+    assert (
+        by_sid["ReadAndWriteStatus"]["Resource"]
+        == "arn:aws:dynamodb:us-east-1:123456789012:table/BlogBudgetsStatus"
+    )
+
+
+def test_the_spoke_forwards_to_the_bus_the_management_stack_creates_by_default():
+    assert (
+        SPOKE["Parameters"]["ResultBusName"]["Default"]
+        == MANAGEMENT["Parameters"]["ResultBusName"]["Default"]
+    )
+    assert MANAGEMENT["Parameters"]["ConfirmTimeoutMinutes"]["Default"] == 15
