@@ -291,6 +291,8 @@ def _spoke_stack(
     (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
     forward_rules = []
     for logical_id in ("ResultForwardRule", "ExecutionForwardRule"):
+        if logical_id not in physical:  # a stack of a template from before the results came back
+            continue
         forward_name = physical[logical_id].split("/")[-1]
         forward_pattern = json.loads(events.describe_rule(Name=forward_name)["EventPattern"])
         for forward_target in events.list_targets_by_rule(Rule=forward_name)["Targets"]:

@@ -95,6 +95,19 @@ class _LintResolver(Resolver):
             kind = self.resource(name)["Type"]
             return name if kind in _REF_IS_NAME else self._placeholder(name)
 
+    @property
+    def _generated(self) -> dict[str, str]:
+        """Resources the SAM transform adds: a function's EventBridge and schedule events become
+        rules named <function><event> (what a template may reference before the transform)."""
+        generated: dict[str, str] = {}
+        for name, resource in self.template.get("Resources", {}).items():
+            if resource.get("Type") != "AWS::Serverless::Function":
+                continue
+            for event, spec in resource.get("Properties", {}).get("Events", {}).items():
+                if spec.get("Type") in ("EventBridgeRule", "CloudWatchEvent", "Schedule"):
+                    generated[f"{name}{event}"] = "AWS::Events::Rule"
+        return generated
+
     def get_att(self, logical_id: str, attribute: str) -> Any:
         try:
             return super().get_att(logical_id, attribute)
@@ -102,7 +115,7 @@ class _LintResolver(Resolver):
             return self._placeholder(logical_id)
 
     def _placeholder(self, logical_id: str) -> str:
-        kind = self.resource(logical_id)["Type"]
+        kind = self._generated.get(logical_id) or self.resource(logical_id)["Type"]
         pattern = _ARNS.get(kind)
         if pattern is None:
             raise TemplateError(f"{logical_id} ({kind}): no placeholder ARN for the IAM linter")
