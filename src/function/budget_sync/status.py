@@ -3,7 +3,7 @@
 Item (key ``AccountId``):
   DesiredValue    N   the value the budgets table asked for (absent if the item was invalid)
   AppliedValue    N   the last value written to the spoke parameter
-  Status          S   APPLIED | FAILED | UNMANAGED (see Status)
+  Status          S   APPLIED | FAILED | UNMANAGED | WAITING | SKIPPED (see Status)
   Reason          S   why, for FAILED and UNMANAGED
   UpdatedAt       S   ISO 8601, UTC
   SequenceNumber  S   the stream record that produced this status, zero-padded so that
@@ -37,6 +37,8 @@ class Status(StrEnum):
     APPLIED = "APPLIED"  # the spoke parameter holds the desired value
     FAILED = "FAILED"  # a permanent error: bad item, spoke unreachable, value rejected
     UNMANAGED = "UNMANAGED"  # the item was deleted: the spoke keeps its last budget
+    WAITING = "WAITING"  # (resolver) a default applies; the account's spoke stack is not there yet
+    SKIPPED = "SKIPPED"  # (resolver) a suspended or closed account: left as it is
 
 
 @dataclass(frozen=True, slots=True)
