@@ -15,6 +15,7 @@ from budget_sync.reconcile import AccountReport
 STATUS_COLUMNS = (
     "AccountId",
     "Desired",
+    "Source",
     "LastStatus",
     "Parameter",
     "BudgetLimit",
@@ -47,11 +48,13 @@ def item_row(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def status_row(report: AccountReport) -> dict[str, Any]:
+def status_row(report: AccountReport, source: str | None = None) -> dict[str, Any]:
+    """``source``: where the desired value comes from ("item", "default ou-... (Name)")."""
     budget = report.budget
     return {
         "AccountId": report.account_id,
         "Desired": amount_text(report.desired),
+        "Source": source,
         "LastStatus": report.last_status or None,
         "Parameter": report.parameter,
         "BudgetLimit": amount_text(report.budget_limit),

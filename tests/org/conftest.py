@@ -35,11 +35,15 @@ class Tree:
         return self.management.resource("dynamodb").Table(name)
 
     def item(self, account: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self.table("BlogBudgetsDynamoDB").get_item(Key={"AccountId": account}).get("Item")
+        found: dict[str, Any] | None = (
+            self.table("BlogBudgetsDynamoDB").get_item(Key={"AccountId": account}).get("Item")
+        )
         return found
 
     def status(self, account: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self.table("BlogBudgetsStatus").get_item(Key={"AccountId": account}).get("Item")
+        found: dict[str, Any] | None = (
+            self.table("BlogBudgetsStatus").get_item(Key={"AccountId": account}).get("Item")
+        )
         return found
 
     def set_default(self, target: str, value: str) -> None:
@@ -52,11 +56,15 @@ class Tree:
         with mock.patch("moto.organizations.utils.make_random_account_id", return_value=account):
             self.organizations.create_account(AccountName=f"acct-{account}", Email=f"a+{account}@example.com")
         if parent != self.root:
-            self.organizations.move_account(AccountId=account, SourceParentId=self.root, DestinationParentId=parent)
+            self.organizations.move_account(
+                AccountId=account, SourceParentId=self.root, DestinationParentId=parent
+            )
         self.accounts[account] = parent
 
     def resolve(self, event: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
-        """The template's resolver function on one event, as Lambda calls it."""
+        """The template's resolver function on one event, as Lambda calls it (a fresh
+        execution environment each time: the parameters, hence the environment, may differ)."""
+        resolve_handler.build.cache_clear()
         spec = function_spec("ResolverFunction", parameters or {}, REGION)
         result: dict[str, Any] = invoke(spec, event, REGION)
         return result
@@ -77,7 +85,9 @@ def tree() -> Iterator[Tree]:
         organizations = management.client("organizations")
         organizations.create_organization(FeatureSet="ALL")
         root = organizations.list_roots()["Roots"][0]["Id"]
-        sandbox = organizations.create_organizational_unit(ParentId=root, Name="Sandbox")["OrganizationalUnit"]["Id"]
+        sandbox = organizations.create_organizational_unit(ParentId=root, Name="Sandbox")[
+            "OrganizationalUnit"
+        ]["Id"]
         production = organizations.create_organizational_unit(ParentId=root, Name="Production")[
             "OrganizationalUnit"
         ]["Id"]

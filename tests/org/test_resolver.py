@@ -40,16 +40,22 @@ def test_given_an_explicit_item_when_a_default_applies_then_the_item_wins(tree: 
 
     item = tree.item(account)
     assert item is not None
-    assert item["BudgetValue"] == Decimal(700) and "InheritedFrom" not in item
+    assert item["BudgetValue"] == Decimal(700)
+    assert "InheritedFrom" not in item
     other = tree.item(SANDBOX_ACCOUNTS[1])
-    assert other is not None and other["BudgetValue"] == Decimal(100)
+    assert other is not None
+    assert other["BudgetValue"] == Decimal(100)
 
 
-def test_given_a_default_change_when_its_stream_record_arrives_then_only_inheriting_accounts_change(tree: Tree):
+def test_given_a_default_change_when_its_stream_record_arrives_then_only_inheriting_accounts_change(
+    tree: Tree,
+):
     tree.set_default(tree.sandbox, "100")
     tree.set_default(tree.production, "5000")
     tree.resolve(SCHEDULED)
-    tree.table("BlogBudgetsDynamoDB").put_item(Item={"AccountId": SANDBOX_ACCOUNTS[0], "BudgetValue": Decimal(700)})
+    tree.table("BlogBudgetsDynamoDB").put_item(
+        Item={"AccountId": SANDBOX_ACCOUNTS[0], "BudgetValue": Decimal(700)}
+    )
 
     # WHEN Sandbox's default changes and its stream record reaches the function
     tree.set_default(tree.sandbox, "150")
@@ -65,7 +71,9 @@ def test_given_a_default_change_when_its_stream_record_arrives_then_only_inherit
 def test_given_a_removed_default_then_inherited_items_are_removed_and_explicit_ones_stay(tree: Tree):
     tree.set_default(tree.sandbox, "100")
     tree.resolve(SCHEDULED)
-    tree.table("BlogBudgetsDynamoDB").put_item(Item={"AccountId": SANDBOX_ACCOUNTS[0], "BudgetValue": Decimal(700)})
+    tree.table("BlogBudgetsDynamoDB").put_item(
+        Item={"AccountId": SANDBOX_ACCOUNTS[0], "BudgetValue": Decimal(700)}
+    )
 
     tree.delete_default(tree.sandbox)
     result = tree.resolve(_defaults_record(tree.sandbox, "REMOVE"))
@@ -80,13 +88,19 @@ def test_given_a_moved_account_when_the_move_event_arrives_then_it_takes_its_new
     tree.set_default(tree.production, "5000")
     tree.resolve(SCHEDULED)
     account = SANDBOX_ACCOUNTS[1]
-    tree.organizations.move_account(AccountId=account, SourceParentId=tree.sandbox, DestinationParentId=tree.production)
+    tree.organizations.move_account(
+        AccountId=account, SourceParentId=tree.sandbox, DestinationParentId=tree.production
+    )
 
     result = tree.resolve(_cloudtrail("MoveAccount", {"accountId": account}))
 
     assert result["scopes"] == [account]
     item = tree.item(account)
-    assert item is not None and (item["BudgetValue"], item["InheritedFrom"]) == (Decimal(5000), tree.production)
+    assert item is not None
+    assert (item["BudgetValue"], item["InheritedFrom"]) == (
+        Decimal(5000),
+        tree.production,
+    )
 
 
 def test_given_a_new_account_without_its_spoke_stack_then_it_waits_and_is_enrolled_when_the_stack_exists(
@@ -105,7 +119,8 @@ def test_given_a_new_account_without_its_spoke_stack_then_it_waits_and_is_enroll
 
     # THEN it is WAITING, not FAILED, and nothing is written
     status = tree.status("555555555555")
-    assert status is not None and status["Status"] == "WAITING"
+    assert status is not None
+    assert status["Status"] == "WAITING"
     assert status["DesiredValue"] == Decimal(100)
     assert tree.item("555555555555") is None
 
@@ -125,7 +140,8 @@ def test_given_a_new_account_without_its_spoke_stack_then_it_waits_and_is_enroll
 
     # THEN the default is written, for the stream function to deliver
     item = tree.item("555555555555")
-    assert item is not None and item["BudgetValue"] == Decimal(100)
+    assert item is not None
+    assert item["BudgetValue"] == Decimal(100)
 
 
 def test_given_a_closed_account_then_it_is_skipped_and_shown_as_such(tree: Tree):
@@ -140,7 +156,9 @@ def test_given_a_closed_account_then_it_is_skipped_and_shown_as_such(tree: Tree)
     # THEN nothing is written for it and its status says why
     assert tree.item(account) is None
     status = tree.status(account)
-    assert status is not None and status["Status"] == "SKIPPED" and "SUSPENDED" in status["Reason"]
+    assert status is not None
+    assert status["Status"] == "SKIPPED"
+    assert "SUSPENDED" in status["Reason"]
     assert tree.item(SANDBOX_ACCOUNTS[1]) is not None
 
 

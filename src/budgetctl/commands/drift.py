@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
 
+from budget_sync.domain import ACCOUNT_ID_FIELD
+from budget_sync.org import INHERITED_FROM_FIELD
+from budget_sync.organizations import OrganizationsReader
 from budget_sync.reconcile import REPAIRABLE, AccountReport, Drift, read_desired, read_statuses
+from budget_sync.status import Status
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode
@@ -28,7 +34,12 @@ def register(command: Command) -> None:
 
 def cmd_status(ctx: Context) -> int:
     reports = _inspect(ctx, apply=False)
-    ctx.out.rows([status_row(r) for r in reports], STATUS_COLUMNS, title="budget-sync status")
+    sources = _sources(ctx, reports)
+    ctx.out.rows(
+        [status_row(r, sources.get(r.account_id)) for r in reports],
+        STATUS_COLUMNS,
+        title="budget-sync status",
+    )
     _summary(ctx, reports)
     return ExitCode.OK if all(r.drift is Drift.IN_SYNC for r in reports) else ExitCode.PROBLEM
 
@@ -69,9 +80,7 @@ def _inspect(ctx: Context, apply: bool) -> list[AccountReport]:
         items = [i for i in items if i.account_id in organisation]
         with_item = {i.account_id for i in items} | {r.account_id for r in outside}
         unmanaged = [
-            AccountReport(
-                account, Drift.NOT_MANAGED, reason=f"{name or 'account'} has no item in {args.table}"
-            )
+            _not_managed(account, name, args.table, statuses.get(account))
             for account, name in sorted(organisation.items())
             if account not in with_item and not args.account
         ]
@@ -79,6 +88,46 @@ def _inspect(ctx: Context, apply: bool) -> list[AccountReport]:
     with ctx.out.progress("reading spoke accounts", len(items)) as advance:
         summary = reconciler.run(items, statuses, apply=apply, on_account=lambda _: advance(1))
     return sorted([*summary.reports, *outside, *unmanaged], key=lambda r: r.account_id)
+
+
+def _not_managed(account: str, name: str, table: str, status: Mapping[str, Any] | None) -> AccountReport:
+    """An organisation account without an item; WAITING (for its spoke stack, a default
+    applies) and SKIPPED (suspended, closed) come from the resolver's status."""
+    last = str((status or {}).get("Status", ""))
+    if last in (Status.WAITING, Status.SKIPPED):
+        desired = (status or {}).get("DesiredValue")
+        return AccountReport(
+            account,
+            Drift.NOT_MANAGED,
+            desired=desired if isinstance(desired, Decimal) else None,
+            reason=str((status or {}).get("Reason", "")),
+            last_status=last,
+        )
+    return AccountReport(account, Drift.NOT_MANAGED, reason=f"{name or 'account'} has no item in {table}")
+
+
+def _sources(ctx: Context, reports: Sequence[AccountReport]) -> dict[str, str]:
+    """Per account, where its desired value comes from: its own item or an OU's default."""
+    items = {str(i.get(ACCOUNT_ID_FIELD)): i for i in ctx.table.scan()}
+    names: dict[str, str] = {}
+    if ctx.args.org and any(INHERITED_FROM_FIELD in i for i in items.values()):
+        names = {
+            t: u.name for t, u in OrganizationsReader(ctx.client("organizations"), 0).full().units.items()
+        }
+    sources: dict[str, str] = {}
+    for report in reports:
+        item = items.get(report.account_id)
+        if item is None:
+            if report.last_status == Status.WAITING:
+                sources[report.account_id] = "default (waiting)"
+            continue
+        inherited = item.get(INHERITED_FROM_FIELD)
+        if inherited:
+            name = names.get(str(inherited))
+            sources[report.account_id] = f"default {inherited}" + (f" ({name})" if name else "")
+        else:
+            sources[report.account_id] = "item"
+    return sources
 
 
 def _summary(ctx: Context, reports: Sequence[AccountReport]) -> None:

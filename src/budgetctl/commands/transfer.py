@@ -14,6 +14,7 @@ from budget_sync.domain import (
     parse_budget_text,
 )
 from budget_sync.errors import InvalidItemError
+from budget_sync.org import INHERITED_FROM_FIELD
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode, UsageError
@@ -86,7 +87,15 @@ def cmd_import(ctx: Context) -> int:
 
 
 def cmd_export(ctx: Context) -> int:
-    items = ctx.table.scan()
+    # Inherited items are derived from the defaults (``budgetctl default export``): imported
+    # back they would become explicit and stop following their OU's default.
+    scanned = ctx.table.scan()
+    items = [i for i in scanned if INHERITED_FROM_FIELD not in i]
+    if len(items) < len(scanned):
+        ctx.out.info(
+            f"{len(scanned) - len(items)} inherited item(s) left out (they follow OU defaults: "
+            "budgetctl default export)"
+        )
     rows = export_rows(items)
     for row in rows:
         try:

@@ -116,9 +116,7 @@ class Effective:
     target_id: str = ""
 
 
-def effective(
-    account: OrgAccount, item: TableItem | None, defaults: Mapping[str, Decimal]
-) -> Effective:
+def effective(account: OrgAccount, item: TableItem | None, defaults: Mapping[str, Decimal]) -> Effective:
     """The effective-budget rule: own item, else nearest default up to the root, else none."""
     if item is not None and item.inherited_from is None:
         return Effective(item.value, Source.ITEM)

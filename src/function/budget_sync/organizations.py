@@ -186,7 +186,9 @@ class OrganizationsReader:
         path = (*above, parent_id)
         for raw in self._pages("list_accounts_for_parent", "Accounts", ParentId=parent_id):
             accounts[raw["Id"]] = _account(raw, path)
-        children = list(self._pages("list_organizational_units_for_parent", "OrganizationalUnits", ParentId=parent_id))
+        children = list(
+            self._pages("list_organizational_units_for_parent", "OrganizationalUnits", ParentId=parent_id)
+        )
         for child in children:
             units[child["Id"]] = Unit(child["Id"], child.get("Name", ""), parent_id)
             self._walk(child["Id"], path, units, accounts)
@@ -234,7 +236,8 @@ class StackSetReadiness:
         try:
             while True:
                 self.calls += 1
-                answer = self._client.list_stack_instances(**arguments, **({"NextToken": token} if token else {}))
+                page: dict[str, Any] = {**arguments, **({"NextToken": token} if token else {})}
+                answer = self._client.list_stack_instances(**page)
                 for summary in answer.get("Summaries", []):
                     if summary.get("Region", self._region) != self._region:
                         continue  # moto ignores the region filter; AWS applies it

@@ -97,12 +97,16 @@ class ResolverSettings:
             raise ConfigError(f"environment variable SPOKE_REGION (or AWS_REGION) is invalid: {region!r}")
         call_as = env.get("STACKSET_CALL_AS", "SELF").strip() or "SELF"
         if call_as not in ("SELF", "DELEGATED_ADMIN"):
-            raise ConfigError(f"environment variable STACKSET_CALL_AS must be SELF or DELEGATED_ADMIN: {call_as!r}")
+            raise ConfigError(
+                f"environment variable STACKSET_CALL_AS must be SELF or DELEGATED_ADMIN: {call_as!r}"
+            )
         rps_text = env.get("ORGANIZATIONS_MAX_RPS", "4").strip() or "4"
         try:
             rps = float(rps_text)
         except ValueError:
-            raise ConfigError(f"environment variable ORGANIZATIONS_MAX_RPS is not a number: {rps_text!r}") from None
+            raise ConfigError(
+                f"environment variable ORGANIZATIONS_MAX_RPS is not a number: {rps_text!r}"
+            ) from None
         if not 0 <= rps <= 1000:
             raise ConfigError(f"environment variable ORGANIZATIONS_MAX_RPS must be 0 to 1000: {rps_text!r}")
         return cls(
@@ -227,7 +231,11 @@ class Resolver:
         defaults = read_defaults(self._dynamodb, self._settings.defaults_table_name)
         summary = ResolveSummary(scope, plan(tree, items, defaults, ready))
         for decision in summary.decisions:
-            log = {"account_id": decision.account_id, "action": decision.action.value, "reason": decision.reason}
+            log = {
+                "account_id": decision.account_id,
+                "action": decision.action.value,
+                "reason": decision.reason,
+            }
             if decision.action is Action.WRITE:
                 if not self._write(decision):
                     summary.conflicts += 1
@@ -280,7 +288,8 @@ class Resolver:
         return True
 
     def _delete(self, decision: Decision) -> bool:
-        assert decision.previous is not None and decision.previous.inherited_from is not None
+        assert decision.previous is not None
+        assert decision.previous.inherited_from is not None
         try:
             self._dynamodb.delete_item(
                 TableName=self._settings.budgets_table_name,

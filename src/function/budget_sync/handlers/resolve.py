@@ -52,7 +52,9 @@ def new_resolver(actor: str) -> Resolver:
     """Per invocation: a reader whose call counter starts at zero."""
     settings, dynamodb, session = build()
     # Organizations is a global service with one endpoint; botocore picks it for the partition.
-    organizations = OrganizationsReader(session.client("organizations", config=CLIENT_CONFIG), settings.max_rps)
+    organizations = OrganizationsReader(
+        session.client("organizations", config=CLIENT_CONFIG), settings.max_rps
+    )
     readiness = None
     if settings.stack_set_name:
         cloudformation = session.client("cloudformation", config=CLIENT_CONFIG)
