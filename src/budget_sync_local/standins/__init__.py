@@ -25,6 +25,12 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
   ``boto3`` bound to the automation's credentials) and ``aws:executeAwsApi``, step
   outputs, ``onFailure``.
 * (speed only) moto's CloudFormation parses a JSON template body with the json module.
+* Organizations ``CreateAccount`` and ``MoveAccount`` produce the CloudTrail events AWS
+  delivers in us-east-1 (``CreateAccountResult``, ``MoveAccount``), for the management
+  account's subscribers (``subscribe_management``); see ``organizations``.
+* A service-managed StackSet's instances are the spoke stacks the local organisation
+  deployed (``ListStackInstances``), each with its ``CloudFormation StackSet StackInstance
+  Status Change`` event; see ``stacksets``.
 * ``pattern_matches`` is EventBridge's pattern matching, with moto's own matcher
   (moto's ``TestEventPattern`` answers without a result).
 
@@ -42,11 +48,15 @@ from typing import Any
 from moto.budgets.models import BudgetsBackend
 from moto.budgets.responses import BudgetsResponse
 from moto.cloudformation.models import Stack as CloudFormationStack
+from moto.cloudformation.responses import CloudFormationResponse
 from moto.dynamodb.models import DynamoDBBackend
 from moto.iam import models as iam_models
+from moto.organizations.models import OrganizationsBackend
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.sts.models import STSBackend
 
+from budget_sync_local.standins import organizations as _organizations
+from budget_sync_local.standins import stacksets as _stacksets
 from budget_sync_local.standins.automation import AutomationParameterError, AutomationResult, run_automation
 from budget_sync_local.standins.budgets import (
     _backend_update_budget,
@@ -56,6 +66,7 @@ from budget_sync_local.standins.budgets import (
 )
 from budget_sync_local.standins.bus import EventCallback, StandIns
 from budget_sync_local.standins.events import pattern_matches
+from budget_sync_local.standins.organizations import publish_management, subscribe_management
 from budget_sync_local.standins.speed import (
     _KEY_ACCOUNTS,
     _json_first,
@@ -138,6 +149,21 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         "transact_write_items",
         _snapshot_each_table_once(DynamoDBBackend.transact_write_items),
     )
+    replace(
+        OrganizationsBackend,
+        "create_account",
+        _organizations._create_account(OrganizationsBackend.create_account),
+    )
+    replace(
+        OrganizationsBackend, "move_account", _organizations._move_account(OrganizationsBackend.move_account)
+    )
+    replace(
+        CloudFormationResponse,
+        "list_stack_instances",
+        _stacksets._list_stack_instances(CloudFormationResponse.list_stack_instances),
+    )
+    stack.callback(_stacksets.clear)
+    stack.callback(_organizations._subscribers.clear)
     original_lookup = iam_models.get_account_id_from
     setattr(iam_models, "get_account_id_from", _remembered_account_lookup(original_lookup))  # noqa: B010
     stack.callback(setattr, iam_models, "get_account_id_from", original_lookup)
@@ -155,6 +181,8 @@ __all__ = [
     "parameter_arn",
     "parameter_store_change_event",
     "pattern_matches",
+    "publish_management",
     "run_automation",
     "set_calculated_spend",
+    "subscribe_management",
 ]
