@@ -183,17 +183,37 @@ def _account_of(event: Mapping[str, Any]) -> str | None:
 
 
 def filtered(
-    invoke: Callable[[dict[str, Any]], Any], filters: Sequence[Mapping[str, Any]]
+    invoke: Callable[[dict[str, Any]], Any],
+    mapping: MappingSpec,
+    observer: Observer,
 ) -> Callable[[dict[str, Any]], Any]:
-    """Lambda's event filtering: only records matching one of the patterns reach the function;
-    a batch with none left is not an invocation."""
-    if not filters:
-        return invoke
+    """Lambda's event filtering: only records matching one of the mapping's patterns reach
+    the function; a batch with none left is not an invocation."""
 
     def call(event: dict[str, Any]) -> Any:
-        records = [r for r in event.get("Records", []) if any(pattern_matches(f, r) for f in filters)]
+        records = [
+            r
+            for r in event.get("Records", [])
+            if not mapping.filters or any(pattern_matches(f, r) for f in mapping.filters)
+        ]
         if not records:
             return None
-        return invoke({"Records": records})
+        result = invoke({"Records": records})
+        observer(
+            Step(
+                "resolver-batch", detail={"mapping": mapping.name, "records": len(records), "result": result}
+            )
+        )
+        return result
 
     return call
+
+
+def without_batches(observer: Observer) -> Observer:
+    """The resolver's pollers report their own batches (``filtered``), not as the update function's."""
+
+    def observe(step: Step) -> None:
+        if step.kind != "batch":
+            observer(step)
+
+    return observe

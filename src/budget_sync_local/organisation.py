@@ -84,6 +84,8 @@ class AccountView:
     actual_spend: Decimal
     forecasted_spend: Decimal
     alerts: tuple[Alert, ...] = field(default_factory=tuple)
+    #: where ``desired`` comes from: "item", or "default <ou id>" (an inherited item)
+    source: str = ""
 
     @property
     def arrived(self) -> bool:
@@ -244,9 +246,9 @@ class LocalOrganisation:
                 streams,
                 arns[name],
                 spec.settings,
-                enrolment.filtered(self.invoke_resolver, spec.filters),
+                enrolment.filtered(self.invoke_resolver, spec, self._observer),
                 send,
-                self._observer,
+                enrolment.without_batches(self._observer),
             )
             for name, spec in mappings.items()
         ]
@@ -470,8 +472,15 @@ class LocalOrganisation:
         status = self.status(account) or {}
         budget = self.budget(account)
         actual, forecasted = self.spend.get(account, (Decimal(0), Decimal(0)))
+        table = self.management.resource("dynamodb").Table(self.stack.budgets_table)
+        item = table.get_item(Key={"AccountId": account}).get("Item") or {}
+        inherited = str(item.get("InheritedFrom") or "")
+        source = f"default {inherited}" if inherited else ("item" if item else "")
+        if not item and status.get("Status") == "WAITING":
+            source = "default (waiting)"
         return AccountView(
             account_id=account,
+            source=source,
             desired=self.desired(account),
             status=status.get("Status"),
             reason=str(status.get("Reason", "")),
