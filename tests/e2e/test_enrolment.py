@@ -96,7 +96,9 @@ def test_given_a_removed_default_then_inheritors_keep_their_last_budget_and_are_
     assert view.status == "UNMANAGED"
 
 
-def test_given_a_deleted_override_then_the_account_falls_back_to_its_ous_default(local_org: LocalOrganisation):
+def test_given_a_deleted_override_then_the_account_falls_back_to_its_ous_default(
+    local_org: LocalOrganisation,
+):
     local_org.set_default("Sandbox", 100)
     local_org.put(SANDBOX_A, 700)
     local_org.pipeline.run_until_idle()
