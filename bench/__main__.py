@@ -11,6 +11,7 @@ BENCHMARKS = {
     "handler": "stream handler vs a per-record baseline; API calls; import time",
     "local_org": "1,000 spoke accounts: 1,000 items at once until every budget shows its value",
     "status": "budgetctl status over 500 spoke accounts: seconds and API calls per account",
+    "org": "OU defaults: full resolution of 5,000 accounts in 50 OUs; one default change to sent",
 }
 
 
