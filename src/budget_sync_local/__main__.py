@@ -45,6 +45,10 @@ LOG_DIR = Path(".local-org")
 CIRCLED = "①②③④⑤⑥⑦"
 #: The demo's fourth spoke: its budget has PlannedBudgetLimits, which budget-sync refuses to mix.
 PLANNED_ACCOUNT = "444444444444"
+#: The demo's organisation defaults and the account it creates while running.
+DEFAULTS = {"Sandbox": Decimal("100"), "Production": Decimal("5000")}
+NEW_ACCOUNT = "555555555555"
+STACKSET_DELAY_S = 1.0
 
 
 def _progress_bar(console: Console) -> tuple[Progress, Callable[[str, int, int], None]]:
@@ -119,6 +123,28 @@ def _step_printer(console: Console) -> Callable[[Step], None]:
             )
         elif step.kind == "batch-response":
             console.print(f"  {CIRCLED[1]} batch response: {json.dumps(d['response'])}")
+        elif step.kind == "org-event":
+            console.print(f"  ◆ {step.account}: event {d['event']} ({d['source']})")
+        elif step.kind == "resolver":
+            result = d.get("result") or {}
+            actions = (
+                ", ".join(f"{k} {v}" for k, v in (result.get("actions") or {}).items()) or "nothing to do"
+            )
+            console.print(
+                f"  ◆ {d['rule']} → resolver: {actions} "
+                f"({result.get('organizations_calls', 0)} Organizations calls)"
+            )
+        elif step.kind == "resolver-batch":
+            result = d.get("result") or {}
+            actions = (
+                ", ".join(f"{k} {v}" for k, v in (result.get("actions") or {}).items()) or "nothing to do"
+            )
+            console.print(
+                f"  ◆ {d['mapping']} ({d['records']} record(s)) → resolver: {actions} "
+                f"({result.get('organizations_calls', 0)} Organizations calls)"
+            )
+        elif step.kind == "stackset-deploy":
+            console.print(f"  ◆ {step.account}: StackSet {d['stack_set']} deployed the spoke stack")
         elif step.kind == "error":
             console.print(f"[red]{d['error']}[/]")
         elif step.kind in ("retry", "on-failure"):
@@ -160,6 +186,7 @@ def _table(views: Sequence[AccountView], title: str) -> Table:
     for column in (
         "account",
         "desired",
+        "source",
         "parameter",
         "budget limit",
         "status",
@@ -182,6 +209,7 @@ def _table(views: Sequence[AccountView], title: str) -> Table:
         table.add_row(
             view.account_id,
             _amount(view.desired),
+            view.source or "—",
             _amount(view.parameter),
             _amount(view.budget_limit),
             status,
@@ -257,6 +285,7 @@ def demo(console: Console) -> int:
                     observer=_step_printer(console),
                     function_output=log,
                     progress=update,
+                    stackset_delay_s=STACKSET_DELAY_S,
                 )
             )
         console.print(
@@ -269,9 +298,25 @@ def demo(console: Console) -> int:
             console.print(f"  {CIRCLED[0]} put {{AccountId: {account}, BudgetValue: {value}}}")
             org.put(account, value)
         org.pipeline.run_until_idle()
-        for account in org.accounts:
+
+        console.rule("Organisation defaults and a new account")
+        placed = {name: [a for a in org.accounts if org.parent_of(a) == ou] for name, ou in org.ous.items()}
+        for name, ou in org.ous.items():
+            console.print(f"  OU {name} {ou}: {', '.join(placed[name]) or 'no accounts'}")
+        for name, value in DEFAULTS.items():
+            console.print(f"  {CIRCLED[0]} default {name} {org.ous[name]} = {value} (defaults table)")
+            org.set_default(name, value)
+        org.pipeline.run_until_idle()
+        console.print(
+            f"  create account {NEW_ACCOUNT} and move it to Sandbox (its spoke stack follows "
+            f"{STACKSET_DELAY_S:.0f} s later, as the StackSet would)"
+        )
+        org.create_account(NEW_ACCOUNT, "Sandbox")
+        org.pipeline.run_until_idle()
+        accounts = (*org.accounts, NEW_ACCOUNT)
+        for account in accounts:
             org.set_spend(account, *spend)
-        views = [org.view(account) for account in org.accounts]
+        views = [org.view(account) for account in accounts]
         console.print(f"  {CIRCLED[5]} simulated spend this month: actual {spend[0]}, forecasted {spend[1]}")
         console.print(_table(views, "Result per account"))
         reported = write_report(console, org, LOG_DIR / "report.html")  # budgetctl report, last
@@ -311,6 +356,9 @@ def demo(console: Console) -> int:
         for v in views
         if v.account_id in invalid and (v.status != "FAILED" or v.budget_limit == invalid[v.account_id])
     ]
+    new = next(v for v in views if v.account_id == NEW_ACCOUNT)
+    if not (new.arrived and new.desired == DEFAULTS["Sandbox"] and new.source.startswith("default")):
+        problems.append(f"{NEW_ACCOUNT}: Sandbox's default {DEFAULTS['Sandbox']} did not arrive")
     problems += [] if reported else ["the report was not written"]
     console.print(f"Function logs: {LOG_DIR / 'function.log'}   ({time.monotonic() - started:.1f} s in all)")
     if problems:
@@ -319,8 +367,10 @@ def demo(console: Console) -> int:
         return 1
     console.print(
         "[green]✓ the valid budgets arrived and their spokes confirmed them (APPLIED); the invalid "
-        "one was refused with its reason, the spoke that could not apply 555 said why (FAILED), and "
-        "one account's own recipients and thresholds arrived with no stack update[/]"
+        "one was refused with its reason, the spoke that could not apply 555 said why (FAILED); "
+        "the new account got Sandbox's default once its spoke stack existed, the accounts' own "
+        "items won over the defaults, and one account's own recipients and thresholds arrived "
+        "with no stack update[/]"
     )
     return 0
 

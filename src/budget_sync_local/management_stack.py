@@ -55,6 +55,7 @@ class ManagementStack:
     region: str
     budgets_table: str
     status_table: str
+    defaults_table: str
     stream_arn: str
     on_failure_queue_url: str
     function_logical_id: str
@@ -177,6 +178,7 @@ def deploy(
         region=region,
         budgets_table=budgets_table,
         status_table=outputs["StatusTableName"],
+        defaults_table=outputs["DefaultsTableName"],
         stream_arn=stream_arn,
         on_failure_queue_url=outputs["OnFailureQueueUrl"],
         function_logical_id="UpdateFunction",

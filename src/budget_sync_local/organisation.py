@@ -20,6 +20,7 @@ one the caller already started (tests), or behind ``server.serve`` (``make local
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +35,7 @@ import botocore.session
 from botocore.loaders import create_loader
 from moto import mock_aws
 
-from budget_sync_local import management_stack, standins
+from budget_sync_local import enrolment, management_stack, standins, templates
 from budget_sync_local import spoke_stack as spoke_stack
 from budget_sync_local.lambda_runtime import (
     function_spec,
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
 
 MANAGEMENT_ACCOUNT = "123456789012"
 DEFAULT_ACCOUNTS = ("111111111111", "222222222222", "333333333333")
+#: The local organisation's OUs; accounts are placed in them in turn (111 Sandbox, 222
+#: Production, 333 Sandbox, ...). The spoke StackSet targets them all.
+DEFAULT_OUS = ("Sandbox", "Production")
+STACK_SET_NAME = "budget-sync-spoke"
 DEFAULT_REGION = "us-east-1"
 ADMIN_ROLE = "OrganizationAccountAccessRole"
 
@@ -79,6 +84,8 @@ class AccountView:
     actual_spend: Decimal
     forecasted_spend: Decimal
     alerts: tuple[Alert, ...] = field(default_factory=tuple)
+    #: where ``desired`` comes from: "item", or "default <ou id>" (an inherited item)
+    source: str = ""
 
     @property
     def arrived(self) -> bool:
@@ -139,12 +146,18 @@ class LocalOrganisation:
         start_mock: bool = True,
         progress: Callable[[str, int, int], None] | None = None,
         spoke_template_text: str | None = None,
+        ous: Sequence[str] = DEFAULT_OUS,
+        stackset_delay_s: float = 0.0,
     ) -> None:
         self.accounts = tuple(accounts)
         #: another version of template-spoke.yaml for the spoke stacks (an upgrade test's old one)
         self.spoke_template_text = spoke_template_text
         self.region = region
-        self.management_parameters = dict(management_parameters or {})
+        self.management_parameters = {"SpokeStackSetName": STACK_SET_NAME, **(management_parameters or {})}
+        self.ou_names = tuple(ous)
+        self.ous: dict[str, str] = {}  # name -> id
+        self.root_id = ""
+        self._stackset_delay_s = stackset_delay_s
         self.spoke_parameters = {
             "ManagementAccountId": MANAGEMENT_ACCOUNT,
             "AlertEmail1": "finance@example.com",
@@ -225,16 +238,126 @@ class LocalOrganisation:
             self.stack.result_bus_arn, self.stack.result_pattern or {}, self.invoke_result_function
         )
         self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer, results)
+        self._provision_enrolment()
         # Subscribed last: the stacks' own parameter creation is not a budget change.
         self.standins.subscribe(self.pipeline.publish)
+
+    def _provision_enrolment(self) -> None:
+        """The resolver function, its streams and rules, and the spoke StackSet (enrolment.py)."""
+        self._resolver_spec = function_spec(
+            "ResolverFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+        )
+        with lambda_environment(self._resolver_spec, self.region):
+            load_handler(self._resolver_spec)
+        new_execution_environment(self._resolver_spec)
+        dynamodb = self.management.client("dynamodb")
+        streams = self.management.client("dynamodbstreams")
+        mappings = enrolment.resolver_mappings(self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
+        arns = {
+            "DefaultsStream": dynamodb.describe_table(TableName=self.stack.defaults_table)["Table"][
+                "LatestStreamArn"
+            ],
+            "ItemRemoved": self.stack.stream_arn,
+        }
+        send = on_failure_sender(self.management.client("sqs"), self.stack.on_failure_queue_url)
+        pollers = [
+            StreamPoller(
+                streams,
+                arns[name],
+                spec.settings,
+                enrolment.filtered(self.invoke_resolver, spec, self._observer),
+                send,
+                enrolment.without_batches(self._observer),
+            )
+            for name, spec in mappings.items()
+        ]
+        stack_set = None
+        name = self.management_parameters.get("SpokeStackSetName", "")
+        if name:
+            cloudformation = self.management.client("cloudformation")
+            arn = cloudformation.create_stack_set(
+                StackSetName=name,
+                TemplateBody=json.dumps(templates.load(templates.SPOKE_TEMPLATE)),
+                PermissionModel="SERVICE_MANAGED",
+                AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": True},
+                Capabilities=["CAPABILITY_NAMED_IAM"],
+            )["StackSetId"]
+            arn = cloudformation.describe_stack_set(StackSetName=name)["StackSet"]["StackSetARN"]
+            standins.stacksets.register_stack_set(name, arn)
+            for account in self.accounts:  # deployed by the StackSet before the story starts
+                standins.stacksets.record_instance(name, account, self.region, emit=False)
+            stack_set = enrolment.StackSetEmulation(
+                name=name,
+                region=self.region,
+                target_ous=frozenset(self.ous.values()),
+                parent_of=self.parent_of,
+                deploy=self._deploy_spoke,
+                deployed=set(self.accounts),
+                delay_s=self._stackset_delay_s,
+            )
+        rules = enrolment.resolver_rules(self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
+        self.enrolment = enrolment.Enrolment(pollers, rules, self.invoke_resolver, stack_set, self._observer)
+        self.pipeline.add_source(self.enrolment)
+        standins.subscribe_management(self.enrolment.publish)
+
+    def _deploy_spoke(self, account: str) -> None:
+        with management_stack.moto_cloudformation_quiet():
+            self.spokes[account] = spoke_stack.deploy(
+                self.session_in(account), self.region, self.spoke_parameters
+            )
 
     def _create_organization(self) -> None:
         client = self.management.client("organizations")
         client.create_organization(FeatureSet="ALL")
-        for account in self.accounts:
+        self.root_id = client.list_roots()["Roots"][0]["Id"]
+        for name in self.ou_names:
+            unit = client.create_organizational_unit(ParentId=self.root_id, Name=name)["OrganizationalUnit"]
+            self.ous[name] = unit["Id"]
+        for index, account in enumerate(self.accounts):
             # moto draws account ids at random; the local organisation's are fixed.
             with mock.patch("moto.organizations.utils.make_random_account_id", return_value=account):
                 client.create_account(AccountName=f"spoke-{account}", Email=f"aws+{account}@example.com")
+            if self.ou_names:
+                ou = self.ous[self.ou_names[index % len(self.ou_names)]]
+                client.move_account(AccountId=account, SourceParentId=self.root_id, DestinationParentId=ou)
+
+    # -- the organisation, as an administrator changes it ----------------------------------
+
+    def create_account(self, account: str, ou: str | None = None) -> None:
+        """CreateAccount (the account lands in the root), then MoveAccount into ``ou`` (a
+        name or an id), as an administrator does on AWS. Both emit their events; the
+        StackSet deploys the spoke stack once the account is in one of its OUs."""
+        client = self.management.client("organizations")
+        with mock.patch("moto.organizations.utils.make_random_account_id", return_value=account):
+            client.create_account(AccountName=f"new-{account}", Email=f"aws+{account}@example.com")
+        if ou is not None:
+            self.move_account(account, ou)
+
+    def move_account(self, account: str, ou: str) -> None:
+        client = self.management.client("organizations")
+        target = self.ous.get(ou, ou)
+        source = self.parent_of(account) or self.root_id
+        client.move_account(AccountId=account, SourceParentId=source, DestinationParentId=target)
+
+    def parent_of(self, account: str) -> str | None:
+        parents = self.management.client("organizations").list_parents(ChildId=account)["Parents"]
+        return str(parents[0]["Id"]) if parents else None
+
+    def set_default(self, ou: str, value: Any) -> None:
+        """Write a default for an OU (name or id) or the root ("Root"), as an operator would."""
+        target = self.root_id if ou == "Root" else self.ous.get(ou, ou)
+        table = self.management.resource("dynamodb").Table(self.stack.defaults_table)
+        table.put_item(Item={"TargetId": target, "BudgetValue": Decimal(str(value))})
+
+    def delete_default(self, ou: str) -> None:
+        target = self.root_id if ou == "Root" else self.ous.get(ou, ou)
+        self.management.resource("dynamodb").Table(self.stack.defaults_table).delete_item(
+            Key={"TargetId": target}
+        )
+
+    def invoke_resolver(self, event: dict[str, Any]) -> Any:
+        """The resolver function on one event, as Lambda calls it (the template's handler)."""
+        return self._invoke(self._resolver_spec, event)
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -436,8 +559,15 @@ class LocalOrganisation:
         status = self.status(account) or {}
         budget = self.budget(account)
         actual, forecasted = self.spend.get(account, (Decimal(0), Decimal(0)))
+        table = self.management.resource("dynamodb").Table(self.stack.budgets_table)
+        item = table.get_item(Key={"AccountId": account}).get("Item") or {}
+        inherited = str(item.get("InheritedFrom") or "")
+        source = f"default {inherited}" if inherited else ("item" if item else "")
+        if not item and status.get("Status") == "WAITING":
+            source = "default (waiting)"
         return AccountView(
             account_id=account,
+            source=source,
             desired=self.desired(account),
             status=status.get("Status"),
             reason=str(status.get("Reason", "")),

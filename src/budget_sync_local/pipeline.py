@@ -222,6 +222,12 @@ class ResultBus:
     check: Callable[[], Any] | None = None
 
 
+class WorkSource(Protocol):
+    def step(self) -> int: ...
+
+    def idle(self) -> bool: ...
+
+
 class Pipeline:
     """Stream -> function -> spoke parameter -> rule -> Automation -> result bus -> result function."""
 
@@ -243,6 +249,11 @@ class Pipeline:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
+        self._sources: list[WorkSource] = []
+
+    def add_source(self, source: WorkSource) -> None:
+        """More work for each round (the management account's enrolment, enrolment.py)."""
+        self._sources.append(source)
 
     def publish(self, event: dict[str, Any]) -> None:
         """EventBridge's default bus in each spoke account (the stand-ins call this)."""
@@ -252,6 +263,8 @@ class Pipeline:
         """One round: a batch per shard, then every event waiting. Work done (0 = idle)."""
         with self._lock:
             work = self.poller.poll()
+            for source in self._sources:
+                work += source.step()
             while True:
                 try:
                     event = self.events.get_nowait()
@@ -343,7 +356,12 @@ class Pipeline:
         """Step until a round finds nothing to do and no retry is waiting."""
         deadline = time.monotonic() + timeout_s
         while True:
-            if self.step() == 0 and self.poller.idle() and self.events.empty():
+            if (
+                self.step() == 0
+                and self.poller.idle()
+                and self.events.empty()
+                and all(source.idle() for source in self._sources)
+            ):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the pipeline still had work after {timeout_s:.0f} s")

@@ -16,6 +16,7 @@ from budget_sync.reconcile import AccountReport
 STATUS_COLUMNS = (
     "AccountId",
     "Desired",
+    "Source",
     "LastStatus",
     "Parameter",
     "BudgetLimit",
@@ -59,11 +60,13 @@ def alert_columns(item: dict[str, Any]) -> dict[str, str | None]:
         return {field: None if item.get(field) is None else str(item.get(field)) for field in ALERT_FIELDS}
 
 
-def status_row(report: AccountReport) -> dict[str, Any]:
+def status_row(report: AccountReport, source: str | None = None) -> dict[str, Any]:
+    """``source``: where the desired value comes from ("item", "default ou-... (Name)")."""
     budget = report.budget
     return {
         "AccountId": report.account_id,
         "Desired": amount_text(report.desired),
+        "Source": source,
         "LastStatus": report.last_status or None,
         "Parameter": report.parameter,
         "BudgetLimit": amount_text(report.budget_limit),

@@ -19,6 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, format_amount
+from budget_sync.org import INHERITED_FROM_FIELD
 from budgetctl.errors import AwsError, ConflictError
 
 if TYPE_CHECKING:
@@ -47,10 +48,21 @@ class Write:
 
 
 class BudgetsTable:
-    def __init__(self, client: DynamoDBClient, table_name: str, caller_arn: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        caller_arn: Callable[[], str],
+        *,
+        key_field: str = ACCOUNT_ID_FIELD,
+        noun: str = "account",
+    ) -> None:
+        """``key_field``/``noun``: the same writes serve the defaults table (TargetId, "default")."""
         self._client = client
         self._table = table_name
         self._caller_arn = caller_arn
+        self._key = key_field
+        self._noun = noun
 
     @property
     def name(self) -> str:
@@ -58,7 +70,7 @@ class BudgetsTable:
 
     def get(self, account_id: str) -> dict[str, Any] | None:
         response = self._client.get_item(
-            TableName=self._table, Key={ACCOUNT_ID_FIELD: {"S": account_id}}, ConsistentRead=True
+            TableName=self._table, Key={self._key: {"S": account_id}}, ConsistentRead=True
         )
         raw = response.get("Item")
         return {k: _deserialize(v) for k, v in raw.items()} if raw else None
@@ -67,7 +79,7 @@ class BudgetsTable:
         items: list[dict[str, Any]] = []
         for page in self._client.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True):
             items.extend({k: _deserialize(v) for k, v in raw.items()} for raw in page.get("Items", []))
-        return sorted(items, key=lambda i: str(i.get(ACCOUNT_ID_FIELD, "")))
+        return sorted(items, key=lambda i: str(i.get(self._key, "")))
 
     def write(self, write: Write) -> dict[str, Any]:
         """Apply one write under its condition; raise ConflictError naming the current item.
@@ -87,7 +99,7 @@ class BudgetsTable:
                 current = self.get(write.account_id)
                 if self._holds(write, current, at):
                     return {"retried": True}
-                raise ConflictError(conflict_message(write, current)) from exc
+                raise ConflictError(conflict_message(write, current, self._noun)) from exc
             raise
         return {}
 
@@ -134,7 +146,7 @@ class BudgetsTable:
         return conflicts
 
     def _condition(self, write: Write) -> tuple[str, dict[str, Any], dict[str, str]]:
-        names = {"#id": ACCOUNT_ID_FIELD}
+        names = {"#id": self._key}
         if write.expect == "force":
             return "attribute_exists(#id) OR attribute_not_exists(#id)", {}, names
         if write.expect != "read":
@@ -171,8 +183,10 @@ class BudgetsTable:
                 ":at": {"S": at or now_iso()},
             }
         )
+        # An operator's write makes the item explicit: it no longer follows a default.
+        names["#inh"] = INHERITED_FROM_FIELD
         expression = "SET #v = :amount, #by = :by, #at = :at"
-        removed: list[str] = []
+        removed: list[str] = ["#inh"]
         for index, (field, text) in enumerate(sorted((write.alerts or {}).items())):
             names[f"#alert{index}"] = field
             if text is None:
@@ -180,11 +194,10 @@ class BudgetsTable:
             else:
                 values[f":alert{index}"] = {"S": str(text)}
                 expression += f", #alert{index} = :alert{index}"
-        if removed:
-            expression += " REMOVE " + ", ".join(removed)
+        expression += " REMOVE " + ", ".join(removed)
         return {
             "TableName": self._table,
-            "Key": {ACCOUNT_ID_FIELD: {"S": write.account_id}},
+            "Key": {self._key: {"S": write.account_id}},
             "UpdateExpression": expression,
             "ConditionExpression": condition,
             "ExpressionAttributeNames": _used(names, expression, condition),
@@ -197,7 +210,7 @@ class BudgetsTable:
             condition = "attribute_exists(#id)"
         arguments: dict[str, Any] = {
             "TableName": self._table,
-            "Key": {ACCOUNT_ID_FIELD: {"S": write.account_id}},
+            "Key": {self._key: {"S": write.account_id}},
             "ConditionExpression": condition,
             "ExpressionAttributeNames": _used(names, condition),
         }
@@ -237,7 +250,7 @@ def _not_in(writes: Sequence[Write], written: Sequence[Write]) -> list[Write]:
     return [w for w in writes if w.account_id not in done]
 
 
-def conflict_message(write: Write, current: dict[str, Any] | None) -> str:
+def conflict_message(write: Write, current: dict[str, Any] | None, noun: str = "account") -> str:
     if current is None:
         now = "the item no longer exists"
     else:
@@ -247,8 +260,8 @@ def conflict_message(write: Write, current: dict[str, Any] | None) -> str:
         )
     if write.expect != "read":
         expected = "no item" if write.expect is None else f"{BUDGET_VALUE_FIELD} {_shown(write.expect)}"
-        return f"account {write.account_id}: expected {expected}, but {now}; nothing written"
-    return f"account {write.account_id} changed since it was read: {now}; nothing written"
+        return f"{noun} {write.account_id}: expected {expected}, but {now}; nothing written"
+    return f"{noun} {write.account_id} changed since it was read: {now}; nothing written"
 
 
 def _used(names: dict[str, str], *expressions: str) -> dict[str, str]:

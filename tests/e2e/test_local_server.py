@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from budget_sync_local import server
 
@@ -232,3 +233,58 @@ def test_given_make_local_when_a_planned_limits_budget_gets_555_then_the_status_
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert "management result bus" in output
+
+
+def test_given_make_local_when_a_client_creates_and_moves_an_account_then_it_is_enrolled_by_its_ous_default():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        endpoint = f"http://127.0.0.1:{port}"
+        organizations = client(endpoint, "organizations")
+        root = organizations.list_roots()["Roots"][0]["Id"]
+        units = organizations.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"]
+        sandbox = next(u["Id"] for u in units if u["Name"] == "Sandbox")
+        # GIVEN a Sandbox default written by any client
+        client(endpoint, "dynamodb").put_item(
+            TableName="BlogBudgetsDefaults", Item={"TargetId": {"S": sandbox}, "BudgetValue": {"N": "100"}}
+        )
+        # WHEN an administrator creates an account and moves it to Sandbox, as on AWS
+        status = organizations.create_account(AccountName="newcomer", Email="newcomer@example.com")
+        account = status["CreateAccountStatus"]["AccountId"]
+        organizations.move_account(AccountId=account, SourceParentId=root, DestinationParentId=sandbox)
+
+        # THEN its spoke stack appears and its budget becomes the default, with no operator
+        deadline, amount = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            try:
+                assumed = client(endpoint, "sts").assume_role(
+                    RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+                    RoleSessionName="reader",
+                )["Credentials"]
+                budgets = client(
+                    endpoint,
+                    "budgets",
+                    aws_access_key_id=assumed["AccessKeyId"],
+                    aws_secret_access_key=assumed["SecretAccessKey"],
+                    aws_session_token=assumed["SessionToken"],
+                )
+                budget = budgets.describe_budget(AccountId=account, BudgetName="SpokeAccountBudget")["Budget"]
+                amount = Decimal(budget["BudgetLimit"]["Amount"])
+            except ClientError:  # the spoke stack (its role, its budget) is not there yet
+                amount = None
+            if amount == Decimal("100"):
+                break
+            time.sleep(0.3)
+        assert amount == Decimal("100")
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert f"{account}: event CreateAccountResult" in output
+    assert f"{account}: StackSet budget-sync-spoke deployed the spoke stack" in output

@@ -312,6 +312,7 @@ def test_status_shows_each_account_and_exits_1_on_drift(ops: Org):
     assert rows[C] == {
         "AccountId": C,
         "Desired": "1000",
+        "Source": "item",  # the account's own item (not an OU default)
         "LastStatus": None,
         "Parameter": "1000",
         "BudgetLimit": "1750",

@@ -49,6 +49,12 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
   declares an account's instance FAILED with a reason inside an operation that SUCCEEDED
   (moto reports every instance with the operation's status).
 * (speed only) moto's CloudFormation parses a JSON template body with the json module.
+* Organizations ``CreateAccount`` and ``MoveAccount`` produce the CloudTrail events AWS
+  delivers in us-east-1 (``CreateAccountResult``, ``MoveAccount``), for the management
+  account's subscribers (``subscribe_management``); see ``organizations``.
+* A service-managed StackSet's instances are the spoke stacks the local organisation
+  deployed (``ListStackInstances``), each with its ``CloudFormation StackSet StackInstance
+  Status Change`` event; see ``stacksets``.
 * ``pattern_matches`` is EventBridge's pattern matching, with moto's own matcher
   (moto's ``TestEventPattern`` answers without a result).
 
@@ -72,9 +78,12 @@ from moto.cloudformation.responses import CloudFormationResponse
 from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import EventsBackend
 from moto.iam import models as iam_models
+from moto.organizations.models import OrganizationsBackend
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.sts.models import STSBackend
 
+from budget_sync_local.standins import organizations as _organizations
+from budget_sync_local.standins import stacksets as _stacksets
 from budget_sync_local.standins.automation import (
     AutomationParameterError,
     AutomationResult,
@@ -102,6 +111,7 @@ from budget_sync_local.standins.cloudformation import (
     fail_stack_instance,
 )
 from budget_sync_local.standins.events import _put_events, pattern_matches
+from budget_sync_local.standins.organizations import publish_management, subscribe_management
 from budget_sync_local.standins.speed import (
     _KEY_ACCOUNTS,
     _json_first,
@@ -199,6 +209,21 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         "transact_write_items",
         _snapshot_each_table_once(DynamoDBBackend.transact_write_items),
     )
+    replace(
+        OrganizationsBackend,
+        "create_account",
+        _organizations._create_account(OrganizationsBackend.create_account),
+    )
+    replace(
+        OrganizationsBackend, "move_account", _organizations._move_account(OrganizationsBackend.move_account)
+    )
+    replace(
+        CloudFormationResponse,
+        "list_stack_instances",
+        _stacksets._list_stack_instances(CloudFormationResponse.list_stack_instances),
+    )
+    stack.callback(_stacksets.clear)
+    stack.callback(_organizations._subscribers.clear)
     original_lookup = iam_models.get_account_id_from
     setattr(iam_models, "get_account_id_from", _remembered_account_lookup(original_lookup))  # noqa: B010
     stack.callback(setattr, iam_models, "get_account_id_from", original_lookup)
@@ -218,6 +243,8 @@ __all__ = [
     "parameter_arn",
     "parameter_store_change_event",
     "pattern_matches",
+    "publish_management",
     "run_automation",
     "set_calculated_spend",
+    "subscribe_management",
 ]

@@ -14,4 +14,4 @@ if TYPE_CHECKING:
 Command = Callable[[str, Callable[["Context"], int], str], argparse.ArgumentParser]
 
 #: The command modules, in the order ``budgetctl --help`` lists them.
-MODULES = ("items", "transfer", "drift", "parked", "report")
+MODULES = ("items", "transfer", "drift", "defaults", "parked", "report")

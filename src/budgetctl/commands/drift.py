@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
 
+from budget_sync.domain import ACCOUNT_ID_FIELD
+from budget_sync.org import INHERITED_FROM_FIELD
+from budget_sync.organizations import OrganizationsReader
 from budget_sync.reconcile import (
     REPAIRABLE,
     AccountReport,
@@ -13,6 +18,7 @@ from budget_sync.reconcile import (
     read_desired,
     read_statuses,
 )
+from budget_sync.status import Status
 from budgetctl.alerts_view import add_alert_columns
 from budgetctl.commands import Command
 from budgetctl.context import Context
@@ -45,7 +51,8 @@ def register(command: Command) -> None:
 
 def cmd_status(ctx: Context) -> int:
     reports = _inspect(ctx)
-    rows = [status_row(r) for r in reports]
+    sources = _sources(ctx, reports)
+    rows = [status_row(r, sources.get(r.account_id)) for r in reports]
     add_alert_columns(ctx, rows, {r.account_id for r in reports if r.drift not in _NO_SPOKE})
     ctx.out.rows(rows, (*STATUS_COLUMNS, *ALERT_STATUS_COLUMNS), title="budget-sync status")
     _summary(ctx, reports)
@@ -66,7 +73,8 @@ def cmd_reconcile(ctx: Context) -> int:
 def _apply(ctx: Context) -> int:
     """The repair by budget-sync's reconciler function (budgetctl.repair), shown as a table."""
     items = _wanted(ctx, read_desired(ctx.dynamodb, ctx.args.table))
-    items, outside, unmanaged = _organisation(ctx, items)
+    statuses = read_statuses(ctx.dynamodb, ctx.args.status_table) if ctx.args.org else {}
+    items, outside, unmanaged = _organisation(ctx, items, statuses)
     accounts = [i.account_id for i in items] if (ctx.args.account or ctx.args.org) else []
     if (ctx.args.account or ctx.args.org) and not accounts:
         rows = []
@@ -103,7 +111,7 @@ def _inspect(ctx: Context) -> list[AccountReport]:
     args = ctx.args
     items = _wanted(ctx, read_desired(ctx.dynamodb, args.table))
     statuses = read_statuses(ctx.dynamodb, args.status_table)
-    items, outside, unmanaged = _organisation(ctx, items)
+    items, outside, unmanaged = _organisation(ctx, items, statuses)
     reconciler = ctx.reconciler()
     with ctx.out.progress("reading spoke accounts", len(items)) as advance:
         summary = reconciler.run(items, statuses, on_account=lambda _: advance(1))
@@ -111,7 +119,7 @@ def _inspect(ctx: Context) -> list[AccountReport]:
 
 
 def _organisation(
-    ctx: Context, items: list[DesiredItem]
+    ctx: Context, items: list[DesiredItem], statuses: Mapping[str, Mapping[str, Any]]
 ) -> tuple[list[DesiredItem], list[AccountReport], list[AccountReport]]:
     """With --org: the items inside the organisation, those outside, the accounts without one."""
     args = ctx.args
@@ -132,13 +140,51 @@ def _organisation(
         items = [i for i in items if i.account_id in organisation]
         with_item = {i.account_id for i in items} | {r.account_id for r in outside}
         unmanaged = [
-            AccountReport(
-                account, Drift.NOT_MANAGED, reason=f"{name or 'account'} has no item in {args.table}"
-            )
+            _not_managed(account, name, args.table, statuses.get(account))
             for account, name in sorted(organisation.items())
             if account not in with_item and not args.account
         ]
     return items, outside, unmanaged
+
+
+def _not_managed(account: str, name: str, table: str, status: Mapping[str, Any] | None) -> AccountReport:
+    """An organisation account without an item; WAITING (for its spoke stack, a default
+    applies) and SKIPPED (suspended, closed) come from the resolver's status."""
+    last = str((status or {}).get("Status", ""))
+    if last in (Status.WAITING, Status.SKIPPED):
+        desired = (status or {}).get("DesiredValue")
+        return AccountReport(
+            account,
+            Drift.NOT_MANAGED,
+            desired=desired if isinstance(desired, Decimal) else None,
+            reason=str((status or {}).get("Reason", "")),
+            last_status=last,
+        )
+    return AccountReport(account, Drift.NOT_MANAGED, reason=f"{name or 'account'} has no item in {table}")
+
+
+def _sources(ctx: Context, reports: Sequence[AccountReport]) -> dict[str, str]:
+    """Per account, where its desired value comes from: its own item or an OU's default."""
+    items = {str(i.get(ACCOUNT_ID_FIELD)): i for i in ctx.table.scan()}
+    names: dict[str, str] = {}
+    if ctx.args.org and any(INHERITED_FROM_FIELD in i for i in items.values()):
+        names = {
+            t: u.name for t, u in OrganizationsReader(ctx.client("organizations"), 0).full().units.items()
+        }
+    sources: dict[str, str] = {}
+    for report in reports:
+        item = items.get(report.account_id)
+        if item is None:
+            if report.last_status == Status.WAITING:
+                sources[report.account_id] = "default (waiting)"
+            continue
+        inherited = item.get(INHERITED_FROM_FIELD)
+        if inherited:
+            name = names.get(str(inherited))
+            sources[report.account_id] = f"default {inherited}" + (f" ({name})" if name else "")
+        else:
+            sources[report.account_id] = "item"
+    return sources
 
 
 def _summary(ctx: Context, reports: Sequence[AccountReport]) -> None:

@@ -10,6 +10,7 @@ from budget_sync.domain import (
     BUDGET_VALUE_FIELD,
     format_amount,
 )
+from budget_sync.org import INHERITED_FROM_FIELD
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode, UsageError
@@ -113,7 +114,15 @@ def _report_partial(ctx: Context, stopped: PartialWriteError, lines: dict[str, i
 
 
 def cmd_export(ctx: Context) -> int:
-    items = ctx.table.scan()
+    # Inherited items are derived from the defaults (``budgetctl default export``): imported
+    # back they would become explicit and stop following their OU's default.
+    scanned = ctx.table.scan()
+    items = [i for i in scanned if INHERITED_FROM_FIELD not in i]
+    if len(items) < len(scanned):
+        ctx.out.info(
+            f"{len(scanned) - len(items)} inherited item(s) left out (they follow OU defaults: "
+            "budgetctl default export)"
+        )
     rows = export_rows(items)
     fmt = export_format(ctx.args.format, ctx.args.output)
     _warn_round_trip(ctx, not_round_tripping(rows, fmt), len(rows), fmt)

@@ -3,7 +3,7 @@
 Item (key ``AccountId``):
   DesiredValue    N   the value the budgets table asked for (absent if the item was invalid)
   AppliedValue    N   the last value written to the spoke parameter
-  Status          S   SENT | APPLIED | FAILED | UNMANAGED (see Status)
+  Status          S   SENT | APPLIED | FAILED | UNMANAGED | WAITING | SKIPPED (see Status)
   Reason          S   why, for FAILED and UNMANAGED (a spoke's reason is the spoke's own text)
   UpdatedAt       S   ISO 8601, UTC
   SequenceNumber  S   the stream record that produced this status, zero-padded so that
@@ -55,6 +55,8 @@ class Status(StrEnum):
     APPLIED = "APPLIED"  # the spoke confirmed that its budget's limit equals the desired value
     FAILED = "FAILED"  # bad item, spoke unreachable, value rejected, the spoke's failure, no confirmation
     UNMANAGED = "UNMANAGED"  # the item was deleted: the spoke keeps its last budget
+    WAITING = "WAITING"  # (resolver) a default applies; the account's spoke stack is not there yet
+    SKIPPED = "SKIPPED"  # (resolver) a suspended or closed account: left as it is
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,288 @@
+"""``default``: budgets per OU or root (the defaults table), with conditional writes.
+
+    budgetctl default set ou-abcd-11111111 100     # UpdatedBy/UpdatedAt recorded
+    budgetctl default get ou-abcd-11111111
+    budgetctl default list                          # every default, with its OU's name
+    budgetctl default delete ou-abcd-11111111       # accounts keep their last budget
+    budgetctl default export --file defaults.csv
+    budgetctl default import defaults.csv --dry-run
+
+Each target is checked twice before anything is written: its form (``r-...``/``ou-...``),
+then that it is a root or OU of this organisation (Organizations ``ListRoots`` /
+``DescribeOrganizationalUnit``). The amount follows the item contract.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from budget_sync.domain import BUDGET_VALUE_FIELD, format_amount
+from budget_sync.errors import InvalidItemError, PermanentError, TransientError
+from budget_sync.org import TARGET_ID_FIELD, parse_default_value, parse_target_id
+from budget_sync.organizations import NotInOrganization, OrganizationsReader
+from budgetctl.commands import Command
+from budgetctl.context import Context
+from budgetctl.errors import AwsError, ExitCode, UsageError
+from budgetctl.rows import amount_text
+from budgetctl.table import BudgetsTable, Write
+
+DEFAULT_DEFAULTS_TABLE = "BlogBudgetsDefaults"
+DEFAULT_COLUMNS = ("TargetId", "Name", "BudgetValue", "UpdatedBy", "UpdatedAt")
+ACTIONS = ("set", "get", "list", "delete", "import", "export")
+
+
+def register(command: Command) -> None:
+    sub = command("default", cmd_default, "defaults per OU or root: set, get, list, delete, import, export")
+    sub.add_argument("action", choices=ACTIONS, metavar="ACTION", help=" | ".join(ACTIONS))
+    sub.add_argument("operands", nargs="*", metavar="ARG", help="TARGET [AMOUNT] or FILE")
+    sub.add_argument(
+        "--defaults-table", default=DEFAULT_DEFAULTS_TABLE, help=f"defaults table ({DEFAULT_DEFAULTS_TABLE})"
+    )
+    sub.add_argument("--dry-run", action="store_true", help="import: show the difference, write nothing")
+    sub.add_argument("--file", metavar="PATH", help="export: write here instead of stdout")
+    sub.add_argument("--format", choices=("csv", "json"), default="csv", help="export format")
+    group = sub.add_mutually_exclusive_group()
+    group.add_argument(
+        "--expect", metavar="VALUE", help="write only if the default now holds VALUE ('none': only if absent)"
+    )
+    group.add_argument("--force", action="store_true", help="write without any condition")
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    line: int
+    target_id: str
+    amount: Decimal
+
+
+def cmd_default(ctx: Context) -> int:
+    args = ctx.args
+    wanted = {"set": 2, "get": 1, "delete": 1, "list": 0, "export": 0, "import": 1}[args.action]
+    if len(args.operands) != wanted:
+        shapes = {2: "TARGET AMOUNT", 1: "FILE" if args.action == "import" else "TARGET", 0: "no argument"}
+        raise UsageError(
+            f"default {args.action} takes {shapes[wanted]}, got {len(args.operands)} argument(s)"
+        )
+    table = BudgetsTable(
+        ctx.dynamodb, args.defaults_table, lambda: ctx.caller_arn, key_field=TARGET_ID_FIELD, noun="default"
+    )
+    run = {
+        "set": _set,
+        "get": _get,
+        "list": _list,
+        "delete": _delete,
+        "export": _export,
+        "import": _import,
+    }[args.action]
+    return run(ctx, table)
+
+
+def _target(ctx: Context, text: str, check: bool = True) -> str:
+    target = parse_target_id(text)  # InvalidItemError: exit 2, before any AWS call
+    if check:
+        _in_organisation(ctx, target)
+    return target
+
+
+def _reader(ctx: Context) -> OrganizationsReader:
+    return OrganizationsReader(ctx.client("organizations"), max_rps=0)
+
+
+def _in_organisation(ctx: Context, target: str) -> str:
+    try:
+        return _reader(ctx).describe_target(target).name
+    except NotInOrganization:
+        raise UsageError(
+            f"{TARGET_ID_FIELD} {target!r} is no OU or root of this organisation; nothing written"
+        ) from None
+    except (PermanentError, TransientError) as exc:
+        raise AwsError(f"cannot check {TARGET_ID_FIELD} {target!r} against the organisation: {exc}") from exc
+
+
+def _set(ctx: Context, table: BudgetsTable) -> int:
+    args = ctx.args
+    target = parse_target_id(args.operands[0])
+    amount = parse_default_value(args.operands[1], target)
+    _in_organisation(ctx, target)
+    previous = table.get(target) if args.expect == "read" else None
+    if previous is not None and previous.get(BUDGET_VALUE_FIELD) == amount:
+        ctx.out.info(f"default {target} already is {format_amount(amount)}; nothing written")
+        ctx.out.rows([_row(previous)], DEFAULT_COLUMNS)
+        return ExitCode.OK
+    table.write(Write(target, amount, previous, args.expect))
+    ctx.out.rows([_row(table.get(target) or {})], DEFAULT_COLUMNS)
+    return ExitCode.OK
+
+
+def _get(ctx: Context, table: BudgetsTable) -> int:
+    target = _target(ctx, ctx.args.operands[0], check=False)
+    item = table.get(target)
+    if item is None:
+        ctx.out.error(f"no default for {target} in {ctx.args.defaults_table}")
+        return ExitCode.PROBLEM
+    ctx.out.rows([_row(item)], DEFAULT_COLUMNS)
+    return ExitCode.OK
+
+
+def _list(ctx: Context, table: BudgetsTable) -> int:
+    items = table.scan()
+    names = _names(ctx) if items else {}
+    rows = [_row(item, names) for item in items]
+    ctx.out.rows(rows, DEFAULT_COLUMNS, title="budget-sync defaults")
+    gone = [r["TargetId"] for r in rows if names and r["TargetId"] not in names]
+    for target in gone:
+        ctx.out.error(
+            f"default {target}: no such OU or root in the organisation any more (it applies to nobody)"
+        )
+    return ExitCode.PROBLEM if gone else ExitCode.OK
+
+
+def _delete(ctx: Context, table: BudgetsTable) -> int:
+    args = ctx.args
+    target = _target(ctx, args.operands[0], check=False)  # a default of a deleted OU must be removable
+    previous = table.get(target) if args.expect == "read" else None
+    if args.expect == "read" and previous is None:
+        ctx.out.error(f"no default for {target} in {args.defaults_table}")
+        return ExitCode.PROBLEM
+    table.write(Write(target, None, previous, args.expect))
+    ctx.out.info(
+        f"deleted the default of {target}; accounts that inherited it take the next default up, "
+        "or keep their last budget (status UNMANAGED)"
+    )
+    return ExitCode.OK
+
+
+def _export(ctx: Context, table: BudgetsTable) -> int:
+    items = table.scan()
+    rows = [
+        {
+            TARGET_ID_FIELD: str(item.get(TARGET_ID_FIELD, "")),
+            BUDGET_VALUE_FIELD: amount_text(item.get(BUDGET_VALUE_FIELD)) or "",
+            "UpdatedBy": str(item.get("UpdatedBy", "")),
+            "UpdatedAt": str(item.get("UpdatedAt", "")),
+        }
+        for item in items
+    ]
+    if ctx.args.format == "json":
+        text = json.dumps(rows, indent=2) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(
+            buffer, fieldnames=list(rows[0]) if rows else [TARGET_ID_FIELD, BUDGET_VALUE_FIELD]
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    if ctx.args.file:
+        Path(ctx.args.file).write_text(text, encoding="utf-8")
+        ctx.out.info(f"exported {len(rows)} default(s) to {ctx.args.file}")
+    else:
+        ctx.out.stdout.write(text)
+    return ExitCode.OK
+
+
+def _import(ctx: Context, table: BudgetsTable) -> int:
+    name = ctx.args.operands[0]
+    rows, errors = _parse(name)
+    if not errors:
+        organisation = _names(ctx)
+        for row in rows:
+            if row.target_id not in organisation:
+                errors.append(
+                    f"{name}:{row.line}: {TARGET_ID_FIELD} {row.target_id!r} is no OU or root of this organisation"
+                )
+    for error in errors:
+        ctx.out.error(error)
+    if errors:
+        raise UsageError(f"{len(errors)} bad row(s) in {name}; nothing written")
+    current = {str(i.get(TARGET_ID_FIELD)): i for i in table.scan()}
+    writes = [
+        Write(row.target_id, row.amount, current.get(row.target_id))
+        for row in rows
+        if (current.get(row.target_id) or {}).get(BUDGET_VALUE_FIELD) != row.amount
+    ]
+    diff = [
+        {
+            "TargetId": w.account_id,
+            "Change": "CHANGE" if w.previous else "ADD",
+            "From": amount_text((w.previous or {}).get(BUDGET_VALUE_FIELD)),
+            "To": format_amount(w.amount) if w.amount is not None else None,
+        }
+        for w in writes
+    ]
+    ctx.out.rows(
+        diff,
+        ("TargetId", "Change", "From", "To"),
+        title="default import" + (" (dry run)" if ctx.args.dry_run else ""),
+    )
+    if ctx.args.dry_run or not writes:
+        ctx.out.info(f"{len(writes)} to write, {len(rows) - len(writes)} unchanged; nothing written")
+        return ExitCode.OK
+    conflicts = table.write_many(writes)
+    for _, message in conflicts:
+        ctx.out.error(message)
+    ctx.out.info(f"written {len(writes) - len(conflicts)}, conflicts {len(conflicts)}")
+    return ExitCode.CONFLICT if conflicts else ExitCode.OK
+
+
+def _parse(name: str) -> tuple[list[_Row], list[str]]:
+    if name == "-":
+        return _parse_stream(sys.stdin, "stdin")
+    try:
+        with Path(name).open(newline="", encoding="utf-8-sig") as stream:
+            return _parse_stream(stream, name)
+    except OSError as exc:
+        raise UsageError(f"cannot read {name!r}: {exc.strerror}") from exc
+
+
+def _parse_stream(stream: TextIO, name: str) -> tuple[list[_Row], list[str]]:
+    rows: list[_Row] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    reader = csv.DictReader(stream)
+    missing = [c for c in (TARGET_ID_FIELD, BUDGET_VALUE_FIELD) if c not in (reader.fieldnames or [])]
+    if missing:
+        return [], [
+            f"{name}:1: the header must name {TARGET_ID_FIELD} and {BUDGET_VALUE_FIELD}; missing {', '.join(missing)}"
+        ]
+    for record in reader:
+        line = reader.line_num
+        try:
+            target = parse_target_id(record.get(TARGET_ID_FIELD) or "")
+            amount = parse_default_value(record.get(BUDGET_VALUE_FIELD) or "", target)
+        except InvalidItemError as exc:
+            errors.append(f"{name}:{line}: {exc}")
+            continue
+        if target in seen:
+            errors.append(f"{name}:{line}: {TARGET_ID_FIELD} {target} already on line {seen[target]}")
+            continue
+        seen[target] = line
+        rows.append(_Row(line, target, amount))
+    return rows, errors
+
+
+def _names(ctx: Context) -> dict[str, str]:
+    """Every root and OU of the organisation: id -> name (one walk of the tree)."""
+    try:
+        tree = _reader(ctx).full()
+    except (PermanentError, TransientError) as exc:
+        raise AwsError(f"cannot read the organisation: {exc}") from exc
+    return {target: unit.name for target, unit in tree.units.items()}
+
+
+def _row(item: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, Any]:
+    target = str(item.get(TARGET_ID_FIELD, ""))
+    return {
+        "TargetId": target,
+        "Name": (names or {}).get(target),
+        "BudgetValue": amount_text(item.get(BUDGET_VALUE_FIELD)),
+        "UpdatedBy": item.get("UpdatedBy"),
+        "UpdatedAt": item.get("UpdatedAt"),
+    }

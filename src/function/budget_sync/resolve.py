@@ -1,0 +1,343 @@
+"""The resolver: each account's effective budget, materialised into the budgets table.
+
+For a scope (the whole organisation, one OU's subtree, one account) it reads the tree
+(organizations.py), the defaults table, the budgets table and which spoke stacks exist,
+decides per account (org.plan) and then:
+
+* WRITE   an item ``{AccountId, BudgetValue, InheritedFrom, UpdatedBy, UpdatedAt}``, on the
+          condition that the account has no item or only an inherited one: an explicit
+          item written meanwhile always wins (the write is then skipped, not retried);
+* DELETE  an inherited item whose default is gone, on the condition that it is still
+          inherited: the stream function then marks the account UNMANAGED and it keeps
+          its last budget, exactly as when an operator removes an item;
+* WAIT    status WAITING (the spoke stack is not there yet): nothing is written until the
+          StackSet reports the stack instance, then the item follows;
+* SKIP    status SKIPPED for a suspended or closed account; nothing is written.
+
+The stream function delivers what was written, so inherited budgets take the same path,
+validation, retries and status as items typed by an operator.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, format_amount
+from budget_sync.errors import ConfigError, InvalidItemError, TransientError
+from budget_sync.observability import logger
+from budget_sync.org import (
+    INHERITED_FROM_FIELD,
+    TARGET_ID_FIELD,
+    Action,
+    Decision,
+    OrgTree,
+    TableItem,
+    parse_default_value,
+    parse_target_id,
+    plan,
+)
+from budget_sync.organizations import NotInOrganization, OrganizationsReader
+from budget_sync.status import Status
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+SOURCE = "resolver"
+_TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
+_STACK_SET_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,127}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_deserialize = TypeDeserializer().deserialize
+
+
+class Readiness(Protocol):
+    def ready_accounts(self, account_id: str | None = None) -> set[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverSettings:
+    """Environment variables (set by template-management.yaml for BlogBudgetsOrgResolver):
+    BUDGETS_TABLE_NAME, DEFAULTS_TABLE_NAME, STATUS_TABLE_NAME; SPOKE_STACKSET_NAME (empty:
+    every account counts as having its spoke stack); SPOKE_REGION (the StackSet's instances'
+    region; empty: the function's own); STACKSET_CALL_AS (SELF | DELEGATED_ADMIN);
+    ORGANIZATIONS_MAX_RPS (calls per second to Organizations)."""
+
+    budgets_table_name: str
+    defaults_table_name: str
+    status_table_name: str
+    stack_set_name: str
+    spoke_region: str
+    call_as: str
+    max_rps: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ResolverSettings:
+        import os
+
+        env = os.environ if env is None else env
+        tables = {}
+        for name in ("BUDGETS_TABLE_NAME", "DEFAULTS_TABLE_NAME", "STATUS_TABLE_NAME"):
+            value = env.get(name, "").strip()
+            if not _TABLE_NAME.fullmatch(value):
+                raise ConfigError(f"environment variable {name} is not set or invalid: {value!r}")
+            tables[name] = value
+        stack_set = env.get("SPOKE_STACKSET_NAME", "").strip()
+        if stack_set and not _STACK_SET_NAME.fullmatch(stack_set):
+            raise ConfigError(f"environment variable SPOKE_STACKSET_NAME has an invalid value {stack_set!r}")
+        region = env.get("SPOKE_REGION", "").strip() or env.get("AWS_REGION", "").strip()
+        if stack_set and not _REGION.fullmatch(region):
+            raise ConfigError(f"environment variable SPOKE_REGION (or AWS_REGION) is invalid: {region!r}")
+        call_as = env.get("STACKSET_CALL_AS", "SELF").strip() or "SELF"
+        if call_as not in ("SELF", "DELEGATED_ADMIN"):
+            raise ConfigError(
+                f"environment variable STACKSET_CALL_AS must be SELF or DELEGATED_ADMIN: {call_as!r}"
+            )
+        rps_text = env.get("ORGANIZATIONS_MAX_RPS", "4").strip() or "4"
+        try:
+            rps = float(rps_text)
+        except ValueError:
+            raise ConfigError(
+                f"environment variable ORGANIZATIONS_MAX_RPS is not a number: {rps_text!r}"
+            ) from None
+        if not 0 <= rps <= 1000:
+            raise ConfigError(f"environment variable ORGANIZATIONS_MAX_RPS must be 0 to 1000: {rps_text!r}")
+        return cls(
+            budgets_table_name=tables["BUDGETS_TABLE_NAME"],
+            defaults_table_name=tables["DEFAULTS_TABLE_NAME"],
+            status_table_name=tables["STATUS_TABLE_NAME"],
+            stack_set_name=stack_set,
+            spoke_region=region,
+            call_as=call_as,
+            max_rps=rps,
+        )
+
+
+@dataclass(slots=True)
+class ResolveSummary:
+    scope: str
+    decisions: list[Decision] = field(default_factory=list)
+    conflicts: int = 0  # an explicit item appeared between read and write: it won
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(d.action.value for d in self.decisions)
+
+
+def read_defaults(client: DynamoDBClient, table_name: str) -> dict[str, Decimal]:
+    """The defaults table: target id -> amount. An invalid default is logged and left out."""
+    defaults: dict[str, Decimal] = {}
+    for raw in _scan(client, table_name):
+        item = {k: _deserialize(v) for k, v in raw.items()}
+        try:
+            target = parse_target_id(item.get(TARGET_ID_FIELD))
+            defaults[target] = parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
+        except InvalidItemError as exc:
+            logger.error("default ignored", extra={"reason": str(exc), "field": exc.field})
+    return defaults
+
+
+def table_item(item: Mapping[str, Any]) -> TableItem:
+    value = item.get(BUDGET_VALUE_FIELD)
+    inherited = item.get(INHERITED_FROM_FIELD)
+    amount = value if isinstance(value, Decimal) and value > 0 else None
+    return TableItem(amount, str(inherited) if inherited else None)
+
+
+def read_items(client: DynamoDBClient, table_name: str) -> dict[str, TableItem]:
+    items: dict[str, TableItem] = {}
+    for raw in _scan(client, table_name):
+        item = {k: _deserialize(v) for k, v in raw.items()}
+        items[str(item.get(ACCOUNT_ID_FIELD, ""))] = table_item(item)
+    return items
+
+
+def _scan(client: DynamoDBClient, table_name: str) -> Iterable[dict[str, Any]]:
+    try:
+        for page in client.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
+            yield from page.get("Items", [])
+    except (ClientError, BotoCoreError) as exc:
+        raise TransientError(f"scan of {table_name} failed ({exc})") from exc
+
+
+class Resolver:
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        settings: ResolverSettings,
+        organizations: OrganizationsReader,
+        readiness: Readiness | None,
+        actor: str,
+    ) -> None:
+        self._dynamodb = dynamodb
+        self._settings = settings
+        self.organizations = organizations
+        self._readiness = readiness
+        self._actor = actor
+
+    # -- scopes ------------------------------------------------------------------------
+
+    def resolve_all(self) -> ResolveSummary:
+        """Level-triggered: the whole organisation against the effective budgets."""
+        tree = self.organizations.full()
+        ready = self._readiness.ready_accounts() if self._readiness else None
+        return self._resolve("organisation", tree, self._items(), ready)
+
+    def resolve_target(self, target_id: str) -> ResolveSummary:
+        """A default changed: the accounts under that root or OU."""
+        if target_id.startswith("r-"):
+            return self.resolve_all()
+        try:
+            tree = self.organizations.subtree(target_id)
+        except NotInOrganization:  # the OU is gone: its accounts moved, look at them all
+            return self.resolve_all()
+        ready = self._readiness.ready_accounts() if self._readiness else None
+        return self._resolve(target_id, tree, self._items(), ready)
+
+    def resolve_account(self, account_id: str, spoke_ready: bool | None = None) -> ResolveSummary:
+        """A new, moved or re-joined account, or a removed item: that account only."""
+        tree = self.organizations.account(account_id)
+        if spoke_ready is None:
+            spoke_ready = self._readiness is None or bool(self._readiness.ready_accounts(account_id))
+        items = self._items(account_id)
+        return self._resolve(account_id, tree, items, [account_id] if spoke_ready else [])
+
+    # -- the work ----------------------------------------------------------------------
+
+    def _items(self, account_id: str | None = None) -> dict[str, TableItem]:
+        if account_id is None:
+            return read_items(self._dynamodb, self._settings.budgets_table_name)
+        try:
+            answer = self._dynamodb.get_item(
+                TableName=self._settings.budgets_table_name,
+                Key={ACCOUNT_ID_FIELD: {"S": account_id}},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"account {account_id}: read of the budgets table failed ({exc})") from exc
+        raw = answer.get("Item")
+        return {account_id: table_item({k: _deserialize(v) for k, v in raw.items()})} if raw else {}
+
+    def _resolve(
+        self, scope: str, tree: OrgTree, items: Mapping[str, TableItem], ready: Iterable[str] | None
+    ) -> ResolveSummary:
+        defaults = read_defaults(self._dynamodb, self._settings.defaults_table_name)
+        summary = ResolveSummary(scope, plan(tree, items, defaults, ready))
+        for decision in summary.decisions:
+            log = {
+                "account_id": decision.account_id,
+                "action": decision.action.value,
+                "reason": decision.reason,
+            }
+            if decision.action is Action.WRITE:
+                if not self._write(decision):
+                    summary.conflicts += 1
+                    continue
+                logger.info("inherited budget written", extra={**log, "source": decision.effective.target_id})
+            elif decision.action is Action.DELETE:
+                if not self._delete(decision):
+                    summary.conflicts += 1
+                    continue
+                logger.info("inherited budget removed", extra=log)
+            elif decision.action is Action.WAIT:
+                self._status(decision, Status.WAITING)
+                logger.info("waiting for the spoke stack", extra=log)
+            elif decision.action is Action.SKIP:
+                self._status(decision, Status.SKIPPED)
+                logger.info("account skipped", extra=log)
+        logger.info("resolution finished", extra={"scope": scope, **dict(summary.counts)})
+        return summary
+
+    def _write(self, decision: Decision) -> bool:
+        value = decision.effective.value
+        assert value is not None
+        values: dict[str, Any] = {
+            ":v": {"N": format_amount(value)},
+            ":src": {"S": decision.effective.target_id},
+            ":by": {"S": self._actor},
+            ":at": {"S": _now()},
+        }
+        try:
+            self._dynamodb.update_item(
+                TableName=self._settings.budgets_table_name,
+                Key={ACCOUNT_ID_FIELD: {"S": decision.account_id}},
+                UpdateExpression="SET #v = :v, #inh = :src, UpdatedBy = :by, UpdatedAt = :at",
+                # explicit always wins: only a new item, or one that is itself inherited
+                ConditionExpression="attribute_not_exists(#id) OR attribute_exists(#inh)",
+                ExpressionAttributeNames={
+                    "#v": BUDGET_VALUE_FIELD,
+                    "#inh": INHERITED_FROM_FIELD,
+                    "#id": ACCOUNT_ID_FIELD,
+                },
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                logger.info("explicit item won", extra={"account_id": decision.account_id})
+                return False
+            raise TransientError(f"account {decision.account_id}: inherited write failed ({exc})") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"account {decision.account_id}: inherited write failed ({exc})") from exc
+        return True
+
+    def _delete(self, decision: Decision) -> bool:
+        assert decision.previous is not None
+        assert decision.previous.inherited_from is not None
+        try:
+            self._dynamodb.delete_item(
+                TableName=self._settings.budgets_table_name,
+                Key={ACCOUNT_ID_FIELD: {"S": decision.account_id}},
+                ConditionExpression="#inh = :src",
+                ExpressionAttributeNames={"#inh": INHERITED_FROM_FIELD},
+                ExpressionAttributeValues={":src": {"S": decision.previous.inherited_from}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise TransientError(f"account {decision.account_id}: inherited delete failed ({exc})") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"account {decision.account_id}: inherited delete failed ({exc})") from exc
+        return True
+
+    def _status(self, decision: Decision, status: Status) -> None:
+        """WAITING or SKIPPED. Leaves SequenceNumber alone: the next stream record's status
+        (newer by definition) replaces it. WAITING never hides an APPLIED budget."""
+        values: dict[str, Any] = {
+            ":st": {"S": status.value},
+            ":reason": {"S": decision.reason},
+            ":at": {"S": _now()},
+            ":source": {"S": SOURCE},
+        }
+        expression = "SET #st = :st, Reason = :reason, UpdatedAt = :at, #src = :source"
+        if decision.effective.value is not None:
+            values[":desired"] = {"N": format_amount(decision.effective.value)}
+            expression += ", DesiredValue = :desired"
+        arguments: dict[str, Any] = {
+            "TableName": self._settings.status_table_name,
+            "Key": {ACCOUNT_ID_FIELD: {"S": decision.account_id}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": {"#st": "Status", "#src": "Source"},
+            "ExpressionAttributeValues": values,
+        }
+        if status is Status.WAITING:
+            arguments["ConditionExpression"] = "attribute_not_exists(#st) OR #st <> :applied"
+            values[":applied"] = {"S": Status.APPLIED.value}
+        try:
+            self._dynamodb.update_item(**arguments)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return
+            raise TransientError(f"account {decision.account_id}: status write failed ({exc})") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"account {decision.account_id}: status write failed ({exc})") from exc
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

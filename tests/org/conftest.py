@@ -1,0 +1,102 @@
+"""A moto organisation with a real tree (root, OUs Sandbox and Production, accounts in them)
+and the management account's tables from template-management.yaml, for the resolver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from budget_sync.handlers import resolve as resolve_handler
+from budget_sync_local import standins
+from budget_sync_local.lambda_runtime import function_spec, invoke
+from tests.integration.conftest import REGION, create_table
+
+
+@dataclass
+class Tree:
+    management: boto3.Session
+    root: str
+    sandbox: str
+    production: str
+    accounts: dict[str, str]  # account id -> OU id
+
+    @property
+    def organizations(self) -> Any:
+        return self.management.client("organizations")
+
+    def table(self, name: str) -> Any:
+        return self.management.resource("dynamodb").Table(name)
+
+    def item(self, account: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = (
+            self.table("BlogBudgetsDynamoDB").get_item(Key={"AccountId": account}).get("Item")
+        )
+        return found
+
+    def status(self, account: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = (
+            self.table("BlogBudgetsStatus").get_item(Key={"AccountId": account}).get("Item")
+        )
+        return found
+
+    def set_default(self, target: str, value: str) -> None:
+        self.table("BlogBudgetsDefaults").put_item(Item={"TargetId": target, "BudgetValue": Decimal(value)})
+
+    def delete_default(self, target: str) -> None:
+        self.table("BlogBudgetsDefaults").delete_item(Key={"TargetId": target})
+
+    def create_account(self, account: str, parent: str) -> None:
+        with mock.patch("moto.organizations.utils.make_random_account_id", return_value=account):
+            self.organizations.create_account(AccountName=f"acct-{account}", Email=f"a+{account}@example.com")
+        if parent != self.root:
+            self.organizations.move_account(
+                AccountId=account, SourceParentId=self.root, DestinationParentId=parent
+            )
+        self.accounts[account] = parent
+
+    def resolve(self, event: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
+        """The template's resolver function on one event, as Lambda calls it (a fresh
+        execution environment each time: the parameters, hence the environment, may differ)."""
+        resolve_handler.build.cache_clear()
+        spec = function_spec("ResolverFunction", parameters or {}, REGION)
+        result: dict[str, Any] = invoke(spec, event, REGION)
+        return result
+
+
+SANDBOX_ACCOUNTS = ("111111111111", "222222222222")
+PRODUCTION_ACCOUNTS = ("333333333333",)
+ROOT_ACCOUNTS = ("444444444444",)
+
+
+@pytest.fixture
+def tree() -> Iterator[Tree]:
+    resolve_handler.build.cache_clear()
+    with mock_aws(), standins.installed():
+        management = boto3.Session(region_name=REGION)
+        for logical_id in ("BudgetsTable", "StatusTable", "DefaultsTable"):
+            create_table(management, logical_id)
+        organizations = management.client("organizations")
+        organizations.create_organization(FeatureSet="ALL")
+        root = organizations.list_roots()["Roots"][0]["Id"]
+        sandbox = organizations.create_organizational_unit(ParentId=root, Name="Sandbox")[
+            "OrganizationalUnit"
+        ]["Id"]
+        production = organizations.create_organizational_unit(ParentId=root, Name="Production")[
+            "OrganizationalUnit"
+        ]["Id"]
+        result = Tree(management, root, sandbox, production, {})
+        for account in SANDBOX_ACCOUNTS:
+            result.create_account(account, sandbox)
+        for account in PRODUCTION_ACCOUNTS:
+            result.create_account(account, production)
+        for account in ROOT_ACCOUNTS:
+            result.create_account(account, root)
+        yield result
+    resolve_handler.build.cache_clear()

@@ -1,0 +1,183 @@
+"""The resolver function (the template's handler) on a moto organisation: defaults reach the
+accounts that inherit them, explicit items always win, moves and removals re-evaluate."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.org.conftest import PRODUCTION_ACCOUNTS, ROOT_ACCOUNTS, SANDBOX_ACCOUNTS, Tree
+
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+
+def test_given_ou_defaults_when_resolved_then_each_account_inherits_its_nearest_default(tree: Tree):
+    # GIVEN a default on Sandbox and one on the root
+    tree.set_default(tree.sandbox, "100")
+    tree.set_default(tree.root, "50")
+
+    # WHEN the scheduled full resolution runs
+    result = tree.resolve(SCHEDULED)
+
+    # THEN Sandbox accounts get Sandbox's default, the others the root's, each marked with its source
+    for account in SANDBOX_ACCOUNTS:
+        item = tree.item(account)
+        assert item is not None
+        assert (item["BudgetValue"], item["InheritedFrom"]) == (Decimal(100), tree.sandbox)
+    for account in (*PRODUCTION_ACCOUNTS, *ROOT_ACCOUNTS):
+        item = tree.item(account)
+        assert item is not None
+        assert (item["BudgetValue"], item["InheritedFrom"]) == (Decimal(50), tree.root)
+    assert result["actions"]["InheritedWritten"] == 4
+    assert result["organizations_calls"] > 0
+
+
+def test_given_an_explicit_item_when_a_default_applies_then_the_item_wins(tree: Tree):
+    account = SANDBOX_ACCOUNTS[0]
+    tree.table("BlogBudgetsDynamoDB").put_item(Item={"AccountId": account, "BudgetValue": Decimal(700)})
+    tree.set_default(tree.sandbox, "100")
+
+    tree.resolve(SCHEDULED)
+
+    item = tree.item(account)
+    assert item is not None
+    assert item["BudgetValue"] == Decimal(700)
+    assert "InheritedFrom" not in item
+    other = tree.item(SANDBOX_ACCOUNTS[1])
+    assert other is not None
+    assert other["BudgetValue"] == Decimal(100)
+
+
+def test_given_a_default_change_when_its_stream_record_arrives_then_only_inheriting_accounts_change(
+    tree: Tree,
+):
+    tree.set_default(tree.sandbox, "100")
+    tree.set_default(tree.production, "5000")
+    tree.resolve(SCHEDULED)
+    tree.table("BlogBudgetsDynamoDB").put_item(
+        Item={"AccountId": SANDBOX_ACCOUNTS[0], "BudgetValue": Decimal(700)}
+    )
+
+    # WHEN Sandbox's default changes and its stream record reaches the function
+    tree.set_default(tree.sandbox, "150")
+    result = tree.resolve(_defaults_record(tree.sandbox, "MODIFY"))
+
+    # THEN the inheriting Sandbox account changes, the overridden one and Production do not
+    assert result["scopes"] == [tree.sandbox]
+    assert tree.item(SANDBOX_ACCOUNTS[1])["BudgetValue"] == Decimal(150)  # type: ignore[index]
+    assert tree.item(SANDBOX_ACCOUNTS[0])["BudgetValue"] == Decimal(700)  # type: ignore[index]
+    assert tree.item(PRODUCTION_ACCOUNTS[0])["BudgetValue"] == Decimal(5000)  # type: ignore[index]
+
+
+def test_given_a_removed_default_then_inherited_items_are_removed_and_explicit_ones_stay(tree: Tree):
+    tree.set_default(tree.sandbox, "100")
+    tree.resolve(SCHEDULED)
+    tree.table("BlogBudgetsDynamoDB").put_item(
+        Item={"AccountId": SANDBOX_ACCOUNTS[0], "BudgetValue": Decimal(700)}
+    )
+
+    tree.delete_default(tree.sandbox)
+    result = tree.resolve(_defaults_record(tree.sandbox, "REMOVE"))
+
+    assert tree.item(SANDBOX_ACCOUNTS[1]) is None  # the stream then marks it UNMANAGED
+    assert tree.item(SANDBOX_ACCOUNTS[0]) is not None
+    assert result["actions"]["InheritedRemoved"] == 1
+
+
+def test_given_a_moved_account_when_the_move_event_arrives_then_it_takes_its_new_ous_default(tree: Tree):
+    tree.set_default(tree.sandbox, "100")
+    tree.set_default(tree.production, "5000")
+    tree.resolve(SCHEDULED)
+    account = SANDBOX_ACCOUNTS[1]
+    tree.organizations.move_account(
+        AccountId=account, SourceParentId=tree.sandbox, DestinationParentId=tree.production
+    )
+
+    result = tree.resolve(_cloudtrail("MoveAccount", {"accountId": account}))
+
+    assert result["scopes"] == [account]
+    item = tree.item(account)
+    assert item is not None
+    assert (item["BudgetValue"], item["InheritedFrom"]) == (
+        Decimal(5000),
+        tree.production,
+    )
+
+
+def test_given_a_new_account_without_its_spoke_stack_then_it_waits_and_is_enrolled_when_the_stack_exists(
+    tree: Tree,
+):
+    # GIVEN a StackSet-managed organisation and a Sandbox default
+    tree.set_default(tree.sandbox, "100")
+    parameters = {"SpokeStackSetName": "budget-sync-spoke"}
+    cloudformation = tree.management.client("cloudformation")
+    cloudformation.create_stack_set(StackSetName="budget-sync-spoke", TemplateBody='{"Resources": {}}')
+    tree.create_account("555555555555", tree.sandbox)
+
+    # WHEN the account is created (CreateAccountResult) before its stack instance exists
+    created = {"createAccountStatus": {"state": "SUCCEEDED", "accountId": "555555555555"}}
+    tree.resolve(_cloudtrail("CreateAccountResult", service=created), parameters)
+
+    # THEN it is WAITING, not FAILED, and nothing is written
+    status = tree.status("555555555555")
+    assert status is not None
+    assert status["Status"] == "WAITING"
+    assert status["DesiredValue"] == Decimal(100)
+    assert tree.item("555555555555") is None
+
+    # WHEN the StackSet reports its stack instance
+    arn = cloudformation.describe_stack_set(StackSetName="budget-sync-spoke")["StackSet"]["StackSetARN"]
+    event = {
+        "source": "aws.cloudformation",
+        "detail-type": "CloudFormation StackSet StackInstance Status Change",
+        "detail": {
+            "stack-set-arn": arn,
+            "stack-id": "arn:aws:cloudformation:us-east-1:555555555555:stack/StackSet-x/1",
+            "action": "CREATE",
+            "status-details": {"status": "CURRENT", "detailed-status": "SUCCEEDED"},
+        },
+    }
+    tree.resolve(event, parameters)
+
+    # THEN the default is written, for the stream function to deliver
+    item = tree.item("555555555555")
+    assert item is not None
+    assert item["BudgetValue"] == Decimal(100)
+
+
+def test_given_a_closed_account_then_it_is_skipped_and_shown_as_such(tree: Tree):
+    # GIVEN a Sandbox default and a Sandbox account that was closed (moto: SUSPENDED)
+    tree.set_default(tree.sandbox, "100")
+    account = SANDBOX_ACCOUNTS[0]
+    tree.organizations.close_account(AccountId=account)
+
+    # WHEN the organisation is resolved
+    tree.resolve(SCHEDULED)
+
+    # THEN nothing is written for it and its status says why
+    assert tree.item(account) is None
+    status = tree.status(account)
+    assert status is not None
+    assert status["Status"] == "SKIPPED"
+    assert "SUSPENDED" in status["Reason"]
+    assert tree.item(SANDBOX_ACCOUNTS[1]) is not None
+
+
+def _defaults_record(target: str, event_name: str) -> dict:
+    return {
+        "Records": [
+            {
+                "eventName": event_name,
+                "eventSource": "aws:dynamodb",
+                "dynamodb": {"Keys": {"TargetId": {"S": target}}, "SequenceNumber": "1"},
+            }
+        ]
+    }
+
+
+def _cloudtrail(name: str, request: dict | None = None, service: dict | None = None) -> dict:
+    detail: dict = {"eventSource": "organizations.amazonaws.com", "eventName": name}
+    if request is not None:
+        detail["requestParameters"] = request
+    if service is not None:
+        detail["serviceEventDetails"] = service
+    return {"source": "aws.organizations", "detail-type": "AWS API Call via CloudTrail", "detail": detail}
