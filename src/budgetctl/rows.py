@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from budget_sync.alerts import ALERT_FIELDS, parse_alerts
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
-    format_amount,
+    amount_text,
 )
 from budget_sync.reconcile import AccountReport
 
@@ -30,16 +29,6 @@ RECONCILE_COLUMNS = ("AccountId", "Desired", "Parameter", "BudgetLimit", "Drift"
 ITEM_COLUMNS = ("AccountId", "BudgetValue", "UpdatedBy", "UpdatedAt", *ALERT_FIELDS)
 #: status: the alert settings last sent (status table) and what the spoke budget has now
 ALERT_STATUS_COLUMNS = ("AlertsSent", "SpokeAlerts")
-
-
-def amount_text(value: object) -> str | None:
-    if isinstance(value, Decimal):
-        return (
-            format_amount(value)
-            if value.is_finite() and value == value.quantize(Decimal("0.01"))
-            else str(value)
-        )
-    return None if value is None else str(value)
 
 
 def item_row(item: dict[str, Any]) -> dict[str, Any]:

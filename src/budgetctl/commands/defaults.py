@@ -23,14 +23,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from budget_sync.domain import BUDGET_VALUE_FIELD, format_amount
+from budget_sync.domain import BUDGET_VALUE_FIELD, amount_text, format_amount
 from budget_sync.errors import InvalidItemError, PermanentError, TransientError
 from budget_sync.org import TARGET_ID_FIELD, parse_default_value, parse_target_id
 from budget_sync.organizations import NotInOrganization, OrganizationsReader
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import AwsError, ExitCode, UsageError
-from budgetctl.rows import amount_text
 from budgetctl.table import BudgetsTable, Write
 
 DEFAULT_DEFAULTS_TABLE = "BlogBudgetsDefaults"

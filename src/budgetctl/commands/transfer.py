@@ -8,6 +8,7 @@ from typing import Any
 
 from budget_sync.domain import (
     BUDGET_VALUE_FIELD,
+    amount_text,
     format_amount,
 )
 from budget_sync.org import INHERITED_FROM_FIELD
@@ -15,10 +16,7 @@ from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode, UsageError
 from budgetctl.files import export_rows, not_round_tripping, parse_csv, to_text
-from budgetctl.rows import (
-    alert_columns,
-    amount_text,
-)
+from budgetctl.rows import alert_columns
 from budgetctl.table import PartialWriteError, Write, values_of
 
 

@@ -115,6 +115,14 @@ def format_amount(amount: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def amount_text(value: object) -> str | None:
+    """An amount as people read it: canonical if it keeps the contract, as stored otherwise
+    (``12.345`` stays ``12.345``, so an invalid value is shown as typed); None for none."""
+    if isinstance(value, Decimal):
+        return format_amount(value) if value.is_finite() and value == value.quantize(_CENT) else str(value)
+    return None if value is None else str(value)
+
+
 def is_amount_text(text: str) -> bool:
     """True if ``text`` matches the spoke parameter's AllowedPattern."""
     return _AMOUNT_TEXT.fullmatch(text) is not None

@@ -17,10 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from budget_sync.domain import format_amount, parse_account_id
+from budget_sync.domain import amount_text, parse_account_id
 from budget_sync.errors import InvalidItemError
 
 if TYPE_CHECKING:
@@ -64,18 +63,10 @@ def report_fields(report: AccountReport) -> dict[str, str | None]:
     """One account's outcome as the reconciler's response carries it (JSON, text values)."""
     return {
         "AccountId": report.account_id,
-        "Desired": _amount(report.desired),
+        "Desired": amount_text(report.desired),
         "Parameter": report.parameter,
-        "BudgetLimit": _amount(report.budget_limit),
+        "BudgetLimit": amount_text(report.budget_limit),
         "Drift": report.drift.value,
         "Action": report.action.value or None,
         "Reason": report.reason or None,
     }
-
-
-def _amount(value: Decimal | None) -> str | None:
-    if value is None:
-        return None
-    return (
-        format_amount(value) if value.is_finite() and value == value.quantize(Decimal("0.01")) else str(value)
-    )

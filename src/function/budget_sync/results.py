@@ -40,7 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import TransientError
 from budget_sync.observability import logger
-from budget_sync.status import Status, _deserialize, limit_differs, now_text
+from budget_sync.status import Status, StatusStore, _deserialize, limit_differs, now_text
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -218,13 +218,7 @@ class ResultStore:
         self._table_name = table_name
 
     def read(self, account_id: str) -> dict[str, Any] | None:
-        try:
-            raw = self._client.get_item(
-                TableName=self._table_name, Key={"AccountId": {"S": account_id}}, ConsistentRead=True
-            ).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientError(f"account {account_id}: status read failed ({exc})") from exc
-        return None if raw is None else {k: _deserialize(v) for k, v in raw.items()}
+        return StatusStore(self._client, self._table_name).read(account_id)
 
     def record(self, result: SpokeReport | ExecutionEnded) -> Transition | None:
         """Read, decide, write conditionally on what was read; again if someone wrote in between.
