@@ -37,7 +37,10 @@ def test_every_policy_of_both_templates_is_clean_or_justified_in_place(capsys):
 def test_the_justifications_are_the_ones_in_the_templates():
     _, management = lint(MANAGEMENT_TEMPLATE)
     _, spoke = lint(SPOKE_TEMPLATE)
-    assert {(f.resource, f.issue) for f in management} == {("FunctionRole", "RESOURCE_MISMATCH")}
+    assert {(f.resource, f.issue) for f in management} == {
+        ("FunctionRole", "RESOURCE_MISMATCH"),
+        ("ResolverRole", "RESOURCE_MISMATCH"),
+    }
     assert {(f.resource, f.issue) for f in spoke} == {("AlertTopicKey", "RESOURCE_STAR")}
 
 
