@@ -24,6 +24,12 @@ step's inline Script.
    delete that finds it gone (an overlapping run did it), counts as done; any other such
    conflict (an update of what an overlapping run already changed) reads the budget again
    and plans anew.
+5. Report the outcome on the account's default event bus (source ``budget-sync.spoke``,
+   detail-type ``Budget Update Result``, ``"Step": "ReconcileAlerts"``), about the budget
+   parameter version that UpdateBudgetLimit applied: success with the alert settings the
+   budget now has (``Alerts``), or failure with the reason (the execution then fails too).
+   The spoke stack's rule forwards it to the management account, which records the
+   settings as ConfirmedAlerts, or FAILED with the reason.
 
 Only the standard library and boto3 are available, so the rules of budget_sync.alerts are
 repeated here (a test keeps the two equal).
@@ -51,6 +57,9 @@ MAX_EMAILS = 10
 MAX_NOTIFICATIONS = 10
 MAX_THRESHOLD = Decimal("1000000")
 NONE = "none"
+REPORT_SOURCE = "budget-sync.spoke"
+REPORT_DETAIL_TYPE = "Budget Update Result"
+STEP = "ReconcileAlerts"
 #: Reconcile passes per run while the parameters keep changing under it.
 MAX_PASSES = 3
 
@@ -309,8 +318,36 @@ def _read_json(ssm: SSMClient, name: str) -> dict[str, Any]:
     return value
 
 
+def report(events_client: Any, detail: dict[str, Any]) -> None:
+    """Put the outcome on this account's default bus; raise if EventBridge refused it."""
+    answer = events_client.put_events(
+        Entries=[{"Source": REPORT_SOURCE, "DetailType": REPORT_DETAIL_TYPE, "Detail": json.dumps(detail)}]
+    )
+    if answer.get("FailedEntryCount"):
+        raise RuntimeError(f"the result could not be reported: {answer['Entries']}")
+
+
 def handler(events: dict[str, Any], context: Any) -> dict[str, str]:
     """aws:executeScript entry point; ``events`` is the step's InputPayload."""
+    detail: dict[str, Any] = {
+        "Step": STEP,
+        "AccountId": events["AccountId"],
+        "BudgetName": events["BudgetName"],
+        "ParameterName": events.get("ParameterName", ""),
+        "ExecutionId": events.get("ExecutionId", ""),
+        "ParameterVersion": int(events["ParameterVersion"]),
+    }
+    try:
+        result = _reconcile_newest(events)
+    except Exception as exc:
+        report(boto3.client("events", config=RETRIES), {**detail, "Outcome": "FAILED", "Reason": str(exc)})
+        raise
+    report(boto3.client("events", config=RETRIES), {**detail, "Outcome": "APPLIED", **result})
+    return result
+
+
+def _reconcile_newest(events: dict[str, Any]) -> dict[str, str]:
+    """Reconcile until the settings read before and after a pass are the same (step 4)."""
     ssm: SSMClient = boto3.client("ssm", config=RETRIES)
     budgets: BudgetsClient = boto3.client("budgets", config=RETRIES)
     names = (events["AlertParameterName"], events["AlertDefaultsParameterName"])

@@ -5,13 +5,15 @@ alert parameter, the rule and the Automation document's ReconcileAlerts step).""
 from __future__ import annotations
 
 import io
+import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from moto.sns.models import sns_backends
 
 from budget_sync.handlers import stream as stream_handler
-from budget_sync_local.organisation import LocalOrganisation
+from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from budget_sync_local.spoke_stack import SpokeStackError
 from tests.e2e.conftest import Recorder
 
@@ -55,6 +57,9 @@ def test_recipients_are_added_changed_and_removed_and_other_accounts_keep_the_de
 
     assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]
     assert "Reconciled" in reconciled(recorder, A)
+    # the status table records what the spoke confirmed its budget has, beside what was sent
+    confirmed = json.loads(local_org.status(A)["ConfirmedAlerts"])  # type: ignore[index]
+    assert confirmed["emails"] == list(STACK_DEFAULT)
     assert set(alerts(local_org, B).values()) == {STACK_DEFAULT}
 
 
@@ -95,6 +100,53 @@ def test_too_many_recipients_fail_the_item_and_nothing_is_sent(local_org: LocalO
     assert status["Status"] == "FAILED"
     assert "has 11 addresses; AWS Budgets takes at most 10 per notification" in status["Reason"]
     assert alerts(local_org, A) == before
+
+
+def test_given_the_spoke_refuses_the_alerts_then_the_status_is_failed_with_its_reason_and_notifies_once(
+    local_org: LocalOrganisation, recorder: Recorder
+):
+    # GIVEN A's budget is applied, and someone edited A's alert defaults by hand to an
+    # address the management account never saw (so only the spoke can refuse it)
+    apply(local_org, A, AlertEmails="team-a@example.com")
+    before = alerts(local_org, A)
+    confirmed_before = local_org.status(A)["ConfirmedAlerts"]  # type: ignore[index]
+    local_org.session_in(A).client("ssm").put_parameter(
+        Name="/BlogBudgets/AlertDefaults",
+        Value=json.dumps({"emails": ["finance(at)example.com"], "actual": ["80"], "forecasted": "100"}),
+        Overwrite=True,
+    )
+
+    # WHEN a new limit is written and A's settings fall back to those defaults
+    apply(local_org, A, 2000)
+
+    # THEN the limit step applied 2000 but the alerts step refused: FAILED with the spoke's reason
+    status = local_org.status(A)
+    assert status is not None
+    assert status["Status"] == "FAILED"
+    assert status["Reason"] == (
+        "spoke: alerts not applied: AlertEmails 'finance(at)example.com' is not a well-formed email address"
+    )
+    assert status["ConfirmedLimit"] == Decimal(2000)
+    assert status["ConfirmedVersion"] == status["ParameterVersion"]
+    assert status["ExecutionId"] == recorder.automations(A)[-1].detail["execution_id"]
+    assert status["ConfirmedAlerts"] == confirmed_before  # the spoke confirmed nothing new
+    assert alerts(local_org, A) == before  # and the budget kept its alerts
+    # and the failure was published once (the limit's APPLIED, the alerts' FAILED, AWS's Failed)
+    topic = local_org.stack.physical_ids["AlarmTopic"]
+    sent = sns_backends[MANAGEMENT_ACCOUNT][local_org.region].topics[topic].sent_notifications
+    assert len(sent) == 1
+    assert "finance(at)example.com" in str(sent[0][1])
+
+    # WHEN the account's item then names its own recipients (an alerts-only change: the limit
+    # parameter keeps its version, so only the alerts step's success can clear the failure)
+    apply(local_org, A, 2000, AlertEmails="team-b@example.com")
+
+    # THEN the status is APPLIED again and records the alerts the spoke confirmed
+    status = local_org.status(A)
+    assert status is not None
+    assert (status["Status"], status["Reason"]) == ("APPLIED", "")
+    assert json.loads(status["ConfirmedAlerts"])["emails"] == ["team-b@example.com"]
+    assert set(alerts(local_org, A).values()) == {("team-b@example.com",)}
 
 
 def test_a_stack_update_of_the_alert_defaults_reaches_accounts_without_their_own(

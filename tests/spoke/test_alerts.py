@@ -252,6 +252,9 @@ EVENTS = {
     "BudgetName": BUDGET,
     "AlertParameterName": "/BlogBudgets/AlertSettings",
     "AlertDefaultsParameterName": "/BlogBudgets/AlertDefaults",
+    "ParameterName": "/BlogBudgets/CostThreshold",
+    "ParameterVersion": "3",  # the document passes UpdateBudgetLimit's output: text
+    "ExecutionId": "e-1",
 }
 
 

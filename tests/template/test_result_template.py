@@ -15,6 +15,7 @@ from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.standins import pattern_matches
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
+from budget_sync_spoke import alerts, update_budget
 
 MANAGEMENT = load(MANAGEMENT_TEMPLATE)
 SPOKE = load(SPOKE_TEMPLATE)
@@ -161,3 +162,39 @@ def test_the_spoke_forwards_to_the_bus_the_management_stack_creates_by_default()
         == MANAGEMENT["Parameters"]["ResultBusName"]["Default"]
     )
     assert MANAGEMENT["Parameters"]["ConfirmTimeoutMinutes"]["Default"] == 15
+
+
+@pytest.mark.parametrize("step", ["UpdateBudgetLimit", "ReconcileAlerts"])
+def test_each_step_reports_an_event_the_automation_role_may_put_and_both_rules_forward(step: str):
+    # GIVEN the document's step and the script it holds (the same file, byte for byte)
+    script = {"UpdateBudgetLimit": update_budget, "ReconcileAlerts": alerts}[step]
+    steps = {
+        s["name"]: s for s in SPOKE["Resources"]["AutomationDocument"]["Properties"]["Content"]["mainSteps"]
+    }
+    payload = steps[step]["inputs"]["InputPayload"]
+    # WHEN the step reports (the event put_events receives)
+    event = {
+        "source": script.REPORT_SOURCE,
+        "detail-type": script.REPORT_DETAIL_TYPE,
+        "account": A,
+        "region": "us-east-1",
+        "detail": {"Step": step, "ExecutionId": "e", "ParameterVersion": 3, "Outcome": "FAILED"},
+    }
+    # THEN the automation role may put it on its own default bus only with the report's source
+    statements = SPOKE["Resources"]["AutomationRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
+    (put,) = [s for s in statements if "events:PutEvents" in str(s["Action"])]
+    assert put["Resource"]["Fn::Sub"].endswith(":event-bus/default")
+    assert put["Condition"] == {"StringEquals": {"events:source": script.REPORT_SOURCE}}
+    # and the spoke's rule forwards it, and the management result function's rule takes it
+    forward = SPOKE["Resources"]["ResultForwardRule"]["Properties"]["EventPattern"]
+    assert pattern_matches(forward, event)
+    rule = MANAGEMENT["Resources"]["ResultFunction"]["Properties"]["Events"]["SpokeResults"]["Properties"]
+    assert pattern_matches(rule["Pattern"], event)
+    # and the step is told which execution and which parameter version it reports about
+    assert payload["ExecutionId"] == "{{ automation:EXECUTION_ID }}"
+    if step == "ReconcileAlerts":
+        assert payload["ParameterVersion"] == "{{ UpdateBudgetLimit.ParameterVersion }}"
+        outputs = {o["Name"]: o["Selector"] for o in steps["UpdateBudgetLimit"]["outputs"]}
+        assert outputs["ParameterVersion"] == "$.Payload.ParameterVersion"

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from budget_sync.results import MAX_TEXT, ExecutionEnded, InvalidResult, SpokeReport, parse_event
+from budget_sync.results import (
+    MAX_TEXT,
+    ExecutionEnded,
+    InvalidResult,
+    SpokeReport,
+    decide_report,
+    parse_event,
+)
 from budget_sync.status import Status
 
 A = "111111111111"
@@ -71,3 +79,68 @@ def test_only_failed_timed_out_or_cancelled_executions_are_results():
 def test_an_event_of_another_source_is_refused():
     with pytest.raises(InvalidResult, match="source"):
         parse_event({**report(), "source": "someone.else"})
+
+
+def alerts_report(**detail: Any) -> dict[str, Any]:
+    event = report(Step="ReconcileAlerts", **detail)
+    event["detail"].pop("NewLimit")
+    event["detail"].pop("OldLimit")
+    return event
+
+
+APPLIED_ITEM = {
+    "Status": "APPLIED",
+    "DesiredValue": Decimal(555),
+    "ParameterVersion": 3,
+    "ConfirmedVersion": 3,
+    "ConfirmedLimit": Decimal(555),
+    "ExecutionId": "e",
+    "SpokeOutcome": "APPLIED",
+    "SpokeStep": "UpdateBudgetLimit",
+}
+
+
+def test_given_the_limit_applied_when_the_alerts_step_reports_its_settings_then_they_are_confirmed():
+    parsed = parse_event(alerts_report(Applied='{"emails":["a@example.com"]}'))
+    assert isinstance(parsed, SpokeReport)
+    decision = decide_report(APPLIED_ITEM, parsed)
+    assert decision is not None
+    assert decision.status is None  # the status stays APPLIED
+    assert decision.values["ConfirmedAlerts"] == '{"emails":["a@example.com"]}'
+
+
+def test_given_the_limit_applied_when_the_alerts_step_fails_then_the_status_is_failed_with_its_reason():
+    parsed = parse_event(alerts_report(Outcome="FAILED", Reason="AlertEmails 'x' is not well-formed"))
+    assert isinstance(parsed, SpokeReport)
+    decision = decide_report(APPLIED_ITEM, parsed)
+    assert decision is not None
+    assert decision.status is Status.FAILED
+    assert decision.reason == "spoke: alerts not applied: AlertEmails 'x' is not well-formed"
+
+
+def test_an_alerts_failure_about_an_older_version_never_overwrites_a_newer_status():
+    parsed = parse_event(alerts_report(Outcome="FAILED", Reason="no", ParameterVersion=2))
+    assert isinstance(parsed, SpokeReport)
+    assert decide_report(APPLIED_ITEM, parsed) is None
+
+
+def test_given_the_alerts_were_refused_when_a_limit_report_of_that_version_arrives_then_it_stays_failed():
+    failed = {**APPLIED_ITEM, "Status": "FAILED", "SpokeOutcome": "FAILED", "SpokeStep": "ReconcileAlerts"}
+    parsed = parse_event(report(ExecutionId="e2"))
+    assert isinstance(parsed, SpokeReport)
+    decision = decide_report(failed, parsed)
+    assert decision is not None
+    assert (decision.status, dict(decision.values)) == (None, {"ConfirmedLimit": Decimal(555)})
+    # but a limit report of a newer version decides anew
+    newer = parse_event(report(ExecutionId="e3", ParameterVersion=4))
+    assert isinstance(newer, SpokeReport)
+    later = decide_report({**failed, "ParameterVersion": 4}, newer)
+    assert later is not None
+    assert later.status is Status.APPLIED
+
+
+def test_an_alerts_report_names_a_known_step_and_its_settings():
+    with pytest.raises(InvalidResult, match="Step"):
+        parse_event(report(Step="Other"))
+    with pytest.raises(InvalidResult, match="Applied"):
+        parse_event(alerts_report())

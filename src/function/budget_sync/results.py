@@ -6,6 +6,11 @@ stack's forwarding rules; template-spoke.yaml):
 * ``budget-sync.spoke`` / ``Budget Update Result``: the Automation script's own report, for
   a success (old limit, new limit, what it did) and for a refusal or failure (its reason).
   It names the parameter version it applied, so it can be ordered against the status.
+  The document's second step (``"Step": "ReconcileAlerts"``) reports the same way, about
+  the parameter version the first step applied: the alert settings the budget now has
+  (recorded as ConfirmedAlerts; the status is the limit step's), or the reason it could
+  not apply them (FAILED, even after the limit step's APPLIED: nothing else would say so,
+  because AWS's failure notice of an execution that reported is ignored).
 * ``aws.ssm`` / ``EC2 Automation Execution Status-change Notification`` with a terminal
   failure (Failed, TimedOut, Cancelled): AWS's own word, which also covers a run that
   crashed or timed out before the script could report.
@@ -47,6 +52,9 @@ if TYPE_CHECKING:
 
 REPORT_SOURCE = "budget-sync.spoke"
 REPORT_DETAIL_TYPE = "Budget Update Result"
+#: The document's steps that report; a report without ``Step`` is the limit step's.
+LIMIT_STEP = "UpdateBudgetLimit"
+ALERTS_STEP = "ReconcileAlerts"
 EXECUTION_SOURCE = "aws.ssm"
 EXECUTION_DETAIL_TYPE = "EC2 Automation Execution Status-change Notification"
 #: Automation statuses that end an execution without success.
@@ -75,6 +83,8 @@ class SpokeReport:
     old_limit: str = ""
     action: str = ""
     reason: str = ""
+    step: str = LIMIT_STEP
+    alerts: str = ""  # the alert settings the budget now has (ReconcileAlerts, success)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +140,14 @@ def parse_event(event: Mapping[str, Any]) -> SpokeReport | ExecutionEnded | None
         version = detail.get("ParameterVersion")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise InvalidResult(f"ParameterVersion {version!r} is not a positive whole number")
+        step = detail.get("Step", LIMIT_STEP)
+        if step not in (LIMIT_STEP, ALERTS_STEP):
+            raise InvalidResult(f"Step {step!r} is neither {LIMIT_STEP} nor {ALERTS_STEP}")
         limit: Decimal | None = None
-        if outcome == Status.APPLIED:
+        alerts = ""
+        if step == ALERTS_STEP:
+            alerts = _required(detail, "Applied") if outcome == Status.APPLIED else ""
+        elif outcome == Status.APPLIED:
             try:
                 limit = Decimal(_required(detail, "NewLimit"))
             except InvalidOperation as exc:
@@ -148,6 +164,8 @@ def parse_event(event: Mapping[str, Any]) -> SpokeReport | ExecutionEnded | None
             action=text(detail.get("Action"), "Action"),
             reason=text(detail.get("Reason"), "Reason")
             or ("" if outcome == Status.APPLIED else "no reason given"),
+            step=step,
+            alerts=alerts,
         )
     raise InvalidResult(f"source {source!r} / detail-type {kind!r} is not a spoke result")
 
@@ -178,12 +196,19 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
         return None  # an older run than the last one reported
     if sent is not None and version < int(sent):
         return None  # about a value older than the one the status was sent with
+    if report.step == ALERTS_STEP:
+        return _decide_alerts(item, report)
+    if confirmed is not None and version == int(confirmed) and _alerts_failed(item):
+        # This version's alerts were refused (this run's, or an overlapping run's, report came
+        # first): the limit alone does not make it APPLIED; only the alerts step's success does.
+        return Decision({} if report.limit is None else {"ConfirmedLimit": report.limit})
     kept: dict[str, Any] = {
         "ConfirmedVersion": version,
         "ConfirmedAt": now_text(),
         "ExecutionId": report.execution_id,
         "SpokeOutcome": report.outcome.value,
         "SpokeReason": report.reason,
+        "SpokeStep": LIMIT_STEP,
     }
     if report.limit is not None:
         kept["ConfirmedLimit"] = report.limit
@@ -197,6 +222,49 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
     if report.limit != desired:
         return Decision(kept, Status.FAILED, limit_differs(report.limit, desired, version))
     return Decision(kept, Status.APPLIED)
+
+
+def _alerts_failed(item: Mapping[str, Any]) -> bool:
+    return item.get("SpokeStep") == ALERTS_STEP and item.get("SpokeOutcome") == Status.FAILED
+
+
+def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
+    """The alerts step's report (not stale): ConfirmedAlerts, or FAILED with its reason."""
+    sent = item.get("ParameterVersion")
+    desired = item.get("DesiredValue")
+    waits = (
+        sent is None
+        or report.parameter_version > int(sent)
+        or desired is None
+        or item.get("Status") == Status.UNMANAGED
+    )  # as decide_report: the SENT of this version is not recorded yet and takes its verdict from here
+    if report.outcome is Status.APPLIED:
+        kept: dict[str, Any] = {
+            "ConfirmedAlerts": report.alerts,
+            "ConfirmedAt": now_text(),
+            "ExecutionId": report.execution_id,
+        }
+        if not _alerts_failed(item):
+            return Decision(kept)  # the status stays the limit step's verdict
+        # a later run applied the alerts that an earlier run of this version refused
+        kept.update({"SpokeOutcome": Status.APPLIED.value, "SpokeReason": "", "SpokeStep": ALERTS_STEP})
+        limit = item.get("ConfirmedLimit")
+        if waits or int(item.get("ConfirmedVersion", 0)) != report.parameter_version:
+            return Decision(kept)
+        if limit != desired:
+            return Decision(kept, Status.FAILED, limit_differs(limit, desired, report.parameter_version))
+        return Decision(kept, Status.APPLIED)
+    refused: dict[str, Any] = {
+        "ConfirmedVersion": report.parameter_version,
+        "ConfirmedAt": now_text(),
+        "ExecutionId": report.execution_id,
+        "SpokeOutcome": Status.FAILED.value,
+        "SpokeReason": f"alerts not applied: {report.reason}",
+        "SpokeStep": ALERTS_STEP,
+    }
+    if waits:
+        return Decision(refused)
+    return Decision(refused, Status.FAILED, f"spoke: {refused['SpokeReason']}")
 
 
 def decide_ended(item: Mapping[str, Any] | None, ended: ExecutionEnded) -> Decision | None:

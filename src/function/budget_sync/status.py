@@ -11,7 +11,9 @@ Item (key ``AccountId``):
   Source          S   stream | reconciler | spoke | timeout
   ParameterVersion N  the spoke parameter's version after the write
   AlertSettings   S   the alert settings last sent to /BlogBudgets/AlertSettings (JSON,
-                      budget_sync.alerts); the spoke document reports what it applied
+                      budget_sync.alerts)
+  ConfirmedAlerts S   the alert settings the spoke reported its budget has (JSON: emails,
+                      actual, forecasted, sns), from the document's ReconcileAlerts step
   RequestedBy     S   who asked for the repair (``budgetctl reconcile --apply``), if someone did
   SentAt          S   when the value was sent (SENT); the bound ConfirmTimeoutMinutes counts from it
   ConfirmedVersion N  the parameter version the spoke's latest report is about: a report about
@@ -21,6 +23,7 @@ Item (key ``AccountId``):
   ExecutionId     S   the spoke's Automation execution that reported
   SpokeOutcome    S   APPLIED | FAILED: what the spoke's latest report said
   SpokeReason     S   the spoke's reason with a FAILED report
+  SpokeStep       S   UpdateBudgetLimit | ReconcileAlerts: the step whose report SpokeOutcome is
   RepairedVersion N   the parameter version the reconciler's last repair wrote
 """
 
