@@ -47,6 +47,7 @@ class ModelledAws:
     """The organisation the modelled AWS answers for; ``latency`` seconds per call."""
 
     latency: float
+    role_name: str
     budgets_table: str
     status_table: str
     items: list[tuple[str, Decimal]]
@@ -106,7 +107,7 @@ class ModelledAws:
 
     def _assume_role(self, role_arn: str) -> AWSResponse:
         account = role_arn.split(":")[4]
-        if account not in self.spokes:
+        if account not in self.spokes or not role_arn.endswith(f":role/{self.role_name}"):
             return _response(
                 403,
                 "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>"

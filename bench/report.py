@@ -18,7 +18,7 @@ Two figures; the first is the one ``make bench`` prints, the second is opt-in:
 
 Emulator set-up (not timed): the management stack from its template, an organisation whose
 members have fixed ids and names, and in every member exactly what the report reads through
-the spoke role: the role (``BlogBudgetsSpokeRole``), the parameter and the budget with a
+the spoke role: the read role (``BlogBudgetsSpokeReadRole``), the parameter and the budget with a
 simulated spend (2 % of accounts over their limit, 8 % near it, 5 % drifted), written to moto's
 backends directly; one item per account in the budgets table and an ``APPLIED`` status for
 each; 1 % of the items name an account without a spoke role (unreadable). The modelled AWS
@@ -58,6 +58,7 @@ from budget_sync_local import management_stack, standins
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT
 from budgetctl.cli import main
 from budgetctl.context import DEFAULT_CONCURRENCY as CONCURRENCY
+from budgetctl.context import DEFAULT_READ_ROLE
 from budgetctl.report import render
 
 ACCOUNTS = int(os.environ.get("BENCH_REPORT_ACCOUNTS", "5000"))
@@ -65,7 +66,7 @@ TARGET_S = 60.0
 LATENCY_MS = float(os.environ.get("BENCH_REPORT_LATENCY_MS", "30"))
 EMULATOR = os.environ.get("BENCH_REPORT_MOTO", "") == "1"
 REGION = "us-east-1"
-ROLE = "BlogBudgetsSpokeRole"
+ROLE = DEFAULT_READ_ROLE  # the role budgetctl reads spokes through (BlogBudgetsSpokeReadRole)
 PARAMETER = "/BlogBudgets/CostThreshold"
 BUDGET = "SpokeAccountBudget"
 
@@ -187,6 +188,7 @@ def modelled() -> None:
             spokes[account] = Spoke(limit, limit + 100 if i % 20 == 3 else limit, actual, forecast)
     aws = ModelledAws(
         latency=LATENCY_MS / 1000,
+        role_name=ROLE,
         budgets_table="budgets",
         status_table="statuses",
         items=[(a, Decimal(1000 + i)) for i, a in enumerate(accounts)],
