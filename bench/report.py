@@ -1,23 +1,36 @@
 """``budgetctl report --file`` over 5,000 spoke accounts (``BENCH_REPORT_ACCOUNTS``): seconds to
 build the page, its size, and the API calls it took.
 
-Set-up (not timed), on moto with the local organisation's stand-ins: the management stack
-from its template, an organisation whose members have fixed ids and names, and in every
-member exactly what the report reads through the spoke role: the role
-(``BlogBudgetsSpokeRole``), the parameter and the budget with a simulated spend (2 % of
-accounts over their limit, 8 % near it, 5 % drifted), written to moto's backends directly;
-one item per account in the budgets table and an ``APPLIED`` status for each; 1 % of the items
-name an account without a spoke role (unreadable). Building 5,000 spoke stacks from the
-template with CloudFormation, as the local organisation does, takes about 180 ms a stack here
-(15 minutes); the report reads the same resources either way.
+Two figures; the first is the one ``make bench`` prints, the second is opt-in:
 
-Timed: ``budgetctl report --file`` as an operator types it (budgetctl's own code, in-process,
-against the in-process moto), its API calls counted by a botocore hook on the session it uses.
-Within that run, building the page (``render_html``: the chart and the HTML) is timed apart,
-and compared with the rest of the run as the baseline: reading the tables, Organizations and
-every spoke through the reconciler's path, the part ``budgetctl status`` also does.
-moto in-process is CPU-bound under one GIL: the reading part is mostly botocore building two
-clients per account and moto answering three calls, which threads cannot overlap here.
+* **modelled latency** (default): every AWS call of the report is answered by
+  ``bench.modelled_aws`` after ``BENCH_REPORT_LATENCY_MS`` (default 30) milliseconds, with a
+  response of the shape AWS documents, instead of by moto. The figure is budget-sync's code,
+  botocore (clients, signing, parsing) and the wait, with the report's real ``--concurrency``
+  (default 16): what an operator runs against AWS, less AWS's own variability, throttling and
+  TLS. Its baseline, measured in the same run: the calls' modelled latency summed (the same
+  calls made one after another); the ratio says how much of the wait ``--concurrency``
+  overlaps.
+* **emulator** (``BENCH_REPORT_MOTO=1``): the same command against the in-process moto with the
+  local organisation's stand-ins. moto in-process is CPU-bound under one GIL: the reading part
+  is mostly moto answering three calls per account and botocore building two clients per
+  account, which threads cannot overlap here; it is the emulator's cost, not AWS's.
+
+Emulator set-up (not timed): the management stack from its template, an organisation whose
+members have fixed ids and names, and in every member exactly what the report reads through
+the spoke role: the read role (``BlogBudgetsSpokeReadRole``), the parameter and the budget with a
+simulated spend (2 % of accounts over their limit, 8 % near it, 5 % drifted), written to moto's
+backends directly; one item per account in the budgets table and an ``APPLIED`` status for
+each; 1 % of the items name an account without a spoke role (unreadable). The modelled AWS
+holds the same organisation. Building 5,000 spoke stacks from the template with
+CloudFormation, as the local organisation does, takes about 180 ms a stack here (15 minutes);
+the report reads the same resources either way.
+
+Timed: ``budgetctl report --file`` as an operator types it (budgetctl's own code, in-process),
+its API calls counted by a botocore hook on the session it uses. Within that run, building the
+page (``render_html``: the chart and the HTML) is timed apart from reading (the tables,
+Organizations and every spoke through the reconciler's path, the part ``budgetctl status`` also
+does).
 """
 
 from __future__ import annotations
@@ -40,15 +53,20 @@ from moto.iam.models import iam_backends
 from moto.organizations.models import organizations_backends
 from moto.ssm.models import ssm_backends
 
+from bench.modelled_aws import ModelledAws, Spoke
 from budget_sync_local import management_stack, standins
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT
 from budgetctl.cli import main
+from budgetctl.context import DEFAULT_CONCURRENCY as CONCURRENCY
+from budgetctl.context import DEFAULT_READ_ROLE
 from budgetctl.report import render
 
 ACCOUNTS = int(os.environ.get("BENCH_REPORT_ACCOUNTS", "5000"))
 TARGET_S = 60.0
+LATENCY_MS = float(os.environ.get("BENCH_REPORT_LATENCY_MS", "30"))
+EMULATOR = os.environ.get("BENCH_REPORT_MOTO", "") == "1"
 REGION = "us-east-1"
-ROLE = "BlogBudgetsSpokeRole"
+ROLE = DEFAULT_READ_ROLE  # the role budgetctl reads spokes through (BlogBudgetsSpokeReadRole)
 PARAMETER = "/BlogBudgets/CostThreshold"
 BUDGET = "SpokeAccountBudget"
 
@@ -105,29 +123,105 @@ def _operator() -> boto3.Session:
     )
 
 
-def _timed(management: boto3.Session, argv: list[str]) -> tuple[float, int, Counter[str], str]:
-    credentials = management.get_credentials()
-    assert credentials is not None
-    session = boto3.Session(  # a fresh session: the timed command builds its own clients
-        aws_access_key_id=credentials.access_key,
-        aws_secret_access_key=credentials.secret_key,
-        region_name=REGION,
-    )
+def _timed(session: boto3.Session, argv: list[str]) -> tuple[float, float, int, Counter[str], str]:
+    """Run ``budgetctl`` on ``session``: seconds in all, seconds building the page, exit code,
+    API calls by operation, and what it wrote to stderr."""
     calls: Counter[str] = Counter()
 
     def count(model: Any, **_: Any) -> None:
         calls[f"{model.service_model.service_name}:{model.name}"] += 1
 
     session.events.register("before-call", count)
+    rendering: list[float] = []
+    real_render = render.render_html
+
+    def timed_render(*args: Any, **kwargs: Any) -> str:
+        began = time.perf_counter()
+        try:
+            return real_render(*args, **kwargs)
+        finally:
+            rendering.append(time.perf_counter() - began)
+
     out, err = io.StringIO(), io.StringIO()
-    started = time.perf_counter()
-    code = main(argv, stdout=out, stderr=err, session=session)
-    return time.perf_counter() - started, code, calls, err.getvalue()
+    with mock.patch.object(render, "render_html", timed_render):
+        started = time.perf_counter()
+        code = main(argv, stdout=out, stderr=err, session=session)
+        seconds = time.perf_counter() - started
+    return seconds, sum(rendering), code, calls, err.getvalue()
 
 
-def run() -> None:
+def _print(
+    label: str, seconds: float, built: float, code: int, calls: Counter[str], err: str, page: Path
+) -> None:
+    size = page.stat().st_size
+    total = sum(calls.values())
+    met = "met" if seconds < TARGET_S else "NOT met"
+    print(
+        f"{label}: budgetctl report --file: {seconds:.1f} s for {ACCOUNTS} accounts "
+        f"({seconds / ACCOUNTS * 1000:.1f} ms/account; target < {TARGET_S:.0f} s: {met}); exit {code}"
+    )
+    print(f"  page: {size / 1e6:.2f} MB ({size / ACCOUNTS / 1e3:.2f} kB per account)")
+    print(f"  {err.strip().splitlines()[-1]}")
+    print(
+        f"  of which building the page (chart + HTML): {built:.1f} s; reading (tables, "
+        f"Organizations, spokes): {seconds - built:.1f} s"
+    )
+    print(
+        f"  API calls: {total} ({total / ACCOUNTS:.2f} per account): "
+        + ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))
+    )
+
+
+def _accounts() -> tuple[list[str], set[str]]:
     accounts = [f"{800000000000 + i:012d}" for i in range(ACCOUNTS)]
-    unreadable = {a for i, a in enumerate(accounts) if i % 100 == 99}
+    return accounts, {a for i, a in enumerate(accounts) if i % 100 == 99}
+
+
+def modelled() -> None:
+    """The report against the modelled AWS (bench.modelled_aws): our code, botocore, the wait."""
+    accounts, unreadable = _accounts()
+    spokes: dict[str, Spoke] = {}
+    for i, account in enumerate(accounts):
+        if account not in unreadable:
+            limit = Decimal(1000 + i)
+            actual, forecast = _spend(i, limit)
+            spokes[account] = Spoke(limit, limit + 100 if i % 20 == 3 else limit, actual, forecast)
+    aws = ModelledAws(
+        latency=LATENCY_MS / 1000,
+        role_name=ROLE,
+        budgets_table="budgets",
+        status_table="statuses",
+        items=[(a, Decimal(1000 + i)) for i, a in enumerate(accounts)],
+        names={a: f"team-{a[-4:]}" for a in accounts if a not in unreadable},
+        spokes=spokes,
+    )
+    fake = {"aws_access_key_id": "AKIAOPERATOR", "aws_secret_access_key": "modelled"}  # never checked
+    session = boto3.Session(**fake, region_name=REGION)
+    aws.install(session)
+    with tempfile.TemporaryDirectory() as folder:
+        page = Path(folder) / "report.html"
+        argv = ["report", "--file", str(page), "--table", "budgets", "--status-table", "statuses"]
+        seconds, built, code, calls, err = _timed(session, argv)
+        _print(
+            f"modelled latency ({LATENCY_MS:.0f} ms per call, --concurrency {CONCURRENCY})",
+            seconds,
+            built,
+            code,
+            calls,
+            err,
+            page,
+        )
+    reading = seconds - built
+    print(
+        f"  baseline: the same {aws.calls} calls one after another wait {aws.waited:.1f} s; the run's "
+        f"reading took {reading:.1f} s ({aws.waited / reading:.1f}x faster than one after another; "
+        f"--concurrency {CONCURRENCY} bounds it at {CONCURRENCY}x)"
+    )
+
+
+def emulator() -> None:
+    """The report against the in-process moto (the emulator's cost, CPU-bound under the GIL)."""
+    accounts, unreadable = _accounts()
     started = time.perf_counter()
     os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
     with mock_aws(), standins.installed(), tempfile.TemporaryDirectory() as folder:
@@ -148,38 +242,33 @@ def run() -> None:
                 if (i + 1) % 500 == 0:
                     print(f"  set-up: {i + 1}/{ACCOUNTS} accounts", file=sys.stderr, flush=True)
         print(
-            f"set-up: {ACCOUNTS} accounts ({len(unreadable)} without spoke role) and management "
+            f"emulator set-up: {ACCOUNTS} accounts ({len(unreadable)} without spoke role) and management "
             f"{MANAGEMENT_ACCOUNT} in {time.perf_counter() - started:.1f} s"
         )
+        credentials = management.get_credentials()
+        assert credentials is not None
+        session = boto3.Session(  # a fresh session: the timed command builds its own clients
+            aws_access_key_id=credentials.access_key,
+            aws_secret_access_key=credentials.secret_key,
+            region_name=REGION,
+        )
         page = Path(folder) / "report.html"
-        tables = ["--table", stack.budgets_table, "--status-table", stack.status_table]
-        rendering: list[float] = []
-        real_render = render.render_html
+        argv = [
+            "report",
+            "--file",
+            str(page),
+            "--table",
+            stack.budgets_table,
+            "--status-table",
+            stack.status_table,
+        ]
+        seconds, built, code, calls, err = _timed(session, argv)
+        _print("emulator (moto in-process, CPU-bound)", seconds, built, code, calls, err, page)
 
-        def timed_render(*args: Any, **kwargs: Any) -> str:
-            began = time.perf_counter()
-            try:
-                return real_render(*args, **kwargs)
-            finally:
-                rendering.append(time.perf_counter() - began)
 
-        with mock.patch.object(render, "render_html", timed_render):
-            seconds, code, calls, err = _timed(management, ["report", "--file", str(page), *tables])
-        size = page.stat().st_size
-        built, reading = sum(rendering), seconds - sum(rendering)
-        total = sum(calls.values())
-        met = "met" if seconds < TARGET_S else "NOT met"
-        print(
-            f"budgetctl report --file: {seconds:.1f} s for {ACCOUNTS} accounts "
-            f"({seconds / ACCOUNTS * 1000:.1f} ms/account; target < {TARGET_S:.0f} s: {met}); exit {code}"
-        )
-        print(f"  page: {size / 1e6:.2f} MB ({size / ACCOUNTS / 1e3:.2f} kB per account)")
-        print(f"  {err.strip().splitlines()[-1]}")
-        print(
-            f"  of which building the page (chart + HTML): {built:.1f} s; reading (tables, "
-            f"Organizations, spokes; the baseline): {reading:.1f} s; page / reading = {built / reading:.2f}x"
-        )
-        print(
-            f"  API calls: {total} ({total / ACCOUNTS:.2f} per account): "
-            + ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))
-        )
+def run() -> None:
+    modelled()
+    if EMULATOR:
+        emulator()
+    else:
+        print("  (the emulator figure, moto in-process: BENCH_REPORT_MOTO=1)")

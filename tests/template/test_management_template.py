@@ -183,7 +183,8 @@ def iam_actions(prefix: str, operation: str, params: dict[str, Any]) -> set[str]
 
 
 class _CallRecorder:
-    """Every AWS call made while recording, split by whose credentials made it."""
+    """Every AWS call made while recording, split by whose credentials signed it (a call's own
+    signing credentials when it has them, as the spoke gateway's calls do, else its client's)."""
 
     def __init__(self) -> None:
         self.management: set[str] = set()
@@ -193,10 +194,20 @@ class _CallRecorder:
         recorder = self
 
         def _make_api_call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-            key = client._request_signer._credentials.get_frozen_credentials().access_key
-            whose = recorder.management if key == os.environ["AWS_ACCESS_KEY_ID"] else recorder.spoke
-            whose.update(iam_actions(client.meta.service_model.signing_name, operation, params))
-            return original(client, operation, params)
+            signed: list[Any] = []
+
+            def before_sign(request: Any, **_: Any) -> None:
+                signed.append(request.context.get("signing", {}).get("request_credentials"))
+
+            client.meta.events.register("before-sign", before_sign)
+            try:
+                return original(client, operation, params)
+            finally:
+                client.meta.events.unregister("before-sign", before_sign)
+                credentials = (signed[0] if signed else None) or client._request_signer._credentials
+                key = credentials.get_frozen_credentials().access_key
+                whose = recorder.management if key == os.environ["AWS_ACCESS_KEY_ID"] else recorder.spoke
+                whose.update(iam_actions(client.meta.service_model.signing_name, operation, params))
 
         return _make_api_call
 

@@ -2,14 +2,19 @@
 and read its budget (the reconciler and ``budgetctl status``).
 
 All boto3 and ClientError handling for spoke accounts lives here; callers see the
-project's own errors (errors.py). Cross-account clients are cached per account until
-their credentials are close to expiry, so a warm function makes one call per account.
+project's own errors (errors.py). Each account's assumed-role credentials are cached until
+they are close to expiry, so a warm function makes one call per account. The gateway builds
+one SSM and one Budgets client (not two per account: building a botocore client costs about
+as much CPU as three calls); each call through them is signed with its account's credentials
+(``_in_account``), through botocore's per-request credentials (the request context's
+``signing.request_credentials``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import ParameterRejected, PermanentError, SpokeAccessDenied, TransientError
@@ -89,12 +95,10 @@ class BudgetReading:
 
 @dataclass(slots=True)
 class _CachedClient:
-    """One account's clients, all on the same assumed-role credentials."""
+    """One account's assumed-role credentials, for the gateway's clients to sign with."""
 
-    client: SSMClient
     expires: datetime
-    credentials: dict[str, str]
-    budgets: BudgetsClient | None = None
+    credentials: Credentials
 
 
 class SsmSpokeGateway:
@@ -123,6 +127,8 @@ class SsmSpokeGateway:
             "sts", region_name=region, config=CLIENT_CONFIG, endpoint_url=endpoint_url
         )
         self._clients: dict[str, _CachedClient] = {}
+        self._shared: dict[str, Any] = {}
+        self._signing = threading.local()  # .credentials: the account this thread's call is for
         self._lock = threading.Lock()
 
     @classmethod
@@ -153,9 +159,11 @@ class SsmSpokeGateway:
         )
 
     def _put(self, account_id: str, name: str, value: str, hint: str) -> int:
-        ssm = self.ssm_client(account_id)
         try:
-            response = ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+            with self._in_account(account_id):
+                response = cast("SSMClient", self._service("ssm")).put_parameter(
+                    Name=name, Value=value, Type="String", Overwrite=True
+                )
         except (ClientError, BotoCoreError) as exc:
             raise self._failure(
                 exc,
@@ -167,9 +175,11 @@ class SsmSpokeGateway:
 
     def read_parameter(self, account_id: str) -> ParameterReading:
         """The parameter's current value and version (ssm:GetParameter through the spoke role)."""
-        ssm = self.ssm_client(account_id)
         try:
-            parameter = ssm.get_parameter(Name=self._parameter_name)["Parameter"]
+            with self._in_account(account_id):
+                parameter = cast("SSMClient", self._service("ssm")).get_parameter(Name=self._parameter_name)[
+                    "Parameter"
+                ]
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
                 return ParameterReading(None, None)
@@ -183,9 +193,11 @@ class SsmSpokeGateway:
 
     def read_budget(self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME) -> BudgetReading | None:
         """The budget's limit and spend (budgets:ViewBudget through the spoke role); None if absent."""
-        budgets = self.budgets_client(account_id)
         try:
-            budget = budgets.describe_budget(AccountId=account_id, BudgetName=budget_name)["Budget"]
+            with self._in_account(account_id):
+                budget = cast("BudgetsClient", self._service("budgets")).describe_budget(
+                    AccountId=account_id, BudgetName=budget_name
+                )["Budget"]
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
                 return None
@@ -207,23 +219,28 @@ class SsmSpokeGateway:
 
     def read_alerts(self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME) -> list[str] | None:
         """The budget's notifications as text (``ACTUAL>80%: a@x.com,b@x.com``); None if no budget."""
-        budgets = self.budgets_client(account_id)
         found: list[str] = []
         try:
-            pages = budgets.get_paginator("describe_notifications_for_budget")
-            for page in pages.paginate(AccountId=account_id, BudgetName=budget_name):
-                for notification in page.get("Notifications", []):
-                    subscribers = budgets.describe_subscribers_for_notification(
-                        AccountId=account_id, BudgetName=budget_name, Notification=notification
-                    ).get("Subscribers", [])
-                    operator = {"GREATER_THAN": ">", "LESS_THAN": "<", "EQUAL_TO": "="}.get(
-                        notification["ComparisonOperator"], "?"
-                    )
-                    unit = "%" if notification.get("ThresholdType", "PERCENTAGE") == "PERCENTAGE" else " USD"
-                    threshold = _decimal(notification["Threshold"])
-                    shown = "?" if threshold is None else f"{threshold.normalize():f}"
-                    addresses = ",".join(sorted(s["Address"] for s in subscribers))
-                    found.append(f"{notification['NotificationType']}{operator}{shown}{unit}: {addresses}")
+            with self._in_account(account_id):
+                budgets = cast("BudgetsClient", self._service("budgets"))
+                pages = budgets.get_paginator("describe_notifications_for_budget")
+                for page in pages.paginate(AccountId=account_id, BudgetName=budget_name):
+                    for notification in page.get("Notifications", []):
+                        subscribers = budgets.describe_subscribers_for_notification(
+                            AccountId=account_id, BudgetName=budget_name, Notification=notification
+                        ).get("Subscribers", [])
+                        operator = {"GREATER_THAN": ">", "LESS_THAN": "<", "EQUAL_TO": "="}.get(
+                            notification["ComparisonOperator"], "?"
+                        )
+                        unit = (
+                            "%" if notification.get("ThresholdType", "PERCENTAGE") == "PERCENTAGE" else " USD"
+                        )
+                        threshold = _decimal(notification["Threshold"])
+                        shown = "?" if threshold is None else f"{threshold.normalize():f}"
+                        addresses = ",".join(sorted(s["Address"] for s in subscribers))
+                        found.append(
+                            f"{notification['NotificationType']}{operator}{shown}{unit}: {addresses}"
+                        )
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
                 return None
@@ -235,16 +252,24 @@ class SsmSpokeGateway:
             ) from exc
         return sorted(found)
 
-    def ssm_client(self, account_id: str) -> SSMClient:
-        """An SSM client acting as the spoke role in ``account_id`` (cached)."""
-        return self._cached(account_id).client
+    @contextmanager
+    def _in_account(self, account_id: str) -> Iterator[None]:
+        """Calls of this thread through the gateway's clients are signed as the spoke role in
+        ``account_id`` (its cached credentials; AssumeRole when there are none or they expire)."""
+        credentials = self._cached(account_id).credentials
+        before = getattr(self._signing, "credentials", None)
+        self._signing.credentials = credentials
+        try:
+            yield
+        finally:
+            self._signing.credentials = before
 
-    def budgets_client(self, account_id: str) -> BudgetsClient:
-        """A Budgets client on the same cached credentials as the account's SSM client."""
-        cached = self._cached(account_id)
-        if cached.budgets is None:
-            cached.budgets = cast("BudgetsClient", self._client("budgets", cached.credentials))
-        return cached.budgets
+    def _sign_as_account(self, context: dict[str, Any], **_: Any) -> None:
+        """before-call: sign with the credentials ``_in_account`` set; never with the caller's own."""
+        credentials = getattr(self._signing, "credentials", None)
+        if credentials is None:
+            raise RuntimeError("a spoke call outside SsmSpokeGateway._in_account")
+        context.setdefault("signing", {})["request_credentials"] = credentials
 
     def _cached(self, account_id: str) -> _CachedClient:
         now = datetime.now(UTC)
@@ -252,24 +277,25 @@ class SsmSpokeGateway:
         if cached is not None and cached.expires - EXPIRY_MARGIN > now:
             return cached
         credentials = self._assume(account_id)
-        keys = {k: credentials[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
-        client = cast("SSMClient", self._client("ssm", keys))
-        cached = _CachedClient(client, _as_utc(credentials["Expiration"]), keys)
+        keys = Credentials(
+            credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
+        )
+        cached = _CachedClient(_as_utc(credentials["Expiration"]), keys)
         self._clients[account_id] = cached
         return cached
 
-    def _client(self, service: Literal["ssm", "budgets"], keys: Mapping[str, str]) -> Any:
-        """A client in a spoke account: the role's credentials, the spoke region, retries."""
+    def _service(self, service: Literal["ssm", "budgets"]) -> Any:
+        """The gateway's client of ``service`` in the spoke region (built once, with retries);
+        its calls are signed per account (``_sign_as_account``)."""
         with self._lock:  # building clients on one session is not thread-safe
-            return self._session.client(
-                service,
-                region_name=self._region,
-                aws_access_key_id=keys["AccessKeyId"],
-                aws_secret_access_key=keys["SecretAccessKey"],
-                aws_session_token=keys["SessionToken"],
-                config=CLIENT_CONFIG,
-                endpoint_url=self._endpoint_url,
-            )
+            client = self._shared.get(service)
+            if client is None:
+                client = self._session.client(
+                    service, region_name=self._region, config=CLIENT_CONFIG, endpoint_url=self._endpoint_url
+                )
+                client.meta.events.register("before-call", self._sign_as_account)
+                self._shared[service] = client
+            return client
 
     def _failure(
         self, exc: ClientError | BotoCoreError, account_id: str, *, denied: str, rejected: str
