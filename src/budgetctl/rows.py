@@ -65,15 +65,3 @@ def status_row(report: AccountReport, source: str | None = None) -> dict[str, An
         "Drift": report.drift.value,
         "Reason": report.reason or None,
     }
-
-
-def reconcile_row(report: AccountReport) -> dict[str, Any]:
-    return {
-        "AccountId": report.account_id,
-        "Desired": amount_text(report.desired),
-        "Parameter": report.parameter,
-        "BudgetLimit": amount_text(report.budget_limit),
-        "Drift": report.drift.value,
-        "Action": report.action.value or None,
-        "Reason": report.reason or None,
-    }

@@ -18,6 +18,7 @@ from budget_sync.reconcile import (
     read_desired,
     read_statuses,
 )
+from budget_sync.requested import report_fields
 from budget_sync.status import Status
 from budgetctl.alerts_view import add_alert_columns
 from budgetctl.commands import Command
@@ -28,7 +29,6 @@ from budgetctl.rows import (
     ALERT_STATUS_COLUMNS,
     RECONCILE_COLUMNS,
     STATUS_COLUMNS,
-    reconcile_row,
     status_row,
 )
 
@@ -63,7 +63,7 @@ def cmd_reconcile(ctx: Context) -> int:
     if ctx.args.apply:
         return _apply(ctx)
     reports = _inspect(ctx)
-    ctx.out.rows([reconcile_row(r) for r in reports], RECONCILE_COLUMNS, title="budget-sync reconcile")
+    ctx.out.rows([report_fields(r) for r in reports], RECONCILE_COLUMNS, title="budget-sync reconcile")
     _summary(ctx, reports)
     if not ctx.args.apply and any(r.drift in REPAIRABLE for r in reports):
         ctx.out.info("run `budgetctl reconcile --apply` to repair the drifted accounts")
@@ -83,7 +83,7 @@ def _apply(ctx: Context) -> int:
         rows = list(result["reports"])
         for account in result.get("missing", []):
             ctx.out.error(f"no item for account {account} in {ctx.args.table}")
-    rows += [reconcile_row(r) for r in [*outside, *unmanaged]]
+    rows += [report_fields(r) for r in [*outside, *unmanaged]]
     rows.sort(key=lambda r: str(r.get("AccountId")))
     ctx.out.rows(rows, RECONCILE_COLUMNS, title="budget-sync reconcile (by the reconciler function)")
     counts: dict[str, int] = {}
