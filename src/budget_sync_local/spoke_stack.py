@@ -106,7 +106,7 @@ class SpokeStack:
         if not self.matches(event):
             return None
         session = session_for_role(self.automation_role_arn)
-        return run_automation(self.document_content, self.target_input, session)
+        return run_automation(self.document_content, self.target_input, session, account=self.account)
 
 
 @dataclass

@@ -6,7 +6,8 @@ step's inline Script.
 
 1. Read the account's alert settings (parameter /BlogBudgets/AlertSettings, JSON written by
    the management account: any of "emails", "actual", "forecasted") and the stack's
-   defaults (parameter /BlogBudgets/AlertDefaults, written by CloudFormation). A field the
+   defaults (parameter /BlogBudgets/AlertDefaults, written by CloudFormation), both in one
+   GetParameters call. A field the
    account's settings leave out takes the default.
 2. Validate the result before any call (addresses, at most 10 per notification, thresholds
    0 to 1,000,000 percent, at most 10 notifications): a bad value fails the step and the
@@ -18,7 +19,7 @@ step's inline Script.
    changed too (UpdateSubscriber); the rest are created or deleted. Never a budget
    replacement. budget-sync owns the budget's notifications: one added by hand is changed
    or deleted here.
-4. Read both parameters again: if they changed during the run (a second write, whose own
+4. Read both parameters again (one call): if they changed during the run (a second write, whose own
    run may have finished first), reconcile again, so that overlapping runs end at the
    newest settings. A create that finds its notification or subscriber already there, or a
    delete that finds it gone (an overlapping run did it), counts as done; any other such
@@ -303,12 +304,14 @@ def _reconcile_subscribers(
     return calls
 
 
-def _read_json(ssm: SSMClient, name: str) -> dict[str, Any]:
-    """A JSON object parameter; a missing parameter reads as {} (no settings: the defaults)."""
-    try:
-        text = ssm.get_parameter(Name=name)["Parameter"]["Value"]
-    except ssm.exceptions.ParameterNotFound:
-        return {}
+def _read_settings(ssm: SSMClient, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The JSON object parameters ``names``, in one GetParameters call; a missing parameter
+    reads as {} (no settings: the defaults)."""
+    found = {p["Name"]: p["Value"] for p in ssm.get_parameters(Names=list(names))["Parameters"]}
+    return [_json_object(name, found[name]) if name in found else {} for name in names]
+
+
+def _json_object(name: str, text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except ValueError:
@@ -351,7 +354,7 @@ def _reconcile_newest(events: dict[str, Any]) -> dict[str, str]:
     ssm: SSMClient = boto3.client("ssm", config=RETRIES)
     budgets: BudgetsClient = boto3.client("budgets", config=RETRIES)
     names = (events["AlertParameterName"], events["AlertDefaultsParameterName"])
-    read = [_read_json(ssm, name) for name in names]
+    read = _read_settings(ssm, names)
     calls = 0
     conflicts = (budgets.exceptions.NotFoundException, budgets.exceptions.DuplicateRecordException)
     for attempt in range(MAX_PASSES):
@@ -361,9 +364,9 @@ def _reconcile_newest(events: dict[str, Any]) -> dict[str, str]:
         except conflicts:
             if attempt == MAX_PASSES - 1:
                 raise
-            read = [_read_json(ssm, name) for name in names]
+            read = _read_settings(ssm, names)
             continue  # an overlapping run changed the budget under this one: read it again
-        again = [_read_json(ssm, name) for name in names]
+        again = _read_settings(ssm, names)
         if again == read:
             break
         read = again  # written while this run reconciled: end at the newest settings

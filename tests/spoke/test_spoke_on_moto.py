@@ -119,6 +119,7 @@ def test_the_automation_role_is_scoped_to_the_document_the_parameter_the_budget_
         "ssm:StartAutomationExecution",
         "iam:PassRole",
         "ssm:GetParameter",
+        "ssm:GetParameters",
         "budgets:ViewBudget",
         "budgets:ModifyBudget",
         "events:PutEvents",
@@ -133,7 +134,9 @@ def test_the_automation_role_is_scoped_to_the_document_the_parameter_the_budget_
     assert (
         by_sid["ReadAndWriteTheBudget"]["Resource"] == f"arn:aws:budgets::{SPOKE}:budget/SpokeAccountBudget"
     )
-    assert {by_sid[sid]["Resource"] for sid in ("ReadTheAlertSettings", "ReadTheAlertDefaults")} == {
+    alert_reads = [by_sid[sid] for sid in ("ReadTheAlertSettings", "ReadTheAlertDefaults")]
+    assert all(_actions(s) == {"ssm:GetParameters"} for s in alert_reads)  # one call reads both
+    assert {s["Resource"] for s in alert_reads} == {
         f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/AlertSettings",
         f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/AlertDefaults",
     }

@@ -172,6 +172,7 @@ def test_given_a_transaction_that_fails_then_every_table_it_touched_is_rolled_ba
             BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
         dynamodb.put_item(TableName=name, Item={"k": {"S": "kept"}, "v": {"N": "1"}})
     writes = [{"Put": {"TableName": "first", "Item": {"k": {"S": f"new{i}"}}}} for i in range(3)] + [
@@ -188,9 +189,20 @@ def test_given_a_transaction_that_fails_then_every_table_it_touched_is_rolled_ba
     with pytest.raises(ClientError, match="TransactionCanceledException"):
         dynamodb.transact_write_items(TransactItems=writes)
 
+    streams = boto3.client("dynamodbstreams", region_name=REGION)
     for name in ("first", "second"):
         items = dynamodb.scan(TableName=name)["Items"]
         assert items == [{"k": {"S": "kept"}, "v": {"N": "1"}}], name
+        # and its stream holds no record of the cancelled transaction (the first put's only)
+        arn = dynamodb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+        (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = streams.get_records(ShardIterator=iterator)["Records"]
+        assert [(r["eventName"], r["dynamodb"]["NewImage"]["v"]) for r in records] == [
+            ("INSERT", {"N": "1"})
+        ], name
 
 
 def test_given_an_assumed_role_key_then_requests_with_it_act_in_the_role_account(installed):

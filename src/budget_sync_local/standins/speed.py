@@ -9,7 +9,6 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
@@ -35,7 +34,10 @@ def _snapshot_each_table_once(original: Callable[..., None]) -> Callable[..., No
     """moto's TransactWriteItems deep-copies a table (items and stream records) for every
     item of the transaction, as a rollback snapshot: a 100-item transaction on a table of
     a thousand accounts copies it a hundred times. The same snapshot, taken once per table
-    per transaction, gives the same rollback."""
+    per transaction, gives the same rollback. Its stream records are not copied: a record
+    is never changed once written, and the snapshot's list of them (copied) still ends
+    where the table was before the transaction, so a rollback still drops the records of a
+    cancelled transaction."""
     lock = threading.Lock()
 
     def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
@@ -45,6 +47,10 @@ def _snapshot_each_table_once(original: Callable[..., None]) -> Callable[..., No
             if not isinstance(value, Table):
                 return copy.deepcopy(value, memo)
             if id(value) not in snapshots:
+                memo = {} if memo is None else memo
+                shard = getattr(value, "stream_shard", None)
+                for record in shard.items if shard is not None else ():
+                    memo[id(record)] = record  # a stream record never changes once written: kept, not copied
                 snapshots[id(value)] = copy.deepcopy(value, memo)
             return snapshots[id(value)]
 
@@ -67,15 +73,16 @@ def _remembered_account_lookup(original: Callable[[str], str]) -> Callable[[str]
     """moto finds the account of a request's access key by scanning every account's keys,
     on every request: with a thousand accounts that scan is most of a request's time. An
     access key never moves to another account, so its account is recorded when AssumeRole
-    issues it, or when a scan first finds it (keys not found, which moto serves from its
-    default account, are looked up again)."""
+    issues it, or when a scan first finds it. A key no account holds (the management
+    account's own, which moto serves from its default account) is recorded as such too:
+    moto gives every key it issues (AssumeRole, CreateAccessKey) a fresh random id, so a
+    key unknown once stays unknown."""
 
     def get_account_id_from(access_key: str) -> str:
         account = _KEY_ACCOUNTS.get(access_key)
         if account is None:
             account = original(access_key)
-            if account != DEFAULT_ACCOUNT_ID:
-                _KEY_ACCOUNTS[access_key] = account
+            _KEY_ACCOUNTS[access_key] = account
         return account
 
     return get_account_id_from
