@@ -117,6 +117,11 @@ def _step_printer(console: Console) -> Callable[[Step], None]:
                     f"  {CIRCLED[6]} {step.account} → management result bus: {d.get('kind')} "
                     f"({d.get('outcome')}); status {recorded}"
                 )
+        elif step.kind == "notified":
+            console.print(
+                f"  {CIRCLED[6]} {step.account}: [red]new failure[/] ({escape(str(d.get('source')))}) "
+                "published once to the alarm topic"
+            )
         elif step.kind == "status":
             console.print(
                 f"  {CIRCLED[1]} {step.account} (not an account here): {d['status']}: {d['reason']}"

@@ -1,9 +1,9 @@
 """The local organisation's enrolment: what AWS does around the resolver function.
 
-* The resolver's two stream mappings from template-management.yaml: the defaults table's
-  stream, and the budgets table's stream filtered by the template's FilterCriteria
-  (REMOVE records), each read by its own ``StreamPoller`` (Lambda's pollers are independent
-  consumers of a stream, as two mappings are on AWS).
+* The resolver's two stream mappings from template-management.yaml (budget_sync_local.mappings):
+  the defaults table's stream, and the budgets table's stream filtered by the template's
+  FilterCriteria (REMOVE records), each read by its own ``StreamPoller`` (Lambda's pollers
+  are independent consumers of a stream, as two mappings are on AWS).
 * Its EventBridge rules: each management-account event (Organizations' CloudTrail events,
   StackSet instance events; from ``standins.organizations`` / ``standins.stacksets``) is
   matched against the rules' patterns as the template declares them, and a match invokes
@@ -15,14 +15,12 @@
 
 from __future__ import annotations
 
-import json
 import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from budget_sync_local.management_stack import StreamSettings
 from budget_sync_local.pipeline import Observer, Step, StreamPoller
 from budget_sync_local.standins import pattern_matches
 from budget_sync_local.standins import stacksets as stacksets_standin
@@ -33,35 +31,6 @@ from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
 class RuleSpec:
     logical_id: str
     pattern: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class MappingSpec:
-    name: str
-    settings: StreamSettings
-    filters: tuple[Mapping[str, Any], ...]
-
-
-def resolver_mappings(parameters: Mapping[str, str], region: str, account: str) -> dict[str, MappingSpec]:
-    """The resolver function's DynamoDB event sources, as the template sets them."""
-    resolver = Resolver(load(MANAGEMENT_TEMPLATE), parameters, account_id=account, region=region)
-    events = resolver.properties("ResolverFunction").get("Events", {})
-    mappings: dict[str, MappingSpec] = {}
-    for name, event in events.items():
-        if event["Type"] != "DynamoDB":
-            continue
-        source = event["Properties"]
-        settings = StreamSettings(
-            batch_size=int(source.get("BatchSize", 100)),
-            maximum_retry_attempts=int(source.get("MaximumRetryAttempts", -1)),
-            maximum_record_age_s=int(source.get("MaximumRecordAgeInSeconds", -1)),
-            bisect_on_error=bool(source.get("BisectBatchOnFunctionError", False)),
-            report_item_failures="ReportBatchItemFailures" in source.get("FunctionResponseTypes", []),
-            starting_position=str(source["StartingPosition"]),
-        )
-        filters = tuple(json.loads(f["Pattern"]) for f in source.get("FilterCriteria", {}).get("Filters", []))
-        mappings[name] = MappingSpec(name, settings, filters)
-    return mappings
 
 
 def resolver_rules(parameters: Mapping[str, str], region: str, account: str) -> list[RuleSpec]:
@@ -180,40 +149,3 @@ def _account_of(event: Mapping[str, Any]) -> str | None:
     stack_id = str(detail.get("stack-id", ""))
     parts = stack_id.split(":")
     return parts[4] if len(parts) > 5 else None
-
-
-def filtered(
-    invoke: Callable[[dict[str, Any]], Any],
-    mapping: MappingSpec,
-    observer: Observer,
-) -> Callable[[dict[str, Any]], Any]:
-    """Lambda's event filtering: only records matching one of the mapping's patterns reach
-    the function; a batch with none left is not an invocation."""
-
-    def call(event: dict[str, Any]) -> Any:
-        records = [
-            r
-            for r in event.get("Records", [])
-            if not mapping.filters or any(pattern_matches(f, r) for f in mapping.filters)
-        ]
-        if not records:
-            return None
-        result = invoke({"Records": records})
-        observer(
-            Step(
-                "resolver-batch", detail={"mapping": mapping.name, "records": len(records), "result": result}
-            )
-        )
-        return result
-
-    return call
-
-
-def without_batches(observer: Observer) -> Observer:
-    """The resolver's pollers report their own batches (``filtered``), not as the update function's."""
-
-    def observe(step: Step) -> None:
-        if step.kind != "batch":
-            observer(step)
-
-    return observe

@@ -66,6 +66,8 @@ class ManagementStack:
     result_bus_arn: str = ""
     result_pattern: Mapping[str, Any] | None = None
     result_function_logical_id: str = "ResultFunction"
+    #: Where the result rule and the status stream's mapping park what they cannot deliver.
+    result_dead_letter_queue_url: str = ""
     #: Physical ids of the created resources (the alarm topic's ARN, ...).
     physical_ids: Mapping[str, str] = field(default_factory=dict)
 
@@ -188,6 +190,7 @@ def deploy(
         result_bus_arn=outputs["ResultBusArn"],
         result_pattern=result_pattern(resolver),
         physical_ids={k: v for k, v in physical.items() if k == "AlarmTopic"},
+        result_dead_letter_queue_url=physical.get("ResultDeadLetterQueue", ""),
     )
 
 

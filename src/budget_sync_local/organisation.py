@@ -32,9 +32,11 @@ from unittest import mock
 
 import boto3
 import botocore.session
+from botocore.credentials import Credentials
 from botocore.loaders import create_loader
 from moto import mock_aws
 
+from budget_sync.failures import new_failures
 from budget_sync_local import enrolment, management_stack, standins, templates
 from budget_sync_local import spoke_stack as spoke_stack
 from budget_sync_local.lambda_runtime import (
@@ -44,6 +46,7 @@ from budget_sync_local.lambda_runtime import (
     load_handler,
     new_execution_environment,
 )
+from budget_sync_local.mappings import Pollers, filtered, stream_mappings, without_batches
 from budget_sync_local.pipeline import Observer, Pipeline, ResultBus, Step, StreamPoller, on_failure_sender
 
 if TYPE_CHECKING:
@@ -114,7 +117,12 @@ _SHARED = boto3.Session(botocore_session=_botocore_session())
 
 class _AssumedSession(boto3.Session):
     """A boto3 session for one set of assumed-role credentials whose clients are built by
-    one shared session (a client from a warm session costs a third of a fresh one's)."""
+    one shared session (a client from a warm session costs a third of a fresh one's).
+
+    The boto3.Session underneath (a botocore session: its handler registrations cost about
+    10 ms) is built only when something other than ``client``, ``resource``,
+    ``get_credentials`` or ``region_name`` is asked of it: a thousand accounts' automation
+    sessions need none of it."""
 
     def __init__(self, credentials: Mapping[str, Any], region: str) -> None:
         self._keys = {
@@ -122,7 +130,27 @@ class _AssumedSession(boto3.Session):
             "aws_secret_access_key": credentials["SecretAccessKey"],
             "aws_session_token": credentials["SessionToken"],
         }
-        super().__init__(region_name=region, botocore_session=_botocore_session(), **self._keys)
+        self._region = region
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for attributes not found: those boto3.Session.__init__ would have set.
+        if name.startswith("__") or self.__dict__.get("_built"):
+            raise AttributeError(name)
+        self.__dict__["_built"] = True
+        boto3.Session.__init__(
+            self, region_name=self._region, botocore_session=_botocore_session(), **self._keys
+        )
+        return getattr(self, name)
+
+    @property
+    def region_name(self) -> str:
+        return self._region
+
+    def get_credentials(self) -> Credentials:
+        keys = self._keys
+        return Credentials(
+            keys["aws_access_key_id"], keys["aws_secret_access_key"], keys["aws_session_token"]
+        )
 
     def client(self, service_name: str, region_name: str | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         arguments = {**self._keys, **kwargs}
@@ -238,9 +266,47 @@ class LocalOrganisation:
             self.stack.result_bus_arn, self.stack.result_pattern or {}, self.invoke_result_function
         )
         self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer, results)
+        self._provision_failure_notices()
         self._provision_enrolment()
         # Subscribed last: the stacks' own parameter creation is not a budget change.
         self.standins.subscribe(self.pipeline.publish)
+
+    def _provision_failure_notices(self) -> None:
+        """The result function's mapping on the status table's stream (``NewFailures``): each
+        account that became FAILED is published once to the alarm topic."""
+        (spec,) = stream_mappings(
+            self.stack.result_function_logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+        ).values()
+        stream_arn = self.management.client("dynamodb").describe_table(TableName=self.stack.status_table)[
+            "Table"
+        ]["LatestStreamArn"]
+        poller = StreamPoller(
+            self.management.client("dynamodbstreams"),
+            stream_arn,
+            spec.settings,
+            filtered(self.invoke_result_function, spec, self._notified),
+            on_failure_sender(self.management.client("sqs"), self.stack.result_dead_letter_queue_url),
+            without_batches(self._observer),
+        )
+        self.pipeline.add_source(Pollers([poller.attach()]))
+
+    def _notified(self, records: list[dict[str, Any]], answer: Any) -> None:
+        """A ``notified`` step per new failure the result function published."""
+        unpublished = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
+        for failure in new_failures(records):
+            if failure.sequence_number in unpublished:
+                break
+            self._observer(
+                Step("notified", failure.account_id, {"reason": failure.reason, "source": failure.source})
+            )
+
+    def _resolver_batch(self, mapping: str) -> Callable[[list[dict[str, Any]], Any], None]:
+        def after(records: list[dict[str, Any]], result: Any) -> None:
+            self._observer(
+                Step("resolver-batch", detail={"mapping": mapping, "records": len(records), "result": result})
+            )
+
+        return after
 
     def _provision_enrolment(self) -> None:
         """The resolver function, its streams and rules, and the spoke StackSet (enrolment.py)."""
@@ -252,7 +318,9 @@ class LocalOrganisation:
         new_execution_environment(self._resolver_spec)
         dynamodb = self.management.client("dynamodb")
         streams = self.management.client("dynamodbstreams")
-        mappings = enrolment.resolver_mappings(self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
+        mappings = stream_mappings(
+            "ResolverFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+        )
         arns = {
             "DefaultsStream": dynamodb.describe_table(TableName=self.stack.defaults_table)["Table"][
                 "LatestStreamArn"
@@ -265,9 +333,9 @@ class LocalOrganisation:
                 streams,
                 arns[name],
                 spec.settings,
-                enrolment.filtered(self.invoke_resolver, spec, self._observer),
+                filtered(self.invoke_resolver, spec, self._resolver_batch(spec.name)),
                 send,
-                enrolment.without_batches(self._observer),
+                without_batches(self._observer),
             )
             for name, spec in mappings.items()
         ]

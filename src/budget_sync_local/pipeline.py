@@ -89,6 +89,12 @@ class StreamPoller:
         self._retry_delay_s = retry_delay_s
         self._shards: dict[str, _Shard] = {}
 
+    def attach(self) -> StreamPoller:
+        """Take each shard's iterator now, as Lambda does when the mapping is created (with
+        LATEST, records written before this are not the mapping's)."""
+        self._refresh_shards()
+        return self
+
     def _refresh_shards(self) -> None:
         description = self._streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]
         for shard in description.get("Shards", []):

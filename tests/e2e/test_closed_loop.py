@@ -151,8 +151,11 @@ def test_given_a_value_never_confirmed_then_the_check_fails_it_saying_so(local_o
     assert status["Status"] == "FAILED"
     assert "not confirmed by the spoke within 15 minutes" in status["Reason"]
     assert status["Source"] == "timeout"
+    local_org.pipeline.run_until_idle()  # the status table's stream delivers the change
     assert len(notifications(local_org)) == 1
     assert local_org.check_unconfirmed() == {"expired": []}  # once
+    local_org.pipeline.run_until_idle()
+    assert len(notifications(local_org)) == 1
 
 
 def test_given_a_write_between_scan_and_repair_then_the_spoke_ends_at_the_new_value(

@@ -136,7 +136,10 @@ def test_the_result_role_allows_exactly_the_calls_the_result_function_makes(monk
                 },
             }
         )
-    # THEN its role allows exactly those calls, on the status table and the alarm topic
+        # and the status table's stream brings the new failure back to it (read with its role)
+        org.pipeline.run_until_idle()
+    # THEN its role allows exactly those calls, on the status table, its stream and the alarm
+    # topic; ListStreams (Lambda's, for the mapping) and the dead-letter queue besides
     topic = "arn:aws:sns:us-east-1:123456789012:alarms"
     policy = Resolver(MANAGEMENT, {}, physical_ids={"AlarmTopic": topic}).resolve(
         MANAGEMENT["Resources"]["ResultRole"]["Properties"]["Policies"][0]["PolicyDocument"]
@@ -146,10 +149,21 @@ def test_the_result_role_allows_exactly_the_calls_the_result_function_makes(monk
         for s in policy["Statement"]
         for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     }
-    assert calls == {"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem", "sns:Publish"}
-    assert allowed == calls | {"logs:CreateLogStream", "logs:PutLogEvents"}
+    stream_reads = {"dynamodb:DescribeStream", "dynamodb:GetRecords"}  # (its iterator was taken before)
+    assert calls == {"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem", "sns:Publish"} | stream_reads
+    assert allowed == calls | {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+        "sqs:SendMessage",
+    }
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     assert by_sid["NotifyNewFailures"]["Resource"] == topic
+    assert by_sid["ReadStatusStream"]["Resource"].startswith(
+        by_sid["ReadAndWriteStatus"]["Resource"] + "/stream/"
+    )
+    assert by_sid["ParkUnpublishedFailures"]["Resource"].endswith(":ResultDeadLetterQueue")
     assert (
         by_sid["ReadAndWriteStatus"]["Resource"]
         == "arn:aws:dynamodb:us-east-1:123456789012:table/BlogBudgetsStatus"

@@ -28,14 +28,15 @@ write is conditional on the item as it was read (optimistic lock), so concurrent
 and stream writes cannot overwrite each other; a lost race is read again and decided again.
 
 A sent value that no report confirms within the bound (ConfirmTimeoutMinutes) becomes
-FAILED (``expire_unconfirmed``). Every transition *into* FAILED is a new failure: it is
-published once to the alarm topic and counted in the metric ``SpokeFailed``.
+FAILED (``expire_unconfirmed``). Every transition *into* FAILED is a new failure: counted
+here in the metric ``SpokeFailed``, and published once to the alarm topic from the status
+table's stream (budget_sync.failures), as every other writer's failures are.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -44,7 +45,6 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import TransientError
-from budget_sync.observability import logger
 from budget_sync.status import Status, StatusStore, _deserialize, limit_differs, now_text
 
 if TYPE_CHECKING:
@@ -390,47 +390,12 @@ def _typed(value: Any) -> dict[str, str]:
     return {"S": str(value)}
 
 
-class FailureNotifier:
-    """Publishes one message per new failure to the alarm topic (no topic: log only)."""
-
-    def __init__(self, publish: Callable[..., Any] | None, topic_arn: str) -> None:
-        self._publish = publish
-        self._topic_arn = topic_arn
-
-    @classmethod
-    def for_topic(cls, sns: Any, topic_arn: str) -> FailureNotifier:
-        """``sns``: an SNS client (or None: no topic, log and metric only)."""
-        return cls(sns.publish if sns is not None and topic_arn else None, topic_arn)
-
-    def notify(self, transition: Transition) -> None:
-        if self._publish is None:
-            return
-        message = (
-            f"budget-sync: the budget of account {transition.account_id} was not applied.\n"
-            f"Reason (text reported by the spoke or the pipeline): {transition.reason}\n"
-            "See `budgetctl status --account ACCOUNT` and the status table."
-        )
-        try:
-            self._publish(
-                TopicArn=self._topic_arn,
-                Subject=f"budget-sync: budget not applied in account {transition.account_id}",
-                Message=message,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            # The metric SpokeFailed still counts it, and its alarm notifies.
-            logger.error(
-                "failure notification not sent",
-                extra={"account_id": transition.account_id, "reason": str(exc)},
-            )
-
-
 __all__ = [
     "EXECUTION_DETAIL_TYPE",
     "EXECUTION_SOURCE",
     "REPORT_DETAIL_TYPE",
     "REPORT_SOURCE",
     "ExecutionEnded",
-    "FailureNotifier",
     "InvalidResult",
     "ResultStore",
     "SpokeReport",

@@ -1,18 +1,22 @@
-"""BlogBudgetsResultFunction: the spokes' reports -> the status table; unconfirmed -> FAILED.
+"""BlogBudgetsResultFunction: the spokes' reports -> the status table; unconfirmed -> FAILED;
+each new failure -> the alarm topic, once.
 
-Invoked by two EventBridge rules of the management stack:
+Invoked by two EventBridge rules and one stream of the management stack:
 
 * the result bus's rule, with one spoke event (``Budget Update Result`` from the
   Automation script, or AWS's ``EC2 Automation Execution Status-change Notification`` of a
   failed, timed-out or cancelled execution): recorded in the status table (APPLIED or
   FAILED), conditionally and in order (budget_sync.results);
 * a schedule (``Scheduled Event``): every SENT status older than ConfirmTimeoutMinutes
-  becomes FAILED with a reason that says so.
+  becomes FAILED with a reason that says so;
+* the status table's stream (``NewFailures``, filtered to records whose new status is
+  FAILED): each account that became FAILED, whichever writer recorded it, is published once
+  to the alarm topic and counted in the metric ``NewFailure`` (budget_sync.failures). A
+  publish that fails is reported as the batch's failed item, and Lambda retries from it.
 
-Each transition into FAILED is published once to the alarm topic and counted in the metric
-``SpokeFailed``. An event that is not a result is logged and counted (``InvalidResult``),
-never retried; a table that cannot be written raises, so that EventBridge's asynchronous
-invocation retries it.
+A transition into FAILED recorded here is also counted in the metric ``SpokeFailed``. An
+event that is not a result is logged and counted (``InvalidResult``), never retried; a table
+that cannot be written raises, so that EventBridge's asynchronous invocation retries it.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budget_sync.errors import ConfigError
+from budget_sync.errors import ConfigError, TransientError
+from budget_sync.failures import FailureNotifier, new_failures
 from budget_sync.observability import logger, metrics, traced_handler
-from budget_sync.results import FailureNotifier, InvalidResult, ResultStore, Transition, parse_event
+from budget_sync.results import InvalidResult, ResultStore, Transition, parse_event
 from budget_sync.spoke import CLIENT_CONFIG
 from budget_sync.status import Status
 
@@ -78,12 +83,11 @@ def build() -> tuple[ResultStore, FailureNotifier, ResultSettings]:
     return store, FailureNotifier.for_topic(sns, settings.alarm_topic_arn), settings
 
 
-def _settled(transition: Transition, notifier: FailureNotifier) -> None:
+def _settled(transition: Transition) -> None:
     log = {"account_id": transition.account_id, "old": transition.old, "new": transition.new}
     if transition.new_failure:
         logger.error("budget not applied", extra={**log, "reason": transition.reason})
         metrics.add_metric(name="SpokeFailed", unit="Count", value=1)
-        notifier.notify(transition)
     elif transition.new == Status.APPLIED:
         logger.info("budget confirmed", extra=log)
         metrics.add_metric(name="SpokeConfirmed", unit="Count", value=1)
@@ -95,10 +99,12 @@ def _settled(transition: Transition, notifier: FailureNotifier) -> None:
 @metrics.log_metrics
 def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     store, notifier, settings = build()
+    if "Records" in event:
+        return _notify(event["Records"], notifier)
     if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
         expired = list(store.expire_unconfirmed(datetime.now(UTC), settings.confirm_timeout))
         for transition in expired:
-            _settled(transition, notifier)
+            _settled(transition)
         metrics.add_metric(name="ConfirmTimeout", unit="Count", value=len(expired))
         logger.info("unconfirmed values checked", extra={"expired": len(expired)})
         return {"expired": [t.account_id for t in expired]}
@@ -115,8 +121,28 @@ def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info("stale spoke result ignored", extra={"account_id": result.account_id})
         metrics.add_metric(name="StaleResult", unit="Count", value=1)
         return {"recorded": False, "reason": "stale"}
-    _settled(recorded, notifier)
+    _settled(recorded)
     return {"recorded": True, "account": recorded.account_id, "status": recorded.new}
+
+
+def _notify(records: list[dict[str, Any]], notifier: FailureNotifier) -> dict[str, Any]:
+    """A batch of the status table's stream: publish each new failure, in order. The first
+    that cannot be published, and every record after it, go back to Lambda for retry."""
+    published = 0
+    for failure in new_failures(records):
+        try:
+            notifier.notify(failure)
+        except TransientError as exc:
+            logger.warning("failure not published, will retry", extra={"reason": str(exc)})
+            metrics.add_metric(name="NewFailure", unit="Count", value=published)
+            return {"batchItemFailures": [{"itemIdentifier": failure.sequence_number}]}
+        published += 1
+        logger.error(
+            "new failure published",
+            extra={"account_id": failure.account_id, "source": failure.source, "reason": failure.reason},
+        )
+    metrics.add_metric(name="NewFailure", unit="Count", value=published)
+    return {"batchItemFailures": []}
 
 
 handler = traced_handler(_handler)

@@ -1,0 +1,93 @@
+"""Every new failure is published once, whichever step recorded it: an invalid item and an
+unreachable spoke (the stream function's), as well as the spoke's own (test_closed_loop).
+The notice travels the status table's stream to the result function, as on AWS."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from moto.sns.models import sns_backends
+
+from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
+from tests.e2e.conftest import Recorder
+from tests.e2e.test_closed_loop import notifications
+
+pytestmark = pytest.mark.e2e
+
+A = "111111111111"
+NOWHERE = "999999999999"  # an account with no spoke stack: its role cannot be assumed
+
+
+def test_given_an_invalid_item_then_its_failure_is_published_once_with_the_field_and_value(
+    local_org: LocalOrganisation, recorder: Recorder
+):
+    # WHEN an operator writes a negative budget for A
+    local_org.put(A, Decimal(-5))
+    local_org.pipeline.run_until_idle()
+
+    # THEN A is FAILED by the stream function, and one notice names A, the field and the value
+    status = local_org.status(A)
+    assert status is not None
+    assert (status["Status"], status["Source"]) == ("FAILED", "stream")
+    (sent,) = notifications(local_org)
+    subject, message = sent
+    assert A in subject
+    assert "BudgetValue" in message
+    assert "-5" in message
+    assert "stream step" in message
+    assert [s.account for s in recorder.steps if s.kind == "notified"] == [A]
+
+    # WHEN a second invalid value follows while A is still FAILED: the same failure, no new notice
+    local_org.put(A, "lots")
+    local_org.pipeline.run_until_idle()
+    assert local_org.status(A)["Status"] == "FAILED"  # type: ignore[index]
+    assert len(notifications(local_org)) == 1
+
+    # WHEN a valid value is applied, and then an invalid one again: a new failure, a new notice
+    local_org.put(A, 700)
+    local_org.pipeline.run_until_idle()
+    assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]
+    local_org.put(A, Decimal(-1))
+    local_org.pipeline.run_until_idle()
+    assert len(notifications(local_org)) == 2
+
+
+def test_given_an_account_without_a_spoke_stack_then_its_failure_is_published_once(
+    local_org: LocalOrganisation,
+):
+    # WHEN a budget is written for an account whose spoke role does not exist
+    local_org.put(NOWHERE, 100)
+    local_org.pipeline.run_until_idle()
+
+    # THEN it is FAILED with the reason (the role could not be assumed), published once
+    status = local_org.status(NOWHERE)
+    assert status is not None
+    assert status["Status"] == "FAILED"
+    (sent,) = notifications(local_org)
+    assert NOWHERE in sent[0]
+    assert "BlogBudgetsSpokeRole" in sent[1]
+
+
+def test_given_the_topic_refuses_a_publish_then_the_notice_is_retried_not_lost(
+    local_org: LocalOrganisation, recorder: Recorder
+):
+    # GIVEN the alarm topic is gone for a while (publish fails)
+    topic_arn = local_org.stack.physical_ids["AlarmTopic"]
+    sns = local_org.management.client("sns")
+    sns.delete_topic(TopicArn=topic_arn)
+
+    # WHEN A fails while the topic is gone
+    local_org.put(A, Decimal(-5))
+    for _ in range(3):
+        local_org.pipeline.step()
+    assert local_org.status(A)["Status"] == "FAILED"  # type: ignore[index]
+    assert topic_arn not in sns_backends[MANAGEMENT_ACCOUNT][local_org.region].topics
+    assert any(s.kind == "retry" for s in recorder.steps), "the batch went back for retry"
+    assert not [s for s in recorder.steps if s.kind == "notified"]
+
+    # THEN once the topic is back, the stream's retry publishes it, once
+    sns.create_topic(Name=topic_arn.rsplit(":", 1)[-1])
+    local_org.pipeline.run_until_idle()
+    (sent,) = notifications(local_org)
+    assert A in sent[0]
