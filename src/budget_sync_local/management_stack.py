@@ -48,6 +48,18 @@ class StreamSettings:
     report_item_failures: bool
     starting_position: str
 
+    @classmethod
+    def of(cls, source: Mapping[str, Any]) -> StreamSettings:
+        """The settings of a function's DynamoDB event (its ``Properties``), with Lambda's defaults."""
+        return cls(
+            batch_size=int(source.get("BatchSize", 100)),
+            maximum_retry_attempts=int(source.get("MaximumRetryAttempts", -1)),
+            maximum_record_age_s=int(source.get("MaximumRecordAgeInSeconds", -1)),
+            bisect_on_error=bool(source.get("BisectBatchOnFunctionError", False)),
+            report_item_failures="ReportBatchItemFailures" in source.get("FunctionResponseTypes", []),
+            starting_position=str(source["StartingPosition"]),
+        )
+
 
 @dataclass(frozen=True)
 class ManagementStack:
@@ -125,14 +137,7 @@ def _function_zip() -> bytes:
 def stream_settings(resolver: Resolver, function_logical_id: str = "UpdateFunction") -> StreamSettings:
     events = resolver.properties(function_logical_id).get("Events", {})
     source = next(e["Properties"] for e in events.values() if e["Type"] == "DynamoDB")
-    return StreamSettings(
-        batch_size=int(source.get("BatchSize", 100)),
-        maximum_retry_attempts=int(source.get("MaximumRetryAttempts", -1)),
-        maximum_record_age_s=int(source.get("MaximumRecordAgeInSeconds", -1)),
-        bisect_on_error=bool(source.get("BisectBatchOnFunctionError", False)),
-        report_item_failures="ReportBatchItemFailures" in source.get("FunctionResponseTypes", []),
-        starting_position=str(source["StartingPosition"]),
-    )
+    return StreamSettings.of(source)
 
 
 def deploy(

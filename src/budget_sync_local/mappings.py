@@ -38,14 +38,7 @@ def stream_mappings(
         if event["Type"] != "DynamoDB":
             continue
         source = event["Properties"]
-        settings = StreamSettings(
-            batch_size=int(source.get("BatchSize", 100)),
-            maximum_retry_attempts=int(source.get("MaximumRetryAttempts", -1)),
-            maximum_record_age_s=int(source.get("MaximumRecordAgeInSeconds", -1)),
-            bisect_on_error=bool(source.get("BisectBatchOnFunctionError", False)),
-            report_item_failures="ReportBatchItemFailures" in source.get("FunctionResponseTypes", []),
-            starting_position=str(source["StartingPosition"]),
-        )
+        settings = StreamSettings.of(source)
         filters = tuple(json.loads(f["Pattern"]) for f in source.get("FilterCriteria", {}).get("Filters", []))
         mappings[name] = MappingSpec(name, settings, filters)
     return mappings
