@@ -62,9 +62,8 @@ def test_new_failures_keep_the_stream_order_and_carry_the_writers_reason():
 def test_the_notice_names_the_account_its_reason_and_the_step_and_a_refused_publish_is_retried():
     published: list[dict[str, str]] = []
     (failure,) = new_failures([record("1", "FAILED", "SENT", Reason="spoke: planned limits", Source="spoke")])
-    FailureNotifier(lambda **kwargs: published.append(kwargs), "arn:aws:sns:us-east-1:123456789012:t").notify(
-        failure
-    )
+    topic = "arn:aws:sns:us-east-1:123456789012:t"
+    assert FailureNotifier(lambda **kwargs: published.append(kwargs), topic).notify(failure)
     (message,) = published
     assert message["Subject"] == "budget-sync: budget not applied in account 111111111111"
     assert "spoke: planned limits" in message["Message"]
@@ -74,4 +73,6 @@ def test_the_notice_names_the_account_its_reason_and_the_step_and_a_refused_publ
         raise EndpointConnectionError(endpoint_url="https://sns")
 
     with pytest.raises(TransientError, match="111111111111"):
-        FailureNotifier(refuse, "arn:aws:sns:us-east-1:123456789012:t").notify(failure)
+        FailureNotifier(refuse, topic).notify(failure)
+    # without a topic (ALARM_TOPIC_ARN empty) nothing is published, and it says so
+    assert not FailureNotifier.for_topic(None, "").notify(failure)

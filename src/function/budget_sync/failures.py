@@ -79,10 +79,11 @@ class FailureNotifier:
         """``sns``: an SNS client (or None: no topic, log and metric only)."""
         return cls(sns.publish if sns is not None and topic_arn else None, topic_arn)
 
-    def notify(self, failure: NewFailure) -> None:
-        """Publish it; TransientError if SNS refused, so that Lambda retries the record."""
+    def notify(self, failure: NewFailure) -> bool:
+        """Publish it (False: there is no topic to publish to); TransientError if SNS refused,
+        so that Lambda retries the record."""
         if self._publish is None:
-            return
+            return False
         wanted = f" (desired value {failure.desired})" if failure.desired else ""
         message = (
             f"budget-sync: the budget of account {failure.account_id} was not applied{wanted}.\n"
@@ -98,6 +99,7 @@ class FailureNotifier:
             )
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(f"account {failure.account_id}: failure not published ({exc})") from exc
+        return True
 
 
 __all__ = ["FailureNotifier", "NewFailure", "new_failures"]

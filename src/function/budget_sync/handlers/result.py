@@ -128,20 +128,20 @@ def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def _notify(records: list[dict[str, Any]], notifier: FailureNotifier) -> dict[str, Any]:
     """A batch of the status table's stream: publish each new failure, in order. The first
     that cannot be published, and every record after it, go back to Lambda for retry."""
-    published = 0
+    settled = 0
     for failure in new_failures(records):
         try:
-            notifier.notify(failure)
+            published = notifier.notify(failure)
         except TransientError as exc:
             logger.warning("failure not published, will retry", extra={"reason": str(exc)})
-            metrics.add_metric(name="NewFailure", unit="Count", value=published)
+            metrics.add_metric(name="NewFailure", unit="Count", value=settled)
             return {"batchItemFailures": [{"itemIdentifier": failure.sequence_number}]}
-        published += 1
+        settled += 1
         logger.error(
-            "new failure published",
+            "new failure published" if published else "new failure (no alarm topic: logged only)",
             extra={"account_id": failure.account_id, "source": failure.source, "reason": failure.reason},
         )
-    metrics.add_metric(name="NewFailure", unit="Count", value=published)
+    metrics.add_metric(name="NewFailure", unit="Count", value=settled)
     return {"batchItemFailures": []}
 
 
