@@ -158,6 +158,37 @@ def test_given_a_value_never_confirmed_then_the_check_fails_it_saying_so(local_o
     assert len(notifications(local_org)) == 1
 
 
+def test_given_an_alerts_only_change_then_the_bound_counts_from_that_send_not_the_limits(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A's limit was sent and confirmed long ago (20 minutes, past the 15-minute bound)
+    local_org.put(A, 700)
+    local_org.pipeline.run_until_idle()
+    old = (datetime.now(UTC) - timedelta(minutes=20)).isoformat(timespec="seconds")
+    local_org.management.client("dynamodb").update_item(
+        TableName=local_org.stack.status_table,
+        Key={"AccountId": {"S": A}},
+        UpdateExpression="SET SentAt = :old",
+        ExpressionAttributeValues={":old": {"S": old}},
+    )
+    # WHEN only its alert recipients change, and the spoke has not answered yet
+    spokes = dict(local_org.pipeline.spokes)
+    spokes.pop(A)
+    local_org.pipeline.spokes = spokes
+    local_org.put(A, 700, AlertEmails="ops@example.com")
+    local_org.pipeline.run_until_idle()
+    status = local_org.status(A)
+    assert status is not None
+    assert status["Status"] == "SENT"
+    assert status["SentAt"] > old
+
+    # THEN the scheduled check does not call it unconfirmed: the bound starts at this send
+    assert local_org.check_unconfirmed() == {"expired": []}
+    local_org.pipeline.run_until_idle()
+    assert local_org.status(A)["Status"] == "SENT"  # type: ignore[index]
+    assert notifications(local_org) == []
+
+
 def test_given_a_write_between_scan_and_repair_then_the_spoke_ends_at_the_new_value(
     local_org: LocalOrganisation,
 ):

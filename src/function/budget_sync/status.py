@@ -15,7 +15,8 @@ Item (key ``AccountId``):
   ConfirmedAlerts S   the alert settings the spoke reported its budget has (JSON: emails,
                       actual, forecasted, sns), from the document's ReconcileAlerts step
   RequestedBy     S   who asked for the repair (``budgetctl reconcile --apply``), if someone did
-  SentAt          S   when the value was sent (SENT); the bound ConfirmTimeoutMinutes counts from it
+  SentAt          S   when the value or the alert settings were last sent (SENT); the bound
+                      ConfirmTimeoutMinutes counts from it
   ConfirmedVersion N  the parameter version the spoke's latest report is about: a report about
                       an older version never overwrites a newer status (see budget_sync.results)
   ConfirmedLimit  N   the budget limit the spoke reported (success only)
@@ -199,17 +200,18 @@ class StatusStore:
                 values[f":{attribute}"] = {"N": str(value)}
                 sets.append(f"{attribute} = :{attribute}")
         condition = "(attribute_not_exists(SequenceNumber) OR SequenceNumber <= :seq)"
+        if update.status is Status.SENT:
+            # Every send starts the bound again, an alerts-only send (no new limit version) too:
+            # the unconfirmed check counts from here.
+            sets.append("SentAt = :at")
         if update.parameter_version is not None:
             values[":version"] = {"N": str(update.parameter_version)}
             sets.append("ParameterVersion = :version")
             if update.repaired:
                 sets.append("RepairedVersion = :version")
-            if update.status is Status.SENT:
-                sets.append("SentAt = :at")
-                if guard_confirmation:  # the spoke's report of this version may have come first
-                    condition += (
-                        " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion < :version)"
-                    )
+            if update.status is Status.SENT and guard_confirmation:
+                # the spoke's report of this version may have come first
+                condition += " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion < :version)"
         if update.alerts is not None:
             values[":alerts"] = {"S": update.alerts}
             sets.append("AlertSettings = :alerts")
