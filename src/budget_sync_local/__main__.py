@@ -27,10 +27,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
+from budget_sync_local.console import CIRCLED, account_table, progress_bar, step_printer
 from budget_sync_local.demo_report import write_report
 from budget_sync_local.organisation import (
     DEFAULT_ACCOUNTS,
@@ -42,201 +40,12 @@ from budget_sync_local.pipeline import Step
 from budget_sync_local.quiet import silence_library_warnings
 
 LOG_DIR = Path(".local-org")
-CIRCLED = "①②③④⑤⑥⑦"
 #: The demo's fourth spoke: its budget has PlannedBudgetLimits, which budget-sync refuses to mix.
 PLANNED_ACCOUNT = "444444444444"
 #: The demo's organisation defaults and the account it creates while running.
 DEFAULTS = {"Sandbox": Decimal("100"), "Production": Decimal("5000")}
 NEW_ACCOUNT = "555555555555"
 STACKSET_DELAY_S = 1.0
-
-
-def _progress_bar(console: Console) -> tuple[Progress, Callable[[str, int, int], None]]:
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    tasks: dict[str, Any] = {}
-
-    def update(what: str, done: int, total: int) -> None:
-        if what not in tasks:
-            tasks[what] = progress.add_task(what, total=total)
-        progress.update(tasks[what], completed=done)
-
-    return progress, update
-
-
-def _step_printer(console: Console) -> Callable[[Step], None]:
-    def show(step: Step) -> None:
-        d = step.detail
-        if step.kind == "batch":
-            outcome = (
-                "nothing to retry"
-                if d.get("failed_from") is None
-                else f"retry from record {d['failed_from'] + 1}"
-            )
-            if d.get("error"):
-                outcome = f"function error: {d['error']}"
-            console.print(f"  {CIRCLED[1]} stream → update function: {d['records']} record(s), {outcome}")
-        elif step.kind == "parameter-change":
-            console.print(f"  {CIRCLED[2]} {step.account}: parameter {d['name']} written ({d['operation']})")
-        elif step.kind == "ignored-event":
-            console.print(f"  {CIRCLED[3]} {step.account}: event not routed: {d['reason']}")
-        elif step.kind == "automation":
-            console.print(f"  {CIRCLED[3]} {step.account}: rule matched → Automation document")
-            if d.get("status") == "Success":
-                outputs = d.get("outputs", {})
-                old = _first(outputs.get("UpdateBudgetLimit.OldLimit"))
-                new = _first(outputs.get("UpdateBudgetLimit.NewLimit"))
-                action = str(_first(outputs.get("UpdateBudgetLimit.Action")) or "done").lower()
-                console.print(f"  {CIRCLED[4]} {step.account}: budget {action}: limit {old or '—'} → {new}")
-                if _first(outputs.get("ReconcileAlerts.Action")) == "Reconciled":
-                    console.print(
-                        f"  {CIRCLED[4]} {step.account}: alerts reconciled in "
-                        f"{_first(outputs.get('ReconcileAlerts.Calls'))} call(s): "
-                        f"{_alerts_text(_first(outputs.get('ReconcileAlerts.Applied')))}",
-                        markup=False,
-                    )
-            else:
-                console.print(
-                    f"  {CIRCLED[4]} {step.account}: [red]automation {d.get('status')}[/]: "
-                    f"{d.get('failure') or d.get('error')}"
-                )
-        elif step.kind == "refused":
-            console.print(f"  {CIRCLED[1]} {step.account}: [red]FAILED[/]: {escape(d['reason'])}")
-        elif step.kind == "result":
-            if d.get("error"):
-                console.print(f"  {CIRCLED[6]} {step.account}: [red]{escape(str(d['error']))}[/]")
-            else:
-                recorded = d.get("recorded") or "unchanged"
-                console.print(
-                    f"  {CIRCLED[6]} {step.account} → management result bus: {d.get('kind')} "
-                    f"({d.get('outcome')}); status {recorded}"
-                )
-        elif step.kind == "notified":
-            console.print(
-                f"  {CIRCLED[6]} {step.account}: [red]new failure[/] ({escape(str(d.get('source')))}) "
-                "published once to the alarm topic"
-            )
-        elif step.kind == "status":
-            console.print(
-                f"  {CIRCLED[1]} {step.account} (not an account here): {d['status']}: {d['reason']}"
-            )
-        elif step.kind == "batch-response":
-            console.print(f"  {CIRCLED[1]} batch response: {json.dumps(d['response'])}")
-        elif step.kind == "org-event":
-            console.print(f"  ◆ {step.account}: event {d['event']} ({d['source']})")
-        elif step.kind == "resolver":
-            result = d.get("result") or {}
-            actions = (
-                ", ".join(f"{k} {v}" for k, v in (result.get("actions") or {}).items()) or "nothing to do"
-            )
-            console.print(
-                f"  ◆ {d['rule']} → resolver: {actions} "
-                f"({result.get('organizations_calls', 0)} Organizations calls)"
-            )
-        elif step.kind == "resolver-batch":
-            result = d.get("result") or {}
-            actions = (
-                ", ".join(f"{k} {v}" for k, v in (result.get("actions") or {}).items()) or "nothing to do"
-            )
-            console.print(
-                f"  ◆ {d['mapping']} ({d['records']} record(s)) → resolver: {actions} "
-                f"({result.get('organizations_calls', 0)} Organizations calls)"
-            )
-        elif step.kind == "stackset-deploy":
-            console.print(f"  ◆ {step.account}: StackSet {d['stack_set']} deployed the spoke stack")
-        elif step.kind == "error":
-            console.print(f"[red]{d['error']}[/]")
-        elif step.kind in ("retry", "on-failure"):
-            console.print(f"  {CIRCLED[1]} {step.kind}: {dict(d)}")
-
-    return show
-
-
-def _alerts_text(applied: object) -> str:
-    """The document's Applied output (JSON) as one line; text from the spoke stays text."""
-    try:
-        body = json.loads(str(applied))
-    except ValueError:
-        return str(applied)
-    actual = ",".join(f"{t}%" for t in body.get("actual", [])) or "none"
-    return (
-        f"ACTUAL > {actual}, FORECASTED > {body.get('forecasted', 'none')}"
-        + ("%" if body.get("forecasted", "none") != "none" else "")
-        + f" → {', '.join(body.get('emails', []))}"
-    )
-
-
-def _first(value: Any) -> Any:
-    """Automation outputs are lists of strings."""
-    return value[0] if isinstance(value, list) and value else value
-
-
-def _amount(value: Decimal | str | None) -> str:
-    """As stored: 12.345 stays 12.345 (an invalid value must show as it was typed)."""
-    return "—" if value is None else str(value)
-
-
-def _percent(value: Decimal) -> str:
-    return f"{value.normalize():f}"
-
-
-def _table(views: Sequence[AccountView], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in (
-        "account",
-        "desired",
-        "source",
-        "parameter",
-        "budget limit",
-        "status",
-        "actual / forecast",
-        "alerts that fire",
-        "notified",
-        "alerts configured",
-    ):
-        table.add_column(column, overflow="fold")
-    for view in views:
-        firing = [a for a in view.alerts if a.fires]
-        labels = [
-            f"{a.notification_type} > {_percent(a.threshold)}{'%' if a.threshold_type == 'PERCENTAGE' else ' USD'}"
-            for a in firing
-        ]
-        notified = sorted({address for a in firing for address in a.subscribers})
-        status = view.status or "—"
-        if view.reason:
-            status += f"\n[dim]{view.reason}[/]"
-        table.add_row(
-            view.account_id,
-            _amount(view.desired),
-            view.source or "—",
-            _amount(view.parameter),
-            _amount(view.budget_limit),
-            status,
-            f"{_amount(view.actual_spend)} / {_amount(view.forecasted_spend)}",
-            "\n".join(labels) or "none",
-            "\n".join(notified) or "—",
-            _configured(view),
-        )
-    return table
-
-
-def _configured(view: AccountView) -> Text:
-    """Every notification of the budget (type, threshold) and its recipients, as plain text."""
-    by_type: dict[str, list[str]] = {}
-    recipients: set[str] = set()
-    for alert in view.alerts:
-        unit = "%" if alert.threshold_type == "PERCENTAGE" else " USD"
-        by_type.setdefault(alert.notification_type, []).append(f"{_percent(alert.threshold)}{unit}")
-        recipients.update(alert.subscribers)
-    lines = [f"{kind} > {', '.join(values)}" for kind, values in sorted(by_type.items())]
-    lines += sorted(recipients)
-    return Text("\n".join(lines) or "none")
 
 
 def _function_log() -> Any:
@@ -280,14 +89,14 @@ def demo(console: Console) -> int:
     refused = {PLANNED_ACCOUNT: Decimal("555")}
     spend = (Decimal("1100"), Decimal("1400"))
     console.rule("budget-sync on the local organisation")
-    progress, update = _progress_bar(console)
+    progress, update = progress_bar(console)
     with ExitStack() as resources:
         log = resources.enter_context(_function_log())
         with progress:
             org = resources.enter_context(
                 LocalOrganisation(
                     (*DEFAULT_ACCOUNTS, PLANNED_ACCOUNT),
-                    observer=_step_printer(console),
+                    observer=step_printer(console),
                     function_output=log,
                     progress=update,
                     stackset_delay_s=STACKSET_DELAY_S,
@@ -323,7 +132,7 @@ def demo(console: Console) -> int:
             org.set_spend(account, *spend)
         views = [org.view(account) for account in accounts]
         console.print(f"  {CIRCLED[5]} simulated spend this month: actual {spend[0]}, forecasted {spend[1]}")
-        console.print(_table(views, "Result per account"))
+        console.print(account_table(views, "Result per account"))
         reported = write_report(console, org, LOG_DIR / "report.html")  # budgetctl report, last
 
         # Alerts as data: one account's own recipients and thresholds, no stack update.
@@ -337,7 +146,7 @@ def demo(console: Console) -> int:
         org.pipeline.run_until_idle()
         own_view = org.view(account)
         console.print(
-            _table([own_view], f"Account {account} after the change (its spoke stack was not updated)")
+            account_table([own_view], f"Account {account} after the change (its spoke stack was not updated)")
         )
 
     problems = _alert_problems(own_view, OWN_ALERTS[own_view.account_id][1], views)
@@ -423,8 +232,8 @@ def invoke_event(console: Console, path: Path) -> int:
         return 2
     console.rule(f"{path}: {len(event['Records'])} record(s) → the template's handler")
     with _function_log() as log:
-        response, views = run_event(event, _step_printer(console), log)
-    console.print(_table(views, "Result per account"))
+        response, views = run_event(event, step_printer(console), log)
+    console.print(account_table(views, "Result per account"))
     console.print(f"Function logs: {LOG_DIR / 'function.log'}")
     return 0 if isinstance(response, dict) and "batchItemFailures" in response else 1
 
@@ -432,7 +241,7 @@ def invoke_event(console: Console, path: Path) -> int:
 def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
     from budget_sync_local import server
 
-    progress, update = _progress_bar(console)
+    progress, update = progress_bar(console)
 
     def ready(org: LocalOrganisation, endpoint: str) -> None:
         progress.stop()
@@ -454,7 +263,7 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
                 ready=ready,
                 progress=update,
                 function_output=log,
-                observer=_step_printer(console),
+                observer=step_printer(console),
             )
     except server.ServerError as exc:
         console.print(f"[red]make local: {escape(str(exc))}[/]")
