@@ -27,8 +27,10 @@ step's inline Script.
    and plans anew.
 5. Report the outcome on the account's default event bus (source ``budget-sync.spoke``,
    detail-type ``Budget Update Result``, ``"Step": "ReconcileAlerts"``), about the budget
-   parameter version that UpdateBudgetLimit applied: success with the alert settings the
-   budget now has (``Alerts``), or failure with the reason (the execution then fails too).
+   parameter version that UpdateBudgetLimit applied and the versions of the two settings
+   parameters it last read (``AlertsVersions``, 0 for a missing one: two runs' reports are
+   ordered by them): success with the alert settings the budget now has (``Applied``), or
+   failure with the reason (the execution then fails too).
    The spoke stack's rule forwards it to the management account, which records the
    settings as ConfirmedAlerts, or FAILED with the reason.
 
@@ -304,11 +306,12 @@ def _reconcile_subscribers(
     return calls
 
 
-def _read_settings(ssm: SSMClient, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The JSON object parameters ``names``, in one GetParameters call; a missing parameter
-    reads as {} (no settings: the defaults)."""
-    found = {p["Name"]: p["Value"] for p in ssm.get_parameters(Names=list(names))["Parameters"]}
-    return [_json_object(name, found[name]) if name in found else {} for name in names]
+def _read_settings(ssm: SSMClient, names: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[int]]:
+    """The JSON object parameters ``names``, in one GetParameters call, and their versions;
+    a missing parameter reads as {} (no settings: the defaults), version 0."""
+    parameters = {p["Name"]: p for p in ssm.get_parameters(Names=list(names))["Parameters"]}
+    settings = [_json_object(name, parameters[name]["Value"]) if name in parameters else {} for name in names]
+    return settings, [int(parameters[name]["Version"]) if name in parameters else 0 for name in names]
 
 
 def _json_object(name: str, text: str) -> dict[str, Any]:
@@ -340,34 +343,39 @@ def handler(events: dict[str, Any], context: Any) -> dict[str, str]:
         "ExecutionId": events.get("ExecutionId", ""),
         "ParameterVersion": int(events["ParameterVersion"]),
     }
+    seen: dict[str, Any] = {}  # the versions of the settings last read (AlertsVersions)
     try:
-        result = _reconcile_newest(events)
+        result = _reconcile_newest(events, seen)
     except Exception as exc:
-        report(boto3.client("events", config=RETRIES), {**detail, "Outcome": "FAILED", "Reason": str(exc)})
+        failed = {**detail, **seen, "Outcome": "FAILED", "Reason": str(exc)}
+        report(boto3.client("events", config=RETRIES), failed)
         raise
-    report(boto3.client("events", config=RETRIES), {**detail, "Outcome": "APPLIED", **result})
+    report(boto3.client("events", config=RETRIES), {**detail, **seen, "Outcome": "APPLIED", **result})
     return result
 
 
-def _reconcile_newest(events: dict[str, Any]) -> dict[str, str]:
-    """Reconcile until the settings read before and after a pass are the same (step 4)."""
+def _reconcile_newest(events: dict[str, Any], seen: dict[str, Any]) -> dict[str, str]:
+    """Reconcile until the settings read before and after a pass are the same (step 4).
+    ``seen["AlertsVersions"]``: the versions of the settings being applied (the report's order)."""
     ssm: SSMClient = boto3.client("ssm", config=RETRIES)
     budgets: BudgetsClient = boto3.client("budgets", config=RETRIES)
     names = (events["AlertParameterName"], events["AlertDefaultsParameterName"])
-    read = _read_settings(ssm, names)
+    read, versions = _read_settings(ssm, names)
     calls = 0
     conflicts = (budgets.exceptions.NotFoundException, budgets.exceptions.DuplicateRecordException)
     for attempt in range(MAX_PASSES):
+        seen["AlertsVersions"] = versions
         alerts = desired_alerts(*read)
         try:
             calls += reconcile(budgets, events["AccountId"], events["BudgetName"], alerts)
         except conflicts:
             if attempt == MAX_PASSES - 1:
                 raise
-            read = _read_settings(ssm, names)
+            read, versions = _read_settings(ssm, names)
             continue  # an overlapping run changed the budget under this one: read it again
-        again = _read_settings(ssm, names)
+        again, versions = _read_settings(ssm, names)
         if again == read:
+            seen["AlertsVersions"] = versions  # the same settings, perhaps rewritten: the newest
             break
         read = again  # written while this run reconciled: end at the newest settings
     return {

@@ -4,6 +4,7 @@ alert parameter, the rule and the Automation document's ReconcileAlerts step).""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from decimal import Decimal
@@ -186,3 +187,31 @@ def test_an_existing_installation_upgrades_without_a_budget_replacement(recorder
         with pytest.raises(SpokeStackError, match="requires replacement"):
             org.update_spoke(B, {"AlertEmail1": "someone-else@example.com"})
     stream_handler.build_service.cache_clear()
+
+
+def test_given_two_alerts_only_changes_whose_reports_arrive_in_reverse_then_the_newer_settings_stay_confirmed(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A's limit applied; the result bus holds back what reaches it (EventBridge may
+    # deliver two runs' reports in either order)
+    apply(local_org, A)
+    held: list[dict[str, object]] = []
+    bus = local_org.pipeline.results
+    assert bus is not None
+    local_org.pipeline.results = dataclasses.replace(bus, invoke=held.append)
+
+    # WHEN two alerts-only changes run one after the other (the same limit parameter version)
+    apply(local_org, A, AlertEmails="first@example.com")
+    apply(local_org, A, AlertEmails="second@example.com")
+    steps = [e["detail"].get("Step", "UpdateBudgetLimit") for e in held]  # type: ignore[attr-defined]
+    assert steps == ["UpdateBudgetLimit", "ReconcileAlerts"] * 2
+    # and their reports reach the result function newest first
+    for event in reversed(held):
+        local_org.invoke_result_function(event)  # type: ignore[arg-type]
+
+    # THEN the status confirms the settings the budget has: the second change's
+    status = local_org.status(A)
+    assert status is not None
+    assert set(alerts(local_org, A).values()) == {("second@example.com",)}
+    assert json.loads(status["ConfirmedAlerts"])["emails"] == ["second@example.com"]
+    assert status["Status"] == "APPLIED"

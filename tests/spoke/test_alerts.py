@@ -275,11 +275,16 @@ def test_given_the_settings_change_during_a_run_then_the_run_ends_at_the_newest(
         return calls
 
     monkeypatch.setattr(alerts, "reconcile", a_second_write_lands_meanwhile)
+    reported: list[dict[str, Any]] = []
+    monkeypatch.setattr(alerts, "report", lambda _client, detail: reported.append(detail))
     result = alerts.handler(EVENTS, None)
 
     assert [p.actual for p in passes] == [("90",), ("95",)]
     assert set(state(budgets)) == {("ACTUAL", "95"), ("FORECASTED", "100")}
     assert json.loads(result["Applied"])["actual"] == ["95"]
+    # and the report says which versions of the settings (2) and defaults (1) it applied
+    (detail,) = reported
+    assert (detail["Outcome"], detail["AlertsVersions"]) == ("APPLIED", [2, 1])
 
 
 def test_given_an_overlapping_run_changed_the_budget_first_then_this_run_plans_again_and_succeeds(

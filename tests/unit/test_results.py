@@ -144,3 +144,46 @@ def test_an_alerts_report_names_a_known_step_and_its_settings():
         parse_event(report(Step="Other"))
     with pytest.raises(InvalidResult, match="Applied"):
         parse_event(alerts_report())
+
+
+def test_of_two_alerts_only_runs_the_older_report_arriving_last_does_not_overwrite_the_newer():
+    # GIVEN the newer run's report (alert settings version 5) was recorded
+    newer = parse_event(
+        alerts_report(ExecutionId="e5", Applied='{"emails":["new@example.com"]}', AlertsVersions=[5, 1])
+    )
+    assert isinstance(newer, SpokeReport)
+    recorded = decide_report(APPLIED_ITEM, newer)
+    assert recorded is not None
+    assert (recorded.values["ConfirmedAlertsVersion"], recorded.values["ConfirmedAlertDefaultsVersion"]) == (
+        5,
+        1,
+    )
+    item = {**APPLIED_ITEM, **recorded.values}
+    # WHEN the older run's report (version 4, same limit version) arrives after it
+    older = parse_event(
+        alerts_report(ExecutionId="e4", Applied='{"emails":["old@example.com"]}', AlertsVersions=[4, 1])
+    )
+    assert isinstance(older, SpokeReport)
+    # THEN it is stale, and so is an older failure; a newer defaults version is not
+    assert decide_report(item, older) is None
+    failed = parse_event(
+        alerts_report(ExecutionId="e4", Outcome="FAILED", Reason="no", AlertsVersions=[4, 1])
+    )
+    assert isinstance(failed, SpokeReport)
+    assert decide_report(item, failed) is None
+    defaults = parse_event(
+        alerts_report(ExecutionId="e6", Applied='{"emails":["new@example.com"]}', AlertsVersions=[5, 2])
+    )
+    assert isinstance(defaults, SpokeReport)
+    assert decide_report(item, defaults) is not None
+    # and a report without versions (a spoke stack older than this field) is not ordered by them
+    unordered = parse_event(alerts_report(ExecutionId="e7", Applied='{"emails":["x@example.com"]}'))
+    assert isinstance(unordered, SpokeReport)
+    assert unordered.alerts_versions is None
+    assert decide_report(item, unordered) is not None
+
+
+@pytest.mark.parametrize("versions", [[5], [5, -1], ["5", 1], [5, True], "5,1"])
+def test_given_malformed_alerts_versions_then_the_error_names_the_field(versions: Any):
+    with pytest.raises(InvalidResult, match="AlertsVersions"):
+        parse_event(alerts_report(Applied="{}", AlertsVersions=versions))

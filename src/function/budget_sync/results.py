@@ -21,9 +21,12 @@ stored and shown as text.
 
 Ordering: a report is about one parameter version. It changes the status only if it is
 about the version the status was sent with; a report about an older version never
-overwrites a newer status; a report about a version the status does not know yet (the run
-finished before the stream function recorded SENT) is kept in the Confirmed*/Spoke*
-attributes, and the SENT write takes its verdict from there (status.StatusStore). Every
+overwrites a newer status; an alerts report is also ordered by the versions of the two alert
+settings parameters it applied (``AlertsVersions``), so that of two alerts-only changes (the
+same limit version) the older run's report, arriving last, does not overwrite the newer's;
+a report about a version the status does not know yet (the run finished before the stream
+function recorded SENT) is kept in the Confirmed*/Spoke* attributes, and the SENT write
+takes its verdict from there (status.StatusStore). Every
 write is conditional on the item as it was read (optimistic lock), so concurrent reports
 and stream writes cannot overwrite each other; a lost race is read again and decided again.
 
@@ -63,7 +66,14 @@ SOURCE = "spoke"
 MAX_TEXT = 1000  # characters kept of any text from a spoke (a reason, an id)
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_LOCKED = ("SequenceNumber", "ParameterVersion", "ConfirmedVersion", "Status", "ExecutionId")
+_LOCKED = (
+    "SequenceNumber",
+    "ParameterVersion",
+    "ConfirmedVersion",
+    "Status",
+    "ExecutionId",
+    "ConfirmedAlertsVersion",
+)
 _ATTEMPTS = 5
 
 
@@ -85,6 +95,9 @@ class SpokeReport:
     reason: str = ""
     step: str = LIMIT_STEP
     alerts: str = ""  # the alert settings the budget now has (ReconcileAlerts, success)
+    #: ReconcileAlerts: the versions of the alert settings and defaults parameters it applied
+    #: (None: a spoke script older than this field); two runs' reports are ordered by them.
+    alerts_versions: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +158,10 @@ def parse_event(event: Mapping[str, Any]) -> SpokeReport | ExecutionEnded | None
             raise InvalidResult(f"Step {step!r} is neither {LIMIT_STEP} nor {ALERTS_STEP}")
         limit: Decimal | None = None
         alerts = ""
+        alerts_versions = None
         if step == ALERTS_STEP:
             alerts = _required(detail, "Applied") if outcome == Status.APPLIED else ""
+            alerts_versions = _versions(detail.get("AlertsVersions"))
         elif outcome == Status.APPLIED:
             try:
                 limit = Decimal(_required(detail, "NewLimit"))
@@ -166,8 +181,22 @@ def parse_event(event: Mapping[str, Any]) -> SpokeReport | ExecutionEnded | None
             or ("" if outcome == Status.APPLIED else "no reason given"),
             step=step,
             alerts=alerts,
+            alerts_versions=alerts_versions,
         )
     raise InvalidResult(f"source {source!r} / detail-type {kind!r} is not a spoke result")
+
+
+def _versions(value: object) -> tuple[int, int] | None:
+    """``AlertsVersions``: two parameter versions (0: the parameter is missing), or absent."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        raise InvalidResult(f"AlertsVersions {value!r} is not two whole numbers from 0")
+    return value[0], value[1]
 
 
 def _required(detail: Mapping[str, Any], field: str) -> str:
@@ -197,6 +226,8 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
     if sent is not None and version < int(sent):
         return None  # about a value older than the one the status was sent with
     if report.step == ALERTS_STEP:
+        if report.alerts_versions is not None and report.alerts_versions < _alerts_versions(item):
+            return None  # about alert settings older than a report already recorded
         return _decide_alerts(item, report)
     if confirmed is not None and version == int(confirmed) and _alerts_failed(item):
         # This version's alerts were refused (this run's, or an overlapping run's, report came
@@ -224,6 +255,11 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
     return Decision(kept, Status.APPLIED)
 
 
+def _alerts_versions(item: Mapping[str, Any]) -> tuple[int, int]:
+    """The alert settings versions of the last alerts report recorded ((0, 0): none)."""
+    return int(item.get("ConfirmedAlertsVersion", 0)), int(item.get("ConfirmedAlertDefaultsVersion", 0))
+
+
 def _alerts_failed(item: Mapping[str, Any]) -> bool:
     return item.get("SpokeStep") == ALERTS_STEP and item.get("SpokeOutcome") == Status.FAILED
 
@@ -238,11 +274,18 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
         or desired is None
         or item.get("Status") == Status.UNMANAGED
     )  # as decide_report: the SENT of this version is not recorded yet and takes its verdict from here
+    ordered: dict[str, Any] = {}
+    if report.alerts_versions is not None:
+        ordered = {
+            "ConfirmedAlertsVersion": report.alerts_versions[0],
+            "ConfirmedAlertDefaultsVersion": report.alerts_versions[1],
+        }
     if report.outcome is Status.APPLIED:
         kept: dict[str, Any] = {
             "ConfirmedAlerts": report.alerts,
             "ConfirmedAt": now_text(),
             "ExecutionId": report.execution_id,
+            **ordered,
         }
         if not _alerts_failed(item):
             return Decision(kept)  # the status stays the limit step's verdict
@@ -261,6 +304,7 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
         "SpokeOutcome": Status.FAILED.value,
         "SpokeReason": f"alerts not applied: {report.reason}",
         "SpokeStep": ALERTS_STEP,
+        **ordered,
     }
     if waits:
         return Decision(refused)

@@ -14,6 +14,10 @@ Item (key ``AccountId``):
                       budget_sync.alerts)
   ConfirmedAlerts S   the alert settings the spoke reported its budget has (JSON: emails,
                       actual, forecasted, sns), from the document's ReconcileAlerts step
+  ConfirmedAlertsVersion, ConfirmedAlertDefaultsVersion N
+                      the versions of /BlogBudgets/AlertSettings and /BlogBudgets/AlertDefaults
+                      that report applied (0: missing): an alerts report about older ones is
+                      ignored (budget_sync.results)
   RequestedBy     S   who asked for the repair (``budgetctl reconcile --apply``), if someone did
   SentAt          S   when the value or the alert settings were last sent (SENT); the bound
                       ConfirmTimeoutMinutes counts from it
