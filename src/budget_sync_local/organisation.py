@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, redirect_stdout
 from dataclasses import dataclass, field
@@ -115,6 +116,11 @@ def _botocore_session() -> botocore.session.Session:
 _SHARED = boto3.Session(botocore_session=_botocore_session())
 
 
+#: Builds an _AssumedSession's boto3.Session once (re-entrant: boto3.Session.__init__ reads
+#: attributes of the session it is building).
+_BUILD_LOCK = threading.RLock()
+
+
 class _AssumedSession(boto3.Session):
     """A boto3 session for one set of assumed-role credentials whose clients are built by
     one shared session (a client from a warm session costs a third of a fresh one's).
@@ -134,13 +140,15 @@ class _AssumedSession(boto3.Session):
 
     def __getattr__(self, name: str) -> Any:
         # Only for attributes not found: those boto3.Session.__init__ would have set.
-        if name.startswith("__") or self.__dict__.get("_built"):
+        if name.startswith("__"):
             raise AttributeError(name)
-        self.__dict__["_built"] = True
-        boto3.Session.__init__(
-            self, region_name=self._region, botocore_session=_botocore_session(), **self._keys
-        )
-        return getattr(self, name)
+        with _BUILD_LOCK:  # once, whichever thread asks first
+            if not self.__dict__.get("_built"):
+                self.__dict__["_built"] = True
+                boto3.Session.__init__(
+                    self, region_name=self._region, botocore_session=_botocore_session(), **self._keys
+                )
+        return object.__getattribute__(self, name)
 
     @property
     def region_name(self) -> str:

@@ -16,6 +16,7 @@ from moto.budgets.responses import BudgetsResponse
 from moto.server import ThreadedMotoServer
 
 from budget_sync_local import standins
+from budget_sync_local.organisation import _AssumedSession
 from tests.spoke.conftest import REGION
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -232,3 +233,25 @@ def test_given_a_new_parameter_whose_value_breaks_its_own_pattern_then_it_is_not
     assert error.value.response["Error"]["Code"] == "ParameterPatternMismatchException"
     with pytest.raises(ClientError, match="ParameterNotFound"):
         ssm.get_parameter(Name="/new")
+
+
+def test_an_assumed_session_builds_its_boto3_session_once_and_only_when_asked(installed):
+    keys = {"AccessKeyId": "ASIAEXAMPLE", "SecretAccessKey": "secret", "SessionToken": "token"}
+    session = _AssumedSession(keys, REGION)
+    # clients, credentials and region need no botocore session of its own
+    assert session.get_credentials().access_key == "ASIAEXAMPLE"
+    assert session.region_name == REGION
+    assert session.client("sts").meta.region_name == REGION
+    assert "_session" not in vars(session)
+    # anything else builds it, once, whichever of several threads asks first
+    seen: list[object] = []
+    threads = [threading.Thread(target=lambda: seen.append(session._session)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 8
+    assert len({id(s) for s in seen}) == 1
+    assert session._session.get_credentials().access_key == "ASIAEXAMPLE"
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        _ = session.no_such_thing
