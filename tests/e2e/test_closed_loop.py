@@ -22,22 +22,6 @@ pytestmark = pytest.mark.e2e
 A, B, C = "111111111111", "222222222222", "333333333333"
 
 
-def give_planned_limits(org: LocalOrganisation, account: str) -> None:
-    """Someone replaced the account's budget by one with PlannedBudgetLimits (console)."""
-    budgets = org.session_in(account).client("budgets")
-    name = org.spokes[account].budget_name
-    budgets.delete_budget(AccountId=account, BudgetName=name)
-    budgets.create_budget(
-        AccountId=account,
-        Budget={
-            "BudgetName": name,
-            "BudgetType": "COST",
-            "TimeUnit": "MONTHLY",
-            "PlannedBudgetLimits": {"1767225600": {"Amount": "100", "Unit": "USD"}},
-        },
-    )
-
-
 def notifications(org: LocalOrganisation) -> list[tuple[str, str]]:
     """(subject, message) of everything published to the management stack's alarm topic."""
     topic = org.stack.physical_ids["AlarmTopic"]
@@ -75,7 +59,7 @@ def test_given_a_budget_with_planned_limits_when_555_is_written_then_the_status_
     local_org: LocalOrganisation, recorder: Recorder
 ):
     # GIVEN account A's budget uses planned limits, B's is an ordinary one
-    give_planned_limits(local_org, A)
+    local_org.give_planned_limits(A)
 
     # WHEN an operator writes 555 for A and 700 for B
     local_org.put(A, 555)
@@ -108,7 +92,7 @@ def test_given_a_budget_with_planned_limits_when_555_is_written_then_the_status_
 
 def test_given_a_failed_account_then_each_new_failure_notifies_again(local_org: LocalOrganisation):
     # GIVEN A failed once
-    give_planned_limits(local_org, A)
+    local_org.give_planned_limits(A)
     local_org.put(A, 555)
     local_org.pipeline.run_until_idle()
     assert len(notifications(local_org)) == 1
@@ -225,7 +209,7 @@ def test_given_a_repair_whose_automation_fails_then_the_next_run_reports_failure
     # GIVEN A at 1000, confirmed; then its budget is replaced by one with planned limits
     local_org.put(A, 1000)
     local_org.pipeline.run_until_idle()
-    give_planned_limits(local_org, A)
+    local_org.give_planned_limits(A)
 
     # WHEN the reconciler repairs it: the spoke's Automation refuses
     first = reconcile(local_org)
@@ -253,7 +237,7 @@ def test_given_a_failed_repair_then_later_runs_keep_the_spokes_reason_and_write_
     # GIVEN a repair whose Automation failed (planned limits), reported FAILED by the spoke
     local_org.put(A, 1000)
     local_org.pipeline.run_until_idle()
-    give_planned_limits(local_org, A)
+    local_org.give_planned_limits(A)
     reconcile(local_org)
     local_org.pipeline.run_until_idle()
     before = local_org.status(A)

@@ -9,6 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -45,7 +48,23 @@ def wait_for_port(port: int, process: subprocess.Popen[str], timeout_s: float = 
     raise AssertionError("the port never opened")
 
 
-def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_shows_it():
+@dataclass
+class LocalServer:
+    """`make local` in a subprocess; ``output`` is its console once it has stopped."""
+
+    port: int
+    process: subprocess.Popen[str]
+    output: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def make_local(stop: signal.Signals = signal.SIGINT) -> Iterator[LocalServer]:
+    """Start `make local` with one spoke account, wait for its port, stop it with ``stop``
+    (Ctrl-C by default) however the test ends."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
@@ -53,9 +72,32 @@ def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_sh
         stderr=subprocess.STDOUT,
         text=True,
     )
+    running = LocalServer(port, process)
     try:
         wait_for_port(port, process)
-        endpoint = f"http://127.0.0.1:{port}"
+        yield running
+    finally:
+        process.send_signal(stop)
+        running.output, _ = process.communicate(timeout=30)
+
+
+def in_account(endpoint: str, account: str, service: str) -> Any:
+    """A client in ``account`` with its administrator role's credentials (assumed at the endpoint)."""
+    assumed = client(endpoint, "sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="me"
+    )["Credentials"]
+    return client(
+        endpoint,
+        service,
+        aws_access_key_id=assumed["AccessKeyId"],
+        aws_secret_access_key=assumed["SecretAccessKey"],
+        aws_session_token=assumed["SessionToken"],
+    )
+
+
+def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_shows_it():
+    with make_local() as local:
+        endpoint = local.endpoint
         client(endpoint, "dynamodb").put_item(
             TableName="BlogBudgetsDynamoDB",
             Item={
@@ -64,15 +106,7 @@ def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_sh
                 "AlertEmails": {"S": "local-owner@example.com"},
             },
         )
-        assumed = client(endpoint, "sts").assume_role(
-            RoleArn=f"arn:aws:iam::{SPOKE}:role/OrganizationAccountAccessRole", RoleSessionName="reader"
-        )["Credentials"]
-        credentials = {
-            "aws_access_key_id": assumed["AccessKeyId"],
-            "aws_secret_access_key": assumed["SecretAccessKey"],
-            "aws_session_token": assumed["SessionToken"],
-        }
-        budgets = client(endpoint, "budgets", **credentials)
+        budgets = in_account(endpoint, SPOKE, "budgets")
         deadline, amount = time.monotonic() + 30, None
         while time.monotonic() < deadline:
             budget = budgets.describe_budget(AccountId=SPOKE, BudgetName="SpokeAccountBudget")["Budget"]
@@ -93,12 +127,9 @@ def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_sh
                 break
             time.sleep(0.2)
         assert addresses == ["local-owner@example.com"]
-    finally:
-        process.send_signal(signal.SIGINT)  # Ctrl-C
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
-    assert "ready at" in output
-    assert f"{SPOKE}: rule matched" in output  # the pipeline's steps are shown as they happen
+    assert local.process.returncode == 0, local.output
+    assert "ready at" in local.output
+    assert f"{SPOKE}: rule matched" in local.output  # the pipeline's steps are shown as they happen
 
 
 def test_given_a_port_in_use_when_make_local_starts_then_it_exits_at_once_with_the_message():
@@ -120,37 +151,18 @@ def test_given_a_port_in_use_when_make_local_starts_then_it_exits_at_once_with_t
 
 
 def test_given_two_local_servers_on_one_port_when_the_second_binds_after_provisioning_then_it_ends():
-    port = free_port()
-    first = subprocess.Popen(
-        [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for_port(port, first)
-        with pytest.raises(server.ServerError, match=f"cannot listen on 127.0.0.1:{port}"):
-            server._bind("127.0.0.1", port)  # the bind after provisioning, the port taken meanwhile
+    with make_local(stop=signal.SIGTERM) as first:
+        with pytest.raises(server.ServerError, match=f"cannot listen on 127.0.0.1:{first.port}"):
+            server._bind("127.0.0.1", first.port)  # the bind after provisioning, the port taken meanwhile
         stopped = threading.Event()
         with pytest.raises(server.ServerError, match="in use"):
-            server.serve(["111111111111"], port, stop=stopped)
-    finally:
-        first.send_signal(signal.SIGTERM)
-        output, _ = first.communicate(timeout=30)
-    assert first.returncode == 0, output
+            server.serve(["111111111111"], first.port, stop=stopped)
+    assert first.process.returncode == 0, first.output
 
 
 def test_given_make_local_when_invalid_and_unreachable_items_arrive_then_the_console_shows_each_reason():
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for_port(port, process)
-        dynamodb = client(f"http://127.0.0.1:{port}", "dynamodb")
+    with make_local() as local:
+        dynamodb = client(local.endpoint, "dynamodb")
         dynamodb.put_item(
             TableName="BlogBudgetsDynamoDB", Item={"AccountId": {"S": SPOKE}, "BudgetValue": {"N": "12.345"}}
         )
@@ -167,9 +179,7 @@ def test_given_make_local_when_invalid_and_unreachable_items_arrive_then_the_con
                 break
             time.sleep(0.2)
         time.sleep(1)  # the console line follows the status write
-    finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+    output = local.output
     lines = output.splitlines()
     assert any(f"{SPOKE}: FAILED" in line and "12.345" in line for line in lines), output
     assert any("999999999999: FAILED" in line for line in lines), output
@@ -180,26 +190,9 @@ def test_given_make_local_when_invalid_and_unreachable_items_arrive_then_the_con
 
 def test_given_make_local_when_a_planned_limits_budget_gets_555_then_the_status_says_failed_with_the_spokes_reason():
     # GIVEN `make local` running (a user's first try, as the issue describes it)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for_port(port, process)
-        endpoint = f"http://127.0.0.1:{port}"
-        assumed = client(endpoint, "sts").assume_role(
-            RoleArn=f"arn:aws:iam::{SPOKE}:role/OrganizationAccountAccessRole", RoleSessionName="me"
-        )["Credentials"]
-        budgets = client(
-            endpoint,
-            "budgets",
-            aws_access_key_id=assumed["AccessKeyId"],
-            aws_secret_access_key=assumed["SecretAccessKey"],
-            aws_session_token=assumed["SessionToken"],
-        )
+    with make_local() as local:
+        endpoint = local.endpoint
+        budgets = in_account(endpoint, SPOKE, "budgets")
         # AND account 111111111111's budget replaced by one with planned limits
         budgets.delete_budget(AccountId=SPOKE, BudgetName="SpokeAccountBudget")
         budgets.create_budget(
@@ -228,24 +221,13 @@ def test_given_make_local_when_a_planned_limits_budget_gets_555_then_the_status_
         assert status["Status"]["S"] == "FAILED"
         assert status["Reason"]["S"].startswith("spoke: ")
         assert "PlannedBudgetLimits" in status["Reason"]["S"]
-    finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
-    assert "management result bus" in output
+    assert local.process.returncode == 0, local.output
+    assert "management result bus" in local.output
 
 
 def test_given_make_local_when_a_client_creates_and_moves_an_account_then_it_is_enrolled_by_its_ous_default():
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for_port(port, process)
-        endpoint = f"http://127.0.0.1:{port}"
+    with make_local() as local:
+        endpoint = local.endpoint
         organizations = client(endpoint, "organizations")
         root = organizations.list_roots()["Roots"][0]["Id"]
         units = organizations.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"]
@@ -263,17 +245,7 @@ def test_given_make_local_when_a_client_creates_and_moves_an_account_then_it_is_
         deadline, amount = time.monotonic() + 60, None
         while time.monotonic() < deadline:
             try:
-                assumed = client(endpoint, "sts").assume_role(
-                    RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
-                    RoleSessionName="reader",
-                )["Credentials"]
-                budgets = client(
-                    endpoint,
-                    "budgets",
-                    aws_access_key_id=assumed["AccessKeyId"],
-                    aws_secret_access_key=assumed["SecretAccessKey"],
-                    aws_session_token=assumed["SessionToken"],
-                )
+                budgets = in_account(endpoint, account, "budgets")
                 budget = budgets.describe_budget(AccountId=account, BudgetName="SpokeAccountBudget")["Budget"]
                 amount = Decimal(budget["BudgetLimit"]["Amount"])
             except ClientError:  # the spoke stack (its role, its budget) is not there yet
@@ -282,9 +254,6 @@ def test_given_make_local_when_a_client_creates_and_moves_an_account_then_it_is_
                 break
             time.sleep(0.3)
         assert amount == Decimal("100")
-    finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
-    assert f"{account}: event CreateAccountResult" in output
-    assert f"{account}: StackSet budget-sync-spoke deployed the spoke stack" in output
+    assert local.process.returncode == 0, local.output
+    assert f"{account}: event CreateAccountResult" in local.output
+    assert f"{account}: StackSet budget-sync-spoke deployed the spoke stack" in local.output

@@ -232,11 +232,17 @@ def update_notification(
     found.details = _stored(new)
 
 
+def _notification_of(
+    backend: BudgetsBackend, account_id: str, budget_name: str, notification: Mapping[str, Any], verb: str
+) -> Any:
+    """The budget's notification, or the error AWS gives for ``verb`` (no budget, no notification)."""
+    return _find(_budget_of(backend, account_id, budget_name, verb), notification, verb)
+
+
 def subscribers_for(
     backend: BudgetsBackend, account_id: str, budget_name: str, notification: dict[str, Any]
 ) -> Any:
-    budget = _budget_of(backend, account_id, budget_name, "describe subscribers")
-    return _find(budget, notification, "describe subscribers")
+    return _notification_of(backend, account_id, budget_name, notification, "describe subscribers")
 
 
 def create_subscriber(
@@ -246,9 +252,7 @@ def create_subscriber(
     notification: dict[str, Any],
     subscriber: dict[str, Any],
 ) -> None:
-    found = _find(
-        _budget_of(backend, account_id, budget_name, "create subscriber"), notification, "create subscriber"
-    )
+    found = _notification_of(backend, account_id, budget_name, notification, "create subscriber")
     key = _subscriber_key(subscriber)
     keys = [_subscriber_key(s) for s in found.subscribers]
     if key in keys:
@@ -267,9 +271,7 @@ def delete_subscriber(
     notification: dict[str, Any],
     subscriber: dict[str, Any],
 ) -> None:
-    found = _find(
-        _budget_of(backend, account_id, budget_name, "delete subscriber"), notification, "delete subscriber"
-    )
+    found = _notification_of(backend, account_id, budget_name, notification, "delete subscriber")
     key = _subscriber_key(subscriber)
     kept = [s for s in found.subscribers if _subscriber_key(s) != key]
     if len(kept) == len(found.subscribers):
@@ -285,9 +287,7 @@ def update_subscriber(
     old: dict[str, Any],
     new: dict[str, Any],
 ) -> None:
-    found = _find(
-        _budget_of(backend, account_id, budget_name, "update subscriber"), notification, "update subscriber"
-    )
+    found = _notification_of(backend, account_id, budget_name, notification, "update subscriber")
     old_key, new_key = _subscriber_key(old), _subscriber_key(new)
     keys = [_subscriber_key(s) for s in found.subscribers]
     if old_key not in keys:
