@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -26,6 +27,18 @@ class Recorder:
 
     def clear(self) -> None:
         self.steps.clear()
+
+
+def sent_minutes_ago(org: LocalOrganisation, account: str, minutes: int) -> str:
+    """Date the account's SentAt back, as if its value had been sent ``minutes`` ago; returns it."""
+    old = (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(timespec="seconds")
+    org.management.client("dynamodb").update_item(
+        TableName=org.stack.status_table,
+        Key={"AccountId": {"S": account}},
+        UpdateExpression="SET SentAt = :old",
+        ExpressionAttributeValues={":old": {"S": old}},
+    )
+    return old
 
 
 @pytest.fixture

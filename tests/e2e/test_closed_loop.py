@@ -4,7 +4,6 @@ and the result function; a failure carries the spoke's own reason and notifies o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +14,7 @@ from budget_sync.reconcile import Action, Reconciler, read_desired, read_desired
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
-from tests.e2e.conftest import Recorder
+from tests.e2e.conftest import Recorder, sent_minutes_ago
 
 pytestmark = pytest.mark.e2e
 
@@ -120,13 +119,7 @@ def test_given_a_value_never_confirmed_then_the_check_fails_it_saying_so(local_o
     # WHEN the scheduled check runs while it is younger than the bound: nothing happens
     assert local_org.check_unconfirmed() == {"expired": []}
     # WHEN it runs once the bound (15 minutes) has passed
-    old = (datetime.now(UTC) - timedelta(minutes=16)).isoformat(timespec="seconds")
-    local_org.management.client("dynamodb").update_item(
-        TableName=local_org.stack.status_table,
-        Key={"AccountId": {"S": A}},
-        UpdateExpression="SET SentAt = :old",
-        ExpressionAttributeValues={":old": {"S": old}},
-    )
+    sent_minutes_ago(local_org, A, 16)
     assert local_org.check_unconfirmed() == {"expired": [A]}
 
     # THEN A is FAILED with a reason that says why, and someone was told once
@@ -148,13 +141,7 @@ def test_given_an_alerts_only_change_then_the_bound_counts_from_that_send_not_th
     # GIVEN A's limit was sent and confirmed long ago (20 minutes, past the 15-minute bound)
     local_org.put(A, 700)
     local_org.pipeline.run_until_idle()
-    old = (datetime.now(UTC) - timedelta(minutes=20)).isoformat(timespec="seconds")
-    local_org.management.client("dynamodb").update_item(
-        TableName=local_org.stack.status_table,
-        Key={"AccountId": {"S": A}},
-        UpdateExpression="SET SentAt = :old",
-        ExpressionAttributeValues={":old": {"S": old}},
-    )
+    old = sent_minutes_ago(local_org, A, 20)
     # WHEN only its alert recipients change, and the spoke has not answered yet
     spokes = dict(local_org.pipeline.spokes)
     spokes.pop(A)

@@ -4,7 +4,7 @@ what the spoke forwards, and what the result function's role allows (exactly its
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.standins import pattern_matches
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 from budget_sync_spoke import alerts, update_budget
+from tests.e2e.conftest import sent_minutes_ago
 
 MANAGEMENT = load(MANAGEMENT_TEMPLATE)
 SPOKE = load(SPOKE_TEMPLATE)
@@ -105,13 +106,7 @@ def test_the_result_role_allows_exactly_the_calls_the_result_function_makes(monk
         org.pipeline.spokes = {}
         org.put(A, 4321)
         org.pipeline.run_until_idle()
-        old = (datetime.now(UTC) - timedelta(minutes=20)).isoformat(timespec="seconds")
-        org.management.client("dynamodb").update_item(
-            TableName=org.stack.status_table,
-            Key={"AccountId": {"S": A}},
-            UpdateExpression="SET SentAt = :old",
-            ExpressionAttributeValues={":old": {"S": old}},
-        )
+        sent_minutes_ago(org, A, 20)
         original = BaseClient._make_api_call
 
         def record(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
