@@ -12,6 +12,7 @@ import boto3
 from botocore.exceptions import ProfileNotFound
 
 from budget_sync.alerts import alert_attributes
+from budget_sync.config import TABLE_NAME
 from budget_sync.domain import (
     parse_account_id,
     parse_budget_text,
@@ -38,7 +39,6 @@ DEFAULT_PARAMETER = "/BlogBudgets/CostThreshold"
 DEFAULT_CONCURRENCY = 16
 SESSION_NAME = "budgetctl"
 
-_TABLE = re.compile(r"[\w.\-]{3,255}")
 _ROLE = re.compile(r"[\w+=,.@-]{1,64}")
 _PARAMETER = re.compile(r"/[\w.\-/]{1,1010}")
 _BUDGET = re.compile(r"[^:\\]{1,100}")
@@ -70,8 +70,8 @@ DEFAULTS: dict[str, Any] = {
 def validate(args: argparse.Namespace) -> None:
     """Everything the user typed, checked before any AWS call. Errors name the option and value."""
     checks: list[tuple[str, str | None, re.Pattern[str]]] = [
-        ("--table", args.table, _TABLE),
-        ("--status-table", args.status_table, _TABLE),
+        ("--table", args.table, TABLE_NAME),
+        ("--status-table", args.status_table, TABLE_NAME),
         ("--role-name", args.role_name, _ROLE),
         ("--read-role-name", args.read_role_name, _ROLE),
         ("--reconciler-function", args.reconciler_function, _FUNCTION),

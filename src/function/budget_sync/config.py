@@ -12,7 +12,8 @@ from budget_sync.errors import ConfigError
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 _PARAMETER_NAME = re.compile(r"/[\w.\-/]{1,1010}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
-_TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
+#: A DynamoDB table name (every function's settings validate theirs with it).
+TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        own_region = _required(env, "AWS_REGION", _REGION)
+        own_region = required_env(env, "AWS_REGION", _REGION)
         spoke_region = env.get("SPOKE_REGION", "").strip() or own_region
         if not _REGION.fullmatch(spoke_region):
             raise ConfigError(f"SPOKE_REGION {spoke_region!r} is not an AWS region name")
@@ -49,17 +50,18 @@ class Settings:
         if not concurrency_text.isdigit() or not 1 <= int(concurrency_text) <= 64:
             raise ConfigError(f"MAX_CONCURRENCY {concurrency_text!r} must be a whole number from 1 to 64")
         return cls(
-            parameter_name=_required(env, "BUDGET_PARAMETER_NAME", _PARAMETER_NAME),
-            spoke_role_name=_required(env, "SPOKE_ROLE_NAME", _ROLE_NAME),
+            parameter_name=required_env(env, "BUDGET_PARAMETER_NAME", _PARAMETER_NAME),
+            spoke_role_name=required_env(env, "SPOKE_ROLE_NAME", _ROLE_NAME),
             spoke_region=spoke_region,
-            status_table_name=_required(env, "STATUS_TABLE_NAME", _TABLE_NAME),
+            status_table_name=required_env(env, "STATUS_TABLE_NAME", TABLE_NAME),
             max_concurrency=int(concurrency_text),
             session_name=_session_name(env.get("AWS_LAMBDA_FUNCTION_NAME", "")),
-            alert_parameter_name=_optional(env, "ALERT_PARAMETER_NAME", _PARAMETER_NAME),
+            alert_parameter_name=optional_env(env, "ALERT_PARAMETER_NAME", _PARAMETER_NAME),
         )
 
 
-def _required(env: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str:
+def required_env(env: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str:
+    """The environment variable ``name``, set and matching ``pattern``; ConfigError naming it otherwise."""
     value = env.get(name, "").strip()
     if not value:
         raise ConfigError(f"environment variable {name} is not set")
@@ -68,7 +70,8 @@ def _required(env: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> st
     return value
 
 
-def _optional(env: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str | None:
+def optional_env(env: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str | None:
+    """The environment variable ``name`` if set (it must match ``pattern``), else None."""
     value = env.get(name, "").strip()
     if value and not pattern.fullmatch(value):
         raise ConfigError(f"environment variable {name} has an invalid value {value!r}")

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budget_sync.config import Settings
+from budget_sync.config import TABLE_NAME, Settings, required_env
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SOURCE = "reconciler"
-_TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
 _BUDGET_NAME = re.compile(r"[^:\\]{1,100}")
 _deserialize = TypeDeserializer().deserialize
 
@@ -505,9 +504,7 @@ class ReconcilerSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcilerSettings:
         env = os.environ if env is None else env
-        table = env.get("BUDGETS_TABLE_NAME", "").strip()
-        if not _TABLE_NAME.fullmatch(table):
-            raise ConfigError(f"environment variable BUDGETS_TABLE_NAME has an invalid value {table!r}")
+        table = required_env(env, "BUDGETS_TABLE_NAME", TABLE_NAME)
         budget = env.get("BUDGET_NAME", DEFAULT_BUDGET_NAME).strip() or DEFAULT_BUDGET_NAME
         if not _BUDGET_NAME.fullmatch(budget):
             raise ConfigError(f"environment variable BUDGET_NAME has an invalid value {budget!r}")

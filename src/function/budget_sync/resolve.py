@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budget_sync.config import TABLE_NAME, optional_env, required_env
 from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, format_amount
 from budget_sync.errors import ConfigError, InvalidItemError, TransientError
 from budget_sync.observability import logger
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SOURCE = "resolver"
-_TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
 _STACK_SET_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,127}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 _deserialize = TypeDeserializer().deserialize
@@ -83,15 +83,11 @@ class ResolverSettings:
         import os
 
         env = os.environ if env is None else env
-        tables = {}
-        for name in ("BUDGETS_TABLE_NAME", "DEFAULTS_TABLE_NAME", "STATUS_TABLE_NAME"):
-            value = env.get(name, "").strip()
-            if not _TABLE_NAME.fullmatch(value):
-                raise ConfigError(f"environment variable {name} is not set or invalid: {value!r}")
-            tables[name] = value
-        stack_set = env.get("SPOKE_STACKSET_NAME", "").strip()
-        if stack_set and not _STACK_SET_NAME.fullmatch(stack_set):
-            raise ConfigError(f"environment variable SPOKE_STACKSET_NAME has an invalid value {stack_set!r}")
+        tables = {
+            name: required_env(env, name, TABLE_NAME)
+            for name in ("BUDGETS_TABLE_NAME", "DEFAULTS_TABLE_NAME", "STATUS_TABLE_NAME")
+        }
+        stack_set = optional_env(env, "SPOKE_STACKSET_NAME", _STACK_SET_NAME) or ""
         region = env.get("SPOKE_REGION", "").strip() or env.get("AWS_REGION", "").strip()
         if stack_set and not _REGION.fullmatch(region):
             raise ConfigError(f"environment variable SPOKE_REGION (or AWS_REGION) is invalid: {region!r}")

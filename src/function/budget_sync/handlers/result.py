@@ -32,6 +32,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from budget_sync.config import TABLE_NAME, optional_env, required_env
 from budget_sync.errors import ConfigError, TransientError
 from budget_sync.failures import FailureNotifier, new_failures
 from budget_sync.observability import logger, metrics, traced_handler
@@ -39,7 +40,6 @@ from budget_sync.results import InvalidResult, ResultStore, Transition, parse_ev
 from budget_sync.spoke import CLIENT_CONFIG
 from budget_sync.status import Status
 
-_TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
 _TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[\w-]{1,256}")
 DEFAULT_TIMEOUT_MINUTES = 15
 
@@ -59,12 +59,8 @@ class ResultSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ResultSettings:
         env = os.environ if env is None else env
-        table = env.get("STATUS_TABLE_NAME", "").strip()
-        if not _TABLE_NAME.fullmatch(table):
-            raise ConfigError(f"environment variable STATUS_TABLE_NAME has an invalid value {table!r}")
-        topic = env.get("ALARM_TOPIC_ARN", "").strip()
-        if topic and not _TOPIC_ARN.fullmatch(topic):
-            raise ConfigError(f"environment variable ALARM_TOPIC_ARN has an invalid value {topic!r}")
+        table = required_env(env, "STATUS_TABLE_NAME", TABLE_NAME)
+        topic = optional_env(env, "ALARM_TOPIC_ARN", _TOPIC_ARN) or ""
         minutes = env.get("CONFIRM_TIMEOUT_MINUTES", str(DEFAULT_TIMEOUT_MINUTES)).strip()
         if not minutes.isdigit() or not 1 <= int(minutes) <= 1440:
             raise ConfigError(
