@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from budget_sync_local.pipeline import Observer, Step, StreamPoller
+from budget_sync_local.pipeline import Observer, Step, StreamPoller, drained
 from budget_sync_local.standins import pattern_matches
 from budget_sync_local.standins import stacksets as stacksets_standin
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
@@ -101,11 +101,7 @@ class Enrolment:
 
     def step(self) -> int:
         work = sum(poller.poll() for poller in self._pollers)
-        while True:
-            try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                break
+        for event in drained(self.events):
             work += 1
             self._route(event)
         if self._stack_set is not None:

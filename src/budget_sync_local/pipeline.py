@@ -25,7 +25,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -211,6 +211,15 @@ class StreamPoller:
         }
 
 
+def drained(events: queue.Queue[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every event waiting on a local bus, oldest first, until none is left."""
+    while True:
+        try:
+            yield events.get_nowait()
+        except queue.Empty:
+            return
+
+
 class SpokeHandler(Protocol):
     """What the pipeline needs of a deployed spoke stack (budget_sync_local.spoke_stack)."""
 
@@ -271,11 +280,7 @@ class Pipeline:
             work = self.poller.poll()
             for source in self._sources:
                 work += source.step()
-            while True:
-                try:
-                    event = self.events.get_nowait()
-                except queue.Empty:
-                    break
+            for event in drained(self.events):
                 work += 1
                 self._route(event)
             return work

@@ -124,21 +124,21 @@ def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def _notify(records: list[dict[str, Any]], notifier: FailureNotifier) -> dict[str, Any]:
     """A batch of the status table's stream: publish each new failure, in order. The first
     that cannot be published, and every record after it, go back to Lambda for retry."""
-    settled = 0
+    settled, retry = 0, []
     for failure in new_failures(records):
         try:
             published = notifier.notify(failure)
         except TransientError as exc:
             logger.warning("failure not published, will retry", extra={"reason": str(exc)})
-            metrics.add_metric(name="NewFailure", unit="Count", value=settled)
-            return {"batchItemFailures": [{"itemIdentifier": failure.sequence_number}]}
+            retry = [{"itemIdentifier": failure.sequence_number}]
+            break
         settled += 1
         logger.error(
             "new failure published" if published else "new failure (no alarm topic: logged only)",
             extra={"account_id": failure.account_id, "source": failure.source, "reason": failure.reason},
         )
     metrics.add_metric(name="NewFailure", unit="Count", value=settled)
-    return {"batchItemFailures": []}
+    return {"batchItemFailures": retry}
 
 
 handler = traced_handler(_handler)
