@@ -176,10 +176,11 @@ class Context:
         return accounts
 
     def members(self, wanted: Sequence[str], *, list_all: bool = False) -> set[str]:
-        """Which of ``wanted`` are accounts of the organisation (any state): one DescribeAccount for
-        one account, else (or with ``list_all``: a key that is no well-formed id) ListAccounts. AwsError (exit 4) with what to do when the
-        organisation cannot be read (not its management account or a delegated administrator, or
-        not allowed): the caller writes nothing then."""
+        """Which of ``wanted`` are accounts of the organisation (in any state): one DescribeAccount
+        for one account, else (or with ``list_all``, for a key that may be no well-formed id) the
+        pages of ListAccounts. AwsError (exit 4) saying what to do when the organisation cannot be
+        read (not its management account or a delegated administrator, not allowed, no
+        organisation): the caller writes nothing then."""
         organizations = self.client("organizations")
         describe = len(wanted) == 1 and not list_all
         operation = "DescribeAccount" if describe else "ListAccounts"
