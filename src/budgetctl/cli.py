@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "130 interrupted (Ctrl-C).",
     )
     parser.add_argument("--version", action="version", version=f"budgetctl {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", prog="budgetctl")
     subs: list[argparse.ArgumentParser] = []
 
     def command(name: str, run: Callable[[Context], int], help_text: str) -> argparse.ArgumentParser:

@@ -308,6 +308,7 @@ def test_a_subcommands_help_lists_its_own_options_first_and_account_has_help(
     assert cli.main(["set", "--help"]) == ExitCode.OK
     text = capsys.readouterr().out
     usage = text.split("\n\n")[0]
+    assert usage.startswith("usage: budgetctl set [-h] [--alert-emails A,B]")
     assert "--profile" not in usage
     assert "--alert-emails" in usage
     assert usage.rstrip().endswith("ACCOUNT AMOUNT [global options]")
