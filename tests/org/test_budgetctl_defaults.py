@@ -173,3 +173,29 @@ def test_default_get_output_json_is_one_object_and_default_set_dry_run_writes_no
     assert dry_delete.code == ExitCode.OK, dry_delete.stderr
     assert "would be deleted; nothing written (dry run)" in dry_delete.stderr
     assert default_item(tree, tree.sandbox)["BudgetValue"] == Decimal(100)  # type: ignore[index]
+
+
+def test_given_ctrl_c_during_default_import_then_the_targets_in_flight_are_named_and_exit_130(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    source = tmp_path / "defaults.csv"
+    source.write_text(f"TargetId,BudgetValue\n{tree.root},50\n{tree.sandbox},100\n")
+    original = BaseClient._make_api_call
+
+    def interrupted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "TransactWriteItems":
+            raise KeyboardInterrupt
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", interrupted)
+
+    result = budgetctl("default", "import", str(source), "--region", "us-east-1")
+
+    assert result.code == 130
+    assert "Traceback" not in result.stderr
+    assert f"in flight: {tree.root} {tree.sandbox}" in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "budgetctl: error: interrupted (Ctrl-C); nothing more was sent"
+    )
+    assert default_item(tree, tree.sandbox) is None

@@ -30,7 +30,7 @@ from budget_sync.organizations import NotInOrganization, OrganizationsReader
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import AwsError, ExitCode, UsageError
-from budgetctl.table import BudgetsTable, Write
+from budgetctl.table import BudgetsTable, InterruptedWriteError, Write
 
 DEFAULT_DEFAULTS_TABLE = "BlogBudgetsDefaults"
 DEFAULT_COLUMNS = ("TargetId", "Name", "BudgetValue", "UpdatedBy", "UpdatedAt")
@@ -271,7 +271,17 @@ def _import(ctx: Context, table: BudgetsTable) -> int:
             + (" (dry run)" if ctx.args.dry_run else "")
         )
         return ExitCode.OK
-    conflicts = table.write_many(writes)
+    try:
+        conflicts = table.write_many(writes)
+    except InterruptedWriteError as stopped:  # Ctrl-C: what was written, then exit 130 (cli)
+        for label, done in (
+            ("written", stopped.written),
+            ("in flight", stopped.in_flight),
+            ("NOT written", stopped.unsent),
+        ):
+            if done:
+                ctx.out.info(f"{label}: {' '.join(w.account_id for w in done)}")
+        raise
     for _, message in conflicts:
         ctx.out.error(message)
     ctx.out.info(f"written {len(writes) - len(conflicts)}, conflicts {len(conflicts)}")
