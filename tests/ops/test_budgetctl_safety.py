@@ -7,6 +7,9 @@ and ``--help`` reads."""
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +29,7 @@ from tests.ops.test_budgetctl import (
     item,
     no_aws_calls,  # noqa: F401 - fixture, used below
 )
+from tests.ops.test_console_script import ENV as CONSOLE_ENV
 
 A, B, C = SPOKES
 MANAGEMENT = "123456789012"
@@ -357,3 +361,32 @@ def test_a_global_option_the_command_does_not_use_is_a_usage_error(
     assert result.code == ExitCode.USAGE
     assert message in result.stderr
     assert no_aws_calls == []
+
+
+def test_ctrl_c_in_the_installed_command_prints_one_line_and_exits_130():
+    # GIVEN an endpoint that takes the connection and never answers
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(60)
+        port = server.getsockname()[1]
+        command = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("budgetctl")),
+                *("--endpoint-url", f"http://127.0.0.1:{port}", "get", A),
+            ],
+            env={**os.environ, **CONSOLE_ENV},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        connection, _ = server.accept()  # the command is waiting for GetItem's answer
+        with connection:
+            # WHEN the operator presses Ctrl-C
+            command.send_signal(signal.SIGINT)
+            stdout, stderr = command.communicate(timeout=60)
+
+    # THEN one line, no traceback, exit 130
+    assert command.returncode == 130
+    assert stderr == "budgetctl: error: interrupted (Ctrl-C); nothing more was sent\n"
+    assert stdout == ""
