@@ -16,16 +16,19 @@ docs/operate.md.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import boto3
+import jmespath
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import InvalidItemError
@@ -44,14 +47,111 @@ from budgetctl.context import (
     Context,
     validate,
 )
-from budgetctl.errors import CliError, ExitCode
+from budgetctl.errors import CliError, ExitCode, UsageError
 from budgetctl.output import FORMATS, Output, output_format
+
+#: Printed after the usage of a command: its own options come first, the global ones are listed
+#: after them in the command's --help (and in ``budgetctl --help``).
+GLOBAL_USAGE = "[global options]"
+
+
+#: The global "names" options that each command uses: another one given to it is a usage error
+#: (exit 2), never silently ignored. (--role-name names the spoke write role for reference only:
+#: no command uses it, every command accepts it.)
+_SPOKE_READS = frozenset(
+    {
+        "table",
+        "status_table",
+        "read_role_name",
+        "parameter_name",
+        "budget_name",
+        "spoke_region",
+        "concurrency",
+    }
+)
+NAMES_USED: dict[str, frozenset[str]] = {
+    "get": frozenset({"table"}),
+    "set": frozenset({"table"}),
+    "delete": frozenset({"table", "status_table"}),
+    "import": frozenset({"table"}),
+    "export": frozenset({"table"}),
+    "status": _SPOKE_READS,
+    "reconcile": _SPOKE_READS | {"reconciler_function"},
+    "report": _SPOKE_READS,
+    "default": frozenset(),
+    "parked": frozenset({"reconciler_function"}),
+}
+_CHECKED_NAMES = frozenset().union(*NAMES_USED.values())
+
+
+def _unused_names_error(args: argparse.Namespace) -> UsageError | None:
+    """Read before the defaults are filled in: an option given has its attribute (SUPPRESS)."""
+    used = NAMES_USED.get(args.command, _CHECKED_NAMES)
+    unused = sorted(name for name in _CHECKED_NAMES - used if hasattr(args, name))
+    if not unused:
+        return None
+    shown = ", ".join("--" + name.replace("_", "-") for name in unused)
+    return UsageError(f"{args.command} does not use {shown}; nothing done")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with suggestions: a mistyped option or command names the closest one (argparse
+    in Python 3.11 has no ``suggest_on_error``). The subcommands' parsers are of this class too."""
+
+    typed: Sequence[str] = ()
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: None = None) -> argparse.Namespace:  # type: ignore[override]
+        self.typed = list(args) if args is not None else sys.argv[1:]
+        return super().parse_args(self.typed, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        hint = _suggestion(self, message)
+        super().error(message + (f" (did you mean {hint}?)" if hint else ""))
+
+
+def _suggestion(parser: Parser, message: str) -> str:
+    """The closest known option to each unknown one in ``message`` (those of the command typed and
+    the global ones), or the closest command to a mistyped one."""
+    words: list[str] = []
+    if message.startswith("unrecognized arguments: "):
+        words = [w.split("=", 1)[0] for w in message.split(": ", 1)[1].split() if w.startswith("-")]
+    elif message.startswith("argument COMMAND: invalid choice: "):
+        words = [message.split("'")[1]] if message.count("'") >= 2 else []
+    if not words:
+        return ""
+    known = _known_words(parser, parser.typed, words[0].startswith("-"))
+    hints = [m[0] for w in words if (m := difflib.get_close_matches(w, known, n=1, cutoff=0.6))]
+    return ", ".join(hints)
+
+
+def _known_words(parser: argparse.ArgumentParser, typed: Sequence[str], options: bool) -> list[str]:
+    """The command names, or the long options of the parser and of the command typed."""
+    known: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            if not options:
+                return list(action.choices)
+            for name, sub in action.choices.items():
+                if name in typed:
+                    known += _known_words(sub, (), options)
+        elif options:
+            known += [o for o in action.option_strings if o.startswith("--")]
+    return sorted(set(known))
+
+
+def _own_usage(sub: argparse.ArgumentParser, global_dests: set[str]) -> str:
+    """The command's usage line with its own options and arguments only (the global ones are
+    summed up as ``[global options]``)."""
+    own = [a for a in sub._actions if a.dest not in global_dests]
+    formatter = sub._get_formatter()
+    formatter.add_usage(None, own, sub._mutually_exclusive_groups, prefix="")
+    return formatter.format_help().strip() + f" {GLOBAL_USAGE}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     # Global options are accepted before and after the command, as the AWS CLI does.
-    common = argparse.ArgumentParser(add_help=False)
-    aws = common.add_argument_group("AWS")
+    common = Parser(add_help=False)
+    aws = common.add_argument_group("global options: AWS")
     aws.add_argument("--profile", default=argparse.SUPPRESS, help="named profile (~/.aws/config)")
     aws.add_argument("--region", default=argparse.SUPPRESS, help="the management region")
     aws.add_argument(
@@ -71,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="structured logs of each account on stderr",
     )
-    names = common.add_argument_group("names (defaults: the templates' defaults)")
+    names = common.add_argument_group("global options: names (defaults: the templates' defaults)")
     names.add_argument("--table", default=argparse.SUPPRESS, help=f"budgets table ({DEFAULT_TABLE})")
     names.add_argument(
         "--status-table", default=argparse.SUPPRESS, help=f"status table ({DEFAULT_STATUS_TABLE})"
@@ -105,24 +205,31 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"spoke accounts read at once ({DEFAULT_CONCURRENCY})",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="budgetctl",
+        usage=f"budgetctl [-h] [--version] {GLOBAL_USAGE} COMMAND ...",
         parents=[common],
         description="Operate budget-sync: the budgets table, per-account status, drift repair.",
         epilog="Exit codes: 0 ok; 1 drift or problem found / no such item; 2 usage or validation "
-        "error (nothing sent to AWS); 3 conflict (the item changed since it was read); 4 AWS error; "
-        "5 unexpected error (the traceback with --debug).",
+        "error (nothing written); 3 conflict (the item changed since it was read); 4 AWS error "
+        "(or the organisation cannot be read); 5 unexpected error (the traceback with --debug); "
+        "130 interrupted (Ctrl-C).",
     )
     parser.add_argument("--version", action="version", version=f"budgetctl {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", prog="budgetctl")
+    subs: list[argparse.ArgumentParser] = []
 
     def command(name: str, run: Callable[[Context], int], help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
         sub.set_defaults(run=run)
+        subs.append(sub)
         return sub
 
     for name in MODULES:
         importlib.import_module(f"budgetctl.commands.{name}").register(command)
+    global_dests = {a.dest for a in common._actions}
+    for sub in subs:
+        sub.usage = _own_usage(sub, global_dests)
     return parser
 
 
@@ -163,14 +270,22 @@ def main(
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
     args.output = output_format(getattr(args, "output", None), os.environ)
+    unused_names = _unused_names_error(args)
     for key, value in DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, value)
     out = Output(args.output, stdout, stderr, query=getattr(args, "query", None))
     try:
+        if unused_names is not None:
+            raise unused_names
         validate(args)
+        _validate_query(getattr(args, "query", None))
         with _logs_to(out.stderr, args.debug):
             return int(args.run(Context(args, out, session)))
+    except KeyboardInterrupt:
+        # One line; a command that wrote has printed what it wrote and what not (e.g. import).
+        out.error("interrupted (Ctrl-C); nothing more was sent")
+        return ExitCode.INTERRUPTED
     except InvalidItemError as exc:
         out.error(str(exc))
         return ExitCode.USAGE
@@ -186,6 +301,17 @@ def main(
         return ExitCode.AWS
     except Exception as exc:  # anything else is a bug: one clear line, the traceback on request
         return _unexpected(exc, out, bool(args.debug))
+
+
+def _validate_query(query: str | None) -> None:
+    """--query is compiled before any AWS call: a bad expression is a usage error (exit 2)."""
+    if query is None:
+        return
+    try:
+        jmespath.compile(query)
+    except ValueError as exc:  # jmespath's ParseError, LexerError, ...
+        detail = " ".join(str(exc).split())
+        raise UsageError(f"--query {query!r} is not a valid JMESPath expression: {detail}") from None
 
 
 def _unexpected(exc: Exception, out: Output, debug: bool) -> int:

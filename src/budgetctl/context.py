@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from budget_sync.alerts import alert_attributes
 from budget_sync.config import TABLE_NAME
@@ -19,13 +20,19 @@ from budget_sync.domain import (
 )
 from budget_sync.reconcile import Reconciler
 from budget_sync.spoke import CLIENT_CONFIG, DEFAULT_BUDGET_NAME, SsmSpokeGateway
-from budgetctl.errors import UsageError
+from budgetctl.errors import AwsError, UsageError
 from budgetctl.output import Output
 from budgetctl.table import BudgetsTable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+
+#: Why an account must be in the organisation, and how to write anyway (set, import).
+OUTSIDE_HINT = (
+    "budget-sync reaches an account through the spoke role, which trusts only the organisation; "
+    "pass --outside-organization to write it anyway"
+)
 
 #: The templates' defaults (tests/ops checks them against both templates).
 DEFAULT_TABLE = "BlogBudgetsDynamoDB"
@@ -167,3 +174,40 @@ class Context:
                 if account.get("Status", "ACTIVE") == "ACTIVE":
                     accounts[account["Id"]] = account.get("Name", "")
         return accounts
+
+    def members(self, wanted: Sequence[str], *, list_all: bool = False) -> set[str]:
+        """Which of ``wanted`` are accounts of the organisation (in any state): one DescribeAccount
+        for one account, else (or with ``list_all``, for a key that may be no well-formed id) the
+        pages of ListAccounts. AwsError (exit 4) saying what to do when the organisation cannot be
+        read (not its management account or a delegated administrator, not allowed, no
+        organisation): the caller writes nothing then."""
+        organizations = self.client("organizations")
+        describe = len(wanted) == 1 and not list_all
+        operation = "DescribeAccount" if describe else "ListAccounts"
+        try:
+            if describe:
+                try:
+                    organizations.describe_account(AccountId=wanted[0])
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") == "AccountNotFoundException":
+                        return set()
+                    raise
+                return set(wanted)
+            found = {
+                account["Id"]
+                for page in organizations.get_paginator("list_accounts").paginate()
+                for account in page.get("Accounts", [])
+            }
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError):
+                error = exc.response.get("Error", {})
+                detail = f"{error.get('Code', '?')}: {error.get('Message', '')}"
+            else:
+                detail = str(exc)
+            raise AwsError(
+                f"cannot check that the account(s) are in the organisation: organizations:{operation} "
+                f"failed ({detail}). Run budgetctl with credentials of the organisation's management "
+                f"account (or a delegated administrator) allowed organizations:{operation}, or pass "
+                "--outside-organization to write without this check; nothing written"
+            ) from exc
+        return found & set(wanted)

@@ -7,11 +7,12 @@ from enum import IntEnum
 
 class ExitCode(IntEnum):
     OK = 0
-    PROBLEM = 1  # drift or a failed account (status, reconcile), no such item (get, delete)
-    USAGE = 2  # bad arguments or input, refused before any AWS call
+    PROBLEM = 1  # an account needing attention (status, reconcile, report), no such item (get, delete)
+    USAGE = 2  # bad arguments or input (or an account outside the organisation): nothing written
     CONFLICT = 3  # the item changed since it was read: nothing (or not all) was written
     AWS = 4  # credentials, permissions, throttling, endpoint: the AWS call failed
     INTERNAL = 5  # an unexpected error (a bug): one line; the traceback with --debug
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it): one line; an import lists what it wrote
 
 
 class CliError(Exception):

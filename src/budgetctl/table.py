@@ -123,26 +123,37 @@ class BudgetsTable:
         """
         conflicts: list[tuple[Write, str]] = []
         written: list[Write] = []
-        for start in range(0, len(writes), TRANSACTION_LIMIT):
-            chunk = writes[start : start + TRANSACTION_LIMIT]
-            try:
-                self._client.transact_write_items(TransactItems=[self._transact(w) for w in chunk])  # type: ignore[misc]
-                written.extend(chunk)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        in_flight: list[Write] = []
+        try:
+            for start in range(0, len(writes), TRANSACTION_LIMIT):
+                chunk = in_flight = list(writes[start : start + TRANSACTION_LIMIT])
+                try:
+                    self._client.transact_write_items(TransactItems=[self._transact(w) for w in chunk])  # type: ignore[misc]
+                    written.extend(chunk)
+                    in_flight = []
+                except ClientError as exc:
+                    in_flight = []
+                    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                        raise PartialWriteError(written, _not_in(writes, written), exc) from exc
+                    for write in chunk:
+                        in_flight = [write]
+                        try:
+                            self.write(write)
+                            written.append(write)
+                        except ConflictError as conflict:
+                            conflicts.append((write, str(conflict)))
+                        except (ClientError, BotoCoreError) as error:
+                            raise PartialWriteError(written, _not_in(writes, written), error) from error
+                        in_flight = []
+                except BotoCoreError as exc:
                     raise PartialWriteError(written, _not_in(writes, written), exc) from exc
-                for write in chunk:
-                    try:
-                        self.write(write)
-                        written.append(write)
-                    except ConflictError as conflict:
-                        conflicts.append((write, str(conflict)))
-                    except (ClientError, BotoCoreError) as error:
-                        raise PartialWriteError(written, _not_in(writes, written), error) from error
-            except BotoCoreError as exc:
-                raise PartialWriteError(written, _not_in(writes, written), exc) from exc
-            if on_written is not None:
-                on_written(len(chunk))
+                if on_written is not None:
+                    on_written(len(chunk))
+        except KeyboardInterrupt as interrupt:
+            done = {w.account_id for w in (*written, *in_flight)} | {w.account_id for w, _ in conflicts}
+            raise InterruptedWriteError(
+                written, in_flight, [w for w in writes if w.account_id not in done]
+            ) from interrupt
         return conflicts
 
     def _condition(self, write: Write) -> tuple[str, dict[str, Any], dict[str, str]]:
@@ -235,6 +246,17 @@ class PartialWriteError(AwsError):
         super().__init__(
             f"stopped after {len(self.written)} of {len(self.written) + len(self.unwritten)} write(s): {_cause(cause)}"
         )
+
+
+class InterruptedWriteError(KeyboardInterrupt):
+    """Ctrl-C during a batch of writes: which were written, which were in flight (a transaction
+    sent and not answered: all or none of it was written) and which were not sent."""
+
+    def __init__(self, written: Sequence[Write], in_flight: Sequence[Write], unsent: Sequence[Write]) -> None:
+        self.written = list(written)
+        self.in_flight = list(in_flight)
+        self.unsent = list(unsent)
+        super().__init__(f"interrupted after {len(self.written)} write(s)")
 
 
 def _cause(exc: Exception) -> str:

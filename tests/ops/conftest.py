@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
+import boto3
 import pytest
 
 from budget_sync.handlers import reconcile as reconcile_handler
@@ -20,6 +22,8 @@ from tests.integration.conftest import REGION, SPOKES, Org
 from tests.integration.conftest import org as integration_org  # noqa: F401 - fixture, used below
 
 BUDGET = "SpokeAccountBudget"
+#: Accounts of the ops organisation that have no spoke stack (items can be set for them).
+MEMBERS_WITHOUT_SPOKE = ("444444444444", "555555555555")
 RECONCILER_ROLE = "BlogBudgetsReconcilerRole"
 
 
@@ -112,11 +116,24 @@ def deploy_reconciler(org: Org) -> str:
     return spec.function_name
 
 
+def organisation_of(accounts: tuple[str, ...]) -> None:
+    """An organisation (moto) with these member accounts, named as the tests have them."""
+    organizations = boto3.client("organizations", region_name=REGION)
+    organizations.create_organization(FeatureSet="ALL")
+    for account in accounts:
+        with mock.patch("moto.organizations.utils.make_random_account_id", return_value=account):
+            organizations.create_account(AccountName=f"spoke-{account}", Email=f"{account}@example.com")
+
+
 @pytest.fixture
-def ops(integration_org: Org) -> Iterator[Org]:  # noqa: F811 - the integration fixture, extended
+def ops(integration_org: Org, request: pytest.FixtureRequest) -> Iterator[Org]:  # noqa: F811 - the integration fixture, extended
     """Three spokes, each with parameter 1000 and a budget of 1000; the table says 1000 for all;
-    the reconciler function deployed (``budgetctl reconcile --apply`` invokes it)."""
+    the reconciler function deployed (``budgetctl reconcile --apply`` invokes it); an
+    organisation whose members are the spokes (``set`` and ``import`` check it), unless the test
+    is marked ``without_organisation``."""
     reconcile_handler.build.cache_clear()
+    if request.node.get_closest_marker("without_organisation") is None:
+        organisation_of((*SPOKES, *MEMBERS_WITHOUT_SPOKE))
     deploy_reconciler(integration_org)
     for account in SPOKES:
         create_budget(integration_org, account)

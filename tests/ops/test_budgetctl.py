@@ -236,8 +236,15 @@ def test_skip_invalid_writes_the_good_rows_and_dry_run_writes_nothing(ops: Org, 
 
     assert dry.code == ExitCode.PROBLEM  # rows were skipped: a script must see it
     assert dry.json() == [
-        {"Line": 3, "AccountId": B, "Change": "CHANGE", "From": "1000", "To": "2000"},
-        {"Line": 4, "AccountId": "444444444444", "Change": "ADD", "From": None, "To": "50"},
+        {"Line": 3, "AccountId": B, "Change": "CHANGE", "From": "1000", "To": "2000", "Attributes": None},
+        {
+            "Line": 4,
+            "AccountId": "444444444444",
+            "Change": "ADD",
+            "From": None,
+            "To": "50",
+            "Attributes": None,
+        },
     ]
     assert "1 to add, 1 to change, 1 unchanged, 1 bad row(s) skipped; nothing written (dry run)" in dry.stderr
     assert item(ops, B)["BudgetValue"] == 1000  # type: ignore[index]
@@ -348,6 +355,7 @@ def test_reconcile_shows_then_apply_repairs(ops: Org):
     assert parameter_version(ops, B) == 1
 
 
+@pytest.mark.without_organisation
 def test_status_org_lists_accounts_without_items_and_items_outside_the_organisation(ops: Org):
     organizations = boto3.client("organizations", region_name="us-east-1")
     organizations.create_organization(FeatureSet="ALL")

@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -63,8 +64,13 @@ def endpoint() -> Iterator[str]:
 
 
 def _provision(url: str) -> None:
-    """The two tables from the template, and one spoke with role, parameter and budget."""
+    """The two tables from the template, an organisation, and one spoke (a member of it) with
+    role, parameter and budget."""
     management = boto3.Session(region_name=REGION)
+    organizations = management.client("organizations", endpoint_url=url)
+    organizations.create_organization(FeatureSet="ALL")
+    with mock.patch("moto.organizations.utils.make_random_account_id", return_value=SPOKE):
+        organizations.create_account(AccountName="spoke", Email=f"{SPOKE}@example.com")
     dynamodb = management.client("dynamodb", endpoint_url=url)
     resolver = Resolver(load(MANAGEMENT_TEMPLATE))
     for logical_id in ("BudgetsTable", "StatusTable"):

@@ -22,6 +22,8 @@ from tests.integration.conftest import SPOKES, Org
 from tests.ops.conftest import BUDGET, budgetctl, create_budget
 
 A, B, C = SPOKES
+#: The report's tests build their own organisation (organisation_with_names), or none.
+pytestmark = pytest.mark.without_organisation
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>=HYPERLINK("http://x")'
 
 

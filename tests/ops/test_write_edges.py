@@ -20,6 +20,8 @@ from tests.ops.test_budgetctl import CALLER, item
 
 A, B, C = SPOKES
 ACCOUNTS = [f"{100000000000 + n}" for n in range(150)]  # two transactions: 100 + 50
+#: ACCOUNTS are not in the ops organisation: these imports skip the check, which is not their subject.
+OUTSIDE = "--outside-organization"
 
 
 def throttle_the_nth(monkeypatch: pytest.MonkeyPatch, operation: str, n: int) -> None:
@@ -50,7 +52,7 @@ def test_given_an_import_throttled_part_way_then_each_row_is_reported_and_a_reru
     throttle_the_nth(monkeypatch, "TransactWriteItems", 2)
 
     # WHEN it is imported
-    result = budgetctl("import", str(source))
+    result = budgetctl("import", str(source), OUTSIDE)
 
     # THEN it is an AWS error that says exactly which rows (by line) were written and which not
     assert result.code == ExitCode.AWS
@@ -65,7 +67,7 @@ def test_given_an_import_throttled_part_way_then_each_row_is_reported_and_a_reru
 
     # AND running the same import again writes the rest and leaves the written rows alone
     monkeypatch.undo()
-    again = budgetctl("import", str(source))
+    again = budgetctl("import", str(source), OUTSIDE)
     assert again.code == ExitCode.OK, again.stderr
     assert "50 to add, 0 to change, 100 unchanged" in again.stderr
     assert [item(ops, a)["BudgetValue"] for a in (ACCOUNTS[0], ACCOUNTS[149])] == [500, 649]  # type: ignore[index]
@@ -128,3 +130,56 @@ def test_a_different_write_between_read_and_write_is_still_a_conflict_even_with_
 
     assert result.code == ExitCode.CONFLICT
     assert "changed since it was read" in result.stderr
+
+
+def test_given_an_import_interrupted_part_way_then_one_line_the_rows_by_line_and_exit_130(
+    ops: Org, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # GIVEN 150 rows, and Ctrl-C while the second transaction (rows 102-151) is being sent
+    source = tmp_path / "budgets.csv"
+    source.write_text("AccountId,BudgetValue\n" + "".join(f"{a},{500 + i}\n" for i, a in enumerate(ACCOUNTS)))
+    original = BaseClient._make_api_call
+    seen = {"count": 0}
+
+    def call(client: BaseClient, name: str, params: dict[str, Any]) -> Any:
+        if name == "TransactWriteItems":
+            seen["count"] += 1
+            if seen["count"] == 2:
+                raise KeyboardInterrupt
+        return original(client, name, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", call)
+
+    # WHEN it is imported
+    result = budgetctl("import", str(source), OUTSIDE)
+
+    # THEN exit 130, no traceback, the rows written and not written by line, one closing line
+    assert result.code == 130
+    assert "Traceback" not in result.stderr
+    assert "written: 100 row(s), line(s) 2, 3, 4," in result.stderr
+    assert "in flight (written or not: `budgetctl get` tells): 50 row(s), line(s) 102, 103," in result.stderr
+    assert "interrupted: 100 row(s) written, 50 in flight, 0 not written." in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "budgetctl: error: interrupted (Ctrl-C); nothing more was sent"
+    )
+    assert item(ops, ACCOUNTS[99])["BudgetValue"] == 599  # type: ignore[index]
+    assert item(ops, ACCOUNTS[100]) is None  # the interrupted transaction was never sent
+
+
+def test_given_ctrl_c_during_a_read_command_then_one_line_and_exit_130(
+    ops: Org, monkeypatch: pytest.MonkeyPatch
+):
+    original = BaseClient._make_api_call
+
+    def call(client: BaseClient, name: str, params: dict[str, Any]) -> Any:
+        if name == "Scan":
+            raise KeyboardInterrupt
+        return original(client, name, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", call)
+
+    result = budgetctl("status")
+
+    assert result.code == 130
+    assert result.stderr == "budgetctl: error: interrupted (Ctrl-C); nothing more was sent\n"

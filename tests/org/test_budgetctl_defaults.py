@@ -33,7 +33,8 @@ def test_given_an_ou_of_the_organisation_when_default_set_then_it_is_stored_with
     assert stored["BudgetValue"] == Decimal(100)
     assert stored["UpdatedBy"] == CALLER
     assert stored["UpdatedAt"]
-    assert result.json()[0]["TargetId"] == tree.sandbox
+    assert result.json()["TargetId"] == tree.sandbox  # one result: one object
+    assert result.json()["Name"] == "Sandbox"  # as `default list` names it
 
 
 def test_bad_default_input_names_the_field_and_value_and_writes_nothing(
@@ -155,3 +156,46 @@ def test_status_org_shows_each_accounts_source_and_the_accounts_it_does_not_mana
     assert (waiting["Drift"], waiting["LastStatus"], waiting["Desired"]) == ("NOT_MANAGED", "WAITING", "100")
     assert "waiting for its spoke stack" in waiting["Reason"]
     assert rows["123456789012"]["Drift"] == "NOT_MANAGED"  # the management account: no item, no default
+
+
+def test_default_get_output_json_is_one_object_and_default_set_dry_run_writes_nothing(tree: Tree):
+    tree.set_default(tree.sandbox, "100")
+
+    got = budgetctl("default", "get", tree.sandbox, "--region", "us-east-1", "--output", "json")
+    dry = budgetctl("default", "set", tree.sandbox, "250", "--dry-run", "--region", "us-east-1")
+    dry_delete = budgetctl("default", "delete", tree.sandbox, "--dry-run", "--region", "us-east-1")
+
+    assert got.code == ExitCode.OK, got.stderr
+    assert isinstance(got.json(), dict)
+    assert got.json()["BudgetValue"] == "100"
+    assert dry.code == ExitCode.OK, dry.stderr
+    assert f"default {tree.sandbox}: 100 -> 250; nothing written (dry run)" in dry.stderr
+    assert dry_delete.code == ExitCode.OK, dry_delete.stderr
+    assert "would be deleted; nothing written (dry run)" in dry_delete.stderr
+    assert default_item(tree, tree.sandbox)["BudgetValue"] == Decimal(100)  # type: ignore[index]
+
+
+def test_given_ctrl_c_during_default_import_then_the_targets_in_flight_are_named_and_exit_130(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    source = tmp_path / "defaults.csv"
+    source.write_text(f"TargetId,BudgetValue\n{tree.root},50\n{tree.sandbox},100\n")
+    original = BaseClient._make_api_call
+
+    def interrupted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "TransactWriteItems":
+            raise KeyboardInterrupt
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", interrupted)
+
+    result = budgetctl("default", "import", str(source), "--region", "us-east-1")
+
+    assert result.code == 130
+    assert "Traceback" not in result.stderr
+    assert f"in flight: {tree.root} {tree.sandbox}" in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "budgetctl: error: interrupted (Ctrl-C); nothing more was sent"
+    )
+    assert default_item(tree, tree.sandbox) is None

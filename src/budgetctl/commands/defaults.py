@@ -30,7 +30,7 @@ from budget_sync.organizations import NotInOrganization, OrganizationsReader
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import AwsError, ExitCode, UsageError
-from budgetctl.table import BudgetsTable, Write
+from budgetctl.table import BudgetsTable, InterruptedWriteError, Write
 
 DEFAULT_DEFAULTS_TABLE = "BlogBudgetsDefaults"
 DEFAULT_COLUMNS = ("TargetId", "Name", "BudgetValue", "UpdatedBy", "UpdatedAt")
@@ -44,14 +44,46 @@ def register(command: Command) -> None:
     sub.add_argument(
         "--defaults-table", default=DEFAULT_DEFAULTS_TABLE, help=f"defaults table ({DEFAULT_DEFAULTS_TABLE})"
     )
-    sub.add_argument("--dry-run", action="store_true", help="import: show the difference, write nothing")
+    sub.add_argument(
+        "--dry-run", action="store_true", help="set, delete, import: show what would change, write nothing"
+    )
     sub.add_argument("--file", metavar="PATH", help="export: write here instead of stdout")
-    sub.add_argument("--format", choices=("csv", "json"), default="csv", help="export format")
+    sub.add_argument("--format", choices=("csv", "json"), help="export: csv (default) or json")
     group = sub.add_mutually_exclusive_group()
     group.add_argument(
-        "--expect", metavar="VALUE", help="write only if the default now holds VALUE ('none': only if absent)"
+        "--expect",
+        metavar="VALUE",
+        help="set, delete: write only if the default now holds VALUE ('none': only if absent)",
     )
-    group.add_argument("--force", action="store_true", help="write without any condition")
+    group.add_argument("--force", action="store_true", help="set, delete: write without any condition")
+
+
+#: The options each action uses (besides --defaults-table and the global ones): any other is a
+#: usage error, never silently ignored.
+OPTIONS_OF = {
+    "set": {"dry_run", "expect", "force"},
+    "delete": {"dry_run", "expect", "force"},
+    "import": {"dry_run"},
+    "export": {"file", "format"},
+    "get": set(),
+    "list": set(),
+}
+
+
+def _refuse_unused(args: Any) -> None:
+    """An option this action does not use is a usage error (exit 2), before any AWS call."""
+    given = {
+        "dry_run": bool(args.dry_run),
+        "file": args.file is not None,
+        "format": args.format is not None,
+        # validate() turned --expect into its value: "read" when absent, "force" with --force
+        "expect": args.expect not in ("read", "force"),
+        "force": bool(args.force),
+    }
+    unused = [name for name, present in given.items() if present and name not in OPTIONS_OF[args.action]]
+    if unused:
+        shown = ", ".join("--" + name.replace("_", "-") for name in unused)
+        raise UsageError(f"default {args.action} does not take {shown}; nothing done")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +101,7 @@ def cmd_default(ctx: Context) -> int:
         raise UsageError(
             f"default {args.action} takes {shapes[wanted]}, got {len(args.operands)} argument(s)"
         )
+    _refuse_unused(args)
     table = BudgetsTable(
         ctx.dynamodb, args.defaults_table, lambda: ctx.caller_arn, key_field=TARGET_ID_FIELD, noun="default"
     )
@@ -109,14 +142,21 @@ def _set(ctx: Context, table: BudgetsTable) -> int:
     args = ctx.args
     target = parse_target_id(args.operands[0])
     amount = parse_default_value(args.operands[1], target)
-    _in_organisation(ctx, target)
-    previous = table.get(target) if args.expect == "read" else None
+    names = {target: _in_organisation(ctx, target)}
+    previous = table.get(target) if args.expect == "read" or args.dry_run else None
     if previous is not None and previous.get(BUDGET_VALUE_FIELD) == amount:
         ctx.out.info(f"default {target} already is {format_amount(amount)}; nothing written")
-        ctx.out.rows([_row(previous)], DEFAULT_COLUMNS)
+        ctx.out.rows([_row(previous, names)], DEFAULT_COLUMNS, single=True)
+        return ExitCode.OK
+    if args.dry_run:
+        before = amount_text((previous or {}).get(BUDGET_VALUE_FIELD)) or "no default"
+        ctx.out.rows(
+            [_row({TARGET_ID_FIELD: target, BUDGET_VALUE_FIELD: amount}, names)], DEFAULT_COLUMNS, single=True
+        )
+        ctx.out.info(f"default {target}: {before} -> {format_amount(amount)}; nothing written (dry run)")
         return ExitCode.OK
     table.write(Write(target, amount, previous, args.expect))
-    ctx.out.rows([_row(table.get(target) or {})], DEFAULT_COLUMNS)
+    ctx.out.rows([_row(table.get(target) or {}, names)], DEFAULT_COLUMNS, single=True)
     return ExitCode.OK
 
 
@@ -126,7 +166,7 @@ def _get(ctx: Context, table: BudgetsTable) -> int:
     if item is None:
         ctx.out.error(f"no default for {target} in {ctx.args.defaults_table}")
         return ExitCode.PROBLEM
-    ctx.out.rows([_row(item)], DEFAULT_COLUMNS)
+    ctx.out.rows([_row(item)], DEFAULT_COLUMNS, single=True)
     return ExitCode.OK
 
 
@@ -150,6 +190,10 @@ def _delete(ctx: Context, table: BudgetsTable) -> int:
     if args.expect == "read" and previous is None:
         ctx.out.error(f"no default for {target} in {args.defaults_table}")
         return ExitCode.PROBLEM
+    if args.dry_run:
+        shown = amount_text((previous or table.get(target) or {}).get(BUDGET_VALUE_FIELD)) or "no default"
+        ctx.out.info(f"default {target} ({shown}) would be deleted; nothing written (dry run)")
+        return ExitCode.OK
     table.write(Write(target, None, previous, args.expect))
     ctx.out.info(
         f"deleted the default of {target}; accounts that inherited it take the next default up, "
@@ -222,9 +266,22 @@ def _import(ctx: Context, table: BudgetsTable) -> int:
         title="default import" + (" (dry run)" if ctx.args.dry_run else ""),
     )
     if ctx.args.dry_run or not writes:
-        ctx.out.info(f"{len(writes)} to write, {len(rows) - len(writes)} unchanged; nothing written")
+        ctx.out.info(
+            f"{len(writes)} to write, {len(rows) - len(writes)} unchanged; nothing written"
+            + (" (dry run)" if ctx.args.dry_run else "")
+        )
         return ExitCode.OK
-    conflicts = table.write_many(writes)
+    try:
+        conflicts = table.write_many(writes)
+    except InterruptedWriteError as stopped:  # Ctrl-C: what was written, then exit 130 (cli)
+        for label, done in (
+            ("written", stopped.written),
+            ("in flight", stopped.in_flight),
+            ("NOT written", stopped.unsent),
+        ):
+            if done:
+                ctx.out.info(f"{label}: {' '.join(w.account_id for w in done)}")
+        raise
     for _, message in conflicts:
         ctx.out.error(message)
     ctx.out.info(f"written {len(writes) - len(conflicts)}, conflicts {len(conflicts)}")

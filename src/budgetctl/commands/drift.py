@@ -34,6 +34,15 @@ from budgetctl.rows import (
 
 #: Accounts whose spoke is not read (no budget-sync item, or not in the organisation).
 _NO_SPOKE = (Drift.NOT_MANAGED, Drift.NOT_IN_ORGANIZATION)
+#: What ``status`` exits 1 for, as ``report`` does (budgetctl.report.model): a failure (the last
+#: status FAILED, a spoke that cannot be read, an item breaking the contract), a drift the
+#: reconciler repairs, or a row for no account of the organisation (``delete --stale`` clears
+#: it). An account without an item (NOT_MANAGED, the management account included) is no problem.
+_PROBLEMS = frozenset({*REPAIRABLE, Drift.UNREACHABLE, Drift.INVALID_ITEM, Drift.NOT_IN_ORGANIZATION})
+
+
+def needs_attention(report: AccountReport) -> bool:
+    return report.drift in _PROBLEMS or report.last_status == Status.FAILED
 
 
 def register(command: Command) -> None:
@@ -56,7 +65,14 @@ def cmd_status(ctx: Context) -> int:
     add_alert_columns(ctx, rows, {r.account_id for r in reports if r.drift not in _NO_SPOKE})
     ctx.out.rows(rows, (*STATUS_COLUMNS, *ALERT_STATUS_COLUMNS), title="budget-sync status")
     _summary(ctx, reports)
-    return ExitCode.OK if all(r.drift is Drift.IN_SYNC for r in reports) else ExitCode.PROBLEM
+    missing = _missing(ctx, reports)
+    return ExitCode.PROBLEM if missing or any(needs_attention(r) for r in reports) else ExitCode.OK
+
+
+def _missing(ctx: Context, reports: Sequence[AccountReport]) -> list[str]:
+    """The --account accounts that have no row (each was named on stderr: ``no item ...``)."""
+    shown = {r.account_id for r in reports}
+    return [a for a in ctx.args.account if a not in shown]
 
 
 def cmd_reconcile(ctx: Context) -> int:
@@ -67,7 +83,7 @@ def cmd_reconcile(ctx: Context) -> int:
     _summary(ctx, reports)
     if not ctx.args.apply and any(r.drift in REPAIRABLE for r in reports):
         ctx.out.info("run `budgetctl reconcile --apply` to repair the drifted accounts")
-    return ExitCode.OK if all(r.ok for r in reports) else ExitCode.PROBLEM
+    return ExitCode.OK if all(r.ok for r in reports) and not _missing(ctx, reports) else ExitCode.PROBLEM
 
 
 def _apply(ctx: Context) -> int:
@@ -93,7 +109,8 @@ def _apply(ctx: Context) -> int:
     text = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no accounts"
     ctx.out.info(f"{len(rows)} account(s): {text}" + (f"; repaired {repaired}" if repaired else ""))
     ok = all(r.get("Drift") == Drift.IN_SYNC.value or r.get("Action") == "REPAIRED" for r in rows)
-    return ExitCode.OK if ok else ExitCode.PROBLEM
+    missing = [a for a in ctx.args.account if a not in {str(r.get("AccountId")) for r in rows}]
+    return ExitCode.OK if ok and not missing else ExitCode.PROBLEM
 
 
 def _wanted(ctx: Context, items: list[DesiredItem]) -> list[DesiredItem]:
@@ -121,7 +138,11 @@ def _inspect(ctx: Context) -> list[AccountReport]:
 def _organisation(
     ctx: Context, items: list[DesiredItem], statuses: Mapping[str, Mapping[str, Any]]
 ) -> tuple[list[DesiredItem], list[AccountReport], list[AccountReport]]:
-    """With --org: the items inside the organisation, those outside, the accounts without one."""
+    """With --org: the items inside the organisation, those outside, the accounts without one.
+
+    Every key of the status table is a row too, as in ``report``: a status row whose key is no
+    account of the organisation (a malformed item written by hand, an account that left) is
+    NOT_IN_ORGANIZATION, and ``budgetctl delete --stale KEY`` removes it."""
     args = ctx.args
     outside: list[AccountReport] = []
     unmanaged: list[AccountReport] = []
@@ -132,7 +153,9 @@ def _organisation(
                 i.account_id,
                 Drift.NOT_IN_ORGANIZATION,
                 desired=i.value,
-                reason="not an account of the organisation",
+                reason=(f"{i.error}; " if i.error else "")
+                + f"not an account of the organisation (`budgetctl delete --stale {i.account_id}` removes it)",
+                last_status=str((statuses.get(i.account_id) or {}).get("Status", "")),
             )
             for i in items
             if i.account_id not in organisation
@@ -143,6 +166,18 @@ def _organisation(
             _not_managed(account, name, args.table, statuses.get(account))
             for account, name in sorted(organisation.items())
             if account not in with_item and not args.account
+        ]
+        unmanaged += [
+            AccountReport(
+                key,
+                Drift.NOT_IN_ORGANIZATION,
+                reason=f"a status row with no item, for no account of the organisation "
+                f"(`budgetctl delete --stale {key}` removes it)",
+                last_status=str(status.get("Status", "")),
+                last_reason=str(status.get("Reason", "")),
+            )
+            for key, status in sorted(statuses.items())
+            if key not in organisation and key not in with_item and not args.account
         ]
     return items, outside, unmanaged
 

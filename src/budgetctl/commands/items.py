@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from budget_sync.domain import (
     BUDGET_VALUE_FIELD,
+    amount_text,
     format_amount,
 )
 from budgetctl.commands import Command
-from budgetctl.context import Context
-from budgetctl.errors import ExitCode
+from budgetctl.context import OUTSIDE_HINT, Context
+from budgetctl.errors import ExitCode, UsageError
 from budgetctl.rows import (
     ITEM_COLUMNS,
     alert_columns,
@@ -18,13 +23,16 @@ from budgetctl.rows import (
 )
 from budgetctl.table import Write
 
+#: The help of every ACCOUNT argument.
+ACCOUNT_HELP = "the member account's 12-digit id, e.g. 111111111111"
+
 
 def register(command: Command) -> None:
     get = command("get", cmd_get, "show one account's item")
-    get.add_argument("account", metavar="ACCOUNT")
+    get.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
 
     set_ = command("set", cmd_set, "set one account's monthly budget (conditional write)")
-    set_.add_argument("account", metavar="ACCOUNT")
+    set_.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     set_.add_argument("amount", metavar="AMOUNT", help="USD, at most two decimals: 1000, 1250.50")
     set_.add_argument(
         "--alert-emails",
@@ -37,11 +45,35 @@ def register(command: Command) -> None:
     set_.add_argument(
         "--forecasted", metavar="P", help="FORECASTED alert threshold (percent) or 'none'; '' = default"
     )
+    outside_organization(set_)
     _guard(set_)
 
     delete = command("delete", cmd_delete, "remove an account's item (the account keeps its last budget)")
-    delete.add_argument("account", metavar="ACCOUNT")
+    delete.add_argument("account", metavar="ACCOUNT", nargs="?", help=ACCOUNT_HELP)
+    delete.add_argument(
+        "--stale",
+        metavar="KEY",
+        help="instead of ACCOUNT: remove the budgets item and the status row stored under KEY, a key "
+        "that is no account of the organisation (a malformed id such as acct-1, an account that left)",
+    )
+    delete.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
     _guard(delete)
+
+
+def outside_organization(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--outside-organization",
+        action="store_true",
+        help="write even for an account that is not in the organisation (no Organizations check)",
+    )
+
+
+def check_members(ctx: Context, accounts: list[str]) -> list[str]:
+    """The accounts that are not in the organisation (none with --outside-organization)."""
+    if ctx.args.outside_organization or not accounts:
+        return []
+    members = ctx.members(accounts)
+    return [a for a in accounts if a not in members]
 
 
 def cmd_get(ctx: Context) -> int:
@@ -55,6 +87,11 @@ def cmd_get(ctx: Context) -> int:
 
 def cmd_set(ctx: Context) -> int:
     args = ctx.args
+    if check_members(ctx, [args.account]):
+        raise UsageError(
+            f"AccountId {args.account!r} is not an account of this organisation; nothing written "
+            f"({OUTSIDE_HINT})"
+        )
     previous = ctx.table.get(args.account) if args.expect == "read" else None
     alerts: dict[str, object] = args.alerts
     if (
@@ -78,10 +115,20 @@ def cmd_set(ctx: Context) -> int:
 
 def cmd_delete(ctx: Context) -> int:
     args = ctx.args
-    previous = ctx.table.get(args.account) if args.expect == "read" else None
+    if (args.account is None) == (args.stale is None):
+        raise UsageError("delete takes ACCOUNT or --stale KEY (one of them)")
+    if args.stale is not None:
+        if args.expect != "read":
+            raise UsageError("delete --stale does not take --expect or --force; nothing done")
+        return delete_stale(ctx, args.stale)
+    previous = ctx.table.get(args.account) if args.expect == "read" or args.dry_run else None
     if args.expect == "read" and previous is None:
         ctx.out.error(f"no item for account {args.account} in {args.table}")
         return ExitCode.PROBLEM
+    if args.dry_run:
+        shown = amount_text((previous or {}).get(BUDGET_VALUE_FIELD)) or "no item"
+        ctx.out.info(f"account {args.account}'s item ({shown}) would be deleted; nothing written (dry run)")
+        return ExitCode.OK
     ctx.table.write(Write(args.account, None, previous, args.expect))
     ctx.out.info(
         f"deleted account {args.account}'s item; the account keeps its last budget (status UNMANAGED)"
@@ -97,3 +144,63 @@ def _guard(sub: argparse.ArgumentParser) -> None:
         help="write only if the item now holds VALUE ('none': only if there is no item)",
     )
     group.add_argument("--force", action="store_true", help="write without any condition")
+
+
+def delete_stale(ctx: Context, key: str) -> int:
+    """Remove what is stored under ``key`` in the budgets table and the status table, for a key
+    that is no account of the organisation (checked with ListAccounts first): such rows stay in
+    ``report`` and ``status --org`` forever otherwise, and plain ``delete`` refuses a malformed
+    key. Each removal is conditional on the row still existing."""
+    args = ctx.args
+    if not key.strip() or len(key.encode("utf-8")) > _MAX_KEY_BYTES:
+        raise UsageError(f"--stale {key!r} must be 1 to {_MAX_KEY_BYTES} bytes")
+    if ctx.members([key], list_all=True):
+        raise UsageError(
+            f"--stale {key!r} is an account of the organisation: remove its item with "
+            f"`budgetctl delete {key}` (the pipeline keeps its status row); nothing removed"
+        )
+    found = [
+        (table, item)
+        for table in (args.table, args.status_table)
+        if (
+            item := ctx.dynamodb.get_item(
+                TableName=table, Key={"AccountId": {"S": key}}, ConsistentRead=True
+            ).get("Item")
+        )
+    ]
+    if not found:
+        ctx.out.error(f"nothing stored under {key!r} in {args.table} or {args.status_table}")
+        return ExitCode.PROBLEM
+    for table, item in found:
+        what = ", ".join(
+            f"{name}={_shown(value)}" for name, value in sorted(item.items()) if name != "AccountId"
+        )
+        if args.dry_run:
+            ctx.out.info(f"would remove {key!r} from {table}: {what}")
+            continue
+        try:
+            ctx.dynamodb.delete_item(
+                TableName=table,
+                Key={"AccountId": {"S": key}},
+                ConditionExpression="attribute_exists(AccountId)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+        ctx.out.info(f"removed {key!r} from {table}: {what}")
+    if args.dry_run:
+        ctx.out.info("nothing removed (dry run)")
+    return ExitCode.OK
+
+
+#: DynamoDB's limit on a partition key.
+_MAX_KEY_BYTES = 2048
+
+
+def _shown(value: Mapping[str, Any]) -> str:
+    """One attribute of a raw item, short: its value for strings and numbers, else its type."""
+    for kind in ("S", "N"):
+        if kind in value:
+            text = str(value[kind])
+            return text if len(text) <= 40 else text[:39] + "…"
+    return f"({'/'.join(value)})"

@@ -13,18 +13,24 @@ from budget_sync.domain import (
 )
 from budget_sync.org import INHERITED_FROM_FIELD
 from budgetctl.commands import Command
-from budgetctl.context import Context
+from budgetctl.commands.items import check_members, outside_organization
+from budgetctl.context import OUTSIDE_HINT, Context
 from budgetctl.errors import ExitCode, UsageError
 from budgetctl.files import export_rows, not_round_tripping, parse_csv, to_text
 from budgetctl.rows import alert_columns
-from budgetctl.table import PartialWriteError, Write, values_of
+from budgetctl.table import InterruptedWriteError, PartialWriteError, Write, values_of
 
 
 def register(command: Command) -> None:
     import_ = command("import", cmd_import, "write budgets from a CSV file (AccountId,BudgetValue)")
     import_.add_argument("file", metavar="FILE.csv", help="'-' reads stdin")
     import_.add_argument("--dry-run", action="store_true", help="show the difference, write nothing")
-    import_.add_argument("--skip-invalid", action="store_true", help="write the valid rows despite bad ones")
+    import_.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="write the valid rows despite bad ones (rows for accounts outside the organisation included)",
+    )
+    outside_organization(import_)
 
     export = command("export", cmd_export, "write the budgets table as CSV or JSON")
     export.add_argument(
@@ -36,6 +42,18 @@ def register(command: Command) -> None:
 def cmd_import(ctx: Context) -> int:
     args = ctx.args
     parsed = _read_import(args.file)
+    # The file's own errors refuse it before any AWS call; then its accounts are checked
+    # against the organisation (one ListAccounts walk) before anything is written.
+    if not parsed.errors or args.skip_invalid:
+        outside = set(check_members(ctx, [row.account_id for row in parsed.rows]))
+        parsed.errors.extend(
+            f"{args.file}:{row.line}: AccountId {row.account_id!r} is not an account of this organisation"
+            for row in parsed.rows
+            if row.account_id in outside
+        )
+        parsed.rows = [row for row in parsed.rows if row.account_id not in outside]
+        if outside:
+            parsed.notices.append(OUTSIDE_HINT)
     for error in parsed.errors:
         ctx.out.error(error)
     for notice in parsed.notices:
@@ -64,11 +82,12 @@ def cmd_import(ctx: Context) -> int:
                 "Change": "CHANGE" if previous else "ADD",
                 "From": amount_text(before),
                 "To": format_amount(row.amount),
+                "Attributes": attribute_changes(previous, row.alerts),
             }
         )
     ctx.out.rows(
         diff,
-        ("Line", "AccountId", "Change", "From", "To"),
+        ("Line", "AccountId", "Change", "From", "To", "Attributes"),
         title="import" + (" (dry run)" if args.dry_run else ""),
     )
     added = sum(1 for d in diff if d["Change"] == "ADD")
@@ -78,11 +97,15 @@ def cmd_import(ctx: Context) -> int:
     if args.dry_run or not writes:
         ctx.out.info(f"{summary}; nothing written" + (" (dry run)" if args.dry_run else ""))
         return skipped_exit(parsed.errors)
+    lines = {d["AccountId"]: d["Line"] for d in diff}
     try:
         with ctx.out.progress("writing", len(writes)) as advance:
             conflicts = ctx.table.write_many(writes, advance)
     except PartialWriteError as stopped:
-        _report_partial(ctx, stopped, {d["AccountId"]: d["Line"] for d in diff})
+        _report_partial(ctx, stopped, lines)
+        raise
+    except InterruptedWriteError as interrupted:
+        _report_interrupted(ctx, interrupted, lines)
         raise
     for _, message in conflicts:
         ctx.out.error(message)
@@ -109,6 +132,39 @@ def _report_partial(ctx: Context, stopped: PartialWriteError, lines: dict[str, i
         f"{len(stopped.written)} row(s) written, {len(stopped.unwritten)} not written. Running the "
         "same import again is safe: written rows are now unchanged and skipped, the rest are written."
     )
+
+
+def _report_interrupted(ctx: Context, stopped: InterruptedWriteError, lines: dict[str, int]) -> None:
+    """Ctrl-C during an import: the rows written, those in flight, those not sent, by line."""
+    groups = (
+        ("written", stopped.written),
+        ("in flight (written or not: `budgetctl get` tells)", stopped.in_flight),
+        ("NOT written", stopped.unsent),
+    )
+    for label, writes in groups:
+        if writes:
+            shown = ", ".join(str(lines.get(w.account_id, "?")) for w in writes)
+            ctx.out.info(f"{label}: {len(writes)} row(s), line(s) {shown}")
+    ctx.out.info(
+        f"interrupted: {len(stopped.written)} row(s) written, {len(stopped.in_flight)} in flight, "
+        f"{len(stopped.unsent)} not written. Running the same import again is safe: written rows "
+        "are now unchanged and skipped, the rest are written."
+    )
+
+
+def attribute_changes(previous: dict[str, Any] | None, alerts: dict[str, object]) -> str | None:
+    """Every attribute besides BudgetValue that the write changes: the alert columns of the row
+    (an empty cell removes the account's own setting: the spoke stack's default applies) and an
+    inherited item becoming the account's own."""
+    current = alert_columns(previous) if previous else {}
+    changes = [
+        f"{field} {current.get(field) or '(default)'} -> {text or '(default)'}"
+        for field, text in alerts.items()
+        if current.get(field) != text
+    ]
+    if previous and previous.get(INHERITED_FROM_FIELD):
+        changes.append(f"{INHERITED_FROM_FIELD} {previous[INHERITED_FROM_FIELD]} -> (own item)")
+    return "; ".join(changes) or None
 
 
 def cmd_export(ctx: Context) -> int:
