@@ -18,7 +18,7 @@ CHECKOV_VERSION ?= 3.3.30
 SAM_CLI_VERSION ?= 1.170.0
 PIP_QUIET ?= -q
 
-TEMPLATES := template-management.yaml template-spoke.yaml
+TEMPLATES := template-management.yaml template-spoke.yaml template-org-events.yaml
 ENV ?= default
 EVENT ?= events/insert.json
 PORT ?= 5000
