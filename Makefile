@@ -26,7 +26,7 @@ SAM_CLI_VERSION ?= 1.170.0
 # pytest workers: one per core (pytest-xdist); PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= auto
 
-TEMPLATES := template-management.yaml template-spoke.yaml
+TEMPLATES := template-management.yaml template-spoke.yaml template-org-events.yaml
 ENV ?= default
 EVENT ?= events/insert.json
 PORT ?= 5000

@@ -11,20 +11,37 @@
 * The service-managed StackSet's automatic deployment: an account that is created in, or
   moved into, one of the StackSet's target OUs gets the spoke stack ``delay_s`` later
   (minutes on AWS), and the StackSet then reports the instance (its event).
+* Where each event arrives: Organizations' CloudTrail events reach EventBridge in us-east-1
+  only ("AWS Organizations ... events are delivered only to us-east-1"; see
+  docs/organisation.md), so a management stack in another region sees them only if a rule
+  on us-east-1's default bus forwards them to its region's default bus: the stack of
+  template-org-events.yaml (``deploy_org_events_forwarding``), whose rules are read back
+  from moto's EventBridge in us-east-1. An event from another region that no rule forwards
+  is ignored (step ``ignored-event``); the StackSet's automatic deployment does not depend
+  on it (Organizations tells StackSets directly).
 """
 
 from __future__ import annotations
 
+import json
 import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from budget_sync_local.pipeline import Observer, Step, StreamPoller, drained
 from budget_sync_local.standins import pattern_matches
 from budget_sync_local.standins import stacksets as stacksets_standin
-from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ORG_EVENTS_TEMPLATE, Resolver, load
+
+if TYPE_CHECKING:
+    import boto3
+
+#: The region whose EventBridge receives Organizations' CloudTrail events.
+ORGANIZATIONS_REGION = "us-east-1"
+#: The stack name the docs give template-org-events.yaml.
+ORG_EVENTS_STACK = "budget-sync-org-events"
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,56 @@ def resolver_rules(parameters: Mapping[str, str], region: str, account: str) -> 
         if any(t.get("Arn") == {"Fn::GetAtt": ["ResolverFunction", "Arn"]} for t in targets):
             rules.append(RuleSpec(logical_id, resolver.resolve(resource["Properties"]["EventPattern"])))
     return rules
+
+
+@dataclass(frozen=True)
+class Forwarder:
+    """A rule on the management account's default bus in us-east-1: pattern, target bus ARN."""
+
+    pattern: Mapping[str, Any]
+    target: str
+
+
+class ForwardingStackError(RuntimeError):
+    """CloudFormation would refuse the forwarding stack (one of its template rules fails)."""
+
+
+def deploy_org_events_forwarding(
+    session: boto3.Session, account: str, stack_region: str, region: str = ORGANIZATIONS_REGION
+) -> tuple[Forwarder, ...]:
+    """Create template-org-events.yaml's stack in ``region`` with moto's CloudFormation, for
+    a management stack in ``stack_region``; return its forwarding rules as moto holds them.
+
+    The template's Rules are checked first, as CloudFormation does (moto does not): the
+    stack belongs in us-east-1, for a management stack elsewhere.
+    """
+    template = load(ORG_EVENTS_TEMPLATE)
+    parameters = {"ManagementStackRegion": stack_region}
+    resolver = Resolver(template, parameters, account_id=account, region=region)
+    for name, rule in template.get("Rules", {}).items():
+        for assertion in rule.get("Assertions", []):
+            if not resolver.resolve(assertion["Assert"]):
+                raise ForwardingStackError(
+                    f"{ORG_EVENTS_STACK}: rule {name}: {assertion['AssertDescription']}"
+                )
+    cloudformation = session.client("cloudformation", region_name=region)
+    cloudformation.create_stack(
+        StackName=ORG_EVENTS_STACK,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    resources = cloudformation.describe_stack_resources(StackName=ORG_EVENTS_STACK)["StackResources"]
+    events = session.client("events", region_name=region)
+    forwarders = []
+    for resource in resources:
+        if resource["ResourceType"] != "AWS::Events::Rule":
+            continue
+        name = resource["PhysicalResourceId"].split("/")[-1]
+        pattern = json.loads(events.describe_rule(Name=name)["EventPattern"])
+        for target in events.list_targets_by_rule(Rule=name)["Targets"]:
+            forwarders.append(Forwarder(pattern, target["Arn"]))
+    return tuple(forwarders)
 
 
 @dataclass
@@ -87,7 +154,13 @@ class Enrolment:
         invoke_resolver: Callable[[dict[str, Any]], Any],
         stack_set: StackSetEmulation | None,
         observer: Observer,
+        *,
+        region: str = ORGANIZATIONS_REGION,
+        forwarders: Sequence[Forwarder] = (),
     ) -> None:
+        #: The region of the management stack: its default bus is where its rules listen.
+        self.region = region
+        self._forwarders = list(forwarders)
         self._pollers = list(pollers)
         self._rules = list(rules)
         self._invoke = invoke_resolver
@@ -124,6 +197,18 @@ class Enrolment:
         self._observe(Step("org-event", account, {"event": name, "source": event.get("source")}))
         if self._stack_set is not None and account and event.get("source") == "aws.organizations":
             self._stack_set.consider(account)
+        if not self._reaches_this_bus(event):
+            self._observe(
+                Step(
+                    "ignored-event",
+                    account,
+                    {
+                        "reason": f"delivered in {event.get('region')} only: no rule forwards it to "
+                        f"the management stack's region {self.region} (template-org-events.yaml)"
+                    },
+                )
+            )
+            return
         matched = [r.logical_id for r in self._rules if pattern_matches(r.pattern, event)]
         if not matched:
             self._observe(
@@ -132,6 +217,16 @@ class Enrolment:
             return
         result = self._invoke(event)
         self._observe(Step("resolver", account, {"rule": matched[0], "result": result}))
+
+    def _reaches_this_bus(self, event: Mapping[str, Any]) -> bool:
+        """Is the event on the default bus of the stack's region, directly or forwarded?"""
+        region = event.get("region")
+        if region is None or region == self.region:
+            return True
+        bus = f":events:{self.region}:{event.get('account')}:event-bus/default"
+        return any(
+            f.target.endswith(bus) and pattern_matches(dict(f.pattern), event) for f in self._forwarders
+        )
 
 
 def _account_of(event: Mapping[str, Any]) -> str | None:

@@ -150,8 +150,11 @@ def deploy(
     for logical_id in mappings:
         del template["Resources"][logical_id]
 
-    s3 = session.client("s3")
-    s3.create_bucket(Bucket=CODE_BUCKET)
+    s3 = session.client("s3", region_name=region)
+    if region == "us-east-1":  # S3 refuses a LocationConstraint of us-east-1, and requires one elsewhere
+        s3.create_bucket(Bucket=CODE_BUCKET)
+    else:
+        s3.create_bucket(Bucket=CODE_BUCKET, CreateBucketConfiguration={"LocationConstraint": region})
     s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=_function_zip())
 
     cloudformation = session.client("cloudformation")

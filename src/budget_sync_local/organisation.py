@@ -184,6 +184,7 @@ class LocalOrganisation:
         spoke_template_text: str | None = None,
         ous: Sequence[str] = DEFAULT_OUS,
         stackset_delay_s: float = 0.0,
+        forward_org_events: bool | None = None,
     ) -> None:
         self.accounts = tuple(accounts)
         #: another version of template-spoke.yaml for the spoke stacks (an upgrade test's old one)
@@ -194,6 +195,10 @@ class LocalOrganisation:
         self.ous: dict[str, str] = {}  # name -> id
         self.root_id = ""
         self._stackset_delay_s = stackset_delay_s
+        #: deploy template-org-events.yaml in us-east-1 (default: when the stack is elsewhere)
+        self.forward_org_events = (
+            region != enrolment.ORGANIZATIONS_REGION if forward_org_events is None else forward_org_events
+        )
         self.spoke_parameters = {
             "ManagementAccountId": MANAGEMENT_ACCOUNT,
             "AlertEmail1": "finance@example.com",
@@ -372,7 +377,20 @@ class LocalOrganisation:
                 delay_s=self._stackset_delay_s,
             )
         rules = enrolment.resolver_rules(self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
-        self.enrolment = enrolment.Enrolment(pollers, rules, self.invoke_resolver, stack_set, self._observer)
+        forwarders: tuple[enrolment.Forwarder, ...] = ()
+        if self.forward_org_events:
+            forwarders = enrolment.deploy_org_events_forwarding(
+                self.management, MANAGEMENT_ACCOUNT, self.region
+            )
+        self.enrolment = enrolment.Enrolment(
+            pollers,
+            rules,
+            self.invoke_resolver,
+            stack_set,
+            self._observer,
+            region=self.region,
+            forwarders=forwarders,
+        )
         self.pipeline.add_source(self.enrolment)
         standins.subscribe_management(self.enrolment.publish)
 

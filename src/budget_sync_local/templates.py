@@ -20,6 +20,8 @@ from cfnlint.decode import decode, decode_str
 ROOT = Path(__file__).resolve().parents[2]
 MANAGEMENT_TEMPLATE = ROOT / "template-management.yaml"
 SPOKE_TEMPLATE = ROOT / "template-spoke.yaml"
+#: The us-east-1 stack that forwards Organizations events to a management stack elsewhere.
+ORG_EVENTS_TEMPLATE = ROOT / "template-org-events.yaml"
 
 #: The resource property that holds each type's physical name (what Ref returns).
 _NAME_PROPERTY = {

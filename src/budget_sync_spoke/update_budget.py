@@ -8,7 +8,10 @@ credentials. template-spoke.yaml holds this file verbatim as the step's inline S
    the same rule).
 2. Describe the budget with ShowFilterExpression (DescribeBudget hides FilterExpression
    otherwise) and send every member of its definition back (KEPT) with only BudgetLimit
-   changed; only what AWS computes (COMPUTED) is left out. UpdateBudget replaces the whole
+   changed; only what AWS computes (COMPUTED) is left out. The definition sent is one that
+   UpdateBudget accepts whatever DescribeBudget returned: a budget with FilterExpression or
+   Metrics keeps them and its CostFilters/CostTypes are dropped (UpdateBudget takes one
+   pair, not both), and never BudgetLimit with PlannedBudgetLimits. UpdateBudget replaces the whole
    definition, so a member left out would be lost. If this runtime's boto3 does not know a
    KEPT member or ShowFilterExpression, fail with a reason before any change: an SDK that
    does not know a member drops it from the answer, and sending that back would strip it.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -64,6 +68,9 @@ KEPT = (
     "Metrics",
     "BillingViewArn",
 )
+#: The two ways of saying what a budget counts; UpdateBudget takes one of them, not both.
+NEW_FILTER = ("FilterExpression", "Metrics")
+OLD_FILTER = ("CostFilters", "CostTypes")
 #: Members AWS Budgets computes; UpdateBudget ignores them, so they are not sent back.
 COMPUTED = ("CalculatedSpend", "LastUpdatedTime", "HealthStatus")
 #: Runs of the update at most, when the parameter keeps changing under it.
@@ -141,6 +148,23 @@ def notifications_with_subscribers(
     ]
 
 
+def consistent_definition(budget: Mapping[str, Any]) -> dict[str, Any]:
+    """The KEPT members of a described budget, as one definition UpdateBudget accepts.
+
+    UpdateBudget takes "either FilterExpression and Metrics or CostFilters and CostTypes, not
+    both", and one of BudgetLimit / PlannedBudgetLimits (API reference). A DescribeBudget
+    answer may hold both pairs (default CostTypes beside a budget's FilterExpression and
+    Metrics): a budget that has the new pair keeps it, and the deprecated pair is dropped.
+    PlannedBudgetLimits is dropped: the caller sends BudgetLimit.
+    """
+    definition = {key: item for key, item in budget.items() if key in KEPT}
+    if any(definition.get(key) is not None for key in NEW_FILTER):
+        for key in OLD_FILTER:
+            definition.pop(key, None)
+    definition.pop("PlannedBudgetLimits", None)
+    return definition
+
+
 def apply_limit(
     budgets: BudgetsClient,
     account_id: str,
@@ -182,7 +206,7 @@ def apply_limit(
     old_limit = str(current.get("Amount", ""))
     if old_limit and Decimal(old_limit) == amount and current.get("Unit") == UNIT:
         return {"OldLimit": old_limit, "NewLimit": old_limit, "Action": "Unchanged"}
-    new_budget: dict[str, Any] = {key: item for key, item in budget.items() if key in KEPT}
+    new_budget = consistent_definition(budget)
     new_budget["BudgetLimit"] = {"Amount": new_limit, "Unit": UNIT}
     budgets.update_budget(AccountId=account_id, NewBudget=cast("BudgetTypeDef", new_budget))
     return {"OldLimit": old_limit, "NewLimit": new_limit, "Action": "Updated"}

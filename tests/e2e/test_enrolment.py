@@ -5,8 +5,12 @@ Production (the local organisation's placement)."""
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
+import pytest
+
+from budget_sync_local import enrolment
 from budget_sync_local.organisation import LocalOrganisation
 from tests.e2e.conftest import Recorder
 
@@ -109,3 +113,49 @@ def test_given_a_deleted_override_then_the_account_falls_back_to_its_ous_default
 
     assert arrived(local_org, SANDBOX_A, "100")
     assert local_org.view(SANDBOX_A).source == f"default {local_org.ous['Sandbox']}"
+
+
+@pytest.mark.parametrize("forwarded", [True, False], ids=["forwarding stack", "no forwarding stack"])
+def test_given_a_management_stack_in_eu_west_1_then_organizations_events_reach_it_only_through_the_forwarding(
+    forwarded: bool,
+):
+    # GIVEN the management stack in eu-west-1, with or without template-org-events.yaml's
+    # stack in us-east-1 (Organizations' events reach EventBridge in us-east-1 only)
+    recorder = Recorder()
+    with LocalOrganisation(
+        (SANDBOX_A,),
+        region="eu-west-1",
+        observer=recorder,
+        function_output=io.StringIO(),
+        forward_org_events=forwarded,
+    ) as org:
+        org.set_default("Sandbox", 100)
+        org.pipeline.run_until_idle()
+
+        # WHEN an account is created and moved into Sandbox
+        org.create_account(NEW, "Sandbox")
+        org.enrolment.step()  # its two Organizations events, before its spoke stack exists
+
+        # THEN the resolver saw them only through the forwarding rule
+        resolved = [s.detail["rule"] for s in recorder.steps if s.kind == "resolver" and s.account == NEW]
+        ignored = [
+            s.detail["reason"] for s in recorder.steps if s.kind == "ignored-event" and s.account == NEW
+        ]
+        status = org.status(NEW)
+        if forwarded:
+            assert resolved == ["OrganizationsEventsRule", "OrganizationsEventsRule"]
+            assert status is not None
+            assert status["Status"] == "WAITING"
+        else:
+            assert resolved == []
+            assert len(ignored) == 2
+            assert all("delivered in us-east-1 only" in reason for reason in ignored)
+            assert status is None
+        # and either way the StackSet's instance event (in the stack's region) enrols it
+        org.pipeline.run_until_idle()
+        assert arrived(org, NEW, "100")
+
+
+def test_the_forwarding_stack_is_refused_for_a_management_stack_in_us_east_1(local_org: LocalOrganisation):
+    with pytest.raises(enrolment.ForwardingStackError, match="receives Organizations events directly"):
+        enrolment.deploy_org_events_forwarding(local_org.management, "123456789012", "us-east-1")

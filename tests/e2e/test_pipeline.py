@@ -4,10 +4,15 @@ and the Automation document."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
+from unittest import mock
 
 import pytest
+from moto.budgets.models import Budget
 
 from budget_sync_local.organisation import LocalOrganisation
 from tests.e2e.conftest import Recorder
@@ -53,6 +58,52 @@ def test_given_a_change_then_only_the_limit_changes(local_org: LocalOrganisation
     for kept in ("BudgetName", "BudgetType", "TimeUnit", "CostTypes", "TimePeriod"):
         assert after.get(kept) == before.get(kept), kept
     assert local_org.alerts(A) == alerts_before
+
+
+#: What a FilterExpression/Metrics budget counts: everything but credits and refunds.
+NO_CREDITS = {"Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Credit", "Refund"]}}}
+MOTO_COST_TYPES = {"IncludeCredit": True, "IncludeRefund": True, "IncludeTax": True, "UseBlended": False}
+
+
+@contextlib.contextmanager
+def cost_types_in_every_answer() -> Any:
+    """DescribeBudget answers default CostTypes beside FilterExpression and Metrics, as moto
+    itself does (the stand-in models AWS, which returns only the pair the budget has)."""
+    modelled: Callable[[Budget], dict[str, Any]] = Budget.to_dict
+    with mock.patch.object(Budget, "to_dict", lambda self: {"CostTypes": MOTO_COST_TYPES, **modelled(self)}):
+        yield
+
+
+@pytest.mark.parametrize("answer", ["as AWS answers", "with CostTypes beside the filter"])
+def test_given_a_filtered_budget_then_the_document_changes_the_limit_and_keeps_the_filter(
+    local_org: LocalOrganisation, answer: str
+):
+    # GIVEN A's budget counts with FilterExpression and Metrics (no CostTypes, no CostFilters)
+    budgets = local_org.session_in(A).client("budgets")
+    name = local_org.spokes[A].budget_name
+    definition = {
+        "BudgetName": name,
+        "BudgetType": "COST",
+        "TimeUnit": "MONTHLY",
+        "BudgetLimit": {"Amount": "1000", "Unit": "USD"},
+        "FilterExpression": NO_CREDITS,
+        "Metrics": ["UnblendedCost"],
+    }
+    budgets.update_budget(AccountId=A, NewBudget=definition)
+    described = cost_types_in_every_answer() if answer != "as AWS answers" else contextlib.nullcontext()
+
+    # WHEN a new value goes through the template's Automation document
+    with described:
+        local_org.put(A, 640)
+        local_org.pipeline.run_until_idle()
+
+    # THEN the limit changed, the filter and metric stayed, and no CostTypes were sent with
+    # them (the strict stand-in refuses "FilterExpression and Metrics" with "CostTypes")
+    after = budgets.describe_budget(AccountId=A, BudgetName=name, ShowFilterExpression=True)["Budget"]
+    assert (local_org.view(A).status, after["BudgetLimit"]["Amount"]) == ("APPLIED", "640")
+    assert (after["FilterExpression"], after["Metrics"]) == (NO_CREDITS, ["UnblendedCost"])
+    assert "CostTypes" not in after
+    assert "CostFilters" not in after
 
 
 def test_given_cents_then_the_budget_keeps_them(local_org: LocalOrganisation):
@@ -148,3 +199,42 @@ def test_given_two_organisations_one_after_the_other_then_each_delivers_to_its_o
             org.put(A, value)
             org.pipeline.run_until_idle()
             assert limit(org, A) == value
+
+
+def test_given_a_cancelled_transaction_on_the_table_then_later_writes_still_reach_the_spoke(
+    local_org: LocalOrganisation,
+):
+    # GIVEN the pipeline's stream poller attached to the budgets table, and a transaction on
+    # that table cancelled by its condition (budgetctl's and the status store's writes are
+    # conditional transactions designed to conflict); moto's rollback used to put a copy of
+    # the table, with a new stream shard, in its place, so the poller read nothing afterwards
+    local_org.put(A, 500)
+    local_org.pipeline.run_until_idle()
+    dynamodb = local_org.management.client("dynamodb")
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": local_org.stack.budgets_table,
+                        "Item": {"AccountId": {"S": B}, "BudgetValue": {"N": "7"}},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": local_org.stack.budgets_table,
+                        "Item": {"AccountId": {"S": A}, "BudgetValue": {"N": "9"}},
+                        "ConditionExpression": "attribute_not_exists(AccountId)",  # A exists: cancelled
+                    }
+                },
+            ]
+        )
+
+    # WHEN the table is written afterwards
+    local_org.put(A, 800)
+    local_org.pipeline.run_until_idle()
+
+    # THEN the pipeline processes the write, and nothing of the cancelled transaction
+    assert (local_org.view(A).status, limit(local_org, A)) == ("APPLIED", Decimal(800))
+    assert local_org.desired(B) is None
+    assert limit(local_org, B) == Decimal(1000)

@@ -43,7 +43,9 @@ def installed() -> Iterator[standins.StandIns]:
         yield stand_ins
 
 
-def test_update_budget_replaces_the_definition_keeps_notifications_and_spend(installed: standins.StandIns):
+def test_update_budget_replaces_the_definition_keeps_notifications_and_the_spend_reads_zero(
+    installed: standins.StandIns,
+):
     budgets = boto3.client("budgets", region_name=REGION)
     budgets.create_budget(AccountId=ACCOUNT, Budget=BUDGET, NotificationsWithSubscribers=[NOTIFICATION])
     standins.set_calculated_spend(ACCOUNT, "b1", actual=Decimal("12.5"), forecasted=Decimal(0))
@@ -60,7 +62,9 @@ def test_update_budget_replaces_the_definition_keeps_notifications_and_spend(ins
     budget = budgets.describe_budget(AccountId=ACCOUNT, BudgetName="b1")["Budget"]
     assert budget["BudgetLimit"] == {"Amount": "250", "Unit": "USD"}
     assert budget["CostFilters"] == {"Region": ["eu-west-1"]}
-    assert budget["CalculatedSpend"]["ActualSpend"]["Amount"] == "12.5"
+    # "When you modify a budget, the calculatedSpend drops to zero until Amazon Web Services
+    # has new usage data" (UpdateBudget, API reference)
+    assert budget["CalculatedSpend"]["ActualSpend"]["Amount"] == "0"
     assert standins.notifications_with_subscribers(ACCOUNT, "b1") == [
         (NOTIFICATION["Notification"], NOTIFICATION["Subscribers"])
     ]

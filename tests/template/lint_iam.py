@@ -27,7 +27,14 @@ from typing import Any
 
 import parliament
 
-from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, TemplateError, load
+from budget_sync_local.templates import (
+    MANAGEMENT_TEMPLATE,
+    ORG_EVENTS_TEMPLATE,
+    SPOKE_TEMPLATE,
+    Resolver,
+    TemplateError,
+    load,
+)
 
 #: Parameters that switch every optional policy on (the defaults are linted as well).
 EVERYTHING_ON: dict[Path, dict[str, str]] = {
@@ -39,10 +46,12 @@ EVERYTHING_ON: dict[Path, dict[str, str]] = {
         "BudgetActionEnabled": "true",
         "BudgetActionRoleNames": "Developers",
     },
+    ORG_EVENTS_TEMPLATE: {"ManagementStackRegion": "eu-west-1"},
 }
 REQUIRED: dict[Path, dict[str, str]] = {
     MANAGEMENT_TEMPLATE: {},
     SPOKE_TEMPLATE: {"ManagementAccountId": "210987654321", "AlertEmail1": "finops@example.com"},
+    ORG_EVENTS_TEMPLATE: {"ManagementStackRegion": "eu-west-1"},
 }
 #: Arn of resources whose physical id only CloudFormation knows: a plausible placeholder.
 _ARNS = {
@@ -197,7 +206,7 @@ def _detail(found: Any) -> str:
 
 def main() -> int:
     failed = False
-    for path in (MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE):
+    for path in (MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, ORG_EVENTS_TEMPLATE):
         unjustified, justified = lint(path)
         for finding in unjustified:
             print(f"parliament: {finding}")

@@ -13,9 +13,22 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 * SSM ``PutParameter`` enforces the ``AllowedPattern`` the call brings or the parameter
   has (``ParameterPatternMismatchException``), on create and overwrite, as AWS does; moto
   stores the pattern only.
+* Every Budgets request, moto's own operations included, is validated on the server side
+  against botocore's service model (``model_validation``: required members, types, enums,
+  ranges, lengths, patterns, nested shapes) and the API reference's rules across members
+  (one of ``BudgetLimit`` / ``PlannedBudgetLimits``; FilterExpression and Metrics or
+  CostFilters and CostTypes, not both; FilterExpression at most 2 deep), answering
+  ``InvalidParameterException`` naming the member and the value, whatever the client
+  checked itself.
 * Budgets ``UpdateBudget`` (missing in moto 5.2): ``NewBudget`` replaces the whole
-  definition except the name and the calculated spend; ``NotFoundException`` if the
-  budget does not exist. Reachable through ``boto3.client("budgets").update_budget``.
+  definition except the name; the calculated spend reads zero afterwards (until
+  ``set_calculated_spend``); ``NotFoundException`` if the budget does not exist.
+  Reachable through ``boto3.client("budgets").update_budget``.
+* Budgets ``DescribeBudgets``, ``DescribeNotificationsForBudget`` and
+  ``DescribeSubscribersForNotification`` page (``MaxResults``/``NextToken``); a missing
+  budget's notifications are ``NotFoundException``; ``DeleteSubscriber`` of a
+  notification's last subscriber deletes the notification; moto's default ``CostTypes``
+  are not returned for a budget defined with ``FilterExpression`` or ``Metrics``.
 * Budgets notifications and subscribers (moto 5.2 has no subscriber APIs and no
   ``UpdateNotification``, and checks nothing on ``CreateNotification``):
   ``CreateSubscriber``, ``DeleteSubscriber``, ``UpdateSubscriber``,
@@ -69,8 +82,9 @@ import threading
 from collections.abc import Iterator
 from typing import Any, cast
 
+from botocore import xform_name
 from moto.awslambda.models import LambdaFunction
-from moto.budgets.models import BudgetsBackend
+from moto.budgets.models import Budget, BudgetsBackend
 from moto.budgets.responses import BudgetsResponse
 from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import Stack as CloudFormationStack
@@ -97,11 +111,14 @@ from budget_sync_local.standins.budgets import (
     _backend_create_notification,
     _backend_delete_notification,
     _backend_update_budget,
+    _budget_to_dict,
     _response_describe_budget,
     _response_method,
     _response_update_budget,
     notifications_with_subscribers,
+    service_model,
     set_calculated_spend,
+    validated,
 )
 from budget_sync_local.standins.bus import EventCallback, StandIns
 from budget_sync_local.standins.cloudformation import (
@@ -201,6 +218,11 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
     for name in RESPONSE_METHODS:
         replace(BudgetsResponse, name, _response_method(name))
     replace(BudgetsResponse, "describe_budget", _response_describe_budget)
+    replace(Budget, "to_dict", _budget_to_dict(Budget.to_dict))
+    for operation in service_model().operation_names:  # last: moto's actions and the stand-ins'
+        action = xform_name(operation)
+        if hasattr(BudgetsResponse, action):
+            replace(BudgetsResponse, action, validated(operation, getattr(BudgetsResponse, action)))
     replace(
         CloudFormationStack, "parse_template", staticmethod(_json_first(CloudFormationStack.parse_template))
     )

@@ -1,14 +1,18 @@
-"""Budgets: UpdateBudget, DescribeBudget's hidden FilterExpression, notifications and
-subscribers, and the local organisation's view of a budget."""
+"""Budgets: every request validated against botocore's model and the documented rules,
+UpdateBudget, DescribeBudget's hidden FilterExpression, notifications and subscribers (with
+paging), and the local organisation's view of a budget."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
+import botocore.session
+from botocore.model import ServiceModel
 from moto.budgets.exceptions import BudgetMissingLimit
 from moto.budgets.exceptions import NotFoundException as BudgetNotFound
 from moto.budgets.models import Budget, BudgetsBackend, budgets_backends
@@ -16,9 +20,12 @@ from moto.budgets.responses import BudgetsResponse
 from moto.core.exceptions import JsonRESTError
 from moto.core.utils import unix_time
 
+from budget_sync_local.standins.model_validation import request_problems, validation_message
+
 
 def _backend_update_budget(self: BudgetsBackend, account_id: str, new_budget: dict[str, Any]) -> None:
-    """UpdateBudget: "can change every part of a budget except budgetName and calculatedSpend"."""
+    """UpdateBudget: "can change every part of a budget except budgetName and calculatedSpend";
+    the calculated spend reads zero afterwards."""
     name = new_budget.get("BudgetName")
     current = self.budgets[account_id].get(str(name))
     if current is None:
@@ -27,9 +34,10 @@ def _backend_update_budget(self: BudgetsBackend, account_id: str, new_budget: di
         current_type = new_budget.get("BudgetType", current.budget.get("BudgetType"))
         if current_type in ("COST", "USAGE"):
             raise BudgetMissingLimit()
+    # "When you modify a budget, the calculatedSpend drops to zero until Amazon Web Services
+    # has new usage data" (UpdateBudget): no CalculatedSpend reads zero; set_calculated_spend
+    # is the new data
     replacement = {k: v for k, v in new_budget.items() if k not in ("CalculatedSpend", "LastUpdatedTime")}
-    if "CalculatedSpend" in current.budget:
-        replacement["CalculatedSpend"] = current.budget["CalculatedSpend"]
     replacement.setdefault("TimePeriod", current.budget.get("TimePeriod"))
     replacement["LastUpdatedTime"] = unix_time()
     current.budget = replacement
@@ -271,12 +279,17 @@ def delete_subscriber(
     notification: dict[str, Any],
     subscriber: dict[str, Any],
 ) -> None:
-    found = _notification_of(backend, account_id, budget_name, notification, "delete subscriber")
+    """DeleteSubscriber: "Deleting the last subscriber to a notification also deletes the
+    notification" (API reference)."""
+    budget = _budget_of(backend, account_id, budget_name, "delete subscriber")
+    found = _find(budget, notification, "delete subscriber")
     key = _subscriber_key(subscriber)
     kept = [s for s in found.subscribers if _subscriber_key(s) != key]
     if len(kept) == len(found.subscribers):
         raise BudgetNotFound(f"Unable to delete subscriber: {key[1]} - the subscriber doesn't exist.")
     found.subscribers = kept
+    if not kept:
+        budget.notifications = [n for n in budget.notifications if n is not found]
 
 
 def update_subscriber(
@@ -309,6 +322,17 @@ def _response_method(name: str) -> Any:
         backend: BudgetsBackend = self.backend
         account_id, budget_name = self._get_param("AccountId"), self._get_param("BudgetName")
         notification = self._get_param("Notification")
+        if name == "describe_notifications_for_budget":
+            budget = _budget_of(backend, account_id, budget_name, "describe notifications")
+            page, token = _page([dict(n.details) for n in budget.notifications], self._get_param)
+            return json.dumps({"Notifications": page, **token})
+        if name == "describe_budgets":
+            listed = [b.to_dict() for b in backend.budgets[account_id].values()]
+            if not self._get_param("ShowFilterExpression"):
+                for budget_dict in listed:
+                    budget_dict.pop("FilterExpression", None)
+            page, token = _page(listed, self._get_param)
+            return json.dumps({"Budgets": page, **token})
         if name == "update_notification":
             update_notification(
                 backend,
@@ -319,7 +343,8 @@ def _response_method(name: str) -> Any:
             )
         elif name == "describe_subscribers_for_notification":
             found = subscribers_for(backend, account_id, budget_name, notification)
-            return json.dumps({"Subscribers": [dict(s) for s in found.subscribers]})
+            page, token = _page([dict(s) for s in found.subscribers], self._get_param)
+            return json.dumps({"Subscribers": page, **token})
         elif name == "create_subscriber":
             create_subscriber(backend, account_id, budget_name, notification, self._get_param("Subscriber"))
         elif name == "delete_subscriber":
@@ -341,8 +366,133 @@ def _response_method(name: str) -> Any:
 
 RESPONSE_METHODS = (
     "update_notification",
+    "describe_notifications_for_budget",
+    "describe_budgets",
     "describe_subscribers_for_notification",
     "create_subscriber",
     "delete_subscriber",
     "update_subscriber",
 )
+
+
+# --- Paging -----------------------------------------------------------------------------
+# DescribeBudgets, DescribeNotificationsForBudget and DescribeSubscribersForNotification
+# take MaxResults and NextToken and answer NextToken while more remain (botocore's model and
+# paginators-1.json). moto answers every item at once (and DescribeBudgets with a "nextToken"
+# member the model does not have). The page size when MaxResults is absent is not documented;
+# locally it is 100, the largest MaxResults of DescribeNotificationsForBudget.
+
+DEFAULT_PAGE_SIZE = 100
+
+
+def _page(items: Sequence[Any], param: Callable[[str], Any]) -> tuple[list[Any], dict[str, str]]:
+    """One page of ``items`` and {"NextToken": ...} if more remain, from MaxResults/NextToken."""
+    size = int(param("MaxResults") or DEFAULT_PAGE_SIZE)
+    token = param("NextToken")
+    start = 0
+    if token:
+        if not (isinstance(token, str) and token.isdigit() and int(token) <= len(items)):
+            raise _error("InvalidNextTokenException", f"The NextToken {token!r} is not valid.")
+        start = int(token)
+    end = start + size
+    return list(items[start:end]), ({"NextToken": str(end)} if end < len(items) else {})
+
+
+# --- What AWS returns ---------------------------------------------------------------------
+
+
+def _budget_to_dict(original: Callable[[Budget], dict[str, Any]]) -> Callable[[Budget], dict[str, Any]]:
+    """moto's DescribeBudget adds default CostTypes to every COST budget. AWS takes "either
+    FilterExpression and Metrics or CostFilters and CostTypes, not both" (CreateBudget and
+    UpdateBudget, API reference), so a budget defined with FilterExpression or Metrics has no
+    CostTypes and none is returned for it; a budget defined without either keeps moto's
+    defaults (AWS fills CostTypes for the deprecated definition)."""
+
+    def to_dict(self: Budget) -> dict[str, Any]:
+        answer = original(self)
+        if ("FilterExpression" in self.budget or "Metrics" in self.budget) and "CostTypes" not in self.budget:
+            answer.pop("CostTypes", None)
+        return answer
+
+    return to_dict
+
+
+# --- Validation ---------------------------------------------------------------------------
+# Every Budgets request is checked on the server side, before moto or a stand-in serves it:
+# botocore's model (model_validation) and the rules the API reference states beside it.
+
+#: "FilterExpression nests at most 2 deep" (the Expression shape: And, Or and Not hold
+#: expressions; a level is one of them on the way from the top to a leaf).
+MAX_EXPRESSION_DEPTH = 2
+_NEW_FILTER = ("FilterExpression", "Metrics")
+_OLD_FILTER = ("CostFilters", "CostTypes")
+
+
+@functools.cache
+def service_model() -> ServiceModel:
+    return botocore.session.get_session().get_service_model("budgets")
+
+
+def _depth(expression: Any) -> int:
+    if not isinstance(expression, Mapping):
+        return 0
+    if all(expression.get(k) is None for k in ("And", "Or", "Not")):
+        return 0
+    nested: list[Any] = [*(expression.get("And") or []), *(expression.get("Or") or [])]
+    if expression.get("Not") is not None:
+        nested.append(expression["Not"])
+    return 1 + max((_depth(e) for e in nested), default=0)
+
+
+def definition_problems(budget: Mapping[str, Any], member: str) -> list[str]:
+    """The CreateBudget/UpdateBudget rules on a whole Budget that the model cannot say."""
+    problems = []
+    if budget.get("BudgetLimit") is not None and budget.get("PlannedBudgetLimits") is not None:
+        problems.append(
+            f"{member} has both BudgetLimit and PlannedBudgetLimits: only one of BudgetLimit or "
+            "PlannedBudgetLimits can be present"
+        )
+    new = [k for k in _NEW_FILTER if budget.get(k) is not None]
+    old = [k for k in _OLD_FILTER if budget.get(k) is not None]
+    if new and old:
+        problems.append(
+            f"{member} has {' and '.join(new)} together with {' and '.join(old)}: either FilterExpression "
+            "and Metrics or CostFilters and CostTypes, not both"
+        )
+    depth = _depth(budget.get("FilterExpression"))
+    if depth > MAX_EXPRESSION_DEPTH:
+        problems.append(
+            f"{member}.FilterExpression nests {depth} deep (And, Or, Not): at most {MAX_EXPRESSION_DEPTH} "
+            "levels are supported"
+        )
+    return problems
+
+
+def _body(self: BudgetsResponse) -> Any:
+    body = self.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8")
+    if not body:
+        return {}
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise _error("SerializationException", "The request body is not valid JSON") from None
+
+
+def validated(operation: str, method: Callable[[BudgetsResponse], Any]) -> Callable[[BudgetsResponse], Any]:
+    """``method`` (a BudgetsResponse action) preceded by the checks of ``operation``'s request."""
+
+    def checked(self: BudgetsResponse) -> Any:
+        params = _body(self)
+        problems = request_problems(service_model().operation_model(operation), params)
+        if not problems:
+            for member in ("Budget", "NewBudget"):
+                if isinstance(params.get(member), Mapping):
+                    problems += definition_problems(params[member], member)
+        if problems:
+            raise _error("InvalidParameterException", validation_message(problems))
+        return method(self)
+
+    checked.__name__ = getattr(method, "__name__", operation)
+    return checked

@@ -8,7 +8,9 @@ createAccountStatus``). While installed, every successful ``CreateAccount`` and
 ``MoveAccount`` that reaches moto (in-process or through ``make local``'s server, from any
 client) produces that event for the management account's subscribers
 (``subscribe_management``). moto creates accounts synchronously: CreateAccountResult
-follows at once (on AWS, seconds to minutes later).
+follows at once (on AWS, seconds to minutes later). Each event says ``region: us-east-1``;
+``budget_sync_local.enrolment`` delivers it to a management stack in another region only
+through a forwarding rule (template-org-events.yaml).
 
 Not emulated: ``AcceptHandshake`` (moto's handshakes do not add the account) and the
 CloudTrail delivery delay.
