@@ -7,7 +7,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from budget_sync.domain import ACCOUNT_ID_FIELD
+from budget_sync.observability import logger
 from budget_sync.org import INHERITED_FROM_FIELD
 from budget_sync.organizations import OrganizationsReader
 from budget_sync.reconcile import (
@@ -21,14 +24,16 @@ from budget_sync.reconcile import (
 from budget_sync.requested import report_fields
 from budget_sync.status import Status
 from budgetctl.alerts_view import add_alert_columns
-from budgetctl.commands import Command
+from budgetctl.commands import Command, add_wide
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode
 from budgetctl.repair import invoke_reconciler
 from budgetctl.rows import (
     ALERT_STATUS_COLUMNS,
     RECONCILE_COLUMNS,
+    STATUS_BRIEF,
     STATUS_COLUMNS,
+    STATUS_WIDE,
     status_row,
 )
 
@@ -39,6 +44,7 @@ _NO_SPOKE = (Drift.NOT_MANAGED, Drift.NOT_IN_ORGANIZATION)
 def register(command: Command) -> None:
     status = command("status", cmd_status, "per account: desired, parameter, budget, spend, drift")
     _accounts(status)
+    add_wide(status)
 
     reconcile = command("reconcile", cmd_reconcile, "show drift; with --apply, repair it")
     reconcile.add_argument(
@@ -52,9 +58,16 @@ def register(command: Command) -> None:
 def cmd_status(ctx: Context) -> int:
     reports = _inspect(ctx)
     sources = _sources(ctx, reports)
-    rows = [status_row(r, sources.get(r.account_id)) for r in reports]
+    names = _account_names(ctx)
+    rows = [status_row(r, sources.get(r.account_id), names.get(r.account_id)) for r in reports]
     add_alert_columns(ctx, rows, {r.account_id for r in reports if r.drift not in _NO_SPOKE})
-    ctx.out.rows(rows, (*STATUS_COLUMNS, *ALERT_STATUS_COLUMNS), title="budget-sync status")
+    ctx.out.rows(
+        rows,
+        (*STATUS_COLUMNS, *ALERT_STATUS_COLUMNS),
+        title="budget-sync status",
+        brief=STATUS_BRIEF,
+        wide=STATUS_WIDE,
+    )
     _summary(ctx, reports)
     return ExitCode.OK if all(r.drift is Drift.IN_SYNC for r in reports) else ExitCode.PROBLEM
 
@@ -94,6 +107,16 @@ def _apply(ctx: Context) -> int:
     ctx.out.info(f"{len(rows)} account(s): {text}" + (f"; repaired {repaired}" if repaired else ""))
     ok = all(r.get("Drift") == Drift.IN_SYNC.value or r.get("Action") == "REPAIRED" for r in rows)
     return ExitCode.OK if ok else ExitCode.PROBLEM
+
+
+def _account_names(ctx: Context) -> dict[str, str]:
+    """The organisation's account names (``organizations:ListAccounts``); none where the
+    caller may not list the accounts (the Name column stays empty, nothing else changes)."""
+    try:
+        return ctx.organisation_accounts()
+    except (ClientError, BotoCoreError) as exc:
+        logger.info("account names not read", extra={"error": str(exc)})
+        return {}
 
 
 def _wanted(ctx: Context, items: list[DesiredItem]) -> list[DesiredItem]:
