@@ -289,7 +289,8 @@ def test_given_an_account_far_over_when_report_file_then_its_cut_bar_carries_its
 
     # THEN A's bar, cut at 300 %, is labelled with its value; B's (not above the cut) is not
     label = re.search(rf'<g id="cut-{A}">.*?</g>', html, re.S)
-    assert label is not None and "1,400 %" in label.group(0)
+    assert label is not None
+    assert "1,400 %" in label.group(0)
     assert f'id="cut-{B}"' not in html
     # AND the legend names the near line and the cut, and the caption says so
     assert "80 % of the limit (near)" in html
@@ -307,4 +308,5 @@ def test_given_no_spend_when_report_file_then_the_over_card_says_no_account_is_o
     assert budgetctl("report", "--file", str(page)).code == ExitCode.OK
 
     card = re.search(r'id="over-share">(.*?)</div>', page.read_text(encoding="utf-8"))
-    assert card is not None and card.group(1) == "no account over its limit"
+    assert card is not None
+    assert card.group(1) == "no account over its limit"
