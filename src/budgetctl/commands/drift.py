@@ -56,9 +56,10 @@ def register(command: Command) -> None:
 
 
 def cmd_status(ctx: Context) -> int:
-    reports = _inspect(ctx)
+    # With --org the organisation must be read (an error if it cannot); without, only for names.
+    names = ctx.organisation_accounts() if ctx.args.org else _account_names(ctx)
+    reports = _inspect(ctx, names)
     sources = _sources(ctx, reports)
-    names = _account_names(ctx)
     rows = [status_row(r, sources.get(r.account_id), names.get(r.account_id)) for r in reports]
     add_alert_columns(ctx, rows, {r.account_id for r in reports if r.drift not in _NO_SPOKE})
     ctx.out.rows(
@@ -130,11 +131,11 @@ def _wanted(ctx: Context, items: list[DesiredItem]) -> list[DesiredItem]:
     return [i for i in items if i.account_id in wanted]
 
 
-def _inspect(ctx: Context) -> list[AccountReport]:
+def _inspect(ctx: Context, organisation: Mapping[str, str] | None = None) -> list[AccountReport]:
     args = ctx.args
     items = _wanted(ctx, read_desired(ctx.dynamodb, args.table))
     statuses = read_statuses(ctx.dynamodb, args.status_table)
-    items, outside, unmanaged = _organisation(ctx, items, statuses)
+    items, outside, unmanaged = _organisation(ctx, items, statuses, organisation)
     reconciler = ctx.reconciler()
     with ctx.out.progress("reading spoke accounts", len(items)) as advance:
         summary = reconciler.run(items, statuses, on_account=lambda _: advance(1))
@@ -142,14 +143,18 @@ def _inspect(ctx: Context) -> list[AccountReport]:
 
 
 def _organisation(
-    ctx: Context, items: list[DesiredItem], statuses: Mapping[str, Mapping[str, Any]]
+    ctx: Context,
+    items: list[DesiredItem],
+    statuses: Mapping[str, Mapping[str, Any]],
+    accounts: Mapping[str, str] | None = None,
 ) -> tuple[list[DesiredItem], list[AccountReport], list[AccountReport]]:
-    """With --org: the items inside the organisation, those outside, the accounts without one."""
+    """With --org: the items inside the organisation, those outside, the accounts without one.
+    ``accounts``: the organisation's accounts if already read (ListAccounts once per command)."""
     args = ctx.args
     outside: list[AccountReport] = []
     unmanaged: list[AccountReport] = []
     if args.org:
-        organisation = ctx.organisation_accounts()
+        organisation = ctx.organisation_accounts() if accounts is None else accounts
         outside = [
             AccountReport(
                 i.account_id,
