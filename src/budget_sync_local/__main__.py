@@ -9,6 +9,8 @@ invoke  runs the template's handler on a sample stream event (events/*.json), as
         ``sam local invoke -e`` would, then lets the spoke side react, and prints the
         batch response and each account's result.
 serve   the organisation as an AWS endpoint on 127.0.0.1 (``make local``).
+spend   ACCOUNT ACTUAL FORECAST: give an account of the running organisation this month's
+        actual and forecasted spend (AWS computes them; see budget_sync_local/spend.py).
 """
 
 from __future__ import annotations
@@ -23,23 +25,22 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+from budget_sync_local.port import ServerError, check_port
 
-from budget_sync_local.console import CIRCLED, account_table, progress_bar, step_printer
-from budget_sync_local.demo_report import write_report
-from budget_sync_local.organisation import (
-    DEFAULT_ACCOUNTS,
-    MANAGEMENT_ACCOUNT,
-    AccountView,
-    LocalOrganisation,
-)
-from budget_sync_local.pipeline import Step
-from budget_sync_local.quiet import silence_library_warnings
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from budget_sync_local.organisation import AccountView, LocalOrganisation
+    from budget_sync_local.pipeline import Step
+
+# The organisation's modules (moto, boto3, rich: seconds to import on a busy machine) are
+# imported inside the commands, after ``serve`` has checked its port: a port in use ends
+# ``make local`` within a second, not after the imports.
 
 LOG_DIR = Path(".local-org")
+DEFAULT_PORT = 5000
 #: The demo's fourth spoke: its budget has PlannedBudgetLimits, which budget-sync refuses to mix.
 PLANNED_ACCOUNT = "444444444444"
 #: The demo's organisation defaults and the account it creates while running.
@@ -83,6 +84,10 @@ def _alert_problems(
 
 
 def demo(console: Console) -> int:
+    from budget_sync_local.console import CIRCLED, account_table, progress_bar, step_printer
+    from budget_sync_local.demo_report import write_report
+    from budget_sync_local.organisation import DEFAULT_ACCOUNTS, MANAGEMENT_ACCOUNT, LocalOrganisation
+
     started = time.monotonic()
     valid = {"111111111111": Decimal("1250.50"), "222222222222": Decimal("2000")}
     invalid = {"333333333333": Decimal("12.345")}
@@ -208,6 +213,9 @@ def run_event(
 
     The event does not come from the budgets table, so an account's desired value is the
     one the function recorded in the status table."""
+    from budget_sync_local.organisation import DEFAULT_ACCOUNTS, LocalOrganisation
+    from budget_sync_local.pipeline import Step
+
     named = {
         str(r.get("dynamodb", {}).get("Keys", {}).get("AccountId", {}).get("S", "")) for r in event["Records"]
     }
@@ -225,6 +233,8 @@ def run_event(
 
 
 def invoke_event(console: Console, path: Path) -> int:
+    from budget_sync_local.console import account_table, step_printer
+
     try:
         event = load_event(path)
     except ValueError as exc:
@@ -239,7 +249,11 @@ def invoke_event(console: Console, path: Path) -> int:
 
 
 def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
+    from rich.markup import escape
+
     from budget_sync_local import server
+    from budget_sync_local.console import progress_bar, step_printer
+    from budget_sync_local.organisation import MANAGEMENT_ACCOUNT
 
     progress, update = progress_bar(console)
 
@@ -251,6 +265,15 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
             f"status table {org.stack.status_table}"
         )
         console.print(f"  spoke accounts: {', '.join(org.accounts)} (region {org.region})")
+        console.print(
+            f"  OUs: {', '.join(f'{name} {ou}' for name, ou in org.ous.items())} (root {org.root_id})",
+            markup=False,
+        )
+        console.print(
+            "  spend for the report: python -m budget_sync_local spend ACCOUNT ACTUAL FORECAST"
+            + ("" if port == DEFAULT_PORT else f" --port {port}"),
+            markup=False,
+        )
         console.print(
             f"  see docs/local.md for the commands to try; function logs: {LOG_DIR / 'function.log'}"
         )
@@ -272,6 +295,26 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
     return 0
 
 
+def give_spend(endpoint: str, account: str, actual: str, forecast: str) -> int:
+    """``spend``: exit 0 with the budget's new figures; 2 if refused (the message names the
+    field and the value); 1 if no local organisation answers."""
+    from budget_sync_local.spend import SpendError, send
+
+    try:
+        answer = send(endpoint, account, actual, forecast)
+    except SpendError as exc:
+        print(f"spend: {exc}", file=sys.stderr)
+        return 2
+    except ConnectionError as exc:
+        print(f"spend: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{answer['AccountId']}: budget {answer['BudgetName']} now has actual spend "
+        f"{answer['ActualSpend']} USD and forecasted spend {answer['ForecastedSpend']} USD this month"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m budget_sync_local",
@@ -283,11 +326,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     invoke_parser = commands.add_parser("invoke", help="the template's handler on a sample event")
     invoke_parser.add_argument("event", type=Path)
     serve_parser = commands.add_parser("serve", help="the local organisation as a server")
-    serve_parser.add_argument("--port", type=int, default=5000)
-    serve_parser.add_argument(
-        "--accounts", type=int, default=len(DEFAULT_ACCOUNTS), help="number of spoke accounts (default 3)"
+    serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve_parser.add_argument("--accounts", type=int, default=3, help="number of spoke accounts (default 3)")
+    spend_parser = commands.add_parser(
+        "spend", help="give an account of the running local organisation this month's spend (USD)"
+    )
+    spend_parser.add_argument("account", metavar="ACCOUNT", help="a spoke account (12 digits)")
+    spend_parser.add_argument("actual", metavar="ACTUAL", help="actual spend this month, e.g. 1100")
+    spend_parser.add_argument("forecast", metavar="FORECAST", help="forecasted spend this month, e.g. 1400")
+    spend_parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"the local organisation's port ({DEFAULT_PORT})"
     )
     args = parser.parse_args(argv)
+    if args.command == "spend":
+        return give_spend(f"http://127.0.0.1:{args.port}", args.account, args.actual, args.forecast)
+    if args.command == "serve":
+        try:
+            check_port("127.0.0.1", args.port)  # before the imports below: a busy port ends at once
+        except ServerError as exc:
+            print(f"make local: {exc}", flush=True)
+            return 1
+    from rich.console import Console
+
+    from budget_sync_local.quiet import silence_library_warnings
+
     silence_library_warnings()
 
     for name, value in {
@@ -296,7 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         os.environ.setdefault(name, value)  # moto's accounts, never real credentials
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    # The console holds the real stdout: a function's output is redirected to its log file
+    # while it runs, and a console line printed meanwhile (another thread) stays on the console.
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
     if args.command == "demo":
         return demo(console)
     if args.command == "invoke":

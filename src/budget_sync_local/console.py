@@ -33,35 +33,47 @@ def _batch(console: Console, step: Step) -> None:
 
 
 def _automation(console: Console, step: Step) -> None:
+    """One Automation run, one line: the parameter whose change started it (④) and what its
+    steps did to the budget and its alerts (⑤)."""
     d = step.detail
-    console.print(f"  {CIRCLED[3]} {step.account}: rule matched → Automation document")
+    line = Text(f"  {CIRCLED[3]} {step.account}: rule matched → Automation document")
+    if d.get("parameter"):
+        line.append(f" ({d['parameter']})")
     if d.get("status") != "Success":
-        console.print(
-            f"  {CIRCLED[4]} {step.account}: [red]automation {d.get('status')}[/]: {d.get('failure') or d.get('error')}"
-        )
+        line.append(f": {CIRCLED[4]} ")
+        line.append(f"automation {d.get('status')}", style="red")
+        line.append(f": {d.get('failure') or d.get('error')}")
+        console.print(line, soft_wrap=True)  # one line per event, however long
         return
     outputs = d.get("outputs", {})
     old = _first(outputs.get("UpdateBudgetLimit.OldLimit"))
     new = _first(outputs.get("UpdateBudgetLimit.NewLimit"))
     action = str(_first(outputs.get("UpdateBudgetLimit.Action")) or "done").lower()
-    console.print(f"  {CIRCLED[4]} {step.account}: budget {action}: limit {old or '—'} → {new}")
+    line.append(f": {CIRCLED[4]} budget {action}: limit {old or '—'} → {new}")
     if _first(outputs.get("ReconcileAlerts.Action")) == "Reconciled":
-        console.print(
-            f"  {CIRCLED[4]} {step.account}: alerts reconciled in "
-            f"{_first(outputs.get('ReconcileAlerts.Calls'))} call(s): "
-            f"{_alerts_text(_first(outputs.get('ReconcileAlerts.Applied')))}",
-            markup=False,
+        line.append(
+            f"; alerts reconciled in {_first(outputs.get('ReconcileAlerts.Calls'))} call(s): "
+            f"{_alerts_text(_first(outputs.get('ReconcileAlerts.Applied')))}"
         )
+    console.print(line, soft_wrap=True)
 
 
 def _result(console: Console, step: Step) -> None:
+    """One spoke report, one line: which step of the document reported (UpdateBudgetLimit,
+    ReconcileAlerts), which parameter's change started the run, and the status after it."""
     d = step.detail
     if d.get("error"):
         console.print(f"  {CIRCLED[6]} {step.account}: [red]{escape(str(d['error']))}[/]")
         return
+    about = f"{d.get('step') or d.get('kind')}" + (
+        f" (run for {d['started_by']})" if d.get("started_by") else ""
+    )
     console.print(
-        f"  {CIRCLED[6]} {step.account} → management result bus: {d.get('kind')} "
-        f"({d.get('outcome')}); status {d.get('recorded') or 'unchanged'}"
+        Text(
+            f"  {CIRCLED[6]} {step.account} → management result bus: {about} ({d.get('outcome')}); "
+            f"status {d.get('recorded') or 'unchanged'}"
+        ),
+        soft_wrap=True,
     )
 
 

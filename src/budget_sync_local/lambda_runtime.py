@@ -9,14 +9,16 @@ This is the project's own stand-in for ``sam local invoke`` on machines without 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, Resolver, load
 
@@ -140,3 +142,37 @@ def invoke(
             timeout_s=spec.timeout_s,
         )
         return handler(event, context)
+
+
+#: One invocation at a time swaps the process's stdout: two overlapping swaps would leave it
+#: pointing at the log file.
+_REDIRECTING = threading.Lock()
+
+
+def invoke_logging_to(
+    spec: FunctionSpec,
+    event: dict[str, Any],
+    region: str,
+    account_id: str,
+    output: TextIO | None,
+) -> Any:
+    """``invoke``, with what the function writes to stdout (its JSON log lines and its metric
+    lines, as Lambda sends them to CloudWatch Logs) written to ``output`` instead, if given.
+
+    Powertools' log handler keeps the stdout it saw when the module was imported: it is lent
+    ``output`` for the call and given its own back after."""
+    if output is None:
+        return invoke(spec, event, region, account_id)
+    service = spec.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+    with _REDIRECTING:
+        handlers = [h for h in logging.getLogger(service).handlers if isinstance(h, logging.StreamHandler)]
+        own = [h.stream for h in handlers]
+        with redirect_stdout(output):
+            for handler in handlers:
+                handler.setStream(output)
+            try:
+                return invoke(spec, event, region, account_id)
+            finally:
+                for handler, stream in zip(handlers, own, strict=True):
+                    handler.setStream(stream)
+                output.flush()

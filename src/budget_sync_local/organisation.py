@@ -21,11 +21,10 @@ one the caller already started (tests), or behind ``server.serve`` (``make local
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack, redirect_stdout
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TextIO
@@ -42,13 +41,14 @@ from budget_sync_local import enrolment, management_stack, standins, templates
 from budget_sync_local import spoke_stack as spoke_stack
 from budget_sync_local.lambda_runtime import (
     function_spec,
-    invoke,
+    invoke_logging_to,
     lambda_environment,
     load_handler,
     new_execution_environment,
 )
 from budget_sync_local.mappings import Pollers, filtered, stream_mappings, without_batches
 from budget_sync_local.pipeline import Observer, Pipeline, ResultBus, Step, StreamPoller, on_failure_sender
+from budget_sync_local.standins.awslambda import function_output_to
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -226,6 +226,9 @@ class LocalOrganisation:
             if self._start_mock:
                 self._exit.enter_context(mock_aws())
             self.standins = self._exit.enter_context(standins.installed())
+            # A function invoked through the endpoint (budgetctl reconcile --apply) logs where
+            # the pipeline's functions do.
+            self._exit.enter_context(function_output_to(self._function_output))
             self._provision()
         except BaseException:
             self._exit.close()
@@ -513,21 +516,7 @@ class LocalOrganisation:
         )
 
     def _invoke(self, spec: Any, event: dict[str, Any]) -> Any:
-        if self._function_output is None:
-            return invoke(spec, event, self.region, MANAGEMENT_ACCOUNT)
-        # Powertools' log handler keeps the stdout it saw when the module was imported: it
-        # is lent this organisation's output for the call, and given its own back after.
-        service = self._spec.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
-        handlers = [h for h in logging.getLogger(service).handlers if isinstance(h, logging.StreamHandler)]
-        own = [h.stream for h in handlers]
-        with redirect_stdout(self._function_output):
-            for handler in handlers:
-                handler.setStream(self._function_output)
-            try:
-                return invoke(spec, event, self.region, MANAGEMENT_ACCOUNT)
-            finally:
-                for handler, stream in zip(handlers, own, strict=True):
-                    handler.setStream(stream)
+        return invoke_logging_to(spec, event, self.region, MANAGEMENT_ACCOUNT, self._function_output)
 
     # -- the operator's side -------------------------------------------------------------
 

@@ -34,6 +34,12 @@ from budget_sync_local.management_stack import StreamSettings
 from budget_sync_local.standins import automation_status_event, pattern_matches
 from budget_sync_local.streams import lambda_event, lambda_record
 
+#: The spoke document's report (budget_sync_spoke): its alerts step names itself ("Step":
+#: "ReconcileAlerts"), its budget step sends no "Step".
+REPORT_DETAIL_TYPE = "Budget Update Result"
+_BUDGET_STEP = "UpdateBudgetLimit"
+_STARTED_BY_KEPT = 1000
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
@@ -265,6 +271,8 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
         self._sources: list[WorkSource] = []
+        #: Automation execution id -> the parameter whose change started it (for the console)
+        self._started_by: dict[str, str] = {}
 
     def add_source(self, source: WorkSource) -> None:
         """More work for each round (the management account's enrolment, enrolment.py)."""
@@ -313,6 +321,9 @@ class Pipeline:
         if result is None:
             self._observe(Step("ignored-event", account, {"reason": "the rule's pattern does not match"}))
             return
+        self._started_by[result.execution_id] = str(event.get("detail", {}).get("name", ""))
+        if len(self._started_by) > _STARTED_BY_KEPT:  # the oldest runs reported long ago
+            self._started_by.pop(next(iter(self._started_by)))
         self._observe(
             Step(
                 "automation",
@@ -322,6 +333,7 @@ class Pipeline:
                     "outputs": dict(result.outputs),
                     "failure": result.failure_message,
                     "execution_id": result.execution_id,
+                    "parameter": event.get("detail", {}).get("name"),
                 },
             )
         )
@@ -359,6 +371,11 @@ class Pipeline:
                     or event.get("detail", {}).get("Status"),
                     "recorded": answer.get("status") if isinstance(answer, Mapping) else None,
                     "reason": event.get("detail", {}).get("Reason", ""),
+                    # the document's step that reported: its budget step sends no "Step"
+                    "step": (event.get("detail", {}).get("Step") or _BUDGET_STEP)
+                    if event.get("detail-type") == REPORT_DETAIL_TYPE
+                    else None,
+                    "started_by": self._started_by.get(str(event.get("detail", {}).get("ExecutionId"))),
                 },
             )
         )

@@ -9,6 +9,10 @@ A port that cannot be had ends the process at once: it is checked before provisi
 (seconds saved) and bound in the main thread after it (so that a port taken meanwhile is
 an error there too, not a server thread that dies while the main thread waits on it). If
 the server thread stops serving, ``serve`` ends with ``ServerError`` as well.
+
+Beside the AWS APIs, the port answers one local-only request, ``POST /_local/spend``: an
+account's actual and forecasted spend (budget_sync_local.spend), which AWS computes and no
+AWS API sets.
 """
 
 from __future__ import annotations
@@ -18,40 +22,36 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from budget_sync_local.organisation import DEFAULT_REGION, LocalOrganisation
 from budget_sync_local.pipeline import Observer
+from budget_sync_local.port import ServerError, check_port
+from budget_sync_local.spend import with_spend_route
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+__all__ = ["ServerError", "check_port", "serve"]
 
 
-class ServerError(Exception):
-    """The local endpoint could not start or stopped serving; the message says why."""
-
-
-def check_port(host: str, port: int) -> None:
-    """ServerError at once if ``host:port`` cannot be listened on (in use, not allowed)."""
-    try:
-        with socket.create_server((host, port)):  # SO_REUSEADDR, as werkzeug's server
-            pass
-    except OSError as exc:
-        raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
-def _bind(host: str, port: int) -> BaseWSGIServer:
+def _bind(host: str, port: int, org: LocalOrganisation | None = None) -> BaseWSGIServer:
     """moto's server on a socket bound here: werkzeug would print and sys.exit on its own
-    bind failure; this one raises ServerError instead."""
+    bind failure; this one raises ServerError instead. With ``org``, the server also answers
+    the local-only ``POST /_local/spend`` (budget_sync_local.spend)."""
     try:
         listening = socket.create_server((host, port))
     except OSError as exc:
         raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     with listening:  # werkzeug works on a duplicate of the descriptor
+        app: WSGIApplication = DomainDispatcherApplication(create_backend_app)
         return make_server(
             host,
             port,
-            DomainDispatcherApplication(create_backend_app),
+            app if org is None else with_spend_route(app, org),
             threaded=True,
             request_handler=MotoRequestHandler,
             fd=listening.fileno(),
@@ -84,7 +84,7 @@ def serve(
         accounts, DEFAULT_REGION, progress=progress, function_output=function_output, observer=observer
     ) as org:
         org.pipeline.start()
-        server = _bind(host, port)
+        server = _bind(host, port, org)
 
         def run() -> None:
             try:

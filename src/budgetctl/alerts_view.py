@@ -5,6 +5,10 @@ to the spoke's /BlogBudgets/AlertSettings; ``defaults`` for ``{}``). ``SpokeAler
 from the spoke budget through the spoke role (DescribeNotificationsForBudget and
 DescribeSubscribersForNotification, which budgets:ViewBudget allows): one line per
 notification, ``ACTUAL>80%: a@example.com,b@example.com``. Both are shown as text.
+
+A table shows neither whole: its ``Alerts`` column is one line per account, the spoke
+budget's notifications and how many recipients they have (``ACTUAL>80%, ACTUAL>100%,
+FORECASTED>100% → 2 recipients``). JSON and CSV carry both columns whole.
 """
 
 from __future__ import annotations
@@ -23,19 +27,33 @@ def add_alert_columns(ctx: Context, rows: list[dict[str, Any]], spoke_accounts: 
     statuses = read_statuses(ctx.dynamodb, ctx.args.status_table)
     wanted = sorted(set(spoke_accounts))
 
-    def read(account: str) -> tuple[str, str | None]:
+    def read(account: str) -> tuple[str, list[str] | str | None]:
         try:
             lines = ctx.spokes.read_alerts(account, ctx.args.budget_name)
         except BudgetSyncError as exc:
             return account, f"unreadable: {exc}"
-        return account, None if lines is None else "; ".join(lines) or "none"
+        return account, lines
 
     with ThreadPoolExecutor(max_workers=min(ctx.args.concurrency, max(len(wanted), 1))) as pool:
         spoke = dict(pool.map(read, wanted))
     for row in rows:
         account = str(row.get("AccountId"))
         row["AlertsSent"] = sent_text((statuses.get(account) or {}).get("AlertSettings"))
-        row["SpokeAlerts"] = spoke.get(account)
+        found = spoke.get(account)
+        row["SpokeAlerts"] = ("; ".join(found) or "none") if isinstance(found, list) else found
+        row["Alerts"] = alerts_summary(found)
+
+
+def alerts_summary(found: list[str] | str | None) -> str | None:
+    """The spoke budget's notifications in one line: ``ACTUAL>80%, FORECASTED>100% → 2
+    recipients``; ``none``; or ``unreadable`` (the reason is in the JSON's SpokeAlerts)."""
+    if found is None or isinstance(found, str):
+        return None if found is None else "unreadable"
+    if not found:
+        return "none"
+    kinds = [line.partition(": ")[0] for line in found]
+    recipients = {a for line in found for a in line.partition(": ")[2].split(",") if a}
+    return f"{', '.join(kinds)} → {len(recipients)} recipient(s)"
 
 
 def sent_text(settings: object) -> str | None:

@@ -274,7 +274,13 @@ def main(
     for key, value in DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, value)
-    out = Output(args.output, stdout, stderr, query=getattr(args, "query", None))
+    out = Output(
+        args.output,
+        stdout,
+        stderr,
+        query=getattr(args, "query", None),
+        wide=bool(getattr(args, "wide", False)),
+    )
     try:
         if unused_names is not None:
             raise unused_names

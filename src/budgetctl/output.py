@@ -7,6 +7,13 @@ Values come from other accounts and other people (spoke parameters, reasons, tab
 attributes): they are shown as text, never interpreted. A table cell is a Rich ``Text``
 (``[/]`` or ``[link=...]`` is printed as typed, not read as markup); a CSV cell that a
 spreadsheet would read as a formula gets a leading apostrophe (``csv_cell``).
+
+A table is for a person at a terminal: a command may name the few columns its table shows
+(``brief``), and ``--wide`` shows them all. A cell that is a word or a number (an account id,
+an amount, a status, a drift) is never folded, so a status is never split across two lines;
+only the long text columns (``LONG_TEXT``) are. In the brief table each of those is cut to
+one line with an ellipsis, so that every account is one line. JSON and CSV always carry every
+column, whatever the table shows.
 """
 
 from __future__ import annotations
@@ -47,6 +54,23 @@ def shaped(records: list[dict[str, Any]], single: bool, query: str | None) -> An
 
 #: The widest a piped table may grow before its cells fold.
 _PIPED_MAX_WIDTH = 1000
+#: Columns of free text (names, reasons, ARNs, values written by hand, alert settings): the only
+#: ones a table folds (``--wide``) or cuts with an ellipsis (the brief table).
+LONG_TEXT = frozenset(
+    {
+        "Name",
+        "Source",
+        "Reason",
+        "Parameter",
+        "UpdatedBy",
+        "AlertsSent",
+        "SpokeAlerts",
+        "Alerts",
+        "AlertEmails",
+    }
+)
+#: Summaries that are one line in every table (the whole text is in JSON and CSV).
+ONE_LINE = frozenset({"Alerts"})
 
 
 class Output:
@@ -56,19 +80,32 @@ class Output:
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
         query: str | None = None,
+        wide: bool = False,
     ) -> None:
         self.format = fmt
         self.query = query
+        #: --wide: the table shows every column, long text folded instead of cut
+        self.wide = wide
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self._err = Console(file=self.stderr, highlight=False, soft_wrap=True)
 
     def rows(
-        self, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str = "", single: bool = False
+        self,
+        rows: Sequence[dict[str, Any]],
+        columns: Sequence[str],
+        title: str = "",
+        single: bool = False,
+        *,
+        brief: Sequence[str] | None = None,
+        wide: Sequence[str] | None = None,
     ) -> None:
         """One record per row, with these columns, in the chosen format. ``single``: the
         command answers with one result (get, set), which JSON gives as one object.
-        With --query, the JMESPath result is printed as JSON whatever the format."""
+        With --query, the JMESPath result is printed as JSON whatever the format.
+
+        A table shows ``brief`` (default: ``columns``), or with --wide ``wide`` (default:
+        ``columns``); a row may carry table-only cells (a one-line summary) under those names."""
         records = [{c: _json(row.get(c)) for c in columns} for row in rows]
         if self.format == "json" or self.query:
             json.dump(shaped(records, single, self.query), self.stdout, indent=2)
@@ -78,14 +115,21 @@ class Output:
             writer.writerow(columns)
             writer.writerows([[csv_cell(_text(row.get(c))) for c in columns] for row in rows])
         else:
+            shown = (wide or columns) if self.wide else (brief or columns)
+            cut = not self.wide and brief is not None
             table = Table(title=Text(title) if title else None, title_justify="left")
-            for column in columns:
-                table.add_column(Text(column), overflow="fold")
+            one_line = {c for c in shown if c in ONE_LINE or (cut and c in LONG_TEXT)}
+            for column in shown:
+                # Long text gives way (rich narrows those columns first); a word never folds.
+                header = Text(column, no_wrap=True, overflow="ellipsis")  # never Reaso / n
+                table.add_column(header, no_wrap=column not in LONG_TEXT, overflow="fold")
             for row in rows:
-                table.add_row(*(Text(_text(row.get(c))) for c in columns))
-            # On a terminal the table fits the window; piped or redirected, no cell is folded at an
-            # arbitrary width (a value is read, grepped or copied whole), as `gh` does.
-            width = None if _tty(self.stdout) else Console(width=_PIPED_MAX_WIDTH).measure(table).maximum
+                table.add_row(*(_cell(row.get(c), c in one_line) for c in shown))
+            # On a terminal the table fits the window; piped or redirected, or with --wide, no cell
+            # is folded at an arbitrary width (a value is read, grepped or copied whole), as `gh`
+            # does (`budgetctl status --wide | less -S` scrolls sideways).
+            fit = _tty(self.stdout) and not self.wide
+            width = None if fit else Console(width=_PIPED_MAX_WIDTH).measure(table).maximum
             console = Console(file=self.stdout, highlight=False, width=width)
             console.print(table)
 
@@ -118,6 +162,16 @@ class Output:
 
 def _tty(stream: TextIO) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _cell(value: Any, one_line: bool = False) -> Text:
+    """One table cell: the value as plain text (never markup); ``one_line``: cut to the
+    column's width with an ellipsis. The one place a table cell is made, so that a sanitising
+    of outside text (control characters) applies to every table."""
+    text = _text(value)
+    if one_line:
+        return Text(" ".join(text.split()), no_wrap=True, overflow="ellipsis")
+    return Text(text)
 
 
 def _text(value: Any) -> str:

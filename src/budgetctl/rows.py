@@ -14,6 +14,7 @@ from budget_sync.reconcile import AccountReport
 
 STATUS_COLUMNS = (
     "AccountId",
+    "Name",
     "Desired",
     "Source",
     "LastStatus",
@@ -29,6 +30,10 @@ RECONCILE_COLUMNS = ("AccountId", "Desired", "Parameter", "BudgetLimit", "Drift"
 ITEM_COLUMNS = ("AccountId", "BudgetValue", "UpdatedBy", "UpdatedAt", *ALERT_FIELDS)
 #: status: the alert settings last sent (status table) and what the spoke budget has now
 ALERT_STATUS_COLUMNS = ("AlertsSent", "SpokeAlerts")
+#: status as a table: what fits 100 characters; with --wide, every column but the alerts in one
+#: line (``Alerts``, budgetctl.alerts_view); JSON and CSV have all of STATUS_COLUMNS and the alerts.
+STATUS_BRIEF = ("AccountId", "Name", "Desired", "BudgetLimit", "LastStatus", "Drift", "Reason")
+STATUS_WIDE = (*STATUS_COLUMNS, "Alerts")
 
 
 def item_row(item: dict[str, Any]) -> dict[str, Any]:
@@ -49,11 +54,13 @@ def alert_columns(item: dict[str, Any]) -> dict[str, str | None]:
         return {field: None if item.get(field) is None else str(item.get(field)) for field in ALERT_FIELDS}
 
 
-def status_row(report: AccountReport, source: str | None = None) -> dict[str, Any]:
-    """``source``: where the desired value comes from ("item", "default ou-... (Name)")."""
+def status_row(report: AccountReport, source: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """``source``: where the desired value comes from ("item", "default ou-... (Name)");
+    ``name``: the account's name in the organisation, where it could be read."""
     budget = report.budget
     return {
         "AccountId": report.account_id,
+        "Name": name or None,
         "Desired": amount_text(report.desired),
         "Source": source,
         "LastStatus": report.last_status or None,

@@ -318,6 +318,7 @@ def test_status_shows_each_account_and_exits_1_on_drift(ops: Org):
     rows = {r["AccountId"]: r for r in result.json()}
     assert rows[C] == {
         "AccountId": C,
+        "Name": None,  # no organisation in this fixture: ListAccounts fails, the column stays empty
         "Desired": "1000",
         "Source": "item",  # the account's own item (not an OU default)
         "LastStatus": None,
@@ -445,8 +446,12 @@ def test_the_table_output_is_a_readable_table_and_debug_logs_go_to_stderr(ops: O
 
     assert result.code == ExitCode.PROBLEM
     header = next(line for line in result.stdout.splitlines() if "AccountId" in line)
-    for column in ("Desired", "Parameter", "BudgetLimit", "PercentOfLimit", "Drift"):
+    for column in ("Desired", "BudgetLimit", "LastStatus", "Drift", "Reason"):
         assert column in header
+    wide = next(line for line in budgetctl("status", "--wide").stdout.splitlines() if "AccountId" in line)
+    for column in ("Parameter", "PercentOfLimit", "Alerts"):  # --wide: every column
+        assert column not in header
+        assert column in wide
     assert "BUDGET_DRIFT" in result.stdout
     assert '"account drifted"' in result.stderr  # the shared code's structured log line
     assert '"account drifted"' not in result.stdout

@@ -274,3 +274,41 @@ def test_given_no_report_extra_when_report_file_then_it_says_how_to_install_it(
     assert result.code == ExitCode.USAGE
     assert "--file needs matplotlib: pip install 'budget-sync[report]'" in result.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_given_an_account_far_over_when_report_file_then_its_cut_bar_carries_its_value_and_the_card_reads(
+    ops: Org, tmp_path: Path
+):
+    # GIVEN A at 1,400 % of its limit, B at 300 %, C within
+    give_spend(ops, A, "1000", "1100", "14000")
+    give_spend(ops, B, "1000", "500", "3000")
+    give_spend(ops, C, "1000", "100", "300")
+    page = tmp_path / "report.html"
+
+    # WHEN
+    assert budgetctl("report", "--file", str(page)).code == ExitCode.OK
+    html = page.read_text(encoding="utf-8")
+
+    # THEN A's bar, cut at 300 %, is labelled with its value; B's (not above the cut) is not
+    label = re.search(rf'<g id="cut-{A}">.*?</g>', html, re.S)
+    assert label is not None
+    assert "1,400 %" in label.group(0)
+    assert f'id="cut-{B}"' not in html
+    # AND the legend names the near line and the cut, and the caption says so
+    assert "80 % of the limit (near)" in html
+    assert "bar above 300 %: cut, value on top" in html
+    assert "Bars above 300 % are cut at the top and labelled with their value" in html
+    # AND the over card is a whole sentence: 2 over, their forecast and its share of the total
+    card = re.search(r'id="over-share">(.*?)</div>', html)
+    assert card is not None
+    assert card.group(1) == "forecast 17,000.00 USD: 98.3 % of the organisation's forecast"
+
+
+def test_given_no_spend_when_report_file_then_the_over_card_says_no_account_is_over(ops: Org, tmp_path: Path):
+    page = tmp_path / "report.html"
+
+    assert budgetctl("report", "--file", str(page)).code == ExitCode.OK
+
+    card = re.search(r'id="over-share">(.*?)</div>', page.read_text(encoding="utf-8"))
+    assert card is not None
+    assert card.group(1) == "no account over its limit"

@@ -8,6 +8,9 @@ CloudFormation, or by a test) and whose handler is in budget-sync's package
 them, a new execution environment per call (the handler module's cached clients dropped),
 the management account's credentials. The response is Lambda's: the handler's result as
 JSON, or ``X-Amz-Function-Error: Unhandled`` with ``errorMessage`` / ``errorType``.
+What the function writes to stdout (its JSON log and metric lines) goes where the local
+organisation sends its functions' output (``function_output_to``: ``.local-org/function.log``
+under ``make local``), as Lambda sends it to CloudWatch Logs, not to the server's console.
 Any other function goes to moto unchanged. Not emulated: the execution role's credentials
 (the call runs with the caller's in-process moto credentials), timeouts, concurrency.
 """
@@ -15,16 +18,35 @@ Any other function goes to moto unchanged. Not emulated: the execution role's cr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 from moto.awslambda.models import LambdaFunction
 
-from budget_sync_local.lambda_runtime import FunctionSpec, invoke, load_handler, new_execution_environment
+from budget_sync_local.lambda_runtime import (
+    FunctionSpec,
+    invoke_logging_to,
+    load_handler,
+    new_execution_environment,
+)
 
 #: The template's CodeUri of every budget-sync function (tests/template checks the template).
 CODE_URI = "src/function"
 PACKAGE = "budget_sync."
+#: Where an invoked function's stdout goes (None: the process's own stdout)
+_output: list[TextIO | None] = [None]
+
+
+@contextmanager
+def function_output_to(stream: TextIO | None) -> Iterator[None]:
+    """While inside, functions invoked through Lambda's Invoke write their output to ``stream``."""
+    previous = _output[0]
+    _output[0] = stream
+    try:
+        yield
+    finally:
+        _output[0] = previous
 
 
 def _spec(function: LambdaFunction) -> FunctionSpec | None:
@@ -53,7 +75,7 @@ def _invoke_in_process(original: Callable[..., Any]) -> Callable[..., Any]:
         load_handler(spec)
         new_execution_environment(spec)
         try:
-            result = invoke(spec, event, self.region, self.account_id)
+            result = invoke_logging_to(spec, event, self.region, self.account_id, _output[0])
         except Exception as exc:  # Lambda's "Unhandled" function error
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__}).encode()

@@ -15,3 +15,12 @@ Command = Callable[[str, Callable[["Context"], int], str], argparse.ArgumentPars
 
 #: The command modules, in the order ``budgetctl --help`` lists them.
 MODULES = ("items", "transfer", "drift", "defaults", "parked", "report")
+
+
+def add_wide(parser: argparse.ArgumentParser) -> None:
+    """--wide: the table shows every column (JSON and CSV always do)."""
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="table: every column, long text folded (default: the columns that fit 100 characters)",
+    )

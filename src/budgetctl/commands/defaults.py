@@ -27,7 +27,7 @@ from budget_sync.domain import BUDGET_VALUE_FIELD, amount_text, format_amount
 from budget_sync.errors import InvalidItemError, PermanentError, TransientError
 from budget_sync.org import TARGET_ID_FIELD, parse_default_value, parse_target_id
 from budget_sync.organizations import NotInOrganization, OrganizationsReader
-from budgetctl.commands import Command
+from budgetctl.commands import Command, add_wide
 from budgetctl.context import Context
 from budgetctl.errors import AwsError, ExitCode, UsageError
 from budgetctl.table import BudgetsTable, InterruptedWriteError, Write
@@ -49,6 +49,7 @@ def register(command: Command) -> None:
     )
     sub.add_argument("--file", metavar="PATH", help="export: write here instead of stdout")
     sub.add_argument("--format", choices=("csv", "json"), help="export: csv (default) or json")
+    add_wide(sub)
     group = sub.add_mutually_exclusive_group()
     group.add_argument(
         "--expect",
@@ -174,7 +175,8 @@ def _list(ctx: Context, table: BudgetsTable) -> int:
     items = table.scan()
     names = _names(ctx) if items else {}
     rows = [_row(item, names) for item in items]
-    ctx.out.rows(rows, DEFAULT_COLUMNS, title="budget-sync defaults")
+    # The table: one line per default (a long UpdatedBy ARN cut with an ellipsis; --wide: whole).
+    ctx.out.rows(rows, DEFAULT_COLUMNS, title="budget-sync defaults", brief=DEFAULT_COLUMNS)
     gone = [r["TargetId"] for r in rows if names and r["TargetId"] not in names]
     for target in gone:
         ctx.out.error(

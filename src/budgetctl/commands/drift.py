@@ -7,7 +7,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from budget_sync.domain import ACCOUNT_ID_FIELD
+from budget_sync.observability import logger
 from budget_sync.org import INHERITED_FROM_FIELD
 from budget_sync.organizations import OrganizationsReader
 from budget_sync.reconcile import (
@@ -21,14 +24,16 @@ from budget_sync.reconcile import (
 from budget_sync.requested import report_fields
 from budget_sync.status import Status
 from budgetctl.alerts_view import add_alert_columns
-from budgetctl.commands import Command
+from budgetctl.commands import Command, add_wide
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode
 from budgetctl.repair import invoke_reconciler
 from budgetctl.rows import (
     ALERT_STATUS_COLUMNS,
     RECONCILE_COLUMNS,
+    STATUS_BRIEF,
     STATUS_COLUMNS,
+    STATUS_WIDE,
     status_row,
 )
 
@@ -48,6 +53,7 @@ def needs_attention(report: AccountReport) -> bool:
 def register(command: Command) -> None:
     status = command("status", cmd_status, "per account: desired, parameter, budget, spend, drift")
     _accounts(status)
+    add_wide(status)
 
     reconcile = command("reconcile", cmd_reconcile, "show drift; with --apply, repair it")
     reconcile.add_argument(
@@ -59,11 +65,19 @@ def register(command: Command) -> None:
 
 
 def cmd_status(ctx: Context) -> int:
-    reports = _inspect(ctx)
+    # With --org the organisation must be read (an error if it cannot); without, only for names.
+    names = ctx.organisation_accounts() if ctx.args.org else _account_names(ctx)
+    reports = _inspect(ctx, names)
     sources = _sources(ctx, reports)
-    rows = [status_row(r, sources.get(r.account_id)) for r in reports]
+    rows = [status_row(r, sources.get(r.account_id), names.get(r.account_id)) for r in reports]
     add_alert_columns(ctx, rows, {r.account_id for r in reports if r.drift not in _NO_SPOKE})
-    ctx.out.rows(rows, (*STATUS_COLUMNS, *ALERT_STATUS_COLUMNS), title="budget-sync status")
+    ctx.out.rows(
+        rows,
+        (*STATUS_COLUMNS, *ALERT_STATUS_COLUMNS),
+        title="budget-sync status",
+        brief=STATUS_BRIEF,
+        wide=STATUS_WIDE,
+    )
     _summary(ctx, reports)
     missing = _missing(ctx, reports)
     return ExitCode.PROBLEM if missing or any(needs_attention(r) for r in reports) else ExitCode.OK
@@ -113,6 +127,16 @@ def _apply(ctx: Context) -> int:
     return ExitCode.OK if ok and not missing else ExitCode.PROBLEM
 
 
+def _account_names(ctx: Context) -> dict[str, str]:
+    """The organisation's account names (``organizations:ListAccounts``); none where the
+    caller may not list the accounts (the Name column stays empty, nothing else changes)."""
+    try:
+        return ctx.organisation_accounts()
+    except (ClientError, BotoCoreError) as exc:
+        logger.info("account names not read", extra={"error": str(exc)})
+        return {}
+
+
 def _wanted(ctx: Context, items: list[DesiredItem]) -> list[DesiredItem]:
     """Only the --account accounts (if given), each missing one named."""
     if not ctx.args.account:
@@ -124,11 +148,11 @@ def _wanted(ctx: Context, items: list[DesiredItem]) -> list[DesiredItem]:
     return [i for i in items if i.account_id in wanted]
 
 
-def _inspect(ctx: Context) -> list[AccountReport]:
+def _inspect(ctx: Context, organisation: Mapping[str, str] | None = None) -> list[AccountReport]:
     args = ctx.args
     items = _wanted(ctx, read_desired(ctx.dynamodb, args.table))
     statuses = read_statuses(ctx.dynamodb, args.status_table)
-    items, outside, unmanaged = _organisation(ctx, items, statuses)
+    items, outside, unmanaged = _organisation(ctx, items, statuses, organisation)
     reconciler = ctx.reconciler()
     with ctx.out.progress("reading spoke accounts", len(items)) as advance:
         summary = reconciler.run(items, statuses, on_account=lambda _: advance(1))
@@ -136,18 +160,23 @@ def _inspect(ctx: Context) -> list[AccountReport]:
 
 
 def _organisation(
-    ctx: Context, items: list[DesiredItem], statuses: Mapping[str, Mapping[str, Any]]
+    ctx: Context,
+    items: list[DesiredItem],
+    statuses: Mapping[str, Mapping[str, Any]],
+    accounts: Mapping[str, str] | None = None,
 ) -> tuple[list[DesiredItem], list[AccountReport], list[AccountReport]]:
     """With --org: the items inside the organisation, those outside, the accounts without one.
 
     Every key of the status table is a row too, as in ``report``: a status row whose key is no
     account of the organisation (a malformed item written by hand, an account that left) is
-    NOT_IN_ORGANIZATION, and ``budgetctl delete --stale KEY`` removes it."""
+    NOT_IN_ORGANIZATION, and ``budgetctl delete --stale KEY`` removes it.
+
+    ``accounts``: the organisation's accounts if already read (ListAccounts once per command)."""
     args = ctx.args
     outside: list[AccountReport] = []
     unmanaged: list[AccountReport] = []
     if args.org:
-        organisation = ctx.organisation_accounts()
+        organisation = ctx.organisation_accounts() if accounts is None else accounts
         outside = [
             AccountReport(
                 i.account_id,

@@ -8,7 +8,7 @@ import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from budgetctl.commands import Command
+from budgetctl.commands import Command, add_wide
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode, UsageError
 from budgetctl.report.model import DEFAULT_NEAR_PERCENT
@@ -27,12 +27,13 @@ def register(command: Command) -> None:
         default=str(DEFAULT_NEAR_PERCENT),
         help=f"forecast share of the limit from which an account is 'near' ({DEFAULT_NEAR_PERCENT})",
     )
+    add_wide(report)
 
 
 def cmd_report(ctx: Context) -> int:
     # Imported here: the other commands do not pay for Jinja2 and matplotlib.
     from budgetctl.report.gather import gather
-    from budgetctl.report.render import REPORT_COLUMNS, render_html, report_row, summary
+    from budgetctl.report.render import REPORT_BRIEF, REPORT_COLUMNS, render_html, report_row, summary
 
     near = _near(ctx.args.near)
     if ctx.args.file:
@@ -42,7 +43,12 @@ def cmd_report(ctx: Context) -> int:
         raise UsageError(f"--file {ctx.args.file!r}: the folder {str(target.parent)!r} does not exist")
     report = gather(ctx, near)
     if target is None:
-        ctx.out.rows([report_row(line) for line in report.lines], REPORT_COLUMNS, title="budget-sync report")
+        ctx.out.rows(
+            [report_row(line) for line in report.lines],
+            REPORT_COLUMNS,
+            title="budget-sync report",
+            brief=REPORT_BRIEF,
+        )
     else:
         _write(target, render_html(report, near))
         ctx.out.info(f"wrote {target} ({len(report.lines)} accounts)")

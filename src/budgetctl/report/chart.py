@@ -2,7 +2,9 @@
 
 One bar per account whose budget could be read, sorted by forecast as a share of the limit,
 coloured by level (over, near, within), hatched when the account drifted; the actual spend
-as a tick on each bar; the 100 % line and the near line. Every bar carries an SVG id
+as a tick on each bar; the 100 % line and the near line, both in the legend. A bar above
+``CAP_PERCENT`` is cut at the top and labelled with its value (1,400 %), so that an account at
+1,400 % does not look like one at 300 %. Every bar carries an SVG id
 (``account-<id>-<level>``, matplotlib's ``gid``) so that a browser test can count the marks.
 
 The only text from outside in the SVG is account ids (12 digits, validated by the item
@@ -62,6 +64,20 @@ def chart_svg(lines: Sequence[AccountLine], near_percent: Decimal) -> str:
             if line.drifted:
                 bar.set_hatch("///")
                 bar.set_edgecolor("#212121")
+        for position, value, line in zip(positions, forecast, charted, strict=True):
+            if value > top:  # cut at the top: the bar says how high it really goes
+                axes.annotate(
+                    f"{value:,.0f} %",
+                    (position, top),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    rotation=90 if len(charted) > LABELLED_ACCOUNTS else 0,
+                    fontsize=7,
+                    annotation_clip=False,
+                    gid=f"cut-{line.account_id}",
+                )
         ticks = axes.scatter(
             positions,
             [min(value, top) for value in actual],
@@ -92,6 +108,14 @@ def chart_svg(lines: Sequence[AccountLine], near_percent: Decimal) -> str:
                 Patch(facecolor="white", edgecolor="#212121", hatch="///", label="drifted"),
                 Line2D([], [], color="#212121", marker="_", linestyle="", label="actual spend"),
                 Line2D([], [], color="#c62828", linestyle="--", label="100 % of the limit"),
+                Line2D(
+                    [], [], color="#ef8f00", linestyle=":", label=f"{near_percent:f} % of the limit (near)"
+                ),
+                Patch(
+                    facecolor="white",
+                    edgecolor="white",
+                    label=f"bar above {CAP_PERCENT} %: cut, value on top",
+                ),
             ],
             loc="upper left",
             bbox_to_anchor=(1.01, 1.0),  # beside the axes, never over a bar

@@ -30,6 +30,8 @@ REPORT_COLUMNS = (
     "Reason",
     "ReadAt",
 )
+#: The table without --wide: what fits 100 characters, one line per account.
+REPORT_BRIEF = ("AccountId", "Name", "BudgetLimit", "ForecastPercent", "Level", "Drift", "Reason")
 
 #: What a reader of the page is told about where the numbers come from.
 SOURCE_NOTE = (
@@ -127,4 +129,4 @@ def _reason(line: AccountLine) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["REPORT_COLUMNS", "render_html", "report_row", "summary"]
+__all__ = ["REPORT_BRIEF", "REPORT_COLUMNS", "render_html", "report_row", "summary"]

@@ -1,0 +1,155 @@
+"""Give an account of the running local organisation this month's spend.
+
+AWS Budgets computes a budget's actual and forecasted spend from the account's usage
+(botocore's Budgets model, ``CalculatedSpend``: "The actual and forecasted cost or usage that
+the budget tracks"; ``actualSpend`` is what was used, ``forecastedSpend`` what the usage
+history predicts), refreshed a few times a day; moto reads 0. So that an operator's ``budgetctl report``
+and ``status`` on ``make local`` show figures, the local server answers one local-only
+request beside the AWS APIs, on the same port:
+
+    POST /_local/spend   {"AccountId": "111111111111", "ActualSpend": "1100", "ForecastedSpend": "1400"}
+
+and ``python -m budget_sync_local spend ACCOUNT ACTUAL FORECAST [--port 5000]`` sends it.
+The account must have a spoke stack (its budget); each amount is a number of USD, at least 0,
+with at most two decimals. The answer is the budget's new figures (200), or a message naming
+the field and the value (400). Nothing of this exists on AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from budget_sync_local.organisation import LocalOrganisation
+
+PATH = "/_local/spend"
+_ACCOUNT = re.compile(r"\d{12}")
+_MAX_BODY = 4096
+
+
+class SpendError(ValueError):
+    """A request the local organisation refuses; the message names the field and the value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    account_id: str
+    actual: Decimal
+    forecasted: Decimal
+
+    def answer(self, budget_name: str) -> dict[str, str]:
+        return {
+            "AccountId": self.account_id,
+            "BudgetName": budget_name,
+            "ActualSpend": f"{self.actual:f}",
+            "ForecastedSpend": f"{self.forecasted:f}",
+        }
+
+
+def _amount(field: str, value: object) -> Decimal:
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    try:
+        amount = Decimal(text) if text else None
+    except InvalidOperation:
+        amount = None
+    if amount is None or not amount.is_finite():
+        raise SpendError(f"{field} {value!r} is not a number of USD")
+    if amount < 0:
+        raise SpendError(f"{field} {value!r} is negative")
+    if amount.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise SpendError(f"{field} {value!r} has more than two decimals")
+    return amount
+
+
+def parse(body: object, spoke_accounts: Iterable[str]) -> Spend:
+    """The request's JSON object, checked: a spoke account of this organisation, two amounts."""
+    if not isinstance(body, dict):
+        raise SpendError('the body must be a JSON object: {"AccountId", "ActualSpend", "ForecastedSpend"}')
+    unknown = sorted(set(body) - {"AccountId", "ActualSpend", "ForecastedSpend"})
+    if unknown:
+        raise SpendError(f"unknown field(s) {', '.join(unknown)}")
+    account = body.get("AccountId")
+    if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
+        raise SpendError(f"AccountId {account!r} must be exactly 12 digits")
+    spokes = sorted(spoke_accounts)
+    if account not in spokes:
+        raise SpendError(
+            f"AccountId {account!r} has no spoke stack (no budget) in the local organisation; "
+            f"spoke accounts: {', '.join(spokes) or 'none'}"
+        )
+    return Spend(
+        account,
+        _amount("ActualSpend", body.get("ActualSpend")),
+        _amount("ForecastedSpend", body.get("ForecastedSpend")),
+    )
+
+
+def with_spend_route(app: WSGIApplication, org: LocalOrganisation) -> WSGIApplication:
+    """``app`` (moto's server) with ``POST /_local/spend`` answered by the organisation."""
+
+    def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != PATH:
+            return app(environ, start_response)
+        status, answer = _spend(org, environ)
+        body = json.dumps(answer).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return application
+
+
+def _spend(org: LocalOrganisation, environ: WSGIEnvironment) -> tuple[str, dict[str, Any]]:
+    if environ.get("REQUEST_METHOD") != "POST":
+        return "405 Method Not Allowed", {"message": f"{PATH} takes POST"}
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if not 0 < length <= _MAX_BODY:
+        return "400 Bad Request", {"message": f"the body must be a JSON object of at most {_MAX_BODY} bytes"}
+    try:
+        body = json.loads(environ["wsgi.input"].read(length))
+        spend = parse(body, org.spokes)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return "400 Bad Request", {"message": str(exc) if isinstance(exc, SpendError) else f"not JSON: {exc}"}
+    org.set_spend(spend.account_id, spend.actual, spend.forecasted)
+    return "200 OK", spend.answer(org.spokes[spend.account_id].budget_name)
+
+
+def send(
+    endpoint: str, account: str, actual: str, forecasted: str, *, timeout_s: float = 10
+) -> dict[str, Any]:
+    """POST the spend to a running local organisation; SpendError with its message if refused,
+    ConnectionError if nothing answers at ``endpoint``."""
+    request = urllib.request.Request(  # noqa: S310 - the local organisation's own http endpoint
+        endpoint.rstrip("/") + PATH,
+        data=json.dumps(
+            {"AccountId": account, "ActualSpend": actual, "ForecastedSpend": forecasted}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise SpendError(str(message)) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(
+            f"no local organisation answers at {endpoint} ({reason}); start it with make local"
+        ) from None
