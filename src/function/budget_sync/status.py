@@ -22,7 +22,9 @@ Item (key ``AccountId``):
   SentAt          S   when the value or the alert settings were last sent (SENT); the bound
                       ConfirmTimeoutMinutes counts from it
   ConfirmedVersion N  the parameter version the spoke's latest report is about: a report about
-                      an older version never overwrites a newer status (see budget_sync.results)
+                      an older version never overwrites a newer status; above ParameterVersion,
+                      a report held for a SENT not recorded yet (or a hand edit's: drift once
+                      the bound passes; see budget_sync.results)
   ConfirmedLimit  N   the budget limit the spoke reported (success only)
   ConfirmedAt     S   when the report arrived
   ExecutionId     S   the spoke's Automation execution that reported
@@ -125,7 +127,7 @@ class StatusStore:
         if item is None or str(item.get("SequenceNumber", "")) > padded(update.sequence_number):
             return False
         confirmed = int(item.get("ConfirmedVersion", 0))
-        if confirmed < update.parameter_version:
+        if confirmed != update.parameter_version:
             return False  # the condition failed for another reason: a newer status
         limit = item.get("ConfirmedLimit")
         if item.get("SpokeOutcome") == Status.APPLIED and limit is not None and update.desired == limit:
@@ -215,7 +217,9 @@ class StatusStore:
                 sets.append("RepairedVersion = :version")
             if update.status is Status.SENT and guard_confirmation:
                 # the spoke's report of this version may have come first
-                condition += " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion < :version)"
+                # (a report held about another version, a hand edit's or a forged one, is no
+                # verdict on this one: budget_sync.results)
+                condition += " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion <> :version)"
         if update.alerts is not None:
             values[":alerts"] = {"S": update.alerts}
             sets.append("AlertSettings = :alerts")
