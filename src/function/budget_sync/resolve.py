@@ -5,10 +5,13 @@ For a scope (the whole organisation, one OU's subtree, one account) it reads the
 decides per account (org.plan) and then:
 
 * WRITE   an item ``{AccountId, BudgetValue, InheritedFrom, UpdatedBy, UpdatedAt}``, on the
-          condition that the account has no item or only an inherited one: an explicit
-          item written meanwhile always wins (the write is then skipped, not retried);
-* DELETE  an inherited item whose default is gone, on the condition that it is still
-          inherited: the stream function then marks the account UNMANAGED and it keeps
+          condition that the item is still the one this run read (no item, or an inherited
+          item with the same InheritedFrom and BudgetValue): an explicit item written
+          meanwhile always wins, and so does a newer run that read newer defaults and wrote
+          or removed the item first (the write is then skipped, counted as a conflict, not
+          retried);
+* DELETE  an inherited item whose default is gone, on the same condition (the inherited
+          item as read): the stream function then marks the account UNMANAGED and it keeps
           its last budget, exactly as when an operator removes an item;
 * WAIT    status WAITING (the spoke stack is not there yet): nothing is written until the
           StackSet reports the stack instance, then the item follows;
@@ -260,18 +263,17 @@ class Resolver:
             ":by": {"S": self._actor},
             ":at": {"S": _now()},
         }
+        condition, names, read = _as_read(decision)
+        values.update(read)
         try:
             self._dynamodb.update_item(
                 TableName=self._settings.budgets_table_name,
                 Key={ACCOUNT_ID_FIELD: {"S": decision.account_id}},
                 UpdateExpression="SET #v = :v, #inh = :src, UpdatedBy = :by, UpdatedAt = :at",
-                # explicit always wins: only a new item, or one that is itself inherited
-                ConditionExpression="attribute_not_exists(#id) OR attribute_exists(#inh)",
-                ExpressionAttributeNames={
-                    "#v": BUDGET_VALUE_FIELD,
-                    "#inh": INHERITED_FROM_FIELD,
-                    "#id": ACCOUNT_ID_FIELD,
-                },
+                # the item this run read, nothing else: an explicit item, or an inherited one
+                # that a newer run (newer defaults) wrote or removed meanwhile, always wins
+                ConditionExpression=condition,
+                ExpressionAttributeNames={**names, "#v": BUDGET_VALUE_FIELD, "#inh": INHERITED_FROM_FIELD},
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
@@ -286,13 +288,14 @@ class Resolver:
     def _delete(self, decision: Decision) -> bool:
         assert decision.previous is not None
         assert decision.previous.inherited_from is not None
+        condition, names, read = _as_read(decision)
         try:
             self._dynamodb.delete_item(
                 TableName=self._settings.budgets_table_name,
                 Key={ACCOUNT_ID_FIELD: {"S": decision.account_id}},
-                ConditionExpression="#inh = :src",
-                ExpressionAttributeNames={"#inh": INHERITED_FROM_FIELD},
-                ExpressionAttributeValues={":src": {"S": decision.previous.inherited_from}},
+                ConditionExpression=condition,  # the inherited item this run read, unchanged
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=read,
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -333,6 +336,24 @@ class Resolver:
             raise TransientError(f"account {decision.account_id}: status write failed ({exc})") from exc
         except BotoCoreError as exc:
             raise TransientError(f"account {decision.account_id}: status write failed ({exc})") from exc
+
+
+def _as_read(decision: Decision) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition "the budgets-table item is still the one this run read" (its expression,
+    names and values): no item, or an inherited item with the same InheritedFrom and
+    BudgetValue. A run that read older defaults finds a newer run's write (or removal) and
+    writes nothing."""
+    previous = decision.previous
+    if previous is None:
+        return "attribute_not_exists(#id)", {"#id": ACCOUNT_ID_FIELD}, {}
+    names = {"#inh": INHERITED_FROM_FIELD}
+    if previous.inherited_from is None:  # explicit: never the resolver's to change (a plan never does)
+        return "attribute_exists(#inh)", names, {}
+    values: dict[str, Any] = {":read_src": {"S": previous.inherited_from}}
+    if previous.value is None:  # an inherited item whose value is not valid: the same source
+        return "#inh = :read_src", names, values
+    values[":read_v"] = {"N": format_amount(previous.value)}
+    return "#inh = :read_src AND #v = :read_v", {**names, "#v": BUDGET_VALUE_FIELD}, values
 
 
 def _now() -> str:
