@@ -155,3 +155,36 @@ def test_status_org_shows_each_accounts_source_and_the_accounts_it_does_not_mana
     assert (waiting["Drift"], waiting["LastStatus"], waiting["Desired"]) == ("NOT_MANAGED", "WAITING", "100")
     assert "waiting for its spoke stack" in waiting["Reason"]
     assert rows["123456789012"]["Drift"] == "NOT_MANAGED"  # the management account: no item, no default
+
+
+def test_given_a_default_above_an_explicit_item_when_deleted_then_budgetctl_says_the_default_replaces_it(
+    tree: Tree,
+):
+    # GIVEN Sandbox's default 100 and an explicit 700 for one of its accounts
+    account = SANDBOX_ACCOUNTS[0]
+    tree.set_default(tree.sandbox, "100")
+    tree.table("BlogBudgetsDynamoDB").put_item(Item={"AccountId": account, "BudgetValue": Decimal(700)})
+
+    # WHEN the operator deletes the account's item
+    result = budgetctl("delete", account, "--region", "us-east-1")
+
+    # THEN budgetctl says, before it happens, that Sandbox's 100 replaces the 700 (not that it stays)
+    assert result.code == ExitCode.OK, result.stderr
+    said = result.stdout + result.stderr
+    assert f"the default of OU Sandbox ({tree.sandbox}) applies: its budget becomes 100 (was 700)" in said
+    assert "keeps its last budget" not in said
+    assert said.index("applies") < said.index("deleted")
+
+
+def test_given_no_default_above_an_account_when_deleted_then_budgetctl_says_it_keeps_its_last_budget(
+    tree: Tree,
+):
+    account = SANDBOX_ACCOUNTS[0]
+    tree.table("BlogBudgetsDynamoDB").put_item(Item={"AccountId": account, "BudgetValue": Decimal(700)})
+
+    result = budgetctl("delete", account, "--region", "us-east-1")
+
+    assert result.code == ExitCode.OK, result.stderr
+    assert "no default applies to it: the account keeps its last budget (status UNMANAGED)" in (
+        result.stdout + result.stderr
+    )

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+from decimal import Decimal
+
 from budget_sync.domain import (
     BUDGET_VALUE_FIELD,
     format_amount,
 )
+from budget_sync.errors import BudgetSyncError
+from budget_sync.org import Source, effective
+from budget_sync.organizations import OrganizationsReader
+from budget_sync.resolve import read_defaults
 from budgetctl.commands import Command
+from budgetctl.commands.defaults import DEFAULT_DEFAULTS_TABLE
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode
 from budgetctl.rows import (
@@ -39,8 +46,18 @@ def register(command: Command) -> None:
     )
     _guard(set_)
 
-    delete = command("delete", cmd_delete, "remove an account's item (the account keeps its last budget)")
+    delete = command(
+        "delete",
+        cmd_delete,
+        "remove an account's item (the nearest OU or root default then applies; "
+        "without one, the account keeps its last budget)",
+    )
     delete.add_argument("account", metavar="ACCOUNT")
+    delete.add_argument(
+        "--defaults-table",
+        default=DEFAULT_DEFAULTS_TABLE,
+        help=f"defaults table, to say which default replaces the item ({DEFAULT_DEFAULTS_TABLE})",
+    )
     _guard(delete)
 
 
@@ -82,11 +99,46 @@ def cmd_delete(ctx: Context) -> int:
     if args.expect == "read" and previous is None:
         ctx.out.error(f"no item for account {args.account} in {args.table}")
         return ExitCode.PROBLEM
+    ctx.out.info(f"account {args.account} without its item: {after_delete(ctx, args.account, previous)}")
     ctx.table.write(Write(args.account, None, previous, args.expect))
-    ctx.out.info(
-        f"deleted account {args.account}'s item; the account keeps its last budget (status UNMANAGED)"
-    )
+    ctx.out.info(f"deleted account {args.account}'s item")
     return ExitCode.OK
+
+
+def after_delete(ctx: Context, account: str, previous: dict[str, object] | None) -> str:
+    """What happens to the account once its item is gone, said before it happens: the default
+    of its nearest OU or root (the defaults table, the account's path from Organizations),
+    which the resolver then writes, or, without one, its last budget stays."""
+    try:
+        tree = OrganizationsReader(ctx.client("organizations"), max_rps=0).account(account)
+        defaults = read_defaults(ctx.dynamodb, ctx.args.defaults_table)
+    except BudgetSyncError as exc:
+        return (
+            f"cannot tell whether a default replaces it ({exc}); without one, "
+            "the account keeps its last budget (status UNMANAGED)"
+        )
+    keeps = "the account keeps its last budget (status UNMANAGED)"
+    found = tree.accounts.get(account)
+    if found is None:
+        return f"it is not in the organisation, so no default applies to it: {keeps}"
+    if account == tree.management_account:
+        return f"defaults do not apply to the management account: {keeps}"
+    wanted = effective(found, None, defaults)
+    if wanted.source is not Source.DEFAULT or wanted.value is None:
+        return f"no default applies to it: {keeps}"
+    if not found.active:
+        return f"the account is {found.state}: the resolver skips it, so {keeps}"
+    try:
+        unit = OrganizationsReader(ctx.client("organizations"), max_rps=0).describe_target(wanted.target_id)
+        name = f"{'OU' if wanted.target_id.startswith('ou-') else 'root'} {unit.name} ({wanted.target_id})"
+    except BudgetSyncError:
+        name = wanted.target_id
+    old = (previous or {}).get(BUDGET_VALUE_FIELD)
+    was = f" (was {format_amount(old)})" if isinstance(old, Decimal) else ""
+    return (
+        f"the default of {name} applies: its budget becomes {format_amount(wanted.value)}{was}, "
+        "written by the resolver when it sees the removal"
+    )
 
 
 def _guard(sub: argparse.ArgumentParser) -> None:
