@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 from decimal import Decimal
 
 from budget_sync.domain import (
