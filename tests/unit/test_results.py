@@ -12,6 +12,7 @@ from budget_sync.results import (
     ExecutionEnded,
     InvalidResult,
     SpokeReport,
+    alerts_confirmed,
     decide_report,
     decide_unclaimed,
     parse_event,
@@ -253,3 +254,37 @@ def test_a_hand_edit_confirmed_under_an_applied_status_is_drift_and_the_same_val
     assert refused is not None
     assert refused.reason.endswith("the spoke failed: not a number")
     assert decide_unclaimed(APPLIED_ITEM) is None  # the version the pipeline sent
+
+
+SENT_WITH_ALERTS = {
+    "Status": "SENT",
+    "DesiredValue": Decimal(555),
+    "ParameterVersion": 3,
+    "SentAlertsVersion": 7,
+    "ConfirmedAlertsVersion": 6,
+}
+
+
+def test_given_alert_settings_sent_then_the_limit_report_waits_for_the_alerts_report_which_decides():
+    limit = parse_event(report())
+    assert isinstance(limit, SpokeReport)
+    waiting = decide_report(SENT_WITH_ALERTS, limit)
+    assert waiting is not None
+    assert waiting.status is None  # still SENT: the alerts sent are not confirmed
+    item = {**SENT_WITH_ALERTS, **waiting.values}
+    older = parse_event(alerts_report(Applied="{}", AlertsVersions=[6, 1]))
+    assert isinstance(older, SpokeReport)
+    assert decide_report(item, older).status is None  # type: ignore[union-attr]  # older settings
+    sent = parse_event(alerts_report(Applied="{}", AlertsVersions=[7, 1]))
+    assert isinstance(sent, SpokeReport)
+    decision = decide_report(item, sent)
+    assert decision is not None
+    assert decision.status is Status.APPLIED
+
+
+def test_given_the_alerts_report_came_first_then_the_limit_report_decides_applied():
+    alerts_first = {**SENT_WITH_ALERTS, "ConfirmedAlertsVersion": 7}
+    assert alerts_confirmed(alerts_first)
+    limit = parse_event(report())
+    assert isinstance(limit, SpokeReport)
+    assert decide_report(alerts_first, limit).status is Status.APPLIED  # type: ignore[union-attr]

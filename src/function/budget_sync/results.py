@@ -8,9 +8,14 @@ stack's forwarding rules; template-spoke.yaml):
   It names the parameter version it applied, so it can be ordered against the status.
   The document's second step (``"Step": "ReconcileAlerts"``) reports the same way, about
   the parameter version the first step applied: the alert settings the budget now has
-  (recorded as ConfirmedAlerts; the status is the limit step's), or the reason it could
-  not apply them (FAILED, even after the limit step's APPLIED: nothing else would say so,
-  because AWS's failure notice of an execution that reported is ignored).
+  (recorded as ConfirmedAlerts, with the alert parameter versions it applied), or the reason
+  it could not apply them (FAILED, even after the limit step's APPLIED: nothing else would
+  say so, because AWS's failure notice of an execution that reported is ignored). When alert
+  settings were sent (SentAlertsVersion, recorded at SENT from PutParameter's answer), the
+  status is APPLIED only once both the limit step confirmed the desired limit and the alerts
+  step confirmed that alert parameter version or a newer one: whichever of the two reports
+  comes last decides; until then the status stays SENT (and a run whose alerts step dies
+  without a report fails at the bound).
 * ``aws.ssm`` / ``EC2 Automation Execution Status-change Notification`` with a terminal
   failure (Failed, TimedOut, Cancelled): AWS's own word, which also covers a run that
   crashed or timed out before the script could report.
@@ -262,8 +267,9 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
         )
     if sent is not None and version < int(sent):
         return None  # about a value older than the one the status was sent with
-    ahead = confirmed is not None and (sent is None or int(confirmed) > int(sent))
-    if ahead and version < int(confirmed) and (sent is None or version > int(sent)):
+    held = None if confirmed is None else int(confirmed)
+    ahead = held is not None and (sent is None or held > int(sent))
+    if ahead and held is not None and version < held and (sent is None or version > int(sent)):
         return None  # older than a report, held, about a version the pipeline has not recorded
     if report.step == ALERTS_STEP:
         if report.alerts_versions is not None and report.alerts_versions < _alerts_versions(item):
@@ -292,7 +298,16 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
         return Decision(kept, Status.FAILED, f"spoke: {report.reason}")
     if report.limit != desired:
         return Decision(kept, Status.FAILED, limit_differs(report.limit, desired, version))
+    if not alerts_confirmed(item):
+        return Decision(kept)  # the alert settings sent wait for the alerts step's own report
     return Decision(kept, Status.APPLIED)
+
+
+def alerts_confirmed(item: Mapping[str, Any]) -> bool:
+    """Whether the spoke's alerts step reported the alert settings last sent (SentAlertsVersion)
+    or newer ones; True when none were sent. Pure."""
+    sent = item.get("SentAlertsVersion")
+    return sent is None or int(item.get("ConfirmedAlertsVersion", 0)) >= int(sent)
 
 
 def _alerts_versions(item: Mapping[str, Any]) -> tuple[int, int]:
@@ -327,13 +342,21 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
             "ExecutionId": report.execution_id,
             **ordered,
         }
-        if not _alerts_failed(item):
+        if report.alerts_versions is None and item.get("SentAlertsVersion") is not None:
+            # a spoke script older than AlertsVersions: its success is about what was sent
+            kept["ConfirmedAlertsVersion"] = int(item["SentAlertsVersion"])
+        recovered = _alerts_failed(item)
+        if recovered:  # a later run applied the alerts that an earlier run of this version refused
+            kept.update({"SpokeOutcome": Status.APPLIED.value, "SpokeReason": "", "SpokeStep": ALERTS_STEP})
+        elif item.get("Status") != Status.SENT:
             return Decision(kept)  # the status stays the limit step's verdict
-        # a later run applied the alerts that an earlier run of this version refused
-        kept.update({"SpokeOutcome": Status.APPLIED.value, "SpokeReason": "", "SpokeStep": ALERTS_STEP})
         limit = item.get("ConfirmedLimit")
         if waits or int(item.get("ConfirmedVersion", 0)) != report.parameter_version:
-            return Decision(kept)
+            return Decision(kept)  # the limit step's report of this version decides
+        if not alerts_confirmed({**item, **kept}):
+            return Decision(kept)  # about older settings than the ones sent
+        if item.get("SpokeStep") == LIMIT_STEP and item.get("SpokeOutcome") == Status.FAILED:
+            return Decision(kept, Status.FAILED, f"spoke: {item.get('SpokeReason', '')}")
         if limit != desired:
             return Decision(kept, Status.FAILED, limit_differs(limit, desired, report.parameter_version))
         return Decision(kept, Status.APPLIED)
@@ -533,6 +556,7 @@ __all__ = [
     "ResultStore",
     "SpokeReport",
     "Transition",
+    "alerts_confirmed",
     "decide_ended",
     "decide_report",
     "decide_unclaimed",
