@@ -10,7 +10,7 @@ from budget_sync.domain import (
     format_amount,
 )
 from budget_sync.errors import BudgetSyncError
-from budget_sync.org import Source, effective
+from budget_sync.org import INHERITED_FROM_FIELD, Source, effective
 from budget_sync.organizations import OrganizationsReader
 from budget_sync.resolve import read_defaults
 from budgetctl.commands import Command
@@ -75,6 +75,7 @@ def cmd_set(ctx: Context) -> int:
     alerts: dict[str, object] = args.alerts
     if (
         previous is not None
+        and not previous.get(INHERITED_FROM_FIELD)  # an inherited item becomes the operator's: written
         and previous.get(BUDGET_VALUE_FIELD) == args.amount
         and all(alert_columns(previous)[field] == text for field, text in alerts.items())
     ):
