@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, format_amount
-from budget_sync.org import INHERITED_FROM_FIELD
+from budget_sync.org import INHERITED_FROM_FIELD, INHERITED_VALUE_FIELD
 from budgetctl.errors import AwsError, ConflictError
 
 if TYPE_CHECKING:
@@ -196,8 +196,9 @@ class BudgetsTable:
         )
         # An operator's write makes the item explicit: it no longer follows a default.
         names["#inh"] = INHERITED_FROM_FIELD
+        names["#marker"] = INHERITED_VALUE_FIELD
         expression = "SET #v = :amount, #by = :by, #at = :at"
-        removed: list[str] = ["#inh"]
+        removed: list[str] = ["#inh", "#marker"]
         for index, (field, text) in enumerate(sorted((write.alerts or {}).items())):
             names[f"#alert{index}"] = field
             if text is None:

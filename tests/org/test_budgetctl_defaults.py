@@ -199,3 +199,84 @@ def test_given_ctrl_c_during_default_import_then_the_targets_in_flight_are_named
         == "budgetctl: error: interrupted (Ctrl-C); nothing more was sent"
     )
     assert default_item(tree, tree.sandbox) is None
+
+
+def test_given_a_default_above_an_explicit_item_when_deleted_then_budgetctl_says_the_default_replaces_it(
+    tree: Tree,
+):
+    # GIVEN Sandbox's default 100 and an explicit 700 for one of its accounts
+    account = SANDBOX_ACCOUNTS[0]
+    tree.set_default(tree.sandbox, "100")
+    tree.table("BlogBudgetsDynamoDB").put_item(Item={"AccountId": account, "BudgetValue": Decimal(700)})
+
+    # WHEN the operator deletes the account's item
+    result = budgetctl("delete", account, "--region", "us-east-1")
+
+    # THEN budgetctl says, before it happens, that Sandbox's 100 replaces the 700 (not that it stays)
+    assert result.code == ExitCode.OK, result.stderr
+    said = result.stdout + result.stderr
+    assert f"the default of OU Sandbox ({tree.sandbox}) applies: its budget becomes 100 (was 700)" in said
+    assert "keeps its last budget" not in said
+    assert said.index("applies") < said.index("deleted")
+
+
+def test_given_no_default_above_an_account_when_deleted_then_budgetctl_says_it_keeps_its_last_budget(
+    tree: Tree,
+):
+    account = SANDBOX_ACCOUNTS[0]
+    tree.table("BlogBudgetsDynamoDB").put_item(Item={"AccountId": account, "BudgetValue": Decimal(700)})
+
+    result = budgetctl("delete", account, "--region", "us-east-1")
+
+    assert result.code == ExitCode.OK, result.stderr
+    assert "no default applies to it: the account keeps its last budget (status UNMANAGED)" in (
+        result.stdout + result.stderr
+    )
+
+
+def test_given_an_inherited_item_when_an_operator_sets_the_same_value_then_it_becomes_explicit(
+    tree: Tree, tmp_path: Path
+):
+    # GIVEN Sandbox's default 100 inherited by both Sandbox accounts
+    tree.set_default(tree.sandbox, "100")
+    tree.resolve(SCHEDULED)
+    first, second = SANDBOX_ACCOUNTS
+
+    # WHEN an operator sets 100 for one (budgetctl set) and imports 100 for the other
+    assert budgetctl("set", first, "100", "--region", "us-east-1").code == ExitCode.OK
+    csv = tmp_path / "budgets.csv"
+    csv.write_text(f"AccountId,BudgetValue\n{second},100\n")
+    imported = budgetctl("import", str(csv), "--region", "us-east-1")
+    assert imported.code == ExitCode.OK, imported.stderr
+
+    # THEN both are the operator's own: a later default change does not touch them
+    tree.set_default(tree.sandbox, "150")
+    tree.resolve(SCHEDULED)
+    for account in (first, second):
+        item = tree.item(account)
+        assert item is not None
+        assert (item["BudgetValue"], "InheritedFrom" in item) == (Decimal(100), False)
+
+
+def test_given_an_inherited_item_when_another_client_changes_its_value_then_the_operators_value_wins(
+    tree: Tree,
+):
+    # GIVEN Sandbox's default 100 inherited
+    tree.set_default(tree.sandbox, "100")
+    tree.resolve(SCHEDULED)
+    account = SANDBOX_ACCOUNTS[0]
+
+    # WHEN someone sets 700 with the console or update-item (InheritedFrom left as it was)
+    tree.table("BlogBudgetsDynamoDB").update_item(
+        Key={"AccountId": account},
+        UpdateExpression="SET BudgetValue = :v",
+        ExpressionAttributeValues={":v": Decimal(700)},
+    )
+    # and the next resolution runs after a default change
+    tree.set_default(tree.sandbox, "150")
+    tree.resolve(SCHEDULED)
+
+    # THEN the operator's 700 stands, now an explicit item
+    item = tree.item(account)
+    assert item is not None
+    assert (item["BudgetValue"], "InheritedFrom" in item) == (Decimal(700), False)

@@ -3,8 +3,11 @@ accounts that inherit them, explicit items always win, moves and removals re-eva
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
+from budget_sync import resolve as resolve_module
 from tests.org.conftest import PRODUCTION_ACCOUNTS, ROOT_ACCOUNTS, SANDBOX_ACCOUNTS, Tree
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
@@ -181,3 +184,62 @@ def _cloudtrail(name: str, request: dict | None = None, service: dict | None = N
     if service is not None:
         detail["serviceEventDetails"] = service
     return {"source": "aws.organizations", "detail-type": "AWS API Call via CloudTrail", "detail": detail}
+
+
+def _older_run_reads_defaults_then(tree: Tree, monkeypatch: Any, meanwhile: Callable[[], None]) -> None:
+    """The first resolution to read the defaults keeps what it read; before it writes, an
+    operator changes the defaults and a newer resolution runs to its end (``meanwhile``)."""
+    real = resolve_module.read_defaults
+    done: list[bool] = []
+
+    def read_then_wait(client: Any, table_name: str) -> dict[str, Decimal]:
+        read = real(client, table_name)
+        if not done:
+            done.append(True)
+            meanwhile()
+        return read
+
+    monkeypatch.setattr(resolve_module, "read_defaults", read_then_wait)
+
+
+def test_given_an_older_run_that_read_a_default_before_a_change_then_it_cannot_write_it_back_after_a_newer_run(
+    tree: Tree, monkeypatch: Any
+):
+    # GIVEN Sandbox's default 100 applied, then raised to 150
+    account = SANDBOX_ACCOUNTS[1]
+    tree.set_default(tree.sandbox, "100")
+    tree.resolve(SCHEDULED)
+    tree.set_default(tree.sandbox, "150")
+
+    # WHEN the hourly run reads 150, and before it writes the operator sets 200 and its run ends
+    def newer() -> None:
+        tree.set_default(tree.sandbox, "200")
+        tree.resolve(_defaults_record(tree.sandbox, "MODIFY"))
+
+    _older_run_reads_defaults_then(tree, monkeypatch, newer)
+    result = tree.resolve(SCHEDULED)
+
+    # THEN the account keeps the newer run's 200: the older run's write found another item than it read
+    assert tree.item(account)["BudgetValue"] == Decimal(200)  # type: ignore[index]
+    assert result["conflicts"] >= 1
+
+
+def test_given_an_older_run_that_read_a_default_before_its_removal_then_it_does_not_resurrect_it(
+    tree: Tree, monkeypatch: Any
+):
+    # GIVEN Sandbox's default 100 applied, then changed to 150
+    account = SANDBOX_ACCOUNTS[1]
+    tree.set_default(tree.sandbox, "100")
+    tree.resolve(SCHEDULED)
+    tree.set_default(tree.sandbox, "150")
+
+    # WHEN the hourly run reads 150, and before it writes the default is removed and that run ends
+    def removed() -> None:
+        tree.delete_default(tree.sandbox)
+        tree.resolve(_defaults_record(tree.sandbox, "REMOVE"))
+
+    _older_run_reads_defaults_then(tree, monkeypatch, removed)
+    tree.resolve(SCHEDULED)
+
+    # THEN the removed default's items stay removed
+    assert tree.item(account) is None

@@ -12,7 +12,9 @@ from budget_sync.results import (
     ExecutionEnded,
     InvalidResult,
     SpokeReport,
+    alerts_confirmed,
     decide_report,
+    decide_unclaimed,
     parse_event,
 )
 from budget_sync.status import Status
@@ -187,3 +189,102 @@ def test_of_two_alerts_only_runs_the_older_report_arriving_last_does_not_overwri
 def test_given_malformed_alerts_versions_then_the_error_names_the_field(versions: Any):
     with pytest.raises(InvalidResult, match="AlertsVersions"):
         parse_event(alerts_report(Applied="{}", AlertsVersions=versions))
+
+
+@pytest.mark.parametrize(
+    ("detail", "field"),
+    [
+        ({"ParameterVersion": 10**15}, "ParameterVersion 1000000000000000"),
+        ({"NewLimit": "1e200"}, "NewLimit '1e200'"),
+        ({"NewLimit": "-5"}, "NewLimit '-5'"),
+        ({"NewLimit": "1." + "1" * 40}, "NewLimit"),
+    ],
+)
+def test_given_a_number_no_table_or_budget_takes_then_the_report_is_invalid_naming_it(
+    detail: dict[str, Any], field: str
+):
+    with pytest.raises(InvalidResult, match=field):
+        parse_event(report(**detail))
+
+
+def test_given_alerts_versions_beyond_any_parameters_then_the_report_is_invalid():
+    with pytest.raises(InvalidResult, match="AlertsVersions"):
+        parse_event(alerts_report(Applied="{}", AlertsVersions=[10**15, 1]))
+
+
+def test_a_report_too_far_ahead_of_the_version_sent_is_invalid_and_one_within_reach_is_held():
+    sent = {**APPLIED_ITEM, "ParameterVersion": 3}
+    far = parse_event(report(ParameterVersion=3 + 11))
+    assert isinstance(far, SpokeReport)
+    with pytest.raises(
+        InvalidResult, match="ParameterVersion 14 is more than 10 versions ahead of version 3"
+    ):
+        decide_report(sent, far)
+    near = parse_event(report(ParameterVersion=5, NewLimit="1"))
+    assert isinstance(near, SpokeReport)
+    held = decide_report(sent, near)
+    assert held is not None
+    assert held.status is None  # kept, not a verdict: no run of the pipeline's is known to be about it
+
+
+def test_a_held_report_ahead_of_the_version_sent_does_not_make_the_sent_versions_report_stale():
+    # GIVEN a report of version 6 held while version 4 is the one sent
+    item = {"Status": "SENT", "DesiredValue": Decimal(555), "ParameterVersion": 4, "ConfirmedVersion": 6}
+    # WHEN the spoke's run of version 4 reports
+    genuine = parse_event(report(ParameterVersion=4))
+    assert isinstance(genuine, SpokeReport)
+    decision = decide_report(item, genuine)
+    # THEN it decides
+    assert decision is not None
+    assert decision.status is Status.APPLIED
+    # but a report older than the held one, and newer than the sent one, is stale
+    between = parse_event(report(ParameterVersion=5))
+    assert isinstance(between, SpokeReport)
+    assert decide_report(item, between) is None
+
+
+def test_a_hand_edit_confirmed_under_an_applied_status_is_drift_and_the_same_value_is_not():
+    edited = {**APPLIED_ITEM, "ConfirmedVersion": 4, "ConfirmedLimit": Decimal(9999)}
+    decision = decide_unclaimed(edited)
+    assert decision is not None
+    assert decision.status is Status.FAILED
+    assert "the budget's limit is 9999, the desired value is 555" in decision.reason
+    assert decide_unclaimed({**edited, "ConfirmedLimit": Decimal(555)}) is None
+    refused = decide_unclaimed({**edited, "SpokeOutcome": "FAILED", "SpokeReason": "not a number"})
+    assert refused is not None
+    assert refused.reason.endswith("the spoke failed: not a number")
+    assert decide_unclaimed(APPLIED_ITEM) is None  # the version the pipeline sent
+
+
+SENT_WITH_ALERTS = {
+    "Status": "SENT",
+    "DesiredValue": Decimal(555),
+    "ParameterVersion": 3,
+    "SentAlertsVersion": 7,
+    "ConfirmedAlertsVersion": 6,
+}
+
+
+def test_given_alert_settings_sent_then_the_limit_report_waits_for_the_alerts_report_which_decides():
+    limit = parse_event(report())
+    assert isinstance(limit, SpokeReport)
+    waiting = decide_report(SENT_WITH_ALERTS, limit)
+    assert waiting is not None
+    assert waiting.status is None  # still SENT: the alerts sent are not confirmed
+    item = {**SENT_WITH_ALERTS, **waiting.values}
+    older = parse_event(alerts_report(Applied="{}", AlertsVersions=[6, 1]))
+    assert isinstance(older, SpokeReport)
+    assert decide_report(item, older).status is None  # type: ignore[union-attr]  # older settings
+    sent = parse_event(alerts_report(Applied="{}", AlertsVersions=[7, 1]))
+    assert isinstance(sent, SpokeReport)
+    decision = decide_report(item, sent)
+    assert decision is not None
+    assert decision.status is Status.APPLIED
+
+
+def test_given_the_alerts_report_came_first_then_the_limit_report_decides_applied():
+    alerts_first = {**SENT_WITH_ALERTS, "ConfirmedAlertsVersion": 7}
+    assert alerts_confirmed(alerts_first)
+    limit = parse_event(report())
+    assert isinstance(limit, SpokeReport)
+    assert decide_report(alerts_first, limit).status is Status.APPLIED  # type: ignore[union-attr]

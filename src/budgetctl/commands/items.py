@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -13,7 +14,12 @@ from budget_sync.domain import (
     amount_text,
     format_amount,
 )
+from budget_sync.errors import BudgetSyncError
+from budget_sync.org import INHERITED_FROM_FIELD, Source, effective
+from budget_sync.organizations import OrganizationsReader
+from budget_sync.resolve import read_defaults
 from budgetctl.commands import Command
+from budgetctl.commands.defaults import DEFAULT_DEFAULTS_TABLE
 from budgetctl.context import OUTSIDE_HINT, Context
 from budgetctl.errors import ExitCode, UsageError
 from budgetctl.rows import (
@@ -48,7 +54,12 @@ def register(command: Command) -> None:
     outside_organization(set_)
     _guard(set_)
 
-    delete = command("delete", cmd_delete, "remove an account's item (the account keeps its last budget)")
+    delete = command(
+        "delete",
+        cmd_delete,
+        "remove an account's item (the nearest OU or root default then applies; "
+        "without one, the account keeps its last budget)",
+    )
     delete.add_argument("account", metavar="ACCOUNT", nargs="?", help=ACCOUNT_HELP)
     delete.add_argument(
         "--stale",
@@ -57,6 +68,11 @@ def register(command: Command) -> None:
         "that is no account of the organisation (a malformed id such as acct-1, an account that left)",
     )
     delete.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
+    delete.add_argument(
+        "--defaults-table",
+        default=DEFAULT_DEFAULTS_TABLE,
+        help=f"defaults table, to say which default replaces the item ({DEFAULT_DEFAULTS_TABLE})",
+    )
     _guard(delete)
 
 
@@ -96,6 +112,7 @@ def cmd_set(ctx: Context) -> int:
     alerts: dict[str, object] = args.alerts
     if (
         previous is not None
+        and not previous.get(INHERITED_FROM_FIELD)  # an inherited item becomes the operator's: written
         and previous.get(BUDGET_VALUE_FIELD) == args.amount
         and all(alert_columns(previous)[field] == text for field, text in alerts.items())
     ):
@@ -125,15 +142,53 @@ def cmd_delete(ctx: Context) -> int:
     if args.expect == "read" and previous is None:
         ctx.out.error(f"no item for account {args.account} in {args.table}")
         return ExitCode.PROBLEM
+    what = after_delete(ctx, args.account, previous)
     if args.dry_run:
         shown = amount_text((previous or {}).get(BUDGET_VALUE_FIELD)) or "no item"
-        ctx.out.info(f"account {args.account}'s item ({shown}) would be deleted; nothing written (dry run)")
+        ctx.out.info(
+            f"account {args.account}'s item ({shown}) would be deleted; then {what}; nothing written (dry run)"
+        )
         return ExitCode.OK
+    ctx.out.info(f"account {args.account} without its item: {what}")
     ctx.table.write(Write(args.account, None, previous, args.expect))
-    ctx.out.info(
-        f"deleted account {args.account}'s item; the account keeps its last budget (status UNMANAGED)"
-    )
+    ctx.out.info(f"deleted account {args.account}'s item")
     return ExitCode.OK
+
+
+def after_delete(ctx: Context, account: str, previous: dict[str, object] | None) -> str:
+    """What happens to the account once its item is gone, said before it happens: the default
+    of its nearest OU or root (the defaults table, the account's path from Organizations),
+    which the resolver then writes, or, without one, its last budget stays."""
+    try:
+        tree = OrganizationsReader(ctx.client("organizations"), max_rps=0).account(account)
+        defaults = read_defaults(ctx.dynamodb, ctx.args.defaults_table)
+    except BudgetSyncError as exc:
+        return (
+            f"cannot tell whether a default replaces it ({exc}); without one, "
+            "the account keeps its last budget (status UNMANAGED)"
+        )
+    keeps = "the account keeps its last budget (status UNMANAGED)"
+    found = tree.accounts.get(account)
+    if found is None:
+        return f"it is not in the organisation, so no default applies to it: {keeps}"
+    if account == tree.management_account:
+        return f"defaults do not apply to the management account: {keeps}"
+    wanted = effective(found, None, defaults)
+    if wanted.source is not Source.DEFAULT or wanted.value is None:
+        return f"no default applies to it: {keeps}"
+    if not found.active:
+        return f"the account is {found.state}: the resolver skips it, so {keeps}"
+    try:
+        unit = OrganizationsReader(ctx.client("organizations"), max_rps=0).describe_target(wanted.target_id)
+        name = f"{'OU' if wanted.target_id.startswith('ou-') else 'root'} {unit.name} ({wanted.target_id})"
+    except BudgetSyncError:
+        name = wanted.target_id
+    old = (previous or {}).get(BUDGET_VALUE_FIELD)
+    was = f" (was {format_amount(old)})" if isinstance(old, Decimal) else ""
+    return (
+        f"the default of {name} applies: its budget becomes {format_amount(wanted.value)}{was}, "
+        "written by the resolver when it sees the removal"
+    )
 
 
 def _guard(sub: argparse.ArgumentParser) -> None:

@@ -71,7 +71,12 @@ def cmd_import(ctx: Context) -> int:
         previous = current.get(row.account_id)
         before = previous.get(BUDGET_VALUE_FIELD) if previous else None
         current_alerts = alert_columns(previous) if previous else {}
-        if before == row.amount and all(current_alerts.get(f) == t for f, t in row.alerts.items()):
+        explicit = not (previous or {}).get(INHERITED_FROM_FIELD)  # an inherited item becomes the operator's
+        if (
+            explicit
+            and before == row.amount
+            and all(current_alerts.get(f) == t for f, t in row.alerts.items())
+        ):
             unchanged += 1
             continue
         writes.append(Write(row.account_id, row.amount, previous, alerts=row.alerts))

@@ -22,12 +22,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from budget_sync.domain import parse_budget_text, parse_budget_value
 from budget_sync.errors import InvalidItemError
 
 TARGET_ID_FIELD = "TargetId"
 INHERITED_FROM_FIELD = "InheritedFrom"
+#: The value the resolver wrote with InheritedFrom: only the resolver sets it. An item whose
+#: BudgetValue differs from it was changed by someone else (the console, update-item, any
+#: client): the operator's value, explicit, whatever InheritedFrom still says.
+INHERITED_VALUE_FIELD = "InheritedValue"
+
+
+def is_inherited(item: Mapping[str, Any]) -> bool:
+    """Whether a budgets-table item is the resolver's (inherited), not an operator's. Items the
+    resolver wrote before InheritedValue existed carry none: InheritedFrom alone says so. Pure."""
+    if not item.get(INHERITED_FROM_FIELD):
+        return False
+    marker = item.get(INHERITED_VALUE_FIELD)
+    return marker is None or marker == item.get("BudgetValue")
+
 
 #: The id patterns of the Organizations API reference (ParentId).
 _ROOT_ID = re.compile(r"r-[0-9a-z]{4,32}")

@@ -16,7 +16,12 @@ Store Change`` event: so a budget that drifted under a correct parameter is repa
 
 Nothing moves a budget backwards: the table is read once at the start of a run, so before
 each repair the account's desired value is read again (consistently) and the repair is
-skipped if it changed: the stream function applies the newer value. A repair writes SENT;
+skipped if it changed: the stream function applies the newer value. An operator's write can
+still land between that re-read and the parameter write (and the stream function's write of
+it come first): so after writing, the desired value is read once more and, if it changed,
+the newer value is written over the repair (SKIPPED: the stream function's SENT of the newer
+value is the status), so the parameter's last version, the one the spoke applies last, is
+never older than the table. A repair writes SENT;
 the spoke's report makes it APPLIED or FAILED (budget_sync.results).
 
 A repair that does not hold is a failure, not another repair: if the account's last status
@@ -60,6 +65,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SOURCE = "reconciler"
+#: How many times a repair writes a newer desired value that landed during it, before it
+#: leaves the rest to the stream function (which sends every newer value itself).
+_REWRITES = 3
 _BUDGET_NAME = re.compile(r"[^:\\]{1,100}")
 _deserialize = TypeDeserializer().deserialize
 
@@ -403,6 +411,9 @@ class Reconciler:
                 reason=f"{report.reason}; repair failed: {exc}",
                 retryable=exc.retryable,
             )
+        newer = self._newer_after_write(report, version)
+        if newer is not None:
+            return newer
         if report.parameter_version is not None and version <= report.parameter_version:
             # No new version, no Parameter Store Change event: the Automation would not run.
             reason = f"{report.reason}; the parameter kept version {version}, so no change event was sent"
@@ -413,6 +424,53 @@ class Reconciler:
             extra={"account_id": report.account_id, "amount": amount, "parameter_version": version},
         )
         return replace(report, action=Action.REPAIRED, new_version=version)
+
+    def _newer_after_write(self, report: AccountReport, version: int) -> AccountReport | None:
+        """Close the window between the re-read and the write: read the desired value again.
+        If an operator's write landed in between (its stream write of the parameter may have
+        come before ours), the newer value is written over ours, so the parameter's last
+        version is the newest value, never the reconciler's older one; the stream function's
+        status (newer) says SENT for it. Returns the report of that, or None (unchanged)."""
+        assert self._reread is not None
+        written = report.desired
+        for _ in range(_REWRITES):
+            try:
+                current = self._reread(report.account_id)
+            except BudgetSyncError as exc:
+                return replace(
+                    report,
+                    action=Action.FAILED,
+                    reason=f"{report.reason}; desired value unreadable after the repair: {exc}",
+                    retryable=True,
+                    new_version=version,
+                )
+            if current == written:
+                break
+            if current is None:  # the item is gone or invalid: the stream function records it
+                written = None
+                break
+            amount = format_amount(current)
+            logger.info(
+                "desired value changed during the repair: newer value written",
+                extra={"account_id": report.account_id, "amount": amount},
+            )
+            try:
+                version = self._spokes.put_budget_value(report.account_id, amount)
+            except BudgetSyncError as exc:
+                return replace(
+                    report,
+                    action=Action.FAILED,
+                    reason=f"{report.reason}; newer value {amount} not written after the repair: {exc}",
+                    retryable=exc.retryable,
+                )
+            written = current
+        if written == report.desired:
+            return None
+        now = "no valid item" if written is None else format_amount(written)
+        reason = (
+            f"{report.reason}; the desired value changed to {now} during the repair: the newer value stands"
+        )
+        return replace(report, action=Action.SKIPPED, reason=reason, new_version=version)
 
     def _record(self, reports: Sequence[AccountReport], statuses: Mapping[str, Mapping[str, Any]]) -> None:
         assert self._status is not None
@@ -474,6 +532,8 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
         already = last.get("Status") == Status.APPLIED and last.get("DesiredValue") == report.desired
         if already or last.get("Status") == Status.SENT:
             return None  # a SENT value waits for the spoke's own report (or its timeout)
+        if alerts_unsettled(last):
+            return None  # the limit is in sync; the alerts, which it did not compare, are not
         return StatusUpdate(
             report.account_id,
             Status.APPLIED,
@@ -485,6 +545,16 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
             source=SOURCE,
         )
     return None
+
+
+def alerts_unsettled(last: Mapping[str, Any]) -> bool:
+    """Whether the status says the spoke's alert settings are not applied: it refused them
+    (its ReconcileAlerts step's FAILED report), or never confirmed the ones last sent. The
+    reconciler compares the limit only, so it must not call such an account APPLIED. Pure."""
+    refused = last.get("SpokeStep") == "ReconcileAlerts" and last.get("SpokeOutcome") == Status.FAILED
+    sent = last.get("SentAlertsVersion")
+    unconfirmed = sent is not None and int(last.get("ConfirmedAlertsVersion", 0)) < int(sent)
+    return refused or unconfirmed
 
 
 @dataclass(frozen=True, slots=True)

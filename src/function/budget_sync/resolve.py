@@ -4,15 +4,25 @@ For a scope (the whole organisation, one OU's subtree, one account) it reads the
 (organizations.py), the defaults table, the budgets table and which spoke stacks exist,
 decides per account (org.plan) and then:
 
-* WRITE   an item ``{AccountId, BudgetValue, InheritedFrom, UpdatedBy, UpdatedAt}``, on the
-          condition that the account has no item or only an inherited one: an explicit
-          item written meanwhile always wins (the write is then skipped, not retried);
-* DELETE  an inherited item whose default is gone, on the condition that it is still
-          inherited: the stream function then marks the account UNMANAGED and it keeps
+* WRITE   an item ``{AccountId, BudgetValue, InheritedFrom, InheritedValue, UpdatedBy,
+          UpdatedAt}`` (InheritedValue: the value it wrote, which only the resolver sets), on the
+          condition that the item is still the one this run read (no item, or an inherited
+          item with the same InheritedFrom and BudgetValue): an explicit item written
+          meanwhile always wins, and so does a newer run that read newer defaults and wrote
+          or removed the item first (the write is then skipped, counted as a conflict, not
+          retried);
+* DELETE  an inherited item whose default is gone, on the same condition (the inherited
+          item as read): the stream function then marks the account UNMANAGED and it keeps
           its last budget, exactly as when an operator removes an item;
 * WAIT    status WAITING (the spoke stack is not there yet): nothing is written until the
           StackSet reports the stack instance, then the item follows;
 * SKIP    status SKIPPED for a suspended or closed account; nothing is written.
+
+An item is inherited only while it is the resolver's own: InheritedFrom set and BudgetValue
+equal to InheritedValue (org.is_inherited). Whatever another client writes (budgetctl, the
+console, update-item) is the operator's, explicit: budgetctl removes InheritedFrom itself;
+an item whose value someone else changed, InheritedFrom left in place, is treated as explicit
+and its InheritedFrom and InheritedValue are removed the next time the resolver reads it.
 
 The stream function delivers what was written, so inherited budgets take the same path,
 validation, retries and status as items typed by an operator.
@@ -28,7 +38,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from boto3.dynamodb.types import TypeDeserializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.config import TABLE_NAME, optional_env, required_env
@@ -37,11 +47,13 @@ from budget_sync.errors import ConfigError, InvalidItemError, TransientError
 from budget_sync.observability import logger
 from budget_sync.org import (
     INHERITED_FROM_FIELD,
+    INHERITED_VALUE_FIELD,
     TARGET_ID_FIELD,
     Action,
     Decision,
     OrgTree,
     TableItem,
+    is_inherited,
     parse_default_value,
     parse_target_id,
     plan,
@@ -56,6 +68,7 @@ SOURCE = "resolver"
 _STACK_SET_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,127}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 _deserialize = TypeDeserializer().deserialize
+_TYPES = TypeSerializer()
 
 
 class Readiness(Protocol):
@@ -141,18 +154,22 @@ def read_defaults(client: DynamoDBClient, table_name: str) -> dict[str, Decimal]
 
 
 def table_item(item: Mapping[str, Any]) -> TableItem:
+    """An item as resolution sees it: inherited only if the resolver's own (org.is_inherited)."""
     value = item.get(BUDGET_VALUE_FIELD)
-    inherited = item.get(INHERITED_FROM_FIELD)
     amount = value if isinstance(value, Decimal) and value > 0 else None
-    return TableItem(amount, str(inherited) if inherited else None)
+    return TableItem(amount, str(item[INHERITED_FROM_FIELD]) if is_inherited(item) else None)
+
+
+def read_raw_items(client: DynamoDBClient, table_name: str) -> dict[str, dict[str, Any]]:
+    items: dict[str, dict[str, Any]] = {}
+    for raw in _scan(client, table_name):
+        item = {k: _deserialize(v) for k, v in raw.items()}
+        items[str(item.get(ACCOUNT_ID_FIELD, ""))] = item
+    return items
 
 
 def read_items(client: DynamoDBClient, table_name: str) -> dict[str, TableItem]:
-    items: dict[str, TableItem] = {}
-    for raw in _scan(client, table_name):
-        item = {k: _deserialize(v) for k, v in raw.items()}
-        items[str(item.get(ACCOUNT_ID_FIELD, ""))] = table_item(item)
-    return items
+    return {account: table_item(item) for account, item in read_raw_items(client, table_name).items()}
 
 
 def _scan(client: DynamoDBClient, table_name: str) -> Iterable[dict[str, Any]]:
@@ -208,8 +225,48 @@ class Resolver:
     # -- the work ----------------------------------------------------------------------
 
     def _items(self, account_id: str | None = None) -> dict[str, TableItem]:
+        """The budgets table's items as resolution sees them; an item that another client
+        changed (InheritedFrom kept, BudgetValue no longer the resolver's InheritedValue) is
+        made explicit in the table too (``_make_explicit``)."""
+        raw = self._raw_items(account_id)
+        for account, item in raw.items():
+            if item.get(INHERITED_FROM_FIELD) and not is_inherited(item):
+                self._make_explicit(account, item)
+        return {account: table_item(item) for account, item in raw.items()}
+
+    def _make_explicit(self, account_id: str, item: Mapping[str, Any]) -> None:
+        """Remove InheritedFrom and InheritedValue from an item whose value someone else wrote,
+        on the condition that it is still as read: the operator's value wins over any default."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._settings.budgets_table_name,
+                Key={ACCOUNT_ID_FIELD: {"S": account_id}},
+                UpdateExpression="REMOVE #inh, #marker",
+                ConditionExpression="#inh = :inh AND #v = :v",
+                ExpressionAttributeNames={
+                    "#inh": INHERITED_FROM_FIELD,
+                    "#marker": INHERITED_VALUE_FIELD,
+                    "#v": BUDGET_VALUE_FIELD,
+                },
+                ExpressionAttributeValues={
+                    ":inh": {"S": str(item[INHERITED_FROM_FIELD])},
+                    ":v": _TYPES.serialize(item.get(BUDGET_VALUE_FIELD)),
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return  # changed again meanwhile: the next resolution looks at it again
+            raise TransientError(f"account {account_id}: making the item explicit failed ({exc})") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"account {account_id}: making the item explicit failed ({exc})") from exc
+        logger.info(
+            "item changed by another client: now explicit",
+            extra={"account_id": account_id, "source": str(item[INHERITED_FROM_FIELD])},
+        )
+
+    def _raw_items(self, account_id: str | None = None) -> dict[str, dict[str, Any]]:
         if account_id is None:
-            return read_items(self._dynamodb, self._settings.budgets_table_name)
+            return read_raw_items(self._dynamodb, self._settings.budgets_table_name)
         try:
             answer = self._dynamodb.get_item(
                 TableName=self._settings.budgets_table_name,
@@ -219,7 +276,7 @@ class Resolver:
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(f"account {account_id}: read of the budgets table failed ({exc})") from exc
         raw = answer.get("Item")
-        return {account_id: table_item({k: _deserialize(v) for k, v in raw.items()})} if raw else {}
+        return {account_id: {k: _deserialize(v) for k, v in raw.items()}} if raw else {}
 
     def _resolve(
         self, scope: str, tree: OrgTree, items: Mapping[str, TableItem], ready: Iterable[str] | None
@@ -260,17 +317,21 @@ class Resolver:
             ":by": {"S": self._actor},
             ":at": {"S": _now()},
         }
+        condition, names, read = _as_read(decision)
+        values.update(read)
         try:
             self._dynamodb.update_item(
                 TableName=self._settings.budgets_table_name,
                 Key={ACCOUNT_ID_FIELD: {"S": decision.account_id}},
-                UpdateExpression="SET #v = :v, #inh = :src, UpdatedBy = :by, UpdatedAt = :at",
-                # explicit always wins: only a new item, or one that is itself inherited
-                ConditionExpression="attribute_not_exists(#id) OR attribute_exists(#inh)",
+                UpdateExpression="SET #v = :v, #inh = :src, #marker = :v, UpdatedBy = :by, UpdatedAt = :at",
+                # the item this run read, nothing else: an explicit item, or an inherited one
+                # that a newer run (newer defaults) wrote or removed meanwhile, always wins
+                ConditionExpression=condition,
                 ExpressionAttributeNames={
+                    **names,
                     "#v": BUDGET_VALUE_FIELD,
                     "#inh": INHERITED_FROM_FIELD,
-                    "#id": ACCOUNT_ID_FIELD,
+                    "#marker": INHERITED_VALUE_FIELD,
                 },
                 ExpressionAttributeValues=values,
             )
@@ -286,13 +347,14 @@ class Resolver:
     def _delete(self, decision: Decision) -> bool:
         assert decision.previous is not None
         assert decision.previous.inherited_from is not None
+        condition, names, read = _as_read(decision)
         try:
             self._dynamodb.delete_item(
                 TableName=self._settings.budgets_table_name,
                 Key={ACCOUNT_ID_FIELD: {"S": decision.account_id}},
-                ConditionExpression="#inh = :src",
-                ExpressionAttributeNames={"#inh": INHERITED_FROM_FIELD},
-                ExpressionAttributeValues={":src": {"S": decision.previous.inherited_from}},
+                ConditionExpression=condition,  # the inherited item this run read, unchanged
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=read,
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -333,6 +395,24 @@ class Resolver:
             raise TransientError(f"account {decision.account_id}: status write failed ({exc})") from exc
         except BotoCoreError as exc:
             raise TransientError(f"account {decision.account_id}: status write failed ({exc})") from exc
+
+
+def _as_read(decision: Decision) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition "the budgets-table item is still the one this run read" (its expression,
+    names and values): no item, or an inherited item with the same InheritedFrom and
+    BudgetValue. A run that read older defaults finds a newer run's write (or removal) and
+    writes nothing."""
+    previous = decision.previous
+    if previous is None:
+        return "attribute_not_exists(#id)", {"#id": ACCOUNT_ID_FIELD}, {}
+    names = {"#inh": INHERITED_FROM_FIELD}
+    if previous.inherited_from is None:  # explicit: never the resolver's to change (a plan never does)
+        return "attribute_exists(#inh)", names, {}
+    values: dict[str, Any] = {":read_src": {"S": previous.inherited_from}}
+    if previous.value is None:  # an inherited item whose value is not valid: the same source
+        return "#inh = :read_src", names, values
+    values[":read_v"] = {"N": format_amount(previous.value)}
+    return "#inh = :read_src AND #v = :read_v", {**names, "#v": BUDGET_VALUE_FIELD}, values
 
 
 def _now() -> str:

@@ -8,9 +8,14 @@ stack's forwarding rules; template-spoke.yaml):
   It names the parameter version it applied, so it can be ordered against the status.
   The document's second step (``"Step": "ReconcileAlerts"``) reports the same way, about
   the parameter version the first step applied: the alert settings the budget now has
-  (recorded as ConfirmedAlerts; the status is the limit step's), or the reason it could
-  not apply them (FAILED, even after the limit step's APPLIED: nothing else would say so,
-  because AWS's failure notice of an execution that reported is ignored).
+  (recorded as ConfirmedAlerts, with the alert parameter versions it applied), or the reason
+  it could not apply them (FAILED, even after the limit step's APPLIED: nothing else would
+  say so, because AWS's failure notice of an execution that reported is ignored). When alert
+  settings were sent (SentAlertsVersion, recorded at SENT from PutParameter's answer), the
+  status is APPLIED only once both the limit step confirmed the desired limit and the alerts
+  step confirmed that alert parameter version or a newer one: whichever of the two reports
+  comes last decides; until then the status stays SENT (and a run whose alerts step dies
+  without a report fails at the bound).
 * ``aws.ssm`` / ``EC2 Automation Execution Status-change Notification`` with a terminal
   failure (Failed, TimedOut, Cancelled): AWS's own word, which also covers a run that
   crashed or timed out before the script could report.
@@ -25,8 +30,16 @@ overwrites a newer status; an alerts report is also ordered by the versions of t
 settings parameters it applied (``AlertsVersions``), so that of two alerts-only changes (the
 same limit version) the older run's report, arriving last, does not overwrite the newer's;
 a report about a version the status does not know yet (the run finished before the stream
-function recorded SENT) is kept in the Confirmed*/Spoke* attributes, and the SENT write
-takes its verdict from there (status.StatusStore). Every
+function recorded SENT) is kept in the Confirmed*/Spoke* attributes, and the SENT write of
+exactly that version takes its verdict from there (status.StatusStore). Such a held report
+never makes the report of the version sent stale. A report is accepted only about the version
+the pipeline last recorded (ParameterVersion) or at most ``MAX_AHEAD`` versions after it;
+further ahead (no run of budget-sync's wrote it: a forged report) it is an invalid result,
+counted and logged, and every number an event carries is bounded (``MAX_PARAMETER_VERSION``,
+NewLimit). A held report that no SENT claims within the bound, under an APPLIED status,
+confirmed someone else's write (a hand edit of the parameter): with another limit than the
+desired one, or a failure, it is drift, and the status becomes FAILED (``decide_unclaimed``,
+in the schedule's check), which the reconciler repairs. Every
 write is conditional on the item as it was read (optimistic lock), so concurrent reports
 and stream writes cannot overwrite each other; a lost race is read again and decided again.
 
@@ -64,6 +77,17 @@ EXECUTION_DETAIL_TYPE = "EC2 Automation Execution Status-change Notification"
 FAILED_EXECUTION = frozenset({"Failed", "TimedOut", "Cancelled"})
 SOURCE = "spoke"
 MAX_TEXT = 1000  # characters kept of any text from a spoke (a reason, an id)
+#: The largest parameter version a report may name. SSM numbers a parameter's versions from 1,
+#: one per write (PutParameter's ``Version``, a long in botocore's model): a parameter written
+#: every minute for a year is at 525,600. Anything larger is not a version of our parameter.
+MAX_PARAMETER_VERSION = 1_000_000
+#: How far ahead of the version the pipeline last recorded (ParameterVersion) a report may be:
+#: the run of a version the stream function or the reconciler wrote but has not recorded yet
+#: (its report can come first), or of a hand edit. Further ahead is not a version anyone sent.
+MAX_AHEAD = 10
+#: A NewLimit must be a number DynamoDB keeps exactly (38 significant digits) and a budget
+#: could hold (not negative, below 10^20 USD).
+_MAX_LIMIT = Decimal(10) ** 20
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _LOCKED = (
@@ -151,8 +175,14 @@ def parse_event(event: Mapping[str, Any]) -> SpokeReport | ExecutionEnded | None
         if outcome not in (Status.APPLIED, Status.FAILED):
             raise InvalidResult(f"Outcome {outcome!r} is neither APPLIED nor FAILED")
         version = detail.get("ParameterVersion")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise InvalidResult(f"ParameterVersion {version!r} is not a positive whole number")
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or not 1 <= version <= MAX_PARAMETER_VERSION
+        ):
+            raise InvalidResult(
+                f"ParameterVersion {version!r} is not a whole number from 1 to {MAX_PARAMETER_VERSION}"
+            )
         step = detail.get("Step", LIMIT_STEP)
         if step not in (LIMIT_STEP, ALERTS_STEP):
             raise InvalidResult(f"Step {step!r} is neither {LIMIT_STEP} nor {ALERTS_STEP}")
@@ -169,6 +199,11 @@ def parse_event(event: Mapping[str, Any]) -> SpokeReport | ExecutionEnded | None
                 raise InvalidResult(f"NewLimit {detail.get('NewLimit')!r} is not a number") from exc
             if not limit.is_finite():
                 raise InvalidResult(f"NewLimit {detail.get('NewLimit')!r} is not a number")
+            if not Decimal(0) <= limit < _MAX_LIMIT or len(limit.as_tuple().digits) > 38:
+                raise InvalidResult(
+                    f"NewLimit {detail.get('NewLimit')!r} is not an amount from 0 to below 10^20 "
+                    "with at most 38 digits"
+                )
         return SpokeReport(
             account_id=account,
             execution_id=_required(detail, "ExecutionId"),
@@ -193,9 +228,13 @@ def _versions(value: object) -> tuple[int, int] | None:
     if (
         not isinstance(value, list)
         or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_PARAMETER_VERSION for v in value
+        )
     ):
-        raise InvalidResult(f"AlertsVersions {value!r} is not two whole numbers from 0")
+        raise InvalidResult(
+            f"AlertsVersions {value!r} is not two whole numbers from 0 to {MAX_PARAMETER_VERSION}"
+        )
     return value[0], value[1]
 
 
@@ -221,10 +260,17 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
     confirmed = item.get("ConfirmedVersion")
     sent = item.get("ParameterVersion")
     version = report.parameter_version
-    if confirmed is not None and version < int(confirmed):
-        return None  # an older run than the last one reported
+    if sent is not None and version > int(sent) + MAX_AHEAD:
+        raise InvalidResult(
+            f"ParameterVersion {version} is more than {MAX_AHEAD} versions ahead of version {int(sent)}, "
+            "the last the pipeline sent: no run of budget-sync's wrote it"
+        )
     if sent is not None and version < int(sent):
         return None  # about a value older than the one the status was sent with
+    held = None if confirmed is None else int(confirmed)
+    ahead = held is not None and (sent is None or held > int(sent))
+    if ahead and held is not None and version < held and (sent is None or version > int(sent)):
+        return None  # older than a report, held, about a version the pipeline has not recorded
     if report.step == ALERTS_STEP:
         if report.alerts_versions is not None and report.alerts_versions < _alerts_versions(item):
             return None  # about alert settings older than a report already recorded
@@ -252,7 +298,16 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
         return Decision(kept, Status.FAILED, f"spoke: {report.reason}")
     if report.limit != desired:
         return Decision(kept, Status.FAILED, limit_differs(report.limit, desired, version))
+    if not alerts_confirmed(item):
+        return Decision(kept)  # the alert settings sent wait for the alerts step's own report
     return Decision(kept, Status.APPLIED)
+
+
+def alerts_confirmed(item: Mapping[str, Any]) -> bool:
+    """Whether the spoke's alerts step reported the alert settings last sent (SentAlertsVersion)
+    or newer ones; True when none were sent. Pure."""
+    sent = item.get("SentAlertsVersion")
+    return sent is None or int(item.get("ConfirmedAlertsVersion", 0)) >= int(sent)
 
 
 def _alerts_versions(item: Mapping[str, Any]) -> tuple[int, int]:
@@ -287,13 +342,21 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
             "ExecutionId": report.execution_id,
             **ordered,
         }
-        if not _alerts_failed(item):
+        if report.alerts_versions is None and item.get("SentAlertsVersion") is not None:
+            # a spoke script older than AlertsVersions: its success is about what was sent
+            kept["ConfirmedAlertsVersion"] = int(item["SentAlertsVersion"])
+        recovered = _alerts_failed(item)
+        if recovered:  # a later run applied the alerts that an earlier run of this version refused
+            kept.update({"SpokeOutcome": Status.APPLIED.value, "SpokeReason": "", "SpokeStep": ALERTS_STEP})
+        elif item.get("Status") != Status.SENT:
             return Decision(kept)  # the status stays the limit step's verdict
-        # a later run applied the alerts that an earlier run of this version refused
-        kept.update({"SpokeOutcome": Status.APPLIED.value, "SpokeReason": "", "SpokeStep": ALERTS_STEP})
         limit = item.get("ConfirmedLimit")
         if waits or int(item.get("ConfirmedVersion", 0)) != report.parameter_version:
-            return Decision(kept)
+            return Decision(kept)  # the limit step's report of this version decides
+        if not alerts_confirmed({**item, **kept}):
+            return Decision(kept)  # about older settings than the ones sent
+        if item.get("SpokeStep") == LIMIT_STEP and item.get("SpokeOutcome") == Status.FAILED:
+            return Decision(kept, Status.FAILED, f"spoke: {item.get('SpokeReason', '')}")
         if limit != desired:
             return Decision(kept, Status.FAILED, limit_differs(limit, desired, report.parameter_version))
         return Decision(kept, Status.APPLIED)
@@ -309,6 +372,37 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
     if waits:
         return Decision(refused)
     return Decision(refused, Status.FAILED, f"spoke: {refused['SpokeReason']}")
+
+
+def decide_unclaimed(item: Mapping[str, Any]) -> Decision | None:
+    """An APPLIED status under which the spoke reported a version the pipeline never recorded
+    (ConfirmedVersion > ParameterVersion), longer ago than the bound in which the pipeline's
+    SENT of that version would have come: someone else wrote the parameter (a hand edit).
+    Its run confirmed another limit than the desired one, or failed: that is drift, FAILED
+    (the reconciler writes the desired value again). The same limit: None, nothing is wrong. Pure."""
+    if item.get("Status") != Status.APPLIED:
+        return None
+    version, desired = item.get("ConfirmedVersion"), item.get("DesiredValue")
+    sent = item.get("ParameterVersion")
+    if version is None or sent is None or desired is None or int(version) <= int(sent):
+        return None
+    written = (
+        f"the spoke's parameter version {int(version)} was not written by budget-sync "
+        f"(it sent version {int(sent)}; a hand edit or another writer)"
+    )
+    if item.get("SpokeOutcome") == Status.FAILED:
+        return Decision(
+            {}, Status.FAILED, f"drift: {written}, and the spoke failed: {item.get('SpokeReason', '')}"
+        )
+    limit = item.get("ConfirmedLimit")
+    if limit is None or limit == desired:
+        return None
+    return Decision(
+        {},
+        Status.FAILED,
+        f"drift: {written}: the budget's limit is {limit}, the desired value is {desired} "
+        "(the reconciler writes the desired value again)",
+    )
 
 
 def decide_ended(item: Mapping[str, Any] | None, ended: ExecutionEnded) -> Decision | None:
@@ -336,7 +430,8 @@ class ResultStore:
         """Read, decide, write conditionally on what was read; again if someone wrote in between.
 
         Returns the transition, or None if the result was stale or changed nothing.
-        Raises TransientError if the table cannot be read or written (EventBridge retries).
+        Raises InvalidResult for a report about a version no run of budget-sync's wrote, and
+        TransientError if the table cannot be read or written (EventBridge retries).
         """
         for _ in range(_ATTEMPTS):
             item = self.read(result.account_id)
@@ -352,20 +447,37 @@ class ResultStore:
         raise TransientError(f"account {result.account_id}: status kept changing; result not recorded")
 
     def expire_unconfirmed(self, now: datetime, timeout: timedelta) -> Iterator[Transition]:
-        """Every SENT status older than ``timeout`` becomes FAILED, saying so (one Scan)."""
+        """Every SENT status older than ``timeout`` becomes FAILED, saying so; so does every
+        APPLIED status under which the spoke reported, longer than ``timeout`` ago, a version
+        the pipeline never recorded with another limit (``decide_unclaimed``). One Scan."""
         cutoff = (now - timeout).isoformat(timespec="seconds")
         minutes = int(timeout.total_seconds() // 60)
         paginator = self._client.get_paginator("scan")
         pages = paginator.paginate(
             TableName=self._table_name,
-            FilterExpression="#st = :sent AND SentAt < :cutoff",
+            FilterExpression="(#st = :sent AND SentAt < :cutoff) OR (#st = :applied AND "
+            "ConfirmedVersion > ParameterVersion AND ConfirmedAt < :cutoff)",
             ExpressionAttributeNames={"#st": "Status"},
-            ExpressionAttributeValues={":sent": {"S": Status.SENT.value}, ":cutoff": {"S": cutoff}},
+            ExpressionAttributeValues={
+                ":sent": {"S": Status.SENT.value},
+                ":applied": {"S": Status.APPLIED.value},
+                ":cutoff": {"S": cutoff},
+            },
         )
         try:
             for page in pages:
                 for raw in page.get("Items", []):
                     item = {k: _deserialize(v) for k, v in raw.items()}
+                    if item.get("Status") == Status.APPLIED:
+                        drift = decide_unclaimed(item)
+                        if drift is not None and self._write(str(item["AccountId"]), item, drift, "timeout"):
+                            yield Transition(
+                                str(item["AccountId"]),
+                                Status.APPLIED.value,
+                                Status.FAILED.value,
+                                drift.reason,
+                            )
+                        continue
                     reason = (
                         f"sent at {item.get('SentAt')} (parameter version {item.get('ParameterVersion')}) and "
                         f"not confirmed by the spoke within {minutes} minutes: the Parameter Store Change "
@@ -444,7 +556,9 @@ __all__ = [
     "ResultStore",
     "SpokeReport",
     "Transition",
+    "alerts_confirmed",
     "decide_ended",
     "decide_report",
+    "decide_unclaimed",
     "parse_event",
 ]

@@ -7,7 +7,8 @@ The result says, per account, whether the batch must be retried from that accoun
 earliest record (transient failure) or is settled (sent, unchanged, recorded failure).
 
 A value written to the spoke parameter is SENT: it becomes APPLIED only when the spoke
-reports that its budget holds it (budget_sync.results). With a deadline (the Lambda
+reports that its budget holds it, and, when alert settings were sent, that its alerts step
+applied the alert parameter version written (budget_sync.results). With a deadline (the Lambda
 context's remaining time), accounts not yet started when time runs short are not started:
 they go back to Lambda for retry, while the statuses of those already sent are recorded.
 """
@@ -182,12 +183,12 @@ class BudgetSync:
         assert change.new_value is not None
         amount = format_amount(change.new_value)
         alerts = None if change.alerts_unchanged else change.alerts.to_parameter()
-        version = None
+        version = alerts_version = None
         try:
             if not change.value_unchanged:
                 version = self._gateway.put_budget_value(account_id, amount)
             if alerts is not None:
-                self._gateway.put_alert_settings(account_id, alerts)
+                alerts_version = self._gateway.put_alert_settings(account_id, alerts)
         except PermanentError as exc:
             logger.error("budget not applied", extra={**log, "amount": amount, "reason": str(exc)})
             failed = StatusUpdate(
@@ -206,5 +207,6 @@ class BudgetSync:
             applied=change.new_value,
             parameter_version=version,
             alerts=alerts,
+            alerts_version=alerts_version,
         )
         return Outcome.APPLIED, applied

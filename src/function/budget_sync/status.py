@@ -14,6 +14,9 @@ Item (key ``AccountId``):
                       budget_sync.alerts)
   ConfirmedAlerts S   the alert settings the spoke reported its budget has (JSON: emails,
                       actual, forecasted, sns), from the document's ReconcileAlerts step
+  SentAlertsVersion N  the version of /BlogBudgets/AlertSettings the last alert settings sent
+                      were written as (PutParameter's answer): the status is APPLIED only once
+                      the spoke's alerts step reported applying this version or a newer one
   ConfirmedAlertsVersion, ConfirmedAlertDefaultsVersion N
                       the versions of /BlogBudgets/AlertSettings and /BlogBudgets/AlertDefaults
                       that report applied (0: missing): an alerts report about older ones is
@@ -22,7 +25,9 @@ Item (key ``AccountId``):
   SentAt          S   when the value or the alert settings were last sent (SENT); the bound
                       ConfirmTimeoutMinutes counts from it
   ConfirmedVersion N  the parameter version the spoke's latest report is about: a report about
-                      an older version never overwrites a newer status (see budget_sync.results)
+                      an older version never overwrites a newer status; above ParameterVersion,
+                      a report held for a SENT not recorded yet (or a hand edit's: drift once
+                      the bound passes; see budget_sync.results)
   ConfirmedLimit  N   the budget limit the spoke reported (success only)
   ConfirmedAt     S   when the report arrived
   ExecutionId     S   the spoke's Automation execution that reported
@@ -60,7 +65,7 @@ class Status(StrEnum):
     """An account's state. New states are new members; code matches on members, never on order."""
 
     SENT = "SENT"  # the value is in the spoke parameter; the spoke has not confirmed its budget yet
-    APPLIED = "APPLIED"  # the spoke confirmed that its budget's limit equals the desired value
+    APPLIED = "APPLIED"  # the spoke confirmed its budget's limit is the desired value (and the alerts sent)
     FAILED = "FAILED"  # bad item, spoke unreachable, value rejected, the spoke's failure, no confirmation
     UNMANAGED = "UNMANAGED"  # the item was deleted: the spoke keeps its last budget
     WAITING = "WAITING"  # (resolver) a default applies; the account's spoke stack is not there yet
@@ -80,6 +85,7 @@ class StatusUpdate:
     alerts: str | None = None  # the alert settings sent with this update (None: none sent)
     requested_by: str = ""  # the operator whose request this write carried out
     repaired: bool = False  # a reconciler repair: RepairedVersion records parameter_version
+    alerts_version: int | None = None  # the alert parameter's version after writing ``alerts``
 
 
 def now_text() -> str:
@@ -119,16 +125,25 @@ class StatusStore:
         ConfirmedVersion/SpokeOutcome only (budget_sync.results); SENT must not hide it.
         Returns False if the status is newer than ``update`` (nothing to do).
         """
-        if update.status is not Status.SENT or update.parameter_version is None:
+        if update.status is not Status.SENT or (
+            update.parameter_version is None and update.alerts_version is None
+        ):
             return False
         item = self.read(update.account_id)
         if item is None or str(item.get("SequenceNumber", "")) > padded(update.sequence_number):
             return False
         confirmed = int(item.get("ConfirmedVersion", 0))
-        if confirmed < update.parameter_version:
+        limit_reported = update.parameter_version is None or confirmed == update.parameter_version
+        alerts_reported = (
+            update.alerts_version is None
+            or int(item.get("ConfirmedAlertsVersion", 0)) >= update.alerts_version
+        )
+        if not limit_reported and not alerts_reported:
             return False  # the condition failed for another reason: a newer status
         limit = item.get("ConfirmedLimit")
-        if item.get("SpokeOutcome") == Status.APPLIED and limit is not None and update.desired == limit:
+        if not (limit_reported and alerts_reported):
+            verdict = update  # one step's report came first: SENT waits for the other's
+        elif item.get("SpokeOutcome") == Status.APPLIED and limit is not None and update.desired == limit:
             verdict = replace(update, status=Status.APPLIED, reason="")
         elif item.get("SpokeOutcome") == Status.APPLIED:
             verdict = replace(
@@ -215,10 +230,18 @@ class StatusStore:
                 sets.append("RepairedVersion = :version")
             if update.status is Status.SENT and guard_confirmation:
                 # the spoke's report of this version may have come first
-                condition += " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion < :version)"
+                # (a report held about another version, a hand edit's or a forged one, is no
+                # verdict on this one: budget_sync.results)
+                condition += " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion <> :version)"
         if update.alerts is not None:
             values[":alerts"] = {"S": update.alerts}
             sets.append("AlertSettings = :alerts")
+        if update.alerts_version is not None:
+            values[":alerts_version"] = {"N": str(update.alerts_version)}
+            sets.append("SentAlertsVersion = :alerts_version")
+            if update.status is Status.SENT and guard_confirmation:
+                # the alerts step's report of these settings may have come first
+                condition += " AND (attribute_not_exists(ConfirmedAlertsVersion) OR ConfirmedAlertsVersion < :alerts_version)"
         if update.requested_by:
             values[":requested_by"] = {"S": update.requested_by}
             sets.append("RequestedBy = :requested_by")

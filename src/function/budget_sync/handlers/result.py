@@ -15,7 +15,8 @@ Invoked by two EventBridge rules and one stream of the management stack:
   publish that fails is reported as the batch's failed item, and Lambda retries from it.
 
 A transition into FAILED recorded here is also counted in the metric ``SpokeFailed``. An
-event that is not a result is logged and counted (``InvalidResult``), never retried; a table
+event that is not a result, or a report about a parameter version no run of budget-sync's
+wrote (budget_sync.results), is logged and counted (``InvalidResult``), never retried; a table
 that cannot be written raises, so that EventBridge's asynchronous invocation retries it.
 """
 
@@ -106,13 +107,16 @@ def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"expired": [t.account_id for t in expired]}
     try:
         result = parse_event(event)
+        if result is None:
+            return {"recorded": False, "reason": "not a terminal failure"}
+        recorded = store.record(result)
     except InvalidResult as exc:
-        logger.error("not a spoke result", extra={"reason": str(exc), "event_id": event.get("id")})
+        logger.error(
+            "not a spoke result",
+            extra={"reason": str(exc), "event_id": event.get("id"), "account_id": event.get("account")},
+        )
         metrics.add_metric(name="InvalidResult", unit="Count", value=1)
         return {"recorded": False, "reason": str(exc)}
-    if result is None:
-        return {"recorded": False, "reason": "not a terminal failure"}
-    recorded = store.record(result)
     if recorded is None:
         logger.info("stale spoke result ignored", extra={"account_id": result.account_id})
         metrics.add_metric(name="StaleResult", unit="Count", value=1)

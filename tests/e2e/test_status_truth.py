@@ -1,0 +1,271 @@
+"""The status tells the truth about versions (issue 18): a report counts only for a version the
+pipeline sent, a forged one poisons nothing, and a hand edit is drift, not APPLIED. Through the
+result function as the template names it, on the local organisation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from budget_sync.spoke import SsmSpokeGateway
+from budget_sync_local.organisation import LocalOrganisation
+from tests.e2e.conftest import sent_minutes_ago
+from tests.e2e.test_closed_loop import reconcile
+
+pytestmark = pytest.mark.e2e
+
+A = "111111111111"
+
+
+def forged(version: int, limit: str = "1") -> dict[str, Any]:
+    """A report any principal of the spoke account with events:PutEvents could send."""
+    return {
+        "source": "budget-sync.spoke",
+        "detail-type": "Budget Update Result",
+        "account": A,
+        "detail": {
+            "ExecutionId": "forged",
+            "ParameterVersion": version,
+            "Outcome": "APPLIED",
+            "NewLimit": limit,
+        },
+    }
+
+
+def confirmed_minutes_ago(org: LocalOrganisation, account: str, minutes: int) -> None:
+    old = (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(timespec="seconds")
+    org.management.client("dynamodb").update_item(
+        TableName=org.stack.status_table,
+        Key={"AccountId": {"S": account}},
+        UpdateExpression="SET ConfirmedAt = :old",
+        ExpressionAttributeValues={":old": {"S": old}},
+    )
+
+
+def test_given_a_report_about_a_version_far_in_the_future_then_it_is_invalid_and_poisons_nothing(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A at 1000, confirmed
+    local_org.put(A, 1000)
+    local_org.pipeline.run_until_idle()
+    # WHEN a principal of A reports parameter version 10^15
+    answer = local_org.invoke_result_function(forged(10**15))
+    # THEN it is refused as an invalid result, naming the field and the value
+    assert answer["recorded"] is False
+    assert "ParameterVersion" in answer["reason"]
+    assert str(10**15) in answer["reason"]
+    # and the next genuine value is confirmed as ever
+    local_org.put(A, 2000)
+    local_org.pipeline.run_until_idle()
+    status = local_org.status(A)
+    assert status is not None
+    assert (status["Status"], status["ConfirmedLimit"]) == ("APPLIED", Decimal(2000))
+
+
+def test_given_a_forged_report_a_few_versions_ahead_then_the_next_genuine_send_is_still_confirmed(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A at 1000, confirmed, and a forged report three versions ahead of the one sent
+    local_org.put(A, 1000)
+    local_org.pipeline.run_until_idle()
+    sent = int(local_org.status(A)["ParameterVersion"])  # type: ignore[index]
+    local_org.invoke_result_function(forged(sent + 3))
+    # WHEN the operator writes 2000 (parameter version sent + 1)
+    local_org.put(A, 2000)
+    local_org.pipeline.run_until_idle()
+    # THEN the spoke's own report of that version decides: APPLIED at 2000
+    status = local_org.status(A)
+    assert status is not None
+    assert (status["Status"], status["ConfirmedLimit"], status["ConfirmedVersion"]) == (
+        "APPLIED",
+        Decimal(2000),
+        sent + 1,
+    )
+
+
+def test_given_the_parameter_edited_by_hand_then_the_status_is_drift_not_applied_and_the_reconciler_repairs(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A at 1250.50, confirmed
+    local_org.put(A, Decimal("1250.50"))
+    local_org.pipeline.run_until_idle()
+    # WHEN someone in A edits the parameter to 9999 by hand, and the spoke applies it
+    local_org.session_in(A).client("ssm").put_parameter(
+        Name=local_org.spokes[A].parameter_name, Value="9999", Overwrite=True
+    )
+    local_org.pipeline.run_until_idle()
+    assert local_org.status(A)["ConfirmedLimit"] == Decimal(9999)  # type: ignore[index]
+    # and no write of the pipeline claims that version within the bound
+    confirmed_minutes_ago(local_org, A, 20)
+    local_org.check_unconfirmed()
+    # THEN the status is FAILED: the budget holds 9999, not the desired 1250.50
+    status = local_org.status(A)
+    assert status is not None
+    assert status["Status"] == "FAILED"
+    assert "9999" in status["Reason"]
+    assert "1250.50" in status["Reason"]
+    assert status["DesiredValue"] == Decimal("1250.50")
+    # and the reconciler's repair brings it back, confirmed by the spoke
+    reconcile(local_org)
+    local_org.pipeline.run_until_idle()
+    status = local_org.status(A)
+    assert status is not None
+    assert (status["Status"], status["ConfirmedLimit"]) == ("APPLIED", Decimal("1250.50"))
+
+
+def report(step: str, version: int, **detail: Any) -> dict[str, Any]:
+    """The Automation's report of one step, as its forwarding rule delivers it."""
+    return {
+        "source": "budget-sync.spoke",
+        "detail-type": "Budget Update Result",
+        "account": A,
+        "detail": {
+            "Step": step,
+            "ExecutionId": "run-2",
+            "ParameterVersion": version,
+            "Outcome": "APPLIED",
+            **detail,
+        },
+    }
+
+
+def alert_versions(org: LocalOrganisation) -> list[int]:
+    ssm = org.session_in(A).client("ssm")
+    return [
+        int(ssm.get_parameter(Name=f"/BlogBudgets/{name}")["Parameter"]["Version"])
+        for name in ("AlertSettings", "AlertDefaults")
+    ]
+
+
+APPLIED_ALERTS = '{"emails":["team-a@example.com"]}'
+
+
+def test_given_an_alerts_only_change_then_the_limit_steps_report_alone_does_not_make_it_applied(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A at 1000, confirmed; then an alerts-only change sent, whose spoke run has not reported
+    local_org.put(A, 1000)
+    local_org.pipeline.run_until_idle()
+    local_org.pipeline.spokes = {}
+    local_org.put(A, 1000, AlertEmails="team-a@example.com")
+    local_org.pipeline.run_until_idle()
+    status = local_org.status(A)
+    assert status is not None
+    assert status["Status"] == "SENT"
+    version = int(status["ParameterVersion"])
+
+    # WHEN the run's limit step reports (and its alerts step dies without a report)
+    local_org.invoke_result_function(report("UpdateBudgetLimit", version, NewLimit="1000", OldLimit="1000"))
+
+    # THEN the status still waits for the alerts that were sent
+    assert local_org.status(A)["Status"] == "SENT"  # type: ignore[index]
+    # and the alerts step's report about the alert settings sent makes it APPLIED
+    local_org.invoke_result_function(
+        report("ReconcileAlerts", version, Applied=APPLIED_ALERTS, AlertsVersions=alert_versions(local_org))
+    )
+    status = local_org.status(A)
+    assert status is not None
+    assert (status["Status"], status["ConfirmedAlerts"]) == ("APPLIED", APPLIED_ALERTS)
+
+
+def test_given_an_alerts_only_change_whose_run_reported_before_sent_then_it_is_applied_not_failed_after_the_bound(
+    local_org: LocalOrganisation, monkeypatch: pytest.MonkeyPatch
+):
+    # GIVEN A at 1000, confirmed
+    local_org.put(A, 1000)
+    local_org.pipeline.run_until_idle()
+    version = int(local_org.status(A)["ParameterVersion"])  # type: ignore[index]
+    local_org.pipeline.spokes = {}
+    original = SsmSpokeGateway.put_alert_settings
+
+    def and_the_run_reports(self: SsmSpokeGateway, account_id: str, settings_json: str) -> int:
+        written = original(self, account_id, settings_json)
+        # the spoke's run of the new settings reports before the stream function records SENT
+        local_org.invoke_result_function(
+            report("UpdateBudgetLimit", version, NewLimit="1000", OldLimit="1000")
+        )
+        local_org.invoke_result_function(
+            report(
+                "ReconcileAlerts", version, Applied=APPLIED_ALERTS, AlertsVersions=alert_versions(local_org)
+            )
+        )
+        return written
+
+    monkeypatch.setattr(SsmSpokeGateway, "put_alert_settings", and_the_run_reports)
+
+    # WHEN an alerts-only change is sent
+    local_org.put(A, 1000, AlertEmails="team-a@example.com")
+    local_org.pipeline.run_until_idle()
+
+    # THEN the SENT takes the reports' verdict: APPLIED, and the bound's check leaves it so
+    assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]
+    sent_minutes_ago(local_org, A, 20)
+    local_org.check_unconfirmed()
+    assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]
+
+
+def test_given_an_operators_write_between_the_reconcilers_reread_and_its_write_then_the_budget_ends_at_the_new_value(
+    local_org: LocalOrganisation, monkeypatch: pytest.MonkeyPatch
+):
+    # GIVEN A at 1000, confirmed, then its budget limit edited by hand to 1500 (drift)
+    local_org.put(A, 1000)
+    local_org.pipeline.run_until_idle()
+    budgets = local_org.session_in(A).client("budgets")
+    budget = budgets.describe_budget(AccountId=A, BudgetName=local_org.spokes[A].budget_name)["Budget"]
+    budget["BudgetLimit"] = {"Amount": "1500", "Unit": "USD"}
+    budgets.update_budget(
+        AccountId=A,
+        NewBudget={k: v for k, v in budget.items() if k not in ("CalculatedSpend", "LastUpdatedTime")},
+    )
+    original = SsmSpokeGateway.put_budget_value
+    interleaved: list[str] = []
+
+    def operator_first(self: SsmSpokeGateway, account_id: str, amount_text: str) -> int:
+        if not interleaved:
+            # WHEN, after the reconciler re-read 1000 and before its write, an operator writes
+            # 2000 and the stream function sends it
+            interleaved.append(amount_text)
+            local_org.put(A, 2000)
+            local_org.pipeline.run_until_idle()
+        return original(self, account_id, amount_text)
+
+    monkeypatch.setattr(SsmSpokeGateway, "put_budget_value", operator_first)
+    reconcile(local_org)
+    local_org.pipeline.run_until_idle()
+
+    # THEN the reconciler's 1000 did not win: the parameter and the budget end at 2000, APPLIED
+    assert interleaved == ["1000"]
+    view = local_org.view(A)
+    assert (view.parameter, view.budget_limit, view.status) == ("2000", Decimal(2000), "APPLIED")
+
+
+def test_given_the_spoke_refused_the_alerts_then_the_reconciler_does_not_call_the_account_applied(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A's limit applied but its alert settings refused by the spoke (an address the
+    # management account never saw, in the spoke's defaults)
+    local_org.put(A, 1000, AlertEmails="team-a@example.com")
+    local_org.pipeline.run_until_idle()
+    local_org.session_in(A).client("ssm").put_parameter(
+        Name="/BlogBudgets/AlertDefaults",
+        Value='{"emails": ["finance(at)example.com"], "actual": ["80"], "forecasted": "100"}',
+        Overwrite=True,
+    )
+    local_org.put(A, 2000)
+    local_org.pipeline.run_until_idle()
+    failed = local_org.status(A)
+    assert failed is not None
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"].startswith("spoke: alerts not applied")
+
+    # WHEN the reconciler finds the limit in sync
+    reports = reconcile(local_org)
+
+    # THEN it does not write APPLIED for the alerts it did not check: the failure stands
+    assert reports[A].drift.value == "IN_SYNC"
+    status = local_org.status(A)
+    assert status is not None
+    assert (status["Status"], status["Reason"]) == ("FAILED", failed["Reason"])
