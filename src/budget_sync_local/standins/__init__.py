@@ -75,6 +75,7 @@ from moto.budgets.responses import BudgetsResponse
 from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import Stack as CloudFormationStack
 from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import EventsBackend
 from moto.iam import models as iam_models
@@ -82,6 +83,7 @@ from moto.organizations.models import OrganizationsBackend
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.sts.models import STSBackend
 
+from budget_sync_local.standins import authorisation
 from budget_sync_local.standins import organizations as _organizations
 from budget_sync_local.standins import stacksets as _stacksets
 from budget_sync_local.standins.automation import (
@@ -170,6 +172,12 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
 
     replace(STSBackend, "assume_role", _assume_existing_role_only(STSBackend.assume_role))
     replace(
+        ActionAuthenticatorMixin,
+        "_authenticate_and_authorize_normal_action",
+        authorisation._authorise_request(ActionAuthenticatorMixin._authenticate_and_authorize_normal_action),
+    )
+    stack.callback(authorisation.clear)
+    replace(
         SimpleSystemManagerBackend,
         "put_parameter",
         _put_parameter(SimpleSystemManagerBackend.put_parameter, stand_ins),
@@ -236,6 +244,7 @@ __all__ = [
     "AutomationResult",
     "EventCallback",
     "StandIns",
+    "authorisation",
     "automation_status_event",
     "fail_stack_instance",
     "installed",

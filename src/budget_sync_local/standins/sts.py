@@ -10,6 +10,7 @@ from moto.iam.models import iam_backends
 from moto.sts.exceptions import STSClientError
 from moto.sts.models import STSBackend
 
+from budget_sync_local.standins import authorisation
 from budget_sync_local.standins.speed import _KEY_ACCOUNTS
 
 #: Every member account that AWS Organizations creates has this role.
@@ -32,6 +33,7 @@ def _assume_existing_role_only(original: Callable[..., Any]) -> Callable[..., An
                 )
         assumed = original(self, *args, **kwargs)
         _KEY_ACCOUNTS[assumed.access_key_id] = account  # see _remembered_account_lookup
+        authorisation.remember(assumed.access_key_id, role_arn, assumed.session_name)
         return assumed
 
     return assume_role
