@@ -25,7 +25,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -132,7 +132,7 @@ def _listed(value: Any, element: str) -> tuple[str, ...]:
     raise PolicyError(f"{element} must be a string or a list of strings, not {value!r}")
 
 
-_OPERATORS = {
+_OPERATORS: dict[str, tuple[Callable[[str, str], bool], bool]] = {
     "StringEquals": (lambda p, v: p == v, False),
     "StringNotEquals": (lambda p, v: p == v, True),
     "StringEqualsIgnoreCase": (lambda p, v: p.lower() == v.lower(), False),
@@ -324,7 +324,8 @@ def _parsed(text: str) -> Policy:
         statements = [statements]
     if not isinstance(statements, list):
         raise PolicyError(f"Statement must be a list or a map, not {statements!r}")
-    return Policy(tuple(_statement(s) for s in statements))
+    # moto's CloudFormation leaves an ``AWS::NoValue`` list element as null; CloudFormation drops it.
+    return Policy(tuple(_statement(s) for s in statements if s is not None))
 
 
 def combined(policies: Iterable[Policy], *args: Any) -> str | None:

@@ -84,6 +84,8 @@ class SpokeStack:
     budget_properties: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: The result-forwarding rules: (event pattern, target event bus ARN), as moto holds them.
     forward_rules: tuple[tuple[Mapping[str, Any], str], ...] = ()
+    #: The role each forwarding target puts its events with (target ARN -> its RoleArn).
+    forward_roles: Mapping[str, str] = field(default_factory=dict)
 
     def forward(self, event: Mapping[str, Any]) -> list[str]:
         """The event buses the forwarding rules send this event to (none if no pattern matches)."""
@@ -290,6 +292,7 @@ def _spoke_stack(
     rule = events.describe_rule(Name=rule_name)
     (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
     forward_rules = []
+    forward_roles: dict[str, str] = {}
     for logical_id in ("ResultForwardRule", "ExecutionForwardRule"):
         if logical_id not in physical:  # a stack of a template from before the results came back
             continue
@@ -297,6 +300,8 @@ def _spoke_stack(
         forward_pattern = json.loads(events.describe_rule(Name=forward_name)["EventPattern"])
         for forward_target in events.list_targets_by_rule(Rule=forward_name)["Targets"]:
             forward_rules.append((forward_pattern, forward_target["Arn"]))
+            if forward_target.get("RoleArn"):
+                forward_roles[forward_target["Arn"]] = forward_target["RoleArn"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     not_emulated = tuple(
         logical_id
@@ -323,6 +328,7 @@ def _spoke_stack(
         parameters=dict(given),
         budget_properties=budget,
         forward_rules=tuple(forward_rules),
+        forward_roles=forward_roles,
     )
 
 

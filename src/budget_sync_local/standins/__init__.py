@@ -127,7 +127,7 @@ from budget_sync_local.standins.ssm import (
     parameter_arn,
     parameter_store_change_event,
 )
-from budget_sync_local.standins.sts import ADMIN_ROLE, _assume_existing_role_only
+from budget_sync_local.standins.sts import ADMIN_ROLE, _assume_existing_role_only, service_credentials
 
 _INSTALL_LOCK = threading.RLock()
 _active: StandIns | None = None
@@ -254,6 +254,7 @@ __all__ = [
     "pattern_matches",
     "publish_management",
     "run_automation",
+    "service_credentials",
     "set_calculated_spend",
     "subscribe_management",
 ]

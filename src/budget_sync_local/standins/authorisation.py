@@ -117,9 +117,11 @@ def identity_policies(principal: Principal) -> tuple[Policy, ...] | None:
     if principal.role_name is None:
         return None
     role = _role(principal.account, principal.partition, principal.role_name)
+    # AWS Organizations attaches AdministratorAccess to the role it creates.
+    policies = [_ADMINISTRATOR] if principal.role_name == ADMIN_ROLE else []
     if role is None:
-        return (_ADMINISTRATOR,) if principal.role_name == ADMIN_ROLE else ()
-    policies = [Policy.of(document) for document in role.policies.values()]
+        return tuple(policies)
+    policies += [Policy.of(document) for document in role.policies.values()]
     for managed in role.managed_policies.values():
         version = next(v for v in managed.versions if v.is_default)
         policies.append(Policy.of(version.document))
@@ -232,6 +234,27 @@ def service_assumes(role_arn: str, service: str, source_account: str, source_arn
     )
 
 
+def forwarded(role_arn: str, bus_arn: str, event: Mapping[str, Any]) -> None:
+    """An EventBridge rule's target puts ``event`` on another account's bus with its role:
+    EventBridge assumes the role (its trust policy, for the rule's account), and the role's
+    PutEvents must be allowed by its own policy and by the bus's policy. Raises AccessDenied."""
+    account = str(event.get("account"))
+    if not is_enforced():
+        return
+    service_assumes(role_arn, "events.amazonaws.com", account)
+    parts = role_arn.split(":")
+    role = Principal(
+        account=parts[4], partition=parts[1], role_name=role_arn.rsplit("/", 1)[-1], session_name="events"
+    )
+    authorise(
+        role,
+        "events:PutEvents",
+        bus_arn,
+        region=str(event.get("region", "")),
+        extra={"events:source": event.get("source")},
+    )
+
+
 # -- requests -> actions and resources ---------------------------------------------------------
 
 _PREFIX = {"dynamodbstreams": "dynamodb", "awslambda": "lambda"}
@@ -248,18 +271,28 @@ def _iam_action(prefix: str, action: str) -> str:
     return f"{prefix}:{action}"
 
 
-def _dynamodb(arn: Callable[[str], str], params: Mapping[str, Any]) -> list[str]:
+def _dynamodb(arn: Callable[[str], str], action: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """DynamoDB's actions on their tables; a transaction is authorised item by item, with
+    each item's own action (``dynamodb:UpdateItem``, ``dynamodb:ConditionCheckItem``...), as
+    the DynamoDB developer guide's "IAM policies for transactions" describes."""
+    if action in ("TransactWriteItems", "TransactGetItems"):
+        names = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "Get": "GetItem"}
+        names["ConditionCheck"] = "ConditionCheckItem"
+        wanted = {
+            (f"dynamodb:{names[kind]}", arn(f"table/{operation['TableName']}"))
+            for item in params.get("TransactItems", [])
+            for kind, operation in item.items()
+        }
+        return sorted(wanted)
+    iam_action = f"dynamodb:{action}"
     if "StreamArn" in params:
-        return [str(params["StreamArn"])]
+        return [(iam_action, str(params["StreamArn"]))]
+    if "ShardIterator" in params:  # moto's iterators (as AWS's) begin with the stream's ARN
+        return [(iam_action, str(params["ShardIterator"]).split("|", 1)[0])]
     if "TableName" in params:
-        return [arn(f"table/{params['TableName']}")]
-    tables: list[str] = []
-    for item in params.get("TransactItems", []):
-        for operation in item.values():
-            tables.append(arn(f"table/{operation['TableName']}"))
-    for name in params.get("RequestItems", {}):
-        tables.append(arn(f"table/{name}"))
-    return sorted(set(tables)) or ["*"]
+        return [(iam_action, arn(f"table/{params['TableName']}"))]
+    tables = sorted({arn(f"table/{name}") for name in params.get("RequestItems", {})}) or ["*"]
+    return [(iam_action, table) for table in tables]
 
 
 def _parameter(arn: Callable[[str], str], name: str) -> str:
@@ -300,18 +333,37 @@ def _sqs(region: str, partition: str, params: Mapping[str, Any]) -> list[str]:
     return [f"arn:{partition}:sqs:{region}:{account}:{name}"]
 
 
-def resources_of(response: Any, prefix: str, action: str, params: Mapping[str, Any]) -> list[str]:
+def requests_of(response: Any, prefix: str, action: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The IAM action(s) a request performs and the resource ARN each acts on."""
+    if prefix == "dynamodb":
+        return _dynamodb(
+            lambda path: (
+                f"arn:{response.partition}:dynamodb:{response.region}:{response.current_account}:{path}"
+            ),
+            action,
+            params,
+        )
+    iam_action = _iam_action(prefix, action)
+    return [(iam_action, arn) for arn in resources_of(response, prefix, params)]
+
+
+def resources_of(response: Any, prefix: str, params: Mapping[str, Any]) -> list[str]:
     region, partition, account = response.region, response.partition, response.current_account
 
     def arn(path: str, service: str = prefix, in_region: str = region) -> str:
         return f"arn:{partition}:{service}:{in_region}:{account}:{path}"
 
-    if prefix == "dynamodb":
-        return _dynamodb(arn, params)
     if prefix == "ssm":
         return _ssm(arn, params)
-    if prefix == "budgets" and "BudgetName" in params:
-        return [f"arn:{partition}:budgets::{params.get('AccountId', account)}:budget/{params['BudgetName']}"]
+    if prefix == "budgets":
+        budget = params.get("NewBudget") or params.get("Budget") or {}
+        name = params.get("BudgetName") or (budget.get("BudgetName") if isinstance(budget, dict) else None)
+        owner = params.get("AccountId", account)
+        return [
+            f"arn:{partition}:budgets::{owner}:budget/{name}"
+            if name
+            else f"arn:{partition}:budgets::{owner}:budget/*"
+        ]
     if prefix == "events":
         return _events(arn, params)
     if prefix == "sqs":
@@ -336,6 +388,8 @@ def resources_of(response: Any, prefix: str, action: str, params: Mapping[str, A
 
 def _params(response: Any) -> dict[str, Any]:
     body = response.body
+    if isinstance(body, dict):  # DynamoDB's handler has parsed it already
+        return body
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
     if isinstance(body, str) and body.lstrip().startswith("{"):
@@ -384,8 +438,8 @@ def _authorise_request(original: Callable[..., Any]) -> Callable[..., Any]:
                         extra={"events:source": entry.get("Source")},
                     )
                 return
-            for arn in resources_of(self, prefix, action, params):
-                authorise(principal, iam_action, arn, region=self.region)
+            for wanted, arn in requests_of(self, prefix, action, params):
+                authorise(principal, wanted, arn, region=self.region)
         except AccessDenied as denied:
             raise _refusal(service, denied) from None
 
