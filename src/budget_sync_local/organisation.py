@@ -13,6 +13,10 @@ the two templates, with the pipeline that connects them.
   stack from template-spoke.yaml in every member (``spoke_stack``), the moto gaps filled by
   ``standins``, and the pipeline (``pipeline``) as the stream's only consumer.
 * Simulated spend per account, and the notifications that would fire at it.
+* IAM evaluated as AWS evaluates it (``standins.authorisation``): each function runs as
+  its template role, the Automation as the spoke's AutomationRole, the forwarding rules
+  as ResultForwardRole; operators act as ``BudgetSyncOperator`` (``operator_credentials``).
+  Both stacks are deployed with the organisation's ``OrganizationId``.
 
 Everything runs in-process: either inside a ``mock_aws()`` this class starts, or inside
 one the caller already started (tests), or behind ``server.serve`` (``make local``).

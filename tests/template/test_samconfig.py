@@ -86,7 +86,7 @@ def test_every_environment_must_be_given_the_organisation_or_the_stack_is_refuse
     resolver = Resolver(load(MANAGEMENT_TEMPLATE), parameters)
 
     # WHEN CloudFormation checks the template's rules THEN it refuses, naming the parameter
-    with pytest.raises(StackRefused, match="Set OrganizationId .* or SpokeAccountIds"):
+    with pytest.raises(StackRefused, match=r"Set OrganizationId .* or SpokeAccountIds"):
         check_rules(resolver)
     # and with the organisation (or named spoke accounts) it deploys
     check_rules(Resolver(load(MANAGEMENT_TEMPLATE), {**parameters, "OrganizationId": "o-a1b2c3d4e5"}))

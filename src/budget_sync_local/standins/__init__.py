@@ -8,8 +8,12 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 
 * STS ``AssumeRole`` of a role that does not exist in the target account is refused with
   ``AccessDenied`` (moto lets any ARN be assumed). ``OrganizationAccountAccessRole`` is
-  always allowed: AWS Organizations creates it in every member account. Trust policies are
-  still not evaluated.
+  always there: AWS Organizations creates it in every member account.
+* IAM (``authorisation``): while ``authorisation.enforced()`` is active (the local
+  organisation enters it), every request is authorised against the caller's identity
+  policies and the trust or resource policy it crosses (``budget_sync_local.iam``), with
+  AWS's ``AccessDenied`` / ``AccessDeniedException``. ``service_credentials`` is a service
+  (Lambda, EventBridge, SSM) assuming a role for an account: its trust policy decides.
 * SSM ``PutParameter`` enforces the ``AllowedPattern`` the call brings or the parameter
   has (``ParameterPatternMismatchException``), on create and overwrite, as AWS does; moto
   stores the pattern only.
@@ -58,8 +62,8 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 * ``pattern_matches`` is EventBridge's pattern matching, with moto's own matcher
   (moto's ``TestEventPattern`` answers without a result).
 
-Not emulated: IAM policy evaluation, EventBridge delivery latency and retries, the
-budget's real spend (``set_calculated_spend`` sets it by hand).
+Not emulated: what docs/local.md ("IAM") lists as not evaluated, EventBridge delivery
+latency and retries, the budget's real spend (``set_calculated_spend`` sets it by hand).
 """
 
 from __future__ import annotations
