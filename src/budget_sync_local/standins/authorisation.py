@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from moto.cloudformation.models import cloudformation_backends
 from moto.core.exceptions import JsonRESTError, _RESTError
 from moto.events.models import events_backends
 from moto.iam.models import iam_backends
@@ -380,10 +381,41 @@ def resources_of(response: Any, prefix: str, params: Mapping[str, Any]) -> list[
     if prefix == "kms" and "KeyId" in params:
         key = str(params["KeyId"])
         return [key if key.startswith("arn:") else arn(f"key/{key}")]
+    if prefix == "organizations":
+        return [_organizations_arn(partition, account, params)]
+    if prefix == "cloudformation" and "StackSetName" in params:
+        return [_stack_set_arn(region, account, str(params["StackSetName"]))]
     if prefix == "cloudformation" and "StackName" in params:
         name = str(params["StackName"])
         return [name if name.startswith("arn:") else arn(f"stack/{name}/*")]
     return ["*"]
+
+
+def _organizations_arn(partition: str, account: str, params: Mapping[str, Any]) -> str:
+    """The root, OU or account a call names, as Organizations' ARNs (organisation's
+    management account, organisation id); ``*`` for calls that name none."""
+    target = next(
+        (str(params[k]) for k in ("ChildId", "AccountId", "OrganizationalUnitId", "ParentId") if k in params),
+        "",
+    )
+    organisation = organisation_of(account, partition)
+    if not target or organisation is None:
+        return "*"
+    master = organizations_backends.master_accounts.get(account, (account, partition))[0]
+    kind = "root" if target.startswith("r-") else "ou" if target.startswith("ou-") else "account"
+    return f"arn:{partition}:organizations::{master}:{kind}/{organisation}/{target}"
+
+
+def _stack_set_arn(region: str, account: str, name: str) -> str:
+    if name.startswith("arn:"):
+        return name
+    backend = cloudformation_backends[account][region]
+    found = next((s for s in backend.stacksets.values() if s.name == name or s.id == name), None)
+    return (
+        str(found.arn)
+        if found is not None
+        else f"arn:aws:cloudformation:{region}:{account}:stackset/{name}:*"
+    )
 
 
 def _params(response: Any) -> dict[str, Any]:
