@@ -26,7 +26,7 @@ from importlib import metadata
 from typing import TextIO
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from budget_sync.errors import InvalidItemError
 from budget_sync.observability import logger
@@ -181,11 +181,22 @@ def main(
         error = exc.response.get("Error", {})
         out.error(f"{exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}")
         return ExitCode.AWS
+    except NoCredentialsError:
+        out.error(NO_CREDENTIALS)
+        return ExitCode.AWS
     except BotoCoreError as exc:
         out.error(str(exc))
         return ExitCode.AWS
     except Exception as exc:  # anything else is a bug: one clear line, the traceback on request
         return _unexpected(exc, out, bool(args.debug))
+
+
+#: What to set when boto3 finds no credentials (make local prints the operators' role's).
+NO_CREDENTIALS = (
+    "no AWS credentials: pass --profile, or set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and "
+    "AWS_SESSION_TOKEN for a role); against make local, run the export line it prints (the "
+    "operators' role BudgetSyncOperator)"
+)
 
 
 def _unexpected(exc: Exception, out: Output, debug: bool) -> int:
