@@ -226,7 +226,10 @@ def emulator() -> None:
     os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
     with mock_aws(), standins.installed(), tempfile.TemporaryDirectory() as folder:
         management = _operator()
-        stack = management_stack.deploy(management, MANAGEMENT_ACCOUNT, REGION, {})
+        # The result bus must admit someone (the template's rule); the report reads no results.
+        stack = management_stack.deploy(
+            management, MANAGEMENT_ACCOUNT, REGION, {"SpokeAccountIds": accounts[0]}
+        )
         _organisation([a for a in accounts if a not in unreadable])
         dynamodb = management.resource("dynamodb")
         with (

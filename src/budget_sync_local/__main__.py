@@ -253,7 +253,7 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
 
     from budget_sync_local import server
     from budget_sync_local.console import progress_bar, step_printer
-    from budget_sync_local.organisation import MANAGEMENT_ACCOUNT
+    from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, OPERATOR_ROLE
 
     progress, update = progress_bar(console)
 
@@ -277,6 +277,10 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
         console.print(
             f"  see docs/local.md for the commands to try; function logs: {LOG_DIR / 'function.log'}"
         )
+        # IAM is evaluated: budgetctl acts as the operators' role, as the docs tell operators to.
+        console.print(f"  to act as the operators' role {OPERATOR_ROLE} (budgetctl), in another terminal:")
+        exports = " ".join(f"{k}={v}" for k, v in org.operator_credentials().items())
+        console.print(f"    export {exports} AWS_REGION={org.region}", markup=False, soft_wrap=True)
 
     try:
         with progress, _function_log() as log:

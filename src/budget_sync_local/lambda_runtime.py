@@ -32,6 +32,9 @@ class FunctionSpec:
     memory_mb: int
     timeout_s: int
     environment: dict[str, str]
+    #: The execution role's credentials (access key, secret, session token), which Lambda
+    #: puts in the function's environment; None: the process's own.
+    credentials: tuple[str, str, str] | None = None
 
 
 def function_spec(
@@ -83,7 +86,8 @@ class FakeContext:
 
 @contextmanager
 def lambda_environment(spec: FunctionSpec, region: str) -> Iterator[None]:
-    """The function's environment variables plus those Lambda sets, restored afterwards."""
+    """The function's environment variables plus those Lambda sets (its execution role's
+    credentials among them, when the spec has them), restored afterwards."""
     values = {
         **spec.environment,
         "AWS_REGION": region,
@@ -91,6 +95,9 @@ def lambda_environment(spec: FunctionSpec, region: str) -> Iterator[None]:
         "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
     }
+    if spec.credentials is not None:
+        key, secret, token = spec.credentials
+        values.update({"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": token})
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

@@ -82,6 +82,66 @@ class ManagementStack:
     result_dead_letter_queue_url: str = ""
     #: Physical ids of the created resources (the alarm topic's ARN, ...).
     physical_ids: Mapping[str, str] = field(default_factory=dict)
+    #: Each function's execution role (its template ``Role``), by the function's logical id.
+    role_arns: Mapping[str, str] = field(default_factory=dict)
+
+
+class StackRefused(RuntimeError):
+    """CloudFormation refuses the parameters (a template rule's assertion fails)."""
+
+
+def check_rules(resolver: Resolver) -> None:
+    """The template's ``Rules``, as CloudFormation checks them before it creates anything:
+    the first assertion that fails refuses the stack with its ``AssertDescription``."""
+    for name, rule in resolver.template.get("Rules", {}).items():
+        condition = rule.get("RuleCondition")
+        if condition is not None and not _rule_value(resolver, condition):
+            continue
+        for assertion in rule.get("Assertions", []):
+            if not _rule_value(resolver, assertion["Assert"]):
+                raise StackRefused(f"Template rule {name} failed: {assertion.get('AssertDescription', '')}")
+
+
+def _rule_value(resolver: Resolver, value: Any) -> Any:
+    """Rule functions (the Conditions' ones, plus Fn::EachMemberEquals)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, argument),) = value.items()
+        if key == "Fn::EachMemberEquals":
+            members, wanted = argument
+            return all(m == _rule_value(resolver, wanted) for m in _members(resolver, members))
+        if key == "Fn::Not":
+            return not _rule_value(resolver, argument[0])
+        if key in ("Fn::And", "Fn::Or"):
+            results = [_rule_value(resolver, v) for v in argument]
+            return all(results) if key == "Fn::And" else any(results)
+    return resolver.resolve(value)
+
+
+def _members(resolver: Resolver, value: Any) -> list[str]:
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        spec = resolver.template.get("Parameters", {}).get(value["Ref"], {})
+        if spec.get("Type") == "CommaDelimitedList":
+            return resolver.parameter(value["Ref"]).split(",")
+    resolved = resolver.resolve(value)
+    return list(resolved) if isinstance(resolved, list) else [str(resolved)]
+
+
+def bus_policy(resolver: Resolver) -> dict[str, Any] | None:
+    """The result bus's policy as its ``AWS::Events::EventBusPolicy`` resources make it (moto's
+    CloudFormation skips the type): one statement per resource whose condition holds."""
+    statements = []
+    for logical_id, resource in resolver.template["Resources"].items():
+        if resource["Type"] != "AWS::Events::EventBusPolicy":
+            continue
+        if "Condition" in resource and not resolver.condition(resource["Condition"]):
+            continue
+        properties = resolver.properties(logical_id)
+        statement = {"Sid": properties["StatementId"], **properties["Statement"]}
+        principal = statement.get("Principal")
+        if isinstance(principal, dict) and isinstance(principal.get("AWS"), str):
+            principal["AWS"] = principal["AWS"].split(",")
+        statements.append(statement)
+    return {"Version": "2012-10-17", "Statement": statements} if statements else None
 
 
 class _NoManagedPolicies:
@@ -145,6 +205,7 @@ def deploy(
 ) -> ManagementStack:
     """Create the management stack in the account of ``session`` (moto) and describe it."""
     parameters = dict(parameters or {})
+    check_rules(Resolver(load(MANAGEMENT_TEMPLATE), parameters, account_id=account_id, region=region))
     template = translate(parameters, region)
     mappings = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
     for logical_id in mappings:
@@ -183,6 +244,18 @@ def deploy(
         "LatestStreamArn"
     ]
     resolver = Resolver(load(MANAGEMENT_TEMPLATE), parameters, account_id=account_id, region=region)
+    policy = bus_policy(resolver)
+    if policy is not None:
+        session.client("events").put_permission(
+            EventBusName=outputs["ResultBusArn"].rsplit("/", 1)[-1], Policy=json.dumps(policy)
+        )
+    roles = {
+        logical_id: f"arn:{resolver.partition}:iam::{account_id}:role/{physical[resource['Properties']['Role']['Fn::GetAtt'][0]]}"
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+        and isinstance(resource["Properties"].get("Role"), dict)
+        and "Fn::GetAtt" in resource["Properties"]["Role"]
+    }
     return ManagementStack(
         account_id=account_id,
         region=region,
@@ -198,6 +271,7 @@ def deploy(
         result_bus_arn=outputs["ResultBusArn"],
         result_pattern=result_pattern(resolver),
         physical_ids={k: v for k, v in physical.items() if k == "AlarmTopic"},
+        role_arns=roles,
         result_dead_letter_queue_url=physical.get("ResultDeadLetterQueue", ""),
     )
 

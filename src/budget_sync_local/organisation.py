@@ -13,6 +13,10 @@ the two templates, with the pipeline that connects them.
   stack from template-spoke.yaml in every member (``spoke_stack``), the moto gaps filled by
   ``standins``, and the pipeline (``pipeline``) as the stream's only consumer.
 * Simulated spend per account, and the notifications that would fire at it.
+* IAM evaluated as AWS evaluates it (``standins.authorisation``): each function runs as
+  its template role, the Automation as the spoke's AutomationRole, the forwarding rules
+  as ResultForwardRole; operators act as ``BudgetSyncOperator`` (``operator_credentials``).
+  Both stacks are deployed with the organisation's ``OrganizationId``.
 
 Everything runs in-process: either inside a ``mock_aws()`` this class starts, or inside
 one the caller already started (tests), or behind ``server.serve`` (``make local``).
@@ -25,7 +29,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TextIO
 from unittest import mock
@@ -40,6 +44,7 @@ from budget_sync.failures import new_failures
 from budget_sync_local import enrolment, management_stack, standins, templates
 from budget_sync_local import spoke_stack as spoke_stack
 from budget_sync_local.lambda_runtime import (
+    FunctionSpec,
     function_spec,
     invoke_logging_to,
     lambda_environment,
@@ -61,6 +66,8 @@ DEFAULT_OUS = ("Sandbox", "Production")
 STACK_SET_NAME = "budget-sync-spoke"
 DEFAULT_REGION = "us-east-1"
 ADMIN_ROLE = "OrganizationAccountAccessRole"
+#: The operators' role in the management account (the spoke stacks' OperatorRoleNames).
+OPERATOR_ROLE = "BudgetSyncOperator"
 
 
 @dataclass(frozen=True)
@@ -229,6 +236,7 @@ class LocalOrganisation:
             # A function invoked through the endpoint (budgetctl reconcile --apply) logs where
             # the pipeline's functions do.
             self._exit.enter_context(function_output_to(self._function_output))
+            self._exit.enter_context(standins.authorisation.enforced())
             self._provision()
         except BaseException:
             self._exit.close()
@@ -243,6 +251,16 @@ class LocalOrganisation:
         self.management = boto3.Session(region_name=self.region, botocore_session=_botocore_session())
         self._sts: STSClient = self.management.client("sts")
         self._create_organization()
+        # Deployed as a real organisation would deploy them: with its organisation's id.
+        organisation_id = self.management.client("organizations").describe_organization()["Organization"][
+            "Id"
+        ]
+        self.organisation_id = str(organisation_id)
+        if not self.management_parameters.get("OrganizationId") and not self.management_parameters.get(
+            "SpokeAccountIds"
+        ):
+            self.management_parameters["OrganizationId"] = self.organisation_id
+        self.spoke_parameters.setdefault("OrganizationId", self.organisation_id)
         self.stack = management_stack.deploy(
             self.management, MANAGEMENT_ACCOUNT, self.region, self.management_parameters
         )
@@ -254,28 +272,35 @@ class LocalOrganisation:
                     session, self.region, self.spoke_parameters, template_text=self.spoke_template_text
                 )
                 self._progress("spoke stacks", done, total)
-        self._spec = function_spec(
-            self.stack.function_logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+        self._spec = self._as_its_role(
+            function_spec(
+                self.stack.function_logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+            )
         )
         with lambda_environment(self._spec, self.region):
             load_handler(self._spec)  # imported here, so that its log handler holds the real stdout
         new_execution_environment(self._spec)
-        self._result_spec = function_spec(
-            self.stack.result_function_logical_id,
-            self.management_parameters,
-            self.region,
-            MANAGEMENT_ACCOUNT,
-            physical_ids=self.stack.physical_ids,
+        self._result_spec = self._as_its_role(
+            function_spec(
+                self.stack.result_function_logical_id,
+                self.management_parameters,
+                self.region,
+                MANAGEMENT_ACCOUNT,
+                physical_ids=self.stack.physical_ids,
+            )
         )
         with lambda_environment(self._result_spec, self.region):
             load_handler(self._result_spec)
         new_execution_environment(self._result_spec)
+        # The event source mapping reads the stream and parks failed batches with the
+        # function's execution role, as Lambda does.
+        mapping = self._role_session(self._spec)
         poller = StreamPoller(
-            self.management.client("dynamodbstreams"),
+            mapping.client("dynamodbstreams"),
             self.stack.stream_arn,
             self.stack.stream,
             self.invoke_function,
-            on_failure_sender(self.management.client("sqs"), self.stack.on_failure_queue_url),
+            on_failure_sender(mapping.client("sqs"), self.stack.on_failure_queue_url),
             self._observer,
         )
         results = ResultBus(
@@ -284,6 +309,7 @@ class LocalOrganisation:
         self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer, results)
         self._provision_failure_notices()
         self._provision_enrolment()
+        self._provision_operator()
         # Subscribed last: the stacks' own parameter creation is not a budget change.
         self.standins.subscribe(self.pipeline.publish)
 
@@ -296,12 +322,13 @@ class LocalOrganisation:
         stream_arn = self.management.client("dynamodb").describe_table(TableName=self.stack.status_table)[
             "Table"
         ]["LatestStreamArn"]
+        mapping = self._role_session(self._result_spec)
         poller = StreamPoller(
-            self.management.client("dynamodbstreams"),
+            mapping.client("dynamodbstreams"),
             stream_arn,
             spec.settings,
             filtered(self.invoke_result_function, spec, self._notified),
-            on_failure_sender(self.management.client("sqs"), self.stack.result_dead_letter_queue_url),
+            on_failure_sender(mapping.client("sqs"), self.stack.result_dead_letter_queue_url),
             without_batches(self._observer),
         )
         self.pipeline.add_source(Pollers([poller.attach()]))
@@ -326,14 +353,15 @@ class LocalOrganisation:
 
     def _provision_enrolment(self) -> None:
         """The resolver function, its streams and rules, and the spoke StackSet (enrolment.py)."""
-        self._resolver_spec = function_spec(
-            "ResolverFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+        self._resolver_spec = self._as_its_role(
+            function_spec("ResolverFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
         )
         with lambda_environment(self._resolver_spec, self.region):
             load_handler(self._resolver_spec)
         new_execution_environment(self._resolver_spec)
         dynamodb = self.management.client("dynamodb")
-        streams = self.management.client("dynamodbstreams")
+        mapping = self._role_session(self._resolver_spec)
+        streams = mapping.client("dynamodbstreams")
         mappings = stream_mappings(
             "ResolverFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT
         )
@@ -343,7 +371,7 @@ class LocalOrganisation:
             ],
             "ItemRemoved": self.stack.stream_arn,
         }
-        send = on_failure_sender(self.management.client("sqs"), self.stack.on_failure_queue_url)
+        send = on_failure_sender(mapping.client("sqs"), self.stack.on_failure_queue_url)
         pollers = [
             StreamPoller(
                 streams,
@@ -396,6 +424,87 @@ class LocalOrganisation:
         )
         self.pipeline.add_source(self.enrolment)
         standins.subscribe_management(self.enrolment.publish)
+
+    def _provision_operator(self) -> None:
+        """The operators' role (``BudgetSyncOperator``, which the spoke stacks' read role
+        trusts), with the policy docs/operate.md gives an operator "who may do everything",
+        trusted by the management account's administrators."""
+        iam = self.management.client("iam")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT_ACCOUNT}:root"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        iam.create_role(RoleName=OPERATOR_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+        iam.put_role_policy(
+            RoleName=OPERATOR_ROLE,
+            PolicyName="budget-sync-operator",
+            PolicyDocument=json.dumps(self.operator_policy()),
+        )
+
+    def operator_policy(self) -> dict[str, Any]:
+        """docs/operate.md's policy for an operator who may do everything, for this stack."""
+        where = f"{self.region}:{MANAGEMENT_ACCOUNT}"
+        reconciler = self.management_parameters.get("ReconcilerFunctionName", "BlogBudgetsReconciler")
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "BudgetsTable",
+                    "Effect": "Allow",
+                    "Action": [
+                        "dynamodb:GetItem",
+                        "dynamodb:UpdateItem",
+                        "dynamodb:DeleteItem",
+                        "dynamodb:Scan",
+                    ],
+                    "Resource": f"arn:aws:dynamodb:{where}:table/{self.stack.budgets_table}",
+                },
+                {
+                    "Sid": "StatusTable",
+                    "Effect": "Allow",
+                    "Action": "dynamodb:Scan",
+                    "Resource": f"arn:aws:dynamodb:{where}:table/{self.stack.status_table}",
+                },
+                {
+                    "Sid": "SpokeReadRole",
+                    "Effect": "Allow",
+                    "Action": "sts:AssumeRole",
+                    "Resource": "arn:aws:iam::*:role/BlogBudgetsSpokeReadRole",
+                    "Condition": {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
+                },
+                {
+                    "Sid": "AskTheReconcilerForRepairs",
+                    "Effect": "Allow",
+                    "Action": "lambda:InvokeFunction",
+                    "Resource": f"arn:aws:lambda:{where}:function:{reconciler}",
+                },
+                {
+                    "Sid": "OrganizationView",
+                    "Effect": "Allow",
+                    "Action": "organizations:ListAccounts",
+                    "Resource": "*",
+                },
+            ],
+        }
+
+    def operator_credentials(self) -> dict[str, str]:
+        """Credentials of the operators' role (AssumeRole as the management account's
+        administrator), as ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` /
+        ``AWS_SESSION_TOKEN`` for budgetctl or any AWS client."""
+        credentials = self._sts.assume_role(
+            RoleArn=f"arn:aws:iam::{MANAGEMENT_ACCOUNT}:role/{OPERATOR_ROLE}", RoleSessionName="operator"
+        )["Credentials"]
+        return {
+            "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": credentials["SessionToken"],
+        }
 
     def _deploy_spoke(self, account: str) -> None:
         with management_stack.moto_cloudformation_quiet():
@@ -458,6 +567,36 @@ class LocalOrganisation:
 
     # -- sessions ------------------------------------------------------------------------
 
+    def _as_its_role(self, spec: FunctionSpec) -> FunctionSpec:
+        """The function with its execution role's credentials, as Lambda gets them: the
+        Lambda service assumes the role its template names (its trust policy must admit
+        lambda.amazonaws.com for this account)."""
+        credentials = standins.service_credentials(
+            self.stack.role_arns[spec.logical_id],
+            "lambda.amazonaws.com",
+            MANAGEMENT_ACCOUNT,
+            self.region,
+            spec.function_name,
+        )
+        return replace(spec, credentials=credentials)
+
+    def function_session(self, logical_id: str) -> boto3.Session:
+        """A session with the execution role of a function of the management stack (its
+        logical id: ``ReconcilerFunction``...), as the function's code gets it from Lambda."""
+        spec = replace(
+            function_spec(logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT),
+            logical_id=logical_id,
+        )
+        return self._role_session(self._as_its_role(spec))
+
+    def _role_session(self, spec: FunctionSpec) -> boto3.Session:
+        """A session with a function's execution role (its stream mapping reads as it)."""
+        assert spec.credentials is not None
+        key, secret, token = spec.credentials
+        return _AssumedSession(
+            {"AccessKeyId": key, "SecretAccessKey": secret, "SessionToken": token}, self.region
+        )
+
     def _assume(self, role_arn: str, session_name: str) -> boto3.Session:
         credentials = self._sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
         return _AssumedSession(credentials, self.region)
@@ -471,9 +610,16 @@ class LocalOrganisation:
         return self._sessions[account]
 
     def _session_for_role(self, role_arn: str) -> boto3.Session:
-        """The automation role's credentials (kept: moto's credentials do not expire)."""
+        """The automation role's credentials, as EventBridge and SSM get them: the services
+        assume it for its own account (its trust policy decides); kept, as moto's
+        credentials do not expire."""
         if role_arn not in self._role_sessions:
-            self._role_sessions[role_arn] = self._assume(role_arn, "budget-sync-automation")
+            key, secret, token = standins.service_credentials(
+                role_arn, "ssm.amazonaws.com", role_arn.split(":")[4], self.region, "budget-sync-automation"
+            )
+            self._role_sessions[role_arn] = _AssumedSession(
+                {"AccessKeyId": key, "SecretAccessKey": secret, "SessionToken": token}, self.region
+            )
         return self._role_sessions[role_arn]
 
     def invoke_function(self, event: dict[str, Any]) -> Any:
@@ -664,4 +810,12 @@ class LocalOrganisation:
         )
 
 
-__all__ = ["DEFAULT_ACCOUNTS", "MANAGEMENT_ACCOUNT", "AccountView", "Alert", "LocalOrganisation", "Step"]
+__all__ = [
+    "DEFAULT_ACCOUNTS",
+    "MANAGEMENT_ACCOUNT",
+    "OPERATOR_ROLE",
+    "AccountView",
+    "Alert",
+    "LocalOrganisation",
+    "Step",
+]

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from budget_sync_local.iam import AccessDenied
 from budget_sync_local.management_stack import StreamSettings
-from budget_sync_local.standins import automation_status_event, pattern_matches
+from budget_sync_local.standins import authorisation, automation_status_event, pattern_matches
 from budget_sync_local.streams import lambda_event, lambda_record
 
 #: The spoke document's report (budget_sync_spoke): its alerts step names itself ("Step":
@@ -351,6 +352,15 @@ class Pipeline:
         targets = forward(event) if forward is not None else []
         if self.results is None or self.results.arn not in targets:
             return  # no rule sends it to the result bus (a success notification, another source)
+        role = getattr(spoke, "forward_roles", {}).get(self.results.arn)
+        if role is not None:
+            try:
+                authorisation.forwarded(role, self.results.arn, event)
+            except AccessDenied as denied:
+                # On AWS the target's invocation fails and the event goes to the rule's DLQ.
+                self.errors.append(f"{account}: {denied}")
+                self._observe(Step("ignored-event", account, {"reason": f"forwarding refused: {denied}"}))
+                return
         if not pattern_matches(dict(self.results.pattern), event):
             self._observe(Step("ignored-event", account, {"reason": "the result bus's rule does not match"}))
             return

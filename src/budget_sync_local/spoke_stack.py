@@ -84,6 +84,8 @@ class SpokeStack:
     budget_properties: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: The result-forwarding rules: (event pattern, target event bus ARN), as moto holds them.
     forward_rules: tuple[tuple[Mapping[str, Any], str], ...] = ()
+    #: The role each forwarding target puts its events with (target ARN -> its RoleArn).
+    forward_roles: Mapping[str, str] = field(default_factory=dict)
 
     def forward(self, event: Mapping[str, Any]) -> list[str]:
         """The event buses the forwarding rules send this event to (none if no pattern matches)."""
@@ -224,6 +226,7 @@ def update(
     resolver, stack = _described(
         cloudformation, current.stack_name, template, given, current.region, "UPDATE_COMPLETE"
     )
+    _update_role_policies(_client(session, "iam", current.region), template, resolver)
     if budget["Budget"] != current.budget_properties["Budget"]:  # e.g. InitialBudgetAmount
         budgets = _client(session, "budgets", current.region)
         definition = budgets.describe_budget(AccountId=current.account, BudgetName=current.budget_name)
@@ -231,6 +234,29 @@ def update(
             AccountId=current.account, NewBudget={**definition["Budget"], **budget["Budget"]}
         )
     return _spoke_stack(session, current.region, current.stack_name, template, given, resolver, stack)
+
+
+def _update_role_policies(iam: Any, template: Mapping[str, Any], resolver: Resolver) -> None:
+    """What CloudFormation's update does to each role and moto's does not: its trust policy
+    and inline policies become the template's (a policy the template no longer has is
+    removed). With IAM evaluated, a spoke updated to a newer template needs its new
+    permissions (e.g. the alert settings parameter)."""
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role" or not _exists(resolver, resource):
+            continue
+        name = resolver.physical_ids.get(logical_id)
+        if not name:
+            continue
+        properties = resolver.properties(logical_id)
+        iam.update_assume_role_policy(
+            RoleName=name, PolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"])
+        )
+        wanted = {p["PolicyName"]: p["PolicyDocument"] for p in properties.get("Policies", [])}
+        for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            if policy_name not in wanted:
+                iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
+        for policy_name, document in wanted.items():
+            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
 
 
 def _check_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> None:
@@ -290,6 +316,7 @@ def _spoke_stack(
     rule = events.describe_rule(Name=rule_name)
     (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
     forward_rules = []
+    forward_roles: dict[str, str] = {}
     for logical_id in ("ResultForwardRule", "ExecutionForwardRule"):
         if logical_id not in physical:  # a stack of a template from before the results came back
             continue
@@ -297,6 +324,8 @@ def _spoke_stack(
         forward_pattern = json.loads(events.describe_rule(Name=forward_name)["EventPattern"])
         for forward_target in events.list_targets_by_rule(Rule=forward_name)["Targets"]:
             forward_rules.append((forward_pattern, forward_target["Arn"]))
+            if forward_target.get("RoleArn"):
+                forward_roles[forward_target["Arn"]] = forward_target["RoleArn"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     not_emulated = tuple(
         logical_id
@@ -323,6 +352,7 @@ def _spoke_stack(
         parameters=dict(given),
         budget_properties=budget,
         forward_rules=tuple(forward_rules),
+        forward_roles=forward_roles,
     )
 
 

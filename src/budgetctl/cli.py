@@ -29,7 +29,7 @@ from typing import NoReturn, TextIO
 
 import boto3
 import jmespath
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from budget_sync.errors import InvalidItemError
 from budget_sync.observability import logger
@@ -302,6 +302,9 @@ def main(
         error = exc.response.get("Error", {})
         out.error(f"{exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}")
         return ExitCode.AWS
+    except NoCredentialsError:
+        out.error(NO_CREDENTIALS)
+        return ExitCode.AWS
     except BotoCoreError as exc:
         out.error(str(exc))
         return ExitCode.AWS
@@ -318,6 +321,14 @@ def _validate_query(query: str | None) -> None:
     except ValueError as exc:  # jmespath's ParseError, LexerError, ...
         detail = " ".join(str(exc).split())
         raise UsageError(f"--query {query!r} is not a valid JMESPath expression: {detail}") from None
+
+
+#: What to set when boto3 finds no credentials (make local prints the operators' role's).
+NO_CREDENTIALS = (
+    "no AWS credentials: pass --profile, or set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and "
+    "AWS_SESSION_TOKEN for a role); against make local, run the export line it prints (the "
+    "operators' role BudgetSyncOperator)"
+)
 
 
 def _unexpected(exc: Exception, out: Output, debug: bool) -> int:

@@ -29,13 +29,15 @@ def notifications(org: LocalOrganisation) -> list[tuple[str, str]]:
 
 
 def reconciler(org: LocalOrganisation, reread: Any = None) -> Reconciler:
-    dynamodb = org.management.client("dynamodb")
+    """The reconciler's code, as its execution role (the spoke role trusts no one else)."""
+    session = org.function_session("ReconcilerFunction")
+    dynamodb = session.client("dynamodb")
     gateway = SsmSpokeGateway(
         parameter_name=org.spokes[A].parameter_name,
         role_name="BlogBudgetsSpokeRole",
         region=org.region,
         session_name="reconcile-e2e",
-        session=org.management,
+        session=session,
     )
     return Reconciler(
         gateway,
@@ -45,7 +47,7 @@ def reconciler(org: LocalOrganisation, reread: Any = None) -> Reconciler:
 
 
 def reconcile(org: LocalOrganisation, reread: Any = None) -> dict[str, Any]:
-    dynamodb = org.management.client("dynamodb")
+    dynamodb = org.function_session("ReconcilerFunction").client("dynamodb")
     summary = reconciler(org, reread).run(
         read_desired(dynamodb, org.stack.budgets_table),
         read_statuses(dynamodb, org.stack.status_table),

@@ -130,9 +130,22 @@ def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_sh
                 break
             time.sleep(0.2)
         assert addresses == ["local-owner@example.com"]
+        # IAM is evaluated at the endpoint: the management account's own principal (any key
+        # AssumeRole did not issue) may not assume the spoke write role, whose trust admits
+        # only the two function roles
+        with pytest.raises(ClientError) as refused:
+            client(endpoint, "sts").assume_role(
+                RoleArn=f"arn:aws:iam::{SPOKE}:role/BlogBudgetsSpokeRole", RoleSessionName="me"
+            )
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+        assert "sts:AssumeRole" in refused.value.response["Error"]["Message"]
     assert local.process.returncode == 0, local.output
     assert "ready at" in local.output
     assert f"{SPOKE}: rule matched" in local.output  # the pipeline's steps are shown as they happen
+    # and it says how to act as the operators' role (budgetctl status needs it)
+    assert "BudgetSyncOperator" in local.output
+    assert "export AWS_ACCESS_KEY_ID=" in local.output
+    assert "AWS_SESSION_TOKEN=" in local.output
 
 
 def test_given_a_port_in_use_when_make_local_starts_then_it_exits_at_once_with_the_message():

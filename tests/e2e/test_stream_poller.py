@@ -22,7 +22,9 @@ from budget_sync_local.pipeline import StreamPoller, on_failure_sender
 def stack() -> Iterator[tuple[boto3.Session, ManagementStack]]:
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
-        yield session, management_stack.deploy(session, "123456789012", "us-east-1")
+        # the result bus must admit someone (the template's rule): one named spoke account
+        parameters = {"SpokeAccountIds": "111111111111"}
+        yield session, management_stack.deploy(session, "123456789012", "us-east-1", parameters)
 
 
 class ScriptedFunction:

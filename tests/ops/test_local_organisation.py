@@ -25,8 +25,13 @@ def hand_edit_limit(org: LocalOrganisation, account: str, amount: str) -> None:
     org.session_in(account).client("budgets").update_budget(AccountId=account, NewBudget=budget)
 
 
-def test_a_hand_edited_budget_and_a_lost_parameter_event_are_reported_and_repaired():
+def test_a_hand_edited_budget_and_a_lost_parameter_event_are_reported_and_repaired(
+    monkeypatch: pytest.MonkeyPatch,
+):
     with LocalOrganisation(accounts=(A, B)) as org:
+        # budgetctl as the operators' role (the spoke read role trusts it, as docs/operate.md says)
+        for name, value in org.operator_credentials().items():
+            monkeypatch.setenv(name, value)
         # GIVEN both accounts applied through the pipeline
         org.put(A, Decimal("1000"))
         org.put(B, Decimal("2000"))

@@ -13,6 +13,7 @@ from botocore.client import BaseClient
 
 from budget_sync.config import Settings
 from budget_sync.errors import ConfigError
+from budget_sync_local.iam import AccessDenied, Policy, Principal, Request, decide
 from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, SPOKE_TEMPLATE, Resolver, load
 from tests.integration.conftest import SPOKES, Org
@@ -237,7 +238,8 @@ def test_the_function_role_allows_exactly_the_calls_the_code_makes(org: Org, mon
     org.invoke(records)
 
     assert recorder.management == {"sts:AssumeRole", "dynamodb:UpdateItem"}
-    assert _actions(_role_statements()) == recorder.management | LAMBDA_SERVICE_ACTIONS
+    # GetItem: the path where a spoke's report arrived before SENT (the test after this one)
+    assert _actions(_role_statements()) == recorder.management | LAMBDA_SERVICE_ACTIONS | {"dynamodb:GetItem"}
     assert _actions(_role_statements({"Tracing": "Active"})) - _actions(_role_statements()) == {
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
@@ -254,6 +256,85 @@ def test_the_function_role_allows_exactly_the_calls_the_code_makes(org: Org, mon
     )
     assert recorder.spoke == {"ssm:PutParameter"}
     assert recorder.spoke <= spoke_actions
+
+
+class TableCalls:
+    """Every DynamoDB call while recording, as (IAM action, table name): a transaction's items
+    each with their own action, as IAM authorises them."""
+
+    def __init__(self) -> None:
+        self.calls: set[tuple[str, str]] = set()
+
+    def __call__(self, original: Any) -> Any:
+        calls = self.calls
+
+        def _make_api_call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+            try:
+                return original(client, operation, params)
+            finally:
+                if client.meta.service_model.signing_name == "dynamodb":
+                    if "TableName" in params:
+                        calls.add((f"dynamodb:{operation}", params["TableName"]))
+                    for item in params.get("TransactItems", []):
+                        for kind, call in item.items():
+                            calls.add((f"dynamodb:{kind}Item", call["TableName"]))
+
+        return _make_api_call
+
+
+def not_allowed(
+    role: str, statements: list[dict[str, Any]], calls: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The recorded calls the role's statements (as the template resolves them, in moto's
+    default account and region) do not allow, by budget_sync_local.iam's evaluation."""
+    account = "123456789012"
+    policy = Policy.of({"Version": "2012-10-17", "Statement": statements})
+    refused = set()
+    for action, table in calls:
+        arn = f"arn:aws:dynamodb:us-east-1:{account}:table/{table}"
+        try:
+            decide(
+                Request(
+                    Principal(account, role_name=role, session_name="t"),
+                    action,
+                    arn,
+                    account,
+                    {},
+                    None,
+                    [policy],
+                )
+            )
+        except AccessDenied:
+            refused.add((action, table))
+    return refused
+
+
+def test_the_function_role_allows_reading_the_status_of_a_report_that_arrived_before_sent(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+):
+    # GIVEN the spoke's report of the new value arrived before the function recorded SENT
+    # (the Automation finished first: the status item holds the confirmation only)
+    account = SPOKES[0]
+    org.put(account, 10)
+    records = org.new_records()
+    org.management.client("dynamodb").put_item(
+        TableName=org.status_table,
+        Item={
+            "AccountId": {"S": account},
+            "ConfirmedVersion": {"N": "999"},
+            "SpokeOutcome": {"S": "APPLIED"},
+            "ConfirmedLimit": {"N": "10"},
+        },
+    )
+    tables = TableCalls()
+    monkeypatch.setattr(BaseClient, "_make_api_call", tables(BaseClient._make_api_call))
+
+    # WHEN the function records SENT (the condition fails, so it reads the status: StatusStore.read)
+    org.invoke(records)
+
+    # THEN its role allows every call it made, on the table it made it on
+    assert ("dynamodb:GetItem", org.status_table) in tables.calls
+    assert not_allowed("BlogBudgetsLambdaRole", _role_statements(), tables.calls) == set()
 
 
 def test_alarms_notify_on_parked_records_function_errors_iterator_age_and_failed_budgets():

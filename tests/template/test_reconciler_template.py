@@ -19,7 +19,7 @@ from tests.integration.conftest import REGION, SPOKES, Org
 from tests.ops.conftest import edit_budget_limit
 from tests.ops.conftest import integration_org as integration_org
 from tests.ops.conftest import ops as ops
-from tests.template.test_management_template import _actions, _CallRecorder
+from tests.template.test_management_template import TableCalls, _actions, _CallRecorder, not_allowed
 
 TEMPLATE = load(MANAGEMENT_TEMPLATE)
 RESOURCES = TEMPLATE["Resources"]
@@ -136,3 +136,27 @@ def test_the_stack_outputs_the_reconciler_role_for_the_spoke_stacks():
     outputs = TEMPLATE["Outputs"]
     assert outputs["ReconcilerRoleArn"]["Value"] == {"Fn::GetAtt": ["ReconcilerRole", "Arn"]}
     assert outputs["ReconcilerFunctionName"]["Value"] == {"Ref": "ReconcilerFunction"}
+
+
+def test_the_reconciler_role_allows_reading_the_status_of_a_repair_reported_before_sent(
+    ops: Org, monkeypatch: pytest.MonkeyPatch
+):
+    # GIVEN a drifted budget whose repair the spoke reports before the reconciler records SENT
+    # (the status item holds the spoke's confirmation only)
+    account = SPOKES[0]
+    edit_budget_limit(ops, account, "1500")
+    ops.management.client("dynamodb").update_item(
+        TableName=ops.status_table,
+        Key={"AccountId": {"S": account}},
+        UpdateExpression="SET ConfirmedVersion = :v, SpokeOutcome = :o",
+        ExpressionAttributeValues={":v": {"N": "999"}, ":o": {"S": "APPLIED"}},
+    )
+    tables = TableCalls()
+    monkeypatch.setattr(BaseClient, "_make_api_call", tables(BaseClient._make_api_call))
+
+    # WHEN the template's function repairs it (its SENT write's condition fails: it reads the status)
+    invoke(function_spec("ReconcilerFunction"), {}, REGION)
+
+    # THEN its role allows every call it made, on the table it made it on
+    assert ("dynamodb:GetItem", ops.status_table) in tables.calls
+    assert not_allowed("BlogBudgetsReconcilerRole", role_statements(), tables.calls) == set()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from budget_sync_local.management_stack import StackRefused, check_rules
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, Resolver, load
 
 SAMCONFIG = ROOT / "samconfig.toml"
@@ -76,3 +77,17 @@ def test_dev_and_prod_render_every_named_resource_differently():
 @pytest.mark.parametrize("environment", ["default", "dev", "prod"])
 def test_every_override_is_a_template_parameter(environment: str):
     assert set(overrides(environment)) <= set(load(MANAGEMENT_TEMPLATE)["Parameters"])
+
+
+@pytest.mark.parametrize("environment", ["default", "dev", "prod"])
+def test_every_environment_must_be_given_the_organisation_or_the_stack_is_refused(environment: str):
+    # GIVEN an environment as shipped (no organisation: only the user knows theirs)
+    parameters = overrides(environment)
+    resolver = Resolver(load(MANAGEMENT_TEMPLATE), parameters)
+
+    # WHEN CloudFormation checks the template's rules THEN it refuses, naming the parameter
+    with pytest.raises(StackRefused, match=r"Set OrganizationId .* or SpokeAccountIds"):
+        check_rules(resolver)
+    # and with the organisation (or named spoke accounts) it deploys
+    check_rules(Resolver(load(MANAGEMENT_TEMPLATE), {**parameters, "OrganizationId": "o-a1b2c3d4e5"}))
+    check_rules(Resolver(load(MANAGEMENT_TEMPLATE), {**parameters, "SpokeAccountIds": "111111111111"}))

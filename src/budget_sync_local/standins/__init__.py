@@ -8,8 +8,12 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 
 * STS ``AssumeRole`` of a role that does not exist in the target account is refused with
   ``AccessDenied`` (moto lets any ARN be assumed). ``OrganizationAccountAccessRole`` is
-  always allowed: AWS Organizations creates it in every member account. Trust policies are
-  still not evaluated.
+  always there: AWS Organizations creates it in every member account.
+* IAM (``authorisation``): while ``authorisation.enforced()`` is active (the local
+  organisation enters it), every request is authorised against the caller's identity
+  policies and the trust or resource policy it crosses (``budget_sync_local.iam``), with
+  AWS's ``AccessDenied`` / ``AccessDeniedException``. ``service_credentials`` is a service
+  (Lambda, EventBridge, SSM) assuming a role for an account: its trust policy decides.
 * SSM ``PutParameter`` enforces the ``AllowedPattern`` the call brings or the parameter
   has (``ParameterPatternMismatchException``), on create and overwrite, as AWS does; moto
   stores the pattern only.
@@ -71,8 +75,8 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 * ``pattern_matches`` is EventBridge's pattern matching, with moto's own matcher
   (moto's ``TestEventPattern`` answers without a result).
 
-Not emulated: IAM policy evaluation, EventBridge delivery latency and retries, the
-budget's real spend (``set_calculated_spend`` sets it by hand).
+Not emulated: what docs/local.md ("IAM") lists as not evaluated, EventBridge delivery
+latency and retries, the budget's real spend (``set_calculated_spend`` sets it by hand).
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ from moto.budgets.responses import BudgetsResponse
 from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import Stack as CloudFormationStack
 from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import EventsBackend
 from moto.iam import models as iam_models
@@ -96,6 +101,7 @@ from moto.organizations.models import OrganizationsBackend
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.sts.models import STSBackend
 
+from budget_sync_local.standins import authorisation
 from budget_sync_local.standins import organizations as _organizations
 from budget_sync_local.standins import stacksets as _stacksets
 from budget_sync_local.standins.automation import (
@@ -142,7 +148,7 @@ from budget_sync_local.standins.ssm import (
     parameter_arn,
     parameter_store_change_event,
 )
-from budget_sync_local.standins.sts import ADMIN_ROLE, _assume_existing_role_only
+from budget_sync_local.standins.sts import ADMIN_ROLE, _assume_existing_role_only, service_credentials
 
 _INSTALL_LOCK = threading.RLock()
 _active: StandIns | None = None
@@ -186,6 +192,12 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
             stack.callback(setattr, owner, name, original)
 
     replace(STSBackend, "assume_role", _assume_existing_role_only(STSBackend.assume_role))
+    replace(
+        ActionAuthenticatorMixin,
+        "_authenticate_and_authorize_normal_action",
+        authorisation._authorise_request(ActionAuthenticatorMixin._authenticate_and_authorize_normal_action),
+    )
+    stack.callback(authorisation.clear)
     replace(
         SimpleSystemManagerBackend,
         "put_parameter",
@@ -258,6 +270,7 @@ __all__ = [
     "AutomationResult",
     "EventCallback",
     "StandIns",
+    "authorisation",
     "automation_status_event",
     "fail_stack_instance",
     "installed",
@@ -267,6 +280,7 @@ __all__ = [
     "pattern_matches",
     "publish_management",
     "run_automation",
+    "service_credentials",
     "set_calculated_spend",
     "subscribe_management",
 ]

@@ -6,13 +6,14 @@ CloudFormation, or by a test) and whose handler is in budget-sync's package
 (``budget_sync.``) is called the way Lambda calls it, by the project's own runtime
 (budget_sync_local.lambda_runtime): its handler, its environment variables as moto stored
 them, a new execution environment per call (the handler module's cached clients dropped),
-the management account's credentials. The response is Lambda's: the handler's result as
-JSON, or ``X-Amz-Function-Error: Unhandled`` with ``errorMessage`` / ``errorType``.
-What the function writes to stdout (its JSON log and metric lines) goes where the local
-organisation sends its functions' output (``function_output_to``: ``.local-org/function.log``
-under ``make local``), as Lambda sends it to CloudWatch Logs, not to the server's console.
-Any other function goes to moto unchanged. Not emulated: the execution role's credentials
-(the call runs with the caller's in-process moto credentials), timeouts, concurrency.
+its execution role's credentials (the Lambda service assumes the function's ``Role``; while IAM
+is enforced its trust policy must admit lambda.amazonaws.com). The response is Lambda's: the
+handler's result as JSON, or ``X-Amz-Function-Error: Unhandled`` with ``errorMessage`` /
+``errorType``. What the function writes to stdout (its JSON log and metric lines) goes where
+the local organisation sends its functions' output (``function_output_to``:
+``.local-org/function.log`` under ``make local``), as Lambda sends it to CloudWatch Logs, not
+to the server's console. Any other function goes to moto unchanged. Not emulated: timeouts,
+concurrency.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TextIO
 
 from moto.awslambda.models import LambdaFunction
@@ -30,6 +32,8 @@ from budget_sync_local.lambda_runtime import (
     load_handler,
     new_execution_environment,
 )
+from budget_sync_local.standins import authorisation
+from budget_sync_local.standins.sts import service_credentials
 
 #: The template's CodeUri of every budget-sync function (tests/template checks the template).
 CODE_URI = "src/function"
@@ -72,6 +76,11 @@ def _invoke_in_process(original: Callable[..., Any]) -> Callable[..., Any]:
         if spec is None:
             return original(self, body, request_headers, response_headers)  # type: ignore[no-any-return]
         event = json.loads(body) if body else {}
+        if self.role and authorisation.is_enforced():
+            credentials = service_credentials(
+                str(self.role), "lambda.amazonaws.com", self.account_id, self.region, self.function_name
+            )
+            spec = replace(spec, credentials=credentials)
         load_handler(spec)
         new_execution_environment(spec)
         try:
