@@ -91,3 +91,24 @@ def test_given_the_topic_refuses_a_publish_then_the_notice_is_retried_not_lost(
     local_org.pipeline.run_until_idle()
     (sent,) = notifications(local_org)
     assert A in sent[0]
+
+
+def test_given_a_pasted_arn_as_item_key_then_its_notice_and_every_later_one_are_published(
+    local_org: LocalOrganisation,
+):
+    # GIVEN an operator pasted a 64-character ARN as an item's key (a subject of 110 characters:
+    # SNS refuses subjects of 100 or more), and then A gets an invalid value in the same batch
+    pasted = "arn:aws:organizations::123456789012:account/o-abcdefghij/1111111"
+    assert len(pasted) == 64
+    local_org.put(pasted, 100)
+    local_org.put(A, Decimal(-5))
+
+    # WHEN the pipeline runs
+    local_org.pipeline.run_until_idle()
+
+    # THEN both failures are heard, once each, with subjects SNS takes
+    sent = notifications(local_org)
+    assert len(sent) == 2, sent
+    assert all(len(subject) < 100 for subject, _ in sent)
+    assert any(pasted in message for _, message in sent)
+    assert any(A in subject for subject, _ in sent)

@@ -207,3 +207,9 @@ def test_each_step_reports_an_event_the_automation_role_may_put_and_both_rules_f
         assert payload["ParameterVersion"] == "{{ UpdateBudgetLimit.ParameterVersion }}"
         outputs = {o["Name"]: o["Selector"] for o in steps["UpdateBudgetLimit"]["outputs"]}
         assert outputs["ParameterVersion"] == "$.Payload.ParameterVersion"
+
+
+def test_a_notice_sns_refuses_is_counted_and_alarmed():
+    alarm = MANAGEMENT["Resources"]["NoticeNotPublishedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("BudgetSync", "NoticeNotPublished")
+    assert alarm["AlarmActions"]
