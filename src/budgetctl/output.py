@@ -129,9 +129,20 @@ def csv_cell(text: str) -> str:
 
     Every cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading
     apostrophe, negative numbers included: budget-sync's amounts are never negative, so a
-    leading ``-`` is text from elsewhere (a reason, a parameter someone wrote by hand).
+    leading ``-`` is text from elsewhere (a reason, a parameter someone wrote by hand). A cell
+    that itself starts with an apostrophe gets one more, so that ``csv_text`` (import) gives
+    back exactly what was exported.
     """
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text.startswith((*FORMULA_STARTS, "'")) else text
+
+
+def csv_text(cell: str) -> str:
+    """The inverse of ``csv_cell``, for import: ``'+ops@example.com`` -> ``+ops@example.com``.
+
+    Only the guard ``csv_cell`` adds is taken off (an apostrophe before a formula start or
+    another apostrophe); any other leading apostrophe is part of the text.
+    """
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_STARTS, "'")) else cell
 
 
 def _json(value: Any) -> Any:

@@ -79,6 +79,7 @@ def test_csv_cell_leaves_ordinary_text_alone_and_quotes_every_formula_start():
         csv_cell("arn:aws:sts::123456789012:assumed-role/x/y") == "arn:aws:sts::123456789012:assumed-role/x/y"
     )
     assert csv_cell("1250.5") == "1250.5"
+    assert csv_cell("'x") == "''x"  # an apostrophe of its own is doubled, so import restores it
     assert [csv_cell(s) for s in ("=1", "+1", "-1", "@1", "\t1", "\r1")] == [
         "'=1",
         "'+1",
@@ -121,3 +122,33 @@ def test_given_a_bug_when_a_command_runs_then_one_line_and_exit_5_and_the_traceb
     ]
     assert "Traceback" in debug.stderr
     assert "budgetctl: error: unexpected error: RuntimeError: something broke" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    "emails", ["+ops@example.com", "-ops@example.com", "=ops@example.com", "'=x@example.com"]
+)
+def test_given_alert_emails_that_look_like_formulas_when_exported_and_imported_then_they_are_unchanged(
+    ops: Org, tmp_path: Path, emails: str
+):
+    # GIVEN an account whose alert recipient starts with a formula character (a valid address)
+    assert budgetctl("set", A, "1000", f"--alert-emails={emails}").code == ExitCode.OK
+    path = tmp_path / "budgets.csv"
+
+    # WHEN the table is exported (the cell guarded for spreadsheets) and imported back
+    assert budgetctl("export", "--file", str(path)).code == ExitCode.OK
+    assert f",'{emails}," in path.read_text()
+    result = budgetctl("import", str(path))
+
+    # THEN nothing changes: the guard is not taken for part of the address
+    assert result.code == ExitCode.OK, result.stderr
+    assert "0 to add, 0 to change" in result.stderr
+    item = ops.management.resource("dynamodb").Table(ops.budgets_table).get_item(Key={"AccountId": A})["Item"]
+    assert item["AlertEmails"] == emails
+
+
+def test_csv_text_undoes_exactly_what_csv_cell_adds():
+    from budgetctl.output import csv_cell, csv_text
+
+    for text in ("=1", "+a@x.io", "-2", "@x", "'", "'=1", "''", "'plain", "plain", "", "1250.5"):
+        assert csv_text(csv_cell(text)) == text
+    assert csv_text("'plain") == "'plain"  # an apostrophe no export added is text

@@ -155,3 +155,21 @@ def test_status_org_shows_each_accounts_source_and_the_accounts_it_does_not_mana
     assert (waiting["Drift"], waiting["LastStatus"], waiting["Desired"]) == ("NOT_MANAGED", "WAITING", "100")
     assert "waiting for its spoke stack" in waiting["Reason"]
     assert rows["123456789012"]["Drift"] == "NOT_MANAGED"  # the management account: no item, no default
+
+
+def test_default_export_guards_formula_cells_and_imports_back_unchanged(tree: Tree, tmp_path: Path):
+    # GIVEN a default written by another client, whose UpdatedBy a spreadsheet would run
+    tree.table("BlogBudgetsDefaults").put_item(
+        Item={"TargetId": tree.sandbox, "BudgetValue": Decimal(100), "UpdatedBy": '=HYPERLINK("x")'}
+    )
+    path = tmp_path / "defaults.csv"
+
+    # WHEN the defaults are exported as CSV, then imported
+    exported = budgetctl("default", "export", "--file", str(path), "--region", "us-east-1")
+    imported = budgetctl("default", "import", str(path), "--region", "us-east-1")
+
+    # THEN the cell is text for a spreadsheet, and the import changes nothing
+    assert exported.code == ExitCode.OK, exported.stderr
+    assert "'=HYPERLINK" in path.read_text()
+    assert imported.code == ExitCode.OK, imported.stderr
+    assert "0 to write, 1 unchanged" in imported.stderr

@@ -9,7 +9,9 @@
 
 Each target is checked twice before anything is written: its form (``r-...``/``ou-...``),
 then that it is a root or OU of this organisation (Organizations ``ListRoots`` /
-``DescribeOrganizationalUnit``). The amount follows the item contract.
+``DescribeOrganizationalUnit``). The amount follows the item contract. A CSV export guards
+every cell a spreadsheet would read as a formula (``budgetctl.output.csv_cell``), and import
+takes that guard off again (``csv_text``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from budget_sync.organizations import NotInOrganization, OrganizationsReader
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import AwsError, ExitCode, UsageError
+from budgetctl.output import csv_cell, csv_text
 from budgetctl.table import BudgetsTable, Write
 
 DEFAULT_DEFAULTS_TABLE = "BlogBudgetsDefaults"
@@ -177,7 +180,7 @@ def _export(ctx: Context, table: BudgetsTable) -> int:
             buffer, fieldnames=list(rows[0]) if rows else [TARGET_ID_FIELD, BUDGET_VALUE_FIELD]
         )
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows([{k: csv_cell(v) for k, v in row.items()} for row in rows])
         text = buffer.getvalue()
     if ctx.args.file:
         Path(ctx.args.file).write_text(text, encoding="utf-8")
@@ -254,8 +257,8 @@ def _parse_stream(stream: TextIO, name: str) -> tuple[list[_Row], list[str]]:
     for record in reader:
         line = reader.line_num
         try:
-            target = parse_target_id(record.get(TARGET_ID_FIELD) or "")
-            amount = parse_default_value(record.get(BUDGET_VALUE_FIELD) or "", target)
+            target = parse_target_id(csv_text(record.get(TARGET_ID_FIELD) or ""))
+            amount = parse_default_value(csv_text(record.get(BUDGET_VALUE_FIELD) or ""), target)
         except InvalidItemError as exc:
             errors.append(f"{name}:{line}: {exc}")
             continue
