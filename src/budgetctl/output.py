@@ -6,7 +6,11 @@ Results go to stdout; messages, errors and progress bars go to stderr, so that
 Values come from other accounts and other people (spoke parameters, reasons, table
 attributes): they are shown as text, never interpreted. A table cell is a Rich ``Text``
 (``[/]`` or ``[link=...]`` is printed as typed, not read as markup); a CSV cell that a
-spreadsheet would read as a formula gets a leading apostrophe (``csv_cell``).
+spreadsheet would read as a formula gets a leading apostrophe (``csv_cell``). Every control
+or format character (ESC, NUL, a zero-width space, a bidirectional override) in a table or
+CSV cell, a message or an error is shown as its escape (``\\x1b``, ``\\u200b``) by one
+function, ``printable``: a terminal never receives an escape sequence from a spoke. JSON
+escapes them itself.
 """
 
 from __future__ import annotations
@@ -90,10 +94,10 @@ class Output:
             console.print(table)
 
     def info(self, message: str) -> None:
-        self._err.print(message, markup=False)
+        self._err.print(_lines(message), markup=False)
 
     def error(self, message: str) -> None:
-        self._err.print(f"budgetctl: error: {message}", markup=False)
+        self._err.print(f"budgetctl: error: {_lines(message)}", markup=False)
 
     @contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
@@ -121,7 +125,22 @@ def _tty(stream: TextIO) -> bool:
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else printable(str(value))
+
+
+def printable(text: str) -> str:
+    """``text`` as text, whatever it holds: each control or format character (``str.isprintable``
+    is False: ESC, NUL, BEL, a line break, a zero-width space, a bidirectional override) is
+    replaced by its Python escape, ``\\x1b[31m`` for ``ESC [31m``. The one place budgetctl
+    makes text from outside safe for a terminal (tables, CSV, messages)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _lines(message: str) -> str:
+    """A message of budgetctl's own, which may span lines: each line ``printable``."""
+    return "\n".join(printable(line) for line in message.split("\n"))
 
 
 def csv_cell(text: str) -> str:

@@ -152,3 +152,27 @@ def test_csv_text_undoes_exactly_what_csv_cell_adds():
     for text in ("=1", "+a@x.io", "-2", "@x", "'", "'=1", "''", "'plain", "plain", "", "1250.5"):
         assert csv_text(csv_cell(text)) == text
     assert csv_text("'plain") == "'plain"  # an apostrophe no export added is text
+
+
+ESCAPES = "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07\x1b[2J\u200b\u202e"
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv"])
+def test_given_terminal_escape_sequences_in_a_spoke_parameter_when_status_then_they_are_shown_escaped(
+    ops: Org, fmt: str
+):
+    # GIVEN a spoke administrator put a hyperlink, a clear-screen and invisible characters in the
+    # parameter (Rich strips some control characters, not ESC), and someone did in UpdatedBy
+    hand_written_parameter(ops, A, ESCAPES)
+    ops.put(B, Decimal("1000"), UpdatedBy="admin\x1b[8m hidden")
+
+    # WHEN an operator asks for the status and for B's item
+    status = budgetctl("status", "--output", fmt)
+    got = budgetctl("get", B, "--output", fmt)
+
+    # THEN no control or format character reaches the terminal; each is shown as its escape
+    for result in (status, got):
+        assert not [c for c in result.stdout + result.stderr if not c.isprintable() and c not in "\n"]
+    assert "\\x1b]8;;https://evil.example\\x07click" in status.stdout
+    assert "\\u200b\\u202e" in status.stdout
+    assert "admin\\x1b[8m hidden" in got.stdout
