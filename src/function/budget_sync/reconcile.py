@@ -189,10 +189,22 @@ def classify(
     if budget is None:
         return Drift.MISSING_BUDGET, f"budget missing; desired {wanted}"
     if budget.limit is None:
-        return Drift.BUDGET_DRIFT, f"budget limit is not a USD amount (unit {budget.unit!r})"
+        return Drift.BUDGET_DRIFT, limit_reason(budget)
     if budget.limit != desired:
         return Drift.BUDGET_DRIFT, f"budget limit {format_amount(budget.limit)} differs from desired {wanted}"
     return Drift.IN_SYNC, ""
+
+
+#: Why a budget with planned limits is not managed (the spoke script refuses it the same way).
+PLANNED = (
+    "the budget uses PlannedBudgetLimits; budget-sync manages one fixed monthly BudgetLimit: "
+    "recreate the budget without planned limits"
+)
+
+
+def limit_reason(budget: BudgetReading) -> str:
+    """Why a budget's limit (None) cannot be compared: planned limits, or another currency."""
+    return PLANNED if budget.planned else f"budget limit is not a USD amount (unit {budget.unit!r})"
 
 
 def read_desired(client: DynamoDBClient, table_name: str) -> list[DesiredItem]:
@@ -234,6 +246,9 @@ def did_not_hold(report: AccountReport, last: Mapping[str, Any] | None) -> str:
         and same_value
         and last.get("Source") in ("spoke", "timeout")
     ):
+        if report.budget is not None and report.budget.planned:
+            # the spoke refused the last repair because of the planned limits: say it once
+            return f"{PLANNED}; not repaired again (the spoke refused the last repair for this reason)"
         return f"{report.reason}; not repaired again: {last.get('Reason', '')}"
     if last.get("RepairedVersion") == report.parameter_version and last.get("Status") != Status.SENT:
         return f"{report.reason}; the repair of {last.get('UpdatedAt', '')} (parameter version {report.parameter_version}) did not hold"
