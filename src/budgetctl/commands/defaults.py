@@ -2,7 +2,8 @@
 
     budgetctl default set ou-abcd-11111111 100     # UpdatedBy/UpdatedAt recorded
     budgetctl default get ou-abcd-11111111
-    budgetctl default list                          # every default, with its OU's name
+    budgetctl default list                          # every default, with its OU's name; exit 1
+                                                    # if one is invalid or its OU is gone
     budgetctl default delete ou-abcd-11111111       # accounts keep their last budget
     budgetctl default export --file defaults.csv
     budgetctl default import defaults.csv --dry-run
@@ -143,7 +144,18 @@ def _list(ctx: Context, table: BudgetsTable) -> int:
         ctx.out.error(
             f"default {target}: no such OU or root in the organisation any more (it applies to nobody)"
         )
-    return ExitCode.PROBLEM if gone else ExitCode.OK
+    invalid = []
+    for item in items:
+        target = str(item.get(TARGET_ID_FIELD, ""))
+        try:
+            parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
+        except InvalidItemError as exc:
+            invalid.append(target)
+            ctx.out.error(
+                f"default {target}: {exc}; it applies to nobody until it is fixed (its accounts take "
+                "the next default up; the resolver records it as FAILED)"
+            )
+    return ExitCode.PROBLEM if gone or invalid else ExitCode.OK
 
 
 def _delete(ctx: Context, table: BudgetsTable) -> int:
