@@ -165,11 +165,14 @@ class Summary:
 
     @property
     def failed(self) -> int:
-        """Accounts the reconciler could not bring in line: unreachable, invalid item, failed repair."""
+        """Accounts the reconciler could not bring in line: unreachable, invalid item, failed repair.
+        A suspended or closed account (status SKIPPED, the resolver's) is not counted: it was
+        reported once, when it was skipped."""
         return sum(
             1
             for r in self.reports
-            if r.action is Action.FAILED or r.drift in (Drift.UNREACHABLE, Drift.INVALID_ITEM)
+            if (r.action is Action.FAILED or r.drift in (Drift.UNREACHABLE, Drift.INVALID_ITEM))
+            and r.last_status != Status.SKIPPED
         )
 
 
@@ -343,6 +346,12 @@ class Reconciler:
         )
         if item.value is None:
             return self._invalid(replace(base, drift=Drift.INVALID_ITEM, reason=item.error))
+        if base.last_status == Status.SKIPPED:
+            # suspended or closed (the resolver's SKIPPED says why, once): its spoke cannot be
+            # reached and must not be repaired; reading it would only turn SKIPPED into FAILED
+            return replace(
+                base, drift=Drift.UNREACHABLE, reason=f"not managed (status SKIPPED): {base.last_reason}"
+            )
         try:
             parameter = self._spokes.read_parameter(item.account_id)
             budget = self._spokes.read_budget(item.account_id, self._budget_name)
@@ -454,6 +463,8 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
     sequence = str(last.get("SequenceNumber", "0"))
     if report.action is Action.SKIPPED:
         return None  # the stream function records the newer value
+    if last.get("Status") == Status.SKIPPED:
+        return None  # suspended or closed: the resolver reported it once; no FAILED every run
     if report.action is Action.REPAIRED:
         return StatusUpdate(
             report.account_id,
