@@ -304,7 +304,7 @@ class LocalOrganisation:
             self._observer,
         )
         results = ResultBus(
-            self.stack.result_bus_arn, self.stack.result_pattern or {}, self.invoke_result_function
+            self.stack.result_bus_arn, self.stack.result_pattern or {}, self.invoke_result_asynchronously
         )
         self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer, results)
         self._provision_failure_notices()
@@ -649,6 +649,45 @@ class LocalOrganisation:
     def invoke_result_function(self, event: dict[str, Any]) -> Any:
         """The result function on one event (a spoke's result, or its schedule's event)."""
         return self._invoke(self._result_spec, event)
+
+    def invoke_result_asynchronously(self, event: dict[str, Any]) -> Any:
+        """The result function as its rule invokes it: asynchronously. An error it raises gets
+        the retries of the function's ``EventInvokeConfig`` (template-management.yaml), then
+        the event and the error go to its on-failure destination as the record AWS documents
+        for asynchronous invocation ("Capturing records of Lambda asynchronous invocations":
+        ``requestContext.condition`` ``RetriesExhausted``, ``requestPayload``,
+        ``responsePayload``), and the error is raised again (the pipeline records it).
+        Without an ``EventInvokeConfig`` the event is lost after Lambda's two retries, as on AWS."""
+        config = (
+            templates.load(templates.MANAGEMENT_TEMPLATE)["Resources"][self.stack.result_function_logical_id][
+                "Properties"
+            ].get("EventInvokeConfig")
+            or {}
+        )
+        attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.invoke_result_function(event)
+            except Exception as exc:
+                if attempt < attempts:
+                    continue
+                destination = (config.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
+                if destination == {"Fn::GetAtt": ["ResultDeadLetterQueue", "Arn"]}:
+                    on_failure_sender(self.management.client("sqs"), self.stack.result_dead_letter_queue_url)(
+                        {
+                            "version": "1.0",
+                            "requestContext": {
+                                "functionArn": self._result_spec.function_name,
+                                "condition": "RetriesExhausted",
+                                "approximateInvokeCount": attempts,
+                            },
+                            "requestPayload": event,
+                            "responseContext": {"functionError": "Unhandled"},
+                            "responsePayload": {"errorType": type(exc).__name__, "errorMessage": str(exc)},
+                        }
+                    )
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def check_unconfirmed(self) -> Any:
         """What the result function's schedule does: SENT values past the bound become FAILED."""

@@ -9,9 +9,10 @@ step's inline Script.
    defaults (parameter /BlogBudgets/AlertDefaults, written by CloudFormation), both in one
    GetParameters call. A field the
    account's settings leave out takes the default.
-2. Validate the result before any call (addresses, at most 10 per notification, thresholds
-   0 to 1,000,000 percent, at most 10 notifications): a bad value fails the step and the
-   budget keeps the alerts it has.
+2. Validate the result before any call (addresses of printable text, at most 10 per
+   notification, thresholds 0 to 1,000,000 percent, at most 10 notifications, settings of at
+   most 4,096 characters as JSON): a bad value fails the step and the budget keeps the alerts
+   it has.
 3. Reconcile with the fewest calls: nothing when the budget already has exactly these
    notifications (ACTUAL thresholds, one FORECASTED, GREATER_THAN, PERCENTAGE) with exactly
    these subscribers (the emails, and the stack's SNS topic if any). A notification whose
@@ -59,6 +60,8 @@ MAX_EMAIL_LENGTH = 254
 MAX_EMAILS = 10
 MAX_NOTIFICATIONS = 10
 MAX_THRESHOLD = Decimal("1000000")
+#: SSM PutParameter: "Standard parameters have a value limit of 4 KB" (the JSON is ASCII).
+MAX_SETTINGS_LENGTH = 4096
 NONE = "none"
 REPORT_SOURCE = "budget-sync.spoke"
 REPORT_DETAIL_TYPE = "Budget Update Result"
@@ -130,6 +133,8 @@ def desired_alerts(settings: dict[str, Any], defaults: dict[str, Any]) -> Alerts
     """The account's settings over the stack's defaults, validated (ValueError names field and value)."""
     emails = _split(settings["emails"]) if "emails" in settings else _split(defaults.get("emails"))
     for email in emails:
+        if not email.isprintable():
+            raise ValueError(f"AlertEmails {email!r} contains a control or format character")
         if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
             raise ValueError(f"AlertEmails {email!r} is not a well-formed email address")
     unique = sorted({e.lower(): e for e in reversed(emails)}.values(), key=str.lower)  # first spelling wins
@@ -145,6 +150,11 @@ def desired_alerts(settings: dict[str, Any], defaults: dict[str, Any]) -> Alerts
     forecasted = "" if not forecasted_texts or forecasted_texts[0].lower() == NONE else forecasted_texts[0]
     forecasted = threshold_text("ForecastedThreshold", forecasted) if forecasted else ""
     alerts = Alerts(tuple(unique), tuple(actual), forecasted, str(defaults.get("sns") or "").strip())
+    size = len(settings_text(alerts))
+    if size > MAX_SETTINGS_LENGTH:
+        raise ValueError(
+            f"AlertEmails make alert settings of {size} characters; at most {MAX_SETTINGS_LENGTH}"
+        )
     if len(alerts.notifications()) > MAX_NOTIFICATIONS:
         raise ValueError(
             f"{len(alerts.notifications())} notifications; AWS Budgets takes at most {MAX_NOTIFICATIONS}"
@@ -154,6 +164,16 @@ def desired_alerts(settings: dict[str, Any], defaults: dict[str, Any]) -> Alerts
             "AlertEmails is empty and the stack has no SNS topic: a notification needs a subscriber"
         )
     return alerts
+
+
+def settings_text(alerts: Alerts) -> str:
+    """The alerts as the management account writes them (AlertSettings.to_parameter's JSON)."""
+    body = {
+        "emails": list(alerts.emails),
+        "actual": list(alerts.actual),
+        "forecasted": alerts.forecasted or NONE,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
 def _notification(key: Key) -> NotificationTypeDef:

@@ -5,6 +5,8 @@ Import file: a header line with ``AccountId`` and ``BudgetValue`` (other columns
 Optional columns ``AlertEmails``, ``AlertThresholds``, ``ForecastedThreshold`` (as an export
 writes them): a column the header names sets that attribute, an empty cell removes it (the
 spoke stack's default); a column the header leaves out is not touched.
+A cell that an export guarded against spreadsheet formulas (``'+ops@example.com``) is read
+without the guard (``budgetctl.output.csv_text``), so an export imports back exactly.
 Every row is validated by the pipeline's own item contract (budget_sync.domain) before
 anything is read from or written to AWS; each bad row is reported with its line number.
 """
@@ -28,7 +30,7 @@ from budget_sync.domain import (
     parse_budget_text,
 )
 from budget_sync.errors import InvalidItemError
-from budgetctl.output import csv_cell
+from budgetctl.output import csv_cell, csv_text
 
 EXPORT_COLUMNS = (ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, "UpdatedBy", "UpdatedAt", *ALERT_FIELDS)
 
@@ -72,7 +74,7 @@ def parse_csv(stream: TextIO, source: str = "input") -> ParsedFile:
         if len(record) > len(header):
             parsed.errors.append(f"{source}:{line}: {len(record)} fields, the header has {len(header)}")
             continue
-        cells = dict(zip(header, (cell.strip() for cell in record), strict=False))
+        cells = dict(zip(header, (csv_text(cell.strip()) for cell in record), strict=False))
         try:
             account_id = parse_account_id(cells.get(ACCOUNT_ID_FIELD, ""))
             amount = parse_budget_text(cells.get(BUDGET_VALUE_FIELD, ""), account_id)

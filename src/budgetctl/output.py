@@ -6,7 +6,11 @@ Results go to stdout; messages, errors and progress bars go to stderr, so that
 Values come from other accounts and other people (spoke parameters, reasons, table
 attributes): they are shown as text, never interpreted. A table cell is a Rich ``Text``
 (``[/]`` or ``[link=...]`` is printed as typed, not read as markup); a CSV cell that a
-spreadsheet would read as a formula gets a leading apostrophe (``csv_cell``).
+spreadsheet would read as a formula gets a leading apostrophe (``csv_cell``). Every control
+or format character (ESC, NUL, a zero-width space, a bidirectional override) in a table or
+CSV cell, a message or an error is shown as its escape (``\\x1b``, ``\\u200b``) by one
+function, ``printable``: a terminal never receives an escape sequence from a spoke. JSON
+escapes them itself.
 
 A table is for a person at a terminal: a command may name the few columns its table shows
 (``brief``), and ``--wide`` shows them all. A cell that is a word or a number (an account id,
@@ -134,10 +138,10 @@ class Output:
             console.print(table)
 
     def info(self, message: str) -> None:
-        self._err.print(message, markup=False)
+        self._err.print(_lines(message), markup=False)
 
     def error(self, message: str) -> None:
-        self._err.print(f"budgetctl: error: {message}", markup=False)
+        self._err.print(f"budgetctl: error: {_lines(message)}", markup=False)
 
     @contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
@@ -175,7 +179,22 @@ def _cell(value: Any, one_line: bool = False) -> Text:
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else printable(str(value))
+
+
+def printable(text: str) -> str:
+    """``text`` as text, whatever it holds: each control or format character (``str.isprintable``
+    is False: ESC, NUL, BEL, a line break, a zero-width space, a bidirectional override) is
+    replaced by its Python escape, ``\\x1b[31m`` for ``ESC [31m``. The one place budgetctl
+    makes text from outside safe for a terminal (tables, CSV, messages)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _lines(message: str) -> str:
+    """A message of budgetctl's own, which may span lines: each line ``printable``."""
+    return "\n".join(printable(line) for line in message.split("\n"))
 
 
 def csv_cell(text: str) -> str:
@@ -183,9 +202,20 @@ def csv_cell(text: str) -> str:
 
     Every cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading
     apostrophe, negative numbers included: budget-sync's amounts are never negative, so a
-    leading ``-`` is text from elsewhere (a reason, a parameter someone wrote by hand).
+    leading ``-`` is text from elsewhere (a reason, a parameter someone wrote by hand). A cell
+    that itself starts with an apostrophe gets one more, so that ``csv_text`` (import) gives
+    back exactly what was exported.
     """
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text.startswith((*FORMULA_STARTS, "'")) else text
+
+
+def csv_text(cell: str) -> str:
+    """The inverse of ``csv_cell``, for import: ``'+ops@example.com`` -> ``+ops@example.com``.
+
+    Only the guard ``csv_cell`` adds is taken off (an apostrophe before a formula start or
+    another apostrophe); any other leading apostrophe is part of the text.
+    """
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_STARTS, "'")) else cell
 
 
 def _json(value: Any) -> Any:

@@ -244,3 +244,24 @@ def test_given_a_failed_repair_then_later_runs_keep_the_spokes_reason_and_write_
         before["Reason"],
         before["UpdatedAt"],
     )
+
+
+def test_given_planned_limits_then_the_reconcilers_reason_says_so_once_and_first(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A's budget was given planned limits, and a repair the spoke refused for them
+    local_org.put(A, 1000)
+    local_org.pipeline.run_until_idle()
+    local_org.give_planned_limits(A)
+    first = reconcile(local_org)
+    local_org.pipeline.run_until_idle()
+
+    # WHEN the reconciler runs again
+    second = reconcile(local_org)
+
+    # THEN each reason leads with the planned limits, says it once, and not "not a USD amount"
+    for report in (first[A], second[A]):
+        assert report.reason.startswith("the budget uses PlannedBudgetLimits"), report.reason
+        assert report.reason.count("PlannedBudgetLimits") == 1, report.reason
+        assert "not a USD amount" not in report.reason
+    assert "not repaired again" in second[A].reason

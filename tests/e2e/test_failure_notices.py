@@ -91,3 +91,60 @@ def test_given_the_topic_refuses_a_publish_then_the_notice_is_retried_not_lost(
     local_org.pipeline.run_until_idle()
     (sent,) = notifications(local_org)
     assert A in sent[0]
+
+
+def test_given_a_pasted_arn_as_item_key_then_its_notice_and_every_later_one_are_published(
+    local_org: LocalOrganisation,
+):
+    # GIVEN an operator pasted a 64-character ARN as an item's key (a subject of 110 characters:
+    # SNS refuses subjects of 100 or more), and then A gets an invalid value in the same batch
+    pasted = "arn:aws:organizations::123456789012:account/o-abcdefghij/1111111"
+    assert len(pasted) == 64
+    local_org.put(pasted, 100)
+    local_org.put(A, Decimal(-5))
+
+    # WHEN the pipeline runs
+    local_org.pipeline.run_until_idle()
+
+    # THEN both failures are heard, once each, with subjects SNS takes
+    sent = notifications(local_org)
+    assert len(sent) == 2, sent
+    assert all(len(subject) < 100 for subject, _ in sent)
+    assert any(pasted in message for _, message in sent)
+    assert any(A in subject for subject, _ in sent)
+
+
+def test_given_the_result_function_fails_on_a_spoke_result_then_the_event_is_parked_not_lost(
+    local_org: LocalOrganisation, monkeypatch: pytest.MonkeyPatch
+):
+    import json
+
+    from budget_sync.errors import TransientError
+    from budget_sync.results import ResultStore
+
+    # GIVEN the status table cannot be written by the result function for a while
+    calls: list[str] = []
+
+    def unavailable(self: ResultStore, result: object) -> None:
+        calls.append("record")
+        raise TransientError("status table unavailable")
+
+    monkeypatch.setattr(ResultStore, "record", unavailable)
+
+    # WHEN a spoke reports its result
+    local_org.put(A, 700)
+    local_org.pipeline.run_until_idle()
+
+    # THEN Lambda's retries were made, and then the event went to the on-failure destination
+    # (ResultDeadLetterQueue, alarmed), with the error, instead of being dropped
+    assert len(calls) >= 3
+    sqs = local_org.management.client("sqs")
+    messages = sqs.receive_message(
+        QueueUrl=local_org.stack.result_dead_letter_queue_url, MaxNumberOfMessages=10
+    ).get("Messages", [])
+    parked = [json.loads(m["Body"]) for m in messages]
+    reports = [p for p in parked if p.get("requestPayload", {}).get("detail-type") == "Budget Update Result"]
+    assert reports, parked
+    assert reports[0]["requestContext"]["condition"] == "RetriesExhausted"
+    assert reports[0]["requestPayload"]["account"] == A
+    assert "status table unavailable" in reports[0]["responsePayload"]["errorMessage"]

@@ -278,3 +278,33 @@ def test_given_a_write_that_creates_no_new_version_then_the_repair_is_reported_a
     assert summary.reports[0].drift is Drift.BUDGET_DRIFT
     assert report.action is Action.FAILED
     assert "kept version 7" in report.reason
+
+
+def test_given_a_suspended_account_skipped_by_the_resolver_then_the_reconciler_reports_no_new_failure(
+    ops: Org,
+):
+    # GIVEN an account that was closed (its spoke role is gone) and that the resolver SKIPPED
+    closed = "444444444444"
+    ops.put(closed, Decimal("10"))
+    ops.management.client("dynamodb").update_item(
+        TableName=ops.status_table,
+        Key={"AccountId": {"S": closed}},
+        UpdateExpression="SET #st = :st, Reason = :reason, #src = :src",
+        ExpressionAttributeNames={"#st": "Status", "#src": "Source"},
+        ExpressionAttributeValues={
+            ":st": {"S": "SKIPPED"},
+            ":reason": {"S": "account is SUSPENDED"},
+            ":src": {"S": "resolver"},
+        },
+    )
+    before = ops.status(closed)
+
+    # WHEN the reconciler runs, hour after hour
+    for _ in range(2):
+        reports, summary = run(ops, apply=True)
+
+        # THEN the account stays SKIPPED (no FAILED, hence no new notice) and counts as no failure
+        assert ops.status(closed) == before
+        assert summary.failed == 0
+        assert reports[closed].drift is Drift.UNREACHABLE
+        assert "SKIPPED" in reports[closed].reason

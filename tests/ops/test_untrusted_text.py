@@ -79,6 +79,7 @@ def test_csv_cell_leaves_ordinary_text_alone_and_quotes_every_formula_start():
         csv_cell("arn:aws:sts::123456789012:assumed-role/x/y") == "arn:aws:sts::123456789012:assumed-role/x/y"
     )
     assert csv_cell("1250.5") == "1250.5"
+    assert csv_cell("'x") == "''x"  # an apostrophe of its own is doubled, so import restores it
     assert [csv_cell(s) for s in ("=1", "+1", "-1", "@1", "\t1", "\r1")] == [
         "'=1",
         "'+1",
@@ -121,3 +122,57 @@ def test_given_a_bug_when_a_command_runs_then_one_line_and_exit_5_and_the_traceb
     ]
     assert "Traceback" in debug.stderr
     assert "budgetctl: error: unexpected error: RuntimeError: something broke" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    "emails", ["+ops@example.com", "-ops@example.com", "=ops@example.com", "'=x@example.com"]
+)
+def test_given_alert_emails_that_look_like_formulas_when_exported_and_imported_then_they_are_unchanged(
+    ops: Org, tmp_path: Path, emails: str
+):
+    # GIVEN an account whose alert recipient starts with a formula character (a valid address)
+    assert budgetctl("set", A, "1000", f"--alert-emails={emails}").code == ExitCode.OK
+    path = tmp_path / "budgets.csv"
+
+    # WHEN the table is exported (the cell guarded for spreadsheets) and imported back
+    assert budgetctl("export", "--file", str(path)).code == ExitCode.OK
+    assert f",'{emails}," in path.read_text()
+    result = budgetctl("import", str(path))
+
+    # THEN nothing changes: the guard is not taken for part of the address
+    assert result.code == ExitCode.OK, result.stderr
+    assert "0 to add, 0 to change" in result.stderr
+    item = ops.management.resource("dynamodb").Table(ops.budgets_table).get_item(Key={"AccountId": A})["Item"]
+    assert item["AlertEmails"] == emails
+
+
+def test_csv_text_undoes_exactly_what_csv_cell_adds():
+    from budgetctl.output import csv_cell, csv_text
+
+    for text in ("=1", "+a@x.io", "-2", "@x", "'", "'=1", "''", "'plain", "plain", "", "1250.5"):
+        assert csv_text(csv_cell(text)) == text
+    assert csv_text("'plain") == "'plain"  # an apostrophe no export added is text
+
+
+ESCAPES = "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07\x1b[2J\u200b\u202e"
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv"])
+def test_given_terminal_escape_sequences_in_a_spoke_parameter_when_status_then_they_are_shown_escaped(
+    ops: Org, fmt: str
+):
+    # GIVEN a spoke administrator put a hyperlink, a clear-screen and invisible characters in the
+    # parameter (Rich strips some control characters, not ESC), and someone did in UpdatedBy
+    hand_written_parameter(ops, A, ESCAPES)
+    ops.put(B, Decimal("1000"), UpdatedBy="admin\x1b[8m hidden")
+
+    # WHEN an operator asks for the status and for B's item
+    status = budgetctl("status", "--output", fmt)
+    got = budgetctl("get", B, "--output", fmt)
+
+    # THEN no control or format character reaches the terminal; each is shown as its escape
+    for result in (status, got):
+        assert not [c for c in result.stdout + result.stderr if not c.isprintable() and c not in "\n"]
+    assert "\\x1b]8;;https://evil.example\\x07click" in status.stdout
+    assert "\\u200b\\u202e" in status.stdout
+    assert "admin\\x1b[8m hidden" in got.stdout

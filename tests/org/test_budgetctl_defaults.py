@@ -280,3 +280,57 @@ def test_given_an_inherited_item_when_another_client_changes_its_value_then_the_
     item = tree.item(account)
     assert item is not None
     assert (item["BudgetValue"], "InheritedFrom" in item) == (Decimal(700), False)
+
+
+def test_default_export_guards_formula_cells_and_imports_back_unchanged(tree: Tree, tmp_path: Path):
+    # GIVEN a default written by another client, whose UpdatedBy a spreadsheet would run
+    tree.table("BlogBudgetsDefaults").put_item(
+        Item={"TargetId": tree.sandbox, "BudgetValue": Decimal(100), "UpdatedBy": '=HYPERLINK("x")'}
+    )
+    path = tmp_path / "defaults.csv"
+
+    # WHEN the defaults are exported as CSV, then imported
+    exported = budgetctl("default", "export", "--file", str(path), "--region", "us-east-1")
+    imported = budgetctl("default", "import", str(path), "--region", "us-east-1")
+
+    # THEN the cell is text for a spreadsheet, and the import changes nothing
+    assert exported.code == ExitCode.OK, exported.stderr
+    assert "'=HYPERLINK" in path.read_text()
+    assert imported.code == ExitCode.OK, imported.stderr
+    assert "0 to write, 1 unchanged" in imported.stderr
+
+
+def test_given_an_invalid_default_written_by_hand_then_it_is_one_failure_and_default_list_marks_it(
+    tree: Tree,
+):
+    # GIVEN a default of 12.345 written by another client on Sandbox, and a root default
+    tree.table("BlogBudgetsDefaults").put_item(
+        Item={"TargetId": tree.sandbox, "BudgetValue": Decimal("12.345")}
+    )
+    tree.set_default(tree.root, "50")
+
+    # WHEN the resolver runs, twice
+    tree.resolve(SCHEDULED)
+    first = tree.status(tree.sandbox)
+    tree.resolve(SCHEDULED)
+
+    # THEN the default itself is FAILED, with the field and the value, written once (one notice)
+    assert first is not None
+    assert (first["Status"], first["Source"]) == ("FAILED", "resolver")
+    assert "BudgetValue 12.345 has more than two decimals" in first["Reason"]
+    assert "next default up" in first["Reason"]
+    assert tree.status(tree.sandbox) == first
+
+    # and `default list` marks it, with exit 1
+    listed = budgetctl("default", "list", "--region", "us-east-1")
+    assert listed.code == ExitCode.PROBLEM, listed.stderr
+    assert f"default {tree.sandbox}: BudgetValue 12.345 has more than two decimals" in listed.stderr
+    for argv in (("status",), ("status", "--org")):
+        shown = budgetctl(*argv, "--region", "us-east-1")
+        assert shown.code != ExitCode.INTERNAL, shown.stderr
+
+    # WHEN it is fixed, THEN its failure is gone and the list is clean
+    tree.set_default(tree.sandbox, "100")
+    tree.resolve(SCHEDULED)
+    assert tree.status(tree.sandbox) is None
+    assert budgetctl("default", "list", "--region", "us-east-1").code == ExitCode.OK

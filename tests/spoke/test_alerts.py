@@ -15,6 +15,7 @@ import pytest
 from moto import mock_aws
 
 from budget_sync import alerts as contract
+from budget_sync.errors import InvalidItemError
 from budget_sync_local import standins
 from budget_sync_local.templates import SPOKE_TEMPLATE, load
 from budget_sync_spoke import alerts
@@ -309,3 +310,31 @@ def test_given_an_overlapping_run_changed_the_budget_first_then_this_run_plans_a
     assert len(reads) == 2  # the stale plan met a conflict; the second pass read the budget again
     assert json.loads(result["Applied"])["actual"] == ["50"]
     assert run(budgets, settings) == Counter()  # the budget is as wanted
+
+
+def test_the_script_bounds_the_settings_and_refuses_control_characters_as_the_item_contract_does():
+    assert alerts.MAX_SETTINGS_LENGTH == contract.MAX_SETTINGS_LENGTH
+    settings = contract.parse_alerts(
+        {
+            "AlertEmails": "b@example.com,A@example.com",
+            "AlertThresholds": "80,100",
+            "ForecastedThreshold": "none",
+        }
+    )
+    desired = alerts.desired_alerts(json.loads(settings.to_parameter()), DEFAULTS)
+    assert alerts.settings_text(desired) == settings.to_parameter()  # the same size, counted alike
+    long_non_ascii = [f"{'é' * 240}{i}@example.com" for i in range(10)]
+    with pytest.raises(ValueError, match="at most 4096"):
+        alerts.desired_alerts({"emails": long_non_ascii}, DEFAULTS)
+    with pytest.raises(InvalidItemError, match="at most 4096"):
+        contract.parse_alerts({"AlertEmails": ",".join(long_non_ascii)})
+    for address in (
+        "a\x1bb@example.com",
+        "a\x00b@example.com",
+        "a\u200bb@example.com",
+        "a\u202eb@example.com",
+    ):
+        with pytest.raises(ValueError, match="control or format character"):
+            alerts.desired_alerts({"emails": [address]}, DEFAULTS)
+        with pytest.raises(InvalidItemError, match="control or format character"):
+            contract.parse_alerts({"AlertEmails": address})

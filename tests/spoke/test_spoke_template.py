@@ -221,3 +221,21 @@ def test_the_budget_action_is_off_by_default_manual_by_default_and_denies_with_a
     assert attach["Condition"] == {"ArnEquals": {"iam:PolicyARN": {"Ref": "BudgetActionDenyPolicy"}}}
     rules = TEMPLATE["Rules"]["BudgetActionNeedsRoles"]
     assert rules["RuleCondition"] == {"Fn::Equals": [{"Ref": "BudgetActionEnabled"}, "true"]}
+
+
+@pytest.mark.parametrize("parameter", ["DefaultActualThresholds", "DefaultForecastedThreshold"])
+def test_the_default_threshold_patterns_take_what_the_scripts_take_and_nothing_above_1000000(parameter: str):
+    from budget_sync_spoke import alerts
+
+    pattern = re.compile(TEMPLATE["Parameters"][parameter]["AllowedPattern"])
+    for good in ("", "0", "80", "82.5", "100.25", "999999.99", "1000000", "1000000.00"):
+        assert pattern.fullmatch(good), good
+        if good:
+            alerts.threshold_text(parameter, good)  # the script takes it too
+    for bad in ("1000000.01", "1000001", "9999999.99", "2000000", "80.125", "-1", "eighty"):
+        assert not pattern.fullmatch(bad), bad
+        with pytest.raises(ValueError, match=parameter):
+            alerts.threshold_text(parameter, bad)
+    if parameter == "DefaultActualThresholds":
+        assert pattern.fullmatch("80,100,1000000")
+        assert not pattern.fullmatch("80,1000000.5")

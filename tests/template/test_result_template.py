@@ -4,6 +4,7 @@ what the spoke forwards, and what the result function's role allows (exactly its
 from __future__ import annotations
 
 import io
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -36,15 +37,22 @@ def test_with_an_organisation_the_result_bus_admits_only_its_principals():
     assert _condition(MANAGEMENT, "ResultBusOrganisationPolicy", parameters)
     assert not _condition(MANAGEMENT, "ResultBusAccountsPolicy", {**parameters, "SpokeAccountIds": A})
     assert policy["Action"] == "events:PutEvents"
-    assert policy["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}}
+    assert policy["Condition"] == {
+        "StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"},
+        "ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/BlogBudgetsResultForwardRole"},
+    }
 
 
 def test_without_an_organisation_the_result_bus_admits_only_the_named_accounts_or_nobody():
     named = {"SpokeAccountIds": f"{A},222222222222"}
     assert _condition(MANAGEMENT, "ResultBusAccountsPolicy", named)
     assert not _condition(MANAGEMENT, "ResultBusOrganisationPolicy", named)
-    principal = MANAGEMENT["Resources"]["ResultBusAccountsPolicy"]["Properties"]["Statement"]["Principal"]
-    assert principal == {"AWS": {"Ref": "SpokeAccountIds"}}
+    statement = MANAGEMENT["Resources"]["ResultBusAccountsPolicy"]["Properties"]["Statement"]
+    assert statement["Principal"] == {"AWS": {"Ref": "SpokeAccountIds"}}
+    # only the accounts' forwarding role, not any principal of theirs
+    assert Resolver(MANAGEMENT, named).resolve(statement["Condition"]) == {
+        "ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/BlogBudgetsResultForwardRole"}
+    }
     # neither an organisation nor accounts: no policy, only the management account itself
     assert not _condition(MANAGEMENT, "ResultBusAccountsPolicy", {})
     assert not _condition(MANAGEMENT, "ResultBusOrganisationPolicy", {})
@@ -207,3 +215,68 @@ def test_each_step_reports_an_event_the_automation_role_may_put_and_both_rules_f
         assert payload["ParameterVersion"] == "{{ UpdateBudgetLimit.ParameterVersion }}"
         outputs = {o["Name"]: o["Selector"] for o in steps["UpdateBudgetLimit"]["outputs"]}
         assert outputs["ParameterVersion"] == "$.Payload.ParameterVersion"
+
+
+def test_a_notice_sns_refuses_is_counted_and_alarmed():
+    alarm = MANAGEMENT["Resources"]["NoticeNotPublishedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("BudgetSync", "NoticeNotPublished")
+    assert alarm["AlarmActions"]
+
+
+def test_only_the_spokes_forwarding_role_may_put_results_and_both_templates_name_it_alike():
+    # the spoke's forwarding role has the fixed name the management account's bus admits
+    assert SPOKE["Resources"]["ResultForwardRole"]["Properties"]["RoleName"] == {
+        "Ref": "ResultForwardRoleName"
+    }
+    assert (
+        SPOKE["Parameters"]["ResultForwardRoleName"]["Default"]
+        == MANAGEMENT["Parameters"]["ResultForwardRoleName"]["Default"]
+        == "BlogBudgetsResultForwardRole"
+    )
+    renamed = Resolver(MANAGEMENT, {"OrganizationId": "o-abcdefghij", "ResultForwardRoleName": "Fwd-dev"})
+    statement = renamed.resolve(
+        MANAGEMENT["Resources"]["ResultBusOrganisationPolicy"]["Properties"]["Statement"]
+    )
+    assert statement["Condition"]["ArnLike"] == {"aws:PrincipalArn": "arn:aws:iam::*:role/Fwd-dev"}
+
+
+def test_the_result_function_has_reserved_concurrency_and_an_on_failure_destination_with_an_alarm():
+    function = MANAGEMENT["Resources"]["ResultFunction"]["Properties"]
+    assert function["ReservedConcurrentExecutions"] == {"Ref": "ResultConcurrency"}
+    assert 1 <= MANAGEMENT["Parameters"]["ResultConcurrency"]["Default"] <= 10
+    on_failure = function["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert on_failure == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["ResultDeadLetterQueue", "Arn"]}}
+    queue = MANAGEMENT["Resources"]["ResultDeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    alarm = MANAGEMENT["Resources"]["ResultDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["ResultDeadLetterQueue", "QueueName"]}
+    # Lambda sends to the destination with the function's role
+    statements = MANAGEMENT["Resources"]["ResultRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
+    (park,) = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "ParkUnpublishedFailures"]
+    assert park["Resource"] == {"Fn::GetAtt": ["ResultDeadLetterQueue", "Arn"]}
+
+
+def test_an_encrypted_alarm_topic_of_your_own_gets_the_kms_permissions_sns_needs_and_only_through_sns():
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    topic = "arn:aws:sns:us-east-1:123456789012:alarms"
+
+    def kms_statements(parameters: dict[str, str]) -> list[dict[str, Any]]:
+        document = Resolver(MANAGEMENT, parameters, physical_ids={"AlarmTopic": topic}).resolve(
+            MANAGEMENT["Resources"]["ResultRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        )
+        return [s for s in document["Statement"] if any(a.startswith("kms:") for a in _actions(s))]
+
+    (statement,) = kms_statements({"AlarmTopicArn": topic, "AlarmTopicKmsKeyArn": key})
+    assert sorted(_actions(statement)) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert statement["Resource"] == key
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "sns.us-east-1.amazonaws.com"}}
+    assert kms_statements({"AlarmTopicArn": topic}) == []  # no key given: no KMS permission
+    assert kms_statements({"AlarmTopicKmsKeyArn": key}) == []  # the stack's own topic: not this key
+    assert re.fullmatch(MANAGEMENT["Parameters"]["AlarmTopicKmsKeyArn"]["AllowedPattern"], key)
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement.get("Action", [])
+    return [actions] if isinstance(actions, str) else list(actions)

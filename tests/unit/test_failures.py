@@ -76,3 +76,60 @@ def test_the_notice_names_the_account_its_reason_and_the_step_and_a_refused_publ
         FailureNotifier(refuse, topic).notify(failure)
     # without a topic (ALARM_TOPIC_ARN empty) nothing is published, and it says so
     assert not FailureNotifier.for_topic(None, "").notify(failure)
+
+
+def test_the_subject_stays_under_snss_100_characters_and_the_notice_is_plain_text():
+    from budget_sync.failures import MAX_NOTICE_REASON, message, subject
+
+    long_key = "arn:aws:organizations::123456789012:account/o-abcdefghij/111111111111"
+    (failure,) = new_failures(
+        [
+            {
+                "dynamodb": {
+                    "SequenceNumber": "1",
+                    "NewImage": {
+                        "AccountId": {"S": long_key + "\x1b[2J\u200b\n"},
+                        "Status": {"S": "FAILED"},
+                        "Reason": {"S": "spoke: " + "x" * 990 + "\x1b]8;;evil\x07"},
+                        "Source": {"S": "spoke"},
+                    },
+                }
+            }
+        ]
+    )
+    assert len(subject(failure)) < 100
+    assert subject(failure).isprintable()
+    text = message(failure)
+    assert not {"\x1b", "\u200b", "\x07"} & set(text)
+    assert "x" * MAX_NOTICE_REASON not in text  # the reason is cut
+    assert f"reason cut at {MAX_NOTICE_REASON} of {len(failure.reason)} characters" in text
+    assert "status table" in text
+
+
+def test_a_notice_sns_refuses_as_such_is_passed_over_and_the_next_is_published(monkeypatch: Any):
+    from botocore.exceptions import ClientError
+
+    from budget_sync.handlers import result as result_handler
+
+    published: list[str] = []
+
+    def publish(**kwargs: str) -> None:
+        if "222222222222" in kwargs["Subject"]:
+            raise ClientError({"Error": {"Code": "InvalidParameter", "Message": "no"}}, "Publish")
+        published.append(kwargs["Subject"])
+
+    records = [
+        record("1", "FAILED", "SENT", Reason="one", Source="spoke"),
+        record("2", "FAILED", "SENT", Reason="two", Source="spoke"),
+    ]
+    records[0]["dynamodb"]["NewImage"]["AccountId"] = {"S": "222222222222"}
+    answer = result_handler._notify(records, FailureNotifier(publish, "arn:aws:sns:us-east-1:123456789012:t"))
+    assert answer == {"batchItemFailures": []}
+    assert published == ["budget-sync: budget not applied in account 111111111111"]
+
+    # a refusal that may pass (the topic is gone, throttling) still goes back for retry
+    def gone(**_: str) -> None:
+        raise ClientError({"Error": {"Code": "NotFound", "Message": "no topic"}}, "Publish")
+
+    answer = result_handler._notify(records, FailureNotifier(gone, "arn:aws:sns:us-east-1:123456789012:t"))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "1"}]}

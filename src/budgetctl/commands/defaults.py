@@ -2,14 +2,17 @@
 
     budgetctl default set ou-abcd-11111111 100     # UpdatedBy/UpdatedAt recorded
     budgetctl default get ou-abcd-11111111
-    budgetctl default list                          # every default, with its OU's name
+    budgetctl default list                          # every default, with its OU's name; exit 1
+                                                    # if one is invalid or its OU is gone
     budgetctl default delete ou-abcd-11111111       # accounts keep their last budget
     budgetctl default export --file defaults.csv
     budgetctl default import defaults.csv --dry-run
 
 Each target is checked twice before anything is written: its form (``r-...``/``ou-...``),
 then that it is a root or OU of this organisation (Organizations ``ListRoots`` /
-``DescribeOrganizationalUnit``). The amount follows the item contract.
+``DescribeOrganizationalUnit``). The amount follows the item contract. A CSV export guards
+every cell a spreadsheet would read as a formula (``budgetctl.output.csv_cell``), and import
+takes that guard off again (``csv_text``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from budget_sync.organizations import NotInOrganization, OrganizationsReader
 from budgetctl.commands import Command, add_wide
 from budgetctl.context import Context
 from budgetctl.errors import AwsError, ExitCode, UsageError
+from budgetctl.output import csv_cell, csv_text
 from budgetctl.table import BudgetsTable, InterruptedWriteError, Write
 
 DEFAULT_DEFAULTS_TABLE = "BlogBudgetsDefaults"
@@ -182,7 +186,18 @@ def _list(ctx: Context, table: BudgetsTable) -> int:
         ctx.out.error(
             f"default {target}: no such OU or root in the organisation any more (it applies to nobody)"
         )
-    return ExitCode.PROBLEM if gone else ExitCode.OK
+    invalid = []
+    for item in items:
+        target = str(item.get(TARGET_ID_FIELD, ""))
+        try:
+            parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
+        except InvalidItemError as exc:
+            invalid.append(target)
+            ctx.out.error(
+                f"default {target}: {exc}; it applies to nobody until it is fixed (its accounts take "
+                "the next default up; the resolver records it as FAILED)"
+            )
+    return ExitCode.PROBLEM if gone or invalid else ExitCode.OK
 
 
 def _delete(ctx: Context, table: BudgetsTable) -> int:
@@ -223,7 +238,7 @@ def _export(ctx: Context, table: BudgetsTable) -> int:
             buffer, fieldnames=list(rows[0]) if rows else [TARGET_ID_FIELD, BUDGET_VALUE_FIELD]
         )
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows([{k: csv_cell(v) for k, v in row.items()} for row in rows])
         text = buffer.getvalue()
     if ctx.args.file:
         Path(ctx.args.file).write_text(text, encoding="utf-8")
@@ -313,8 +328,8 @@ def _parse_stream(stream: TextIO, name: str) -> tuple[list[_Row], list[str]]:
     for record in reader:
         line = reader.line_num
         try:
-            target = parse_target_id(record.get(TARGET_ID_FIELD) or "")
-            amount = parse_default_value(record.get(BUDGET_VALUE_FIELD) or "", target)
+            target = parse_target_id(csv_text(record.get(TARGET_ID_FIELD) or ""))
+            amount = parse_default_value(csv_text(record.get(BUDGET_VALUE_FIELD) or ""), target)
         except InvalidItemError as exc:
             errors.append(f"{name}:{line}: {exc}")
             continue

@@ -8,6 +8,12 @@ the queue without consuming it (each message becomes visible again after
 to repair those accounts from the table (with its own role, recorded as asked by the caller;
 the desired value re-read before each write) and deletes a message once every account it
 names is in sync or repaired.
+
+The resolver parks its batches on the same queue: a batch of the defaults table's stream
+names defaults (``TargetId``), not accounts. ``parked`` lists those targets; ``--reapply``
+asks the resolver function (``--resolver-function``, ``lambda:InvokeFunction`` on it) for a
+full resolution of the organisation, which does what the lost batch would have done, and
+deletes the message once it succeeded.
 """
 
 from __future__ import annotations
@@ -23,10 +29,14 @@ from budget_sync.reconcile import Drift
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode, UsageError
-from budgetctl.repair import invoke_reconciler
+from budgetctl.repair import INVOKE_CONFIG, invoke_reconciler
 
 DEFAULT_STACK = "budget-sync"
-COLUMNS = ("MessageId", "Shard", "FromSequence", "ToSequence", "Records", "Accounts", "Note")
+COLUMNS = ("MessageId", "Shard", "FromSequence", "ToSequence", "Records", "Accounts", "Targets", "Note")
+#: What the resolver's schedule sends it: a full resolution of the organisation.
+FULL_RESOLUTION = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+#: Notes of a message whose work is done (it is deleted).
+DONE = ("re-applied", "re-resolved")
 _MAX_MESSAGES = 1000
 
 
@@ -42,6 +52,7 @@ class Parked:
     size: int
     stream_arn: str
     accounts: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)  # defaults (the resolver's batches)
     note: str = ""
 
     def row(self) -> dict[str, Any]:
@@ -52,6 +63,7 @@ class Parked:
             "ToSequence": self.last,
             "Records": self.size,
             "Accounts": " ".join(self.accounts),
+            "Targets": " ".join(self.targets),
             "Note": self.note,
         }
 
@@ -66,6 +78,11 @@ def register(command: Command) -> None:
         "--reapply",
         action="store_true",
         help="re-apply the parked accounts from the table; delete what is done",
+    )
+    parked.add_argument(
+        "--resolver-function",
+        default="BlogBudgetsOrgResolver",
+        help="--reapply of a defaults batch: the resolver function (default BlogBudgetsOrgResolver)",
     )
     parked.add_argument(
         "--visibility-timeout",
@@ -89,7 +106,7 @@ def cmd_parked(ctx: Context) -> int:
     if args.reapply and messages:
         _reapply(ctx, messages)
         for message in messages:
-            if message.note == "re-applied":
+            if message.note.startswith(DONE):
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message.receipt)
     ctx.out.rows([m.row() for m in messages], COLUMNS, title="parked on the on-failure queue")
     ctx.out.info(
@@ -97,7 +114,7 @@ def cmd_parked(ctx: Context) -> int:
     )
     if not messages:
         return ExitCode.OK
-    done = args.reapply and all(m.note == "re-applied" for m in messages)
+    done = args.reapply and all(m.note.startswith(DONE) for m in messages)
     return ExitCode.OK if done else ExitCode.PROBLEM
 
 
@@ -153,6 +170,7 @@ def _name_accounts(streams: Any, parked: Parked) -> None:
     if not parked.stream_arn:
         return
     accounts: set[str] = set()
+    targets: set[str] = set()
     try:
         iterator = streams.get_shard_iterator(
             StreamArn=parked.stream_arn,
@@ -168,19 +186,26 @@ def _name_accounts(streams: Any, parked: Parked) -> None:
                 if int(record["dynamodb"]["SequenceNumber"]) > last:
                     iterator = None
                     break
-                account = record["dynamodb"].get("Keys", {}).get("AccountId", {}).get("S")
+                keys = record["dynamodb"].get("Keys", {})
+                account = keys.get("AccountId", {}).get("S")
+                target = keys.get("TargetId", {}).get("S")
                 if account:
                     accounts.add(str(account))
+                if target:
+                    targets.add(str(target))
             else:
                 iterator = page.get("NextShardIterator") if records else None
     except (ClientError, BotoCoreError) as exc:
         parked.note = f"records no longer readable ({exc}); run `budgetctl reconcile --apply`"
     parked.accounts = sorted(accounts)
+    parked.targets = sorted(targets)
 
 
 def _reapply(ctx: Context, messages: list[Parked]) -> None:
     """The reconciler function repairs the parked accounts from the table with its own role,
     recorded as asked by the caller (budgetctl.repair): the operator never writes a spoke."""
+    if any(m.targets and not m.accounts for m in messages):
+        _reresolve(ctx, [m for m in messages if m.targets and not m.accounts])
     wanted = sorted({account for m in messages for account in m.accounts})
     if not wanted:  # an empty request would mean every account
         return
@@ -201,3 +226,25 @@ def _reapply(ctx: Context, messages: list[Parked]) -> None:
             message.note = f"not re-applied: {' '.join(failed)} (see `budgetctl reconcile`)"
         else:
             message.note = "re-applied" + (f" (no item any more: {' '.join(missing)})" if missing else "")
+
+
+def _reresolve(ctx: Context, messages: list[Parked]) -> None:
+    """A parked batch of the defaults table's stream: the resolver function resolves the whole
+    organisation again (what its schedule does), which covers every default the batch named."""
+    client = ctx.session.client("lambda", endpoint_url=ctx.args.endpoint_url, config=INVOKE_CONFIG)
+    try:
+        response = client.invoke(
+            FunctionName=ctx.args.resolver_function,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(FULL_RESOLUTION).encode(),
+        )
+        failed = response.get("FunctionError")
+        detail = response["Payload"].read().decode("utf-8", "replace")[:300] if failed else ""
+    except (ClientError, BotoCoreError) as exc:
+        failed, detail = "not invoked", str(exc)
+    for message in messages:
+        message.note = (
+            f"not re-resolved: the resolver {ctx.args.resolver_function} failed ({failed}: {detail})"
+            if failed
+            else "re-resolved (the organisation was resolved again)"
+        )

@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from budget_sync.reconcile import REPAIRABLE, AccountReport, Drift
+from budget_sync.reconcile import REPAIRABLE, AccountReport, Drift, limit_reason
 
 #: Forecast at or above this share of the limit marks an account as near (the spoke's first
 #: ACTUAL alert is at 80 %, template-spoke.yaml).
@@ -188,7 +188,7 @@ def build_report(
         if report.drift not in (Drift.UNREACHABLE, Drift.INVALID_ITEM) and budget is None:
             reason = reason or "the spoke has no budget"
         elif budget is not None and budget.limit is None:
-            reason = reason or f"the budget's limit is not a USD amount (unit {budget.unit!r})"
+            reason = reason or limit_reason(budget)
         lines[report.account_id] = AccountLine(
             report.account_id,
             name=names.get(report.account_id, ""),

@@ -13,7 +13,13 @@ subscriber and up to 10 email subscribers", while the same page caps ``Subscribe
 items): at most 10 addresses (the stack's SNS topic is the 11th subscriber), at most 9
 ACTUAL thresholds and one FORECASTED threshold (10 notifications), each a number from 0 to
 1,000,000 (the API's "maximum limit for your threshold is 1,000,000%") with at most two
-decimals, no threshold twice.
+decimals, no threshold twice. An address is printable text: a control or format character
+(NUL, ESC, a zero-width space, a bidirectional override) is refused, whatever the pattern
+allows. The canonical JSON (below) is at most ``MAX_SETTINGS_LENGTH`` (4,096) characters, the
+value limit of an SSM standard parameter (PutParameter: "Standard parameters have a value
+limit of 4 KB"); non-ASCII addresses count as written in the JSON (``\\u00e9``, six
+characters), so ten long non-ASCII addresses can exceed it and are refused, before anything
+is written.
 
 What the update function writes to the spoke parameter ``/BlogBudgets/AlertSettings`` is
 ``AlertSettings.to_parameter()``: canonical JSON with only the fields the item sets, so
@@ -43,6 +49,8 @@ MAX_EMAIL_LENGTH = 254
 MAX_EMAILS = 10
 MAX_ACTUAL_THRESHOLDS = 9
 MAX_THRESHOLD = Decimal("1000000")
+#: SSM PutParameter: "Standard parameters have a value limit of 4 KB" (the JSON is ASCII).
+MAX_SETTINGS_LENGTH = 4096
 NONE = "none"
 
 _EMAIL = re.compile(EMAIL_PATTERN)
@@ -92,11 +100,21 @@ class AlertSettings:
 
 def parse_alerts(item: Mapping[str, object], account_id: str | None = None) -> AlertSettings:
     """The item's alert settings, or InvalidItemError naming the field and the value."""
-    return AlertSettings(
+    settings = AlertSettings(
         emails=_emails(item.get(ALERT_EMAILS_FIELD), account_id),
         actual=_actual(item.get(ALERT_THRESHOLDS_FIELD), account_id),
         forecasted=_forecasted(item.get(FORECASTED_FIELD), account_id),
     )
+    size = len(settings.to_parameter())
+    if size > MAX_SETTINGS_LENGTH:
+        raise InvalidItemError(
+            ALERT_EMAILS_FIELD,
+            ",".join(settings.emails or ()),
+            f"make alert settings of {size} characters; the spoke parameter holds at most "
+            f"{MAX_SETTINGS_LENGTH} (an address outside ASCII counts 6 characters a letter)",
+            account_id,
+        )
+    return settings
 
 
 def alert_attributes(
@@ -144,6 +162,13 @@ def _emails(value: object, account_id: str | None) -> tuple[str, ...] | None:
         return None
     emails: list[str] = []
     for part in parts:
+        if isinstance(part, str) and not part.isprintable():
+            raise InvalidItemError(
+                ALERT_EMAILS_FIELD,
+                part,
+                f"contains a control or format character ({unprintable(part)}), not allowed in an address",
+                account_id,
+            )
         if not isinstance(part, str) or len(part) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(part):
             raise InvalidItemError(
                 ALERT_EMAILS_FIELD, part, "is not a well-formed email address (name@domain.tld)", account_id
@@ -158,6 +183,11 @@ def _emails(value: object, account_id: str | None) -> tuple[str, ...] | None:
             account_id,
         )
     return tuple(sorted(emails, key=str.lower))
+
+
+def unprintable(text: str) -> str:
+    """The code points of ``text``'s control and format characters: ``U+0000, U+200B``."""
+    return ", ".join(dict.fromkeys(f"U+{ord(c):04X}" for c in text if not c.isprintable()))
 
 
 def _threshold(field: str, part: object, account_id: str | None) -> Decimal:

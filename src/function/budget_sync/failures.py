@@ -12,7 +12,17 @@ An account that stays FAILED (a second invalid value, AWS's failure notice after
 script's own report) is not a new failure. An account that failed, was sent a new value and
 failed again is. Delivery is at least once: a publish that fails makes Lambda retry from
 that record, so a message may be sent twice, never not at all (after MaximumRetryAttempts
-the batch is parked in the result dead-letter queue).
+the batch is parked in the result dead-letter queue). A publish that can never succeed (SNS
+answers InvalidParameter, InvalidParameterValue or a validation error: the message itself is
+refused) is logged and counted (``NoticeNotPublished``), and the records after it are still
+published: one bad notice does not park the others.
+
+The notice is bounded by what SNS's Publish takes (botocore's model: a subject is "UTF-8 text
+with no line breaks or control characters, and less than 100 characters long"): the subject
+is cut to 99 characters, and every text from outside (the item key, the reason) has its
+control and format characters replaced by ``?`` (``safe_text``). A reason (a spoke may send
+up to 1,000 characters) is cut at ``MAX_NOTICE_REASON`` characters, and the notice says so
+and where the whole reason is kept (the status table, ``budgetctl status``).
 """
 
 from __future__ import annotations
@@ -23,8 +33,17 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budget_sync.errors import TransientError
+from budget_sync.errors import PermanentError, TransientError
 from budget_sync.status import Status, _deserialize
+
+#: SNS Publish: "Subjects must be ... less than 100 characters long".
+MAX_SUBJECT = 99
+#: The longest reason a notice quotes; the status table keeps the whole of it.
+MAX_NOTICE_REASON = 300
+#: SNS error codes that say the message itself is refused: publishing it again cannot help.
+_REFUSED_MESSAGE = frozenset(
+    {"InvalidParameter", "InvalidParameterValue", "ValidationError", "ValidationException"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +80,18 @@ def new_failures(records: Iterable[Mapping[str, Any]]) -> list[NewFailure]:
     return found
 
 
+def safe_text(text: str) -> str:
+    """``text`` with every control or format character (NUL, ESC, a line break, a zero-width
+    space, a bidirectional override) replaced by ``?``: text from outside stays one line of
+    plain text in a subject or a message."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``...`` when it was cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _image(raw: object) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         return {}
@@ -80,26 +111,44 @@ class FailureNotifier:
         return cls(sns.publish if sns is not None and topic_arn else None, topic_arn)
 
     def notify(self, failure: NewFailure) -> bool:
-        """Publish it (False: there is no topic to publish to); TransientError if SNS refused,
-        so that Lambda retries the record."""
+        """Publish it (False: there is no topic to publish to); TransientError if SNS refused
+        it for a reason that may pass (Lambda retries the record), PermanentError if SNS
+        refused the message itself (publishing it again cannot succeed)."""
         if self._publish is None:
             return False
-        wanted = f" (desired value {failure.desired})" if failure.desired else ""
-        message = (
-            f"budget-sync: the budget of account {failure.account_id} was not applied{wanted}.\n"
-            f"Reason (text recorded by the {failure.source or 'pipeline'} step): {failure.reason}\n"
-            f"Status before: {failure.previous}.\n"
-            f"See `budgetctl status --account {failure.account_id}` and the status table."
-        )
+        account = safe_text(failure.account_id)
         try:
-            self._publish(
-                TopicArn=self._topic_arn,
-                Subject=f"budget-sync: budget not applied in account {failure.account_id}",
-                Message=message,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientError(f"account {failure.account_id}: failure not published ({exc})") from exc
+            self._publish(TopicArn=self._topic_arn, Subject=subject(failure), Message=message(failure))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _REFUSED_MESSAGE:
+                raise PermanentError(f"account {account}: failure notice refused by SNS ({exc})") from exc
+            raise TransientError(f"account {account}: failure not published ({exc})") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"account {account}: failure not published ({exc})") from exc
         return True
 
 
-__all__ = ["FailureNotifier", "NewFailure", "new_failures"]
+def subject(failure: NewFailure) -> str:
+    """The notice's subject: one line, under SNS's 100 characters whatever the item key."""
+    return bounded(f"budget-sync: budget not applied in account {safe_text(failure.account_id)}", MAX_SUBJECT)
+
+
+def message(failure: NewFailure) -> str:
+    """The notice's text: the account, the step, the reason (cut at MAX_NOTICE_REASON)."""
+    account = safe_text(failure.account_id)
+    wanted = f" (desired value {safe_text(failure.desired)})" if failure.desired else ""
+    reason = safe_text(failure.reason)
+    if len(reason) > MAX_NOTICE_REASON:
+        reason = (
+            f"{bounded(reason, MAX_NOTICE_REASON)}\n(reason cut at {MAX_NOTICE_REASON} of {len(reason)} "
+            "characters; the whole reason is in the status table's Reason)"
+        )
+    return (
+        f"budget-sync: the budget of account {account} was not applied{wanted}.\n"
+        f"Reason (text recorded by the {safe_text(failure.source) or 'pipeline'} step): {reason}\n"
+        f"Status before: {safe_text(failure.previous)}.\n"
+        f"See `budgetctl status --account {account}` and the status table."
+    )
+
+
+__all__ = ["FailureNotifier", "NewFailure", "bounded", "message", "new_failures", "safe_text", "subject"]

@@ -173,11 +173,14 @@ class Summary:
 
     @property
     def failed(self) -> int:
-        """Accounts the reconciler could not bring in line: unreachable, invalid item, failed repair."""
+        """Accounts the reconciler could not bring in line: unreachable, invalid item, failed repair.
+        A suspended or closed account (status SKIPPED, the resolver's) is not counted: it was
+        reported once, when it was skipped."""
         return sum(
             1
             for r in self.reports
-            if r.action is Action.FAILED or r.drift in (Drift.UNREACHABLE, Drift.INVALID_ITEM)
+            if (r.action is Action.FAILED or r.drift in (Drift.UNREACHABLE, Drift.INVALID_ITEM))
+            and r.last_status != Status.SKIPPED
         )
 
 
@@ -197,10 +200,22 @@ def classify(
     if budget is None:
         return Drift.MISSING_BUDGET, f"budget missing; desired {wanted}"
     if budget.limit is None:
-        return Drift.BUDGET_DRIFT, f"budget limit is not a USD amount (unit {budget.unit!r})"
+        return Drift.BUDGET_DRIFT, limit_reason(budget)
     if budget.limit != desired:
         return Drift.BUDGET_DRIFT, f"budget limit {format_amount(budget.limit)} differs from desired {wanted}"
     return Drift.IN_SYNC, ""
+
+
+#: Why a budget with planned limits is not managed (the spoke script refuses it the same way).
+PLANNED = (
+    "the budget uses PlannedBudgetLimits; budget-sync manages one fixed monthly BudgetLimit: "
+    "recreate the budget without planned limits"
+)
+
+
+def limit_reason(budget: BudgetReading) -> str:
+    """Why a budget's limit (None) cannot be compared: planned limits, or another currency."""
+    return PLANNED if budget.planned else f"budget limit is not a USD amount (unit {budget.unit!r})"
 
 
 def read_desired(client: DynamoDBClient, table_name: str) -> list[DesiredItem]:
@@ -242,6 +257,9 @@ def did_not_hold(report: AccountReport, last: Mapping[str, Any] | None) -> str:
         and same_value
         and last.get("Source") in ("spoke", "timeout")
     ):
+        if report.budget is not None and report.budget.planned:
+            # the spoke refused the last repair because of the planned limits: say it once
+            return f"{PLANNED}; not repaired again (the spoke refused the last repair for this reason)"
         return f"{report.reason}; not repaired again: {last.get('Reason', '')}"
     if last.get("RepairedVersion") == report.parameter_version and last.get("Status") != Status.SENT:
         return f"{report.reason}; the repair of {last.get('UpdatedAt', '')} (parameter version {report.parameter_version}) did not hold"
@@ -336,6 +354,12 @@ class Reconciler:
         )
         if item.value is None:
             return self._invalid(replace(base, drift=Drift.INVALID_ITEM, reason=item.error))
+        if base.last_status == Status.SKIPPED:
+            # suspended or closed (the resolver's SKIPPED says why, once): its spoke cannot be
+            # reached and must not be repaired; reading it would only turn SKIPPED into FAILED
+            return replace(
+                base, drift=Drift.UNREACHABLE, reason=f"not managed (status SKIPPED): {base.last_reason}"
+            )
         try:
             parameter = self._spokes.read_parameter(item.account_id)
             budget = self._spokes.read_budget(item.account_id, self._budget_name)
@@ -497,6 +521,8 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
     sequence = str(last.get("SequenceNumber", "0"))
     if report.action is Action.SKIPPED:
         return None  # the stream function records the newer value
+    if last.get("Status") == Status.SKIPPED:
+        return None  # suspended or closed: the resolver reported it once; no FAILED every run
     if report.action is Action.REPAIRED:
         return StatusUpdate(
             report.account_id,

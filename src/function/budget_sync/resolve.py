@@ -24,6 +24,15 @@ console, update-item) is the operator's, explicit: budgetctl removes InheritedFr
 an item whose value someone else changed, InheritedFrom left in place, is treated as explicit
 and its InheritedFrom and InheritedValue are removed the next time the resolver reads it.
 
+A default that breaks the item contract (a ``BudgetValue`` of 12.345 written by hand, by a
+client other than budgetctl) is a failure, not a log line: the status table gets an item
+keyed by the default's ``TargetId`` (``ou-...`` or ``r-...``) with status FAILED, source
+``resolver`` and the reason naming the field and the value, so that the failure notifier
+publishes it once (the status table's stream) and ``budgetctl status`` shows it. While it is
+invalid, the default applies to nobody: its accounts take the next default up, as the
+reason says. When the default is fixed or removed (the defaults table's stream names it),
+that resolution deletes the status item, on the condition that the resolver wrote it.
+
 The stream function delivers what was written, so inherited budgets take the same path,
 validation, retries and status as items typed by an operator.
 """
@@ -142,15 +151,36 @@ class ResolveSummary:
 
 def read_defaults(client: DynamoDBClient, table_name: str) -> dict[str, Decimal]:
     """The defaults table: target id -> amount. An invalid default is logged and left out."""
+    return read_all_defaults(client, table_name)[0]
+
+
+def read_all_defaults(client: DynamoDBClient, table_name: str) -> tuple[dict[str, Decimal], dict[str, str]]:
+    """The valid defaults (target id -> amount) and the invalid ones (target id -> reason)."""
     defaults: dict[str, Decimal] = {}
+    invalid: dict[str, str] = {}
     for raw in _scan(client, table_name):
         item = {k: _deserialize(v) for k, v in raw.items()}
         try:
             target = parse_target_id(item.get(TARGET_ID_FIELD))
-            defaults[target] = parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
         except InvalidItemError as exc:
             logger.error("default ignored", extra={"reason": str(exc), "field": exc.field})
-    return defaults
+            continue
+        try:
+            defaults[target] = parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
+        except InvalidItemError as exc:
+            logger.error(
+                "default invalid", extra={"target_id": target, "reason": str(exc), "field": exc.field}
+            )
+            invalid[target] = invalid_default_reason(target, exc)
+    return defaults, invalid
+
+
+def invalid_default_reason(target: str, exc: InvalidItemError) -> str:
+    """The status reason of an invalid default: the field, the value, and what it means."""
+    return (
+        f"default of {target}: {exc}; it applies to nobody until it is fixed "
+        "(its accounts take the next default up)"
+    )
 
 
 def table_item(item: Mapping[str, Any]) -> TableItem:
@@ -205,14 +235,14 @@ class Resolver:
 
     def resolve_target(self, target_id: str) -> ResolveSummary:
         """A default changed: the accounts under that root or OU."""
+        ready = self._readiness.ready_accounts() if self._readiness else None
         if target_id.startswith("r-"):
-            return self.resolve_all()
+            return self._resolve("organisation", self.organizations.full(), self._items(), ready, [target_id])
         try:
             tree = self.organizations.subtree(target_id)
         except NotInOrganization:  # the OU is gone: its accounts moved, look at them all
-            return self.resolve_all()
-        ready = self._readiness.ready_accounts() if self._readiness else None
-        return self._resolve(target_id, tree, self._items(), ready)
+            return self._resolve("organisation", self.organizations.full(), self._items(), ready, [target_id])
+        return self._resolve(target_id, tree, self._items(), ready, [target_id])
 
     def resolve_account(self, account_id: str, spoke_ready: bool | None = None) -> ResolveSummary:
         """A new, moved or re-joined account, or a removed item: that account only."""
@@ -279,9 +309,15 @@ class Resolver:
         return {account_id: {k: _deserialize(v) for k, v in raw.items()}} if raw else {}
 
     def _resolve(
-        self, scope: str, tree: OrgTree, items: Mapping[str, TableItem], ready: Iterable[str] | None
+        self,
+        scope: str,
+        tree: OrgTree,
+        items: Mapping[str, TableItem],
+        ready: Iterable[str] | None,
+        changed: Iterable[str] = (),
     ) -> ResolveSummary:
-        defaults = read_defaults(self._dynamodb, self._settings.defaults_table_name)
+        defaults, invalid = read_all_defaults(self._dynamodb, self._settings.defaults_table_name)
+        self._default_statuses(defaults, invalid, changed)
         summary = ResolveSummary(scope, plan(tree, items, defaults, ready))
         for decision in summary.decisions:
             log = {
@@ -363,6 +399,59 @@ class Resolver:
         except BotoCoreError as exc:
             raise TransientError(f"account {decision.account_id}: inherited delete failed ({exc})") from exc
         return True
+
+    def _default_statuses(
+        self, valid: Mapping[str, Decimal], invalid: Mapping[str, str], changed: Iterable[str]
+    ) -> None:
+        """FAILED for each invalid default (written once: a status that already says the same
+        is left alone, so it is published once); the FAILED status of a default that is valid
+        again, or of the ``changed`` default if it is gone, is deleted."""
+        for target, reason in invalid.items():
+            self._update_status(
+                target,
+                {
+                    "UpdateExpression": "SET #st = :failed, Reason = :reason, UpdatedAt = :at, #src = :source",
+                    "ConditionExpression": "attribute_not_exists(#st) OR #st <> :failed OR Reason <> :reason",
+                    "ExpressionAttributeNames": {"#st": "Status", "#src": "Source"},
+                    "ExpressionAttributeValues": {
+                        ":failed": {"S": Status.FAILED.value},
+                        ":reason": {"S": reason},
+                        ":at": {"S": _now()},
+                        ":source": {"S": SOURCE},
+                    },
+                },
+            )
+        for target in (set(valid) | set(changed)) - set(invalid):
+            self._clear_default_status(target)
+
+    def _clear_default_status(self, target: str) -> None:
+        try:
+            self._dynamodb.delete_item(
+                TableName=self._settings.status_table_name,
+                Key={ACCOUNT_ID_FIELD: {"S": target}},
+                ConditionExpression="attribute_exists(#st) AND #src = :source",
+                ExpressionAttributeNames={"#st": "Status", "#src": "Source"},
+                ExpressionAttributeValues={":source": {"S": SOURCE}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return
+            raise TransientError(f"default {target}: status delete failed ({exc})") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"default {target}: status delete failed ({exc})") from exc
+        logger.info("default valid again: its failure cleared", extra={"target_id": target})
+
+    def _update_status(self, key: str, arguments: dict[str, Any]) -> None:
+        try:
+            self._dynamodb.update_item(
+                TableName=self._settings.status_table_name, Key={ACCOUNT_ID_FIELD: {"S": key}}, **arguments
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return
+            raise TransientError(f"{key}: status write failed ({exc})") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"{key}: status write failed ({exc})") from exc
 
     def _status(self, decision: Decision, status: Status) -> None:
         """WAITING or SKIPPED. Leaves SequenceNumber alone: the next stream record's status

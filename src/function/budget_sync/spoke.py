@@ -83,14 +83,15 @@ class ParameterReading:
 class BudgetReading:
     """The spoke budget's limit and this period's spend, as AWS Budgets reports them.
 
-    ``limit`` is None if the budget has no fixed limit (PlannedBudgetLimits) or it is not
-    in USD; ``unit`` says which.
+    ``limit`` is None if the budget has no fixed limit (PlannedBudgetLimits: ``planned``) or
+    it is not in USD; ``unit`` says which.
     """
 
     limit: Decimal | None
     unit: str
     actual: Decimal | None
     forecasted: Decimal | None
+    planned: bool = False
 
 
 @dataclass(slots=True)
@@ -215,6 +216,7 @@ class SsmSpokeGateway:
             unit=unit,
             actual=_decimal((spend.get("ActualSpend") or {}).get("Amount")),
             forecasted=_decimal((spend.get("ForecastedSpend") or {}).get("Amount")),
+            planned=bool(budget.get("PlannedBudgetLimits")) and not limit,
         )
 
     def read_alerts(self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME) -> list[str] | None:

@@ -12,7 +12,9 @@ Invoked by two EventBridge rules and one stream of the management stack:
 * the status table's stream (``NewFailures``, filtered to records whose new status is
   FAILED): each account that became FAILED, whichever writer recorded it, is published once
   to the alarm topic and counted in the metric ``NewFailure`` (budget_sync.failures). A
-  publish that fails is reported as the batch's failed item, and Lambda retries from it.
+  publish that fails for a reason that may pass is reported as the batch's failed item, and
+  Lambda retries from it; a notice SNS refuses as such (InvalidParameter) is logged and
+  counted (``NoticeNotPublished``) and the batch goes on, so it blocks no later failure.
 
 A transition into FAILED recorded here is also counted in the metric ``SpokeFailed``. An
 event that is not a result, or a report about a parameter version no run of budget-sync's
@@ -34,7 +36,7 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budget_sync.config import TABLE_NAME, optional_env, required_env
-from budget_sync.errors import ConfigError, TransientError
+from budget_sync.errors import ConfigError, PermanentError, TransientError
 from budget_sync.failures import FailureNotifier, new_failures
 from budget_sync.observability import logger, metrics, traced_handler
 from budget_sync.results import InvalidResult, ResultStore, Transition, parse_event
@@ -127,11 +129,19 @@ def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def _notify(records: list[dict[str, Any]], notifier: FailureNotifier) -> dict[str, Any]:
     """A batch of the status table's stream: publish each new failure, in order. The first
-    that cannot be published, and every record after it, go back to Lambda for retry."""
+    that cannot be published yet, and every record after it, go back to Lambda for retry; one
+    that SNS refuses as such is logged, counted and passed over."""
     settled, retry = 0, []
     for failure in new_failures(records):
         try:
             published = notifier.notify(failure)
+        except PermanentError as exc:
+            logger.error(
+                "new failure not published: SNS refused the notice",
+                extra={"account_id": failure.account_id, "source": failure.source, "reason": str(exc)},
+            )
+            metrics.add_metric(name="NoticeNotPublished", unit="Count", value=1)
+            continue
         except TransientError as exc:
             logger.warning("failure not published, will retry", extra={"reason": str(exc)})
             retry = [{"itemIdentifier": failure.sequence_number}]
