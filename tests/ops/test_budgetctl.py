@@ -318,7 +318,7 @@ def test_status_shows_each_account_and_exits_1_on_drift(ops: Org):
     rows = {r["AccountId"]: r for r in result.json()}
     assert rows[C] == {
         "AccountId": C,
-        "Name": None,  # no organisation in this fixture: ListAccounts fails, the column stays empty
+        "Name": "spoke-333333333333",  # the account's name from the organisation (ListAccounts)
         "Desired": "1000",
         "Source": "item",  # the account's own item (not an OU default)
         "LastStatus": None,
