@@ -12,6 +12,7 @@ from budget_sync.results import (
     ExecutionEnded,
     InvalidResult,
     SpokeReport,
+    decide_ended,
     decide_report,
     parse_event,
 )
@@ -187,3 +188,50 @@ def test_of_two_alerts_only_runs_the_older_report_arriving_last_does_not_overwri
 def test_given_malformed_alerts_versions_then_the_error_names_the_field(versions: Any):
     with pytest.raises(InvalidResult, match="AlertsVersions"):
         parse_event(alerts_report(Applied="{}", AlertsVersions=versions))
+
+
+SENT = {
+    "Status": "SENT",
+    "ParameterVersion": 3,
+    "DesiredValue": Decimal(555),
+    "SentAt": "2026-01-01T00:00:00+00:00",
+}
+
+
+def test_a_failure_notice_before_the_executions_report_is_recorded_and_does_not_fail_the_status():
+    decision = decide_ended(SENT, ExecutionEnded(A, "e", "Failed"))
+
+    assert decision is not None
+    assert decision.status is None  # the report that may still come decides
+    assert (decision.values["EndedExecutionId"], decision.values["EndedStatus"]) == ("e", "Failed")
+
+
+def test_a_duplicate_failure_notice_changes_nothing():
+    recorded = {
+        **SENT,
+        "EndedExecutionId": "e",
+        "EndedStatus": "Failed",
+        "EndedAt": "2026-01-01T00:00:01+00:00",
+    }
+    assert decide_ended(recorded, ExecutionEnded(A, "e", "Failed")) is None
+
+
+def test_a_failure_notice_of_an_execution_that_reported_or_of_a_settled_status_changes_nothing():
+    assert decide_ended({**SENT, "ExecutionId": "e"}, ExecutionEnded(A, "e", "Failed")) is None
+    assert decide_ended({**SENT, "Status": "APPLIED"}, ExecutionEnded(A, "e", "Failed")) is None
+    assert decide_ended(None, ExecutionEnded(A, "e", "Failed")) is None
+
+
+def test_given_a_failure_notice_recorded_when_the_executions_report_arrives_then_it_decides_with_its_reason():
+    recorded = {
+        **SENT,
+        "EndedExecutionId": "e",
+        "EndedStatus": "Failed",
+        "EndedAt": "2026-01-01T00:00:01+00:00",
+    }
+    failure = SpokeReport(A, "e", 3, Status.FAILED, None, reason="Budget uses PlannedBudgetLimits")
+
+    decision = decide_report(recorded, failure)
+
+    assert decision is not None
+    assert (decision.status, decision.reason) == (Status.FAILED, "spoke: Budget uses PlannedBudgetLimits")
