@@ -148,3 +148,42 @@ def test_given_two_organisations_one_after_the_other_then_each_delivers_to_its_o
             org.put(A, value)
             org.pipeline.run_until_idle()
             assert limit(org, A) == value
+
+
+def test_given_a_cancelled_transaction_on_the_table_then_later_writes_still_reach_the_spoke(
+    local_org: LocalOrganisation,
+):
+    # GIVEN the pipeline's stream poller attached to the budgets table, and a transaction on
+    # that table cancelled by its condition (budgetctl's and the status store's writes are
+    # conditional transactions designed to conflict); moto's rollback used to put a copy of
+    # the table, with a new stream shard, in its place, so the poller read nothing afterwards
+    local_org.put(A, 500)
+    local_org.pipeline.run_until_idle()
+    dynamodb = local_org.management.client("dynamodb")
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": local_org.stack.budgets_table,
+                        "Item": {"AccountId": {"S": B}, "BudgetValue": {"N": "7"}},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": local_org.stack.budgets_table,
+                        "Item": {"AccountId": {"S": A}, "BudgetValue": {"N": "9"}},
+                        "ConditionExpression": "attribute_not_exists(AccountId)",  # A exists: cancelled
+                    }
+                },
+            ]
+        )
+
+    # WHEN the table is written afterwards
+    local_org.put(A, 800)
+    local_org.pipeline.run_until_idle()
+
+    # THEN the pipeline processes the write, and nothing of the cancelled transaction
+    assert (local_org.view(A).status, limit(local_org, A)) == ("APPLIED", Decimal(800))
+    assert local_org.desired(B) is None
+    assert limit(local_org, B) == Decimal(1000)

@@ -31,34 +31,44 @@ def _json_first(original: Callable[[str], dict[str, Any]]) -> Callable[[str], di
 
 
 def _snapshot_each_table_once(original: Callable[..., None]) -> Callable[..., None]:
-    """moto's TransactWriteItems deep-copies a table (items and stream records) for every
-    item of the transaction, as a rollback snapshot: a 100-item transaction on a table of
-    a thousand accounts copies it a hundred times. The same snapshot, taken once per table
-    per transaction, gives the same rollback. Its stream records are not copied: a record
-    is never changed once written, and the snapshot's list of them (copied) still ends
-    where the table was before the transaction, so a rollback still drops the records of a
-    cancelled transaction."""
+    """A cancelled TransactWriteItems is rolled back in place, each table snapshotted once.
+
+    moto's TransactWriteItems deep-copies a table (items and stream shard) for every item
+    of the transaction, and a rollback puts that copy in the table's place: a new table
+    object with a new stream shard, so every shard iterator opened before it (the local
+    pipeline's stream pollers) reads nothing afterwards, and a 100-item transaction on a
+    table of a thousand accounts copies it a hundred times. Here moto's copy is the table
+    itself, and the stand-in keeps, once per table per transaction, its items (copied) and
+    the length of its stream shard; a rollback restores the items in the same table and
+    drops the stream records the cancelled transaction wrote (AWS writes none for it), so
+    the table, its shard and the iterators on it stay the same objects and keep working."""
     lock = threading.Lock()
 
     def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-        snapshots: dict[int, Table] = {}
+        saved_state: dict[int, tuple[Table, Any, int]] = {}
 
         def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
             if not isinstance(value, Table):
                 return copy.deepcopy(value, memo)
-            if id(value) not in snapshots:
-                memo = {} if memo is None else memo
+            if id(value) not in saved_state:
                 shard = getattr(value, "stream_shard", None)
-                for record in shard.items if shard is not None else ():
-                    memo[id(record)] = record  # a stream record never changes once written: kept, not copied
-                snapshots[id(value)] = copy.deepcopy(value, memo)
-            return snapshots[id(value)]
+                length = len(shard.items) if shard is not None else 0
+                saved_state[id(value)] = (value, copy.deepcopy(value.items), length)
+            return value  # moto's "snapshot" is the table: a rollback puts the same object back
 
         with lock:
             saved = dynamodb_models.__dict__["copy"]
             setattr(dynamodb_models, "copy", types.SimpleNamespace(deepcopy=deepcopy))  # noqa: B010
             try:
                 original(self, transact_items)
+            except Exception:
+                for table, items, length in saved_state.values():
+                    table.items.clear()
+                    table.items.update(items)
+                    shard = getattr(table, "stream_shard", None)
+                    if shard is not None:
+                        del shard.items[length:]
+                raise
             finally:
                 setattr(dynamodb_models, "copy", saved)  # noqa: B010
 
