@@ -36,7 +36,7 @@ from budget_sync_local.organisation import (
     AccountView,
     LocalOrganisation,
 )
-from budget_sync_local.pipeline import Step
+from budget_sync_local.pipeline import ORDERLY, SEED_ENV, Step
 from budget_sync_local.quiet import silence_library_warnings
 
 LOG_DIR = Path(".local-org")
@@ -82,6 +82,16 @@ def _alert_problems(
     return problems
 
 
+def delivery_line(seed: int | None) -> str:
+    """How this run's events are delivered, and how to have the same deliveries again."""
+    if seed is None:
+        return f"events delivered once, in order ({SEED_ENV}={ORDERLY}: not what AWS promises)"
+    return (
+        f"events delivered as EventBridge may: shuffled, some twice, some late ({SEED_ENV}={seed} "
+        "gives this run's deliveries again)"
+    )
+
+
 def demo(console: Console) -> int:
     started = time.monotonic()
     valid = {"111111111111": Decimal("1250.50"), "222222222222": Decimal("2000")}
@@ -106,6 +116,7 @@ def demo(console: Console) -> int:
             f"Provisioned management account {MANAGEMENT_ACCOUNT} (template-management.yaml) and "
             f"{len(org.accounts)} spoke accounts (template-spoke.yaml) in {time.monotonic() - started:.1f} s"
         )
+        console.print(f"  {delivery_line(org.seed)}")
         org.give_planned_limits(PLANNED_ACCOUNT)
         console.print(f"  {PLANNED_ACCOUNT}'s budget was changed by hand to use PlannedBudgetLimits")
         for account, value in {**valid, **invalid, **refused}.items():
@@ -251,6 +262,7 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
             f"status table {org.stack.status_table}"
         )
         console.print(f"  spoke accounts: {', '.join(org.accounts)} (region {org.region})")
+        console.print(f"  {delivery_line(org.seed)}")
         console.print(
             f"  see docs/local.md for the commands to try; function logs: {LOG_DIR / 'function.log'}"
         )

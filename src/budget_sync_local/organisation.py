@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, redirect_stdout
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 from unittest import mock
 
 import boto3
@@ -48,7 +48,16 @@ from budget_sync_local.lambda_runtime import (
     new_execution_environment,
 )
 from budget_sync_local.mappings import Pollers, filtered, stream_mappings, without_batches
-from budget_sync_local.pipeline import Observer, Pipeline, ResultBus, Step, StreamPoller, on_failure_sender
+from budget_sync_local.pipeline import (
+    Delivery,
+    Observer,
+    Pipeline,
+    ResultBus,
+    Step,
+    StreamPoller,
+    on_failure_sender,
+    seed_from_env,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -184,8 +193,12 @@ class LocalOrganisation:
         spoke_template_text: str | None = None,
         ous: Sequence[str] = DEFAULT_OUS,
         stackset_delay_s: float = 0.0,
+        seed: int | Literal["env"] | None = "env",
     ) -> None:
         self.accounts = tuple(accounts)
+        #: EventBridge's delivery schedule (pipeline.Delivery): a whole number; None delivers in
+        #: order, once; by default BUDGET_SYNC_LOCAL_SEED, else a new seed (shown by make demo).
+        self.seed: int | None = seed_from_env() if seed == "env" else seed
         #: another version of template-spoke.yaml for the spoke stacks (an upgrade test's old one)
         self.spoke_template_text = spoke_template_text
         self.region = region
@@ -273,7 +286,9 @@ class LocalOrganisation:
         results = ResultBus(
             self.stack.result_bus_arn, self.stack.result_pattern or {}, self.invoke_result_function
         )
-        self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer, results)
+        self.pipeline = Pipeline(
+            poller, self.spokes, self._session_for_role, self._observer, results, Delivery(self.seed)
+        )
         self._provision_failure_notices()
         self._provision_enrolment()
         # Subscribed last: the stacks' own parameter creation is not a budget change.
@@ -372,7 +387,11 @@ class LocalOrganisation:
                 delay_s=self._stackset_delay_s,
             )
         rules = enrolment.resolver_rules(self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
-        self.enrolment = enrolment.Enrolment(pollers, rules, self.invoke_resolver, stack_set, self._observer)
+        # The management account's default bus: its own schedule, drawn from the same seed.
+        own = None if self.seed is None else self.seed + 1
+        self.enrolment = enrolment.Enrolment(
+            pollers, rules, self.invoke_resolver, stack_set, self._observer, Delivery(own)
+        )
         self.pipeline.add_source(self.enrolment)
         standins.subscribe_management(self.enrolment.publish)
 

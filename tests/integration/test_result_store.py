@@ -157,3 +157,17 @@ def test_a_failure_notice_of_an_earlier_send_does_not_fail_a_newer_one(org: Org)
 
     assert list(results.expire_unconfirmed(datetime.now(UTC) + ENDED_GRACE * 2, timedelta(minutes=15))) == []
     assert org.status(A)["Status"] == "SENT"  # type: ignore[index]
+
+
+def test_a_spokes_failure_reads_the_same_whether_its_report_arrives_before_or_after_sent(org: Org):
+    status, results = stores(org)
+    failure = SpokeReport(A, "exec-2", 2, Status.FAILED, None, reason="Budget uses PlannedBudgetLimits")
+
+    # WHEN the report arrives before the stream function records SENT (the run was quicker)
+    assert results.record(failure) is not None
+    status.record(sent(2, 200, "10"))
+
+    # THEN the status reads as if it had come after: the spoke's reason, marked as the spoke's
+    item = org.status(A)
+    assert item is not None
+    assert (item["Status"], item["Reason"]) == ("FAILED", "spoke: Budget uses PlannedBudgetLimits")

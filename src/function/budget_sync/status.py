@@ -139,7 +139,7 @@ class StatusStore:
                 update, status=Status.FAILED, reason=limit_differs(limit, update.desired, confirmed)
             )
         else:
-            verdict = replace(update, status=Status.FAILED, reason=str(item.get("SpokeReason", "")))
+            verdict = replace(update, status=Status.FAILED, reason=f"spoke: {item.get('SpokeReason', '')}")
         try:
             self._client.update_item(**self._update(verdict, guard_confirmation=False))
         except ClientError as exc:
