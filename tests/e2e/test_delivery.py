@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -153,7 +154,7 @@ def test_given_aws_failure_notice_before_the_spokes_report_then_one_notice_carri
 
 @pytest.fixture
 def slow_budget_reads(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], None]], None]:
-    """Every DescribeBudget calls the function given first; AWS's seconds shrunk 200 times."""
+    """Every DescribeBudget calls the function given first."""
     hook: list[Callable[[], None]] = []
     original = BudgetsBackend.describe_budget
 
@@ -163,7 +164,6 @@ def slow_budget_reads(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[],
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(BudgetsBackend, "describe_budget", describe_budget)
-    monkeypatch.setattr(automation, "TIME_SCALE", 0.005)  # 120 s last 0.6 s
     return hook.append
 
 
@@ -185,10 +185,14 @@ def _fails_once_with(org: LocalOrganisation, text: str) -> None:
 
 
 def test_given_a_step_longer_than_its_timeout_then_the_value_fails_saying_so_and_is_notified_once(
-    local_org: LocalOrganisation, recorder: Recorder, slow_budget_reads: Callable[[Callable[[], None]], None]
+    local_org: LocalOrganisation,
+    recorder: Recorder,
+    slow_budget_reads: Callable[[Callable[[], None]], None],
+    monkeypatch: pytest.MonkeyPatch,
 ):
+    monkeypatch.setattr(automation, "TIME_SCALE", 0.005)  # AWS's 120 s last 0.6 s here
     before = local_org.view(A).budget_limit
-    slow_budget_reads(lambda: __import__("time").sleep(1.5))  # 300 AWS seconds: past the step's 120
+    slow_budget_reads(lambda: time.sleep(1.5))  # 300 AWS seconds: past the step's 120
     local_org.put(A, 4321)
 
     _fails_once_with(local_org, "ended TimedOut")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from moto.budgets.models import BudgetsBackend
 
 from budget_sync_local.standins import automation
@@ -32,7 +33,6 @@ def slow_budget_reads(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[],
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(BudgetsBackend, "describe_budget", describe_budget)
-    monkeypatch.setattr(automation, "TIME_SCALE", SCALE)
     return hooks.append
 
 
@@ -49,8 +49,9 @@ def test_the_templates_script_steps_have_a_timeout_within_aws_maximum(spoke: Spo
 
 
 def test_a_step_that_runs_longer_than_its_timeout_ends_the_execution_timed_out_without_a_report(
-    spoke: Spoke, slow_budget_reads: Callable[[Callable[[], None]], None]
+    spoke: Spoke, slow_budget_reads: Callable[[Callable[[], None]], None], monkeypatch: pytest.MonkeyPatch
 ):
+    monkeypatch.setattr(automation, "TIME_SCALE", SCALE)
     before = spoke.budget()["BudgetLimit"]
     spoke.put("1250")
     slow_budget_reads(lambda: time.sleep(120 * SCALE * 2))  # twice the step's timeout
@@ -91,6 +92,26 @@ def test_a_stopped_execution_ends_cancelled_and_its_step_does_nothing_more(
         automation.stop_execution(result.execution_id)
 
 
+def test_stop_automation_execution_through_an_aws_client_cancels_a_running_execution(
+    spoke: Spoke, slow_budget_reads: Callable[[Callable[[], None]], None]
+):
+    ssm = spoke.session.client("ssm")
+    spoke.put("1250")
+
+    def stop_through_the_api() -> None:
+        (running,) = automation.running_executions(spoke.stack.account)
+        ssm.stop_automation_execution(AutomationExecutionId=running)
+
+    slow_budget_reads(stop_through_the_api)
+
+    (result,) = spoke.deliver()
+
+    assert result is not None
+    assert result.status == "Cancelled"
+    with pytest.raises(ClientError, match="AutomationExecutionNotFoundException"):
+        ssm.stop_automation_execution(AutomationExecutionId=result.execution_id)
+
+
 def test_two_runs_of_one_account_overlap_and_the_budget_ends_at_the_newest_value(
     spoke: Spoke, slow_budget_reads: Callable[[Callable[[], None]], None]
 ):
@@ -113,7 +134,7 @@ def test_two_runs_of_one_account_overlap_and_the_budget_ends_at_the_newest_value
     first.join(10)
 
     # THEN the runs overlapped, both succeeded, and the budget is at the newest value
-    assert overlapped == [True]
+    assert overlapped == [True], (results, second)
     assert second is not None
     assert (second.status, results[0].status) == ("Success", "Success")
     assert spoke.budget()["BudgetLimit"]["Amount"] in ("2000", "2000.0")

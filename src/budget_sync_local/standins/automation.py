@@ -29,6 +29,7 @@ from typing import Any
 
 import boto3
 from botocore.credentials import Credentials
+from moto.ssm.exceptions import SSMException
 from moto.utilities.utils import get_partition
 
 
@@ -98,6 +99,22 @@ def stop_execution(execution_id: str) -> None:
             execution.ended = "Cancelled"
     execution.stopped.set()
     execution.wake.set()
+
+
+def _response_stop_automation_execution(self: Any) -> str:
+    """SSM's StopAutomationExecution (moto has none): a running execution of the caller's
+    account ends Cancelled; another id is AutomationExecutionNotFoundException."""
+    execution_id = str(self._get_param("AutomationExecutionId"))
+    with _RUNNING_LOCK:
+        execution = _RUNNING.get(execution_id)
+        found = execution is not None and execution.account == self.current_account
+    if not found:
+        raise SSMException(
+            "AutomationExecutionNotFoundException",
+            f"AutomationExecutionId {execution_id} was not found among the running executions",
+        )
+    stop_execution(execution_id)
+    return "{}"
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([\w:.-]+)\s*\}\}")
