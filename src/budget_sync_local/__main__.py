@@ -308,7 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         os.environ.setdefault(name, value)  # moto's accounts, never real credentials
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    # The terminal's own stream: steps shown while a function runs (its output is lent to the
+    # function log) still reach the terminal.
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
     if args.command == "demo":
         return demo(console)
     if args.command == "invoke":

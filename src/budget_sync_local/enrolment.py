@@ -114,7 +114,7 @@ class Enrolment:
                         Step(
                             "delivery",
                             _account_of(event),
-                            {"kind": event.get("detail-type"), "delivery": "duplicate"},
+                            {"kind": event.get("detail-type"), "delivery": "a second time"},
                         )
                     )
                 self._route(event)

@@ -424,7 +424,7 @@ class Pipeline:
                     str(event.get("account")),
                     {
                         "kind": event.get("detail-type"),
-                        "delivery": "duplicate" if duplicate else "during the stream batch",
+                        "delivery": "a second time" if duplicate else "during the stream batch",
                     },
                 )
             )

@@ -130,7 +130,8 @@ def test_given_the_spoke_refuses_the_alerts_then_the_status_is_failed_with_its_r
     )
     assert status["ConfirmedLimit"] == Decimal(2000)
     assert status["ConfirmedVersion"] == status["ParameterVersion"]
-    assert status["ExecutionId"] == recorder.automations(A)[-1].detail["execution_id"]
+    # (a duplicated delivery may have run the document twice: one of A's runs reported)
+    assert status["ExecutionId"] in {s.detail["execution_id"] for s in recorder.automations(A)}
     assert status["ConfirmedAlerts"] == confirmed_before  # the spoke confirmed nothing new
     assert alerts(local_org, A) == before  # and the budget kept its alerts
     # and the failure was published once (the limit's APPLIED, the alerts' FAILED, AWS's Failed)
