@@ -36,7 +36,7 @@ from budget_sync_local.organisation import (
     AccountView,
     LocalOrganisation,
 )
-from budget_sync_local.pipeline import ORDERLY, SEED_ENV, Step
+from budget_sync_local.pipeline import ORDERLY, SEED_ENV, Step, seed_from_env
 from budget_sync_local.quiet import silence_library_warnings
 
 LOG_DIR = Path(".local-org")
@@ -311,6 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The terminal's own stream: steps shown while a function runs (its output is lent to the
     # function log) still reach the terminal.
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+    try:
+        seed_from_env()
+    except ValueError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        return 2
     if args.command == "demo":
         return demo(console)
     if args.command == "invoke":

@@ -16,6 +16,7 @@ import pytest
 from moto.budgets.models import BudgetsBackend
 
 from budget_sync.handlers import stream as stream_handler
+from budget_sync_local import __main__ as cli
 from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.pipeline import SEED_ENV, Delivery, seed_from_env
 from budget_sync_local.standins import automation
@@ -71,6 +72,14 @@ def test_the_seed_comes_from_the_environment(value: str, seed: int | None):
 def test_a_seed_that_is_no_whole_number_is_refused_naming_the_variable():
     with pytest.raises(ValueError, match=f"{SEED_ENV} '-3'"):
         seed_from_env({SEED_ENV: "-3"})
+
+
+def test_make_demo_with_a_seed_that_is_no_whole_number_says_so_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv(SEED_ENV, "abc")
+    assert cli.main(["demo"]) == 2
+    assert f"{SEED_ENV} 'abc' must be a whole number or 'off'" in capsys.readouterr().out
 
 
 # -- outcomes AWS promises, under any delivery ---------------------------------------------
