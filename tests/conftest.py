@@ -19,3 +19,47 @@ os.environ.update(
     }
 )
 os.environ.pop("AWS_PROFILE", None)
+
+
+# -- EventBridge's delivery in the local organisation (budget_sync_local.pipeline.Delivery) ------
+# Every local organisation in the suite delivers events at least once and in no order, from a
+# seed. Each test draws its seed from a fixed list by its name, so a run is reproducible and
+# the suite covers several schedules; the seed is shown with a failure. To reproduce a failure,
+# run the test with BUDGET_SYNC_LOCAL_SEED set to the seed shown.
+
+import zlib
+from collections.abc import Generator
+
+import pytest
+
+from budget_sync_local.seed import SEED_ENV
+
+SEEDS = (3, 17, 29, 42, 58, 71, 86, 97)
+_SEED = pytest.StashKey[str]()
+
+
+def pytest_report_header() -> str:
+    given = os.environ.get(SEED_ENV)
+    if given:
+        return f"local organisation delivery: {SEED_ENV}={given} for every test"
+    return f"local organisation delivery: each test's seed from {SEEDS} by its name (shown on failure)"
+
+
+@pytest.fixture(autouse=True)
+def delivery_seed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The seed of this test's local organisations (BUDGET_SYNC_LOCAL_SEED, if set, wins)."""
+    seed = os.environ.get(SEED_ENV) or str(SEEDS[zlib.crc32(request.node.nodeid.encode()) % len(SEEDS)])
+    monkeypatch.setenv(SEED_ENV, seed)
+    request.node.stash[_SEED] = seed
+    return seed
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    seed = item.stash.get(_SEED, None)
+    if seed is not None and report.failed:
+        report.sections.append(("local organisation delivery", f"{SEED_ENV}={seed} (set it to reproduce)"))
+    return report

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from budget_sync_local.port import ServerError, check_port
+from budget_sync_local.seed import ORDERLY, SEED_ENV, seed_from_env
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -83,6 +84,16 @@ def _alert_problems(
     return problems
 
 
+def delivery_line(seed: int | None) -> str:
+    """How this run's events are delivered, and how to have the same deliveries again."""
+    if seed is None:
+        return f"events delivered once, in order ({SEED_ENV}={ORDERLY}: not what AWS promises)"
+    return (
+        f"events delivered as EventBridge may: shuffled, some twice, some late ({SEED_ENV}={seed} "
+        "gives this run's deliveries again)"
+    )
+
+
 def demo(console: Console) -> int:
     from budget_sync_local.console import CIRCLED, account_table, progress_bar, step_printer
     from budget_sync_local.demo_report import write_report
@@ -111,6 +122,7 @@ def demo(console: Console) -> int:
             f"Provisioned management account {MANAGEMENT_ACCOUNT} (template-management.yaml) and "
             f"{len(org.accounts)} spoke accounts (template-spoke.yaml) in {time.monotonic() - started:.1f} s"
         )
+        console.print(f"  {delivery_line(org.seed)}")
         org.give_planned_limits(PLANNED_ACCOUNT)
         console.print(f"  {PLANNED_ACCOUNT}'s budget was changed by hand to use PlannedBudgetLimits")
         for account, value in {**valid, **invalid, **refused}.items():
@@ -265,6 +277,7 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
             f"status table {org.stack.status_table}"
         )
         console.print(f"  spoke accounts: {', '.join(org.accounts)} (region {org.region})")
+        console.print(f"  {delivery_line(org.seed)}")
         console.print(
             f"  OUs: {', '.join(f'{name} {ou}' for name, ou in org.ous.items())} (root {org.root_id})",
             markup=False,
@@ -362,9 +375,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         os.environ.setdefault(name, value)  # moto's accounts, never real credentials
-    # The console holds the real stdout: a function's output is redirected to its log file
-    # while it runs, and a console line printed meanwhile (another thread) stays on the console.
+    # The terminal's own stream: steps shown while a function runs (its output is lent to the
+    # function log) still reach the terminal.
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+    try:
+        seed_from_env()
+    except ValueError as exc:
+        console.print(str(exc), style="red", markup=False)
+        return 2
     if args.command == "demo":
         return demo(console)
     if args.command == "invoke":

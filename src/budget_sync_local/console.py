@@ -123,6 +123,7 @@ SHOW: dict[str, Show] = {
     "batch-response": lambda console, step: console.print(
         f"  {CIRCLED[1]} batch response: {json.dumps(step.detail['response'])}"
     ),
+    "delivery": _line("  ↻ {account}: {kind} delivered {delivery} (EventBridge: at least once, no order)"),
     "org-event": _line("  ◆ {account}: event {event} ({source})"),
     "resolver": _resolver,
     "resolver-batch": _resolver_batch,

@@ -7,7 +7,8 @@
 * Its EventBridge rules: each management-account event (Organizations' CloudTrail events,
   StackSet instance events; from ``standins.organizations`` / ``standins.stacksets``) is
   matched against the rules' patterns as the template declares them, and a match invokes
-  the resolver with the event.
+  the resolver with the event. They are delivered as ``pipeline.Delivery`` delivers: at
+  least once and, seeded, shuffled, duplicated and delayed.
 * The service-managed StackSet's automatic deployment: an account that is created in, or
   moved into, one of the StackSet's target OUs gets the spoke stack ``delay_s`` later
   (minutes on AWS), and the StackSet then reports the instance (its event).
@@ -30,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from budget_sync_local.pipeline import Observer, Step, StreamPoller, drained
+from budget_sync_local.pipeline import Delivery, Observer, Step, StreamPoller, drained
 from budget_sync_local.standins import pattern_matches
 from budget_sync_local.standins import stacksets as stacksets_standin
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ORG_EVENTS_TEMPLATE, Resolver, load
@@ -154,6 +155,7 @@ class Enrolment:
         invoke_resolver: Callable[[dict[str, Any]], Any],
         stack_set: StackSetEmulation | None,
         observer: Observer,
+        delivery: Delivery | None = None,
         *,
         region: str = ORGANIZATIONS_REGION,
         forwarders: Sequence[Forwarder] = (),
@@ -162,6 +164,7 @@ class Enrolment:
         self.region = region
         self._forwarders = list(forwarders)
         self._pollers = list(pollers)
+        self._delivery = delivery or Delivery(None)
         self._rules = list(rules)
         self._invoke = invoke_resolver
         self._stack_set = stack_set
@@ -174,9 +177,20 @@ class Enrolment:
 
     def step(self) -> int:
         work = sum(poller.poll() for poller in self._pollers)
-        for event in drained(self.events):
-            work += 1
-            self._route(event)
+        tick = True
+        while deliveries := self._delivery.round(list(drained(self.events)), tick=tick):
+            tick = False
+            for event, duplicate in deliveries:
+                work += 1
+                if duplicate:
+                    self._observe(
+                        Step(
+                            "delivery",
+                            _account_of(event),
+                            {"kind": event.get("detail-type"), "delivery": "a second time"},
+                        )
+                    )
+                self._route(event)
         if self._stack_set is not None:
             for account in self._stack_set.due():
                 work += 1
@@ -188,7 +202,12 @@ class Enrolment:
 
     def idle(self) -> bool:
         pending = bool(self._stack_set and self._stack_set.pending)
-        return self.events.empty() and not pending and all(p.idle() for p in self._pollers)
+        return (
+            self.events.empty()
+            and self._delivery.idle()
+            and not pending
+            and all(p.idle() for p in self._pollers)
+        )
 
     def _route(self, event: dict[str, Any]) -> None:
         detail = event.get("detail") or {}

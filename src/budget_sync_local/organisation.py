@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 from unittest import mock
 
 import boto3
@@ -52,7 +52,16 @@ from budget_sync_local.lambda_runtime import (
     new_execution_environment,
 )
 from budget_sync_local.mappings import Pollers, filtered, stream_mappings, without_batches
-from budget_sync_local.pipeline import Observer, Pipeline, ResultBus, Step, StreamPoller, on_failure_sender
+from budget_sync_local.pipeline import (
+    Delivery,
+    Observer,
+    Pipeline,
+    ResultBus,
+    Step,
+    StreamPoller,
+    on_failure_sender,
+)
+from budget_sync_local.seed import seed_from_env
 from budget_sync_local.standins.awslambda import function_output_to
 
 if TYPE_CHECKING:
@@ -192,8 +201,12 @@ class LocalOrganisation:
         ous: Sequence[str] = DEFAULT_OUS,
         stackset_delay_s: float = 0.0,
         forward_org_events: bool | None = None,
+        seed: int | Literal["env"] | None = "env",
     ) -> None:
         self.accounts = tuple(accounts)
+        #: EventBridge's delivery schedule (pipeline.Delivery): a whole number; None delivers in
+        #: order, once; by default BUDGET_SYNC_LOCAL_SEED, else a new seed (shown by make demo).
+        self.seed: int | None = seed_from_env() if seed == "env" else seed
         #: another version of template-spoke.yaml for the spoke stacks (an upgrade test's old one)
         self.spoke_template_text = spoke_template_text
         self.region = region
@@ -306,7 +319,9 @@ class LocalOrganisation:
         results = ResultBus(
             self.stack.result_bus_arn, self.stack.result_pattern or {}, self.invoke_result_asynchronously
         )
-        self.pipeline = Pipeline(poller, self.spokes, self._session_for_role, self._observer, results)
+        self.pipeline = Pipeline(
+            poller, self.spokes, self._session_for_role, self._observer, results, Delivery(self.seed)
+        )
         self._provision_failure_notices()
         self._provision_enrolment()
         self._provision_operator()
@@ -413,12 +428,15 @@ class LocalOrganisation:
             forwarders = enrolment.deploy_org_events_forwarding(
                 self.management, MANAGEMENT_ACCOUNT, self.region
             )
+        # The management account's default bus: its own schedule, drawn from the same seed.
+        own = None if self.seed is None else self.seed + 1
         self.enrolment = enrolment.Enrolment(
             pollers,
             rules,
             self.invoke_resolver,
             stack_set,
             self._observer,
+            Delivery(own),
             region=self.region,
             forwarders=forwarders,
         )

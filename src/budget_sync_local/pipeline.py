@@ -17,12 +17,25 @@ the spoke's bus. Every other event on a spoke's bus (the script's ``Budget Updat
 that notification) is matched against the spoke's forwarding rules; a match is delivered to
 the management account's result bus, matched against its rule and handed to the result
 function (``ResultBus``), with the sender's ``account`` as EventBridge keeps it.
+
+``Delivery`` is how EventBridge delivers, by default as AWS promises and no better: at least
+once and in no order. Seeded (``BUDGET_SYNC_LOCAL_SEED``), each round's deliveries are
+shuffled, some are delivered twice (the copy one to three rounds later) and some are held
+back one to three rounds; nothing is ever dropped. While the stream function is in its batch,
+an event published then (the ``Parameter Store Change`` of its own parameter write, the
+reports of the run that started) is delivered at once half of the time, so a spoke's run
+and its report can come before the function records SENT. The same seed gives the same
+deliveries (the functions' own timing aside). Seed ``off`` delivers each event once, in
+order, after the batch (for debugging only: AWS promises no such thing).
 """
 
 from __future__ import annotations
 
+import contextvars
+import copy
 import json
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -50,7 +63,7 @@ if TYPE_CHECKING:
 class Step:
     """One thing the pipeline did, for whoever watches (the demo prints them)."""
 
-    # batch | retry | on-failure | parameter-change | ignored-event | automation | error
+    # batch | retry | on-failure | parameter-change | ignored-event | automation | error | delivery
     # (and, from the local organisation, refused; from `make invoke`, batch-response)
     kind: str
     account: str | None = None
@@ -218,6 +231,71 @@ class StreamPoller:
         }
 
 
+#: Set in a delivery made during the stream function's batch (and in the Automation steps
+#: it starts, which copy the context): the events they publish are delivered under it.
+_DELIVERING: contextvars.ContextVar[bool] = contextvars.ContextVar("delivering_during_batch", default=False)
+
+
+@dataclass
+class _Held:
+    event: dict[str, Any]
+    rounds: int
+    duplicate: bool
+
+
+class Delivery:
+    """EventBridge's delivery to a rule's targets: at least once, in no promised order.
+
+    ``seed`` None: each event once, in the order it was put (not what AWS promises).
+    """
+
+    #: Of the events that arrive in a round: how many are held back, how many delivered twice.
+    DELAYED = 0.2
+    DUPLICATED = 0.2
+    #: While the stream function is in its batch: how many events are delivered at once.
+    AT_ONCE = 0.5
+    MAX_ROUNDS = 3
+
+    def __init__(self, seed: int | None) -> None:
+        self.seed = seed
+        self._rng = random.Random(seed) if seed is not None else None  # noqa: S311 - a test schedule, not a secret
+        self._held: list[_Held] = []
+        self._lock = threading.Lock()
+
+    def at_once(self) -> bool:
+        """Is an event published during the stream function's batch delivered right away?"""
+        with self._lock:
+            return self._rng is not None and self._rng.random() < self.AT_ONCE
+
+    def round(self, arrived: list[dict[str, Any]], tick: bool = True) -> list[tuple[dict[str, Any], bool]]:
+        """This round's deliveries, each with whether it is a duplicate: what ``arrived`` and is
+        not held back, and (``tick``) what was held back from earlier rounds and is due now."""
+        with self._lock:
+            if self._rng is None:
+                return [(event, False) for event in arrived]
+            ready: list[tuple[dict[str, Any], bool]] = []
+            if tick:
+                for held in self._held:
+                    held.rounds -= 1
+                ready = [(h.event, h.duplicate) for h in self._held if h.rounds <= 0]
+                self._held = [h for h in self._held if h.rounds > 0]
+            for event in arrived:
+                draw = self._rng.random()
+                if draw < self.DELAYED:
+                    self._held.append(_Held(event, self._rng.randint(1, self.MAX_ROUNDS), False))
+                    continue
+                ready.append((event, False))
+                if draw < self.DELAYED + self.DUPLICATED:
+                    copied = copy.deepcopy(event)  # the same event (same id) again, as AWS may
+                    self._held.append(_Held(copied, self._rng.randint(1, self.MAX_ROUNDS), True))
+            self._rng.shuffle(ready)
+            return ready
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._held
+
+
 def drained(events: queue.Queue[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Every event waiting on a local bus, oldest first, until none is left."""
     while True:
@@ -260,8 +338,10 @@ class Pipeline:
         session_for_role: Callable[[str], Any],
         observer: Observer = _ignore,
         results: ResultBus | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
         self.poller = poller
+        self.delivery = delivery or Delivery(None)
         self.spokes = spokes
         self.results = results
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -274,27 +354,68 @@ class Pipeline:
         self._sources: list[WorkSource] = []
         #: Automation execution id -> the parameter whose change started it (for the console)
         self._started_by: dict[str, str] = {}
+        #: The stream function's batch is running (its events may be delivered at once).
+        self._batch_running = False
+        self._during_batch = threading.Lock()
 
     def add_source(self, source: WorkSource) -> None:
         """More work for each round (the management account's enrolment, enrolment.py)."""
         self._sources.append(source)
 
     def publish(self, event: dict[str, Any]) -> None:
-        """EventBridge's default bus in each spoke account (the stand-ins call this)."""
-        self.events.put(event)
+        """EventBridge's default bus in each spoke account (the stand-ins call this).
+
+        During the stream function's batch (from any of its threads), the event may be delivered at once
+        (``Delivery.at_once``): its Automation run starts, or its report reaches the result
+        function, before the batch has recorded SENT, as on AWS."""
+        if not (self._batch_running and self.delivery.at_once()):
+            self.events.put(event)
+        elif _DELIVERING.get():
+            self._route(event, during_batch=True)  # published by a delivery made during the batch
+        else:
+            # The function writes its accounts' parameters from several threads: one delivery
+            # at a time (the local functions share one process's environment).
+            with self._during_batch:
+                delivering = _DELIVERING.set(True)
+                try:
+                    self._route(event, during_batch=True)
+                finally:
+                    _DELIVERING.reset(delivering)
 
     def step(self) -> int:
         """One round: a batch per shard, then every event waiting. Work done (0 = idle)."""
         with self._lock:
-            work = self.poller.poll()
+            self._batch_running = True
+            try:
+                work = self.poller.poll()
+            finally:
+                self._batch_running = False
             for source in self._sources:
                 work += source.step()
-            for event in drained(self.events):
-                work += 1
-                self._route(event)
-            return work
+            tick = True
+            while True:
+                arrived = list(drained(self.events))
+                deliveries = self.delivery.round(arrived, tick=tick)
+                tick = False
+                if not deliveries:
+                    break
+                for event, duplicate in deliveries:
+                    work += 1
+                    self._route(event, duplicate=duplicate)
+            return work + (0 if self.delivery.idle() else 1)
 
-    def _route(self, event: dict[str, Any]) -> None:
+    def _route(self, event: dict[str, Any], duplicate: bool = False, during_batch: bool = False) -> None:
+        if duplicate or during_batch:
+            self._observe(
+                Step(
+                    "delivery",
+                    str(event.get("account")),
+                    {
+                        "kind": event.get("detail-type"),
+                        "delivery": "a second time" if duplicate else "during the stream batch",
+                    },
+                )
+            )
         if event.get("detail-type") != "Parameter Store Change":
             self._forward(event)
             return
@@ -398,6 +519,7 @@ class Pipeline:
                 self.step() == 0
                 and self.poller.idle()
                 and self.events.empty()
+                and self.delivery.idle()
                 and all(source.idle() for source in self._sources)
             ):
                 return

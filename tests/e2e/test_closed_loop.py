@@ -73,18 +73,18 @@ def test_given_a_budget_with_planned_limits_when_555_is_written_then_the_status_
     assert status["Status"] == "FAILED"
     assert status["Reason"].startswith("spoke: ")
     assert "PlannedBudgetLimits" in status["Reason"]
-    assert status["Source"] == "spoke"
-    assert status["ExecutionId"] == recorder.automations(A)[0].detail["execution_id"]
+    # (EventBridge may deliver the change twice: any of A's runs may be the one that reported)
+    assert status["ExecutionId"] in {s.detail["execution_id"] for s in recorder.automations(A)}
     assert status["ConfirmedVersion"] == status["ParameterVersion"]
     # and B is APPLIED only now that its spoke confirmed the limit
     confirmed = local_org.status(B)
     assert confirmed is not None
     assert (confirmed["Status"], confirmed["ConfirmedLimit"]) == ("APPLIED", Decimal(700))
     assert confirmed["ConfirmedAt"]
-    # and the failure was published once, although two results came back (the script's
-    # report and AWS's Failed notification of the same execution)
-    kinds = [s.detail["kind"] for s in recorder.steps if s.kind == "result" and s.account == A]
-    assert sorted(kinds) == ["Budget Update Result", "EC2 Automation Execution Status-change Notification"]
+    # and the failure was published once, although at least two results came back (the
+    # script's report and AWS's Failed notification of the same execution, in any order)
+    kinds = {s.detail["kind"] for s in recorder.steps if s.kind == "result" and s.account == A}
+    assert kinds == {"Budget Update Result", "EC2 Automation Execution Status-change Notification"}
     sent = notifications(local_org)
     assert len(sent) == 1
     assert A in sent[0][0]

@@ -38,7 +38,8 @@ def test_given_a_new_item_then_the_spoke_budget_takes_its_value(
 
     view = local_org.view(A)
     assert (view.parameter, view.budget_limit, view.status) == ("4321", Decimal(4321), "APPLIED")
-    assert [s.detail["status"] for s in recorder.automations(A)] == ["Success"]
+    # (at least once: a duplicated delivery may run the document twice, each run succeeds)
+    assert {s.detail["status"] for s in recorder.automations(A)} == {"Success"}
     assert limit(local_org, B) == Decimal(1000)  # nobody else changed
 
 

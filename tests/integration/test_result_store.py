@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from budget_sync.results import ExecutionEnded, ResultStore, SpokeReport
+from budget_sync.results import ENDED_GRACE, ExecutionEnded, ResultStore, SpokeReport
 from budget_sync.status import Status, StatusStore, StatusUpdate
 from tests.integration.conftest import SPOKES, Org
 
@@ -101,12 +102,72 @@ def test_given_a_failed_execution_that_reported_itself_then_the_notification_cha
     assert org.status(A)["Reason"] == "spoke: Budget uses PlannedBudgetLimits"  # type: ignore[index]
 
 
-def test_given_an_execution_that_timed_out_without_a_report_then_the_sent_value_fails(org: Org):
+def test_given_an_execution_that_timed_out_without_a_report_then_the_check_fails_it_after_the_grace(org: Org):
     status, results = stores(org)
     status.record(sent(2, 200, "10"))
 
+    # WHEN AWS's notice arrives: recorded, not yet a failure (the report may still come)
     transition = results.record(ExecutionEnded(A, "exec-9", "TimedOut"))
+    assert transition is not None
+    assert not transition.new_failure
+    assert org.status(A)["Status"] == "SENT"  # type: ignore[index]
+    assert results.record(ExecutionEnded(A, "exec-9", "TimedOut")) is None  # a duplicate
 
+    # THEN the schedule's check fails it once the grace has passed, saying so, once
+    now = datetime.now(UTC)
+    assert list(results.expire_unconfirmed(now, timedelta(minutes=15))) == []
+    (expired,) = results.expire_unconfirmed(now + ENDED_GRACE + timedelta(seconds=1), timedelta(minutes=15))
+    assert expired.new_failure
+    assert "exec-9 ended TimedOut without reporting" in org.status(A)["Reason"]  # type: ignore[index]
+    assert list(results.expire_unconfirmed(now + timedelta(hours=1), timedelta(minutes=15))) == []
+
+
+def test_given_the_failure_notice_first_when_the_executions_report_follows_then_the_spokes_reason_wins(
+    org: Org,
+):
+    status, results = stores(org)
+    status.record(sent(2, 200, "10"))
+
+    # WHEN AWS's Failed notice arrives before the execution's own report (no promised order)
+    assert not results.record(ExecutionEnded(A, "exec-2", "Failed")).new_failure  # type: ignore[union-attr]
+    failure = SpokeReport(A, "exec-2", 2, Status.FAILED, None, reason="Budget uses PlannedBudgetLimits")
+    transition = results.record(failure)
+
+    # THEN one new failure, with the spoke's own reason; the check adds nothing later
     assert transition is not None
     assert transition.new_failure
-    assert "exec-9 ended TimedOut without reporting" in org.status(A)["Reason"]  # type: ignore[index]
+    assert org.status(A)["Reason"] == "spoke: Budget uses PlannedBudgetLimits"  # type: ignore[index]
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert list(results.expire_unconfirmed(later, timedelta(minutes=15))) == []
+    assert results.record(ExecutionEnded(A, "exec-2", "Failed")) is None
+
+
+def test_a_failure_notice_of_an_earlier_send_does_not_fail_a_newer_one(org: Org):
+    status, results = stores(org)
+    status.record(sent(2, 200, "10"))
+    results.record(ExecutionEnded(A, "exec-2", "Failed"))
+    client = org.management.client("dynamodb")
+    client.update_item(  # the notice was recorded a while before the next send
+        TableName=org.status_table,
+        Key={"AccountId": {"S": A}},
+        UpdateExpression="SET EndedAt = :old",
+        ExpressionAttributeValues={":old": {"S": "2020-01-01T00:00:00+00:00"}},
+    )
+    status.record(sent(3, 300, "20"))
+
+    assert list(results.expire_unconfirmed(datetime.now(UTC) + ENDED_GRACE * 2, timedelta(minutes=15))) == []
+    assert org.status(A)["Status"] == "SENT"  # type: ignore[index]
+
+
+def test_a_spokes_failure_reads_the_same_whether_its_report_arrives_before_or_after_sent(org: Org):
+    status, results = stores(org)
+    failure = SpokeReport(A, "exec-2", 2, Status.FAILED, None, reason="Budget uses PlannedBudgetLimits")
+
+    # WHEN the report arrives before the stream function records SENT (the run was quicker)
+    assert results.record(failure) is not None
+    status.record(sent(2, 200, "10"))
+
+    # THEN the status reads as if it had come after: the spoke's reason, marked as the spoke's
+    item = org.status(A)
+    assert item is not None
+    assert (item["Status"], item["Reason"]) == ("FAILED", "spoke: Budget uses PlannedBudgetLimits")

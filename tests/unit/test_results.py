@@ -13,6 +13,7 @@ from budget_sync.results import (
     InvalidResult,
     SpokeReport,
     alerts_confirmed,
+    decide_ended,
     decide_report,
     decide_unclaimed,
     parse_event,
@@ -288,3 +289,50 @@ def test_given_the_alerts_report_came_first_then_the_limit_report_decides_applie
     limit = parse_event(report())
     assert isinstance(limit, SpokeReport)
     assert decide_report(alerts_first, limit).status is Status.APPLIED  # type: ignore[union-attr]
+
+
+SENT = {
+    "Status": "SENT",
+    "ParameterVersion": 3,
+    "DesiredValue": Decimal(555),
+    "SentAt": "2026-01-01T00:00:00+00:00",
+}
+
+
+def test_a_failure_notice_before_the_executions_report_is_recorded_and_does_not_fail_the_status():
+    decision = decide_ended(SENT, ExecutionEnded(A, "e", "Failed"))
+
+    assert decision is not None
+    assert decision.status is None  # the report that may still come decides
+    assert (decision.values["EndedExecutionId"], decision.values["EndedStatus"]) == ("e", "Failed")
+
+
+def test_a_duplicate_failure_notice_changes_nothing():
+    recorded = {
+        **SENT,
+        "EndedExecutionId": "e",
+        "EndedStatus": "Failed",
+        "EndedAt": "2026-01-01T00:00:01+00:00",
+    }
+    assert decide_ended(recorded, ExecutionEnded(A, "e", "Failed")) is None
+
+
+def test_a_failure_notice_of_an_execution_that_reported_or_of_a_settled_status_changes_nothing():
+    assert decide_ended({**SENT, "ExecutionId": "e"}, ExecutionEnded(A, "e", "Failed")) is None
+    assert decide_ended({**SENT, "Status": "APPLIED"}, ExecutionEnded(A, "e", "Failed")) is None
+    assert decide_ended(None, ExecutionEnded(A, "e", "Failed")) is None
+
+
+def test_given_a_failure_notice_recorded_when_the_executions_report_arrives_then_it_decides_with_its_reason():
+    recorded = {
+        **SENT,
+        "EndedExecutionId": "e",
+        "EndedStatus": "Failed",
+        "EndedAt": "2026-01-01T00:00:01+00:00",
+    }
+    failure = SpokeReport(A, "e", 3, Status.FAILED, None, reason="Budget uses PlannedBudgetLimits")
+
+    decision = decide_report(recorded, failure)
+
+    assert decision is not None
+    assert (decision.status, decision.reason) == (Status.FAILED, "spoke: Budget uses PlannedBudgetLimits")

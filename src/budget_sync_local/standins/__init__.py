@@ -99,6 +99,7 @@ from moto.events.models import EventsBackend
 from moto.iam import models as iam_models
 from moto.organizations.models import OrganizationsBackend
 from moto.ssm.models import SimpleSystemManagerBackend
+from moto.ssm.responses import SimpleSystemManagerResponse
 from moto.sts.models import STSBackend
 
 from budget_sync_local.standins import authorisation
@@ -107,6 +108,7 @@ from budget_sync_local.standins import stacksets as _stacksets
 from budget_sync_local.standins.automation import (
     AutomationParameterError,
     AutomationResult,
+    _response_stop_automation_execution,
     automation_status_event,
     run_automation,
 )
@@ -214,6 +216,7 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         _delete_parameters(SimpleSystemManagerBackend.delete_parameters, stand_ins),
     )
     replace(EventsBackend, "put_events", _put_events(stand_ins))
+    replace(SimpleSystemManagerResponse, "stop_automation_execution", _response_stop_automation_execution)
     replace(BudgetsBackend, "update_budget", _backend_update_budget)
     replace(LambdaFunction, "invoke", _invoke_in_process(LambdaFunction.invoke))
     replace(CloudFormationResponse, "list_stack_set_operation_results", _list_operation_results)

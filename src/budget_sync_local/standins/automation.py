@@ -1,8 +1,21 @@
-"""SSM Automation: run a document's steps against moto (no StartAutomationExecution there)."""
+"""SSM Automation: run a document's steps against moto (no StartAutomationExecution there).
+
+As AWS runs them: executions of one document (for one account too) run at the same time,
+each in its own thread of the caller's; each step has its ``timeoutSeconds`` (for
+``aws:executeScript`` at most, and by default, 600 seconds: "Each aws:executeScript action
+can run up to a maximum duration of 600 seconds", AWS Systems Manager User Guide,
+automation-action-executeScript.html), and a step that exceeds it ends the execution
+``TimedOut`` ("By default, if an action times out, the automation execution status will be
+Timed Out", automation-handling-timeouts.html); ``stop_execution`` (StopAutomationExecution)
+ends a running execution ``Cancelled``. A step that timed out or was cancelled is stopped at
+its next AWS call (the call is refused): on AWS the step's runtime is ended. ``TIME_SCALE``
+shrinks AWS's seconds to local ones for tests (a 120-second timeout in a second or so).
+"""
 
 from __future__ import annotations
 
 import builtins
+import contextvars
 import re
 import threading
 import types
@@ -16,6 +29,7 @@ from typing import Any
 
 import boto3
 from botocore.credentials import Credentials
+from moto.ssm.exceptions import SSMException
 from moto.utilities.utils import get_partition
 
 
@@ -27,7 +41,7 @@ class AutomationParameterError(ValueError):
 class AutomationResult:
     """What GetAutomationExecution would report once the execution has finished."""
 
-    status: str  # Success | Failed
+    status: str  # Success | Failed | TimedOut | Cancelled
     outputs: Mapping[str, Any] = field(default_factory=dict)
     failure_message: str | None = None
     steps: tuple[str, ...] = ()
@@ -39,7 +53,70 @@ class _StepFailed(Exception):
     pass
 
 
-_RUN_LOCK = threading.Lock()
+class ExecutionStopped(RuntimeError):
+    """A call of a step whose execution timed out or was cancelled (its runtime has ended)."""
+
+
+#: aws:executeScript's maximum (and the timeout of a step that gives none), in seconds.
+EXECUTE_SCRIPT_MAX_S = 600
+#: Local seconds per AWS second of a step's timeout (tests shrink it).
+TIME_SCALE = 1.0
+
+
+@dataclass
+class _Execution:
+    execution_id: str
+    account: str
+    #: Set when the execution ends early: its status (TimedOut, Cancelled).
+    ended: str | None = None
+    stopped: threading.Event = field(default_factory=threading.Event)
+    #: Set when the running step finishes or the execution is stopped.
+    wake: threading.Event = field(default_factory=threading.Event)
+
+
+#: Executions running now, by id (StopAutomationExecution finds them here).
+_RUNNING: dict[str, _Execution] = {}
+_RUNNING_LOCK = threading.Lock()
+_CURRENT: ContextVar[_Execution | None] = ContextVar("automation_execution", default=None)
+
+
+def running_executions(account: str | None = None) -> list[str]:
+    """The ids of the executions running now (in ``account``, if given)."""
+    with _RUNNING_LOCK:
+        return [e.execution_id for e in _RUNNING.values() if account in (None, e.account)]
+
+
+def stop_execution(execution_id: str) -> None:
+    """StopAutomationExecution: the execution ends ``Cancelled``; its running step is stopped.
+
+    Raises KeyError naming the id if no such execution is running (AWS:
+    AutomationExecutionNotFoundException)."""
+    with _RUNNING_LOCK:
+        execution = _RUNNING.get(execution_id)
+        if execution is None:
+            raise KeyError(f"AutomationExecutionId {execution_id!r} is not a running execution")
+        if execution.ended is None:
+            execution.ended = "Cancelled"
+    execution.stopped.set()
+    execution.wake.set()
+
+
+def _response_stop_automation_execution(self: Any) -> str:
+    """SSM's StopAutomationExecution (moto has none): a running execution of the caller's
+    account ends Cancelled; another id is AutomationExecutionNotFoundException."""
+    execution_id = str(self._get_param("AutomationExecutionId"))
+    with _RUNNING_LOCK:
+        execution = _RUNNING.get(execution_id)
+        found = execution is not None and execution.account == self.current_account
+    if not found:
+        raise SSMException(
+            "AutomationExecutionNotFoundException",
+            f"AutomationExecutionId {execution_id} was not found among the running executions",
+        )
+    stop_execution(execution_id)
+    return "{}"
+
+
 _PLACEHOLDER = re.compile(r"\{\{\s*([\w:.-]+)\s*\}\}")
 
 
@@ -78,34 +155,108 @@ def run_automation(
     keys = credentials.get_frozen_credentials() if credentials is not None else None
     if keys is None or not keys.access_key or not keys.secret_key:
         raise RuntimeError("the automation role's session has no credentials")
-    signing = _EXECUTION_CREDENTIALS.set(Credentials(keys.access_key, keys.secret_key, keys.token))
+    execution = _Execution(execution_id, account)
+    with _RUNNING_LOCK:
+        _RUNNING[execution_id] = execution
     try:
-        with _RUN_LOCK:
-            for step in content.get("mainSteps", []):
-                name = step["name"]
-                steps_run.append(name)
-                try:
-                    outputs = _run_step(step, _substitute(step.get("inputs", {}), variables), session)
-                except _StepFailed as exc:
-                    message = f"Step {name} failed: {exc}"
-                    if step.get("onFailure", "Abort") == "Continue":
-                        failure = failure or message
-                        continue
-                    failure = message
-                    break
-                for output_name, value in outputs.items():
-                    variables[f"{name}.{output_name}"] = value
+        for step in content.get("mainSteps", []):
+            name = step["name"]
+            steps_run.append(name)
+            try:
+                outputs = _timed_step(
+                    step,
+                    _substitute(step.get("inputs", {}), variables),
+                    session,
+                    execution,
+                    Credentials(keys.access_key, keys.secret_key, keys.token),
+                )
+            except _StepFailed as exc:
+                message = f"Step {name} failed: {exc}"
+                if step.get("onFailure", "Abort") == "Continue":
+                    failure = failure or message
+                    continue
+                failure = message
+                break
+            if execution.ended is not None:
+                failure = _ended_message(execution, name, step)
+                break
+            for output_name, value in outputs.items():
+                variables[f"{name}.{output_name}"] = value
     finally:
-        _EXECUTION_CREDENTIALS.reset(signing)
+        with _RUNNING_LOCK:
+            _RUNNING.pop(execution_id, None)
     document_outputs = {key: variables[key] for key in content.get("outputs", []) if key in variables}
+    status = execution.ended or ("Failed" if failure else "Success")
     return AutomationResult(
-        status="Failed" if failure else "Success",
+        status=status,
         outputs=document_outputs,
         failure_message=failure,
         steps=tuple(steps_run),
         execution_id=execution_id,
         parameters=resolved,
     )
+
+
+def _timeout_s(step: Mapping[str, Any]) -> float:
+    """The step's ``timeoutSeconds`` (aws:executeScript: at most, and by default, 600)."""
+    given = step.get("timeoutSeconds")
+    if step.get("action") == "aws:executeScript":
+        return float(min(int(given), EXECUTE_SCRIPT_MAX_S) if given is not None else EXECUTE_SCRIPT_MAX_S)
+    return float(given) if given is not None else float("inf")
+
+
+def _ended_message(execution: _Execution, name: str, step: Mapping[str, Any]) -> str:
+    if execution.ended == "TimedOut":
+        return f"Step {name} timed out: it ran longer than its timeoutSeconds ({_timeout_s(step):.0f} s)"
+    return f"Step {name} cancelled: the execution was stopped (StopAutomationExecution)"
+
+
+def _timed_step(
+    step: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    session: boto3.Session,
+    execution: _Execution,
+    credentials: Credentials,
+) -> dict[str, Any]:
+    """The step in its own thread, as long as its timeout allows and nobody stops it.
+
+    Returns its outputs, or {} with ``execution.ended`` set if it timed out or was stopped."""
+    answer: dict[str, Any] = {}
+
+    def run() -> None:
+        _EXECUTION_CREDENTIALS.set(credentials)
+        _CURRENT.set(execution)
+        try:
+            answer["outputs"] = _run_step(step, inputs, session)
+        except BaseException as exc:  # handed to the execution's thread
+            answer["error"] = exc
+        finally:
+            execution.wake.set()
+
+    with _RUNNING_LOCK:
+        if execution.stopped.is_set():
+            return {}
+        execution.wake.clear()
+    worker = threading.Thread(
+        target=contextvars.copy_context().run,
+        args=(run,),
+        name=f"automation-{execution.execution_id}",
+        daemon=True,
+    )
+    worker.start()
+    deadline = _timeout_s(step) * TIME_SCALE
+    execution.wake.wait(None if deadline == float("inf") else deadline)
+    if execution.stopped.is_set():
+        return {}  # cancelled: the worker is refused its next AWS call
+    if "outputs" not in answer and "error" not in answer:
+        with _RUNNING_LOCK:
+            if execution.ended is None:
+                execution.ended = "TimedOut"
+        execution.stopped.set()
+        return {}
+    if "error" in answer:
+        raise answer["error"]
+    return dict(answer["outputs"])
 
 
 def _resolve_parameters(content: Mapping[str, Any], given: Mapping[str, Sequence[str]]) -> dict[str, Any]:
@@ -243,6 +394,11 @@ def _client(session: boto3.Session, service_name: str, region_name: str | None =
 
 
 def _sign_as_execution(context: dict[str, Any], **_: Any) -> None:
+    execution = _CURRENT.get()
+    if execution is not None and execution.stopped.is_set():
+        raise ExecutionStopped(
+            f"execution {execution.execution_id} ended {execution.ended}: its step was stopped"
+        )
     credentials = _EXECUTION_CREDENTIALS.get()
     if credentials is None:
         raise RuntimeError("an automation client called outside an execution's step")

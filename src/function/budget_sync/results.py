@@ -18,7 +18,11 @@ stack's forwarding rules; template-spoke.yaml):
   without a report fails at the bound).
 * ``aws.ssm`` / ``EC2 Automation Execution Status-change Notification`` with a terminal
   failure (Failed, TimedOut, Cancelled): AWS's own word, which also covers a run that
-  crashed or timed out before the script could report.
+  crashed, timed out or was cancelled before the script could report. EventBridge promises
+  no order, so it can arrive before the same execution's report: it does not fail the status
+  at once. It is recorded (EndedExecutionId, EndedStatus, EndedAt) and the report, if one
+  comes, decides with the spoke's own reason; the schedule's check fails a SENT status whose
+  execution ended so more than ENDED_GRACE (2 minutes) ago with no report since.
 
 The account is always the event envelope's ``account`` (set by EventBridge, not by the
 sender); everything in ``detail`` is text from another account: validated, bounded, and
@@ -99,6 +103,9 @@ _LOCKED = (
     "ConfirmedAlertsVersion",
 )
 _ATTEMPTS = 5
+#: How long a SENT status whose execution AWS reported failed waits for that execution's own
+#: report (delivered in no promised order) before the schedule's check fails it.
+ENDED_GRACE = timedelta(minutes=2)
 
 
 class InvalidResult(ValueError):
@@ -406,14 +413,30 @@ def decide_unclaimed(item: Mapping[str, Any]) -> Decision | None:
 
 
 def decide_ended(item: Mapping[str, Any] | None, ended: ExecutionEnded) -> Decision | None:
-    """What AWS's failure notification does. Only a SENT status without a report fails. Pure."""
+    """What AWS's failure notification does: it is recorded, it does not fail the status. Pure.
+
+    EventBridge promises no order: the execution's own report (with the spoke's reason) may
+    arrive after this notice. So the notice of an execution that has not reported is kept on
+    a SENT status (EndedExecutionId, EndedStatus, EndedAt), and a report that arrives later
+    decides; the schedule's check (``ResultStore.expire_unconfirmed``) fails the status if no
+    report came within ENDED_GRACE. None: nothing waits for it, the execution reported its own
+    result, or the notice is a duplicate.
+    """
     if not item or item.get("Status") != Status.SENT or item.get("ExecutionId") == ended.execution_id:
         return None  # nothing waits for it, or the execution reported its own reason
-    reason = (
-        f"spoke: Automation execution {ended.execution_id} ended {ended.status} "
+    if item.get("EndedExecutionId") == ended.execution_id:
+        return None  # a duplicate delivery
+    return Decision(
+        {"EndedExecutionId": ended.execution_id, "EndedStatus": ended.status, "EndedAt": now_text()}
+    )
+
+
+def ended_reason(item: Mapping[str, Any]) -> str:
+    """The reason of a SENT status whose execution ended without success and never reported."""
+    return (
+        f"spoke: Automation execution {item.get('EndedExecutionId')} ended {item.get('EndedStatus')} "
         "without reporting a result (see the execution in the spoke account)"
     )
-    return Decision({"ExecutionId": ended.execution_id, "ConfirmedAt": now_text()}, Status.FAILED, reason)
 
 
 class ResultStore:
@@ -446,22 +469,28 @@ class ResultStore:
                 return Transition(result.account_id, old, new, decision.reason)
         raise TransientError(f"account {result.account_id}: status kept changing; result not recorded")
 
-    def expire_unconfirmed(self, now: datetime, timeout: timedelta) -> Iterator[Transition]:
-        """Every SENT status older than ``timeout`` becomes FAILED, saying so; so does every
-        APPLIED status under which the spoke reported, longer than ``timeout`` ago, a version
-        the pipeline never recorded with another limit (``decide_unclaimed``). One Scan."""
+    def expire_unconfirmed(
+        self, now: datetime, timeout: timedelta, grace: timedelta = ENDED_GRACE
+    ) -> Iterator[Transition]:
+        """Every SENT status older than ``timeout`` becomes FAILED, saying so; so does one whose
+        execution AWS reported ended without success (``decide_ended``) more than ``grace`` ago
+        with no report since, with that execution's id and status; so does every APPLIED status
+        under which the spoke reported, longer than ``timeout`` ago, a version the pipeline never
+        recorded with another limit (``decide_unclaimed``). One Scan."""
         cutoff = (now - timeout).isoformat(timespec="seconds")
+        ended_cutoff = (now - grace).isoformat(timespec="seconds")
         minutes = int(timeout.total_seconds() // 60)
         paginator = self._client.get_paginator("scan")
         pages = paginator.paginate(
             TableName=self._table_name,
-            FilterExpression="(#st = :sent AND SentAt < :cutoff) OR (#st = :applied AND "
+            FilterExpression="(#st = :sent AND (SentAt < :cutoff OR EndedAt < :ended)) OR (#st = :applied AND "
             "ConfirmedVersion > ParameterVersion AND ConfirmedAt < :cutoff)",
             ExpressionAttributeNames={"#st": "Status"},
             ExpressionAttributeValues={
                 ":sent": {"S": Status.SENT.value},
                 ":applied": {"S": Status.APPLIED.value},
                 ":cutoff": {"S": cutoff},
+                ":ended": {"S": ended_cutoff},
             },
         )
         try:
@@ -478,12 +507,18 @@ class ResultStore:
                                 drift.reason,
                             )
                         continue
-                    reason = (
-                        f"sent at {item.get('SentAt')} (parameter version {item.get('ParameterVersion')}) and "
-                        f"not confirmed by the spoke within {minutes} minutes: the Parameter Store Change "
-                        "event or the spoke's report was lost, the spoke's rule is disabled, or the start "
-                        "is parked in the rule's dead-letter queue"
-                    )
+                    ended_at, sent_at = str(item.get("EndedAt", "")), str(item.get("SentAt", ""))
+                    if ended_at and ended_at < ended_cutoff and ended_at >= sent_at:
+                        reason = ended_reason(item)  # a notice of an earlier send does not count
+                    elif sent_at < cutoff:
+                        reason = (
+                            f"sent at {item.get('SentAt')} (parameter version {item.get('ParameterVersion')}) and "
+                            f"not confirmed by the spoke within {minutes} minutes: the Parameter Store Change "
+                            "event or the spoke's report was lost, the spoke's rule is disabled, or the start "
+                            "is parked in the rule's dead-letter queue"
+                        )
+                    else:
+                        continue
                     account = str(item["AccountId"])
                     decision = Decision({}, Status.FAILED, reason)
                     if self._write(account, item, decision, source="timeout"):
@@ -560,5 +595,6 @@ __all__ = [
     "decide_ended",
     "decide_report",
     "decide_unclaimed",
+    "ended_reason",
     "parse_event",
 ]

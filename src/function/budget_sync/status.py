@@ -34,6 +34,10 @@ Item (key ``AccountId``):
   SpokeOutcome    S   APPLIED | FAILED: what the spoke's latest report said
   SpokeReason     S   the spoke's reason with a FAILED report
   SpokeStep       S   UpdateBudgetLimit | ReconcileAlerts: the step whose report SpokeOutcome is
+  EndedExecutionId, EndedStatus, EndedAt S
+                      AWS's notice that an execution ended Failed, TimedOut or Cancelled before
+                      its report arrived: the report may still come and decides; without one
+                      the schedule's check fails the status (budget_sync.results)
   RepairedVersion N   the parameter version the reconciler's last repair wrote
 """
 
@@ -150,7 +154,7 @@ class StatusStore:
                 update, status=Status.FAILED, reason=limit_differs(limit, update.desired, confirmed)
             )
         else:
-            verdict = replace(update, status=Status.FAILED, reason=str(item.get("SpokeReason", "")))
+            verdict = replace(update, status=Status.FAILED, reason=f"spoke: {item.get('SpokeReason', '')}")
         try:
             self._client.update_item(**self._update(verdict, guard_confirmation=False))
         except ClientError as exc:

@@ -8,7 +8,9 @@ Invoked by two EventBridge rules and one stream of the management stack:
   failed, timed-out or cancelled execution): recorded in the status table (APPLIED or
   FAILED), conditionally and in order (budget_sync.results);
 * a schedule (``Scheduled Event``): every SENT status older than ConfirmTimeoutMinutes
-  becomes FAILED with a reason that says so;
+  becomes FAILED with a reason that says so, and so does one whose execution AWS reported
+  ended Failed, TimedOut or Cancelled more than 2 minutes ago without a report of its own
+  (the notice does not fail the status at once: the report may arrive after it);
 * the status table's stream (``NewFailures``, filtered to records whose new status is
   FAILED): each account that became FAILED, whichever writer recorded it, is published once
   to the alarm topic and counted in the metric ``NewFailure`` (budget_sync.failures). A
