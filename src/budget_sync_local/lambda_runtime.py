@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -151,9 +151,12 @@ def invoke(
         return handler(event, context)
 
 
-#: One invocation at a time swaps the process's stdout: two overlapping swaps would leave it
-#: pointing at the log file.
-_REDIRECTING = threading.Lock()
+#: Invocations that overlap (a spoke's run and its report delivered while the stream function
+#: is still in its batch, in another thread) share one swap of the process's stdout and of the
+#: log handlers' streams: the first one in swaps, the last one out restores. A lock held for a
+#: whole invocation would block the nested one until the step's timeout.
+_SWAP = threading.Lock()
+_swapped: list[Any] = []  # [depth, saved stdout, saved handler streams]
 
 
 def invoke_logging_to(
@@ -167,19 +170,28 @@ def invoke_logging_to(
     lines, as Lambda sends them to CloudWatch Logs) written to ``output`` instead, if given.
 
     Powertools' log handler keeps the stdout it saw when the module was imported: it is lent
-    ``output`` for the call and given its own back after."""
+    ``output`` for the call and given its own back after the last overlapping call ends."""
     if output is None:
         return invoke(spec, event, region, account_id)
     service = spec.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
-    with _REDIRECTING:
-        handlers = [h for h in logging.getLogger(service).handlers if isinstance(h, logging.StreamHandler)]
-        own = [h.stream for h in handlers]
-        with redirect_stdout(output):
+    with _SWAP:
+        if not _swapped:
+            handlers = [
+                h for h in logging.getLogger(service).handlers if isinstance(h, logging.StreamHandler)
+            ]
+            _swapped.extend([0, sys.stdout, [(h, h.stream) for h in handlers]])
+            sys.stdout = output
             for handler in handlers:
                 handler.setStream(output)
-            try:
-                return invoke(spec, event, region, account_id)
-            finally:
-                for handler, stream in zip(handlers, own, strict=True):
+        _swapped[0] += 1
+    try:
+        return invoke(spec, event, region, account_id)
+    finally:
+        with _SWAP:
+            _swapped[0] -= 1
+            if _swapped[0] == 0:
+                sys.stdout = _swapped[1]
+                for handler, stream in _swapped[2]:
                     handler.setStream(stream)
+                _swapped.clear()
                 output.flush()

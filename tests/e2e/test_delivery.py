@@ -130,12 +130,6 @@ def test_a_spokes_run_and_its_report_can_come_before_the_stream_function_records
     stream_handler.build_service.cache_clear()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect, not fixed yet: a FAILED account whose next value's spoke report arrives "
-    "before SENT goes FAILED -> FAILED (status.StatusStore._confirmed_first), which the failure "
-    "notices do not count as new (budget_sync.failures); in the other order it goes through SENT",
-)
 def test_given_a_failed_account_when_the_next_values_failure_is_reported_before_sent_then_it_notifies_again(
     monkeypatch: pytest.MonkeyPatch,
 ):

@@ -133,3 +133,32 @@ def test_a_notice_sns_refuses_as_such_is_passed_over_and_the_next_is_published(m
 
     answer = result_handler._notify(records, FailureNotifier(gone, "arn:aws:sns:us-east-1:123456789012:t"))
     assert answer == {"batchItemFailures": [{"itemIdentifier": "1"}]}
+
+
+def test_a_failed_status_failing_again_for_a_newer_send_is_a_new_failure_and_the_same_send_is_not():
+    # GIVEN an account FAILED at parameter version 3
+    def record(old_version: int | None, new_version: int | None) -> dict[str, object]:
+        def image(version: int | None) -> dict[str, object]:
+            item: dict[str, object] = {"AccountId": {"S": "111111111111"}, "Status": {"S": "FAILED"}}
+            if version is not None:
+                item["ParameterVersion"] = {"N": str(version)}
+            return item
+
+        return {
+            "eventName": "MODIFY",
+            "dynamodb": {
+                "SequenceNumber": "9",
+                "OldImage": image(old_version),
+                "NewImage": image(new_version),
+            },
+        }
+
+    # WHEN version 4's failure is recorded before its SENT, or the same version fails again
+    newer = new_failures([record(3, 4)])
+    same = new_failures([record(3, 3)])
+    invalid_again = new_failures([record(None, None)])
+
+    # THEN only the newer send is a new failure
+    assert [f.account_id for f in newer] == ["111111111111"]
+    assert same == []
+    assert invalid_again == []

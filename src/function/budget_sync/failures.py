@@ -10,7 +10,8 @@ published once, with the writer's reason, whichever step failed.
 
 An account that stays FAILED (a second invalid value, AWS's failure notice after the
 script's own report) is not a new failure. An account that failed, was sent a new value and
-failed again is. Delivery is at least once: a publish that fails makes Lambda retry from
+failed again is, also when that value's failure was recorded before its SENT (FAILED -> FAILED
+with a higher ParameterVersion). Delivery is at least once: a publish that fails makes Lambda retry from
 that record, so a message may be sent twice, never not at all (after MaximumRetryAttempts
 the batch is parked in the result dead-letter queue). A publish that can never succeed (SNS
 answers InvalidParameter, InvalidParameterValue or a validation error: the message itself is
@@ -65,7 +66,9 @@ def new_failures(records: Iterable[Mapping[str, Any]]) -> list[NewFailure]:
         data = record.get("dynamodb") or {}
         new = _image(data.get("NewImage"))
         old = _image(data.get("OldImage"))
-        if new.get("Status") != Status.FAILED or old.get("Status") == Status.FAILED:
+        if new.get("Status") != Status.FAILED or (
+            old.get("Status") == Status.FAILED and not _newer_send(old, new)
+        ):
             continue
         found.append(
             NewFailure(
@@ -78,6 +81,17 @@ def new_failures(records: Iterable[Mapping[str, Any]]) -> list[NewFailure]:
             )
         )
     return found
+
+
+def _newer_send(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """A FAILED that follows a FAILED is new when it is about a newer send: a value written to
+    the spoke (a higher ParameterVersion) whose failure arrived before its SENT was recorded, so
+    the status went FAILED -> FAILED without passing through SENT. A second invalid value, or a
+    reconciler's word on the same version, is the same failure going on."""
+    try:
+        return int(new.get("ParameterVersion", 0)) > int(old.get("ParameterVersion", 0))
+    except (TypeError, ValueError):
+        return False
 
 
 def safe_text(text: str) -> str:
