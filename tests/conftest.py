@@ -28,7 +28,7 @@ os.environ.pop("AWS_PROFILE", None)
 # run the test with BUDGET_SYNC_LOCAL_SEED set to the seed shown.
 
 import zlib
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -46,12 +46,17 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(autouse=True)
-def delivery_seed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The seed of this test's local organisations (BUDGET_SYNC_LOCAL_SEED, if set, wins)."""
+def delivery_seed(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The seed of this test's local organisations (BUDGET_SYNC_LOCAL_SEED, if set, wins).
+
+    Its own MonkeyPatch, not the test's ``monkeypatch``: an autouse fixture would set that one
+    up before the test's other fixtures, so its undo would run after theirs and put back what
+    a test patched inside them (the stand-ins' methods) after they restored moto's own."""
     seed = os.environ.get(SEED_ENV) or str(SEEDS[zlib.crc32(request.node.nodeid.encode()) % len(SEEDS)])
-    monkeypatch.setenv(SEED_ENV, seed)
-    request.node.stash[_SEED] = seed
-    return seed
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SEED_ENV, seed)
+        request.node.stash[_SEED] = seed
+        yield seed
 
 
 @pytest.hookimpl(wrapper=True)
