@@ -2,8 +2,9 @@
 
 The spend is simulated so that the page has something to show: one account over its limit,
 one near it, and (from the demo's own items) one whose item was refused (FAILED). The
-command is budgetctl's own, run in-process against the organisation's moto, as an operator
-would run it against AWS with ``--endpoint-url`` or credentials.
+command is budgetctl's own, run in-process against the organisation's moto as the operators'
+role (``BudgetSyncOperator``: the spokes' read role trusts only it), as an operator would run
+it against AWS with ``--endpoint-url`` or credentials.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def write_report(console: Console, org: LocalOrganisation, target: Path) -> bool
         ],
         stdout=out,
         stderr=err,
-        session=org.management,
+        session=org.operator_session(),  # as the operators' role, as docs/operate.md tells operators
     )
     for line in err.getvalue().splitlines():
         console.print(f"  report: {line}", markup=False, highlight=False)

@@ -598,6 +598,17 @@ class LocalOrganisation:
         )
         return replace(spec, credentials=credentials)
 
+    def operator_session(self) -> boto3.Session:
+        """A session of the operators' role, for budgetctl run in-process (the demo's report)."""
+        keys = self.operator_credentials()
+        return boto3.Session(
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=keys["AWS_SESSION_TOKEN"],
+            region_name=self.region,
+            botocore_session=_botocore_session(),
+        )
+
     def function_session(self, logical_id: str) -> boto3.Session:
         """A session with the execution role of a function of the management stack (its
         logical id: ``ReconcilerFunction``...), as the function's code gets it from Lambda."""
