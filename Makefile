@@ -130,13 +130,13 @@ invoke: $(RUN_STAMP) ## run the template's handler on EVENT=events/x.json agains
 deploy: build ## sam deploy with samconfig.toml (ENV=default|dev|prod)
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --config-env $(ENV)
 
-# Expected durations on a 2-core machine (each part prints its own time as it ends): artifact
-# ~1 min (after a build of ~2 min, reused while unchanged), handler ~1 min, local_org ~3 min
-# (1,000 accounts, plus ~1 min to provision them), status ~2 min, report ~4 min, org ~3 min.
-bench: $(STAMP) $(BUILT) ## every benchmark, full size (20 to 25 min; each part prints its duration)
+# Each part prints what it measures and its own duration as it ends (`--- bench NAME finished in
+# N s`), so a long part is visibly working; docs/local.md and docs/operate.md give the last
+# measured figures. bench-quick runs the same parts at a tenth of the size, without the build.
+bench: $(STAMP) $(BUILT) ## every benchmark at full size (each part prints its duration)
 	$(BIN)/python -m bench
 
-bench-quick: $(STAMP) ## the same benchmarks at a tenth of the size, no build (about 3 min)
+bench-quick: $(STAMP) ## the same benchmarks at a tenth of the size, no build
 	BENCH_ACCOUNTS=100 BENCH_STATUS_ACCOUNTS=50 BENCH_REPORT_ACCOUNTS=500 BENCH_ORG_ACCOUNTS=500 \
 	  BENCH_ORG_OUS=10 BENCH_ORG_PIPELINE_ACCOUNTS=50 BENCH_ORG_PER_OU=20 \
 	  $(BIN)/python -m bench handler local_org status report org
