@@ -189,17 +189,17 @@ def _cloudtrail(name: str, request: dict | None = None, service: dict | None = N
 def _older_run_reads_defaults_then(tree: Tree, monkeypatch: Any, meanwhile: Callable[[], None]) -> None:
     """The first resolution to read the defaults keeps what it read; before it writes, an
     operator changes the defaults and a newer resolution runs to its end (``meanwhile``)."""
-    real = resolve_module.read_defaults
+    real = resolve_module.read_all_defaults
     done: list[bool] = []
 
-    def read_then_wait(client: Any, table_name: str) -> dict[str, Decimal]:
+    def read_then_wait(client: Any, table_name: str) -> Any:
         read = real(client, table_name)
         if not done:
             done.append(True)
             meanwhile()
         return read
 
-    monkeypatch.setattr(resolve_module, "read_defaults", read_then_wait)
+    monkeypatch.setattr(resolve_module, "read_all_defaults", read_then_wait)
 
 
 def test_given_an_older_run_that_read_a_default_before_a_change_then_it_cannot_write_it_back_after_a_newer_run(

@@ -16,7 +16,7 @@ from budget_sync.errors import ConfigError
 from budget_sync_local.iam import AccessDenied, Policy, Principal, Request, decide
 from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, SPOKE_TEMPLATE, Resolver, load
-from tests.integration.conftest import SPOKES, Org
+from tests.integration.conftest import PARAMETER, SPOKES, Org
 
 TEMPLATE = load(MANAGEMENT_TEMPLATE)
 RESOURCES = TEMPLATE["Resources"]
@@ -317,11 +317,13 @@ def test_the_function_role_allows_reading_the_status_of_a_report_that_arrived_be
     account = SPOKES[0]
     org.put(account, 10)
     records = org.new_records()
+    # the version the function's write creates: the report is about exactly that one
+    current = org.spokes[account].client("ssm").get_parameter(Name=PARAMETER)["Parameter"]["Version"]
     org.management.client("dynamodb").put_item(
         TableName=org.status_table,
         Item={
             "AccountId": {"S": account},
-            "ConfirmedVersion": {"N": "999"},
+            "ConfirmedVersion": {"N": str(current + 1)},
             "SpokeOutcome": {"S": "APPLIED"},
             "ConfirmedLimit": {"N": "10"},
         },

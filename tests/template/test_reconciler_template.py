@@ -15,7 +15,7 @@ from budget_sync.errors import ConfigError
 from budget_sync.reconcile import ReconcilerSettings
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, SPOKE_TEMPLATE, Resolver, load
-from tests.integration.conftest import REGION, SPOKES, Org
+from tests.integration.conftest import PARAMETER, REGION, SPOKES, Org
 from tests.ops.conftest import edit_budget_limit
 from tests.ops.conftest import integration_org as integration_org
 from tests.ops.conftest import ops as ops
@@ -145,11 +145,13 @@ def test_the_reconciler_role_allows_reading_the_status_of_a_repair_reported_befo
     # (the status item holds the spoke's confirmation only)
     account = SPOKES[0]
     edit_budget_limit(ops, account, "1500")
+    # the version the repair's parameter write creates: the report is about exactly that one
+    current = ops.spokes[account].client("ssm").get_parameter(Name=PARAMETER)["Parameter"]["Version"]
     ops.management.client("dynamodb").update_item(
         TableName=ops.status_table,
         Key={"AccountId": {"S": account}},
         UpdateExpression="SET ConfirmedVersion = :v, SpokeOutcome = :o",
-        ExpressionAttributeValues={":v": {"N": "999"}, ":o": {"S": "APPLIED"}},
+        ExpressionAttributeValues={":v": {"N": str(current + 1)}, ":o": {"S": "APPLIED"}},
     )
     tables = TableCalls()
     monkeypatch.setattr(BaseClient, "_make_api_call", tables(BaseClient._make_api_call))
