@@ -465,15 +465,22 @@ class LocalOrganisation:
             PolicyDocument=json.dumps(self.operator_policy()),
         )
 
-    def operator_policy(self) -> dict[str, Any]:
-        """docs/operate.md's policy for an operator who may do everything, for this stack."""
-        where = f"{self.region}:{MANAGEMENT_ACCOUNT}"
-        reconciler = self.management_parameters.get("ReconcilerFunctionName", "BlogBudgetsReconciler")
+    def operator_policy(self, region: str | None = None, account: str = MANAGEMENT_ACCOUNT) -> dict[str, Any]:
+        """docs/operate.md's policy for an operator who may do everything (a test keeps the two
+        equal), for this stack's names in ``region`` and ``account``."""
+        where = f"{region or self.region}:{account}"
+        names = self.management_parameters
+        reconciler = names.get("ReconcilerFunctionName", "BlogBudgetsReconciler")
+        resolver = names.get("ResolverFunctionName", "BlogBudgetsOrgResolver")
+        budgets = names.get("BudgetsTableName", "BlogBudgetsDynamoDB")
+        status = names.get("StatusTableName", "BlogBudgetsStatus")
+        defaults = names.get("DefaultsTableName", "BlogBudgetsDefaults")
+        table = f"arn:aws:dynamodb:{where}:table"
         return {
             "Version": "2012-10-17",
             "Statement": [
                 {
-                    "Sid": "BudgetsTable",
+                    "Sid": "BudgetsAndDefaultsTables",
                     "Effect": "Allow",
                     "Action": [
                         "dynamodb:GetItem",
@@ -481,13 +488,25 @@ class LocalOrganisation:
                         "dynamodb:DeleteItem",
                         "dynamodb:Scan",
                     ],
-                    "Resource": f"arn:aws:dynamodb:{where}:table/{self.stack.budgets_table}",
+                    "Resource": [f"{table}/{budgets}", f"{table}/{defaults}"],
                 },
                 {
                     "Sid": "StatusTable",
                     "Effect": "Allow",
-                    "Action": "dynamodb:Scan",
-                    "Resource": f"arn:aws:dynamodb:{where}:table/{self.stack.status_table}",
+                    "Action": ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem"],
+                    "Resource": f"{table}/{status}",
+                },
+                {
+                    "Sid": "ParkedBatches",
+                    "Effect": "Allow",
+                    "Action": ["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"],
+                    "Resource": [f"{table}/{budgets}/stream/*", f"{table}/{defaults}/stream/*"],
+                },
+                {
+                    "Sid": "ParkedQueue",
+                    "Effect": "Allow",
+                    "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "cloudformation:DescribeStacks"],
+                    "Resource": [f"arn:aws:sqs:{where}:*", f"arn:aws:cloudformation:{where}:stack/*"],
                 },
                 {
                     "Sid": "SpokeReadRole",
@@ -497,15 +516,27 @@ class LocalOrganisation:
                     "Condition": {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
                 },
                 {
-                    "Sid": "AskTheReconcilerForRepairs",
+                    "Sid": "AskTheReconcilerAndResolver",
                     "Effect": "Allow",
                     "Action": "lambda:InvokeFunction",
-                    "Resource": f"arn:aws:lambda:{where}:function:{reconciler}",
+                    "Resource": [
+                        f"arn:aws:lambda:{where}:function:{reconciler}",
+                        f"arn:aws:lambda:{where}:function:{resolver}",
+                    ],
                 },
                 {
                     "Sid": "OrganizationView",
                     "Effect": "Allow",
-                    "Action": "organizations:ListAccounts",
+                    "Action": [
+                        "organizations:ListAccounts",
+                        "organizations:DescribeAccount",
+                        "organizations:DescribeOrganization",
+                        "organizations:DescribeOrganizationalUnit",
+                        "organizations:ListRoots",
+                        "organizations:ListParents",
+                        "organizations:ListOrganizationalUnitsForParent",
+                        "organizations:ListAccountsForParent",
+                    ],
                     "Resource": "*",
                 },
             ],

@@ -3,7 +3,9 @@ run, so a repair is followed all the way to the budget's limit."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,14 @@ def test_a_hand_edited_budget_and_a_lost_parameter_event_are_reported_and_repair
         assert org.view(A).budget_limit == Decimal("1000")
         assert org.view(B).budget_limit == Decimal("2500")
         assert budgetctl("status").code == 0
+
+
+def test_the_operators_policy_in_the_docs_is_the_one_the_local_organisation_gives_its_operator_role():
+    # GIVEN docs/operate.md's policy for an operator who may do everything
+    text = (Path(__file__).parents[2] / "docs" / "operate.md").read_text()
+    block = text.split("who may do everything", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    # WHEN the local organisation's operator role is given its policy
+    organisation = LocalOrganisation.__new__(LocalOrganisation)
+    organisation.management_parameters = {}
+    # THEN they are the same policy (so every command the docs list works as that role locally)
+    assert json.loads(block) == organisation.operator_policy("<region>", "<account>")

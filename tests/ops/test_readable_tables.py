@@ -59,6 +59,9 @@ def test_status_default_and_report_fit_100_columns_and_wide_shows_everything(
 ):
     monkeypatch.setenv("COLUMNS", "100")
     with LocalOrganisation(accounts=(A, B, C)) as org:
+        # budgetctl as the operators' role (the spoke read role trusts only it, as on AWS)
+        for name, value in org.operator_credentials().items():
+            monkeypatch.setenv(name, value)
         # GIVEN an organisation with applied, failed and drifted accounts, spend, alerts with
         # two recipients each, a long reason and an OU default
         org.put(A, Decimal("1000"))
