@@ -380,13 +380,15 @@ def test_ctrl_c_in_the_installed_command_prints_one_line_and_exits_130():
             stderr=subprocess.PIPE,
             text=True,
         )
-        connection, _ = server.accept()  # the command is waiting for GetItem's answer
+        connection, _ = server.accept()
         with connection:
+            connection.settimeout(60)
+            connection.recv(1)  # the request has started: the command now waits for GetItem's answer
             # WHEN the operator presses Ctrl-C
             command.send_signal(signal.SIGINT)
             stdout, stderr = command.communicate(timeout=60)
 
     # THEN one line, no traceback, exit 130
-    assert command.returncode == 130
+    assert command.returncode == 130, stderr
     assert stderr == "budgetctl: error: interrupted (Ctrl-C); nothing more was sent\n"
     assert stdout == ""
