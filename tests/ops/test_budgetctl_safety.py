@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -364,12 +365,27 @@ def test_a_global_option_the_command_does_not_use_is_a_usage_error(
 
 
 def test_ctrl_c_in_the_installed_command_prints_one_line_and_exits_130():
-    # GIVEN an endpoint that takes the connection and never answers
+    # GIVEN an endpoint that takes every connection and never answers
+    held: list[socket.socket] = []
+    requested = threading.Event()
+
+    def take_connections(server: socket.socket) -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:  # the test closed the server
+                return
+            held.append(connection)
+            connection.settimeout(60)
+            if connection.recv(1):  # a request has started: the command waits for its answer
+                requested.set()
+
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        server.settimeout(60)
+        server.listen(16)
         port = server.getsockname()[1]
+        taker = threading.Thread(target=take_connections, args=(server,), daemon=True)
+        taker.start()
         command = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("budgetctl")),
@@ -380,13 +396,12 @@ def test_ctrl_c_in_the_installed_command_prints_one_line_and_exits_130():
             stderr=subprocess.PIPE,
             text=True,
         )
-        connection, _ = server.accept()
-        with connection:
-            connection.settimeout(60)
-            connection.recv(1)  # the request has started: the command now waits for GetItem's answer
-            # WHEN the operator presses Ctrl-C
-            command.send_signal(signal.SIGINT)
-            stdout, stderr = command.communicate(timeout=60)
+        assert requested.wait(60), "budgetctl never sent its request"
+        # WHEN the operator presses Ctrl-C
+        command.send_signal(signal.SIGINT)
+        stdout, stderr = command.communicate(timeout=60)
+        for connection in held:
+            connection.close()
 
     # THEN one line, no traceback, exit 130
     assert command.returncode == 130, stderr
