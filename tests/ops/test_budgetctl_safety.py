@@ -395,6 +395,9 @@ def test_ctrl_c_in_the_installed_command_prints_one_line_and_exits_130():
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # a terminal's Ctrl-C, whatever this process ignores (a pytest-xdist worker ignores
+            # SIGINT, and a child inherits an ignored signal)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         assert requested.wait(60), "budgetctl never sent its request"
         # WHEN the operator presses Ctrl-C
