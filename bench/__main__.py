@@ -15,7 +15,7 @@ BENCHMARKS = {
     "local_org": "1,000 spoke accounts: 1,000 items at once until every budget shows its value",
     "status": "budgetctl status over 500 spoke accounts: seconds and API calls per account",
     "report": "budgetctl report --file over 5,000 spoke accounts: seconds, page size, API calls",
-    "org": "OU defaults: full resolution of 5,000 accounts in 50 OUs; one default change to sent",
+    "resolve": "OU defaults: full resolution of 5,000 accounts in 50 OUs; one default change to sent",
 }
 
 

@@ -26,7 +26,7 @@ from botocore.client import BaseClient
 from moto import mock_aws
 
 from budget_sync import observability
-from budget_sync.handlers import stream as stream_handler
+from budget_sync.handlers import update as update_handler
 from budget_sync_local import standins
 from budget_sync_local.lambda_runtime import FunctionSpec, function_spec, invoke
 from budget_sync_local.streams import lambda_event, read_from_start
@@ -165,7 +165,7 @@ def _scenario(spec: FunctionSpec, rtt: float, rounds: int) -> dict[str, Figures]
         warm_session = boto3.Session(region_name=REGION)
         for number in range(rounds):
             event = _write_batch(session, table, stream_arn, start=2000 + number * 1000)
-            stream_handler.build_service.cache_clear()
+            update_handler.build_service.cache_clear()
             figures["handler cold"].add(_timed(lambda e=event: invoke(spec, e, REGION), rtt))
             warm = _write_batch(session, table, stream_arn, start=50000 + number * 1000)
             figures["handler warm"].add(_timed(lambda e=warm: invoke(spec, e, REGION), rtt))

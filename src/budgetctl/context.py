@@ -13,16 +13,16 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from budget_sync.alerts import alert_attributes
-from budget_sync.config import TABLE_NAME
+from budget_sync.config import CLIENT_CONFIG, TABLE_NAME
 from budget_sync.domain import (
     parse_account_id,
     parse_budget_text,
 )
 from budget_sync.reconcile import Reconciler
-from budget_sync.spoke import CLIENT_CONFIG, DEFAULT_BUDGET_NAME, SsmSpokeGateway
+from budget_sync.spoke import DEFAULT_BUDGET_NAME, SsmSpokeGateway
+from budgetctl.budgets_table import BudgetsTable
 from budgetctl.errors import AwsError, UsageError
 from budgetctl.output import Output
-from budgetctl.table import BudgetsTable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

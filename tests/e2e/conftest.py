@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from budget_sync.handlers import stream as stream_handler
+from budget_sync.handlers import update as update_handler
 from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.pipeline import Step
 
@@ -48,7 +48,7 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def local_org(recorder: Recorder) -> Iterator[LocalOrganisation]:
-    stream_handler.build_service.cache_clear()  # clients of an earlier moto must not leak in
+    update_handler.build_service.cache_clear()  # clients of an earlier moto must not leak in
     with LocalOrganisation(observer=recorder, function_output=io.StringIO()) as org:
         yield org
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()

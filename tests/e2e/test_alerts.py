@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from moto.sns.models import sns_backends
 
-from budget_sync.handlers import stream as stream_handler
+from budget_sync.handlers import update as update_handler
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from budget_sync_local.spoke_stack import SpokeStackError
 from tests.e2e.conftest import Recorder
@@ -171,7 +171,7 @@ def test_a_stack_update_of_the_alert_defaults_reaches_accounts_without_their_own
 
 
 def test_an_existing_installation_upgrades_without_a_budget_replacement(recorder: Recorder):
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()
     old = OLD_TEMPLATE.read_text()
     with LocalOrganisation(observer=recorder, function_output=io.StringIO(), spoke_template_text=old) as org:
         apply(org, A, 1500)
@@ -188,7 +188,7 @@ def test_an_existing_installation_upgrades_without_a_budget_replacement(recorder
         assert set(alerts(org, A)) == {("ACTUAL", Decimal(70)), ("FORECASTED", Decimal(100))}
         with pytest.raises(SpokeStackError, match="requires replacement"):
             org.update_spoke(B, {"AlertEmail1": "someone-else@example.com"})
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()
 
 
 def test_given_two_alerts_only_changes_whose_reports_arrive_in_reverse_then_the_newer_settings_stay_confirmed(

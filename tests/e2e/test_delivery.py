@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from moto.budgets.models import BudgetsBackend
 
-from budget_sync.handlers import stream as stream_handler
+from budget_sync.handlers import update as update_handler
 from budget_sync_local import __main__ as cli
 from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.pipeline import Delivery
@@ -89,7 +89,7 @@ def test_make_demo_with_a_seed_that_is_no_whole_number_says_so_and_exits_2(
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
 def test_under_any_delivery_every_outcome_holds(seed: int):
     recorder = Recorder()
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()
     with LocalOrganisation(
         accounts=(A, B), observer=recorder, function_output=io.StringIO(), seed=seed
     ) as org:
@@ -108,7 +108,7 @@ def test_under_any_delivery_every_outcome_holds(seed: int):
         (notice,) = notifications(org)
         assert B in notice[0]
         assert "PlannedBudgetLimits" in notice[1]
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()
 
 
 def test_a_spokes_run_and_its_report_can_come_before_the_stream_function_records_sent(
@@ -116,7 +116,7 @@ def test_a_spokes_run_and_its_report_can_come_before_the_stream_function_records
 ):
     monkeypatch.setattr(Delivery, "AT_ONCE", 1.0)  # every event published in the batch, at once
     recorder = Recorder()
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()
     with LocalOrganisation(accounts=(A,), observer=recorder, function_output=io.StringIO(), seed=5) as org:
         org.put(A, 1234)
         org.pipeline.run_until_idle()
@@ -127,14 +127,14 @@ def test_a_spokes_run_and_its_report_can_come_before_the_stream_function_records
         assert kinds.index("result") < kinds.index("batch")
         view = org.view(A)
         assert (view.status, view.parameter, view.budget_limit) == ("APPLIED", "1234", 1234)
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()
 
 
 def test_given_a_failed_account_when_the_next_values_failure_is_reported_before_sent_then_it_notifies_again(
     monkeypatch: pytest.MonkeyPatch,
 ):
     monkeypatch.setattr(Delivery, "AT_ONCE", 1.0)  # every run and report during the batch
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()
     with LocalOrganisation(accounts=(A,), function_output=io.StringIO(), seed=5) as org:
         org.give_planned_limits(A)
         org.put(A, 555)
@@ -146,7 +146,7 @@ def test_given_a_failed_account_when_the_next_values_failure_is_reported_before_
 
         assert org.status(A)["Status"] == "FAILED"  # type: ignore[index]
         assert len(notifications(org)) == 2
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()
 
 
 def test_given_aws_failure_notice_before_the_spokes_report_then_one_notice_carries_the_spokes_reason(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from budget_sync.handlers import stream as stream_handler
+from budget_sync.handlers import update as update_handler
 from budget_sync_local.__main__ import load_event, main, run_event
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +20,7 @@ INITIAL = Decimal(1000)  # the spoke template's initial budget
 
 
 def run(name: str, steps: list | None = None) -> tuple[dict, dict]:
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()
     observer = steps.append if steps is not None else None
     response, views = run_event(load_event(EVENTS / f"{name}.json"), observer, function_output=io.StringIO())
     return response, {v.account_id: v for v in views}

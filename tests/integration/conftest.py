@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from budget_sync.domain import AMOUNT_PATTERN
-from budget_sync.handlers import stream as stream_handler
+from budget_sync.handlers import update as update_handler
 from budget_sync_local import standins
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from budget_sync_local.streams import lambda_event, read_from_start
@@ -116,7 +116,7 @@ def add_spoke(
 
 @pytest.fixture
 def org() -> Iterator[Org]:
-    stream_handler.build_service.cache_clear()  # clients of an earlier moto must not leak in
+    update_handler.build_service.cache_clear()  # clients of an earlier moto must not leak in
     with mock_aws(), standins.installed():
         management = boto3.Session(region_name=REGION)
         budgets = create_table(management, "BudgetsTable")
@@ -125,4 +125,4 @@ def org() -> Iterator[Org]:
         for account in SPOKES:
             add_spoke(organisation, account)
         yield organisation
-    stream_handler.build_service.cache_clear()
+    update_handler.build_service.cache_clear()

@@ -13,7 +13,7 @@ from moto.ssm.models import SimpleSystemManagerBackend as SSMBackend
 from moto.sts.models import sts_backends
 
 from budget_sync import spoke
-from budget_sync.handlers import stream as stream_handler
+from budget_sync.handlers import update as update_handler
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from budget_sync_local.streams import lambda_event
 from tests.integration.conftest import MANAGEMENT, REGION, SPOKES, Org, add_spoke
@@ -63,7 +63,7 @@ def test_given_an_unchanged_value_then_no_spoke_call_is_made(org: Org):
     version_before = org.spokes[A].client("ssm").get_parameter(Name="/BlogBudgets/CostThreshold")["Parameter"]
     org.put(A, 100, Note="someone edited a note")
 
-    stream_handler.build_service.cache_clear()  # a cold function: an apply would need AssumeRole
+    update_handler.build_service.cache_clear()  # a cold function: an apply would need AssumeRole
     assumed_before = len(sts_backends[A]["aws"].assumed_roles)
 
     response = org.invoke()

@@ -24,8 +24,8 @@ from tests.integration.conftest import SPOKES, Org
 from tests.integration.conftest import org as integration_org  # noqa: F401 - fixture
 from tests.ops.conftest import budgetctl
 from tests.ops.conftest import ops as ops
-from tests.org.conftest import Tree
-from tests.org.conftest import tree as tree
+from tests.resolve.conftest import Tree
+from tests.resolve.conftest import tree as tree
 
 A, B, C = SPOKES
 ALERT_PARAMETER = "/BlogBudgets/AlertSettings"

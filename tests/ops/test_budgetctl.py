@@ -14,8 +14,8 @@ from botocore.client import BaseClient
 
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 from budgetctl import cli
+from budgetctl.budgets_table import BudgetsTable
 from budgetctl.errors import ExitCode
-from budgetctl.table import BudgetsTable
 from tests.integration.conftest import SPOKES, Org
 from tests.ops.conftest import budgetctl, edit_budget_limit, parameter_version
 

@@ -115,7 +115,7 @@ def test_given_a_set_whose_first_response_was_lost_then_the_retry_is_recognised_
 def test_a_different_write_between_read_and_write_is_still_a_conflict_even_with_the_same_value(
     ops: Org, monkeypatch: pytest.MonkeyPatch
 ):
-    from budgetctl.table import BudgetsTable
+    from budgetctl.budgets_table import BudgetsTable
 
     original_get = BudgetsTable.get
 

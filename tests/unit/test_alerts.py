@@ -9,9 +9,10 @@ import pytest
 
 from budget_sync.alerts import AlertSettings, alert_attributes, parse_alerts
 from budget_sync.errors import InvalidItemError, SpokeAccessDenied
-from budget_sync.service import BudgetSync, Outcome, StreamRecord
 from budget_sync.status import Status
-from tests.unit.test_service import A, FakeSpokes, FakeStatus
+from budget_sync.update import BudgetSync, Outcome, StreamRecord
+from tests.fakes import FakeSpokes, FakeStatus
+from tests.unit.test_update import A
 
 
 class AlertSpokes(FakeSpokes):

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from budget_sync.domain import BUDGET_VALUE_FIELD, amount_text, format_amount
+from budget_sync.effective_budget import TARGET_ID_FIELD, parse_default_value, parse_target_id
 from budget_sync.errors import InvalidItemError, PermanentError, TransientError
-from budget_sync.org import TARGET_ID_FIELD, parse_default_value, parse_target_id
 from budget_sync.organizations import NotInOrganization, OrganizationsReader
+from budgetctl.budgets_table import BudgetsTable, InterruptedWriteError, Write
 from budgetctl.commands import Command, add_wide
 from budgetctl.context import Context
 from budgetctl.errors import AwsError, ExitCode, UsageError
 from budgetctl.output import csv_cell, csv_text
-from budgetctl.table import BudgetsTable, InterruptedWriteError, Write
 
 DEFAULT_DEFAULTS_TABLE = "BlogBudgetsDefaults"
 DEFAULT_COLUMNS = ("TargetId", "Name", "BudgetValue", "UpdatedBy", "UpdatedAt")

@@ -10,8 +10,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.domain import ACCOUNT_ID_FIELD
+from budget_sync.effective_budget import INHERITED_FROM_FIELD
 from budget_sync.observability import logger
-from budget_sync.org import INHERITED_FROM_FIELD
 from budget_sync.organizations import OrganizationsReader
 from budget_sync.reconcile import (
     REPAIRABLE,

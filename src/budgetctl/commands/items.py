@@ -14,10 +14,11 @@ from budget_sync.domain import (
     amount_text,
     format_amount,
 )
+from budget_sync.effective_budget import INHERITED_FROM_FIELD, Source, effective
 from budget_sync.errors import BudgetSyncError
-from budget_sync.org import INHERITED_FROM_FIELD, Source, effective
 from budget_sync.organizations import OrganizationsReader
 from budget_sync.resolve import read_defaults
+from budgetctl.budgets_table import Write
 from budgetctl.commands import Command
 from budgetctl.commands.defaults import DEFAULT_DEFAULTS_TABLE
 from budgetctl.context import OUTSIDE_HINT, Context
@@ -27,7 +28,6 @@ from budgetctl.rows import (
     alert_columns,
     item_row,
 )
-from budgetctl.table import Write
 
 #: The help of every ACCOUNT argument.
 ACCOUNT_HELP = "the member account's 12-digit id, e.g. 111111111111"

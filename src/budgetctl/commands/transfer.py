@@ -11,14 +11,14 @@ from budget_sync.domain import (
     amount_text,
     format_amount,
 )
-from budget_sync.org import INHERITED_FROM_FIELD
+from budget_sync.effective_budget import INHERITED_FROM_FIELD
+from budgetctl.budgets_table import InterruptedWriteError, PartialWriteError, Write, values_of
 from budgetctl.commands import Command
 from budgetctl.commands.items import check_members, outside_organization
 from budgetctl.context import OUTSIDE_HINT, Context
 from budgetctl.errors import ExitCode, UsageError
 from budgetctl.files import export_rows, not_round_tripping, parse_csv, to_text
 from budgetctl.rows import alert_columns
-from budgetctl.table import InterruptedWriteError, PartialWriteError, Write, values_of
 
 
 def register(command: Command) -> None:

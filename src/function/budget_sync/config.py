@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from botocore.config import Config
+
 from budget_sync.errors import ConfigError
 
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
@@ -14,6 +16,13 @@ _PARAMETER_NAME = re.compile(r"/[\w.\-/]{1,1010}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 #: A DynamoDB table name (every function's settings validate theirs with it).
 TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
+
+#: botocore retries throttling, 5xx and timeouts itself before we see an error.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=5,
+    read_timeout=10,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budget_sync.effective_budget import OrgAccount, OrgTree, Unit
 from budget_sync.errors import PermanentError, TransientError
-from budget_sync.org import OrgAccount, OrgTree, Unit
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient

@@ -52,9 +52,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.config import TABLE_NAME, optional_env, required_env
 from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, format_amount
-from budget_sync.errors import ConfigError, InvalidItemError, TransientError
-from budget_sync.observability import logger
-from budget_sync.org import (
+from budget_sync.effective_budget import (
     INHERITED_FROM_FIELD,
     INHERITED_VALUE_FIELD,
     TARGET_ID_FIELD,
@@ -67,6 +65,8 @@ from budget_sync.org import (
     parse_target_id,
     plan,
 )
+from budget_sync.errors import ConfigError, InvalidItemError, TransientError
+from budget_sync.observability import logger
 from budget_sync.organizations import NotInOrganization, OrganizationsReader
 from budget_sync.status import Status
 

@@ -21,10 +21,10 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 import boto3
-from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budget_sync.config import CLIENT_CONFIG
 from budget_sync.errors import ParameterRejected, PermanentError, SpokeAccessDenied, TransientError
 
 if TYPE_CHECKING:
@@ -34,12 +34,6 @@ if TYPE_CHECKING:
 
     from budget_sync.config import Settings
 
-#: botocore retries throttling, 5xx and timeouts itself before we see an error.
-CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
-    connect_timeout=5,
-    read_timeout=10,
-)
 #: A cached client is replaced this long before its credentials expire.
 EXPIRY_MARGIN = timedelta(minutes=5)
 CREDENTIAL_SECONDS = 3600

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from budget_sync.config import CLIENT_CONFIG
 from budget_sync.observability import logger, metrics, traced_handler
 from budget_sync.reconcile import (
     Reconciler,
@@ -27,7 +28,7 @@ from budget_sync.reconcile import (
     read_statuses,
 )
 from budget_sync.requested import RepairRequest, parse_request, report_fields
-from budget_sync.spoke import CLIENT_CONFIG, SsmSpokeGateway
+from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
 
 if TYPE_CHECKING:

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from budget_sync.config import CLIENT_CONFIG
 from budget_sync.domain import ACCOUNT_ID_FIELD
+from budget_sync.effective_budget import TARGET_ID_FIELD, Action
 from budget_sync.observability import logger, metrics, traced_handler
-from budget_sync.org import TARGET_ID_FIELD, Action
 from budget_sync.organizations import OrganizationsReader, StackSetReadiness
 from budget_sync.resolve import Resolver, ResolverSettings, ResolveSummary
-from budget_sync.spoke import CLIENT_CONFIG
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -37,12 +37,11 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budget_sync.config import TABLE_NAME, optional_env, required_env
+from budget_sync.config import CLIENT_CONFIG, TABLE_NAME, optional_env, required_env
 from budget_sync.errors import ConfigError, PermanentError, TransientError
 from budget_sync.failures import FailureNotifier, new_failures
 from budget_sync.observability import logger, metrics, traced_handler
 from budget_sync.results import InvalidResult, ResultStore, Transition, parse_event
-from budget_sync.spoke import CLIENT_CONFIG
 from budget_sync.status import Status
 
 _TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[\w-]{1,256}")

@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, format_amount
-from budget_sync.org import INHERITED_FROM_FIELD, INHERITED_VALUE_FIELD
+from budget_sync.effective_budget import INHERITED_FROM_FIELD, INHERITED_VALUE_FIELD
 from budgetctl.errors import AwsError, ConflictError
 
 if TYPE_CHECKING:

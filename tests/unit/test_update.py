@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import Counter
 from decimal import Decimal
 
 import pytest
 
 from budget_sync.errors import ParameterRejected, SpokeAccessDenied, TransientError
-from budget_sync.service import BudgetSync, Outcome, StreamRecord
-from budget_sync.status import Status, StatusUpdate
+from budget_sync.status import Status
+from budget_sync.update import BudgetSync, Outcome, StreamRecord
+from tests.fakes import FakeSpokes, FakeStatus
 
 A, B, C = "111111111111", "222222222222", "333333333333"
 
@@ -29,54 +27,6 @@ def remove(seq: int, account: str, old: object) -> StreamRecord:
     return StreamRecord(
         "REMOVE", str(seq), {"AccountId": account}, None, {"AccountId": account, "BudgetValue": old}
     )
-
-
-class FakeSpokes:
-    def __init__(self, failures: dict[str, Exception] | None = None, delay: float = 0.0) -> None:
-        self.failures = failures or {}
-        self.delay = delay
-        self.writes: list[tuple[str, str]] = []
-        self.in_flight: Counter[str] = Counter()
-        self.overlap = False
-        self.peak = 0
-        self._lock = threading.Lock()
-
-    def put_budget_value(self, account_id: str, amount_text: str) -> int:
-        with self._lock:
-            self.in_flight[account_id] += 1
-            self.overlap |= self.in_flight[account_id] > 1
-            self.peak = max(self.peak, sum(self.in_flight.values()))
-        try:
-            time.sleep(self.delay)
-            if account_id in self.failures:
-                raise self.failures[account_id]
-            with self._lock:
-                self.writes.append((account_id, amount_text))
-            return len(self.writes)
-        finally:
-            with self._lock:
-                self.in_flight[account_id] -= 1
-
-
-class FakeStatus:
-    def __init__(self, fail: bool = False) -> None:
-        self.rows: dict[str, StatusUpdate] = {}
-        self.fail = fail
-
-    def record(self, update: StatusUpdate) -> bool:
-        if self.fail:
-            raise TransientError("status write failed")
-        self.rows[update.account_id] = update
-        return True
-
-    def record_many(self, updates: list[StatusUpdate]) -> list[str]:
-        failed = []
-        for update in updates:
-            try:
-                self.record(update)
-            except TransientError:
-                failed.append(update.account_id)
-        return failed
 
 
 def run(records, spokes=None, status=None, concurrency=10):

@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
+from budget_sync.effective_budget import (
+    Action,
+    OrgAccount,
+    Source,
+    TableItem,
+    decide,
+    effective,
+    parse_target_id,
+)
 from budget_sync.errors import InvalidItemError
-from budget_sync.org import Action, OrgAccount, Source, TableItem, decide, effective, parse_target_id
 from budget_sync.organizations import OrganizationsReader
 
 ROOT, SANDBOX, TEAM = "r-ab12", "ou-ab12-11111111", "ou-ab12-22222222"

@@ -11,8 +11,8 @@ from botocore.client import BaseClient
 
 from budgetctl.errors import ExitCode
 from tests.ops.conftest import budgetctl
-from tests.org.conftest import SANDBOX_ACCOUNTS, Tree
-from tests.org.test_resolver import SCHEDULED
+from tests.resolve.conftest import SANDBOX_ACCOUNTS, Tree
+from tests.resolve.test_resolver import SCHEDULED
 
 CALLER = "arn:aws:sts::123456789012:user/moto"
 

@@ -17,12 +17,12 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budget_sync.config import Settings
+from budget_sync.config import CLIENT_CONFIG, Settings
 from budget_sync.errors import TransientError
 from budget_sync.observability import logger, metrics, traced_handler
-from budget_sync.service import BatchResult, BudgetSync, Outcome, StreamRecord
-from budget_sync.spoke import CLIENT_CONFIG, SsmSpokeGateway
+from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
+from budget_sync.update import BatchResult, BudgetSync, Outcome, StreamRecord
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
