@@ -17,9 +17,13 @@
   docs/organisation.md), so a management stack in another region sees them only if a rule
   on us-east-1's default bus forwards them to its region's default bus: the stack of
   template-org-events.yaml (``deploy_org_events_forwarding``), whose rules are read back
-  from moto's EventBridge in us-east-1. An event from another region that no rule forwards
-  is ignored (step ``ignored-event``); the StackSet's automatic deployment does not depend
-  on it (Organizations tells StackSets directly).
+  from moto's EventBridge in us-east-1. A forwarded event is put on the target bus as the
+  rule's role (``ForwardRole``): EventBridge assumes it (its trust policy, for the rule's
+  account and ARN) and its ``events:PutEvents`` on the target bus is authorised against its
+  policy and the bus's; a refusal is ``ignored-event`` with AWS's AccessDenied. An event
+  from another region that no rule forwards is ignored (step ``ignored-event``); the
+  StackSet's automatic deployment does not depend on it (Organizations tells StackSets
+  directly).
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from budget_sync_local.iam import AccessDenied
 from budget_sync_local.pipeline import Delivery, Observer, Step, StreamPoller, drained
-from budget_sync_local.standins import pattern_matches
+from budget_sync_local.standins import authorisation, pattern_matches
 from budget_sync_local.standins import stacksets as stacksets_standin
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ORG_EVENTS_TEMPLATE, Resolver, load
 
@@ -70,10 +75,13 @@ def resolver_rules(parameters: Mapping[str, str], region: str, account: str) -> 
 
 @dataclass(frozen=True)
 class Forwarder:
-    """A rule on the management account's default bus in us-east-1: pattern, target bus ARN."""
+    """A rule on the management account's default bus in us-east-1: pattern, target bus ARN,
+    the role the target puts events with and the rule's ARN (the role's trust names it)."""
 
     pattern: Mapping[str, Any]
     target: str
+    role_arn: str = ""
+    rule_arn: str = ""
 
 
 class ForwardingStackError(RuntimeError):
@@ -112,9 +120,10 @@ def deploy_org_events_forwarding(
         if resource["ResourceType"] != "AWS::Events::Rule":
             continue
         name = resource["PhysicalResourceId"].split("/")[-1]
-        pattern = json.loads(events.describe_rule(Name=name)["EventPattern"])
+        rule = events.describe_rule(Name=name)
+        pattern = json.loads(rule["EventPattern"])
         for target in events.list_targets_by_rule(Rule=name)["Targets"]:
-            forwarders.append(Forwarder(pattern, target["Arn"]))
+            forwarders.append(Forwarder(pattern, target["Arn"], target.get("RoleArn", ""), rule["Arn"]))
     return tuple(forwarders)
 
 
@@ -216,7 +225,13 @@ class Enrolment:
         self._observe(Step("org-event", account, {"event": name, "source": event.get("source")}))
         if self._stack_set is not None and account and event.get("source") == "aws.organizations":
             self._stack_set.consider(account)
-        if not self._reaches_this_bus(event):
+        try:
+            reaches = self._reaches_this_bus(event)
+        except AccessDenied as denied:
+            # On AWS the target's invocation fails (the rule's FailedInvocations metric).
+            self._observe(Step("ignored-event", account, {"reason": f"forwarding refused: {denied}"}))
+            return
+        if not reaches:
             self._observe(
                 Step(
                     "ignored-event",
@@ -238,14 +253,20 @@ class Enrolment:
         self._observe(Step("resolver", account, {"rule": matched[0], "result": result}))
 
     def _reaches_this_bus(self, event: Mapping[str, Any]) -> bool:
-        """Is the event on the default bus of the stack's region, directly or forwarded?"""
+        """Is the event on the default bus of the stack's region, directly or forwarded? A
+        forwarding rule puts it there as its role (``authorisation.forwarded``: the role's
+        trust policy for EventBridge and this rule, its PutEvents on the target bus); raises
+        AccessDenied if AWS would refuse that."""
         region = event.get("region")
         if region is None or region == self.region:
             return True
         bus = f":events:{self.region}:{event.get('account')}:event-bus/default"
-        return any(
-            f.target.endswith(bus) and pattern_matches(dict(f.pattern), event) for f in self._forwarders
-        )
+        for forwarder in self._forwarders:
+            if forwarder.target.endswith(bus) and pattern_matches(dict(forwarder.pattern), event):
+                if forwarder.role_arn:
+                    authorisation.forwarded(forwarder.role_arn, forwarder.target, event, forwarder.rule_arn)
+                return True
+        return False
 
 
 def _account_of(event: Mapping[str, Any]) -> str | None:

@@ -9,6 +9,10 @@ always allow ``sts:AssumeRole``), "IAM JSON policy elements: Condition operators
 ``ForAllValues:``; a negated operator is true when its key is absent), "Policy variables"
 (``${aws:PrincipalOrgID}``) and "AWS global condition context keys".
 
+AWS KMS (AWS KMS Developer Guide, "Key policies in AWS KMS"): a key policy must always allow,
+naming the caller (its role's ARN, a service principal) or the account, whose root principal
+only delegates to the account's IAM policies, which must then allow too (``Request.key_policy``).
+
 Evaluated: ``Effect``, ``Action`` / ``NotAction`` and ``Resource`` / ``NotResource`` with
 ``*`` and ``?`` wildcards (actions case-insensitively), ``Principal`` (``*``, ``AWS`` as an
 account id, an account root ARN or a role ARN, ``Service``), ``Condition`` with the
@@ -195,7 +199,12 @@ class _Statement:
     conditions: tuple[_Condition, ...]
 
     def applies(
-        self, principal: Principal | None, action: str, resource: str, context: Mapping[str, Sequence[str]]
+        self,
+        principal: Principal | None,
+        action: str,
+        resource: str,
+        context: Mapping[str, Sequence[str]],
+        account_principal: bool = True,
     ) -> bool:
         if any(_wild(a, action, ignore_case=True) for a in self.actions) == self.not_action:
             return False
@@ -206,22 +215,36 @@ class _Statement:
             )
             if hit == self.not_resource:
                 return False
-        if self.principals is not None and (principal is None or not _admits(self.principals, principal)):
+        if self.principals is not None and (
+            principal is None or not _admits(self.principals, principal, account_principal)
+        ):
             return False
         return all(c.holds(context) for c in self.conditions)
 
 
-def _admits(principals: Mapping[str, tuple[str, ...]], principal: Principal) -> bool:
-    """Does a resource policy's Principal name the caller?"""
+def _admits(
+    principals: Mapping[str, tuple[str, ...]], principal: Principal, account_principal: bool = True
+) -> bool:
+    """Does a resource policy's Principal name the caller? ``account_principal`` False: the
+    account (its id or root ARN) does not name the account's roles (a key policy's account
+    principal only delegates to the account's IAM policies)."""
     if principal.service is not None:
-        return principal.service in principals.get("Service", ()) or "*" in principals.get("*", ())
+        # "Principal": "*" and {"AWS": "*"} are the same: everyone (IAM User Guide, "AWS JSON
+        # policy elements: Principal", "All principals").
+        return (
+            principal.service in principals.get("Service", ())
+            or "*" in principals.get("*", ())
+            or "*" in principals.get("AWS", ())
+        )
     if "*" in principals.get("*", ()):
         return True
     for named in principals.get("AWS", ()):
-        if named == "*" or named == principal.account:
+        if named == "*":
             return True
-        if named == f"arn:{principal.partition}:iam::{principal.account}:root":
-            return True  # the account: any of its principals its own policies allow
+        if named in (principal.account, f"arn:{principal.partition}:iam::{principal.account}:root"):
+            if account_principal:
+                return True  # the account: any of its principals its own policies allow
+            continue
         if principal.role_name is not None and named in (principal.arn, principal.caller_arn):
             return True
     return False
@@ -304,12 +327,17 @@ class Policy:
         return _parsed(text)
 
     def effect(
-        self, principal: Principal | None, action: str, resource: str, context: Mapping[str, Sequence[str]]
+        self,
+        principal: Principal | None,
+        action: str,
+        resource: str,
+        context: Mapping[str, Sequence[str]],
+        account_principal: bool = True,
     ) -> str | None:
         """Deny if a statement denies, Allow if one allows, None if none applies."""
         allowed = False
         for statement in self.statements:
-            if statement.applies(principal, action, resource, context):
+            if statement.applies(principal, action, resource, context, account_principal):
                 if statement.effect == DENY:
                     return DENY
                 allowed = True
@@ -355,6 +383,8 @@ class Request:
     resource_policy: Policy | None = None
     #: the caller's identity policies; None: the account's administrator (allowed everything)
     identity: Sequence[Policy] | None = None
+    #: the resource policy is a KMS key policy: it must always allow (``_decide_key``)
+    key_policy: bool = False
 
 
 def decide(request: Request) -> None:
@@ -368,6 +398,9 @@ def decide(request: Request) -> None:
     else:
         identity = combined(request.identity, *args)
     held = request.resource_policy.effect(*args) if request.resource_policy is not None else None
+    if request.key_policy:
+        _decide_key(request, identity, held)
+        return
     if DENY in (identity, held):
         kind = "identity-based" if identity == DENY else "resource-based"
         raise AccessDenied(principal, action, resource, f"of an explicit deny in a {kind} policy")
@@ -388,6 +421,37 @@ def decide(request: Request) -> None:
         raise AccessDenied(
             principal, action, resource, f"no identity-based policy allows the {action} action"
         )
+
+
+def _decide_key(request: Request, identity: str | None, held: str | None) -> None:
+    """AWS KMS: the key policy must allow, either the caller itself (its role's ARN, a
+    service principal) or the account, which delegates to the account's IAM policies: then
+    an identity policy must allow too. Across accounts both must allow; a deny in either
+    wins (AWS KMS Developer Guide, "Key policies in AWS KMS", "Allows access to the AWS
+    account and enables IAM policies", and "Troubleshooting key access")."""
+    principal, action, resource = request.principal, request.action, request.resource
+    if DENY in (identity, held):
+        kind = "identity-based" if identity == DENY else "key"
+        raise AccessDenied(principal, action, resource, f"of an explicit deny in a {kind} policy")
+    if held != ALLOW:
+        raise AccessDenied(principal, action, resource, f"no key policy allows the {action} action")
+    direct = request.resource_policy is not None and (
+        request.resource_policy.effect(principal, action, resource, request.context, account_principal=False)
+        == ALLOW
+    )
+    same_account = principal.service is None and principal.account == request.resource_account
+    if principal.service is not None:
+        if not direct:
+            raise AccessDenied(principal, action, resource, f"no key policy allows the {action} action")
+        return
+    if (direct and same_account) or identity == ALLOW:
+        return
+    raise AccessDenied(
+        principal,
+        action,
+        resource,
+        f"the key policy delegates to IAM and no identity-based policy allows the {action} action",
+    )
 
 
 def context_keys(**keys: str | Sequence[str] | None) -> dict[str, tuple[str, ...]]:

@@ -9,8 +9,10 @@ CloudFormation to do) and created with moto's CloudFormation, with two changes:
   (``budget_sync_local.pipeline``) is the stream's only consumer and reads its settings
   (batch size, retries, on-failure queue) from the same template.
 
-Resources that moto's CloudFormation skips (alarms, queue and topic policies) do not take
-part in the pipeline; they are listed in ``ManagementStack.skipped``.
+Resources that moto's CloudFormation skips (alarms, the event source mappings) are listed in
+``ManagementStack.skipped``; the queue and topic policies are applied by
+``standins.resource_policies`` and evaluated on every call that crosses them, the bus policy
+here (``bus_policy``); an alarm's actions run with ``LocalOrganisation.fire_alarm``.
 """
 
 from __future__ import annotations

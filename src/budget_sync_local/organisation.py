@@ -733,7 +733,11 @@ class LocalOrganisation:
                     continue
                 destination = (config.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
                 if destination == {"Fn::GetAtt": ["ResultDeadLetterQueue", "Arn"]}:
-                    on_failure_sender(self.management.client("sqs"), self.stack.result_dead_letter_queue_url)(
+                    # Lambda sends to the destination with the function's execution role
+                    # (Lambda Developer Guide, "Adding a destination": the role needs
+                    # sqs:SendMessage); a refusal is raised as AccessDenied.
+                    sender = self._role_session(self._result_spec).client("sqs")
+                    on_failure_sender(sender, self.stack.result_dead_letter_queue_url)(
                         {
                             "version": "1.0",
                             "requestContext": {
@@ -748,6 +752,43 @@ class LocalOrganisation:
                     )
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def fire_alarm(self, logical_id: str, reason: str = "local organisation") -> list[str]:
+        """CloudWatch's actions when the management stack's alarm ``logical_id`` goes to ALARM
+        (moto's CloudFormation creates no alarm: its ``AlarmActions`` are read from the
+        template, resolved for this stack): each SNS topic is published to by
+        ``cloudwatch.amazonaws.com`` for this account and the alarm's ARN. The topic's policy
+        must admit it and, for a topic encrypted with a KMS key, the key's policy must let it
+        use the key (Amazon SNS Developer Guide, "Key management": "Enable compatibility
+        between event sources from AWS services and encrypted topics"). Raises AccessDenied
+        naming the action and the service; returns the topics published to."""
+        resolver = templates.Resolver(
+            templates.load(templates.MANAGEMENT_TEMPLATE),
+            self.management_parameters,
+            account_id=MANAGEMENT_ACCOUNT,
+            region=self.region,
+            physical_ids=self.stack.physical_ids,
+        )
+        if resolver.resource(logical_id)["Type"] != "AWS::CloudWatch::Alarm":
+            raise ValueError(f"{logical_id} is not an alarm of the management stack")
+        name = f"{management_stack.STACK_NAME}-{logical_id}"
+        alarm_arn = f"arn:aws:cloudwatch:{self.region}:{MANAGEMENT_ACCOUNT}:alarm:{name}"
+        published = []
+        for action in resolver.properties(logical_id).get("AlarmActions", []):
+            if ":sns:" not in str(action):
+                continue
+            standins.authorisation.service_sends(
+                "cloudwatch.amazonaws.com", "sns:Publish", str(action), MANAGEMENT_ACCOUNT, alarm_arn
+            )
+            message = {
+                "AlarmName": name,
+                "AlarmArn": alarm_arn,
+                "NewStateValue": "ALARM",
+                "NewStateReason": reason,
+            }
+            standins.publish_to_topic(str(action), json.dumps(message), subject=f'ALARM: "{name}"')
+            published.append(str(action))
+        return published
 
     def check_unconfirmed(self) -> Any:
         """What the result function's schedule does: SENT values past the bound become FAILED."""
@@ -882,6 +923,29 @@ class LocalOrganisation:
                 )
             )
         return tuple(alerts)
+
+    def send_budget_alerts(self, account: str) -> list[str]:
+        """What AWS Budgets does for each of the account's notifications that fires at the
+        simulated spend: publish to each SNS subscriber (a topic) as
+        ``budgets.amazonaws.com`` for the account and its budget. The topic's policy must
+        admit the service and, for a topic encrypted with a KMS key (SnsTopicMode Create), the
+        key's policy must let it use the key (AWS Budgets User Guide, "Creating an Amazon SNS
+        topic for budget notifications"; Amazon SNS Developer Guide, "Key management").
+        Raises AccessDenied naming the action and the service; returns the topics published to."""
+        name = self.spokes[account].budget_name
+        budget_arn = f"arn:aws:budgets::{account}:budget/{name}"
+        published = []
+        for alert in self.alerts(account):
+            if not alert.fires:
+                continue
+            for topic in (s for s in alert.subscribers if s.startswith("arn:") and ":sns:" in s):
+                standins.authorisation.service_sends(
+                    "budgets.amazonaws.com", "sns:Publish", topic, account, budget_arn
+                )
+                message = f"AWS Budget Notification: {name} {alert.notification_type} {alert.threshold}"
+                standins.publish_to_topic(topic, message, subject=f"AWS Budgets: {name} has exceeded")
+                published.append(topic)
+        return published
 
     def view(self, account: str) -> AccountView:
         status = self.status(account) or {}

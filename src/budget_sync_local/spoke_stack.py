@@ -6,8 +6,9 @@ CloudFormation creates the roles, the parameter, the Automation document, the ru
 its target, the dead-letter queue and (SnsTopicMode=Create) the KMS key and the topic.
 It skips ``AWS::Budgets::Budget``: the budget is created here through the Budgets API
 from the template's own resolved properties (NotificationsWithSubscribers included).
-Skipped and not emulated: the queue and topic policies (moto does not evaluate resource
-policies) and ``AWS::Budgets::BudgetsAction`` (moto has no Budget Actions API).
+The queue and topic policies (which moto's CloudFormation skips) are applied by
+``standins.resource_policies`` and evaluated by ``standins.authorisation``. Skipped and not
+emulated: ``AWS::Budgets::BudgetsAction`` (moto has no Budget Actions API).
 
 ``SpokeStack.handle`` is the rule and its target: an event that matches the rule's
 pattern (read back from moto, as CloudFormation created it) starts the Automation
@@ -52,7 +53,7 @@ LOCAL_DEFAULTS = {
 CREATED_HERE = ("AWS::Budgets::Budget",)
 #: AWS::Budgets::Budget properties whose change requires a replacement (CloudFormation reference).
 CREATE_ONLY = ("NotificationsWithSubscribers",)
-NOT_EMULATED = ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::Budgets::BudgetsAction")
+NOT_EMULATED = ("AWS::Budgets::BudgetsAction",)
 
 
 class SpokeStackError(Exception):

@@ -1,13 +1,23 @@
 """moto fixtures: a management account with the template's tables, spoke accounts with the
 spoke role and parameter, and the behaviours of real AWS that moto leaves out and these
 tests rely on (AssumeRole of a missing role is refused; a parameter's AllowedPattern holds),
-from the local organisation's one module of stand-ins (budget_sync_local.standins)."""
+from the local organisation's one module of stand-ins (budget_sync_local.standins).
+
+``enforced_org`` is the same organisation under the local organisation's IAM
+(``standins.authorisation``): an AWS Organization holds the accounts, the update function's
+role and each spoke role are the templates' own (``FunctionRole`` of template-management.yaml,
+``SpokeRole`` of template-spoke.yaml: trust and policies), the handler runs with the function
+role's credentials as Lambda gives them, and every call is authorised. A test module opts in
+by defining ``org`` as ``enforced_org``.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -18,7 +28,7 @@ from budget_sync.handlers import update as update_handler
 from budget_sync_local import standins
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from budget_sync_local.streams import lambda_event, read_from_start
-from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 
 REGION = "us-east-1"
 MANAGEMENT = "123456789012"
@@ -39,6 +49,22 @@ class Org:
     stream_arn: str
     spokes: dict[str, boto3.Session] = field(default_factory=dict)
     consumed: int = 0
+    #: the update function's execution role credentials (enforced_org); None: the administrator
+    credentials: tuple[str, str, str] | None = None
+
+    @property
+    def enforced(self) -> bool:
+        return self.credentials is not None
+
+    def function_session(self) -> boto3.Session:
+        """The update function's execution role, as Lambda gives it (the administrator's
+        session outside enforced_org)."""
+        if self.credentials is None:
+            return boto3.Session(region_name=REGION)
+        key, secret, token = self.credentials
+        return boto3.Session(
+            aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token, region_name=REGION
+        )
 
     def put(self, account: str, value: Any, **extra: Any) -> None:
         item = {"AccountId": account, "BudgetValue": value, **extra}
@@ -59,8 +85,12 @@ class Org:
     def invoke(self, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The template's handler, on the stream's new records, as Lambda calls it."""
         event = lambda_event(self.new_records() if records is None else records)
-        result: dict[str, Any] = invoke(function_spec(), event, REGION, MANAGEMENT)
+        result: dict[str, Any] = invoke(self.spec(), event, REGION, MANAGEMENT)
         return result
+
+    def spec(self) -> Any:
+        """The update function's spec, with its execution role's credentials under enforced_org."""
+        return replace(function_spec(), credentials=self.credentials)
 
     def parameter(self, account: str) -> str:
         return self.spokes[account].client("ssm").get_parameter(Name=PARAMETER)["Parameter"]["Value"]
@@ -106,8 +136,12 @@ def create_table(session: boto3.Session, logical_id: str) -> Any:
 def add_spoke(
     org: Org, account: str, *, role: bool = True, pattern: str = AMOUNT_PATTERN, initial: str = "1000"
 ) -> None:
+    if org.enforced and standins.authorisation.organisation_of(account) is None:
+        join_organisation(org.management, account)
     session = session_in(account)
-    if role:
+    if role and org.enforced:
+        template_role(session, SPOKE_TEMPLATE, "SpokeRole", account, {"ManagementAccountId": MANAGEMENT})
+    elif role:
         session.client("iam").create_role(RoleName=SPOKE_ROLE, AssumeRolePolicyDocument="{}")
         session.client("iam").create_role(RoleName=SPOKE_READ_ROLE, AssumeRolePolicyDocument="{}")
     session.client("ssm").put_parameter(Name=PARAMETER, Value=initial, Type="String", AllowedPattern=pattern)
@@ -125,4 +159,64 @@ def org() -> Iterator[Org]:
         for account in SPOKES:
             add_spoke(organisation, account)
         yield organisation
+    update_handler.build_service.cache_clear()
+
+
+def template_role(
+    session: boto3.Session, template: Any, logical_id: str, account: str, parameters: dict[str, str]
+) -> str:
+    """Create a template's ``AWS::IAM::Role`` (its name, trust and inline policies, resolved
+    for ``account``) as CloudFormation would; its ARN."""
+    properties = Resolver(load(template), parameters, account_id=account, region=REGION).properties(
+        logical_id
+    )
+    iam = session.client("iam")
+    name = properties["RoleName"]
+    iam.create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"])
+    )
+    for policy in properties.get("Policies", []):
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName=policy["PolicyName"],
+            PolicyDocument=json.dumps(policy["PolicyDocument"]),
+        )
+    return f"arn:aws:iam::{account}:role/{name}"
+
+
+def join_organisation(management: boto3.Session, account: str) -> None:
+    """CreateAccount in the management account's organisation, with this account id."""
+    with mock.patch("moto.organizations.utils.make_random_account_id", return_value=account):
+        management.client("organizations").create_account(
+            AccountName=f"spoke-{account}", Email=f"aws+{account}@example.com"
+        )
+
+
+@pytest.fixture
+def enforced_org() -> Iterator[Org]:
+    """``org`` under IAM: an AWS Organization of the management account and the spokes, the
+    templates' function and spoke roles, the handler as its execution role."""
+    update_handler.build_service.cache_clear()
+    with mock_aws(), standins.installed():
+        management = boto3.Session(region_name=REGION)
+        management.client("organizations").create_organization(FeatureSet="ALL")
+        for account in SPOKES:
+            join_organisation(management, account)
+        budgets = create_table(management, "BudgetsTable")
+        status = create_table(management, "StatusTable")
+        role = template_role(management, MANAGEMENT_TEMPLATE, "FunctionRole", MANAGEMENT, {})
+        with standins.authorisation.enforced():
+            credentials = standins.service_credentials(
+                role, "lambda.amazonaws.com", MANAGEMENT, REGION, "BlogBudgetsUpdateLambda"
+            )
+            organisation = Org(
+                management,
+                budgets["TableName"],
+                status["TableName"],
+                budgets["LatestStreamArn"],
+                credentials=credentials,
+            )
+            for account in SPOKES:
+                add_spoke(organisation, account)
+            yield organisation
     update_handler.build_service.cache_clear()

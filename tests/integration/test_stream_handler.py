@@ -14,11 +14,18 @@ from moto.sts.models import sts_backends
 
 from budget_sync import spoke
 from budget_sync.handlers import update as update_handler
-from budget_sync_local.lambda_runtime import function_spec, invoke
+from budget_sync_local.lambda_runtime import invoke
 from budget_sync_local.streams import lambda_event
 from tests.integration.conftest import MANAGEMENT, REGION, SPOKES, Org, add_spoke
 
 A, B, C = SPOKES
+
+
+@pytest.fixture
+def org(enforced_org: Org) -> Org:
+    """Under IAM: the handler as the template's FunctionRole, the spokes' SpokeRole as the
+    template defines it (tests/integration/conftest.py, enforced_org)."""
+    return enforced_org
 
 
 def failures(response: dict[str, Any]) -> list[str]:
@@ -251,7 +258,7 @@ def test_given_an_invocation_whose_time_is_short_then_no_account_is_started_and_
     org.put(A, 4321)
     org.put(B, 1234)
     records = org.new_records()
-    short = dataclasses.replace(function_spec(), timeout_s=10)  # the context counts down from 10 s
+    short = dataclasses.replace(org.spec(), timeout_s=10)  # the context counts down from 10 s
 
     # WHEN the template's handler runs with that context
     response = invoke(short, lambda_event(records), REGION, MANAGEMENT)

@@ -383,6 +383,18 @@ def test_without_the_spoke_stack_the_management_account_cannot_assume_the_spoke_
 
 
 def test_the_stack_records_what_moto_does_not_emulate(spoke: Spoke):
+    import json
+
+    from moto.sqs.models import sqs_backends
+
     assert isinstance(spoke.stack, SpokeStack)
-    assert "TriggerDeadLetterQueuePolicy" in spoke.stack.not_emulated
+    # The queue policy moto's CloudFormation skips is applied by the stand-ins (and evaluated)
+    assert "TriggerDeadLetterQueuePolicy" not in spoke.stack.not_emulated
+    account, name = spoke.stack.dead_letter_queue_url.rstrip("/").split("/")[-2:]
+    policy = json.loads(sqs_backends[account][REGION].get_queue(name).policy)
+    assert [s["Sid"] for s in policy["Statement"]] == [
+        "TheTriggerRuleOnly",
+        "TheResultForwardingRules",
+        "DenyInsecureTransport",
+    ]
     assert "BudgetAction" not in spoke.stack.not_emulated  # off by default: not in the stack at all

@@ -249,3 +249,71 @@ def test_what_is_not_evaluated_is_an_error_not_an_allow() -> None:
         )
     with pytest.raises(PolicyError, match="NotPrincipal"):
         Policy.of({"Statement": [{"Effect": "Allow", "Action": "*", "NotPrincipal": "*"}]})
+
+
+# -- AWS KMS: the key policy must always allow ---------------------------------------------------
+
+KEY = f"arn:aws:kms:us-east-1:{MANAGEMENT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ROOT_ONLY = policy(
+    {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+)
+USE_KEY = policy({"Effect": "Allow", "Action": "kms:GenerateDataKey*", "Resource": KEY})
+
+
+def use_key(principal: Principal, identity: list[Policy] | None, held: Policy | None) -> None:
+    keys = context_keys(aws_PrincipalArn=principal.arn if principal.service is None else None)
+    decide(Request(principal, "kms:GenerateDataKey", KEY, MANAGEMENT, keys, held, identity, key_policy=True))
+
+
+def test_a_key_policy_naming_the_account_delegates_to_iam_so_the_role_needs_an_identity_allow():
+    use_key(FUNCTION, [USE_KEY], ROOT_ONLY)  # delegated, and IAM allows
+    with pytest.raises(AccessDenied, match="the key policy delegates to IAM and no identity-based policy"):
+        use_key(FUNCTION, [], ROOT_ONLY)
+
+
+def test_a_key_policy_naming_the_role_allows_it_without_an_identity_policy():
+    named = policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:role/BlogBudgetsLambdaRole"},
+            "Action": "kms:GenerateDataKey*",
+            "Resource": "*",
+        }
+    )
+    use_key(FUNCTION, [], named)
+
+
+def test_without_a_key_policy_statement_no_identity_policy_can_use_the_key():
+    with pytest.raises(AccessDenied, match="no key policy allows the kms:GenerateDataKey action"):
+        use_key(FUNCTION, [USE_KEY], policy())
+    with pytest.raises(AccessDenied, match="no key policy allows"):
+        use_key(FUNCTION, [USE_KEY], None)
+
+
+def test_a_service_principal_needs_its_own_key_policy_statement():
+    cloudwatch = Principal(MANAGEMENT, service="cloudwatch.amazonaws.com")
+    with pytest.raises(AccessDenied, match=r"User: cloudwatch\.amazonaws\.com is not authorized"):
+        use_key(cloudwatch, None, ROOT_ONLY)
+    admits = policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "kms:GenerateDataKey*",
+            "Resource": "*",
+        }
+    )
+    use_key(cloudwatch, None, admits)
+
+
+def test_principal_aws_star_admits_a_service_principal_as_principal_star_does():
+    topic = f"arn:aws:sns:us-east-1:{MANAGEMENT}:alarms"
+    everyone = policy(
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sns:Publish", "Resource": topic}
+    )
+    cloudwatch = Principal(MANAGEMENT, service="cloudwatch.amazonaws.com")
+    decide(Request(cloudwatch, "sns:Publish", topic, MANAGEMENT, {}, everyone, None))

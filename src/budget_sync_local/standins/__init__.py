@@ -14,6 +14,9 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
   policies and the trust or resource policy it crosses (``budget_sync_local.iam``), with
   AWS's ``AccessDenied`` / ``AccessDeniedException``. ``service_credentials`` is a service
   (Lambda, EventBridge, SSM) assuming a role for an account: its trust policy decides.
+* CloudFormation's ``AWS::SQS::QueuePolicy`` and ``AWS::SNS::TopicPolicy`` (moto 5.2 skips
+  both): the template's policy becomes the queue's or topic's ``Policy``
+  (``resource_policies``), so that ``authorisation`` evaluates it.
 * SSM ``PutParameter`` enforces the ``AllowedPattern`` the call brings or the parameter
   has (``ParameterPatternMismatchException``), on create and overwrite, as AWS does; moto
   stores the pattern only.
@@ -102,7 +105,7 @@ from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
 from moto.sts.models import STSBackend
 
-from budget_sync_local.standins import authorisation
+from budget_sync_local.standins import authorisation, resource_policies
 from budget_sync_local.standins import organizations as _organizations
 from budget_sync_local.standins import stacksets as _stacksets
 from budget_sync_local.standins.automation import (
@@ -137,6 +140,7 @@ from budget_sync_local.standins.cloudformation import (
 )
 from budget_sync_local.standins.events import _put_events, pattern_matches
 from budget_sync_local.standins.organizations import publish_management, subscribe_management
+from budget_sync_local.standins.resource_policies import publish_to_topic
 from budget_sync_local.standins.speed import (
     _KEY_ACCOUNTS,
     _json_first,
@@ -222,6 +226,11 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
     replace(CloudFormationResponse, "list_stack_set_operation_results", _list_operation_results)
     replace(
         cast(type, cfn_parsing),
+        "resource_class_from_type",
+        resource_policies.resource_class_from_type(cfn_parsing.resource_class_from_type),
+    )
+    replace(
+        cast(type, cfn_parsing),
         "parse_and_update_resource",
         _update_or_skip_absent(cfn_parsing.parse_and_update_resource),
     )
@@ -282,6 +291,7 @@ __all__ = [
     "parameter_store_change_event",
     "pattern_matches",
     "publish_management",
+    "publish_to_topic",
     "run_automation",
     "service_credentials",
     "set_calculated_spend",

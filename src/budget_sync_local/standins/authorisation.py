@@ -17,7 +17,19 @@ which every service but S3 calls before its action), while ``enforced()`` is act
 * Context keys: ``aws:PrincipalArn``, ``aws:PrincipalAccount``, ``aws:PrincipalOrgID`` and
   ``aws:ResourceOrgID`` (from moto's Organizations), ``aws:ResourceAccount``,
   ``aws:SecureTransport`` (``true``: AWS's endpoints are HTTPS only), ``events:source``
-  (each PutEvents entry's ``Source``), and for a service principal ``aws:SourceAccount``.
+  (each PutEvents entry's ``Source``), and for a service principal ``aws:SourceAccount`` and
+  ``aws:SourceArn``; for a key used through a service, ``kms:ViaService`` and
+  ``kms:CallerAccount``.
+* Queue and topic policies are the templates' own (``resource_policies`` applies them). A
+  message to a topic or queue encrypted with a KMS key (``KmsMasterKeyId``) also needs
+  ``kms:GenerateDataKey`` and ``kms:Decrypt`` on that key for the sender, through the
+  service: the key's policy must allow it (``iam.Request.key_policy``). An AWS managed key
+  (``alias/aws/sns``, ``alias/aws/sqs``) has AWS's policy: the account's principals through
+  that service only, never a service principal. SQS-managed encryption
+  (``SqsManagedSseEnabled``) needs no key permission.
+* A service that publishes or sends for an account (CloudWatch's alarm actions, AWS Budgets'
+  alerts, EventBridge's dead-letter queues) is authorised with ``service_sends``: the
+  topic's or queue's policy and the key's policy must admit the service principal.
 
 A refused call answers AWS's error: ``AccessDenied`` (query protocols: STS, SNS, IAM,
 CloudFormation) or ``AccessDeniedException`` (JSON protocols), with AWS's message.
@@ -38,6 +50,7 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.core.exceptions import JsonRESTError, _RESTError
 from moto.events.models import events_backends
 from moto.iam.models import iam_backends
+from moto.kms.models import kms_backends
 from moto.organizations.models import organizations_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
@@ -174,6 +187,102 @@ def _topic_policy(arn: str) -> Policy | None:
     return Policy.of(policy) if policy else None
 
 
+#: AWS managed keys' aliases: their policies are AWS's own (``_managed_key_policy``).
+_MANAGED_KEYS = ("alias/aws/sns", "alias/aws/sqs")
+
+
+def _managed_key_policy(alias: str, account: str, region: str) -> Policy:
+    """An AWS managed key's policy (AWS KMS Developer Guide, "AWS managed keys": each
+    allows the account's principals through its service only, kms:CallerAccount and
+    kms:ViaService): no service principal (CloudWatch, AWS Budgets) may use it."""
+    service = alias.rsplit("/", 1)[-1]
+    return Policy.of(
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:CallerAccount": account,
+                            "kms:ViaService": f"{service}.{region}.amazonaws.com",
+                        }
+                    },
+                }
+            ]
+        }
+    )
+
+
+def _key(key_id: str, account: str, region: str) -> Any:
+    parts = key_id.split(":")
+    if len(parts) > 5:
+        account, region = parts[4], parts[3]
+    backend = kms_backends[account][region]
+    try:
+        return backend.describe_key(key_id)
+    except (KeyError, TypeError):
+        return None
+
+
+def _key_policy(arn: str) -> Policy | None:
+    parts = arn.split(":")
+    resource = parts[5]
+    if resource.startswith("alias/aws/"):
+        return _managed_key_policy(resource, parts[4], parts[3])
+    key = _key(arn, parts[4], parts[3])
+    policy = getattr(key, "policy", None)
+    return Policy.of(policy) if policy else None
+
+
+def encryption_key(resource: str) -> str | None:
+    """The ARN of the KMS key a topic or queue is encrypted with (``KmsMasterKeyId``; an AWS
+    managed key as its alias ARN), or None (not encrypted, or SQS-managed keys)."""
+    parts = resource.split(":")
+    if len(parts) != 6:
+        return None
+    service, region, account = parts[2], parts[3], parts[4]
+    if service == "sns":
+        topic = sns_backends[account][region].topics.get(resource)
+        key_id = str(getattr(topic, "kms_master_key_id", "") or "")
+    elif service == "sqs":
+        queue = sqs_backends[account][region].queues.get(parts[5])
+        key_id = str(getattr(queue, "kms_master_key_id", "") or "")
+    else:
+        return None
+    if not key_id:
+        return None
+    if key_id.startswith("arn:"):
+        key_parts = key_id.split(":")
+        account, region, key_id = key_parts[4], key_parts[3], key_parts[5]
+    if key_id in _MANAGED_KEYS:
+        return f"arn:{parts[1]}:kms:{region}:{account}:{key_id}"
+    key = _key(key_id, account, region)
+    return str(key.arn) if key is not None else f"arn:{parts[1]}:kms:{region}:{account}:key/{key_id}"
+
+
+def _uses_key(
+    principal: Principal, resource: str, region: str, extra: Mapping[str, str | Sequence[str] | None]
+) -> None:
+    """A message to an encrypted topic or queue: the service uses its KMS key for the caller
+    (kms:GenerateDataKey and kms:Decrypt, through the service: kms:ViaService). Amazon SNS
+    Developer Guide, "Setting up topic encryption" / Amazon SQS Developer Guide, "Key
+    management": the publisher needs both on the key."""
+    key = encryption_key(resource)
+    if key is None:
+        return
+    service = resource.split(":")[2]
+    context: dict[str, str | Sequence[str] | None] = {
+        **extra,
+        "kms:ViaService": f"{service}.{region or resource.split(':')[3]}.amazonaws.com",
+        "kms:CallerAccount": principal.account if principal.service is None else None,
+    }
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        authorise(principal, action, key, region=region, extra=context)
+
+
 def authorise(
     principal: Principal,
     action: str,
@@ -195,6 +304,8 @@ def authorise(
         held = _queue_policy(resource)
     elif service == "sns":
         held = _topic_policy(resource)
+    elif service == "kms":
+        held = _key_policy(resource)
     else:
         held = None
     context = context_keys(
@@ -220,7 +331,40 @@ def authorise(
             context=context,
             resource_policy=held,
             identity=identity_policies(principal),
+            key_policy=service == "kms",
         )
+    )
+
+
+def sends(
+    principal: Principal,
+    action: str,
+    resource: str,
+    *,
+    region: str = "",
+    extra: Mapping[str, str | Sequence[str] | None] | None = None,
+) -> None:
+    """``sns:Publish`` / ``sqs:SendMessage``: the topic's or queue's own policy and, if it is
+    encrypted with a KMS key, that key's policy for the caller."""
+    authorise(principal, action, resource, region=region, extra=extra)
+    _uses_key(principal, resource, region, extra or {})
+
+
+def service_sends(
+    service: str, action: str, resource: str, source_account: str, source_arn: str = ""
+) -> None:
+    """A service (``cloudwatch.amazonaws.com`` for an alarm's action, ``budgets.amazonaws.com``
+    for a budget's alert, ``events.amazonaws.com`` for a rule's dead-letter queue) publishing
+    or sending for ``source_account``: the topic's or queue's policy must admit it, and the
+    KMS key's policy too if there is one (no identity policy takes part). Raises AccessDenied."""
+    if not is_enforced():
+        return
+    sends(
+        Principal(account=source_account, service=service),
+        action,
+        resource,
+        region=resource.split(":")[3],
+        extra={"aws:SourceAccount": source_account, "aws:SourceArn": source_arn or None},
     )
 
 
@@ -235,14 +379,14 @@ def service_assumes(role_arn: str, service: str, source_account: str, source_arn
     )
 
 
-def forwarded(role_arn: str, bus_arn: str, event: Mapping[str, Any]) -> None:
-    """An EventBridge rule's target puts ``event`` on another account's bus with its role:
-    EventBridge assumes the role (its trust policy, for the rule's account), and the role's
+def forwarded(role_arn: str, bus_arn: str, event: Mapping[str, Any], rule_arn: str = "") -> None:
+    """An EventBridge rule's target puts ``event`` on another bus with its role: EventBridge
+    assumes the role (its trust policy, for the rule's account and ARN), and the role's
     PutEvents must be allowed by its own policy and by the bus's policy. Raises AccessDenied."""
-    account = str(event.get("account"))
     if not is_enforced():
         return
-    service_assumes(role_arn, "events.amazonaws.com", account)
+    rule_account = rule_arn.split(":")[4] if rule_arn.count(":") >= 5 else str(event.get("account"))
+    service_assumes(role_arn, "events.amazonaws.com", rule_account, rule_arn)
     parts = role_arn.split(":")
     role = Principal(
         account=parts[4], partition=parts[1], role_name=role_arn.rsplit("/", 1)[-1], session_name="events"
@@ -261,6 +405,8 @@ def forwarded(role_arn: str, bus_arn: str, event: Mapping[str, Any]) -> None:
 _PREFIX = {"dynamodbstreams": "dynamodb", "awslambda": "lambda"}
 _BUDGET_READS = ("Describe", "View")
 _QUERY_PROTOCOLS = {"sts", "sns", "iam", "cloudformation"}
+#: Messages to a topic or queue: its KMS key is used for the caller, if it has one.
+_SENDS = {"sns:Publish", "sns:PublishBatch", "sqs:SendMessage", "sqs:SendMessageBatch"}
 _LAMBDA_ACTIONS = {"Invoke": "InvokeFunction", "InvokeAsync": "InvokeAsync"}
 
 
@@ -471,7 +617,10 @@ def _authorise_request(original: Callable[..., Any]) -> Callable[..., Any]:
                     )
                 return
             for wanted, arn in requests_of(self, prefix, action, params):
-                authorise(principal, wanted, arn, region=self.region)
+                if wanted in _SENDS:
+                    sends(principal, wanted, arn, region=self.region)
+                else:
+                    authorise(principal, wanted, arn, region=self.region)
         except AccessDenied as denied:
             raise _refusal(service, denied) from None
 
