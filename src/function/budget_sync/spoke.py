@@ -249,7 +249,11 @@ class SsmSpokeGateway:
                     text = "{}"  # no defaults (a stack older than alert settings): as the spoke reads it
         except (ClientError, BotoCoreError) as exc:
             raise self._failure(
-                exc, account_id, denied=f"the spoke role may not read {name}", rejected=f"cannot read {name}"
+                exc,
+                account_id,
+                denied=f"the spoke role may not read {name} (a spoke stack older than the reconciler's "
+                "alert comparison? update it to the current template-spoke.yaml)",
+                rejected=f"cannot read {name}",
             ) from exc
         try:
             defaults = json.loads(text)
