@@ -4,6 +4,7 @@ result function as the template names it, on the local organisation."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -362,3 +363,42 @@ def test_given_the_spoke_refused_the_alerts_when_the_reconciler_handler_runs_the
     assert status is not None
     assert status["Status"] == "FAILED"
     assert status["Status"] != "APPLIED"
+
+
+def test_given_a_spoke_role_without_the_alert_defaults_read_then_the_reconciler_says_to_update_the_spoke_stack(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A at 1000, APPLIED, whose spoke role is the earlier one (no read of AlertDefaults)
+    local_org.put(A, 1000)
+    local_org.pipeline.run_until_idle()
+    iam = local_org.session_in(A).client("iam")
+    parameter = f"arn:aws:ssm:{local_org.region}:{A}:parameter/BlogBudgets"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["ssm:PutParameter", "ssm:GetParameter"],
+                "Resource": [f"{parameter}/CostThreshold", f"{parameter}/AlertSettings"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": "budgets:ViewBudget",
+                "Resource": f"arn:aws:budgets::{A}:budget/SpokeAccountBudget",
+            },
+        ],
+    }
+    iam.put_role_policy(
+        RoleName="BlogBudgetsSpokeRole", PolicyName="budget-sync-spoke", PolicyDocument=json.dumps(policy)
+    )
+
+    # WHEN the reconciler function runs
+    result = local_org.invoke_reconciler()
+
+    # THEN A is unreachable, FAILED with the reason naming the parameter and what to do; never APPLIED
+    assert result["states"] == {"UNREACHABLE": 1}
+    status = local_org.status(A)
+    assert status is not None
+    assert status["Status"] == "FAILED"
+    assert "may not read /BlogBudgets/AlertDefaults" in status["Reason"]
+    assert "update it to the current template-spoke.yaml" in status["Reason"]
