@@ -233,6 +233,7 @@ class LocalOrganisation:
         self._exit = ExitStack()
         self._sessions: dict[str, boto3.Session] = {}
         self._role_sessions: dict[str, boto3.Session] = {}
+        self._reconciler_spec: FunctionSpec | None = None
         self.spokes: dict[str, spoke_stack.SpokeStack] = {}
         self.spend: dict[str, tuple[Decimal, Decimal]] = {}
 
@@ -613,6 +614,20 @@ class LocalOrganisation:
     def invoke_resolver(self, event: dict[str, Any]) -> Any:
         """The resolver function on one event, as Lambda calls it (the template's handler)."""
         return self._invoke(self._resolver_spec, event)
+
+    def invoke_reconciler(self, event: dict[str, Any] | None = None) -> Any:
+        """The reconciler function on one event (its schedule's by default), as Lambda calls
+        it (the template's handler, its execution role, a fresh execution environment the
+        first time for this organisation)."""
+        if self._reconciler_spec is None:
+            spec = function_spec(
+                "ReconcilerFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+            )
+            self._reconciler_spec = self._as_its_role(replace(spec, logical_id="ReconcilerFunction"))
+            with lambda_environment(self._reconciler_spec, self.region):
+                load_handler(self._reconciler_spec)
+            new_execution_environment(self._reconciler_spec)
+        return self._invoke(self._reconciler_spec, event or {"source": "aws.scheduler"})
 
     # -- sessions ------------------------------------------------------------------------
 

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from moto.sns.models import sns_backends
 
-from budget_sync.reconcile import Action, Reconciler, read_desired, read_desired_value, read_statuses
+from budget_sync.reconcile import (
+    Action,
+    Reconciler,
+    read_desired,
+    read_desired_alerts,
+    read_desired_value,
+    read_statuses,
+)
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
@@ -43,6 +50,7 @@ def reconciler(org: LocalOrganisation, reread: Any = None) -> Reconciler:
         gateway,
         StatusStore(dynamodb, org.stack.status_table),
         reread=reread or (lambda account: read_desired_value(dynamodb, org.stack.budgets_table, account)),
+        reread_alerts=lambda account: read_desired_alerts(dynamodb, org.stack.budgets_table, account),
     )
 
 

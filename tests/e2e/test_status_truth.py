@@ -4,6 +4,7 @@ result function as the template names it, on the local organisation."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -264,8 +265,140 @@ def test_given_the_spoke_refused_the_alerts_then_the_reconciler_does_not_call_th
     # WHEN the reconciler finds the limit in sync
     reports = reconcile(local_org)
 
-    # THEN it does not write APPLIED for the alerts it did not check: the failure stands
-    assert reports[A].drift.value == "IN_SYNC"
+    # THEN it compares the alerts (alert drift) and does not write APPLIED: the failure stands
+    assert reports[A].drift.value == "ALERT_DRIFT"
     status = local_org.status(A)
     assert status is not None
     assert (status["Status"], status["Reason"]) == ("FAILED", failed["Reason"])
+
+
+def alert_drift_by_hand(org: LocalOrganisation) -> None:
+    """Someone with the spoke's console removes team-a from A's 80 % notification and adds an
+    address of their own: the item still says team-a."""
+    budgets = org.session_in(A).client("budgets")
+    notification = {
+        "NotificationType": "ACTUAL",
+        "ComparisonOperator": "GREATER_THAN",
+        "Threshold": 80.0,
+        "ThresholdType": "PERCENTAGE",
+    }
+    budgets.create_subscriber(
+        AccountId=A,
+        BudgetName="SpokeAccountBudget",
+        Notification=notification,
+        Subscriber={"SubscriptionType": "EMAIL", "Address": "someone-else@example.com"},
+    )
+    budgets.delete_subscriber(
+        AccountId=A,
+        BudgetName="SpokeAccountBudget",
+        Notification=notification,
+        Subscriber={"SubscriptionType": "EMAIL", "Address": "team-a@example.com"},
+    )
+
+
+def test_given_alerts_changed_by_hand_when_the_reconciler_runs_then_it_reports_alert_drift_and_repairs_it(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A at 1000 with its own recipients, APPLIED; then its 80 % alert edited by hand
+    local_org.put(A, 1000, AlertEmails="team-a@example.com")
+    local_org.pipeline.run_until_idle()
+    assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]
+    alert_drift_by_hand(local_org)
+
+    # WHEN the reconciler function runs (its schedule's event, its role, on the local organisation)
+    result = local_org.invoke_reconciler()
+
+    # THEN the account is alert drift (the limit is in sync), repaired by re-sending its
+    # alert settings: SENT with the alert parameter's new version, not APPLIED
+    assert result["states"] == {"ALERT_DRIFT": 1}
+    assert result["repaired"] == 1
+    sent = local_org.status(A)
+    assert sent is not None
+    assert sent["Status"] == "SENT"
+    assert sent["Source"] == "reconciler"
+    assert (
+        "ACTUAL>80% subscribers: missing team-a@example.com, unexpected someone-else@example.com"
+        in sent["Reason"]
+    )
+    assert sent["AlertSettings"] == '{"emails":["team-a@example.com"]}'
+    version = local_org.session_in(A).client("ssm").get_parameter(Name="/BlogBudgets/AlertSettings")
+    assert sent["SentAlertsVersion"] == version["Parameter"]["Version"]
+
+    # and the spoke's Automation applies them and reports: APPLIED, the budget's alerts as the item says
+    local_org.pipeline.run_until_idle()
+    applied = local_org.status(A)
+    assert applied is not None
+    assert applied["Status"] == "APPLIED"
+    recipients = {tuple(sorted(a.subscribers)) for a in local_org.alerts(A)}
+    assert recipients == {("team-a@example.com",)}
+    again = local_org.invoke_reconciler()
+    assert again["states"] == {"IN_SYNC": 1}
+    assert again["repaired"] == 0
+
+
+def test_given_the_spoke_refused_the_alerts_when_the_reconciler_handler_runs_then_it_is_alert_drift_not_applied(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A's limit applied but its alert settings refused by the spoke (FAILED "spoke: alerts not applied")
+    local_org.put(A, 1000, AlertEmails="team-a@example.com")
+    local_org.pipeline.run_until_idle()
+    local_org.session_in(A).client("ssm").put_parameter(
+        Name="/BlogBudgets/AlertDefaults",
+        Value='{"emails": ["finance(at)example.com"], "actual": ["80", "90"], "forecasted": "100"}',
+        Overwrite=True,
+    )
+    local_org.put(A, 2000)  # the item no longer names recipients: the invalid default applies
+    local_org.pipeline.run_until_idle()
+    failed = local_org.status(A)
+    assert failed is not None
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"].startswith("spoke: alerts not applied")
+
+    # WHEN the reconciler function runs: the limit is in sync
+    result = local_org.invoke_reconciler()
+
+    # THEN it compared the alerts and reports alert drift, naming the invalid default; no APPLIED
+    assert result["states"]["ALERT_DRIFT"] == 1
+    status = local_org.status(A)
+    assert status is not None
+    assert status["Status"] == "FAILED"
+    assert status["Status"] != "APPLIED"
+
+
+def test_given_a_spoke_role_without_the_alert_defaults_read_then_the_reconciler_says_to_update_the_spoke_stack(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A at 1000, APPLIED, whose spoke role is the earlier one (no read of AlertDefaults)
+    local_org.put(A, 1000)
+    local_org.pipeline.run_until_idle()
+    iam = local_org.session_in(A).client("iam")
+    parameter = f"arn:aws:ssm:{local_org.region}:{A}:parameter/BlogBudgets"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["ssm:PutParameter", "ssm:GetParameter"],
+                "Resource": [f"{parameter}/CostThreshold", f"{parameter}/AlertSettings"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": "budgets:ViewBudget",
+                "Resource": f"arn:aws:budgets::{A}:budget/SpokeAccountBudget",
+            },
+        ],
+    }
+    iam.put_role_policy(
+        RoleName="BlogBudgetsSpokeRole", PolicyName="budget-sync-spoke", PolicyDocument=json.dumps(policy)
+    )
+
+    # WHEN the reconciler function runs
+    result = local_org.invoke_reconciler()
+
+    # THEN A is unreachable, FAILED with the reason naming the parameter and what to do; never APPLIED
+    assert result["states"] == {"UNREACHABLE": 1}
+    status = local_org.status(A)
+    assert status is not None
+    assert status["Status"] == "FAILED"
+    assert "may not read /BlogBudgets/AlertDefaults" in status["Reason"]
+    assert "update it to the current template-spoke.yaml" in status["Reason"]

@@ -117,3 +117,40 @@ def test_status_shows_the_alerts_sent_and_what_the_spoke_budget_has(ops: Org):
     assert rows[B]["AlertsSent"] is None
     assert ops.status(A)["AlertSettings"] == '{"actual":["90"],"emails":["team@example.com"]}'  # type: ignore[index]
     assert ops.status(A)["DesiredValue"] == Decimal(1000)  # type: ignore[index]
+
+
+def test_status_and_reconcile_show_alert_drift_when_the_budgets_notifications_are_not_the_items(ops: Org):
+    # GIVEN A's item asks for alerts at 90 % to team@, and the spoke budget has them
+    budgetctl(
+        "set", A, "1000", "--alert-emails", "team@example.com", "--thresholds", "90", "--forecasted", "none"
+    )
+    ops.invoke()
+    notification = {"NotificationType": "ACTUAL", "ComparisonOperator": "GREATER_THAN", "Threshold": 90.0}
+    budgets = ops.spokes[A].client("budgets")
+    budgets.create_notification(
+        AccountId=A,
+        BudgetName=BUDGET,
+        Notification=notification,
+        Subscribers=[{"SubscriptionType": "EMAIL", "Address": "team@example.com"}],
+    )
+    in_sync = {r["AccountId"]: r for r in budgetctl("status", "--output", "json").json()}
+    assert in_sync[A]["Drift"] == "IN_SYNC"
+
+    # WHEN someone adds a recipient by hand in the spoke
+    budgets.create_subscriber(
+        AccountId=A,
+        BudgetName=BUDGET,
+        Notification=notification,
+        Subscriber={"SubscriptionType": "EMAIL", "Address": "intruder@example.com"},
+    )
+
+    # THEN status and reconcile show alert drift, naming the notification and the address (exit 1)
+    result = budgetctl("status", "--output", "json")
+    assert result.code == ExitCode.PROBLEM
+    row = {r["AccountId"]: r for r in result.json()}[A]
+    assert row["Drift"] == "ALERT_DRIFT"
+    reconcile = budgetctl("reconcile", "--output", "json")
+    assert reconcile.code == ExitCode.PROBLEM
+    (shown,) = [r for r in reconcile.json() if r["AccountId"] == A]
+    assert shown["Drift"] == "ALERT_DRIFT"
+    assert "ACTUAL>90% subscribers: missing -, unexpected intruder@example.com" in shown["Reason"]

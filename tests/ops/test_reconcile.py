@@ -23,7 +23,7 @@ from budget_sync.reconcile import (
     read_desired_value,
     read_statuses,
 )
-from budget_sync.spoke import BudgetReading, ParameterReading, SsmSpokeGateway
+from budget_sync.spoke import AlertReading, BudgetReading, ParameterReading, SsmSpokeGateway
 from budget_sync.status import Status, StatusStore, StatusUpdate
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from tests.integration.conftest import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org, session_in
@@ -250,7 +250,7 @@ def test_the_reconciler_rebuilds_a_missing_status_once_and_then_leaves_it_alone(
     # THEN the status was written once, as APPLIED by the reconciler, and not rewritten
     assert first is not None
     assert (first["Status"], first["Source"], first["DesiredValue"]) == ("APPLIED", "reconciler", 1000)
-    assert first["Reason"] == "in sync (checked by the reconciler)"
+    assert first["Reason"] == "in sync: limit and alerts (checked by the reconciler)"
     assert ops.status(B) == first
 
 
@@ -265,6 +265,12 @@ class _SameVersionSpokes:
 
     def put_budget_value(self, account_id: str, amount_text: str) -> int:
         return 7
+
+    def read_alert_state(self, account_id: str, budget_name: str = "SpokeAccountBudget") -> AlertReading:
+        return AlertReading({}, {})
+
+    def put_alert_settings(self, account_id: str, settings_json: str) -> int:
+        return 1
 
 
 def test_given_a_write_that_creates_no_new_version_then_the_repair_is_reported_as_failed():

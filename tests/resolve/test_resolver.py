@@ -3,6 +3,7 @@ accounts that inherit them, explicit items always win, moves and removals re-eva
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -243,3 +244,84 @@ def test_given_an_older_run_that_read_a_default_before_its_removal_then_it_does_
 
     # THEN the removed default's items stay removed
     assert tree.item(account) is None
+
+
+def _interleaved(
+    tree: Tree, monkeypatch: Any, change: Callable[[], None], newer_event: dict
+) -> tuple[dict, dict]:
+    """Two runs, interleaved as Lambda may run them: the older (the hourly run) reads the
+    items and the defaults and stops; an operator changes the defaults (``change``); the
+    newer run (``newer_event``) reads the items and the defaults; the older run then writes
+    and ends; only then does the newer one write. Returns both runs' results."""
+    real = resolve_module.read_all_defaults
+    older_read, newer_read = threading.Event(), threading.Event()
+    results: dict[str, dict] = {}
+
+    def read(client: Any, table_name: str) -> Any:
+        answer = real(client, table_name)
+        if threading.current_thread() is older:
+            older_read.set()
+            assert newer_read.wait(60), "the newer run never read"
+        else:
+            newer_read.set()
+            older.join(60)
+            assert not older.is_alive(), "the older run never ended"
+        return answer
+
+    monkeypatch.setattr(resolve_module, "read_all_defaults", read)
+    older = threading.Thread(target=lambda: results.setdefault("older", tree.resolve(SCHEDULED)))
+    older.start()
+    assert older_read.wait(60), "the older run never read"
+    change()
+    results["newer"] = tree.resolve(newer_event)
+    return results["older"], results["newer"]
+
+
+def test_given_an_older_run_that_read_no_item_when_it_writes_between_a_newer_runs_read_and_write_then_it_loses(
+    tree: Tree, monkeypatch: Any, caplog: Any
+):
+    # GIVEN an account with no item yet and Sandbox's default of 100
+    account = SANDBOX_ACCOUNTS[0]
+    tree.set_default(tree.sandbox, "100")
+    assert tree.item(account) is None
+
+    # WHEN the hourly run reads "no item" and 100, the operator sets 200, the run that change
+    # starts reads "no item" and 200, and the hourly run writes before it
+    older, newer = _interleaved(
+        tree,
+        monkeypatch,
+        lambda: tree.set_default(tree.sandbox, "200"),
+        _defaults_record(tree.sandbox, "MODIFY"),
+    )
+
+    # THEN the stale run wrote nothing (logged, counted) and the newer run's 200 is the item
+    assert tree.item(account)["BudgetValue"] == Decimal(200)  # type: ignore[index]
+    assert tree.item(account)["InheritedFrom"] == tree.sandbox  # type: ignore[index]
+    assert older["stale"] >= 1
+    assert older["conflicts"] >= older["stale"]
+    assert newer["conflicts"] == 0
+    assert "stale resolution: the default changed after this run read it" in caplog.text
+
+
+def test_given_an_older_run_that_read_a_removed_default_when_it_deletes_between_a_newer_runs_read_and_write_then_it_loses(
+    tree: Tree, monkeypatch: Any
+):
+    # GIVEN Sandbox's default 100 applied, then removed (the removal's own run not yet run)
+    account = SANDBOX_ACCOUNTS[0]
+    tree.set_default(tree.sandbox, "100")
+    tree.resolve(SCHEDULED)
+    tree.delete_default(tree.sandbox)
+
+    # WHEN the hourly run reads "no default" (delete), the operator sets 300 again, the run that
+    # change starts reads the inherited 100 and 300, and the hourly run deletes before it writes
+    older, newer = _interleaved(
+        tree,
+        monkeypatch,
+        lambda: tree.set_default(tree.sandbox, "300"),
+        _defaults_record(tree.sandbox, "INSERT"),
+    )
+
+    # THEN the stale delete did not happen, and the account inherits the newer run's 300
+    assert tree.item(account)["BudgetValue"] == Decimal(300)  # type: ignore[index]
+    assert older["stale"] >= 1
+    assert newer["conflicts"] == 0

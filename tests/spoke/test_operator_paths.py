@@ -65,11 +65,13 @@ def test_given_an_identity_center_operator_when_it_reads_then_only_the_read_role
     # AND a name that merely ends like it does not match
     assert not arn_like(f"arn:aws:iam::{MANAGEMENT}:role/NotFinanceOps", read_patterns)
     assert not arn_like(f"arn:aws:iam::{MANAGEMENT}:role/x/{SSO_NAME}-other", read_patterns)
-    # AND the read role can read the parameter and view the budget, nothing else
+    # AND the read role can read the parameter and the alert defaults (budgetctl status compares
+    # the budget's alerts with them) and view the budget, nothing else
     allowed = {(action, s["Resource"]) for s in read_policy for action in _actions(s)}
     assert all(s["Effect"] == "Allow" for s in read_policy)
     assert allowed == {
         ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/CostThreshold"),
+        ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/AlertDefaults"),
         ("budgets:ViewBudget", f"arn:aws:budgets::{SPOKE}:budget/SpokeAccountBudget"),
     }
 

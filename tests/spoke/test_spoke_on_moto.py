@@ -104,6 +104,8 @@ def test_the_spoke_role_may_only_write_and_read_its_parameter_and_view_its_budge
         ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/CostThreshold"),
         ("ssm:PutParameter", f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/AlertSettings"),
         ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/AlertSettings"),
+        # the reconciler compares the budget's alerts with the stack's defaults: read only
+        ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{SPOKE}:parameter/BlogBudgets/AlertDefaults"),
         ("budgets:ViewBudget", f"arn:aws:budgets::{SPOKE}:budget/SpokeAccountBudget"),
     }
     assert spoke.stack.spoke_role_arn == f"arn:aws:iam::{SPOKE}:role/BlogBudgetsSpokeRole"

@@ -27,7 +27,14 @@ RESOURCES = TEMPLATE["Resources"]
 #: What the Lambda runtime does with the role (writing the function's logs), not the code.
 RUNTIME_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 #: IAM actions of the calls the reconciler makes whose name differs from the operation.
-IAM_ACTION = {"budgets:DescribeBudget": "budgets:ViewBudget"}
+#: AWS Budgets authorises its Describe* calls with budgets:ViewBudget (the service authorization
+#: reference for AWS Budgets; docs/operate.md): the reconciler reads the budget's notifications
+#: and subscribers to compare its alerts.
+IAM_ACTION = {
+    "budgets:DescribeBudget": "budgets:ViewBudget",
+    "budgets:DescribeNotificationsForBudget": "budgets:ViewBudget",
+    "budgets:DescribeSubscribersForNotification": "budgets:ViewBudget",
+}
 
 
 def role_statements(parameters: dict[str, str] | None = None) -> list[dict[str, Any]]:

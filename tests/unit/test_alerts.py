@@ -172,3 +172,61 @@ def test_alert_settings_equality_ignores_order_and_case_duplicates():
     assert parse_alerts({"AlertEmails": "A@example.com,a@example.com"}) == AlertSettings(
         emails=("A@example.com",)
     )
+
+
+MERGES = [
+    ({}, {"emails": "a@example.com,b@example.com", "actual": "80,100", "forecasted": "100", "sns": ""}),
+    (
+        {"AlertEmails": "Team@example.com"},
+        {"emails": "a@example.com", "actual": "80", "forecasted": "none", "sns": "arn:aws:sns:eu-west-1:1:t"},
+    ),
+    (
+        {"AlertThresholds": "50,75.5", "ForecastedThreshold": "none"},
+        {"emails": "a@example.com", "actual": "80"},
+    ),
+    ({"AlertEmails": "x@example.com", "AlertThresholds": "90", "ForecastedThreshold": "120"}, {}),
+]
+
+
+@pytest.mark.parametrize(("item", "defaults"), MERGES)
+def test_the_reconcilers_expected_notifications_are_what_the_spokes_automation_makes(
+    item: dict, defaults: dict
+):
+    from budget_sync.alerts import expected_notifications, notification_key, subscriber
+    from budget_sync_spoke import alerts as spoke
+
+    # the spoke's merge, from the JSON the update function writes and the stack's defaults
+    made = spoke.desired_alerts(json.loads(parse_alerts(item).to_parameter()), defaults).notifications()
+    as_aws_returns = {
+        notification_key(kind, "GREATER_THAN", "PERCENTAGE", Decimal(str(float(threshold)))): frozenset(
+            subscriber(t, a) for t, a in subs
+        )
+        for (kind, threshold), subs in made.items()
+    }
+    assert expected_notifications(parse_alerts(item), defaults) == as_aws_returns
+
+
+def test_notifications_differ_names_each_missing_unexpected_and_changed_notification():
+    from budget_sync.alerts import expected_notifications, notification_key, notifications_differ, subscriber
+
+    expected = expected_notifications(
+        parse_alerts({"AlertEmails": "a@example.com", "AlertThresholds": "80"}), {}
+    )
+    assert notifications_differ(expected, expected) == ""
+    actual = {
+        notification_key("ACTUAL", "GREATER_THAN", "PERCENTAGE", Decimal("80.0")): frozenset(
+            {subscriber("EMAIL", "A@EXAMPLE.COM"), subscriber("EMAIL", "b@example.com")}
+        ),
+        notification_key("FORECASTED", "GREATER_THAN", "ABSOLUTE_VALUE", Decimal("500")): frozenset(),
+    }
+    assert notifications_differ(expected, actual) == (
+        "unexpected FORECASTED>500 ABSOLUTE_VALUE; ACTUAL>80% subscribers: missing -, unexpected b@example.com"
+    )
+    assert notifications_differ(expected, {}) == "missing ACTUAL>80%"
+
+
+def test_an_invalid_stack_default_is_refused_naming_the_field_and_the_value():
+    from budget_sync.alerts import expected_notifications
+
+    with pytest.raises(InvalidItemError, match=r"AlertEmails.*finance\(at\)example.com"):
+        expected_notifications(AlertSettings(), {"emails": "finance(at)example.com", "actual": "80"})

@@ -238,3 +238,90 @@ def _forecasted(value: object, account_id: str | None) -> Decimal | str | None:
 
 def _shown(parts: Iterable[object]) -> str:
     return ",".join(str(p) for p in parts)
+
+
+#: A budget notification as the reconciler compares it: (NotificationType, "OPERATOR TYPE
+#: threshold"), e.g. ("ACTUAL", "GREATER_THAN PERCENTAGE 80"); and a subscriber:
+#: (SubscriptionType, address; an email address in lower case, as AWS Budgets compares them).
+NotificationKey = tuple[str, str]
+Subscriber = tuple[str, str]
+Notifications = dict[NotificationKey, frozenset[Subscriber]]
+
+
+def notification_key(kind: str, operator: str, threshold_type: str, threshold: Decimal) -> NotificationKey:
+    """The key of a notification (``threshold`` as AWS Budgets returns it, a float's text)."""
+    shown = (
+        format_threshold(threshold.quantize(_CENT))
+        if threshold == threshold.quantize(_CENT)
+        else str(threshold)
+    )
+    return kind, f"{operator} {threshold_type} {shown}"
+
+
+def subscriber(kind: str, address: str) -> Subscriber:
+    return kind, address.lower() if kind == "EMAIL" else address
+
+
+def effective_alerts(settings: AlertSettings, defaults: Mapping[str, object]) -> AlertSettings:
+    """The item's alert settings merged over the spoke stack's defaults (the JSON of the spoke
+    parameter /BlogBudgets/AlertDefaults: ``emails``, ``actual``, ``forecasted``), field by
+    field, as the spoke's Automation document merges them (src/budget_sync_spoke/alerts.py,
+    ``desired_alerts``): a field the item sets wins, the others are the stack's. The defaults
+    are read by the item contract's own rules (``parse_alerts``), so a default the spoke would
+    refuse is refused here too (InvalidItemError naming the field and the value)."""
+    stack = parse_alerts(
+        {
+            ALERT_EMAILS_FIELD: defaults.get("emails"),
+            ALERT_THRESHOLDS_FIELD: defaults.get("actual"),
+            FORECASTED_FIELD: defaults.get("forecasted"),
+        }
+    )
+    return AlertSettings(
+        emails=settings.emails if settings.emails is not None else stack.emails or (),
+        actual=settings.actual if settings.actual is not None else stack.actual or (),
+        forecasted=settings.forecasted if settings.forecasted is not None else stack.forecasted or NONE,
+    )
+
+
+def expected_notifications(settings: AlertSettings, defaults: Mapping[str, object]) -> Notifications:
+    """The notifications and subscribers the spoke's Automation gives the budget for these
+    settings over these defaults: one GREATER_THAN PERCENTAGE notification per ACTUAL threshold
+    and one FORECASTED (unless ``none``), each with every address and the stack's SNS topic
+    (``sns`` of the defaults) as subscribers."""
+    merged = effective_alerts(settings, defaults)
+    topic = str(defaults.get("sns") or "").strip()
+    subscribers = frozenset(
+        {subscriber("EMAIL", e) for e in merged.emails or ()}
+        | ({subscriber("SNS", topic)} if topic else set())
+    )
+    thresholds = [("ACTUAL", t) for t in merged.actual or ()]
+    if isinstance(merged.forecasted, Decimal):
+        thresholds.append(("FORECASTED", merged.forecasted))
+    return {
+        notification_key(kind, "GREATER_THAN", "PERCENTAGE", threshold): subscribers
+        for kind, threshold in thresholds
+    }
+
+
+def notifications_differ(expected: Notifications, actual: Notifications) -> str:
+    """Why the budget's notifications are not the expected ones ('' if they are), naming
+    each notification missing, unexpected, or with other subscribers. Pure."""
+    differences: list[str] = []
+    for key in sorted(expected.keys() - actual.keys()):
+        differences.append(f"missing {_shown_key(key)}")
+    for key in sorted(actual.keys() - expected.keys()):
+        differences.append(f"unexpected {_shown_key(key)}")
+    for key in sorted(expected.keys() & actual.keys()):
+        if expected[key] != actual[key]:
+            lacking = ",".join(sorted(a for _, a in expected[key] - actual[key])) or "-"
+            extra = ",".join(sorted(a for _, a in actual[key] - expected[key])) or "-"
+            differences.append(f"{_shown_key(key)} subscribers: missing {lacking}, unexpected {extra}")
+    return "; ".join(differences)
+
+
+def _shown_key(key: NotificationKey) -> str:
+    kind, rest = key
+    operator, threshold_type, threshold = rest.split(" ", 2)
+    sign = {"GREATER_THAN": ">", "LESS_THAN": "<", "EQUAL_TO": "="}.get(operator, operator)
+    unit = "%" if threshold_type == "PERCENTAGE" else f" {threshold_type}"
+    return f"{kind}{sign}{threshold}{unit}"

@@ -7,9 +7,14 @@ reconciler therefore compares, for every item of the budgets table:
   desired    the item's ``BudgetValue`` (validated by the one item contract, domain.py)
   parameter  the spoke parameter (ssm:GetParameter through the spoke role)
   budget     the spoke budget's limit and spend (budgets:ViewBudget through the spoke role)
+  alerts     the item's alert settings merged over the spoke stack's defaults (the parameter
+             AlertDefaults, ssm:GetParameter through the spoke role; budget_sync.alerts.
+             effective_alerts, the rule the spoke's Automation applies) against the budget's
+             notifications and subscribers (budgets:ViewBudget)
 
-and classifies the account (``Drift``). Repair is always the same act: write the desired value
-to the parameter again. The spoke's EventBridge rule then starts the Automation document,
+and classifies the account (``Drift``): a limit drift first; with the limit in sync, an alert
+drift (ALERT_DRIFT) if the budget's notifications are not the expected ones. Repair of a limit
+drift is always the same act: write the desired value to the parameter again. The spoke's EventBridge rule then starts the Automation document,
 which sets the budget's limit (and recreates a deleted budget). SSM creates a new parameter
 version on every overwrite, even with an unchanged value, and every version is a ``Parameter
 Store Change`` event: so a budget that drifted under a correct parameter is repaired too.
@@ -23,6 +28,13 @@ the newer value is written over the repair (SKIPPED: the stream function's SENT 
 value is the status), so the parameter's last version, the one the spoke applies last, is
 never older than the table. A repair writes SENT;
 the spoke's report makes it APPLIED or FAILED (budget_sync.results).
+
+Repair of an alert drift re-sends the item's alert settings as the stream function sends
+them: the canonical JSON (AlertSettings.to_parameter) written to the alert parameter, whose
+new version starts the spoke's Automation (its ReconcileAlerts step applies them and reports);
+the status is SENT with SentAlertsVersion, so only the spoke's report of that version makes it
+APPLIED. The item's alert settings are read again before and after the write, as the value is.
+APPLIED "in sync (checked by the reconciler)" means the limit and the alerts were compared.
 
 A repair that does not hold is a failure, not another repair: if the account's last status
 is the spoke's failure (or an unconfirmed timeout) for the same desired value and parameter
@@ -47,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budget_sync.alerts import AlertSettings, expected_notifications, notifications_differ, parse_alerts
 from budget_sync.config import TABLE_NAME, Settings, required_env
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
@@ -58,7 +71,7 @@ from budget_sync.domain import (
 )
 from budget_sync.errors import BudgetSyncError, ConfigError, InvalidItemError, TransientError
 from budget_sync.observability import logger
-from budget_sync.spoke import DEFAULT_BUDGET_NAME, BudgetReading, ParameterReading
+from budget_sync.spoke import DEFAULT_BUDGET_NAME, AlertReading, BudgetReading, ParameterReading
 from budget_sync.status import Status, StatusStore, StatusUpdate
 
 if TYPE_CHECKING:
@@ -79,6 +92,7 @@ class Drift(StrEnum):
     PARAMETER_DRIFT = "PARAMETER_DRIFT"  # the parameter holds another value (lost write, hand edit)
     MISSING_PARAMETER = "MISSING_PARAMETER"  # the parameter was deleted
     BUDGET_DRIFT = "BUDGET_DRIFT"  # the parameter is right, the budget limit is not (lost event, hand edit)
+    ALERT_DRIFT = "ALERT_DRIFT"  # the limit is right, the budget's notifications or subscribers are not
     MISSING_BUDGET = "MISSING_BUDGET"  # the budget was deleted (the Automation recreates it)
     INVALID_ITEM = "INVALID_ITEM"  # the item breaks the contract: fix the item, nothing to apply
     UNREACHABLE = "UNREACHABLE"  # the spoke role cannot be assumed or may not read
@@ -88,7 +102,13 @@ class Drift(StrEnum):
 
 #: The states a parameter write repairs.
 REPAIRABLE = frozenset(
-    {Drift.PARAMETER_DRIFT, Drift.MISSING_PARAMETER, Drift.BUDGET_DRIFT, Drift.MISSING_BUDGET}
+    {
+        Drift.PARAMETER_DRIFT,
+        Drift.MISSING_PARAMETER,
+        Drift.BUDGET_DRIFT,
+        Drift.MISSING_BUDGET,
+        Drift.ALERT_DRIFT,
+    }
 )
 
 
@@ -108,6 +128,10 @@ class SpokeReader(Protocol):
 
     def put_budget_value(self, account_id: str, amount_text: str) -> int: ...
 
+    def read_alert_state(self, account_id: str, budget_name: str = ...) -> AlertReading | None: ...
+
+    def put_alert_settings(self, account_id: str, settings_json: str) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class DesiredItem:
@@ -118,6 +142,9 @@ class DesiredItem:
     error: str = ""
     updated_by: str = ""
     updated_at: str = ""
+    alerts: AlertSettings = field(
+        default_factory=AlertSettings
+    )  # the item's own alert attributes (none: the stack's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +163,8 @@ class AccountReport:
     action: Action = Action.NONE
     new_version: int | None = None
     retryable: bool = False  # the failure was transient (throttling, timeout): no FAILED status
+    alerts: AlertSettings | None = None  # the item's alert settings (None: not compared)
+    alerts_version: int | None = None  # the alert parameter's version an alert repair wrote
 
     @property
     def budget_limit(self) -> Decimal | None:
@@ -229,13 +258,14 @@ def read_desired(client: DynamoDBClient, table_name: str) -> list[DesiredItem]:
 
 def desired_item(item: Mapping[str, Any]) -> DesiredItem:
     raw_account = item.get(ACCOUNT_ID_FIELD)
-    audit = {"updated_by": str(item.get("UpdatedBy", "")), "updated_at": str(item.get("UpdatedAt", ""))}
+    by, at = str(item.get("UpdatedBy", "")), str(item.get("UpdatedAt", ""))
     try:
         account_id = parse_account_id(raw_account)
         value = parse_budget_value(item.get(BUDGET_VALUE_FIELD), account_id)
+        alerts = parse_alerts(item, account_id)  # the item contract covers its alert attributes too
     except InvalidItemError as exc:
-        return DesiredItem(str(raw_account), None, str(exc), **audit)
-    return DesiredItem(account_id, value, **audit)
+        return DesiredItem(str(raw_account), None, str(exc), updated_by=by, updated_at=at)
+    return DesiredItem(account_id, value, updated_by=by, updated_at=at, alerts=alerts)
 
 
 def did_not_hold(report: AccountReport, last: Mapping[str, Any] | None) -> str:
@@ -261,13 +291,29 @@ def did_not_hold(report: AccountReport, last: Mapping[str, Any] | None) -> str:
             # the spoke refused the last repair because of the planned limits: say it once
             return f"{PLANNED}; not repaired again (the spoke refused the last repair for this reason)"
         return f"{report.reason}; not repaired again: {last.get('Reason', '')}"
-    if last.get("RepairedVersion") == report.parameter_version and last.get("Status") != Status.SENT:
+    if (
+        report.drift is not Drift.ALERT_DRIFT  # RepairedVersion is a limit repair's version
+        and last.get("RepairedVersion") == report.parameter_version
+        and last.get("Status") != Status.SENT
+    ):
         return f"{report.reason}; the repair of {last.get('UpdatedAt', '')} (parameter version {report.parameter_version}) did not hold"
     return ""
 
 
 def read_desired_value(client: DynamoDBClient, table_name: str, account_id: str) -> Decimal | None:
     """One account's desired value, read consistently (None: no item, or an invalid one)."""
+    item = read_desired_item(client, table_name, account_id)
+    return None if item is None else item.value
+
+
+def read_desired_alerts(client: DynamoDBClient, table_name: str, account_id: str) -> AlertSettings | None:
+    """One account's alert settings, read consistently (None: no item, or an invalid one)."""
+    item = read_desired_item(client, table_name, account_id)
+    return None if item is None or item.value is None else item.alerts
+
+
+def read_desired_item(client: DynamoDBClient, table_name: str, account_id: str) -> DesiredItem | None:
+    """One account's item, read consistently and validated (None: no item)."""
     try:
         raw = client.get_item(
             TableName=table_name, Key={ACCOUNT_ID_FIELD: {"S": account_id}}, ConsistentRead=True
@@ -277,7 +323,7 @@ def read_desired_value(client: DynamoDBClient, table_name: str, account_id: str)
     item = raw.get("Item")
     if item is None:
         return None
-    return desired_item({k: _deserialize(v) for k, v in item.items()}).value
+    return desired_item({k: _deserialize(v) for k, v in item.items()})
 
 
 def read_statuses(client: DynamoDBClient, table_name: str) -> dict[str, dict[str, Any]]:
@@ -302,15 +348,18 @@ class Reconciler:
         max_concurrency: int = 10,
         requested_by: str = "",
         reread: Callable[[str], Decimal | None] | None = None,
+        reread_alerts: Callable[[str], AlertSettings | None] | None = None,
     ) -> None:
         """``reread(account)`` reads the account's desired value again, consistently, right
-        before a repair (None: no valid item any more); ``apply`` needs it."""
+        before a repair (None: no valid item any more); ``apply`` needs it. ``reread_alerts``
+        does the same for the item's alert settings (an alert repair needs it)."""
         self._spokes = spokes
         self._status = status
         self._budget_name = budget_name
         self._max_concurrency = max_concurrency
         self._requested_by = requested_by  # an operator's request (budgetctl reconcile --apply)
         self._reread = reread
+        self._reread_alerts = reread_alerts
 
     def run(
         self,
@@ -377,6 +426,15 @@ class Reconciler:
             parameter_version=parameter.version,
             budget=budget,
         )
+        if drift is Drift.IN_SYNC:
+            try:
+                drift, reason = self._compare_alerts(item)
+            except BudgetSyncError as exc:
+                return replace(report, drift=Drift.UNREACHABLE, reason=str(exc), retryable=exc.retryable)
+            except Exception as exc:  # a bug in one account must not hide the others
+                logger.exception("unexpected error reading the alerts", extra={"account_id": item.account_id})
+                return replace(report, drift=Drift.UNREACHABLE, reason=f"unexpected error: {exc!r}")
+            report = replace(report, drift=drift, reason=reason, alerts=item.alerts)
         if drift is not Drift.IN_SYNC:
             logger.warning(
                 "account drifted",
@@ -385,9 +443,28 @@ class Reconciler:
         if drift in REPAIRABLE and (failure := did_not_hold(report, status)):
             logger.error("repair did not hold", extra={"account_id": item.account_id, "reason": failure})
             return replace(report, action=Action.FAILED, reason=failure)
+        if apply and drift is Drift.ALERT_DRIFT:
+            return self._repair_alerts(report)
         if apply and drift in REPAIRABLE:
             return self._repair(report)
         return report
+
+    def _compare_alerts(self, item: DesiredItem) -> tuple[Drift, str]:
+        """IN_SYNC, or ALERT_DRIFT with what differs, for an account whose limit is in sync."""
+        reading = self._spokes.read_alert_state(item.account_id, self._budget_name)
+        if reading is None:  # deleted since its limit was read
+            return Drift.MISSING_BUDGET, "budget missing"
+        try:
+            expected = expected_notifications(item.alerts, reading.defaults)
+        except InvalidItemError as exc:
+            return Drift.ALERT_DRIFT, f"alerts: the spoke stack's alert defaults are invalid: {exc}"
+        differences = notifications_differ(expected, reading.notifications)
+        if not differences:
+            return Drift.IN_SYNC, ""
+        return (
+            Drift.ALERT_DRIFT,
+            f"alerts differ from the item's settings over the stack's defaults: {differences}",
+        )
 
     def _invalid(self, report: AccountReport) -> AccountReport:
         """An invalid item: nothing to compare or repair, but the spoke still holds its last
@@ -448,6 +525,64 @@ class Reconciler:
             extra={"account_id": report.account_id, "amount": amount, "parameter_version": version},
         )
         return replace(report, action=Action.REPAIRED, new_version=version)
+
+    def _repair_alerts(self, report: AccountReport) -> AccountReport:
+        """Re-send the item's alert settings (the stream function's act): the alert parameter
+        written again, read before and after so that a newer operator's write always ends last."""
+        assert report.alerts is not None
+        if self._reread_alerts is None:
+            return replace(
+                report, action=Action.FAILED, reason=f"{report.reason}; alert repair not available"
+            )
+        written = report.alerts
+        version: int | None = None
+        for attempt in range(_REWRITES + 1):
+            try:
+                current = self._reread_alerts(report.account_id)
+            except BudgetSyncError as exc:
+                return replace(
+                    report,
+                    action=Action.FAILED,
+                    reason=f"{report.reason}; alert settings unreadable: {exc}",
+                    retryable=True,
+                )
+            if current == written and version is not None:
+                break
+            if current is None or (current != written and version is None):
+                # changed before the repair wrote, or the item is gone: the stream function sends it
+                reason = f"{report.reason}; the item changed during the run: alerts not repaired"
+                logger.info("alert repair skipped", extra={"account_id": report.account_id, "reason": reason})
+                return replace(report, action=Action.SKIPPED, reason=reason, alerts_version=version)
+            if attempt == _REWRITES:
+                break
+            text = current.to_parameter()
+            try:
+                version = self._spokes.put_alert_settings(report.account_id, text)
+            except BudgetSyncError as exc:
+                logger.error(
+                    "alert repair failed", extra={"account_id": report.account_id, "reason": str(exc)}
+                )
+                return replace(
+                    report,
+                    action=Action.FAILED,
+                    reason=f"{report.reason}; repair failed: {exc}",
+                    retryable=exc.retryable,
+                )
+            written = current
+        if written != report.alerts:
+            reason = (
+                f"{report.reason}; the item's alert settings changed during the repair: the newer ones stand"
+            )
+            return replace(report, action=Action.SKIPPED, reason=reason, alerts_version=version)
+        logger.info(
+            "alerts repaired",
+            extra={
+                "account_id": report.account_id,
+                "alerts": written.to_parameter(),
+                "alerts_version": version,
+            },
+        )
+        return replace(report, action=Action.REPAIRED, alerts_version=version)
 
     def _newer_after_write(self, report: AccountReport, version: int) -> AccountReport | None:
         """Close the window between the re-read and the write: read the desired value again.
@@ -523,6 +658,19 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
         return None  # the stream function records the newer value
     if last.get("Status") == Status.SKIPPED:
         return None  # suspended or closed: the resolver reported it once; no FAILED every run
+    if report.action is Action.REPAIRED and report.drift is Drift.ALERT_DRIFT:
+        assert report.alerts is not None
+        return StatusUpdate(
+            report.account_id,
+            Status.SENT,
+            sequence,
+            desired=report.desired,
+            applied=report.desired,
+            reason=f"repaired by the reconciler: {report.reason}",
+            source=SOURCE,
+            alerts=report.alerts.to_parameter(),
+            alerts_version=report.alerts_version,
+        )
     if report.action is Action.REPAIRED:
         return StatusUpdate(
             report.account_id,
@@ -566,7 +714,7 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
             sequence,
             desired=report.desired,
             applied=report.desired,
-            reason="in sync (checked by the reconciler)",
+            reason="in sync: limit and alerts (checked by the reconciler)",
             parameter_version=report.parameter_version,
             source=SOURCE,
         )

@@ -7,13 +7,16 @@ decides per account (org.plan) and then:
 * WRITE   an item ``{AccountId, BudgetValue, InheritedFrom, InheritedValue, UpdatedBy,
           UpdatedAt}`` (InheritedValue: the value it wrote, which only the resolver sets), on the
           condition that the item is still the one this run read (no item, or an inherited
-          item with the same InheritedFrom and BudgetValue): an explicit item written
-          meanwhile always wins, and so does a newer run that read newer defaults and wrote
-          or removed the item first (the write is then skipped, counted as a conflict, not
-          retried);
-* DELETE  an inherited item whose default is gone, on the same condition (the inherited
-          item as read): the stream function then marks the account UNMANAGED and it keeps
-          its last budget, exactly as when an operator removes an item;
+          item with the same InheritedFrom and BudgetValue) and, in the same transaction,
+          that the default it comes from still has the value this run read: an explicit item
+          written meanwhile always wins, and so does a newer run that read newer defaults,
+          whether it wrote first or last (a run whose default changed after its read is
+          stale: it writes nothing). A skipped write is logged, counted as a conflict (and as
+          stale when its default changed), not retried;
+* DELETE  an inherited item whose default is gone, on the same conditions (the inherited
+          item as read, and its default still absent): the stream function then marks the
+          account UNMANAGED and it keeps its last budget, exactly as when an operator removes
+          an item;
 * WAIT    status WAITING (the spoke stack is not there yet): nothing is written until the
           StackSet reports the stack instance, then the item follows;
 * SKIP    status SKIPPED for a suspended or closed account; nothing is written.
@@ -45,6 +48,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -142,7 +146,8 @@ class ResolverSettings:
 class ResolveSummary:
     scope: str
     decisions: list[Decision] = field(default_factory=list)
-    conflicts: int = 0  # an explicit item appeared between read and write: it won
+    conflicts: int = 0  # the item or its default changed between read and write: nothing written
+    stale: int = 0  # of those, the default this run read had changed: a newer run decides
 
     @property
     def counts(self) -> Counter[str]:
@@ -154,10 +159,14 @@ def read_defaults(client: DynamoDBClient, table_name: str) -> dict[str, Decimal]
     return read_all_defaults(client, table_name)[0]
 
 
-def read_all_defaults(client: DynamoDBClient, table_name: str) -> tuple[dict[str, Decimal], dict[str, str]]:
-    """The valid defaults (target id -> amount) and the invalid ones (target id -> reason)."""
+def read_all_defaults(
+    client: DynamoDBClient, table_name: str
+) -> tuple[dict[str, Decimal], dict[str, str], dict[str, dict[str, Any]]]:
+    """The valid defaults (target id -> amount), the invalid ones (target id -> reason), and
+    each valid default's ``BudgetValue`` as read (DynamoDB's form, for a condition on it)."""
     defaults: dict[str, Decimal] = {}
     invalid: dict[str, str] = {}
+    as_read: dict[str, dict[str, Any]] = {}
     for raw in _scan(client, table_name):
         item = {k: _deserialize(v) for k, v in raw.items()}
         try:
@@ -167,12 +176,13 @@ def read_all_defaults(client: DynamoDBClient, table_name: str) -> tuple[dict[str
             continue
         try:
             defaults[target] = parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
+            as_read[target] = raw[BUDGET_VALUE_FIELD]
         except InvalidItemError as exc:
             logger.error(
                 "default invalid", extra={"target_id": target, "reason": str(exc), "field": exc.field}
             )
             invalid[target] = invalid_default_reason(target, exc)
-    return defaults, invalid
+    return defaults, invalid, as_read
 
 
 def invalid_default_reason(target: str, exc: InvalidItemError) -> str:
@@ -316,7 +326,7 @@ class Resolver:
         ready: Iterable[str] | None,
         changed: Iterable[str] = (),
     ) -> ResolveSummary:
-        defaults, invalid = read_all_defaults(self._dynamodb, self._settings.defaults_table_name)
+        defaults, invalid, as_read = read_all_defaults(self._dynamodb, self._settings.defaults_table_name)
         self._default_statuses(defaults, invalid, changed)
         summary = ResolveSummary(scope, plan(tree, items, defaults, ready))
         for decision in summary.decisions:
@@ -326,13 +336,17 @@ class Resolver:
                 "reason": decision.reason,
             }
             if decision.action is Action.WRITE:
-                if not self._write(decision):
+                outcome = self._write(decision, as_read[decision.effective.target_id])
+                if outcome is not _Outcome.DONE:
                     summary.conflicts += 1
+                    summary.stale += outcome is _Outcome.STALE
                     continue
                 logger.info("inherited budget written", extra={**log, "source": decision.effective.target_id})
             elif decision.action is Action.DELETE:
-                if not self._delete(decision):
+                outcome = self._delete(decision, invalid)
+                if outcome is not _Outcome.DONE:
                     summary.conflicts += 1
+                    summary.stale += outcome is _Outcome.STALE
                     continue
                 logger.info("inherited budget removed", extra=log)
             elif decision.action is Action.WAIT:
@@ -341,10 +355,20 @@ class Resolver:
             elif decision.action is Action.SKIP:
                 self._status(decision, Status.SKIPPED)
                 logger.info("account skipped", extra=log)
-        logger.info("resolution finished", extra={"scope": scope, **dict(summary.counts)})
+        logger.info(
+            "resolution finished",
+            extra={
+                "scope": scope,
+                **dict(summary.counts),
+                "conflicts": summary.conflicts,
+                "stale": summary.stale,
+            },
+        )
         return summary
 
-    def _write(self, decision: Decision) -> bool:
+    def _write(self, decision: Decision, default_as_read: dict[str, Any]) -> _Outcome:
+        """The inherited item, in one transaction with a check that its default still has
+        the value this run read (``default_as_read``)."""
         value = decision.effective.value
         assert value is not None
         values: dict[str, Any] = {
@@ -355,50 +379,93 @@ class Resolver:
         }
         condition, names, read = _as_read(decision)
         values.update(read)
-        try:
-            self._dynamodb.update_item(
-                TableName=self._settings.budgets_table_name,
-                Key={ACCOUNT_ID_FIELD: {"S": decision.account_id}},
-                UpdateExpression="SET #v = :v, #inh = :src, #marker = :v, UpdatedBy = :by, UpdatedAt = :at",
-                # the item this run read, nothing else: an explicit item, or an inherited one
-                # that a newer run (newer defaults) wrote or removed meanwhile, always wins
-                ConditionExpression=condition,
-                ExpressionAttributeNames={
-                    **names,
-                    "#v": BUDGET_VALUE_FIELD,
-                    "#inh": INHERITED_FROM_FIELD,
-                    "#marker": INHERITED_VALUE_FIELD,
-                },
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                logger.info("explicit item won", extra={"account_id": decision.account_id})
-                return False
-            raise TransientError(f"account {decision.account_id}: inherited write failed ({exc})") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"account {decision.account_id}: inherited write failed ({exc})") from exc
-        return True
+        update = {
+            "TableName": self._settings.budgets_table_name,
+            "Key": {ACCOUNT_ID_FIELD: {"S": decision.account_id}},
+            "UpdateExpression": "SET #v = :v, #inh = :src, #marker = :v, UpdatedBy = :by, UpdatedAt = :at",
+            # the item this run read, nothing else: an explicit item, or an inherited one
+            # that a newer run (newer defaults) wrote or removed meanwhile, always wins
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {
+                **names,
+                "#v": BUDGET_VALUE_FIELD,
+                "#inh": INHERITED_FROM_FIELD,
+                "#marker": INHERITED_VALUE_FIELD,
+            },
+            "ExpressionAttributeValues": values,
+        }
+        default_unchanged = self._default_check(
+            decision.effective.target_id, "#dv = :dv", {"#dv": BUDGET_VALUE_FIELD}, {":dv": default_as_read}
+        )
+        return self._transact(decision, "inherited write", default_unchanged, {"Update": update})
 
-    def _delete(self, decision: Decision) -> bool:
+    def _delete(self, decision: Decision, invalid: Mapping[str, str]) -> _Outcome:
+        """The inherited item, in one transaction with a check that its default is still
+        absent (or, when this run read it as invalid, still there: it applies to nobody)."""
         assert decision.previous is not None
         assert decision.previous.inherited_from is not None
         condition, names, read = _as_read(decision)
+        delete = {
+            "TableName": self._settings.budgets_table_name,
+            "Key": {ACCOUNT_ID_FIELD: {"S": decision.account_id}},
+            "ConditionExpression": condition,  # the inherited item this run read, unchanged
+            "ExpressionAttributeNames": names,
+            **({"ExpressionAttributeValues": read} if read else {}),
+        }
+        source = decision.previous.inherited_from
+        if source in invalid:  # read as invalid: a fix is a stream record and a newer run
+            return self._transact(decision, "inherited delete", None, {"Delete": delete})
+        default_gone = self._default_check(source, "attribute_not_exists(#t)", {"#t": TARGET_ID_FIELD}, {})
+        return self._transact(decision, "inherited delete", default_gone, {"Delete": delete})
+
+    def _default_check(
+        self, target_id: str, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        check: dict[str, Any] = {
+            "TableName": self._settings.defaults_table_name,
+            "Key": {TARGET_ID_FIELD: {"S": target_id}},
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            check["ExpressionAttributeValues"] = values
+        return {"ConditionCheck": check}
+
+    def _transact(
+        self, decision: Decision, what: str, default_check: dict[str, Any] | None, change: dict[str, Any]
+    ) -> _Outcome:
+        """``change`` (an Update or a Delete of the item), after ``default_check`` in the same
+        transaction. A refused condition is an outcome, never retried: the item changed
+        (CONFLICT) or the default this run read did (STALE: a newer run decides)."""
+        items = [default_check, change] if default_check else [change]
         try:
-            self._dynamodb.delete_item(
-                TableName=self._settings.budgets_table_name,
-                Key={ACCOUNT_ID_FIELD: {"S": decision.account_id}},
-                ConditionExpression=condition,  # the inherited item this run read, unchanged
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=read,
-            )
+            self._dynamodb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise TransientError(f"account {decision.account_id}: inherited delete failed ({exc})") from exc
+            error = exc.response.get("Error", {})
+            if error.get("Code") != "TransactionCanceledException":
+                raise TransientError(f"account {decision.account_id}: {what} failed ({exc})") from exc
+            # botocore's model of TransactionCanceledException: CancellationReasons, one per item
+            cancelled: list[dict[str, Any]] = exc.response.get("CancellationReasons", [])  # type: ignore[assignment]
+            reasons = [str(reason.get("Code", "")) for reason in cancelled]
+            if "ConditionalCheckFailed" not in reasons:
+                raise TransientError(f"account {decision.account_id}: {what} failed ({exc})") from exc
+            log = {"account_id": decision.account_id, "source": decision.effective.target_id}
+            if default_check and reasons[0] == "ConditionalCheckFailed":
+                read = decision.previous.inherited_from if decision.previous else None
+                logger.warning(
+                    "stale resolution: the default changed after this run read it; a newer run decides",
+                    extra={
+                        **log,
+                        "default": decision.effective.target_id or read,
+                        "action": decision.action.value,
+                    },
+                )
+                return _Outcome.STALE
+            logger.info("the item changed after this run read it: it won", extra=log)
+            return _Outcome.CONFLICT
         except BotoCoreError as exc:
-            raise TransientError(f"account {decision.account_id}: inherited delete failed ({exc})") from exc
-        return True
+            raise TransientError(f"account {decision.account_id}: {what} failed ({exc})") from exc
+        return _Outcome.DONE
 
     def _default_statuses(
         self, valid: Mapping[str, Decimal], invalid: Mapping[str, str], changed: Iterable[str]
@@ -484,6 +551,12 @@ class Resolver:
             raise TransientError(f"account {decision.account_id}: status write failed ({exc})") from exc
         except BotoCoreError as exc:
             raise TransientError(f"account {decision.account_id}: status write failed ({exc})") from exc
+
+
+class _Outcome(StrEnum):
+    DONE = "done"
+    CONFLICT = "conflict"  # the item is not the one this run read
+    STALE = "stale"  # the default this run read changed since
 
 
 def _as_read(decision: Decision) -> tuple[str, dict[str, str], dict[str, Any]]:

@@ -12,6 +12,7 @@ as much CPU as three calls); each call through them is signed with its account's
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ import boto3
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budget_sync.alerts import Notifications, Subscriber, notification_key, subscriber
 from budget_sync.config import CLIENT_CONFIG
 from budget_sync.errors import ParameterRejected, PermanentError, SpokeAccessDenied, TransientError
 
@@ -71,6 +73,15 @@ class ParameterReading:
 
     value: str | None
     version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertReading:
+    """The spoke's alert side: its stack's defaults (the AlertDefaults parameter's JSON, {} if
+    it does not exist) and the budget's notifications with their subscribers."""
+
+    defaults: dict[str, Any]
+    notifications: Notifications
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +224,73 @@ class SsmSpokeGateway:
             planned=bool(budget.get("PlannedBudgetLimits")) and not limit,
         )
 
+    def read_alert_state(
+        self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME
+    ) -> AlertReading | None:
+        """The stack's alert defaults (ssm:GetParameter of the AlertDefaults parameter beside the
+        alert parameter) and the budget's notifications with their subscribers
+        (budgets:ViewBudget), through the spoke role; None if the budget does not exist."""
+        name = alert_defaults_beside(self._alert_parameter_name)
+        try:
+            with self._in_account(account_id):
+                try:
+                    text = cast("SSMClient", self._service("ssm")).get_parameter(Name=name)["Parameter"][
+                        "Value"
+                    ]
+                except ClientError as exc:
+                    if _code(exc) not in _NOT_FOUND:
+                        raise
+                    text = "{}"  # no defaults (a stack older than alert settings): as the spoke reads it
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure(
+                exc,
+                account_id,
+                denied=f"the spoke role may not read {name} (a spoke stack older than the reconciler's "
+                "alert comparison? update it to the current template-spoke.yaml)",
+                rejected=f"cannot read {name}",
+            ) from exc
+        try:
+            defaults = json.loads(text)
+        except ValueError:
+            defaults = None
+        if not isinstance(defaults, dict):
+            raise ParameterRejected(
+                f"account {account_id}: parameter {name} holds {text!r}, not a JSON object"
+            )
+        found: Notifications = {}
+        try:
+            with self._in_account(account_id):
+                budgets = cast("BudgetsClient", self._service("budgets"))
+                pages = budgets.get_paginator("describe_notifications_for_budget")
+                for page in pages.paginate(AccountId=account_id, BudgetName=budget_name):
+                    for notification in page.get("Notifications", []):
+                        subscribers: set[Subscriber] = set()
+                        sub_pages = budgets.get_paginator("describe_subscribers_for_notification")
+                        for sub_page in sub_pages.paginate(
+                            AccountId=account_id, BudgetName=budget_name, Notification=notification
+                        ):
+                            subscribers |= {
+                                subscriber(s["SubscriptionType"], s["Address"])
+                                for s in sub_page.get("Subscribers", [])
+                            }
+                        key = notification_key(
+                            notification["NotificationType"],
+                            notification["ComparisonOperator"],
+                            notification.get("ThresholdType", "PERCENTAGE"),
+                            _decimal(notification["Threshold"]) or Decimal(0),
+                        )
+                        found[key] = frozenset(subscribers) | found.get(key, frozenset())
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
+                return None
+            raise self._failure(
+                exc,
+                account_id,
+                denied=f"the spoke role may not view the budget {budget_name}",
+                rejected=f"cannot read the notifications of {budget_name}",
+            ) from exc
+        return AlertReading(defaults, found)
+
     def read_alerts(self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME) -> list[str] | None:
         """The budget's notifications as text (``ACTUAL>80%: a@x.com,b@x.com``); None if no budget."""
         found: list[str] = []
@@ -323,6 +401,13 @@ class SsmSpokeGateway:
         except BotoCoreError as exc:
             raise TransientError(f"account {account_id}: {exc}") from exc
         return response["Credentials"]
+
+
+def alert_defaults_beside(alert_parameter_name: str) -> str:
+    """The spoke stack's alert defaults parameter (template-spoke.yaml AlertDefaultsParameterName,
+    default /BlogBudgets/AlertDefaults), beside the alert parameter: /BlogBudgets/AlertSettings ->
+    /BlogBudgets/AlertDefaults."""
+    return alert_parameter_name.rsplit("/", 1)[0] + "/AlertDefaults"
 
 
 def alert_parameter_beside(parameter_name: str) -> str:

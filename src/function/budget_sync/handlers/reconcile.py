@@ -2,7 +2,9 @@
 
 EventBridge Scheduler (or a schedule rule) calls ``handler`` with an event it ignores. The
 function reads the budgets and status tables, inspects every account through the spoke role,
-re-writes the parameter where the parameter or the budget drifted, records the outcome in the
+re-writes the parameter where the parameter or the budget's limit drifted (the alert parameter
+where the budget's notifications drifted from the item's alert settings over the spoke stack's
+defaults), records the outcome in the
 status table (Source=reconciler) and publishes the metrics Drifted, Repaired and Failed.
 ``budgetctl reconcile --apply`` invokes it with the accounts and who asked
 (budget_sync.requested): the same repair, by this function's role, recorded with RequestedBy
@@ -24,6 +26,7 @@ from budget_sync.reconcile import (
     Reconciler,
     ReconcilerSettings,
     read_desired,
+    read_desired_alerts,
     read_desired_value,
     read_statuses,
 )
@@ -50,6 +53,7 @@ def build() -> tuple[Reconciler, DynamoDBClient, ReconcilerSettings]:
         budget_name=settings.budget_name,
         max_concurrency=common.max_concurrency,
         reread=lambda account: read_desired_value(dynamodb, settings.budgets_table_name, account),
+        reread_alerts=lambda account: read_desired_alerts(dynamodb, settings.budgets_table_name, account),
     )
     return reconciler, dynamodb, settings
 
@@ -66,6 +70,7 @@ def requested_reconciler(request: RepairRequest) -> Reconciler:
         max_concurrency=common.max_concurrency,
         requested_by=request.requested_by,
         reread=lambda account: read_desired_value(dynamodb, settings.budgets_table_name, account),
+        reread_alerts=lambda account: read_desired_alerts(dynamodb, settings.budgets_table_name, account),
     )
 
 

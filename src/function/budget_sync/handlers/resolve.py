@@ -142,6 +142,7 @@ def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "scopes": [s.scope for s in summaries],
         "actions": dict(sorted(totals.items())),
         "conflicts": sum(s.conflicts for s in summaries),
+        "stale": sum(s.stale for s in summaries),
         "organizations_calls": calls,
     }
     logger.info("resolver finished", extra=result)
