@@ -337,7 +337,10 @@ class LocalOrganisation:
             self._observer,
         )
         results = ResultBus(
-            self.stack.result_bus_arn, self.stack.result_pattern or {}, self.invoke_result_asynchronously
+            self.stack.result_bus_arn,
+            self.stack.result_pattern or {},
+            self.invoke_result_asynchronously,
+            check=self.check_unconfirmed,  # the unconfirmed check's schedule, when the pipeline runs
         )
         self.pipeline = Pipeline(
             poller, self.spokes, self._session_for_role, self._observer, results, Delivery(self.seed)

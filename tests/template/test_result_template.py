@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -372,3 +373,24 @@ def test_each_source_has_its_own_function_and_an_event_of_another_source_is_reje
         assert "unrecognised event rejected" in output.getvalue()
         # and its own event still does its work
         assert org.check_unconfirmed() == {"expired": [A]}
+
+
+def test_the_running_pipeline_invokes_the_unconfirmed_check_on_its_schedule():
+    # GIVEN a value sent whose spoke never reacted, its bound passed
+    with LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
+        org.pipeline.spokes = {}
+        org.put(A, 4321)
+        org.pipeline.run_until_idle()
+        sent_minutes_ago(org, A, 20)
+        # WHEN the pipeline runs in the background, as `make local` runs it
+        org.pipeline.start(interval_s=0.05, check_every_s=0.1)
+        try:
+            deadline = time.monotonic() + 30
+            while org.status(A)["Status"] == "SENT" and time.monotonic() < deadline:  # type: ignore[index]
+                time.sleep(0.1)
+        finally:
+            org.pipeline.stop()
+        # THEN the schedule's function failed the value, with its own role
+        assert org.status(A)["Status"] == "FAILED"  # type: ignore[index]
+        assert org.status(A)["Source"] == "timeout"  # type: ignore[index]
+        assert org.pipeline.errors == []
