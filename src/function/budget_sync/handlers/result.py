@@ -125,7 +125,8 @@ def reject(event: Mapping[str, Any], expected: str) -> NoReturn:
         extra={"expected": expected, "source": event.get("source"), "detail_type": event.get("detail-type")},
     )
     metrics.add_metric(name="UnrecognisedEvent", unit="Count", value=1)
-    raise UnrecognisedEvent(f"event {str(dict(event))[:200]!r} is not {expected}")
+    shown = {k: event.get(k) for k in ("source", "detail-type")} if "Records" not in event else "Records"
+    raise UnrecognisedEvent(f"event {str(shown)[:200]} is not {expected}")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
