@@ -2,7 +2,9 @@
 
 The module and function come from the template's ``Handler``, the code from its
 ``CodeUri`` (put first on sys.path, as the deployment package's root is), and the
-environment from its ``Environment.Variables``, resolved from the parameters.
+environment from its ``Environment.Variables``, resolved from the parameters. The settings
+are read from the template as the SAM transform makes it (``management_stack.translate``,
+what the local organisation deploys), so its ``Globals`` apply as on AWS.
 This is the project's own stand-in for ``sam local invoke`` on machines without Docker.
 """
 
@@ -18,8 +20,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, TextIO
 
+from budget_sync_local.management_stack import translate
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, Resolver, load
 
 
@@ -46,26 +50,42 @@ def function_spec(
 ) -> FunctionSpec:
     """The function's settings as the template resolves them (``physical_ids``: a deployed
     stack's, for the Refs whose names CloudFormation generates, e.g. the alarm topic)."""
+    parameters = dict(parameters or {})
     resolver = Resolver(
-        load(MANAGEMENT_TEMPLATE),
-        parameters or {},
+        _translated(tuple(sorted(parameters.items())), region),
+        parameters,
         account_id=account_id,
         region=region,
         physical_ids=physical_ids or {},
     )
     raw = resolver.resource(logical_id).get("Properties", {})
-    wanted = ("FunctionName", "Handler", "CodeUri", "MemorySize", "Timeout", "Environment")
+    wanted = ("FunctionName", "Handler", "MemorySize", "Timeout", "Environment")
     properties = {key: resolver.resolve(raw[key]) for key in wanted if key in raw}
     variables = properties.get("Environment", {}).get("Variables", {})
     return FunctionSpec(
         logical_id=logical_id,
         function_name=str(properties["FunctionName"]),
         handler=str(properties["Handler"]),
-        code_uri=str(properties["CodeUri"]),
+        code_uri=code_uri(logical_id),
         memory_mb=int(properties.get("MemorySize", 128)),
         timeout_s=int(properties.get("Timeout", 3)),
         environment={k: str(v) for k, v in variables.items()},
     )
+
+
+@cache
+def _translated(parameters: tuple[tuple[str, str], ...], region: str) -> dict[str, Any]:
+    """The translated template per parameters and region (not changed by its readers)."""
+    return translate(dict(parameters), region)
+
+
+def code_uri(logical_id: str) -> str:
+    """The function's ``CodeUri``: its own, else the template's ``Globals`` (the translation
+    replaces it with the uploaded package's S3 location)."""
+    template = load(MANAGEMENT_TEMPLATE)
+    own = template["Resources"][logical_id].get("Properties", {}).get("CodeUri")
+    shared = template.get("Globals", {}).get("Function", {}).get("CodeUri")
+    return str(own or shared)
 
 
 @dataclass

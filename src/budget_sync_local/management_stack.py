@@ -80,6 +80,9 @@ class ManagementStack:
     result_bus_arn: str = ""
     result_pattern: Mapping[str, Any] | None = None
     result_function_logical_id: str = "ResultFunction"
+    #: The schedule's function (values never confirmed) and the status stream's (new failures).
+    unconfirmed_function_logical_id: str = "UnconfirmedCheckFunction"
+    notice_function_logical_id: str = "FailureNoticeFunction"
     #: Where the result rule and the status stream's mapping park what they cannot deliver.
     result_dead_letter_queue_url: str = ""
     #: Physical ids of the created resources (the alarm topic's ARN, ...).

@@ -306,6 +306,26 @@ class LocalOrganisation:
         with lambda_environment(self._result_spec, self.region):
             load_handler(self._result_spec)
         new_execution_environment(self._result_spec)
+        # The result bus's rule, the schedule and the status table's stream each have their
+        # own function (and role): one entry point per event source.
+        self._unconfirmed_spec = self._as_its_role(
+            function_spec(
+                self.stack.unconfirmed_function_logical_id,
+                self.management_parameters,
+                self.region,
+                MANAGEMENT_ACCOUNT,
+                physical_ids=self.stack.physical_ids,
+            )
+        )
+        self._notice_spec = self._as_its_role(
+            function_spec(
+                self.stack.notice_function_logical_id,
+                self.management_parameters,
+                self.region,
+                MANAGEMENT_ACCOUNT,
+                physical_ids=self.stack.physical_ids,
+            )
+        )
         # The event source mapping reads the stream and parks failed batches with the
         # function's execution role, as Lambda does.
         mapping = self._role_session(self._spec)
@@ -318,7 +338,10 @@ class LocalOrganisation:
             self._observer,
         )
         results = ResultBus(
-            self.stack.result_bus_arn, self.stack.result_pattern or {}, self.invoke_result_asynchronously
+            self.stack.result_bus_arn,
+            self.stack.result_pattern or {},
+            self.invoke_result_asynchronously,
+            check=self.check_unconfirmed,  # the unconfirmed check's schedule, when the pipeline runs
         )
         self.pipeline = Pipeline(
             poller, self.spokes, self._session_for_role, self._observer, results, Delivery(self.seed)
@@ -330,27 +353,27 @@ class LocalOrganisation:
         self.standins.subscribe(self.pipeline.publish)
 
     def _provision_failure_notices(self) -> None:
-        """The result function's mapping on the status table's stream (``NewFailures``): each
-        account that became FAILED is published once to the alarm topic."""
+        """The failure-notice function's mapping on the status table's stream (``NewFailures``):
+        each account that became FAILED is published once to the alarm topic."""
         (spec,) = stream_mappings(
-            self.stack.result_function_logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+            self.stack.notice_function_logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT
         ).values()
         stream_arn = self.management.client("dynamodb").describe_table(TableName=self.stack.status_table)[
             "Table"
         ]["LatestStreamArn"]
-        mapping = self._role_session(self._result_spec)
+        mapping = self._role_session(self._notice_spec)
         poller = StreamPoller(
             mapping.client("dynamodbstreams"),
             stream_arn,
             spec.settings,
-            filtered(self.invoke_result_function, spec, self._notified),
+            filtered(self.invoke_notice_function, spec, self._notified),
             on_failure_sender(mapping.client("sqs"), self.stack.result_dead_letter_queue_url),
             without_batches(self._observer),
         )
         self.pipeline.add_source(Pollers([poller.attach()]))
 
     def _notified(self, records: list[dict[str, Any]], answer: Any) -> None:
-        """A ``notified`` step per new failure the result function published."""
+        """A ``notified`` step per new failure the failure-notice function published."""
         unpublished = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
         for failure in new_failures(records):
             if failure.sequence_number in unpublished:
@@ -722,8 +745,16 @@ class LocalOrganisation:
                 self._observer(Step("refused", account, {"reason": str(status.get("Reason", ""))}))
 
     def invoke_result_function(self, event: dict[str, Any]) -> Any:
-        """The result function on one event (a spoke's result, or its schedule's event)."""
+        """The result function on one event of the result bus (a spoke's result)."""
         return self._invoke(self._result_spec, event)
+
+    def invoke_unconfirmed_check(self, event: dict[str, Any]) -> Any:
+        """The unconfirmed-check function on one event (its schedule's)."""
+        return self._invoke(self._unconfirmed_spec, event)
+
+    def invoke_notice_function(self, event: dict[str, Any]) -> Any:
+        """The failure-notice function on one batch of the status table's stream."""
+        return self._invoke(self._notice_spec, event)
 
     def invoke_result_asynchronously(self, event: dict[str, Any]) -> Any:
         """The result function as its rule invokes it: asynchronously. An error it raises gets
@@ -806,8 +837,8 @@ class LocalOrganisation:
         return published
 
     def check_unconfirmed(self) -> Any:
-        """What the result function's schedule does: SENT values past the bound become FAILED."""
-        return self.invoke_result_function(
+        """What the unconfirmed check's schedule does: SENT values past the bound become FAILED."""
+        return self.invoke_unconfirmed_check(
             {
                 "source": "aws.events",
                 "detail-type": "Scheduled Event",

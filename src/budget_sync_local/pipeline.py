@@ -318,7 +318,7 @@ class ResultBus:
     arn: str
     pattern: Mapping[str, Any]
     invoke: Callable[[dict[str, Any]], Any]
-    #: The result function's schedule (values not confirmed in time become FAILED).
+    #: The unconfirmed-check function's schedule (values not confirmed in time become FAILED).
     check: Callable[[], Any] | None = None
 
 
@@ -528,7 +528,7 @@ class Pipeline:
             time.sleep(pause_s)
 
     def start(self, interval_s: float = 0.25, check_every_s: float = 60.0) -> None:
-        """Run in a background thread (``make local``) until ``stop``; the result function's
+        """Run in a background thread (``make local``) until ``stop``; the unconfirmed check's
         schedule every ``check_every_s``."""
         next_check = time.monotonic() + check_every_s
 

@@ -15,6 +15,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from budget_sync import observability
+from budget_sync_local.lambda_runtime import code_uri
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, load
 
 FUNCTION_DIR = ROOT / "src" / "function"
@@ -68,7 +69,8 @@ def test_every_function_built_from_src_function_uses_the_package_makefile():
     }
     assert functions
     for logical_id, resource in functions.items():
-        assert resource["Properties"]["CodeUri"] == "src/function", logical_id
+        assert code_uri(logical_id) == "src/function", logical_id  # its own, else the Globals'
+
         assert resource.get("Metadata", {}).get("BuildMethod") == "makefile", logical_id
 
 

@@ -41,7 +41,7 @@ def test_the_justifications_are_the_ones_in_the_templates():
     assert {(f.resource, f.issue) for f in management} == {
         ("FunctionRole", "RESOURCE_MISMATCH"),
         ("ResolverRole", "RESOURCE_MISMATCH"),
-        ("ResultRole", "RESOURCE_MISMATCH"),  # ListStreams on the status table's stream
+        ("FailureNoticeRole", "RESOURCE_MISMATCH"),  # ListStreams on the status table's stream
     }
     assert {(f.resource, f.issue) for f in spoke} == {("AlertTopicKey", "RESOURCE_STAR")}
 

@@ -15,6 +15,7 @@ from budget_sync.config import Settings
 from budget_sync.errors import ConfigError
 from budget_sync_local.iam import AccessDenied, Policy, Principal, Request, decide
 from budget_sync_local.lambda_runtime import function_spec
+from budget_sync_local.management_stack import translate
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, SPOKE_TEMPLATE, Resolver, load
 from tests.integration.conftest import PARAMETER, SPOKES, Org
 
@@ -143,9 +144,74 @@ def test_tracing_is_a_parameter_that_switches_lambda_tracing_and_the_powertools_
     on = function_spec(parameters={"Tracing": "Active"}).environment
     assert off["POWERTOOLS_TRACE_DISABLED"] == "true"
     assert on["POWERTOOLS_TRACE_DISABLED"] == "false"
-    tracing = resource("UpdateFunction")["Properties"]["Tracing"]
-    assert Resolver(TEMPLATE, {"Tracing": "Active"}).resolve(tracing) == "Active"
-    assert Resolver(TEMPLATE).resolve(tracing) == "PassThrough"
+    for parameters, mode in (({"Tracing": "Active"}, "Active"), ({}, "PassThrough")):
+        translated = translate(parameters, "us-east-1")
+        functions = _functions(translated)
+        assert set(functions) == {
+            k for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::Serverless::Function"
+        }
+        for logical_id, function in functions.items():
+            tracing = function["Properties"]["TracingConfig"]["Mode"]
+            assert Resolver(translated, parameters).resolve(tracing) == mode, logical_id
+
+
+def _functions(translated: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in translated["Resources"].items() if v["Type"] == "AWS::Lambda::Function"}
+
+
+#: What every function shares, said once in the template's Globals.
+SHARED = ("Runtime", "Architectures", "Tracing", "CodeUri")
+SHARED_VARIABLES = (
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_TRACE_DISABLED",
+)
+
+
+def test_what_the_functions_share_is_said_once_in_globals_and_each_deployed_function_has_it():
+    shared = TEMPLATE["Globals"]["Function"]
+    assert set(SHARED) <= set(shared)
+    assert set(SHARED_VARIABLES) == set(shared["Environment"]["Variables"])
+    for logical_id, function in TEMPLATE["Resources"].items():
+        if function["Type"] != "AWS::Serverless::Function":
+            continue
+        properties = function["Properties"]
+        assert not set(SHARED) & set(properties), logical_id
+        assert not set(SHARED_VARIABLES) & set(properties["Environment"]["Variables"]), logical_id
+        assert set(properties["LoggingConfig"]) == {"LogGroup"}, logical_id
+    parameters = {"LogLevel": "DEBUG"}
+    translated = translate(parameters, "us-east-1")
+    topic = {"AlarmTopic": "arn:aws:sns:us-east-1:123456789012:t"}
+    resolver = Resolver(translated, parameters, physical_ids=topic)
+    for logical_id, function in _functions(translated).items():
+        properties = {
+            key: resolver.resolve(function["Properties"][key])
+            for key in ("Runtime", "Architectures", "LoggingConfig", "Environment")
+        }
+        assert properties["Runtime"] == "python3.13", logical_id
+        assert properties["Architectures"] == ["arm64"], logical_id
+        assert properties["LoggingConfig"] == {
+            "LogGroup": resolver.ref(
+                TEMPLATE["Resources"][logical_id]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+            ),
+            "LogFormat": "JSON",
+            "ApplicationLogLevel": "DEBUG",
+            "SystemLogLevel": "WARN",
+        }, logical_id
+        variables = properties["Environment"]["Variables"]
+        assert {k: variables[k] for k in SHARED_VARIABLES} == {
+            "POWERTOOLS_SERVICE_NAME": "budget-sync",
+            "POWERTOOLS_METRICS_NAMESPACE": "BudgetSync",
+            "POWERTOOLS_LOG_LEVEL": "DEBUG",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }, logical_id
+        # The local organisation runs each function with what the translation deployed.
+        spec = function_spec(logical_id, parameters, physical_ids=topic)
+        assert {k: spec.environment[k] for k in SHARED_VARIABLES} == {
+            k: variables[k] for k in SHARED_VARIABLES
+        }
+        assert spec.code_uri == "src/function"
 
 
 def _role_statements(parameters: dict[str, str] | None = None) -> list[dict[str, Any]]:

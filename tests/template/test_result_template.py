@@ -4,13 +4,16 @@ what the spoke forwards, and what the result function's role allows (exactly its
 from __future__ import annotations
 
 import io
+import json
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from botocore.client import BaseClient
 
+from budget_sync.errors import UnrecognisedEvent
 from budget_sync.handlers.result import ResultSettings
 from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.organisation import LocalOrganisation
@@ -107,8 +110,14 @@ def test_the_result_function_environment_is_what_its_settings_read():
     assert spec.handler == "budget_sync.handlers.result.handler"
 
 
-def test_the_result_role_allows_exactly_the_calls_the_result_function_makes(monkeypatch: pytest.MonkeyPatch):
+def test_each_result_role_allows_exactly_the_calls_its_function_makes(monkeypatch: pytest.MonkeyPatch):
     calls: set[str] = set()
+
+    def taken() -> set[str]:
+        made = set(calls)
+        calls.clear()
+        return made
+
     with LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
         # GIVEN a value sent whose spoke never reacted, its bound passed
         org.pipeline.spokes = {}
@@ -122,10 +131,12 @@ def test_the_result_role_allows_exactly_the_calls_the_result_function_makes(monk
             return original(client, operation, params)
 
         monkeypatch.setattr(BaseClient, "_make_api_call", record)
-        # WHEN the result function checks the bound and then records a late report
+        # WHEN the unconfirmed check (its schedule) checks the bound
         org.check_unconfirmed()
+        made = {"UnconfirmedCheckRole": taken()}
         version = int(org.status(A)["ParameterVersion"])  # type: ignore[index]
-        calls.discard("dynamodb:GetItem")  # (the test's own read)
+        taken()  # (the test's own read)
+        # and the result function (the result bus's rule) records a late report
         org.invoke_result_function(
             {
                 "source": "budget-sync.spoke",
@@ -139,38 +150,43 @@ def test_the_result_role_allows_exactly_the_calls_the_result_function_makes(monk
                 },
             }
         )
-        # and the status table's stream brings the new failure back to it (read with its role)
+        made["ResultRole"] = taken()
+        # and the status table's stream brings the new failure to the failure-notice function
+        # (read with its role)
         org.pipeline.run_until_idle()
-    # THEN its role allows exactly those calls, on the status table, its stream and the alarm
-    # topic; ListStreams (Lambda's, for the mapping) and the dead-letter queue besides
+        made["FailureNoticeRole"] = taken()
+    # THEN each function's role allows exactly its calls, on the status table, its stream and
+    # the alarm topic; ListStreams (Lambda's, for the mapping) and the dead-letter queue besides
     topic = "arn:aws:sns:us-east-1:123456789012:alarms"
-    policy = Resolver(MANAGEMENT, {}, physical_ids={"AlarmTopic": topic}).resolve(
-        MANAGEMENT["Resources"]["ResultRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-    )
-    allowed = {
-        a
-        for s in policy["Statement"]
-        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    resolver = Resolver(MANAGEMENT, {}, physical_ids={"AlarmTopic": topic})
+    statements = {
+        role: resolver.resolve(MANAGEMENT["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"])[
+            "Statement"
+        ]
+        for role in made
     }
+    allowed = {role: {a for s in statements[role] for a in _actions(s)} for role in made}
+    logs = {"logs:CreateLogStream", "logs:PutLogEvents"}
     stream_reads = {"dynamodb:DescribeStream", "dynamodb:GetRecords"}  # (its iterator was taken before)
-    assert calls == {"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem", "sns:Publish"} | stream_reads
-    assert allowed == calls | {
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
+    assert made["UnconfirmedCheckRole"] == {"dynamodb:Scan", "dynamodb:UpdateItem"}
+    assert made["ResultRole"] == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert made["FailureNoticeRole"] == {"sns:Publish"} | stream_reads
+    assert allowed["UnconfirmedCheckRole"] == made["UnconfirmedCheckRole"] | logs | {"sqs:SendMessage"}
+    assert allowed["ResultRole"] == made["ResultRole"] | logs | {"sqs:SendMessage"}
+    assert allowed["FailureNoticeRole"] == made["FailureNoticeRole"] | logs | {
         "dynamodb:GetShardIterator",
         "dynamodb:ListStreams",
         "sqs:SendMessage",
     }
-    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/BlogBudgetsStatus"
+    for role in ("UnconfirmedCheckRole", "ResultRole"):
+        by_sid = {s["Sid"]: s for s in statements[role]}
+        assert by_sid["ReadAndWriteStatus"]["Resource"] == table
+        assert by_sid["ParkFailedInvocations"]["Resource"].endswith(":ResultDeadLetterQueue")
+    by_sid = {s["Sid"]: s for s in statements["FailureNoticeRole"]}
     assert by_sid["NotifyNewFailures"]["Resource"] == topic
-    assert by_sid["ReadStatusStream"]["Resource"].startswith(
-        by_sid["ReadAndWriteStatus"]["Resource"] + "/stream/"
-    )
+    assert by_sid["ReadStatusStream"]["Resource"].startswith(table + "/stream/")
     assert by_sid["ParkUnpublishedFailures"]["Resource"].endswith(":ResultDeadLetterQueue")
-    assert (
-        by_sid["ReadAndWriteStatus"]["Resource"]
-        == "arn:aws:dynamodb:us-east-1:123456789012:table/BlogBudgetsStatus"
-    )
 
 
 def test_the_spoke_forwards_to_the_bus_the_management_stack_creates_by_default():
@@ -254,7 +270,7 @@ def test_the_result_function_has_reserved_concurrency_and_an_on_failure_destinat
     statements = MANAGEMENT["Resources"]["ResultRole"]["Properties"]["Policies"][0]["PolicyDocument"][
         "Statement"
     ]
-    (park,) = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "ParkUnpublishedFailures"]
+    (park,) = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "ParkFailedInvocations"]
     assert park["Resource"] == {"Fn::GetAtt": ["ResultDeadLetterQueue", "Arn"]}
 
 
@@ -264,7 +280,7 @@ def test_an_encrypted_alarm_topic_of_your_own_gets_the_kms_permissions_sns_needs
 
     def kms_statements(parameters: dict[str, str]) -> list[dict[str, Any]]:
         document = Resolver(MANAGEMENT, parameters, physical_ids={"AlarmTopic": topic}).resolve(
-            MANAGEMENT["Resources"]["ResultRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            MANAGEMENT["Resources"]["FailureNoticeRole"]["Properties"]["Policies"][0]["PolicyDocument"]
         )
         return [s for s in document["Statement"] if any(a.startswith("kms:") for a in _actions(s))]
 
@@ -280,3 +296,101 @@ def test_an_encrypted_alarm_topic_of_your_own_gets_the_kms_permissions_sns_needs
 def _actions(statement: dict[str, Any]) -> list[str]:
     actions = statement.get("Action", [])
     return [actions] if isinstance(actions, str) else list(actions)
+
+
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "account": A, "detail": {}}
+
+
+def _metrics(output: io.StringIO) -> list[str]:
+    """The metric names of every EMF line the functions wrote."""
+    names = []
+    for line in output.getvalue().splitlines():
+        if '"_aws"' in line:
+            emitted = json.loads(line)
+            names += [m["Name"] for d in emitted["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]]
+    return names
+
+
+def test_each_source_has_its_own_function_and_an_event_of_another_source_is_rejected_and_counted():
+    # GIVEN the three functions the template names, one per event source
+    handlers = {
+        logical_id: function_spec(
+            logical_id, physical_ids={"AlarmTopic": "arn:aws:sns:us-east-1:123456789012:t"}
+        )
+        for logical_id in ("ResultFunction", "UnconfirmedCheckFunction", "FailureNoticeFunction")
+    }
+    assert {k: v.handler for k, v in handlers.items()} == {
+        "ResultFunction": "budget_sync.handlers.result.handler",
+        "UnconfirmedCheckFunction": "budget_sync.handlers.result.unconfirmed_handler",
+        "FailureNoticeFunction": "budget_sync.handlers.result.notices_handler",
+    }
+    events = {
+        k: [e["Type"] for e in MANAGEMENT["Resources"][k]["Properties"]["Events"].values()] for k in handlers
+    }
+    assert events == {
+        "ResultFunction": ["EventBridgeRule"],
+        "UnconfirmedCheckFunction": ["Schedule"],
+        "FailureNoticeFunction": ["DynamoDB"],
+    }
+    roles = {MANAGEMENT["Resources"][k]["Properties"]["Role"]["Fn::GetAtt"][0] for k in handlers}
+    assert len(roles) == 3
+    alarmed = {
+        a["Properties"]["Dimensions"][0]["Value"].get("Ref")
+        for a in MANAGEMENT["Resources"].values()
+        if a["Type"] == "AWS::CloudWatch::Alarm" and a["Properties"]["MetricName"] == "Errors"
+    }
+    assert set(handlers) <= alarmed
+    output = io.StringIO()
+    with LocalOrganisation(accounts=(A,), function_output=output) as org:
+        org.pipeline.spokes = {}
+        org.put(A, 4321)
+        org.pipeline.run_until_idle()
+        sent_minutes_ago(org, A, 20)
+        # WHEN the schedule's event reaches the result bus's function
+        answer = org.invoke_result_function(SCHEDULED)
+        # THEN it is not a result: counted and logged, and no value is expired by it
+        assert answer["recorded"] is False
+        assert org.status(A)["Status"] == "SENT"  # type: ignore[index]
+        assert _metrics(output).count("InvalidResult") == 1
+        # WHEN the schedule's function is given a spoke's result, or a stream batch
+        for event in (
+            {
+                "source": "budget-sync.spoke",
+                "detail-type": "Budget Update Result",
+                "account": A,
+                "detail": {},
+            },
+            {"Records": []},
+        ):
+            with pytest.raises(UnrecognisedEvent):
+                org.invoke_unconfirmed_check(event)
+        # and the stream's function is given the schedule's event
+        with pytest.raises(UnrecognisedEvent):
+            org.invoke_notice_function(SCHEDULED)
+        # THEN each is rejected and counted, and nothing was expired or published
+        assert _metrics(output).count("UnrecognisedEvent") == 3
+        assert org.status(A)["Status"] == "SENT"  # type: ignore[index]
+        assert "unrecognised event rejected" in output.getvalue()
+        # and its own event still does its work
+        assert org.check_unconfirmed() == {"expired": [A]}
+
+
+def test_the_running_pipeline_invokes_the_unconfirmed_check_on_its_schedule():
+    # GIVEN a value sent whose spoke never reacted, its bound passed
+    with LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
+        org.pipeline.spokes = {}
+        org.put(A, 4321)
+        org.pipeline.run_until_idle()
+        sent_minutes_ago(org, A, 20)
+        # WHEN the pipeline runs in the background, as `make local` runs it
+        org.pipeline.start(interval_s=0.05, check_every_s=0.1)
+        try:
+            deadline = time.monotonic() + 30
+            while org.status(A)["Status"] == "SENT" and time.monotonic() < deadline:  # type: ignore[index]
+                time.sleep(0.1)
+        finally:
+            org.pipeline.stop()
+        # THEN the schedule's function failed the value, with its own role
+        assert org.status(A)["Status"] == "FAILED"  # type: ignore[index]
+        assert org.status(A)["Source"] == "timeout"  # type: ignore[index]
+        assert org.pipeline.errors == []

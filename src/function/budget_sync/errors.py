@@ -30,6 +30,10 @@ class InvalidItemError(PermanentError):
         super().__init__(f"{field} {shown} {reason}")
 
 
+class UnrecognisedEvent(PermanentError):
+    """A function was invoked with an event its event source does not send. Names the event."""
+
+
 class SpokeAccessDenied(PermanentError):
     """The spoke role cannot be assumed, or may not do what the pipeline asks of it."""
 

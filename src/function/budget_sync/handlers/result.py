@@ -1,23 +1,28 @@
-"""BlogBudgetsResultFunction: the spokes' reports -> the status table; unconfirmed -> FAILED;
-each new failure -> the alarm topic, once.
+"""The spokes' reports -> the status table; unconfirmed -> FAILED; each new failure -> the
+alarm topic, once. Three functions of the management stack, one per event source, each with
+its own role, log group and errors alarm (template-management.yaml):
 
-Invoked by two EventBridge rules and one stream of the management stack:
+* ``handler`` (ResultFunction, BlogBudgetsResultLambda), the result bus's rule, with one spoke
+  event (``Budget Update Result`` from the Automation script, or AWS's ``EC2 Automation
+  Execution Status-change Notification`` of a failed, timed-out or cancelled execution):
+  recorded in the status table (APPLIED or FAILED), conditionally and in order
+  (budget_sync.results);
+* ``unconfirmed_handler`` (UnconfirmedCheckFunction), a schedule (``Scheduled Event``): every
+  SENT status older than ConfirmTimeoutMinutes becomes FAILED with a reason that says so, and
+  so does one whose execution AWS reported ended Failed, TimedOut or Cancelled more than 2
+  minutes ago without a report of its own (the notice does not fail the status at once: the
+  report may arrive after it);
+* ``notices_handler`` (FailureNoticeFunction), the status table's stream (``NewFailures``,
+  filtered to records whose new status is FAILED): each account that became FAILED, whichever
+  writer recorded it, is published once to the alarm topic and counted in the metric
+  ``NewFailure`` (budget_sync.failures). A publish that fails for a reason that may pass is
+  reported as the batch's failed item, and Lambda retries from it; a notice SNS refuses as
+  such (InvalidParameter) is logged and counted (``NoticeNotPublished``) and the batch goes
+  on, so it blocks no later failure.
 
-* the result bus's rule, with one spoke event (``Budget Update Result`` from the
-  Automation script, or AWS's ``EC2 Automation Execution Status-change Notification`` of a
-  failed, timed-out or cancelled execution): recorded in the status table (APPLIED or
-  FAILED), conditionally and in order (budget_sync.results);
-* a schedule (``Scheduled Event``): every SENT status older than ConfirmTimeoutMinutes
-  becomes FAILED with a reason that says so, and so does one whose execution AWS reported
-  ended Failed, TimedOut or Cancelled more than 2 minutes ago without a report of its own
-  (the notice does not fail the status at once: the report may arrive after it);
-* the status table's stream (``NewFailures``, filtered to records whose new status is
-  FAILED): each account that became FAILED, whichever writer recorded it, is published once
-  to the alarm topic and counted in the metric ``NewFailure`` (budget_sync.failures). A
-  publish that fails for a reason that may pass is reported as the batch's failed item, and
-  Lambda retries from it; a notice SNS refuses as such (InvalidParameter) is logged and
-  counted (``NoticeNotPublished``) and the batch goes on, so it blocks no later failure.
-
+An event that its function's source does not send (a schedule's function given a stream
+batch, ...) is rejected: logged, counted in the metric ``UnrecognisedEvent`` and raised
+(``UnrecognisedEvent``), never taken for another source's event.
 A transition into FAILED recorded here is also counted in the metric ``SpokeFailed``. An
 event that is not a result, or a report about a parameter version no run of budget-sync's
 wrote (budget_sync.results), is logged and counted (``InvalidResult``), never retried; a table
@@ -32,13 +37,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budget_sync.config import CLIENT_CONFIG, TABLE_NAME, optional_env, required_env
-from budget_sync.errors import ConfigError, PermanentError, TransientError
+from budget_sync.errors import ConfigError, PermanentError, TransientError, UnrecognisedEvent
 from budget_sync.failures import FailureNotifier, new_failures
 from budget_sync.observability import logger, metrics, traced_handler
 from budget_sync.results import InvalidResult, ResultStore, Transition, parse_event
@@ -50,7 +57,8 @@ DEFAULT_TIMEOUT_MINUTES = 15
 
 @dataclass(frozen=True, slots=True)
 class ResultSettings:
-    """Environment variables (template-management.yaml, ResultFunction):
+    """Environment variables (template-management.yaml: ResultFunction, UnconfirmedCheckFunction,
+    FailureNoticeFunction):
     STATUS_TABLE_NAME        the status table
     ALARM_TOPIC_ARN          where a new failure is published (empty: metric and log only)
     CONFIRM_TIMEOUT_MINUTES  a SENT value not confirmed within this becomes FAILED (1 to 1440)
@@ -73,14 +81,26 @@ class ResultSettings:
         return cls(table, topic, timedelta(minutes=int(minutes)))
 
 
-@cache
-def build() -> tuple[ResultStore, FailureNotifier, ResultSettings]:
-    """Built once per execution environment: settings validated, clients reused."""
+def _store() -> tuple[ResultStore, ResultSettings]:
     settings = ResultSettings.from_env()
-    session = boto3.Session()
-    store = ResultStore(session.client("dynamodb", config=CLIENT_CONFIG), settings.status_table_name)
-    sns = session.client("sns", config=CLIENT_CONFIG) if settings.alarm_topic_arn else None
-    return store, FailureNotifier.for_topic(sns, settings.alarm_topic_arn), settings
+    client = boto3.Session().client("dynamodb", config=CLIENT_CONFIG)
+    return ResultStore(client, settings.status_table_name), settings
+
+
+# One builder per function, each cached: built once per execution environment, with that
+# function's own role (the local organisation runs the three in one process, as one module).
+build_results_store = cache(_store)
+"""The status table, for the result function."""
+build_unconfirmed_store = cache(_store)
+"""The status table, for the unconfirmed-check function."""
+
+
+@cache
+def build_notifier() -> FailureNotifier:
+    """The alarm topic, for the failure-notice function: built once per execution environment."""
+    settings = ResultSettings.from_env()
+    sns = boto3.Session().client("sns", config=CLIENT_CONFIG) if settings.alarm_topic_arn else None
+    return FailureNotifier.for_topic(sns, settings.alarm_topic_arn)
 
 
 def _settled(transition: Transition) -> None:
@@ -95,21 +115,28 @@ def _settled(transition: Transition) -> None:
         logger.info("spoke result recorded", extra={**log, "reason": transition.reason})
 
 
-@logger.inject_lambda_context
+def reject(event: Mapping[str, Any], expected: str) -> NoReturn:
+    """An event this function's source does not send: logged, counted (``UnrecognisedEvent``)
+    and raised, so that it is not taken for something else (its invocation fails; Lambda's
+    asynchronous retries, then the on-failure destination, hold it)."""
+    logger.error(
+        "unrecognised event rejected",
+        extra={"expected": expected, "source": event.get("source"), "detail_type": event.get("detail-type")},
+    )
+    metrics.add_metric(name="UnrecognisedEvent", unit="Count", value=1)
+    shown = {k: event.get(k) for k in ("source", "detail-type")} if "Records" not in event else "Records"
+    raise UnrecognisedEvent(f"event {str(shown)[:200]} is not {expected}")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics
-def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    store, notifier, settings = build()
-    if "Records" in event:
-        return _notify(event["Records"], notifier)
-    if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
-        expired = list(store.expire_unconfirmed(datetime.now(UTC), settings.confirm_timeout))
-        for transition in expired:
-            _settled(transition)
-        metrics.add_metric(name="ConfirmTimeout", unit="Count", value=len(expired))
-        logger.info("unconfirmed values checked", extra={"expired": len(expired)})
-        return {"expired": [t.account_id for t in expired]}
+@event_source(data_class=EventBridgeEvent)
+def _results(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    """The result bus's rule (``SpokeResults``): one spoke report, or AWS's notice of a failed
+    execution, recorded in the status table."""
+    store, _ = build_results_store()
     try:
-        result = parse_event(event)
+        result = parse_event(event.raw_event)
         if result is None:
             return {"recorded": False, "reason": "not a terminal failure"}
         recorded = store.record(result)
@@ -126,6 +153,35 @@ def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"recorded": False, "reason": "stale"}
     _settled(recorded)
     return {"recorded": True, "account": recorded.account_id, "status": recorded.new}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@metrics.log_metrics
+@event_source(data_class=EventBridgeEvent)
+def _unconfirmed(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    """The schedule (``UnconfirmedCheck``): SENT values past the bound become FAILED."""
+    if event.get("source") != "aws.events" or event.get("detail-type") != "Scheduled Event":
+        reject(event.raw_event, "a Scheduled Event from aws.events")
+    store, settings = build_unconfirmed_store()
+    expired = list(store.expire_unconfirmed(datetime.now(UTC), settings.confirm_timeout))
+    for transition in expired:
+        _settled(transition)
+    metrics.add_metric(name="ConfirmTimeout", unit="Count", value=len(expired))
+    logger.info("unconfirmed values checked", extra={"expired": len(expired)})
+    return {"expired": [t.account_id for t in expired]}
+
+
+@logger.inject_lambda_context(correlation_id_path="Records[0].eventID")
+@metrics.log_metrics
+@event_source(data_class=DynamoDBStreamEvent)
+def _notices(event: DynamoDBStreamEvent, context: LambdaContext) -> dict[str, Any]:
+    """The status table's stream (``NewFailures``): each new failure to the alarm topic."""
+    records = event.get("Records")
+    if not isinstance(records, list) or any(
+        not isinstance(r, dict) or r.get("eventSource") != "aws:dynamodb" for r in records
+    ):
+        reject(event.raw_event, "a batch of DynamoDB stream records")
+    return _notify([record.raw_event for record in event.records], build_notifier())
 
 
 def _notify(records: list[dict[str, Any]], notifier: FailureNotifier) -> dict[str, Any]:
@@ -156,4 +212,9 @@ def _notify(records: list[dict[str, Any]], notifier: FailureNotifier) -> dict[st
     return {"batchItemFailures": retry}
 
 
-handler = traced_handler(_handler)
+handler = traced_handler(_results)
+"""ResultFunction: the result bus's rule."""
+unconfirmed_handler = traced_handler(_unconfirmed)
+"""UnconfirmedCheckFunction: the schedule."""
+notices_handler = traced_handler(_notices)
+"""FailureNoticeFunction: the status table's stream."""
