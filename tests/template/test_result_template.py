@@ -107,6 +107,7 @@ def test_the_result_function_environment_is_what_its_settings_read():
     assert spec.handler == "budget_sync.handlers.result.handler"
 
 
+@pytest.mark.aws
 def test_the_result_role_allows_exactly_the_calls_the_result_function_makes(monkeypatch: pytest.MonkeyPatch):
     calls: set[str] = set()
     with LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
