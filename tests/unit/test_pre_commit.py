@@ -1,8 +1,10 @@
-"""The pre-commit hooks run what `make lint` runs, with the project's own tools (no download)."""
+"""The pre-commit hooks run what `make lint` runs, with the project's own tools (no download);
+ruff's complexity gate is on for every file."""
 
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,12 @@ def test_the_hooks_call_only_the_projects_tools_and_make():
     for hook in hooks():
         assert hook["language"] == "system"
         assert hook["entry"].split()[0] in {".venv/bin/ruff", ".venv/bin/mypy", "make"}
+
+
+def test_ruff_gates_complexity_at_10_in_the_hook_and_make_lint_alike():
+    ruff = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]
+
+    assert "C90" in ruff["select"]
+    assert ruff["mccabe"]["max-complexity"] == 10
+    assert "C901" not in ruff.get("ignore", [])
+    assert all("C90" not in rules for rules in ruff.get("per-file-ignores", {}).values())
