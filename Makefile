@@ -34,7 +34,7 @@ PORT ?= 5000
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export PYTHONPATH :=
 
-.PHONY: help venv test unit lint lint-python lint-templates lint-iam scan sam-validate build invoke deploy \
+.PHONY: help venv test pytest unit pre-commit lint lint-python lint-templates lint-iam scan sam-validate build invoke deploy \
         bench bench-quick demo local stackset clean browser
 
 help: ## list the targets
@@ -73,10 +73,20 @@ $(SAM_VENV)/.installed: | $(UV)
 
 venv: $(STAMP) ## create or update the project's virtual environment
 
-test: lint unit ## everything CI runs: lint, scanners, template checks, all tests
+test: lint pytest ## everything CI runs: lint, scanners, template checks, all tests
 
-unit: $(STAMP) browser ## the pytest suite (unit, integration, template, spoke, end to end), one worker per core
+pytest: $(STAMP) browser ## the whole pytest suite (unit, integration, template, spoke, end to end), one worker per core
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
+
+# The inner loop: the tests marked neither `aws` (moto, the local organisation) nor `process`
+# (a subprocess), in one process, with every socket refused (pytest-socket) so that none can
+# reach a network by accident. tests/conftest.py marks and checks (an unmarked test that starts
+# moto or a process fails).
+unit: $(STAMP) ## the tests that touch no AWS and start no process, sockets disabled
+	$(BIN)/pytest -q -p no:xdist -m "not aws and not process" --disable-socket
+
+pre-commit: $(STAMP) ## install the git pre-commit hook (.pre-commit-config.yaml: ruff, make lint's checks)
+	$(BIN)/pre-commit install
 
 # The report's browser test (tests/ops/test_report_browser.py) opens the page in headless
 # Chromium. Installed from Debian if missing (CI runs as root; sudo otherwise); where there is no

@@ -1,4 +1,5 @@
-"""Shared test setup: fake credentials and a fixed region before any client is built."""
+"""Shared test setup: fake credentials and a fixed region before any client is built; the
+``aws`` and ``process`` markers that keep ``make unit`` to the tests that touch neither."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from budget_sync_local.seed import SEED_ENV
+
+# tests/markers.py: the `aws` and `process` markers, set from fixtures and checked at run time.
+pytest_plugins = ("tests.markers", "pytester")
 
 SEEDS = (3, 17, 29, 42, 58, 71, 86, 97)
 _SEED = pytest.StashKey[str]()

@@ -281,6 +281,13 @@ def main(
         query=getattr(args, "query", None),
         wide=bool(getattr(args, "wide", False)),
     )
+    return _run(args, out, session, unused_names)
+
+
+def _run(
+    args: argparse.Namespace, out: Output, session: boto3.Session | None, unused_names: UsageError | None
+) -> int:
+    """The parsed command, run: each failure one line on stderr and its exit code."""
     try:
         if unused_names is not None:
             raise unused_names

@@ -170,6 +170,7 @@ def test_a_stack_update_of_the_alert_defaults_reaches_accounts_without_their_own
     assert set(alerts(local_org, A)) == {("ACTUAL", Decimal(85)), ("FORECASTED", Decimal(100))}
 
 
+@pytest.mark.aws
 def test_an_existing_installation_upgrades_without_a_budget_replacement(recorder: Recorder):
     update_handler.build_service.cache_clear()
     old = OLD_TEMPLATE.read_text()

@@ -87,6 +87,7 @@ def test_make_demo_with_a_seed_that_is_no_whole_number_says_so_and_exits_2(
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+@pytest.mark.aws
 def test_under_any_delivery_every_outcome_holds(seed: int):
     recorder = Recorder()
     update_handler.build_service.cache_clear()
@@ -111,6 +112,7 @@ def test_under_any_delivery_every_outcome_holds(seed: int):
     update_handler.build_service.cache_clear()
 
 
+@pytest.mark.aws
 def test_a_spokes_run_and_its_report_can_come_before_the_stream_function_records_sent(
     monkeypatch: pytest.MonkeyPatch,
 ):
@@ -130,6 +132,7 @@ def test_a_spokes_run_and_its_report_can_come_before_the_stream_function_records
     update_handler.build_service.cache_clear()
 
 
+@pytest.mark.aws
 def test_given_a_failed_account_when_the_next_values_failure_is_reported_before_sent_then_it_notifies_again(
     monkeypatch: pytest.MonkeyPatch,
 ):

@@ -13,7 +13,7 @@ import pytest
 from budget_sync_local import __main__ as cli
 from budget_sync_local.organisation import AccountView, LocalOrganisation
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.aws, pytest.mark.process]
 
 
 def test_given_nothing_when_the_demo_runs_then_it_shows_every_account_and_exits_0(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from tests.chromium import Page, dump_dom
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.aws, pytest.mark.process]
 
 
 def test_given_the_demo_when_it_ends_then_it_names_a_report_showing_over_near_and_failed(tmp_path: Path):

@@ -116,6 +116,7 @@ def test_given_a_deleted_override_then_the_account_falls_back_to_its_ous_default
 
 
 @pytest.mark.parametrize("forwarded", [True, False], ids=["forwarding stack", "no forwarding stack"])
+@pytest.mark.aws
 def test_given_a_management_stack_in_eu_west_1_then_organizations_events_reach_it_only_through_the_forwarding(
     forwarded: bool,
 ):

@@ -32,34 +32,40 @@ def test_every_event_file_is_covered_here():
     }  # fmt: skip
 
 
+@pytest.mark.aws
 def test_insert_sets_the_budget():
     response, views = run("insert")
     assert response == {"batchItemFailures": []}
     assert (views[A].status, views[A].budget_limit) == ("APPLIED", Decimal(1500))
 
 
+@pytest.mark.aws
 def test_modify_sets_the_new_value():
     _, views = run("modify")
     assert views[A].budget_limit == Decimal(2500)
 
 
+@pytest.mark.aws
 def test_an_unchanged_modify_makes_no_spoke_call():
     _, views = run("modify-unchanged")
     assert views[A].status is None  # nothing recorded: nothing to do
     assert (views[A].parameter, views[A].budget_limit) == ("1000", INITIAL)
 
 
+@pytest.mark.aws
 def test_remove_leaves_the_budget_and_marks_the_account_unmanaged():
     _, views = run("remove")
     assert views[A].status == "UNMANAGED"
     assert views[A].budget_limit == INITIAL
 
 
+@pytest.mark.aws
 def test_decimal_keeps_the_cents():
     _, views = run("decimal")
     assert (views[B].parameter, views[B].budget_limit) == ("1250.5", Decimal("1250.5"))
 
 
+@pytest.mark.aws
 def test_mixed_batch_applies_the_valid_and_refuses_the_invalid_with_reasons():
     steps: list = []
     response, views = run("mixed-batch", steps)
@@ -74,6 +80,7 @@ def test_mixed_batch_applies_the_valid_and_refuses_the_invalid_with_reasons():
     assert "type N" in refused[C]  # every refused record is shown as it happens, not only unknown ones
 
 
+@pytest.mark.aws
 def test_alerts_gives_the_account_its_own_recipients_and_thresholds_and_the_new_limit():
     _, views = run("alerts")
     assert views[A].status == "APPLIED"

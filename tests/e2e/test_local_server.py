@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from budget_sync_local import server
 from tests.ops.conftest import budgetctl
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.aws, pytest.mark.process]
 
 SPOKE = "111111111111"
 

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.e2e
 A, B = "111111111111", "222222222222"
 
 
+@pytest.mark.aws
 def test_a_parked_batch_is_listed_with_its_accounts_and_reapplied_from_the_table(
     monkeypatch: pytest.MonkeyPatch,
 ):

@@ -164,6 +164,7 @@ def test_given_a_removed_item_then_the_spoke_keeps_its_last_budget(local_org: Lo
     assert (view.desired, view.parameter, view.budget_limit) == (None, "750", Decimal(750))
 
 
+@pytest.mark.aws
 def test_given_50_accounts_written_in_one_burst_then_every_budget_arrives():
     accounts = [f"{400000000000 + i:012d}" for i in range(50)]
     with LocalOrganisation(accounts, function_output=io.StringIO()) as org:
@@ -192,6 +193,7 @@ def test_given_simulated_spend_then_the_notifications_that_fire_are_listed(local
     assert all(a.subscribers for a in local_org.alerts(A))
 
 
+@pytest.mark.aws
 def test_given_two_organisations_one_after_the_other_then_each_delivers_to_its_own_spokes():
     # The second starts a new execution environment: no client of the first moto survives
     # (moto would serve its unknown credentials from the management account).

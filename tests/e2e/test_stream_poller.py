@@ -17,6 +17,8 @@ from budget_sync_local import management_stack
 from budget_sync_local.management_stack import ManagementStack
 from budget_sync_local.pipeline import StreamPoller, on_failure_sender
 
+pytestmark = pytest.mark.aws
+
 
 @pytest.fixture
 def stack() -> Iterator[tuple[boto3.Session, ManagementStack]]:

@@ -72,6 +72,7 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]):
     assert re.fullmatch(r"budgetctl \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
 
 
+@pytest.mark.process
 def test_given_the_readme_commands_when_budgetctl_is_typed_then_it_runs():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     setup = next(line for line in readme.splitlines() if ". .venv/bin/activate" in line)

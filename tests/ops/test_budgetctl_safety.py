@@ -321,6 +321,7 @@ def test_a_subcommands_help_lists_its_own_options_first_and_account_has_help(
     assert text.index("--alert-emails") < text.index("global options: AWS") < text.index("--profile")
 
 
+@pytest.mark.process
 def test_a_mistyped_option_or_command_suggests_the_right_one_in_the_console_script(tmp_path: Path):
     script = Path(sys.executable).with_name("budgetctl")
 
@@ -364,6 +365,7 @@ def test_a_global_option_the_command_does_not_use_is_a_usage_error(
     assert no_aws_calls == []
 
 
+@pytest.mark.process
 def test_ctrl_c_in_the_installed_command_prints_one_line_and_exits_130():
     # GIVEN an endpoint that takes every connection and never answers
     held: list[socket.socket] = []

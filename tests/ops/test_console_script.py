@@ -26,6 +26,8 @@ from budget_sync_local import standins
 from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
 
+pytestmark = [pytest.mark.aws, pytest.mark.process]
+
 BIN = Path(sys.executable).parent
 SPOKE = "111111111111"
 REGION = "us-east-1"

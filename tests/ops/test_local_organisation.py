@@ -27,6 +27,7 @@ def hand_edit_limit(org: LocalOrganisation, account: str, amount: str) -> None:
     org.session_in(account).client("budgets").update_budget(AccountId=account, NewBudget=budget)
 
 
+@pytest.mark.aws
 def test_a_hand_edited_budget_and_a_lost_parameter_event_are_reported_and_repaired(
     monkeypatch: pytest.MonkeyPatch,
 ):

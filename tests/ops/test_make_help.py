@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from budget_sync_local.templates import ROOT
+
+pytestmark = pytest.mark.process
 
 
 def test_given_a_port_when_make_help_runs_then_the_local_target_shows_that_port():

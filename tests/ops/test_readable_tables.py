@@ -15,7 +15,7 @@ from budget_sync_local.organisation import LocalOrganisation
 from budgetctl.cli import main
 from tests.ops.conftest import Run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 
 A, B, C = "111111111111", "222222222222", "333333333333"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

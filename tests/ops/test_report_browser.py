@@ -21,7 +21,7 @@ from tests.ops.test_report import HOSTILE, give_spend, organisation_with_names
 A, B, C = SPOKES
 D = "444444444444"  # an item, but no spoke stack: unreadable
 #: The report's tests build their own organisation (organisation_with_names), or none.
-pytestmark = pytest.mark.without_organisation
+pytestmark = [pytest.mark.without_organisation, pytest.mark.process]
 
 
 @pytest.fixture

@@ -80,6 +80,7 @@ def _python313() -> str | None:
     return candidates[-1] if candidates else shutil.which("python3.13")
 
 
+@pytest.mark.process
 def test_given_the_build_target_then_every_module_ships_bytecode_the_runtime_uses_unchecked(tmp_path: Path):
     python = _python313()
     if python is None:

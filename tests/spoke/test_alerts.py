@@ -99,12 +99,14 @@ def emails(*addresses: str) -> set[tuple[str, str]]:
     return {("EMAIL", a) for a in addresses}
 
 
+@pytest.mark.aws
 def test_given_the_budget_already_has_the_alerts_when_reconciled_then_no_call_changes_anything(budgets: Any):
     before = state(budgets)
     assert run(budgets, {}) == Counter()
     assert state(budgets) == before
 
 
+@pytest.mark.aws
 def test_given_a_new_recipient_then_one_create_subscriber_per_notification(budgets: Any):
     changes = run(budgets, {"emails": ["finance@example.com", "owner@example.com", "cto@example.com"]})
     assert changes == Counter({"CreateSubscriber": 3})
@@ -112,6 +114,7 @@ def test_given_a_new_recipient_then_one_create_subscriber_per_notification(budge
     assert state(budgets) == {("ACTUAL", "80"): want, ("ACTUAL", "100"): want, ("FORECASTED", "100"): want}
 
 
+@pytest.mark.aws
 def test_given_a_changed_recipient_then_it_is_updated_in_place(budgets: Any):
     changes = run(budgets, {"emails": ["finance@example.com", "team@example.com"]})
     assert changes == Counter({"UpdateSubscriber": 3})
@@ -120,12 +123,14 @@ def test_given_a_changed_recipient_then_it_is_updated_in_place(budgets: Any):
     }
 
 
+@pytest.mark.aws
 def test_given_a_removed_recipient_then_one_delete_subscriber_per_notification(budgets: Any):
     changes = run(budgets, {"emails": "finance@example.com"})
     assert changes == Counter({"DeleteSubscriber": 3})
     assert set(map(frozenset, state(budgets).values())) == {frozenset(emails("finance@example.com"))}
 
 
+@pytest.mark.aws
 def test_given_a_changed_threshold_then_the_notification_is_updated_and_keeps_its_subscribers(budgets: Any):
     changes = run(budgets, {"actual": ["90", "100"]})
     assert changes == Counter({"UpdateNotification": 1})
@@ -133,6 +138,7 @@ def test_given_a_changed_threshold_then_the_notification_is_updated_and_keeps_it
     assert state(budgets)[("ACTUAL", "90")] == emails("finance@example.com", "owner@example.com")
 
 
+@pytest.mark.aws
 def test_given_more_thresholds_and_no_forecast_then_the_forecast_becomes_the_new_actual_one(budgets: Any):
     changes = run(budgets, {"actual": "50,80,100", "forecasted": "none"})
     # the FORECASTED notification is not needed and an ACTUAL one is missing: one update, no create/delete
@@ -140,12 +146,14 @@ def test_given_more_thresholds_and_no_forecast_then_the_forecast_becomes_the_new
     assert set(state(budgets)) == {("ACTUAL", "50"), ("ACTUAL", "80"), ("ACTUAL", "100")}
 
 
+@pytest.mark.aws
 def test_given_fewer_thresholds_then_the_extra_notification_is_deleted(budgets: Any):
     changes = run(budgets, {"actual": "100"})
     assert changes == Counter({"DeleteNotification": 1})
     assert set(state(budgets)) == {("ACTUAL", "100"), ("FORECASTED", "100")}
 
 
+@pytest.mark.aws
 def test_given_a_notification_added_by_hand_then_budget_sync_replaces_it(budgets: Any):
     budgets.create_notification(
         AccountId=ACCOUNT,
@@ -168,6 +176,7 @@ def test_given_a_notification_added_by_hand_then_budget_sync_replaces_it(budgets
         ({"actual": [str(t) for t in range(10, 110, 10)]}, "11 notifications; AWS Budgets takes at most 10"),
     ],
 )
+@pytest.mark.aws
 def test_given_invalid_settings_then_nothing_is_called_and_the_budget_keeps_its_alerts(
     budgets: Any, settings: dict[str, Any], message: str
 ):
@@ -179,6 +188,7 @@ def test_given_invalid_settings_then_nothing_is_called_and_the_budget_keeps_its_
     assert state(budgets) == before
 
 
+@pytest.mark.aws
 def test_the_stack_topic_is_a_subscriber_of_every_notification(budgets: Any):
     topic = f"arn:aws:sns:us-east-1:{ACCOUNT}:alerts"
     changes = run(budgets, {}, {**DEFAULTS, "sns": topic})
@@ -259,6 +269,7 @@ EVENTS = {
 }
 
 
+@pytest.mark.aws
 def test_given_the_settings_change_during_a_run_then_the_run_ends_at_the_newest(
     budgets: Any, monkeypatch: pytest.MonkeyPatch
 ):
@@ -288,6 +299,7 @@ def test_given_the_settings_change_during_a_run_then_the_run_ends_at_the_newest(
     assert (detail["Outcome"], detail["AlertsVersions"]) == ("APPLIED", [2, 1])
 
 
+@pytest.mark.aws
 def test_given_an_overlapping_run_changed_the_budget_first_then_this_run_plans_again_and_succeeds(
     budgets: Any, monkeypatch: pytest.MonkeyPatch
 ):

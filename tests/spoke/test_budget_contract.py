@@ -58,6 +58,7 @@ def test_every_member_of_the_sdks_budget_shape_is_classified_as_kept_or_computed
     assert not set(KEPT) & set(COMPUTED)
 
 
+@pytest.mark.aws
 def test_given_a_filter_expression_when_the_limit_changes_then_every_member_is_kept(aws: boto3.Session):
     # GIVEN a budget with a filter that excludes credits and refunds, metrics and a billing view
     budgets = aws.client("budgets")
@@ -84,6 +85,7 @@ def _model_without(member: str) -> ServiceModel:
 
 
 @pytest.mark.parametrize("member", ["FilterExpression", "Metrics", "BillingViewArn"])
+@pytest.mark.aws
 def test_given_an_sdk_that_lacks_a_member_then_the_script_fails_and_changes_nothing(
     aws: boto3.Session, member: str
 ):
@@ -123,6 +125,7 @@ class _Shim:
         return self._wrap(client) if service == "budgets" else client
 
 
+@pytest.mark.aws
 def test_given_two_overlapping_runs_then_the_budget_ends_at_the_newest_value(
     aws: boto3.Session, reports: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ):
@@ -163,6 +166,7 @@ def test_given_two_overlapping_runs_then_the_budget_ends_at_the_newest_value(
     assert json.dumps(report)  # plain JSON, as EventBridge carries it
 
 
+@pytest.mark.aws
 def test_given_a_refused_value_then_the_report_carries_the_reason_and_the_run_fails(
     aws: boto3.Session, reports: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ):

@@ -32,6 +32,8 @@ from moto.server import ThreadedMotoServer
 from budget_sync_local import standins
 from budget_sync_local.templates import SPOKE_TEMPLATE, load
 
+pytestmark = [pytest.mark.aws, pytest.mark.process]
+
 OLD_BOTO3 = "1.37.37"  # boto3 1.37.37 allows botocore up to 1.37.38, which has the members: pinned
 ACCOUNT = "123456789012"  # moto's account for the test credentials
 REGION = "us-east-1"

@@ -27,6 +27,7 @@ def default(template: dict[str, Any], name: str) -> str:
     return str(template["Parameters"][name]["Default"])
 
 
+@pytest.mark.process
 def test_given_the_spoke_template_when_cfn_lint_runs_with_serverless_rules_then_it_is_clean():
     result = subprocess.run(
         [

@@ -53,6 +53,7 @@ def recorded(client: Any) -> Recorder:
     return recorder
 
 
+@pytest.mark.aws
 def test_given_no_stack_set_when_deploying_to_ous_then_a_service_managed_one_is_created_with_instances(
     organisation: tuple[Any, list[str]],
 ):
@@ -87,6 +88,7 @@ def test_given_no_stack_set_when_deploying_to_ous_then_a_service_managed_one_is_
     assert described["PermissionModel"] == "SERVICE_MANAGED"
 
 
+@pytest.mark.aws
 def test_given_an_existing_stack_set_then_it_is_updated_and_instances_cover_every_ou(
     organisation: tuple[Any, list[str]],
 ):
@@ -117,6 +119,7 @@ def test_given_an_existing_stack_set_then_it_is_updated_and_instances_cover_ever
     assert len(result.operation_ids) == 2  # the update, then the instances, one after the other
 
 
+@pytest.mark.aws
 def test_self_managed_targets_accounts_with_the_administration_and_execution_roles(
     organisation: tuple[Any, list[str]],
 ):
@@ -170,6 +173,7 @@ def test_the_command_refuses_incomplete_rollouts(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.aws
 def test_dry_run_prints_the_aws_cli_commands_including_the_management_accounts_plain_stack(
     organisation: tuple[Any, list[str]], capsys: pytest.CaptureFixture[str]
 ):

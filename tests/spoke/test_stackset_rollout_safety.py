@@ -18,6 +18,8 @@ from budget_sync_local import standins
 from budgetctl import stackset
 from tests.spoke.test_stackset import MINIMAL_TEMPLATE, REGION, Recorder, recorded
 
+pytestmark = pytest.mark.aws
+
 FIRST = [
     "ManagementAccountId=123456789012",
     "AlertEmail1=finops@example.com",

@@ -43,6 +43,7 @@ def installed() -> Iterator[standins.StandIns]:
         yield stand_ins
 
 
+@pytest.mark.aws
 def test_update_budget_replaces_the_definition_keeps_notifications_and_the_spend_reads_zero(
     installed: standins.StandIns,
 ):
@@ -70,12 +71,14 @@ def test_update_budget_replaces_the_definition_keeps_notifications_and_the_spend
     ]
 
 
+@pytest.mark.aws
 def test_update_budget_of_a_missing_budget_is_not_found(installed: standins.StandIns):
     budgets = boto3.client("budgets", region_name=REGION)
     with pytest.raises(budgets.exceptions.NotFoundException):
         budgets.update_budget(AccountId=ACCOUNT, NewBudget=BUDGET)
 
 
+@pytest.mark.aws
 def test_every_parameter_write_and_delete_is_a_parameter_store_change_event(installed: standins.StandIns):
     seen: list[dict[str, Any]] = []
     installed.subscribe(seen.append)
@@ -107,6 +110,7 @@ def test_every_parameter_write_and_delete_is_a_parameter_store_change_event(inst
     assert seen[3]["resources"] == [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/c"]
 
 
+@pytest.mark.aws
 def test_a_refused_write_produces_no_event_and_a_failing_subscriber_does_not_fail_the_write(
     installed: standins.StandIns,
 ):
@@ -125,6 +129,7 @@ def test_a_refused_write_produces_no_event_and_a_failing_subscriber_does_not_fai
     assert [e["detail"]["operation"] for e in seen] == ["Create"]
 
 
+@pytest.mark.aws
 def test_installed_is_reentrant_and_uninstalling_restores_moto():
     with mock_aws():
         with standins.installed() as outer, standins.installed() as inner:
@@ -138,6 +143,7 @@ def test_installed_is_reentrant_and_uninstalling_restores_moto():
             boto3.client("budgets", region_name=REGION).update_budget(AccountId=ACCOUNT, NewBudget=BUDGET)
 
 
+@pytest.mark.aws
 def test_the_stand_ins_also_serve_a_threaded_moto_server_in_the_same_process():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
@@ -168,6 +174,7 @@ def test_pattern_matches_uses_eventbridge_semantics():
     assert standins.pattern_matches('{"source": ["aws.ssm"]}', event)
 
 
+@pytest.mark.aws
 def test_given_a_transaction_that_fails_then_every_table_it_touched_is_rolled_back(installed):
     # The stand-ins snapshot each table once per transaction (moto copies it per item).
     dynamodb = boto3.client("dynamodb", region_name=REGION)
@@ -210,6 +217,7 @@ def test_given_a_transaction_that_fails_then_every_table_it_touched_is_rolled_ba
         ], name
 
 
+@pytest.mark.aws
 def test_given_an_assumed_role_key_then_requests_with_it_act_in_the_role_account(installed):
     sts = boto3.client("sts", region_name=REGION)
     for account in ("111111111111", "222222222222"):
@@ -226,6 +234,7 @@ def test_given_an_assumed_role_key_then_requests_with_it_act_in_the_role_account
         assert caller["Account"] == account
 
 
+@pytest.mark.aws
 def test_given_a_new_parameter_whose_value_breaks_its_own_pattern_then_it_is_not_created(installed):
     ssm = boto3.client("ssm", region_name=REGION)
 
@@ -239,6 +248,7 @@ def test_given_a_new_parameter_whose_value_breaks_its_own_pattern_then_it_is_not
         ssm.get_parameter(Name="/new")
 
 
+@pytest.mark.aws
 def test_an_assumed_session_builds_its_boto3_session_once_and_only_when_asked(installed):
     keys = {"AccessKeyId": "ASIAEXAMPLE", "SecretAccessKey": "secret", "SessionToken": "token"}
     session = _AssumedSession(keys, REGION)

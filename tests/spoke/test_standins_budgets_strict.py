@@ -95,6 +95,7 @@ def refused(call: Any, **kwargs: Any) -> tuple[str, str]:
         ),  # type, in a map
     ],
 )
+@pytest.mark.aws
 def test_given_an_unchecked_client_then_update_budget_refuses_what_the_model_refuses(
     budgets: Any, change: dict[str, Any], member: str, value: str
 ):
@@ -109,6 +110,7 @@ def test_given_an_unchecked_client_then_update_budget_refuses_what_the_model_ref
     )
 
 
+@pytest.mark.aws
 def test_every_operation_is_validated_moto_s_own_ones_included(budgets: Any):
     code, message = refused(budgets.describe_budget, AccountId="12345", BudgetName="b1")
     assert code == "InvalidParameterException"
@@ -157,6 +159,7 @@ def test_every_operation_is_validated_moto_s_own_ones_included(budgets: Any):
         ),
     ],
 )
+@pytest.mark.aws
 def test_the_documented_rules_across_members_are_enforced_on_create_and_update(
     budgets: Any, definition: dict[str, Any], words: str
 ):
@@ -168,6 +171,7 @@ def test_the_documented_rules_across_members_are_enforced_on_create_and_update(
     assert (code, words in message) == ("InvalidParameterException", True), message
 
 
+@pytest.mark.aws
 def test_a_filter_two_deep_with_one_metric_is_accepted_and_no_cost_types_are_returned_for_it(budgets: Any):
     two_deep = {"And": [{"Or": [FILTER, {"Tags": {"Key": "team", "Values": ["a"]}}]}, {"Not": FILTER}]}
     budgets.update_budget(
@@ -182,6 +186,7 @@ def test_a_filter_two_deep_with_one_metric_is_accepted_and_no_cost_types_are_ret
     assert "CostTypes" in budgets.describe_budget(AccountId=ACCOUNT, BudgetName="plain")["Budget"]
 
 
+@pytest.mark.aws
 def test_deleting_the_last_subscriber_deletes_the_notification(budgets: Any):
     budgets.delete_subscriber(AccountId=ACCOUNT, BudgetName="b1", Notification=N80, Subscriber=A)
 
@@ -194,12 +199,14 @@ def test_deleting_the_last_subscriber_deletes_the_notification(budgets: Any):
     assert code == "NotFoundException"
 
 
+@pytest.mark.aws
 def test_the_notifications_of_a_missing_budget_are_not_found(budgets: Any):
     code, message = refused(budgets.describe_notifications_for_budget, AccountId=ACCOUNT, BudgetName="gone")
     assert code == "NotFoundException"
     assert "the budget doesn't exist" in message
 
 
+@pytest.mark.aws
 def test_notifications_subscribers_and_budgets_come_in_pages(budgets: Any):
     for threshold in (90.0, 100.0, 110.0, 120.0):
         budgets.create_notification(
@@ -263,6 +270,7 @@ def _raw_update(endpoint: str, new_budget: dict[str, Any]) -> tuple[int, dict[st
         return error.code, json.loads(error.read())
 
 
+@pytest.mark.aws
 def test_make_local_s_server_refuses_a_mixed_definition_from_any_client():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()

@@ -16,6 +16,8 @@ from moto.server import ThreadedMotoServer
 from budget_sync_local import standins
 from tests.spoke.conftest import REGION
 
+pytestmark = pytest.mark.aws
+
 ACCOUNT = "123456789012"
 BUDGET = {
     "BudgetName": "b1",

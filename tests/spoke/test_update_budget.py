@@ -75,6 +75,7 @@ def test_notifications_skip_empty_slots_and_add_the_topic_to_each():
     ]
 
 
+@pytest.mark.aws
 def test_given_no_budget_then_it_is_created_with_the_notifications(budgets: Any):
     result = apply_limit(budgets, ACCOUNT, "b", "1250.50", NOTIFICATIONS)
 
@@ -86,6 +87,7 @@ def test_given_no_budget_then_it_is_created_with_the_notifications(budgets: Any)
     ]
 
 
+@pytest.mark.aws
 def test_given_a_budget_then_only_the_limit_is_sent_back_changed(budgets: Any):
     apply_limit(budgets, ACCOUNT, "b", "100", NOTIFICATIONS)
     sent: list[dict[str, Any]] = []
@@ -105,6 +107,7 @@ def test_given_a_budget_then_only_the_limit_is_sent_back_changed(budgets: Any):
     assert new_budget == {**expected, "BudgetLimit": {"Amount": "200", "Unit": "USD"}}
 
 
+@pytest.mark.aws
 def test_given_an_invalid_value_then_nothing_is_called(budgets: Any):
     calls: list[str] = []
     budgets.meta.events.register(
@@ -115,6 +118,7 @@ def test_given_an_invalid_value_then_nothing_is_called(budgets: Any):
     assert calls == []
 
 
+@pytest.mark.aws
 def test_given_planned_limits_then_the_script_refuses_rather_than_mixing_them(budgets: Any):
     budgets.create_budget(
         AccountId=ACCOUNT,

@@ -28,6 +28,7 @@ def resource(logical_id: str) -> dict[str, Any]:
     return RESOURCES[logical_id]
 
 
+@pytest.mark.process
 def test_cfn_lint_with_serverless_rules_is_clean():
     result = subprocess.run(
         [
@@ -107,6 +108,7 @@ def test_the_stream_event_source_reports_partial_failures_and_cannot_block_a_sha
     assert int(resolved.resolve(settings["MaximumRecordAgeInSeconds"])) <= 6 * 3600
 
 
+@pytest.mark.process
 def test_the_handler_named_by_the_template_is_importable_from_its_code_uri_alone():
     spec = function_spec()
     code = ROOT / spec.code_uri

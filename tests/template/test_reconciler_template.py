@@ -115,6 +115,7 @@ def test_the_reconciler_runs_on_a_schedule_that_is_a_parameter_defaulting_to_hou
     assert Resolver(TEMPLATE).parameter("ReconcileSchedule") == "rate(1 hour)"
 
 
+@pytest.mark.process
 def test_the_reconciler_handler_imports_from_its_code_uri_alone_and_reads_exactly_its_environment():
     spec = function_spec("ReconcilerFunction")
     assert spec.code_uri == function_spec().code_uri  # the same package as the stream function

@@ -110,6 +110,7 @@ def test_the_result_function_environment_is_what_its_settings_read():
     assert spec.handler == "budget_sync.handlers.result.handler"
 
 
+@pytest.mark.aws
 def test_each_result_role_allows_exactly_the_calls_its_function_makes(monkeypatch: pytest.MonkeyPatch):
     calls: set[str] = set()
 
@@ -311,6 +312,7 @@ def _metrics(output: io.StringIO) -> list[str]:
     return names
 
 
+@pytest.mark.aws
 def test_each_source_has_its_own_function_and_an_event_of_another_source_is_rejected_and_counted():
     # GIVEN the three functions the template names, one per event source
     handlers = {
@@ -375,6 +377,7 @@ def test_each_source_has_its_own_function_and_an_event_of_another_source_is_reje
         assert org.check_unconfirmed() == {"expired": [A]}
 
 
+@pytest.mark.aws
 def test_the_running_pipeline_invokes_the_unconfirmed_check_on_its_schedule():
     # GIVEN a value sent whose spoke never reacted, its bound passed
     with LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:

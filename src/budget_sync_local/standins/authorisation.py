@@ -503,38 +503,60 @@ def resources_of(response: Any, prefix: str, params: Mapping[str, Any]) -> list[
     if prefix == "ssm":
         return _ssm(arn, params)
     if prefix == "budgets":
-        budget = params.get("NewBudget") or params.get("Budget") or {}
-        name = params.get("BudgetName") or (budget.get("BudgetName") if isinstance(budget, dict) else None)
-        owner = params.get("AccountId", account)
-        return [
-            f"arn:{partition}:budgets::{owner}:budget/{name}"
-            if name
-            else f"arn:{partition}:budgets::{owner}:budget/*"
-        ]
+        return [_budget_arn(partition, account, params)]
     if prefix == "events":
         return _events(arn, params)
     if prefix == "sqs":
         return _sqs(region, partition, params)
     if prefix == "sns":
         return [str(params.get("TopicArn") or params.get("TargetArn") or "*")]
-    if prefix == "sts" and "RoleArn" in params:
-        return [str(params["RoleArn"])]
     if prefix == "lambda":
-        match = re.search(r"/functions/([^/]+)", response.path or "")
-        if match:
-            name = unquote(match.group(1))
-            return [name if name.startswith("arn:") else arn(f"function:{name}")]
-    if prefix == "kms" and "KeyId" in params:
-        key = str(params["KeyId"])
-        return [key if key.startswith("arn:") else arn(f"key/{key}")]
+        return [_function_arn(arn, response.path or "")]
     if prefix == "organizations":
         return [_organizations_arn(partition, account, params)]
-    if prefix == "cloudformation" and "StackSetName" in params:
-        return [_stack_set_arn(region, account, str(params["StackSetName"]))]
-    if prefix == "cloudformation" and "StackName" in params:
+    if prefix == "cloudformation":
+        return [_stack_arn(arn, region, account, params)]
+    return [_named_resource(prefix, arn, params)]
+
+
+def _budget_arn(partition: str, account: str, params: Mapping[str, Any]) -> str:
+    budget = params.get("NewBudget") or params.get("Budget") or {}
+    name = params.get("BudgetName") or (budget.get("BudgetName") if isinstance(budget, dict) else None)
+    owner = params.get("AccountId", account)
+    return (
+        f"arn:{partition}:budgets::{owner}:budget/{name}"
+        if name
+        else f"arn:{partition}:budgets::{owner}:budget/*"
+    )
+
+
+def _function_arn(arn: Callable[[str], str], path: str) -> str:
+    """The function a Lambda call names in its path; ``*`` for calls that name none."""
+    match = re.search(r"/functions/([^/]+)", path)
+    if not match:
+        return "*"
+    name = unquote(match.group(1))
+    return name if name.startswith("arn:") else arn(f"function:{name}")
+
+
+def _stack_arn(arn: Callable[[str], str], region: str, account: str, params: Mapping[str, Any]) -> str:
+    """The StackSet or stack a CloudFormation call names; ``*`` for calls that name none."""
+    if "StackSetName" in params:
+        return _stack_set_arn(region, account, str(params["StackSetName"]))
+    if "StackName" in params:
         name = str(params["StackName"])
-        return [name if name.startswith("arn:") else arn(f"stack/{name}/*")]
-    return ["*"]
+        return name if name.startswith("arn:") else arn(f"stack/{name}/*")
+    return "*"
+
+
+def _named_resource(prefix: str, arn: Callable[[str], str], params: Mapping[str, Any]) -> str:
+    """The role an STS call assumes, the key a KMS call names; ``*`` for any other call."""
+    if prefix == "sts" and "RoleArn" in params:
+        return str(params["RoleArn"])
+    if prefix == "kms" and "KeyId" in params:
+        key = str(params["KeyId"])
+        return key if key.startswith("arn:") else arn(f"key/{key}")
+    return "*"
 
 
 def _organizations_arn(partition: str, account: str, params: Mapping[str, Any]) -> str:

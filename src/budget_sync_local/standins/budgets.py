@@ -322,17 +322,8 @@ def _response_method(name: str) -> Any:
         backend: BudgetsBackend = self.backend
         account_id, budget_name = self._get_param("AccountId"), self._get_param("BudgetName")
         notification = self._get_param("Notification")
-        if name == "describe_notifications_for_budget":
-            budget = _budget_of(backend, account_id, budget_name, "describe notifications")
-            page, token = _page([dict(n.details) for n in budget.notifications], self._get_param)
-            return json.dumps({"Notifications": page, **token})
-        if name == "describe_budgets":
-            listed = [b.to_dict() for b in backend.budgets[account_id].values()]
-            if not self._get_param("ShowFilterExpression"):
-                for budget_dict in listed:
-                    budget_dict.pop("FilterExpression", None)
-            page, token = _page(listed, self._get_param)
-            return json.dumps({"Budgets": page, **token})
+        if name.startswith("describe_"):
+            return _describe(self, name, account_id, budget_name, notification)
         if name == "update_notification":
             update_notification(
                 backend,
@@ -341,10 +332,6 @@ def _response_method(name: str) -> Any:
                 self._get_param("OldNotification"),
                 self._get_param("NewNotification"),
             )
-        elif name == "describe_subscribers_for_notification":
-            found = subscribers_for(backend, account_id, budget_name, notification)
-            page, token = _page([dict(s) for s in found.subscribers], self._get_param)
-            return json.dumps({"Subscribers": page, **token})
         elif name == "create_subscriber":
             create_subscriber(backend, account_id, budget_name, notification, self._get_param("Subscriber"))
         elif name == "delete_subscriber":
@@ -362,6 +349,27 @@ def _response_method(name: str) -> Any:
 
     method.__name__ = name
     return method
+
+
+def _describe(
+    response: BudgetsResponse, name: str, account_id: str, budget_name: str, notification: Any
+) -> str:
+    """A page of one of the three listings above (MaxResults and NextToken: _page)."""
+    backend: BudgetsBackend = response.backend
+    if name == "describe_notifications_for_budget":
+        budget = _budget_of(backend, account_id, budget_name, "describe notifications")
+        page, token = _page([dict(n.details) for n in budget.notifications], response._get_param)
+        return json.dumps({"Notifications": page, **token})
+    if name == "describe_budgets":
+        listed = [b.to_dict() for b in backend.budgets[account_id].values()]
+        if not response._get_param("ShowFilterExpression"):
+            for budget_dict in listed:
+                budget_dict.pop("FilterExpression", None)
+        page, token = _page(listed, response._get_param)
+        return json.dumps({"Budgets": page, **token})
+    found = subscribers_for(backend, account_id, budget_name, notification)  # ..._for_notification
+    page, token = _page([dict(s) for s in found.subscribers], response._get_param)
+    return json.dumps({"Subscribers": page, **token})
 
 
 RESPONSE_METHODS = (

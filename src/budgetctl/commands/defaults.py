@@ -248,8 +248,9 @@ def _export(ctx: Context, table: BudgetsTable) -> int:
     return ExitCode.OK
 
 
-def _import(ctx: Context, table: BudgetsTable) -> int:
-    name = ctx.args.operands[0]
+def _checked_rows(ctx: Context, name: str) -> list[_Row]:
+    """The file's rows, each target an OU or root of the organisation; else every bad row
+    printed and UsageError (nothing written)."""
     rows, errors = _parse(name)
     if not errors:
         organisation = _names(ctx)
@@ -262,6 +263,11 @@ def _import(ctx: Context, table: BudgetsTable) -> int:
         ctx.out.error(error)
     if errors:
         raise UsageError(f"{len(errors)} bad row(s) in {name}; nothing written")
+    return rows
+
+
+def _import(ctx: Context, table: BudgetsTable) -> int:
+    rows = _checked_rows(ctx, ctx.args.operands[0])
     current = {str(i.get(TARGET_ID_FIELD)): i for i in table.scan()}
     writes = [
         Write(row.target_id, row.amount, current.get(row.target_id))

@@ -42,54 +42,8 @@ def register(command: Command) -> None:
 def cmd_import(ctx: Context) -> int:
     args = ctx.args
     parsed = _read_import(args.file)
-    # The file's own errors refuse it before any AWS call; then its accounts are checked
-    # against the organisation (one ListAccounts walk) before anything is written.
-    if not parsed.errors or args.skip_invalid:
-        outside = set(check_members(ctx, [row.account_id for row in parsed.rows]))
-        parsed.errors.extend(
-            f"{args.file}:{row.line}: AccountId {row.account_id!r} is not an account of this organisation"
-            for row in parsed.rows
-            if row.account_id in outside
-        )
-        parsed.rows = [row for row in parsed.rows if row.account_id not in outside]
-        if outside:
-            parsed.notices.append(OUTSIDE_HINT)
-    for error in parsed.errors:
-        ctx.out.error(error)
-    for notice in parsed.notices:
-        ctx.out.info(notice)
-    if parsed.errors and not args.skip_invalid:
-        raise UsageError(
-            f"{len(parsed.errors)} bad row(s) in {args.file}; nothing written "
-            "(fix them, or pass --skip-invalid to write the valid rows)"
-        )
-    current = values_of(ctx.table.scan())
-    writes: list[Write] = []
-    diff: list[dict[str, Any]] = []
-    unchanged = 0
-    for row in parsed.rows:
-        previous = current.get(row.account_id)
-        before = previous.get(BUDGET_VALUE_FIELD) if previous else None
-        current_alerts = alert_columns(previous) if previous else {}
-        explicit = not (previous or {}).get(INHERITED_FROM_FIELD)  # an inherited item becomes the operator's
-        if (
-            explicit
-            and before == row.amount
-            and all(current_alerts.get(f) == t for f, t in row.alerts.items())
-        ):
-            unchanged += 1
-            continue
-        writes.append(Write(row.account_id, row.amount, previous, alerts=row.alerts))
-        diff.append(
-            {
-                "Line": row.line,
-                "AccountId": row.account_id,
-                "Change": "CHANGE" if previous else "ADD",
-                "From": amount_text(before),
-                "To": format_amount(row.amount),
-                "Attributes": attribute_changes(previous, row.alerts),
-            }
-        )
+    _check_import(ctx, parsed)
+    writes, diff, unchanged = _plan_import(values_of(ctx.table.scan()), parsed.rows)
     ctx.out.rows(
         diff,
         ("Line", "AccountId", "Change", "From", "To", "Attributes"),
@@ -116,6 +70,63 @@ def cmd_import(ctx: Context) -> int:
         ctx.out.error(message)
     ctx.out.info(f"{summary}; written {len(writes) - len(conflicts)}, conflicts {len(conflicts)}")
     return ExitCode.CONFLICT if conflicts else skipped_exit(parsed.errors)
+
+
+def _check_import(ctx: Context, parsed: Any) -> None:
+    """Every bad row printed; UsageError unless --skip-invalid (then the valid rows remain)."""
+    args = ctx.args
+    # The file's own errors refuse it before any AWS call; then its accounts are checked
+    # against the organisation (one ListAccounts walk) before anything is written.
+    if not parsed.errors or args.skip_invalid:
+        outside = set(check_members(ctx, [row.account_id for row in parsed.rows]))
+        parsed.errors.extend(
+            f"{args.file}:{row.line}: AccountId {row.account_id!r} is not an account of this organisation"
+            for row in parsed.rows
+            if row.account_id in outside
+        )
+        parsed.rows = [row for row in parsed.rows if row.account_id not in outside]
+        if outside:
+            parsed.notices.append(OUTSIDE_HINT)
+    for error in parsed.errors:
+        ctx.out.error(error)
+    for notice in parsed.notices:
+        ctx.out.info(notice)
+    if parsed.errors and not args.skip_invalid:
+        raise UsageError(
+            f"{len(parsed.errors)} bad row(s) in {args.file}; nothing written "
+            "(fix them, or pass --skip-invalid to write the valid rows)"
+        )
+
+
+def _plan_import(current: dict[str, Any], rows: list[Any]) -> tuple[list[Write], list[dict[str, Any]], int]:
+    """(the writes, the diff shown, how many rows are unchanged) of the rows against the table."""
+    writes: list[Write] = []
+    diff: list[dict[str, Any]] = []
+    unchanged = 0
+    for row in rows:
+        previous = current.get(row.account_id)
+        before = previous.get(BUDGET_VALUE_FIELD) if previous else None
+        current_alerts = alert_columns(previous) if previous else {}
+        explicit = not (previous or {}).get(INHERITED_FROM_FIELD)  # an inherited item becomes the operator's
+        if (
+            explicit
+            and before == row.amount
+            and all(current_alerts.get(f) == t for f, t in row.alerts.items())
+        ):
+            unchanged += 1
+            continue
+        writes.append(Write(row.account_id, row.amount, previous, alerts=row.alerts))
+        diff.append(
+            {
+                "Line": row.line,
+                "AccountId": row.account_id,
+                "Change": "CHANGE" if previous else "ADD",
+                "From": amount_text(before),
+                "To": format_amount(row.amount),
+                "Attributes": attribute_changes(previous, row.alerts),
+            }
+        )
+    return writes, diff, unchanged
 
 
 def skipped_exit(errors: list[str]) -> ExitCode:

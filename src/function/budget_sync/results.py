@@ -178,54 +178,61 @@ def parse_event(event: Mapping[str, Any]) -> SpokeReport | ExecutionEnded | None
             return None
         return ExecutionEnded(account, _required(detail, "ExecutionId"), status)
     if source == REPORT_SOURCE and kind == REPORT_DETAIL_TYPE:
-        outcome = detail.get("Outcome")
-        if outcome not in (Status.APPLIED, Status.FAILED):
-            raise InvalidResult(f"Outcome {outcome!r} is neither APPLIED nor FAILED")
-        version = detail.get("ParameterVersion")
-        if (
-            isinstance(version, bool)
-            or not isinstance(version, int)
-            or not 1 <= version <= MAX_PARAMETER_VERSION
-        ):
-            raise InvalidResult(
-                f"ParameterVersion {version!r} is not a whole number from 1 to {MAX_PARAMETER_VERSION}"
-            )
-        step = detail.get("Step", LIMIT_STEP)
-        if step not in (LIMIT_STEP, ALERTS_STEP):
-            raise InvalidResult(f"Step {step!r} is neither {LIMIT_STEP} nor {ALERTS_STEP}")
-        limit: Decimal | None = None
-        alerts = ""
-        alerts_versions = None
-        if step == ALERTS_STEP:
-            alerts = _required(detail, "Applied") if outcome == Status.APPLIED else ""
-            alerts_versions = _versions(detail.get("AlertsVersions"))
-        elif outcome == Status.APPLIED:
-            try:
-                limit = Decimal(_required(detail, "NewLimit"))
-            except InvalidOperation as exc:
-                raise InvalidResult(f"NewLimit {detail.get('NewLimit')!r} is not a number") from exc
-            if not limit.is_finite():
-                raise InvalidResult(f"NewLimit {detail.get('NewLimit')!r} is not a number")
-            if not Decimal(0) <= limit < _MAX_LIMIT or len(limit.as_tuple().digits) > 38:
-                raise InvalidResult(
-                    f"NewLimit {detail.get('NewLimit')!r} is not an amount from 0 to below 10^20 "
-                    "with at most 38 digits"
-                )
-        return SpokeReport(
-            account_id=account,
-            execution_id=_required(detail, "ExecutionId"),
-            parameter_version=version,
-            outcome=Status(outcome),
-            limit=limit,
-            old_limit=text(detail.get("OldLimit"), "OldLimit"),
-            action=text(detail.get("Action"), "Action"),
-            reason=text(detail.get("Reason"), "Reason")
-            or ("" if outcome == Status.APPLIED else "no reason given"),
-            step=step,
-            alerts=alerts,
-            alerts_versions=alerts_versions,
-        )
+        return _parse_report(account, detail)
     raise InvalidResult(f"source {source!r} / detail-type {kind!r} is not a spoke result")
+
+
+def _parse_report(account: str, detail: Mapping[str, Any]) -> SpokeReport:
+    """The detail of a spoke's report (its account already checked)."""
+    outcome = detail.get("Outcome")
+    if outcome not in (Status.APPLIED, Status.FAILED):
+        raise InvalidResult(f"Outcome {outcome!r} is neither APPLIED nor FAILED")
+    version = detail.get("ParameterVersion")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_PARAMETER_VERSION:
+        raise InvalidResult(
+            f"ParameterVersion {version!r} is not a whole number from 1 to {MAX_PARAMETER_VERSION}"
+        )
+    step = detail.get("Step", LIMIT_STEP)
+    if step not in (LIMIT_STEP, ALERTS_STEP):
+        raise InvalidResult(f"Step {step!r} is neither {LIMIT_STEP} nor {ALERTS_STEP}")
+    limit: Decimal | None = None
+    alerts = ""
+    alerts_versions = None
+    if step == ALERTS_STEP:
+        alerts = _required(detail, "Applied") if outcome == Status.APPLIED else ""
+        alerts_versions = _versions(detail.get("AlertsVersions"))
+    elif outcome == Status.APPLIED:
+        limit = _new_limit(detail)
+    return SpokeReport(
+        account_id=account,
+        execution_id=_required(detail, "ExecutionId"),
+        parameter_version=version,
+        outcome=Status(outcome),
+        limit=limit,
+        old_limit=text(detail.get("OldLimit"), "OldLimit"),
+        action=text(detail.get("Action"), "Action"),
+        reason=text(detail.get("Reason"), "Reason")
+        or ("" if outcome == Status.APPLIED else "no reason given"),
+        step=step,
+        alerts=alerts,
+        alerts_versions=alerts_versions,
+    )
+
+
+def _new_limit(detail: Mapping[str, Any]) -> Decimal:
+    """``NewLimit`` of an APPLIED limit step: an amount the status table can hold."""
+    try:
+        limit = Decimal(_required(detail, "NewLimit"))
+    except InvalidOperation as exc:
+        raise InvalidResult(f"NewLimit {detail.get('NewLimit')!r} is not a number") from exc
+    if not limit.is_finite():
+        raise InvalidResult(f"NewLimit {detail.get('NewLimit')!r} is not a number")
+    if not Decimal(0) <= limit < _MAX_LIMIT or len(limit.as_tuple().digits) > 38:
+        raise InvalidResult(
+            f"NewLimit {detail.get('NewLimit')!r} is not an amount from 0 to below 10^20 "
+            "with at most 38 digits"
+        )
+    return limit
 
 
 def _versions(value: object) -> tuple[int, int] | None:
@@ -264,24 +271,12 @@ class Decision:
 def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decision | None:
     """What a spoke's report does to the status item as read. None: it is stale. Pure."""
     item = item or {}
-    confirmed = item.get("ConfirmedVersion")
-    sent = item.get("ParameterVersion")
-    version = report.parameter_version
-    if sent is not None and version > int(sent) + MAX_AHEAD:
-        raise InvalidResult(
-            f"ParameterVersion {version} is more than {MAX_AHEAD} versions ahead of version {int(sent)}, "
-            "the last the pipeline sent: no run of budget-sync's wrote it"
-        )
-    if sent is not None and version < int(sent):
-        return None  # about a value older than the one the status was sent with
-    held = None if confirmed is None else int(confirmed)
-    ahead = held is not None and (sent is None or held > int(sent))
-    if ahead and held is not None and version < held and (sent is None or version > int(sent)):
-        return None  # older than a report, held, about a version the pipeline has not recorded
+    if _stale(item, report):
+        return None
     if report.step == ALERTS_STEP:
-        if report.alerts_versions is not None and report.alerts_versions < _alerts_versions(item):
-            return None  # about alert settings older than a report already recorded
         return _decide_alerts(item, report)
+    confirmed = item.get("ConfirmedVersion")
+    version = report.parameter_version
     if confirmed is not None and version == int(confirmed) and _alerts_failed(item):
         # This version's alerts were refused (this run's, or an overlapping run's, report came
         # first): the limit alone does not make it APPLIED; only the alerts step's success does.
@@ -297,9 +292,7 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
     if report.limit is not None:
         kept["ConfirmedLimit"] = report.limit
     desired = item.get("DesiredValue")
-    if sent is None or version > int(sent) or desired is None or item.get("Status") == Status.UNMANAGED:
-        # The SENT of this version is not recorded yet (it takes its verdict from here), or the
-        # parameter was written outside the pipeline, or budget-sync no longer manages the account.
+    if _takes_its_verdict_later(item, version):
         return Decision(kept)
     if report.outcome is Status.FAILED:
         return Decision(kept, Status.FAILED, f"spoke: {report.reason}")
@@ -308,6 +301,43 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
     if not alerts_confirmed(item):
         return Decision(kept)  # the alert settings sent wait for the alerts step's own report
     return Decision(kept, Status.APPLIED)
+
+
+def _stale(item: Mapping[str, Any], report: SpokeReport) -> bool:
+    """Whether the report is about an older value or older alert settings than the item holds;
+    InvalidResult when it is about a version no run of budget-sync's can have written. Pure."""
+    confirmed = item.get("ConfirmedVersion")
+    sent = item.get("ParameterVersion")
+    version = report.parameter_version
+    if sent is not None and version > int(sent) + MAX_AHEAD:
+        raise InvalidResult(
+            f"ParameterVersion {version} is more than {MAX_AHEAD} versions ahead of version {int(sent)}, "
+            "the last the pipeline sent: no run of budget-sync's wrote it"
+        )
+    if sent is not None and version < int(sent):
+        return True  # about a value older than the one the status was sent with
+    held = None if confirmed is None else int(confirmed)
+    ahead = held is not None and (sent is None or held > int(sent))
+    if ahead and held is not None and version < held and (sent is None or version > int(sent)):
+        return True  # older than a report, held, about a version the pipeline has not recorded
+    # about alert settings older than a report already recorded
+    return (
+        report.step == ALERTS_STEP
+        and report.alerts_versions is not None
+        and report.alerts_versions < _alerts_versions(item)
+    )
+
+
+def _takes_its_verdict_later(item: Mapping[str, Any], version: int) -> bool:
+    """The SENT of this version is not recorded yet (it takes its verdict from the report), or
+    the parameter was written outside the pipeline, or budget-sync no longer manages the account."""
+    sent = item.get("ParameterVersion")
+    return (
+        sent is None
+        or version > int(sent)
+        or item.get("DesiredValue") is None
+        or item.get("Status") == Status.UNMANAGED
+    )
 
 
 def alerts_confirmed(item: Mapping[str, Any]) -> bool:
@@ -328,14 +358,7 @@ def _alerts_failed(item: Mapping[str, Any]) -> bool:
 
 def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
     """The alerts step's report (not stale): ConfirmedAlerts, or FAILED with its reason."""
-    sent = item.get("ParameterVersion")
-    desired = item.get("DesiredValue")
-    waits = (
-        sent is None
-        or report.parameter_version > int(sent)
-        or desired is None
-        or item.get("Status") == Status.UNMANAGED
-    )  # as decide_report: the SENT of this version is not recorded yet and takes its verdict from here
+    waits = _takes_its_verdict_later(item, report.parameter_version)  # as decide_report
     ordered: dict[str, Any] = {}
     if report.alerts_versions is not None:
         ordered = {
@@ -343,30 +366,7 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
             "ConfirmedAlertDefaultsVersion": report.alerts_versions[1],
         }
     if report.outcome is Status.APPLIED:
-        kept: dict[str, Any] = {
-            "ConfirmedAlerts": report.alerts,
-            "ConfirmedAt": now_text(),
-            "ExecutionId": report.execution_id,
-            **ordered,
-        }
-        if report.alerts_versions is None and item.get("SentAlertsVersion") is not None:
-            # a spoke script older than AlertsVersions: its success is about what was sent
-            kept["ConfirmedAlertsVersion"] = int(item["SentAlertsVersion"])
-        recovered = _alerts_failed(item)
-        if recovered:  # a later run applied the alerts that an earlier run of this version refused
-            kept.update({"SpokeOutcome": Status.APPLIED.value, "SpokeReason": "", "SpokeStep": ALERTS_STEP})
-        elif item.get("Status") != Status.SENT:
-            return Decision(kept)  # the status stays the limit step's verdict
-        limit = item.get("ConfirmedLimit")
-        if waits or int(item.get("ConfirmedVersion", 0)) != report.parameter_version:
-            return Decision(kept)  # the limit step's report of this version decides
-        if not alerts_confirmed({**item, **kept}):
-            return Decision(kept)  # about older settings than the ones sent
-        if item.get("SpokeStep") == LIMIT_STEP and item.get("SpokeOutcome") == Status.FAILED:
-            return Decision(kept, Status.FAILED, f"spoke: {item.get('SpokeReason', '')}")
-        if limit != desired:
-            return Decision(kept, Status.FAILED, limit_differs(limit, desired, report.parameter_version))
-        return Decision(kept, Status.APPLIED)
+        return _alerts_applied(item, report, ordered, waits=waits)
     refused: dict[str, Any] = {
         "ConfirmedVersion": report.parameter_version,
         "ConfirmedAt": now_text(),
@@ -379,6 +379,37 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
     if waits:
         return Decision(refused)
     return Decision(refused, Status.FAILED, f"spoke: {refused['SpokeReason']}")
+
+
+def _alerts_applied(
+    item: Mapping[str, Any], report: SpokeReport, ordered: Mapping[str, Any], *, waits: bool
+) -> Decision:
+    """The alerts step's success: ConfirmedAlerts, and the verdict when the limit's is in."""
+    desired = item.get("DesiredValue")
+    kept: dict[str, Any] = {
+        "ConfirmedAlerts": report.alerts,
+        "ConfirmedAt": now_text(),
+        "ExecutionId": report.execution_id,
+        **ordered,
+    }
+    if report.alerts_versions is None and item.get("SentAlertsVersion") is not None:
+        # a spoke script older than AlertsVersions: its success is about what was sent
+        kept["ConfirmedAlertsVersion"] = int(item["SentAlertsVersion"])
+    recovered = _alerts_failed(item)
+    if recovered:  # a later run applied the alerts that an earlier run of this version refused
+        kept.update({"SpokeOutcome": Status.APPLIED.value, "SpokeReason": "", "SpokeStep": ALERTS_STEP})
+    elif item.get("Status") != Status.SENT:
+        return Decision(kept)  # the status stays the limit step's verdict
+    limit = item.get("ConfirmedLimit")
+    if waits or int(item.get("ConfirmedVersion", 0)) != report.parameter_version:
+        return Decision(kept)  # the limit step's report of this version decides
+    if not alerts_confirmed({**item, **kept}):
+        return Decision(kept)  # about older settings than the ones sent
+    if item.get("SpokeStep") == LIMIT_STEP and item.get("SpokeOutcome") == Status.FAILED:
+        return Decision(kept, Status.FAILED, f"spoke: {item.get('SpokeReason', '')}")
+    if limit != desired:
+        return Decision(kept, Status.FAILED, limit_differs(limit, desired, report.parameter_version))
+    return Decision(kept, Status.APPLIED)
 
 
 def decide_unclaimed(item: Mapping[str, Any]) -> Decision | None:

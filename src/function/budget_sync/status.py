@@ -227,16 +227,7 @@ class StatusStore:
             # Every send starts the bound again, an alerts-only send (no new limit version) too:
             # the unconfirmed check counts from here.
             sets.append("SentAt = :at")
-        if update.parameter_version is not None:
-            values[":version"] = {"N": str(update.parameter_version)}
-            sets.append("ParameterVersion = :version")
-            if update.repaired:
-                sets.append("RepairedVersion = :version")
-            if update.status is Status.SENT and guard_confirmation:
-                # the spoke's report of this version may have come first
-                # (a report held about another version, a hand edit's or a forged one, is no
-                # verdict on this one: budget_sync.results)
-                condition += " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion <> :version)"
+        condition += _sent_version(update, values, sets, guard_confirmation=guard_confirmation)
         if update.alerts is not None:
             values[":alerts"] = {"S": update.alerts}
             sets.append("AlertSettings = :alerts")
@@ -258,6 +249,25 @@ class StatusStore:
             "ExpressionAttributeNames": {"#st": "Status", "#src": "Source"},
             "ExpressionAttributeValues": values,
         }
+
+
+def _sent_version(
+    update: StatusUpdate, values: dict[str, Any], sets: list[str], *, guard_confirmation: bool
+) -> str:
+    """The parameter version an update records (into ``values`` and ``sets``), and the condition
+    it adds: a SENT must not undo the spoke's report of this version, which may come first."""
+    condition = ""
+    if update.parameter_version is not None:
+        values[":version"] = {"N": str(update.parameter_version)}
+        sets.append("ParameterVersion = :version")
+        if update.repaired:
+            sets.append("RepairedVersion = :version")
+        if update.status is Status.SENT and guard_confirmation:
+            # the spoke's report of this version may have come first
+            # (a report held about another version, a hand edit's or a forged one, is no
+            # verdict on this one: budget_sync.results)
+            condition += " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion <> :version)"
+    return condition
 
 
 def limit_differs(limit: object, desired: object, version: int) -> str:

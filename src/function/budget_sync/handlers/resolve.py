@@ -66,35 +66,44 @@ def new_resolver(actor: str) -> Resolver:
 
 def targets_of(event: dict[str, Any]) -> tuple[set[str], set[str], bool]:
     """(changed default targets, accounts to look at, whole organisation?) for one event."""
-    targets: set[str] = set()
-    accounts: set[str] = set()
     records = event.get("Records")
     if isinstance(records, list):
-        for record in records:
-            stream = record.get("dynamodb", {})
-            keys = stream.get("Keys", {})
-            if TARGET_ID_FIELD in keys:
-                targets.add(str(keys[TARGET_ID_FIELD].get("S", "")))
-            elif ACCOUNT_ID_FIELD in keys and record.get("eventName") == "REMOVE":
-                accounts.add(str(keys[ACCOUNT_ID_FIELD].get("S", "")))
-        return targets, {a for a in accounts if _ACCOUNT.fullmatch(a)}, False
-    detail = event.get("detail") or {}
+        return _targets_of_records(records)
     if event.get("source") == "aws.organizations":
-        name = detail.get("eventName")
-        account = ""
-        if name == "CreateAccountResult":
-            status = detail.get("serviceEventDetails", {}).get("createAccountStatus", {})
-            if status.get("state") != "SUCCEEDED":
-                return set(), set(), False
-            account = str(status.get("accountId", ""))
-        elif name == "MoveAccount":
-            account = str((detail.get("requestParameters") or {}).get("accountId", ""))
-        if _ACCOUNT.fullmatch(account):
-            return set(), {account}, False
-        return set(), set(), True  # AcceptHandshake and anything unexpected: look at everything
+        return _targets_of_organizations_event(event.get("detail") or {})
     if event.get("detail-type") == "CloudFormation StackSet StackInstance Status Change":
         return set(), set(), False  # handled by stack_instance_ready
     return set(), set(), True
+
+
+def _targets_of_records(records: list[Any]) -> tuple[set[str], set[str], bool]:
+    """The defaults table's stream: the changed targets; the budgets table's: removed accounts."""
+    targets: set[str] = set()
+    accounts: set[str] = set()
+    for record in records:
+        stream = record.get("dynamodb", {})
+        keys = stream.get("Keys", {})
+        if TARGET_ID_FIELD in keys:
+            targets.add(str(keys[TARGET_ID_FIELD].get("S", "")))
+        elif ACCOUNT_ID_FIELD in keys and record.get("eventName") == "REMOVE":
+            accounts.add(str(keys[ACCOUNT_ID_FIELD].get("S", "")))
+    return targets, {a for a in accounts if _ACCOUNT.fullmatch(a)}, False
+
+
+def _targets_of_organizations_event(detail: dict[str, Any]) -> tuple[set[str], set[str], bool]:
+    """An Organizations event: the account created or moved; anything else, everything."""
+    name = detail.get("eventName")
+    account = ""
+    if name == "CreateAccountResult":
+        status = detail.get("serviceEventDetails", {}).get("createAccountStatus", {})
+        if status.get("state") != "SUCCEEDED":
+            return set(), set(), False
+        account = str(status.get("accountId", ""))
+    elif name == "MoveAccount":
+        account = str((detail.get("requestParameters") or {}).get("accountId", ""))
+    if _ACCOUNT.fullmatch(account):
+        return set(), {account}, False
+    return set(), set(), True  # AcceptHandshake and anything unexpected: look at everything
 
 
 def stack_instance_ready(event: dict[str, Any], stack_set_name: str) -> str | None:
