@@ -409,6 +409,15 @@ class Reconciler:
             return replace(
                 base, drift=Drift.UNREACHABLE, reason=f"not managed (status SKIPPED): {base.last_reason}"
             )
+        report = self._compare(base, item)
+        if report.drift is Drift.UNREACHABLE:
+            return report
+        return self._act(report, status, apply)
+
+    def _compare(self, base: AccountReport, item: DesiredItem) -> AccountReport:
+        """The spoke's parameter and budget against the item; its alerts too once the limit is
+        in sync. UNREACHABLE when the spoke cannot be read."""
+        assert item.value is not None
         try:
             parameter = self._spokes.read_parameter(item.account_id)
             budget = self._spokes.read_budget(item.account_id, self._budget_name)
@@ -426,22 +435,28 @@ class Reconciler:
             parameter_version=parameter.version,
             budget=budget,
         )
-        if drift is Drift.IN_SYNC:
-            try:
-                drift, reason = self._compare_alerts(item)
-            except BudgetSyncError as exc:
-                return replace(report, drift=Drift.UNREACHABLE, reason=str(exc), retryable=exc.retryable)
-            except Exception as exc:  # a bug in one account must not hide the others
-                logger.exception("unexpected error reading the alerts", extra={"account_id": item.account_id})
-                return replace(report, drift=Drift.UNREACHABLE, reason=f"unexpected error: {exc!r}")
-            report = replace(report, drift=drift, reason=reason, alerts=item.alerts)
+        if drift is not Drift.IN_SYNC:
+            return report
+        try:
+            drift, reason = self._compare_alerts(item)
+        except BudgetSyncError as exc:
+            return replace(report, drift=Drift.UNREACHABLE, reason=str(exc), retryable=exc.retryable)
+        except Exception as exc:  # a bug in one account must not hide the others
+            logger.exception("unexpected error reading the alerts", extra={"account_id": item.account_id})
+            return replace(report, drift=Drift.UNREACHABLE, reason=f"unexpected error: {exc!r}")
+        return replace(report, drift=drift, reason=reason, alerts=item.alerts)
+
+    def _act(self, report: AccountReport, status: Mapping[str, Any] | None, apply: bool) -> AccountReport:
+        """What a compared account's drift leads to: nothing, a repair, or FAILED when an
+        earlier repair did not hold."""
+        drift, reason = report.drift, report.reason
         if drift is not Drift.IN_SYNC:
             logger.warning(
                 "account drifted",
-                extra={"account_id": item.account_id, "drift": drift.value, "reason": reason},
+                extra={"account_id": report.account_id, "drift": drift.value, "reason": reason},
             )
         if drift in REPAIRABLE and (failure := did_not_hold(report, status)):
-            logger.error("repair did not hold", extra={"account_id": item.account_id, "reason": failure})
+            logger.error("repair did not hold", extra={"account_id": report.account_id, "reason": failure})
             return replace(report, action=Action.FAILED, reason=failure)
         if apply and drift is Drift.ALERT_DRIFT:
             return self._repair_alerts(report)
@@ -685,23 +700,7 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
         )
     failed = report.action is Action.FAILED or report.drift is Drift.UNREACHABLE
     if failed and not report.retryable:  # a transient failure is simply tried again next run
-        if last.get("Status") == Status.FAILED and last.get("Reason") == report.reason:
-            return None
-        unchanged = (
-            report.parameter_version is not None
-            and last.get("ParameterVersion") == report.parameter_version
-            and last.get("DesiredValue") == report.desired
-        )
-        if last.get("Status") == Status.FAILED and unchanged:
-            return None  # already FAILED for this value and version, with the first (the spoke's) reason
-        return StatusUpdate(
-            report.account_id,
-            Status.FAILED,
-            sequence,
-            desired=report.desired,
-            reason=report.reason,
-            source=SOURCE,
-        )
+        return _failed_update(report, last, sequence)
     if report.drift is Drift.IN_SYNC:
         already = last.get("Status") == Status.APPLIED and last.get("DesiredValue") == report.desired
         if already or last.get("Status") == Status.SENT:
@@ -719,6 +718,27 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
             source=SOURCE,
         )
     return None
+
+
+def _failed_update(report: AccountReport, last: Mapping[str, Any], sequence: str) -> StatusUpdate | None:
+    """FAILED with the report's reason, unless the status already says it for this value."""
+    if last.get("Status") == Status.FAILED and last.get("Reason") == report.reason:
+        return None
+    unchanged = (
+        report.parameter_version is not None
+        and last.get("ParameterVersion") == report.parameter_version
+        and last.get("DesiredValue") == report.desired
+    )
+    if last.get("Status") == Status.FAILED and unchanged:
+        return None  # already FAILED for this value and version, with the first (the spoke's) reason
+    return StatusUpdate(
+        report.account_id,
+        Status.FAILED,
+        sequence,
+        desired=report.desired,
+        reason=report.reason,
+        source=SOURCE,
+    )
 
 
 def alerts_unsettled(last: Mapping[str, Any]) -> bool:

@@ -25,7 +25,7 @@ import boto3
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budget_sync.alerts import Notifications, Subscriber, notification_key, subscriber
+from budget_sync.alerts import NotificationKey, Notifications, Subscriber, notification_key, subscriber
 from budget_sync.config import CLIENT_CONFIG
 from budget_sync.errors import ParameterRejected, PermanentError, SpokeAccessDenied, TransientError
 
@@ -224,12 +224,8 @@ class SsmSpokeGateway:
             planned=bool(budget.get("PlannedBudgetLimits")) and not limit,
         )
 
-    def read_alert_state(
-        self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME
-    ) -> AlertReading | None:
-        """The stack's alert defaults (ssm:GetParameter of the AlertDefaults parameter beside the
-        alert parameter) and the budget's notifications with their subscribers
-        (budgets:ViewBudget), through the spoke role; None if the budget does not exist."""
+    def _alert_defaults(self, account_id: str) -> dict[str, Any]:
+        """The stack's AlertDefaults parameter as a JSON object ({} when there is none)."""
         name = alert_defaults_beside(self._alert_parameter_name)
         try:
             with self._in_account(account_id):
@@ -257,6 +253,15 @@ class SsmSpokeGateway:
             raise ParameterRejected(
                 f"account {account_id}: parameter {name} holds {text!r}, not a JSON object"
             )
+        return defaults
+
+    def read_alert_state(
+        self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME
+    ) -> AlertReading | None:
+        """The stack's alert defaults (ssm:GetParameter of the AlertDefaults parameter beside the
+        alert parameter) and the budget's notifications with their subscribers
+        (budgets:ViewBudget), through the spoke role; None if the budget does not exist."""
+        defaults = self._alert_defaults(account_id)
         found: Notifications = {}
         try:
             with self._in_account(account_id):
@@ -264,22 +269,9 @@ class SsmSpokeGateway:
                 pages = budgets.get_paginator("describe_notifications_for_budget")
                 for page in pages.paginate(AccountId=account_id, BudgetName=budget_name):
                     for notification in page.get("Notifications", []):
-                        subscribers: set[Subscriber] = set()
-                        sub_pages = budgets.get_paginator("describe_subscribers_for_notification")
-                        for sub_page in sub_pages.paginate(
-                            AccountId=account_id, BudgetName=budget_name, Notification=notification
-                        ):
-                            subscribers |= {
-                                subscriber(s["SubscriptionType"], s["Address"])
-                                for s in sub_page.get("Subscribers", [])
-                            }
-                        key = notification_key(
-                            notification["NotificationType"],
-                            notification["ComparisonOperator"],
-                            notification.get("ThresholdType", "PERCENTAGE"),
-                            _decimal(notification["Threshold"]) or Decimal(0),
-                        )
-                        found[key] = frozenset(subscribers) | found.get(key, frozenset())
+                        key = _notification_key(notification)
+                        subscribers = _subscribers(budgets, account_id, budget_name, notification)
+                        found[key] = subscribers | found.get(key, frozenset())
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
                 return None
@@ -447,3 +439,24 @@ def _decimal(value: object) -> Decimal | None:
 
 def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _notification_key(notification: Mapping[str, Any]) -> NotificationKey:
+    """A Budgets notification as the alert contract keys it."""
+    return notification_key(
+        notification["NotificationType"],
+        notification["ComparisonOperator"],
+        notification.get("ThresholdType", "PERCENTAGE"),
+        _decimal(notification["Threshold"]) or Decimal(0),
+    )
+
+
+def _subscribers(
+    budgets: BudgetsClient, account_id: str, budget_name: str, notification: Mapping[str, Any]
+) -> frozenset[Subscriber]:
+    """Every subscriber of one notification, all pages."""
+    subscribers: set[Subscriber] = set()
+    pages = budgets.get_paginator("describe_subscribers_for_notification")
+    for page in pages.paginate(AccountId=account_id, BudgetName=budget_name, Notification=notification):  # type: ignore[arg-type]
+        subscribers |= {subscriber(s["SubscriptionType"], s["Address"]) for s in page.get("Subscribers", [])}
+    return frozenset(subscribers)
