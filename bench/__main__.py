@@ -15,6 +15,7 @@ BENCHMARKS = {
     "local_org": "1,000 spoke accounts: 1,000 items at once until every budget shows its value",
     "status": "budgetctl status over 500 spoke accounts: seconds and API calls per account",
     "report": "budgetctl report --file over 5,000 spoke accounts: seconds, page size, API calls",
+    "local_load": "make local under load: 2,000 writes from 8 concurrent clients over 53 accounts until settled",
     "org": "OU defaults: full resolution of 5,000 accounts in 50 OUs; one default change to sent",
 }
 
