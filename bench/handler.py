@@ -37,9 +37,10 @@ ACCOUNTS = [f"{100000000000 + i:012d}" for i in range(1, 21)]
 RECORDS = 100
 PARAMETER = "/BlogBudgets/CostThreshold"
 ROLE = "BlogBudgetsSpokeRole"
-ROUNDS = 5
+#: rounds of each scenario (bench-quick runs one of each)
+ROUNDS = int(os.environ.get("BENCH_HANDLER_ROUNDS", "5"))
 RTT = 0.020  # a typical in-region round trip to an AWS API
-RTT_ROUNDS = 2
+RTT_ROUNDS = int(os.environ.get("BENCH_HANDLER_RTT_ROUNDS", "2"))
 
 
 @contextmanager

@@ -22,7 +22,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -38,6 +38,27 @@ if TYPE_CHECKING:
 __all__ = ["ServerError", "check_port", "serve"]
 
 
+class _Dispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, with each host's backend remembered.
+
+    moto finds a request's service by listing its own package's folders (a directory read
+    and ~150 ``isdir`` calls) and then matching the host against its URL patterns, on every
+    request and under one lock: under load (8 clients writing) the request threads queued
+    on that lock. The answer for a host never changes while the process runs, so it is
+    computed once per host."""
+
+    def __init__(self, create_app: Callable[..., Any]) -> None:
+        super().__init__(create_app)
+        self._backend_for_host: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self, host: str | None) -> Any:
+        try:
+            return self._backend_for_host[host]
+        except KeyError:
+            backend = self._backend_for_host[host] = super().get_backend_for_host(host)
+            return backend
+
+
 def _bind(host: str, port: int, org: LocalOrganisation | None = None) -> BaseWSGIServer:
     """moto's server on a socket bound here: werkzeug would print and sys.exit on its own
     bind failure; this one raises ServerError instead. With ``org``, the server also answers
@@ -47,7 +68,7 @@ def _bind(host: str, port: int, org: LocalOrganisation | None = None) -> BaseWSG
     except OSError as exc:
         raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     with listening:  # werkzeug works on a duplicate of the descriptor
-        app: WSGIApplication = DomainDispatcherApplication(create_backend_app)
+        app: WSGIApplication = _Dispatcher(create_backend_app)
         return make_server(
             host,
             port,

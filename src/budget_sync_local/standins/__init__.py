@@ -68,7 +68,9 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 * CloudFormation ``ListStackSetOperationResults`` per instance: ``fail_stack_instance``
   declares an account's instance FAILED with a reason inside an operation that SUCCEEDED
   (moto reports every instance with the operation's status).
-* (speed only) moto's CloudFormation parses a JSON template body with the json module.
+* (speed only) moto's CloudFormation parses a JSON template body with the json module; an
+  account's existing backend is found without moto's process-wide lock; the keys moto's
+  serialiser tries on a dict are computed once per shape and key.
 * Organizations ``CreateAccount`` and ``MoveAccount`` produce the CloudTrail events AWS
   delivers in us-east-1 (``CreateAccountResult``, ``MoveAccount``), for the management
   account's subscribers (``subscribe_management``); see ``organizations``.
@@ -97,6 +99,8 @@ from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import Stack as CloudFormationStack
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.authorization import ActionAuthenticatorMixin
+from moto.core.base_backend import BackendDict
+from moto.core.serialize import XFormedAttributePicker
 from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import EventsBackend
 from moto.iam import models as iam_models
@@ -143,7 +147,9 @@ from budget_sync_local.standins.organizations import publish_management, subscri
 from budget_sync_local.standins.resource_policies import publish_to_topic
 from budget_sync_local.standins.speed import (
     _KEY_ACCOUNTS,
+    _account_backend_without_lock,
     _json_first,
+    _possible_keys_remembered,
     _remembered_account_lookup,
     _snapshot_each_table_once,
 )
@@ -249,6 +255,16 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
             replace(BudgetsResponse, action, validated(operation, getattr(BudgetsResponse, action)))
     replace(
         CloudFormationStack, "parse_template", staticmethod(_json_first(CloudFormationStack.parse_template))
+    )
+    replace(
+        XFormedAttributePicker,
+        "get_possible_keys",
+        _possible_keys_remembered(XFormedAttributePicker.get_possible_keys),
+    )
+    replace(
+        BackendDict,
+        "_create_account_specific_backend",
+        _account_backend_without_lock(BackendDict._create_account_specific_backend),
     )
     replace(
         DynamoDBBackend,

@@ -9,6 +9,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from moto.core.base_backend import BackendDict
+from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
@@ -96,3 +98,47 @@ def _remembered_account_lookup(original: Callable[[str], str]) -> Callable[[str]
         return account
 
     return get_account_id_from
+
+
+def _account_backend_without_lock(original: Callable[[Any, str], None]) -> Callable[[Any, str], None]:
+    """moto looks up an account's backend of a service (``BackendDict[account]``) many times
+    per request, each time under one process-wide lock, copying the dict's keys into a list
+    and comparing the dict with every registered one: under concurrent requests the request
+    threads queue on that lock. An account whose backend exists (and whose dict is
+    registered, which moto's reset undoes together with the backends) is answered without
+    the lock; the first lookup of an account still creates its backend under moto's lock."""
+
+    def create_account_specific_backend(self: Any, account_id: str) -> None:
+        if dict.__contains__(self, account_id) and any(d is self for d in BackendDict._instances):  # type: ignore[misc]
+            return
+        original(self, account_id)
+
+    return create_account_specific_backend
+
+
+#: (id of the shape, key) -> (the shape, the keys moto tries for it on a dict)
+_POSSIBLE_KEYS: dict[tuple[int, str], tuple[Any, tuple[str, ...]]] = {}
+_POSSIBLE_KEYS_KEPT = 50_000
+
+
+def _possible_keys_remembered(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """moto serialises every response member by asking six alias providers which keys to
+    try on the object (new provider objects, ``hasattr`` and ``str.lower`` each time): for a
+    Scan or a stream's GetRecords that is millions of calls, most of a loaded ``make local``'s
+    CPU. On a plain ``dict`` (DynamoDB's items and records) the providers' answer depends only
+    on the member's shape and key (a dict has no ``Meta`` and its class is ``dict``), so it is
+    computed once per shape and key; the keys are then tried in the same order as before."""
+
+    def get_possible_keys(self: Any, context: Any) -> Any:
+        if type(context.obj) is not dict or self.alias_providers is not DEFAULT_ALIAS_PROVIDERS:
+            return original(self, context)
+        shape = context.shape
+        cache_key = (id(shape), context.key)
+        hit = _POSSIBLE_KEYS.get(cache_key)
+        if hit is None or hit[0] is not shape:
+            if len(_POSSIBLE_KEYS) >= _POSSIBLE_KEYS_KEPT:
+                _POSSIBLE_KEYS.clear()
+            hit = _POSSIBLE_KEYS[cache_key] = (shape, tuple(original(self, context)))
+        return iter(hit[1])
+
+    return get_possible_keys
