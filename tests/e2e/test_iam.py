@@ -26,7 +26,7 @@ from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from tests.e2e.conftest import Recorder
 from tests.ops.conftest import budgetctl
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 
 A, B = "111111111111", "222222222222"
 OUTSIDER = "444455556666"  # an account outside the organisation
@@ -139,7 +139,6 @@ def test_put_events_on_the_result_bus_from_outside_the_organisation_is_refused(l
     )
 
 
-@pytest.mark.aws
 def test_a_spoke_the_bus_policy_does_not_admit_never_reports_and_says_why(recorder: Recorder):
     # GIVEN a management stack whose bus admits only account A (SpokeAccountIds, no OrganizationId)
     parameters = {"SpokeAccountIds": A}
@@ -160,7 +159,6 @@ def test_a_spoke_the_bus_policy_does_not_admit_never_reports_and_says_why(record
         assert "no resource-based policy allows" in refusals[0].detail["reason"]
 
 
-@pytest.mark.aws
 def test_a_management_stack_whose_bus_admits_nobody_is_refused_with_the_parameter_to_set():
     with mock_aws(), standins.installed():
         session = boto3.Session(region_name="us-east-1")
