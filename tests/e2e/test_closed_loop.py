@@ -10,16 +10,11 @@ from typing import Any
 import pytest
 from moto.sns.models import sns_backends
 
-from budget_sync.reconcile import (
-    Action,
-    Reconciler,
-    read_desired,
-    read_desired_alerts,
-    read_desired_value,
-    read_statuses,
-)
+from budget_sync.budgets_table import BudgetsTable, read_desired
+from budget_sync.reconcile import Action, DesiredItem, DesiredTable, Reconciler
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
+from budget_sync.status_scan import read_statuses
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from tests.e2e.conftest import Recorder, sent_minutes_ago
 
@@ -35,7 +30,7 @@ def notifications(org: LocalOrganisation) -> list[tuple[str, str]]:
     return [(str(n[2]), str(n[1])) for n in sent]
 
 
-def reconciler(org: LocalOrganisation, reread: Any = None) -> Reconciler:
+def reconciler(org: LocalOrganisation, desired: DesiredTable | None = None) -> Reconciler:
     """The reconciler's code, as its execution role (the spoke role trusts no one else)."""
     session = org.function_session("ReconcilerFunction")
     dynamodb = session.client("dynamodb")
@@ -49,14 +44,13 @@ def reconciler(org: LocalOrganisation, reread: Any = None) -> Reconciler:
     return Reconciler(
         gateway,
         StatusStore(dynamodb, org.stack.status_table),
-        reread=reread or (lambda account: read_desired_value(dynamodb, org.stack.budgets_table, account)),
-        reread_alerts=lambda account: read_desired_alerts(dynamodb, org.stack.budgets_table, account),
+        desired=desired or BudgetsTable(dynamodb, org.stack.budgets_table),
     )
 
 
-def reconcile(org: LocalOrganisation, reread: Any = None) -> dict[str, Any]:
+def reconcile(org: LocalOrganisation, desired: DesiredTable | None = None) -> dict[str, Any]:
     dynamodb = org.function_session("ReconcilerFunction").client("dynamodb")
-    summary = reconciler(org, reread).run(
+    summary = reconciler(org, desired).run(
         read_desired(dynamodb, org.stack.budgets_table),
         read_statuses(dynamodb, org.stack.status_table),
         apply=True,
@@ -186,11 +180,12 @@ def test_given_a_write_between_scan_and_repair_then_the_spoke_ends_at_the_new_va
     dynamodb = local_org.management.client("dynamodb")
 
     # WHEN the reconciler scanned (desired 1000) and, before its repair, an operator writes 2000
-    def reread(account: str) -> Decimal | None:
-        local_org.put(A, 2000)
-        return read_desired_value(dynamodb, local_org.stack.budgets_table, account)
+    class OperatorWritesFirst(BudgetsTable):
+        def read_item(self, account_id: str) -> DesiredItem | None:
+            local_org.put(A, 2000)
+            return super().read_item(account_id)
 
-    reports = reconcile(local_org, reread)
+    reports = reconcile(local_org, OperatorWritesFirst(dynamodb, local_org.stack.budgets_table))
     local_org.pipeline.run_until_idle()
 
     # THEN the repair was skipped (the old 1000 was never written again) and the spoke ends at 2000

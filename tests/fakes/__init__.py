@@ -4,7 +4,11 @@ Each fake has the adapter's methods (the Protocol the logic is typed with) and r
 was asked; the adapters themselves are tested on moto (tests/integration).
 """
 
+from tests.fakes.budgets_table import FakeBudgetsTable
+from tests.fakes.spoke_accounts import FakeSpoke, FakeSpokeAccounts, usd
 from tests.fakes.spokes import FakeSpokes
 from tests.fakes.status import FakeStatus
+from tests.fakes.status_writer import FakeStatusWriter
 
 __all__ = ["FakeSpokes", "FakeStatus"]
+__all__ += ["FakeBudgetsTable", "FakeSpoke", "FakeSpokeAccounts", "FakeStatusWriter", "usd"]

@@ -13,19 +13,13 @@ from decimal import Decimal
 import boto3
 import pytest
 
-from budget_sync.reconcile import (
-    Action,
-    DesiredItem,
-    Drift,
-    Reconciler,
-    classify,
-    read_desired,
-    read_desired_value,
-    read_statuses,
-)
+from budget_sync.budgets_table import BudgetsTable, read_desired
+from budget_sync.reconcile import Action, DesiredItem, Drift, Reconciler, classify
 from budget_sync.spoke import AlertReading, BudgetReading, ParameterReading, SsmSpokeGateway
 from budget_sync.status import Status, StatusStore, StatusUpdate
+from budget_sync.status_scan import read_statuses
 from budget_sync_local.lambda_runtime import function_spec, invoke
+from tests.fakes import FakeBudgetsTable
 from tests.integration.conftest import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org, session_in
 from tests.ops.conftest import (
     budget_limit,
@@ -77,7 +71,7 @@ def run(org: Org, apply: bool):
         gateway(),
         status,
         max_concurrency=4,
-        reread=lambda account: read_desired_value(dynamodb, org.budgets_table, account),
+        desired=BudgetsTable(dynamodb, org.budgets_table),
     )
     summary = reconciler.run(
         read_desired(dynamodb, org.budgets_table), read_statuses(dynamodb, org.status_table), apply=apply
@@ -206,7 +200,7 @@ def test_given_a_newer_stream_status_written_meanwhile_then_the_reconciler_does_
     store.record(StatusUpdate(A, Status.APPLIED, "200", Decimal("1000"), Decimal("1000"), reason="stream"))
 
     # WHEN the reconciler records its repair
-    Reconciler(gateway(), store, reread=lambda a: read_desired_value(dynamodb, ops.budgets_table, a)).run(
+    Reconciler(gateway(), store, desired=BudgetsTable(dynamodb, ops.budgets_table)).run(
         read_desired(dynamodb, ops.budgets_table), statuses, apply=True
     )
 
@@ -276,7 +270,9 @@ class _SameVersionSpokes:
 def test_given_a_write_that_creates_no_new_version_then_the_repair_is_reported_as_failed():
     # GIVEN budget drift under a correct parameter, and a write that returns the same version
     # WHEN the reconciler repairs
-    reconciler = Reconciler(_SameVersionSpokes(), None, reread=lambda _: Decimal("1000"))
+    reconciler = Reconciler(
+        _SameVersionSpokes(), None, desired=FakeBudgetsTable([DesiredItem(A, Decimal("1000"))])
+    )
     summary = reconciler.run([DesiredItem(A, Decimal("1000"))])
     report = reconciler._repair(summary.reports[0])
 

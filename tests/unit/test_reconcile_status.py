@@ -17,6 +17,7 @@ from budget_sync.reconcile import (
 )
 from budget_sync.spoke import AlertReading, BudgetReading, ParameterReading
 from budget_sync.status import Status
+from tests.fakes import FakeBudgetsTable
 
 A = "111111111111"
 IN_SYNC = AccountReport(A, Drift.IN_SYNC, desired=Decimal(2000), parameter_version=4)
@@ -79,7 +80,9 @@ def test_given_an_earlier_limit_repair_of_this_version_then_an_alert_drift_is_re
     # GIVEN the last limit repair wrote parameter version 4, APPLIED since; now the alerts drifted
     spokes = _AlertSpokes()
     last = {"Status": "APPLIED", "DesiredValue": Decimal(2000), "ParameterVersion": 4, "RepairedVersion": 4}
-    reconciler = Reconciler(spokes, None, reread=lambda _: Decimal(2000), reread_alerts=lambda _: ALERTS)
+    reconciler = Reconciler(
+        spokes, None, desired=FakeBudgetsTable([DesiredItem(A, Decimal(2000), alerts=ALERTS)])
+    )
 
     # WHEN the reconciler inspects and repairs it
     (report,) = reconciler.run([DesiredItem(A, Decimal(2000), alerts=ALERTS)], {A: last}).reports
@@ -103,7 +106,9 @@ def test_given_an_earlier_limit_repair_of_this_version_then_an_alert_drift_is_re
 def test_given_the_items_alerts_changed_before_the_repair_then_it_writes_nothing_and_skips():
     spokes = _AlertSpokes()
     newer = AlertSettings(emails=("new@example.com",))
-    reconciler = Reconciler(spokes, None, reread=lambda _: Decimal(2000), reread_alerts=lambda _: newer)
+    reconciler = Reconciler(
+        spokes, None, desired=FakeBudgetsTable([DesiredItem(A, Decimal(2000), alerts=newer)])
+    )
     (report,) = reconciler.run([DesiredItem(A, Decimal(2000), alerts=ALERTS)]).reports
     skipped = reconciler._repair_alerts(report)
     assert skipped.action is Action.SKIPPED
@@ -114,8 +119,9 @@ def test_given_the_items_alerts_changed_before_the_repair_then_it_writes_nothing
 def test_given_the_items_alerts_changed_after_the_repairs_write_then_the_newer_ones_are_written_last():
     spokes = _AlertSpokes()
     newer = AlertSettings(emails=("new@example.com",))
-    reads = iter([ALERTS, newer, newer])
-    reconciler = Reconciler(spokes, None, reread=lambda _: Decimal(2000), reread_alerts=lambda _: next(reads))
+    table = FakeBudgetsTable()
+    table.script(A, *(DesiredItem(A, Decimal(2000), alerts=a) for a in (ALERTS, newer, newer)))
+    reconciler = Reconciler(spokes, None, desired=table)
     (report,) = reconciler.run([DesiredItem(A, Decimal(2000), alerts=ALERTS)]).reports
     result = reconciler._repair_alerts(report)
     assert result.action is Action.SKIPPED

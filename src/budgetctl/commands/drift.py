@@ -9,20 +9,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budget_sync.budgets_table import read_desired
 from budget_sync.domain import ACCOUNT_ID_FIELD
 from budget_sync.effective_budget import INHERITED_FROM_FIELD
 from budget_sync.observability import logger
 from budget_sync.organizations import OrganizationsReader
-from budget_sync.reconcile import (
-    REPAIRABLE,
-    AccountReport,
-    DesiredItem,
-    Drift,
-    read_desired,
-    read_statuses,
-)
+from budget_sync.reconcile import REPAIRABLE, AccountReport, DesiredItem, Drift
 from budget_sync.requested import report_fields
 from budget_sync.status import Status
+from budget_sync.status_scan import read_statuses
 from budgetctl.alerts_view import add_alert_columns
 from budgetctl.commands import Command, add_wide
 from budgetctl.context import Context

@@ -42,6 +42,14 @@ version, or the drift is back under the very parameter version the last repair w
 account is reported FAILED with that reason, and nothing is written.
 
 The scheduled function (handlers/reconcile.py) and ``budgetctl status|reconcile`` run this code.
+
+AWS is behind small Protocols defined here, beside the logic that consumes them: ``SpokeReader``
+(the spoke accounts; spoke.SsmSpokeGateway), ``DesiredTable`` (the budgets table's consistent
+re-read; budgets_table.BudgetsTable) and ``StatusWriter`` (the status table's writes;
+status.StatusStore). The adapters own every boto3 call and ClientError translation; this module
+sees only the project's types and errors (errors.py), so its decisions are tested with the
+in-memory fakes of tests/fakes (tests/unit/test_reconcile.py). The handler builds the adapters
+and injects them; it reads the statuses once per run (status_scan.read_statuses).
 """
 
 from __future__ import annotations
@@ -54,10 +62,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
-
-from boto3.dynamodb.types import TypeDeserializer
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import Any, Protocol
 
 from budget_sync.alerts import AlertSettings, expected_notifications, notifications_differ, parse_alerts
 from budget_sync.config import TABLE_NAME, Settings, required_env
@@ -69,20 +74,16 @@ from budget_sync.domain import (
     parse_budget_text,
     parse_budget_value,
 )
-from budget_sync.errors import BudgetSyncError, ConfigError, InvalidItemError, TransientError
+from budget_sync.errors import BudgetSyncError, ConfigError, InvalidItemError
 from budget_sync.observability import logger
 from budget_sync.spoke import DEFAULT_BUDGET_NAME, AlertReading, BudgetReading, ParameterReading
-from budget_sync.status import Status, StatusStore, StatusUpdate
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+from budget_sync.status import Status, StatusUpdate
 
 SOURCE = "reconciler"
 #: How many times a repair writes a newer desired value that landed during it, before it
 #: leaves the rest to the stream function (which sends every newer value itself).
 _REWRITES = 3
 _BUDGET_NAME = re.compile(r"[^:\\]{1,100}")
-_deserialize = TypeDeserializer().deserialize
 
 
 class Drift(StrEnum):
@@ -131,6 +132,26 @@ class SpokeReader(Protocol):
     def read_alert_state(self, account_id: str, budget_name: str = ...) -> AlertReading | None: ...
 
     def put_alert_settings(self, account_id: str, settings_json: str) -> int: ...
+
+
+class DesiredTable(Protocol):
+    """What a repair needs from the budgets table (budgets_table.BudgetsTable implements it):
+    one account's item, read again consistently right before and after a repair.
+
+    ``read_item`` returns the validated item (an invalid one has ``value`` None), or None when
+    the account has no item; it raises TransientError when the table cannot be read."""
+
+    def read_item(self, account_id: str) -> DesiredItem | None: ...
+
+
+class StatusWriter(Protocol):
+    """What a reconciliation writes to the status table (status.StatusStore implements it).
+
+    ``record_many`` writes each update under its sequence-number condition (an update older
+    than the status it would replace is refused, not an error) and returns the accounts whose
+    status could not be written."""
+
+    def record_many(self, updates: list[StatusUpdate]) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,15 +268,6 @@ def limit_reason(budget: BudgetReading) -> str:
     return PLANNED if budget.planned else f"budget limit is not a USD amount (unit {budget.unit!r})"
 
 
-def read_desired(client: DynamoDBClient, table_name: str) -> list[DesiredItem]:
-    """Every item of the budgets table (Scan), validated; sorted by account."""
-    items: list[DesiredItem] = []
-    for page in client.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
-        for raw in page.get("Items", []):
-            items.append(desired_item({k: _deserialize(v) for k, v in raw.items()}))
-    return sorted(items, key=lambda i: i.account_id)
-
-
 def desired_item(item: Mapping[str, Any]) -> DesiredItem:
     raw_account = item.get(ACCOUNT_ID_FIELD)
     by, at = str(item.get("UpdatedBy", "")), str(item.get("UpdatedAt", ""))
@@ -300,66 +312,28 @@ def did_not_hold(report: AccountReport, last: Mapping[str, Any] | None) -> str:
     return ""
 
 
-def read_desired_value(client: DynamoDBClient, table_name: str, account_id: str) -> Decimal | None:
-    """One account's desired value, read consistently (None: no item, or an invalid one)."""
-    item = read_desired_item(client, table_name, account_id)
-    return None if item is None else item.value
-
-
-def read_desired_alerts(client: DynamoDBClient, table_name: str, account_id: str) -> AlertSettings | None:
-    """One account's alert settings, read consistently (None: no item, or an invalid one)."""
-    item = read_desired_item(client, table_name, account_id)
-    return None if item is None or item.value is None else item.alerts
-
-
-def read_desired_item(client: DynamoDBClient, table_name: str, account_id: str) -> DesiredItem | None:
-    """One account's item, read consistently and validated (None: no item)."""
-    try:
-        raw = client.get_item(
-            TableName=table_name, Key={ACCOUNT_ID_FIELD: {"S": account_id}}, ConsistentRead=True
-        )
-    except (ClientError, BotoCoreError) as exc:
-        raise TransientError(f"account {account_id}: budgets table read failed ({exc})") from exc
-    item = raw.get("Item")
-    if item is None:
-        return None
-    return desired_item({k: _deserialize(v) for k, v in item.items()})
-
-
-def read_statuses(client: DynamoDBClient, table_name: str) -> dict[str, dict[str, Any]]:
-    """The status table, per account (one Scan: cheaper than a read per account)."""
-    statuses: dict[str, dict[str, Any]] = {}
-    for page in client.get_paginator("scan").paginate(TableName=table_name):
-        for raw in page.get("Items", []):
-            item = {k: _deserialize(v) for k, v in raw.items()}
-            statuses[str(item.get("AccountId"))] = item
-    return statuses
-
-
 class Reconciler:
     """Inspect accounts concurrently and, with ``apply``, repair what drifted."""
 
     def __init__(
         self,
         spokes: SpokeReader,
-        status: StatusStore | None = None,
+        status: StatusWriter | None = None,
         *,
+        desired: DesiredTable | None = None,
         budget_name: str = DEFAULT_BUDGET_NAME,
         max_concurrency: int = 10,
         requested_by: str = "",
-        reread: Callable[[str], Decimal | None] | None = None,
-        reread_alerts: Callable[[str], AlertSettings | None] | None = None,
     ) -> None:
-        """``reread(account)`` reads the account's desired value again, consistently, right
-        before a repair (None: no valid item any more); ``apply`` needs it. ``reread_alerts``
-        does the same for the item's alert settings (an alert repair needs it)."""
+        """``desired`` reads an account's item again, consistently, right before and after a
+        repair (its value for a limit repair, its alert settings for an alert repair);
+        ``apply`` needs it and ``status``. Without them the reconciler only inspects."""
         self._spokes = spokes
         self._status = status
+        self._desired = desired
         self._budget_name = budget_name
         self._max_concurrency = max_concurrency
         self._requested_by = requested_by  # an operator's request (budgetctl reconcile --apply)
-        self._reread = reread
-        self._reread_alerts = reread_alerts
 
     def run(
         self,
@@ -375,8 +349,8 @@ class Reconciler:
         table (if given) records the outcome with Source=reconciler.
         """
         statuses = statuses or {}
-        if apply and (self._status is None or self._reread is None):
-            raise ValueError("apply needs a status store and a way to re-read the desired value")
+        if apply and (self._status is None or self._desired is None):
+            raise ValueError("apply needs a status store and the budgets table to re-read the desired value")
 
         def one(item: DesiredItem) -> AccountReport:
             report = self._account(item, statuses.get(item.account_id), apply)
@@ -498,17 +472,11 @@ class Reconciler:
 
     def _repair(self, report: AccountReport) -> AccountReport:
         assert report.desired is not None
-        assert self._reread is not None
         amount = format_amount(report.desired)
         try:
-            current = self._reread(report.account_id)
+            current = self._desired_value(report.account_id)
         except BudgetSyncError as exc:
-            return replace(
-                report,
-                action=Action.FAILED,
-                reason=f"{report.reason}; desired value unreadable: {exc}",
-                retryable=True,
-            )
+            return _unreadable(report, "desired value unreadable", exc)
         if current != report.desired:
             now = "no valid item" if current is None else format_amount(current)
             reason = f"{report.reason}; the desired value changed to {now} during the run: not repaired"
@@ -545,22 +513,13 @@ class Reconciler:
         """Re-send the item's alert settings (the stream function's act): the alert parameter
         written again, read before and after so that a newer operator's write always ends last."""
         assert report.alerts is not None
-        if self._reread_alerts is None:
-            return replace(
-                report, action=Action.FAILED, reason=f"{report.reason}; alert repair not available"
-            )
         written = report.alerts
         version: int | None = None
         for attempt in range(_REWRITES + 1):
             try:
-                current = self._reread_alerts(report.account_id)
+                current = self._desired_alerts(report.account_id)
             except BudgetSyncError as exc:
-                return replace(
-                    report,
-                    action=Action.FAILED,
-                    reason=f"{report.reason}; alert settings unreadable: {exc}",
-                    retryable=True,
-                )
+                return _unreadable(report, "alert settings unreadable", exc)
             if current == written and version is not None:
                 break
             if current is None or (current != written and version is None):
@@ -605,18 +564,13 @@ class Reconciler:
         come before ours), the newer value is written over ours, so the parameter's last
         version is the newest value, never the reconciler's older one; the stream function's
         status (newer) says SENT for it. Returns the report of that, or None (unchanged)."""
-        assert self._reread is not None
         written = report.desired
         for _ in range(_REWRITES):
             try:
-                current = self._reread(report.account_id)
+                current = self._desired_value(report.account_id)
             except BudgetSyncError as exc:
-                return replace(
-                    report,
-                    action=Action.FAILED,
-                    reason=f"{report.reason}; desired value unreadable after the repair: {exc}",
-                    retryable=True,
-                    new_version=version,
+                return _unreadable(
+                    report, "desired value unreadable after the repair", exc, new_version=version
                 )
             if current == written:
                 break
@@ -646,6 +600,18 @@ class Reconciler:
         )
         return replace(report, action=Action.SKIPPED, reason=reason, new_version=version)
 
+    def _desired_value(self, account_id: str) -> Decimal | None:
+        """The account's desired value, read again (None: no item, or an invalid one)."""
+        assert self._desired is not None
+        item = self._desired.read_item(account_id)
+        return None if item is None else item.value
+
+    def _desired_alerts(self, account_id: str) -> AlertSettings | None:
+        """The account's alert settings, read again (None: no item, or an invalid one)."""
+        assert self._desired is not None
+        item = self._desired.read_item(account_id)
+        return None if item is None or item.value is None else item.alerts
+
     def _record(self, reports: Sequence[AccountReport], statuses: Mapping[str, Mapping[str, Any]]) -> None:
         assert self._status is not None
         updates = [
@@ -658,6 +624,15 @@ class Reconciler:
         unwritten = self._status.record_many(updates)
         if unwritten:
             logger.warning("status not written", extra={"accounts": unwritten})
+
+
+def _unreadable(report: AccountReport, what: str, exc: BudgetSyncError, **changes: Any) -> AccountReport:
+    """A repair that could not re-read the budgets table: FAILED for this run only (retryable:
+    no FAILED status; the next run tries again). ``what`` says which read, ``changes`` what
+    else the report keeps (the version a write already made)."""
+    return replace(
+        report, action=Action.FAILED, reason=f"{report.reason}; {what}: {exc}", retryable=True, **changes
+    )
 
 
 def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> StatusUpdate | None:

@@ -9,6 +9,9 @@ status table (Source=reconciler) and publishes the metrics Drifted, Repaired and
 ``budgetctl reconcile --apply`` invokes it with the accounts and who asked
 (budget_sync.requested): the same repair, by this function's role, recorded with RequestedBy
 and a per-person spoke session name; the response then lists each account's outcome.
+
+The handler builds the adapters (spoke.SsmSpokeGateway, budgets_table.BudgetsTable,
+status.StatusStore) and injects them into the logic (budget_sync.reconcile.Reconciler).
 """
 
 from __future__ import annotations
@@ -20,19 +23,14 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from budget_sync.budgets_table import BudgetsTable
 from budget_sync.config import CLIENT_CONFIG
 from budget_sync.observability import logger, metrics, traced_handler
-from budget_sync.reconcile import (
-    Reconciler,
-    ReconcilerSettings,
-    read_desired,
-    read_desired_alerts,
-    read_desired_value,
-    read_statuses,
-)
+from budget_sync.reconcile import Reconciler, ReconcilerSettings
 from budget_sync.requested import RepairRequest, parse_request, report_fields
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
+from budget_sync.status_scan import read_statuses
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,14 +44,12 @@ def build() -> tuple[Reconciler, DynamoDBClient, ReconcilerSettings]:
     session = boto3.Session()
     spokes = SsmSpokeGateway.from_settings(common, session)
     dynamodb: DynamoDBClient = session.client("dynamodb", config=CLIENT_CONFIG)
-    status = StatusStore(dynamodb, common.status_table_name)
     reconciler = Reconciler(
         spokes,
-        status,
+        StatusStore(dynamodb, common.status_table_name),
+        desired=BudgetsTable(dynamodb, settings.budgets_table_name),
         budget_name=settings.budget_name,
         max_concurrency=common.max_concurrency,
-        reread=lambda account: read_desired_value(dynamodb, settings.budgets_table_name, account),
-        reread_alerts=lambda account: read_desired_alerts(dynamodb, settings.budgets_table_name, account),
     )
     return reconciler, dynamodb, settings
 
@@ -66,11 +62,10 @@ def requested_reconciler(request: RepairRequest) -> Reconciler:
     return Reconciler(
         SsmSpokeGateway.from_settings(common, boto3.Session()),
         StatusStore(dynamodb, common.status_table_name),
+        desired=BudgetsTable(dynamodb, settings.budgets_table_name),
         budget_name=settings.budget_name,
         max_concurrency=common.max_concurrency,
         requested_by=request.requested_by,
-        reread=lambda account: read_desired_value(dynamodb, settings.budgets_table_name, account),
-        reread_alerts=lambda account: read_desired_alerts(dynamodb, settings.budgets_table_name, account),
     )
 
 
@@ -79,7 +74,7 @@ def requested_reconciler(request: RepairRequest) -> Reconciler:
 def _handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     reconciler, dynamodb, settings = build()
     request = parse_request(event)
-    items = read_desired(dynamodb, settings.budgets_table_name)
+    items = BudgetsTable(dynamodb, settings.budgets_table_name).items()
     statuses = read_statuses(dynamodb, settings.common.status_table_name)
     if request is not None:
         logger.append_keys(requested_by=request.requested_by)  # on every line of this run
