@@ -336,6 +336,46 @@ def test_given_alerts_changed_by_hand_when_the_reconciler_runs_then_it_reports_a
     assert again["repaired"] == 0
 
 
+def test_given_alerts_edited_by_hand_again_after_a_confirmed_repair_then_the_reconciler_fails_it_once_and_stops_repairing(
+    local_org: LocalOrganisation,
+):
+    # GIVEN A's alerts edited by hand, repaired by the reconciler and confirmed by the spoke
+    local_org.put(A, 1000, AlertEmails="team-a@example.com")
+    local_org.pipeline.run_until_idle()
+    alert_drift_by_hand(local_org)
+    assert local_org.invoke_reconciler()["repaired"] == 1
+    local_org.pipeline.run_until_idle()
+    repaired = local_org.status(A)
+    assert repaired is not None
+    assert repaired["Status"] == "APPLIED"
+    assert repaired["RepairedAlertsVersion"] == repaired["SentAlertsVersion"]
+    ssm = local_org.session_in(A).client("ssm")
+    version = ssm.get_parameter(Name="/BlogBudgets/AlertSettings")["Parameter"]["Version"]
+
+    # WHEN the same hand edit comes back and the reconciler runs twice more
+    alert_drift_by_hand(local_org)
+    first = local_org.invoke_reconciler()
+    local_org.pipeline.run_until_idle()
+    failed = local_org.status(A)
+    second = local_org.invoke_reconciler()
+
+    # THEN it is not repaired again: FAILED once, saying the alert repair did not hold, and the
+    # alert parameter is not written again
+    assert first["repaired"] == 0
+    assert second["repaired"] == 0
+    assert failed is not None
+    assert failed["Status"] == "FAILED"
+    assert "alert repair" in failed["Reason"]
+    assert "did not hold" in failed["Reason"]
+    assert ssm.get_parameter(Name="/BlogBudgets/AlertSettings")["Parameter"]["Version"] == version
+    assert local_org.status(A) == failed  # the second run writes nothing new
+
+    # and a new alert setting from the table starts afresh: sent and applied
+    local_org.put(A, 1000, AlertEmails="team-b@example.com")
+    local_org.pipeline.run_until_idle()
+    assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]
+
+
 def test_given_the_spoke_refused_the_alerts_when_the_reconciler_handler_runs_then_it_is_alert_drift_not_applied(
     local_org: LocalOrganisation,
 ):

@@ -354,6 +354,30 @@ def test_while_the_last_repair_is_still_sent_the_drift_is_repaired_again():
     assert reports[A].action is Action.REPAIRED
 
 
+@pytest.mark.parametrize(
+    ("last", "held"),
+    [
+        # the repair was confirmed and nothing newer was sent: the drift is back, it did not hold
+        ({"Status": Status.APPLIED, "RepairedAlertsVersion": 3, "SentAlertsVersion": 3}, False),
+        ({"Status": Status.FAILED, "RepairedAlertsVersion": 3, "SentAlertsVersion": 3}, False),
+        # still waiting for the spoke's report of the repair
+        ({"Status": Status.SENT, "RepairedAlertsVersion": 3, "SentAlertsVersion": 3}, True),
+        # newer alert settings were sent since (the operator's): a fresh start
+        ({"Status": Status.APPLIED, "RepairedAlertsVersion": 3, "SentAlertsVersion": 4}, True),
+        # never repaired by the reconciler
+        ({"Status": Status.APPLIED, "SentAlertsVersion": 3}, True),
+    ],
+)
+def test_an_alert_repair_that_did_not_hold_is_not_repeated(last: dict[str, object], held: bool):
+    report = AccountReport(
+        A, Drift.ALERT_DRIFT, desired=Decimal(1000), parameter_version=4, reason="ACTUAL>80% subscribers"
+    )
+    reason = did_not_hold(report, {**last, "DesiredValue": Decimal(1000), "UpdatedAt": "T"})
+    assert (reason == "") is held
+    if not held:
+        assert reason.endswith("the alert repair of T (alert parameter version 3) did not hold")
+
+
 def test_did_not_hold_needs_a_status_and_a_parameter_version():
     report = AccountReport(A, Drift.MISSING_PARAMETER, desired=Decimal(1000), reason="parameter missing")
     assert (
@@ -628,7 +652,7 @@ def test_given_other_notifications_then_alert_drift_is_repaired_by_sending_the_i
         ALERTS.to_parameter(),
         1,
         None,
-        False,
+        True,  # RepairedAlertsVersion: a repair that does not hold is not repeated
     )
 
 

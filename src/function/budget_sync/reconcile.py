@@ -286,7 +286,9 @@ def did_not_hold(report: AccountReport, last: Mapping[str, Any] | None) -> str:
     * the last status is FAILED for this desired value and this parameter version (the
       spoke's own failure, or a value never confirmed): a new write would fail the same way;
     * the last repair wrote this parameter version and the drift is back (a hand edit that
-      keeps coming back, a budget that cannot hold the limit).
+      keeps coming back, a budget that cannot hold the limit);
+    * alert drift is back after the last alert repair was confirmed, with no newer alert
+      settings sent since (notifications edited by hand again and again).
     A new value from the table, or any other write of the parameter, starts afresh.
     """
     if not last or report.parameter_version is None:
@@ -303,6 +305,8 @@ def did_not_hold(report: AccountReport, last: Mapping[str, Any] | None) -> str:
             # the spoke refused the last repair because of the planned limits: say it once
             return f"{PLANNED}; not repaired again (the spoke refused the last repair for this reason)"
         return f"{report.reason}; not repaired again: {last.get('Reason', '')}"
+    if report.drift is Drift.ALERT_DRIFT:
+        return _alert_repair_did_not_hold(report, last)
     if (
         report.drift is not Drift.ALERT_DRIFT  # RepairedVersion is a limit repair's version
         and last.get("RepairedVersion") == report.parameter_version
@@ -626,6 +630,21 @@ class Reconciler:
             logger.warning("status not written", extra={"accounts": unwritten})
 
 
+def _alert_repair_did_not_hold(report: AccountReport, last: Mapping[str, Any]) -> str:
+    """Alert drift again after the reconciler's last alert repair was confirmed (APPLIED), and
+    no newer alert settings were sent since (their send would start afresh): repairing it
+    again would only be undone again."""
+    repaired = last.get("RepairedAlertsVersion")
+    if (
+        repaired is not None
+        and last.get("SentAlertsVersion") == repaired
+        and last.get("Status") in (Status.APPLIED, Status.FAILED)
+        and last.get("DesiredValue") == report.desired
+    ):
+        return f"{report.reason}; the alert repair of {last.get('UpdatedAt', '')} (alert parameter version {repaired}) did not hold"
+    return ""
+
+
 def _unreadable(report: AccountReport, what: str, exc: BudgetSyncError, **changes: Any) -> AccountReport:
     """A repair that could not re-read the budgets table: FAILED for this run only (retryable:
     no FAILED status; the next run tries again). ``what`` says which read, ``changes`` what
@@ -660,6 +679,7 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
             source=SOURCE,
             alerts=report.alerts.to_parameter(),
             alerts_version=report.alerts_version,
+            repaired=True,
         )
     if report.action is Action.REPAIRED:
         return StatusUpdate(

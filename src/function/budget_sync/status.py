@@ -39,6 +39,8 @@ Item (key ``AccountId``):
                       its report arrived: the report may still come and decides; without one
                       the schedule's check fails the status (budget_sync.results)
   RepairedVersion N   the parameter version the reconciler's last repair wrote
+  RepairedAlertsVersion N
+                      the alert parameter version the reconciler's last alert repair wrote
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class StatusUpdate:
     source: str = "stream"
     alerts: str | None = None  # the alert settings sent with this update (None: none sent)
     requested_by: str = ""  # the operator whose request this write carried out
-    repaired: bool = False  # a reconciler repair: RepairedVersion records parameter_version
+    repaired: bool = False  # a reconciler repair: Repaired(Alerts)Version records the version written
     alerts_version: int | None = None  # the alert parameter's version after writing ``alerts``
 
 
@@ -234,6 +236,8 @@ class StatusStore:
         if update.alerts_version is not None:
             values[":alerts_version"] = {"N": str(update.alerts_version)}
             sets.append("SentAlertsVersion = :alerts_version")
+            if update.repaired:
+                sets.append("RepairedAlertsVersion = :alerts_version")
             if update.status is Status.SENT and guard_confirmation:
                 # the alerts step's report of these settings may have come first
                 condition += " AND (attribute_not_exists(ConfirmedAlertsVersion) OR ConfirmedAlertsVersion < :alerts_version)"
