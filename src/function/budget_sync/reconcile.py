@@ -305,13 +305,9 @@ def did_not_hold(report: AccountReport, last: Mapping[str, Any] | None) -> str:
             # the spoke refused the last repair because of the planned limits: say it once
             return f"{PLANNED}; not repaired again (the spoke refused the last repair for this reason)"
         return f"{report.reason}; not repaired again: {last.get('Reason', '')}"
-    if report.drift is Drift.ALERT_DRIFT:
+    if report.drift is Drift.ALERT_DRIFT:  # RepairedVersion is a limit repair's version
         return _alert_repair_did_not_hold(report, last)
-    if (
-        report.drift is not Drift.ALERT_DRIFT  # RepairedVersion is a limit repair's version
-        and last.get("RepairedVersion") == report.parameter_version
-        and last.get("Status") != Status.SENT
-    ):
+    if last.get("RepairedVersion") == report.parameter_version and last.get("Status") != Status.SENT:
         return f"{report.reason}; the repair of {last.get('UpdatedAt', '')} (parameter version {report.parameter_version}) did not hold"
     return ""
 
