@@ -1,4 +1,6 @@
-"""``status`` and ``reconcile``: desired value, spoke parameter and budget per account."""
+"""What ``status`` and ``reconcile`` both show: per account, the desired value against the spoke's
+parameter and budget (the reconciler's comparison, read-only), with the organisation's accounts
+that have no item and the status rows of no account."""
 
 from __future__ import annotations
 
@@ -15,25 +17,12 @@ from budget_sync.effective_budget import INHERITED_FROM_FIELD
 from budget_sync.observability import logger
 from budget_sync.organizations import OrganizationsReader
 from budget_sync.reconcile import REPAIRABLE, AccountReport, DesiredItem, Drift
-from budget_sync.requested import report_fields
 from budget_sync.status import Status
 from budget_sync.status_scan import read_statuses
-from budgetctl.alerts_view import add_alert_columns
-from budgetctl.commands import Command, add_wide
 from budgetctl.context import Context
-from budgetctl.errors import ExitCode
-from budgetctl.repair import invoke_reconciler
-from budgetctl.rows import (
-    ALERT_STATUS_COLUMNS,
-    RECONCILE_COLUMNS,
-    STATUS_BRIEF,
-    STATUS_COLUMNS,
-    STATUS_WIDE,
-    status_row,
-)
 
 #: Accounts whose spoke is not read (no budget-sync item, or not in the organisation).
-_NO_SPOKE = (Drift.NOT_MANAGED, Drift.NOT_IN_ORGANIZATION)
+NO_SPOKE = (Drift.NOT_MANAGED, Drift.NOT_IN_ORGANIZATION)
 #: What ``status`` exits 1 for, as ``report`` does (budgetctl.report.model): a failure (the last
 #: status FAILED, a spoke that cannot be read, an item breaking the contract), a drift the
 #: reconciler repairs, or a row for no account of the organisation (``delete --stale`` clears
@@ -45,84 +34,13 @@ def needs_attention(report: AccountReport) -> bool:
     return report.drift in _PROBLEMS or report.last_status == Status.FAILED
 
 
-def register(command: Command) -> None:
-    status = command("status", cmd_status, "per account: desired, parameter, budget, spend, drift")
-    _accounts(status)
-    add_wide(status)
-
-    reconcile = command("reconcile", cmd_reconcile, "show drift; with --apply, repair it")
-    reconcile.add_argument(
-        "--apply",
-        action="store_true",
-        help="have the reconciler function repair the drifted accounts (recorded as asked by you)",
-    )
-    _accounts(reconcile)
-
-
-def cmd_status(ctx: Context) -> int:
-    # With --org the organisation must be read (an error if it cannot); without, only for names.
-    names = ctx.organisation_accounts() if ctx.args.org else _account_names(ctx)
-    reports = _inspect(ctx, names)
-    sources = _sources(ctx, reports)
-    rows = [status_row(r, sources.get(r.account_id), names.get(r.account_id)) for r in reports]
-    add_alert_columns(ctx, rows, {r.account_id for r in reports if r.drift not in _NO_SPOKE})
-    ctx.out.rows(
-        rows,
-        (*STATUS_COLUMNS, *ALERT_STATUS_COLUMNS),
-        title="budget-sync status",
-        brief=STATUS_BRIEF,
-        wide=STATUS_WIDE,
-    )
-    _summary(ctx, reports)
-    missing = _missing(ctx, reports)
-    return ExitCode.PROBLEM if missing or any(needs_attention(r) for r in reports) else ExitCode.OK
-
-
-def _missing(ctx: Context, reports: Sequence[AccountReport]) -> list[str]:
+def missing_accounts(ctx: Context, reports: Sequence[AccountReport]) -> list[str]:
     """The --account accounts that have no row (each was named on stderr: ``no item ...``)."""
     shown = {r.account_id for r in reports}
     return [a for a in ctx.args.account if a not in shown]
 
 
-def cmd_reconcile(ctx: Context) -> int:
-    if ctx.args.apply:
-        return _apply(ctx)
-    reports = _inspect(ctx)
-    ctx.out.rows([report_fields(r) for r in reports], RECONCILE_COLUMNS, title="budget-sync reconcile")
-    _summary(ctx, reports)
-    if not ctx.args.apply and any(r.drift in REPAIRABLE for r in reports):
-        ctx.out.info("run `budgetctl reconcile --apply` to repair the drifted accounts")
-    return ExitCode.OK if all(r.ok for r in reports) and not _missing(ctx, reports) else ExitCode.PROBLEM
-
-
-def _apply(ctx: Context) -> int:
-    """The repair by budget-sync's reconciler function (budgetctl.repair), shown as a table."""
-    items = _wanted(ctx, read_desired(ctx.dynamodb, ctx.args.table))
-    statuses = read_statuses(ctx.dynamodb, ctx.args.status_table) if ctx.args.org else {}
-    items, outside, unmanaged = _organisation(ctx, items, statuses)
-    accounts = [i.account_id for i in items] if (ctx.args.account or ctx.args.org) else []
-    if (ctx.args.account or ctx.args.org) and not accounts:
-        rows = []
-    else:
-        result = invoke_reconciler(ctx, accounts)
-        rows = list(result["reports"])
-        for account in result.get("missing", []):
-            ctx.out.error(f"no item for account {account} in {ctx.args.table}")
-    rows += [report_fields(r) for r in [*outside, *unmanaged]]
-    rows.sort(key=lambda r: str(r.get("AccountId")))
-    ctx.out.rows(rows, RECONCILE_COLUMNS, title="budget-sync reconcile (by the reconciler function)")
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[str(row.get("Drift"))] = counts.get(str(row.get("Drift")), 0) + 1
-    repaired = sum(1 for r in rows if r.get("Action") == "REPAIRED")
-    text = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no accounts"
-    ctx.out.info(f"{len(rows)} account(s): {text}" + (f"; repaired {repaired}" if repaired else ""))
-    ok = all(r.get("Drift") == Drift.IN_SYNC.value or r.get("Action") == "REPAIRED" for r in rows)
-    missing = [a for a in ctx.args.account if a not in {str(r.get("AccountId")) for r in rows}]
-    return ExitCode.OK if ok and not missing else ExitCode.PROBLEM
-
-
-def _account_names(ctx: Context) -> dict[str, str]:
+def account_names(ctx: Context) -> dict[str, str]:
     """The organisation's account names (``organizations:ListAccounts``); none where the
     caller may not list the accounts (the Name column stays empty, nothing else changes)."""
     try:
@@ -132,7 +50,7 @@ def _account_names(ctx: Context) -> dict[str, str]:
         return {}
 
 
-def _wanted(ctx: Context, items: list[DesiredItem]) -> list[DesiredItem]:
+def only_wanted(ctx: Context, items: list[DesiredItem]) -> list[DesiredItem]:
     """Only the --account accounts (if given), each missing one named."""
     if not ctx.args.account:
         return items
@@ -143,18 +61,18 @@ def _wanted(ctx: Context, items: list[DesiredItem]) -> list[DesiredItem]:
     return [i for i in items if i.account_id in wanted]
 
 
-def _inspect(ctx: Context, organisation: Mapping[str, str] | None = None) -> list[AccountReport]:
+def inspect(ctx: Context, organisation: Mapping[str, str] | None = None) -> list[AccountReport]:
     args = ctx.args
-    items = _wanted(ctx, read_desired(ctx.dynamodb, args.table))
+    items = only_wanted(ctx, read_desired(ctx.dynamodb, args.table))
     statuses = read_statuses(ctx.dynamodb, args.status_table)
-    items, outside, unmanaged = _organisation(ctx, items, statuses, organisation)
+    items, outside, unmanaged = organisation_rows(ctx, items, statuses, organisation)
     reconciler = ctx.reconciler()
     with ctx.out.progress("reading spoke accounts", len(items)) as advance:
         summary = reconciler.run(items, statuses, on_account=lambda _: advance(1))
     return sorted([*summary.reports, *outside, *unmanaged], key=lambda r: r.account_id)
 
 
-def _organisation(
+def organisation_rows(
     ctx: Context,
     items: list[DesiredItem],
     statuses: Mapping[str, Mapping[str, Any]],
@@ -222,7 +140,7 @@ def _not_managed(account: str, name: str, table: str, status: Mapping[str, Any] 
     return AccountReport(account, Drift.NOT_MANAGED, reason=f"{name or 'account'} has no item in {table}")
 
 
-def _sources(ctx: Context, reports: Sequence[AccountReport]) -> dict[str, str]:
+def value_sources(ctx: Context, reports: Sequence[AccountReport]) -> dict[str, str]:
     """Per account, where its desired value comes from: its own item or an OU's default."""
     items = {str(i.get(ACCOUNT_ID_FIELD)): i for i in ctx.table.scan()}
     names: dict[str, str] = {}
@@ -246,7 +164,7 @@ def _sources(ctx: Context, reports: Sequence[AccountReport]) -> dict[str, str]:
     return sources
 
 
-def _summary(ctx: Context, reports: Sequence[AccountReport]) -> None:
+def summary(ctx: Context, reports: Sequence[AccountReport]) -> None:
     counts: dict[str, int] = {}
     for report in reports:
         counts[report.drift.value] = counts.get(report.drift.value, 0) + 1
@@ -255,6 +173,6 @@ def _summary(ctx: Context, reports: Sequence[AccountReport]) -> None:
     ctx.out.info(f"{len(reports)} account(s): {text}" + (f"; repaired {repaired}" if repaired else ""))
 
 
-def _accounts(sub: argparse.ArgumentParser) -> None:
+def add_account_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--org", action="store_true", help="also list organisation accounts without an item")
     sub.add_argument("--account", action="append", default=[], metavar="ACCOUNT", help="only these (repeat)")
