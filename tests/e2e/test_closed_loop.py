@@ -20,6 +20,7 @@ from budget_sync.reconcile import (
 )
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
+from budget_sync.status_table import DynamoStatusTable
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from tests.e2e.conftest import Recorder, sent_minutes_ago
 
@@ -48,7 +49,7 @@ def reconciler(org: LocalOrganisation, reread: Any = None) -> Reconciler:
     )
     return Reconciler(
         gateway,
-        StatusStore(dynamodb, org.stack.status_table),
+        StatusStore(DynamoStatusTable(dynamodb, org.stack.status_table)),
         reread=reread or (lambda account: read_desired_value(dynamodb, org.stack.budgets_table, account)),
         reread_alerts=lambda account: read_desired_alerts(dynamodb, org.stack.budgets_table, account),
     )

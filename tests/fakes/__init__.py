@@ -4,7 +4,9 @@ Each fake has the adapter's methods (the Protocol the logic is typed with) and r
 was asked; the adapters themselves are tested on moto (tests/integration).
 """
 
+from tests.fakes.alarm_topic import FakeAlarmTopic
 from tests.fakes.spokes import FakeSpokes
 from tests.fakes.status import FakeStatus
+from tests.fakes.status_table import FakeStatusTable
 
-__all__ = ["FakeSpokes", "FakeStatus"]
+__all__ = ["FakeAlarmTopic", "FakeSpokes", "FakeStatus", "FakeStatusTable"]

@@ -33,6 +33,7 @@ from budget_sync.reconcile import (
 from budget_sync.requested import RepairRequest, parse_request, report_fields
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
+from budget_sync.status_table import DynamoStatusTable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,7 +47,7 @@ def build() -> tuple[Reconciler, DynamoDBClient, ReconcilerSettings]:
     session = boto3.Session()
     spokes = SsmSpokeGateway.from_settings(common, session)
     dynamodb: DynamoDBClient = session.client("dynamodb", config=CLIENT_CONFIG)
-    status = StatusStore(dynamodb, common.status_table_name)
+    status = StatusStore(DynamoStatusTable(dynamodb, common.status_table_name))
     reconciler = Reconciler(
         spokes,
         status,
@@ -65,7 +66,7 @@ def requested_reconciler(request: RepairRequest) -> Reconciler:
     common = replace(settings.common, session_name=request.session_name)
     return Reconciler(
         SsmSpokeGateway.from_settings(common, boto3.Session()),
-        StatusStore(dynamodb, common.status_table_name),
+        StatusStore(DynamoStatusTable(dynamodb, common.status_table_name)),
         budget_name=settings.budget_name,
         max_concurrency=common.max_concurrency,
         requested_by=request.requested_by,

@@ -1,14 +1,22 @@
-"""New failures read from the status table's stream records (budget_sync.failures)."""
+"""New failures read from the status table's stream records (budget_sync.notices), published
+through the SNS adapter (alarm_topic.py) given a stand-in client: no moto, no AWS."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from budget_sync.alarm_topic import SnsAlarmTopic
 from budget_sync.errors import TransientError
-from budget_sync.failures import FailureNotifier, new_failures
+from budget_sync.notices import FailureNotifier, new_failures
+
+
+def sns_notifier(publish: Any, topic: str = "arn:aws:sns:us-east-1:123456789012:t") -> FailureNotifier:
+    """The notifier on the SNS adapter, whose client is ``publish`` only."""
+    return FailureNotifier(SnsAlarmTopic(SimpleNamespace(publish=publish), topic))
 
 
 def record(sequence: str, new: str | None, old: str | None, **attributes: str) -> dict[str, Any]:
@@ -63,7 +71,7 @@ def test_the_notice_names_the_account_its_reason_and_the_step_and_a_refused_publ
     published: list[dict[str, str]] = []
     (failure,) = new_failures([record("1", "FAILED", "SENT", Reason="spoke: planned limits", Source="spoke")])
     topic = "arn:aws:sns:us-east-1:123456789012:t"
-    assert FailureNotifier(lambda **kwargs: published.append(kwargs), topic).notify(failure)
+    assert sns_notifier(lambda **kwargs: published.append(kwargs), topic).notify(failure)
     (message,) = published
     assert message["Subject"] == "budget-sync: budget not applied in account 111111111111"
     assert "spoke: planned limits" in message["Message"]
@@ -73,13 +81,13 @@ def test_the_notice_names_the_account_its_reason_and_the_step_and_a_refused_publ
         raise EndpointConnectionError(endpoint_url="https://sns")
 
     with pytest.raises(TransientError, match="111111111111"):
-        FailureNotifier(refuse, topic).notify(failure)
+        sns_notifier(refuse, topic).notify(failure)
     # without a topic (ALARM_TOPIC_ARN empty) nothing is published, and it says so
-    assert not FailureNotifier.for_topic(None, "").notify(failure)
+    assert not FailureNotifier(None).notify(failure)
 
 
 def test_the_subject_stays_under_snss_100_characters_and_the_notice_is_plain_text():
-    from budget_sync.failures import MAX_NOTICE_REASON, message, subject
+    from budget_sync.notices import MAX_NOTICE_REASON, message, subject
 
     long_key = "arn:aws:organizations::123456789012:account/o-abcdefghij/111111111111"
     (failure,) = new_failures(
@@ -109,7 +117,7 @@ def test_the_subject_stays_under_snss_100_characters_and_the_notice_is_plain_tex
 def test_a_notice_sns_refuses_as_such_is_passed_over_and_the_next_is_published(monkeypatch: Any):
     from botocore.exceptions import ClientError
 
-    from budget_sync.handlers import result as result_handler
+    from budget_sync.handlers import notices as notices_handler
 
     published: list[str] = []
 
@@ -123,7 +131,7 @@ def test_a_notice_sns_refuses_as_such_is_passed_over_and_the_next_is_published(m
         record("2", "FAILED", "SENT", Reason="two", Source="spoke"),
     ]
     records[0]["dynamodb"]["NewImage"]["AccountId"] = {"S": "222222222222"}
-    answer = result_handler._notify(records, FailureNotifier(publish, "arn:aws:sns:us-east-1:123456789012:t"))
+    answer = notices_handler.notify(records, sns_notifier(publish))
     assert answer == {"batchItemFailures": []}
     assert published == ["budget-sync: budget not applied in account 111111111111"]
 
@@ -131,7 +139,7 @@ def test_a_notice_sns_refuses_as_such_is_passed_over_and_the_next_is_published(m
     def gone(**_: str) -> None:
         raise ClientError({"Error": {"Code": "NotFound", "Message": "no topic"}}, "Publish")
 
-    answer = result_handler._notify(records, FailureNotifier(gone, "arn:aws:sns:us-east-1:123456789012:t"))
+    answer = notices_handler.notify(records, sns_notifier(gone))
     assert answer == {"batchItemFailures": [{"itemIdentifier": "1"}]}
 
 
