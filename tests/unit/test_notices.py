@@ -10,8 +10,9 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from budget_sync.alarm_topic import SnsAlarmTopic
-from budget_sync.errors import TransientError
+from budget_sync.errors import PermanentError, TransientError
 from budget_sync.notices import FailureNotifier, new_failures
+from tests.fakes import FakeAlarmTopic
 
 
 def sns_notifier(publish: Any, topic: str = "arn:aws:sns:us-east-1:123456789012:t") -> FailureNotifier:
@@ -170,3 +171,98 @@ def test_a_failed_status_failing_again_for_a_newer_send_is_a_new_failure_and_the
     assert [f.account_id for f in newer] == ["111111111111"]
     assert same == []
     assert invalid_again == []
+
+
+# The notifier and the failure-notice function's batch on the in-memory topic (tests/fakes)
+
+
+def failed_record(
+    sequence: str, account: str, old: str = "SENT", reason: str = "spoke: no"
+) -> dict[str, Any]:
+    body = record(sequence, "FAILED", old, Reason=reason, Source="spoke")
+    body["dynamodb"]["NewImage"]["AccountId"] = {"S": account}
+    return body
+
+
+def test_each_new_failure_of_a_batch_is_published_once_in_stream_order():
+    from budget_sync.handlers.notices import notify
+
+    topic = FakeAlarmTopic()
+    records = [
+        failed_record("1", "111111111111"),
+        failed_record("2", "222222222222", old="FAILED"),  # stays FAILED: no notice
+        failed_record("3", "333333333333"),
+    ]
+
+    assert notify(records, FailureNotifier(topic)) == {"batchItemFailures": []}
+
+    assert [s for s, _ in topic.published] == [
+        "budget-sync: budget not applied in account 111111111111",
+        "budget-sync: budget not applied in account 333333333333",
+    ]
+
+
+def test_a_notice_that_may_pass_stops_the_batch_there_and_the_rest_is_retried_from_it():
+    from budget_sync.handlers.notices import notify
+
+    topic = FakeAlarmTopic({"222222222222": TransientError("not published (throttled)")})
+    records = [
+        failed_record("1", "111111111111"),
+        failed_record("2", "222222222222"),
+        failed_record("3", "333333333333"),
+    ]
+
+    assert notify(records, FailureNotifier(topic)) == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+
+    assert [s[-12:] for s, _ in topic.published] == ["111111111111"]  # the third waits for the retry
+    assert topic.attempts == 2
+
+
+def test_a_notice_the_topic_refuses_is_passed_over_and_the_others_are_published():
+    from budget_sync.handlers.notices import notify
+
+    topic = FakeAlarmTopic({"111111111111": PermanentError("refused by SNS (InvalidParameter)")})
+    records = [failed_record("1", "111111111111"), failed_record("2", "222222222222")]
+
+    assert notify(records, FailureNotifier(topic)) == {"batchItemFailures": []}
+
+    assert [s[-12:] for s, _ in topic.published] == ["222222222222"]
+
+
+def test_the_notifiers_errors_name_the_account_and_keep_their_retry_semantics():
+    (failure,) = new_failures([failed_record("1", "111111111111")])
+
+    with pytest.raises(PermanentError, match=r"account 111111111111: failure notice refused by SNS \(no\)"):
+        FailureNotifier(FakeAlarmTopic({"1111": PermanentError("refused by SNS (no)")})).notify(failure)
+    with pytest.raises(TransientError, match=r"account 111111111111: failure not published \(slow\)"):
+        FailureNotifier(FakeAlarmTopic({"1111": TransientError("not published (slow)")})).notify(failure)
+
+
+def test_without_a_topic_nothing_is_published_and_the_failure_is_still_settled():
+    from budget_sync.handlers.notices import notify
+
+    assert notify([failed_record("1", "111111111111")], FailureNotifier(None)) == {"batchItemFailures": []}
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("InvalidParameter", PermanentError),
+        ("InvalidParameterValue", PermanentError),
+        ("ValidationError", PermanentError),
+        ("Throttling", TransientError),
+        ("NotFound", TransientError),
+        ("AuthorizationError", TransientError),
+    ],
+)
+def test_the_sns_adapter_says_whether_publishing_again_can_help(code: str, error: type[Exception]):
+    from botocore.exceptions import ClientError
+
+    def publish(**_: str) -> None:
+        raise ClientError({"Error": {"Code": code, "Message": "no"}}, "Publish")
+
+    with pytest.raises(error) as raised:
+        SnsAlarmTopic(SimpleNamespace(publish=publish), "arn:aws:sns:us-east-1:123456789012:t").publish(
+            "s", "m"
+        )
+    assert type(raised.value) is error
