@@ -6,10 +6,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from budget_sync.errors import UnrecognisedEvent
+from budget_sync.handlers import results as results_handler
+from budget_sync.handlers.notices import handler as notices_handler
 from budget_sync.handlers.results import record
 from budget_sync.handlers.unconfirmed import expire
+from budget_sync.handlers.unconfirmed import handler as unconfirmed_handler
 from budget_sync.results import ResultStore
 from budget_sync.status import Status, StatusStore, StatusUpdate
 from tests.fakes import FakeStatusTable
@@ -96,3 +103,56 @@ def test_the_check_answers_with_the_accounts_it_failed():
     assert expire(ResultStore(table), timedelta(minutes=15), datetime.now(UTC)) == {"expired": [A]}
     assert table.item(A)["Status"] == "FAILED"
     assert expire(ResultStore(table), timedelta(minutes=15), datetime.now(UTC)) == {"expired": []}
+
+
+# The Lambda entry points the template names, given another source's event (no AWS is reached:
+# the event is rejected before any client is built; the result function's store is the fake)
+
+CONTEXT = SimpleNamespace(
+    function_name="f",
+    memory_limit_in_mb=128,
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:f",
+    aws_request_id="request-1",
+)
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "account": A, "detail": {}}
+
+
+@pytest.mark.parametrize(
+    ("handler", "event", "expected"),
+    [
+        (unconfirmed_handler, {"Records": []}, "is not a Scheduled Event from aws.events"),
+        (unconfirmed_handler, report(4), "is not a Scheduled Event from aws.events"),
+        (notices_handler, SCHEDULED, "is not a batch of DynamoDB stream records"),
+        (
+            notices_handler,
+            {"Records": [{"eventSource": "aws:sqs"}]},
+            "is not a batch of DynamoDB stream records",
+        ),
+    ],
+)
+def test_an_event_of_another_source_is_rejected_and_counted(
+    handler: Any,
+    event: dict[str, Any],
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+):
+    with pytest.raises(UnrecognisedEvent, match=expected):
+        handler(event, CONTEXT)
+
+    assert '"UnrecognisedEvent":[1.0]' in capsys.readouterr().out
+    assert "unrecognised event rejected" in caplog.text
+
+
+def test_the_result_functions_entry_point_answers_a_schedules_event_as_no_result(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    table = with_sent()
+    monkeypatch.setattr(results_handler, "build_store", lambda: ResultStore(table))
+
+    answer = results_handler.handler(SCHEDULED, CONTEXT)
+
+    assert answer["recorded"] is False
+    assert "is not a spoke result" in answer["reason"]
+    assert '"InvalidResult":[1.0]' in capsys.readouterr().out
+    assert table.item(A)["Status"] == "SENT"
