@@ -436,3 +436,66 @@ def test_decide_due_fails_what_is_past_its_bound_or_grace_only(item: dict[str, A
         assert isinstance(decision, Decision)
         assert decision.status is Status.FAILED
         assert reason in decision.reason
+
+
+# Twins of tests/e2e/test_status_truth.py's store-level stories
+
+
+def test_given_a_forged_report_a_few_versions_ahead_then_the_next_genuine_send_is_still_confirmed(
+    table: FakeStatusTable,
+):
+    # GIVEN version 4 at 1000 confirmed, and a forged report three versions ahead of it
+    status, results = stores(table)
+    status.record(sent(4, 1000, "10"))
+    results.record(applied(4, 1000))
+    results.record(applied(7, 1, "forged"))
+
+    # WHEN the operator's next value is sent as version 5 and its run reports
+    status.record(sent(5, 2000, "20"))
+    transition = results.record(applied(5, 2000, "exec-5"))
+
+    # THEN the spoke's own report of that version decides: APPLIED at 2000
+    assert transition is not None
+    assert transition.new == "APPLIED"
+    item = table.item(A)
+    assert (item["Status"], item["ConfirmedLimit"], item["ConfirmedVersion"]) == (
+        "APPLIED",
+        Decimal(2000),
+        Decimal(5),
+    )
+
+
+def test_given_an_alerts_only_change_whose_run_reported_before_sent_then_it_is_applied_not_failed_after_the_bound(
+    table: FakeStatusTable,
+):
+    # GIVEN version 4 at 1000 confirmed
+    status, results = stores(table)
+    status.record(sent(4, 1000, "10"))
+    results.record(applied(4, 1000))
+    # WHEN an alerts-only change's run (the same limit version) reports both steps before SENT
+    results.record(applied(4, 1000, "run-2"))
+    results.record(alerts(4, Status.APPLIED, (3, 1)))
+    assert status.record(sent(4, 1000, "20", alerts_version=3)) is True
+
+    # THEN the SENT takes the reports' verdict, and the bound's check leaves it so
+    assert table.item(A)["Status"] == "APPLIED"
+    table.put(A, SentAt="2020-01-01T00:00:00+00:00")
+    assert list(results.expire_unconfirmed(datetime.now(UTC), TIMEOUT)) == []
+    assert table.item(A)["Status"] == "APPLIED"
+
+
+def test_given_an_alerts_only_change_then_the_limit_steps_report_alone_does_not_make_it_applied(
+    table: FakeStatusTable,
+):
+    status, results = stores(table)
+    status.record(sent(4, 1000, "10"))
+    results.record(applied(4, 1000))
+    status.record(sent(4, 1000, "20", alerts_version=3))
+    assert table.item(A)["Status"] == "SENT"
+
+    results.record(applied(4, 1000, "run-2"))
+    assert table.item(A)["Status"] == "SENT"
+
+    transition = results.record(alerts(4, Status.APPLIED, (3, 1)))
+    assert transition is not None
+    assert (transition.old, transition.new) == ("SENT", "APPLIED")
