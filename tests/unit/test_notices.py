@@ -14,6 +14,8 @@ from budget_sync.errors import PermanentError, TransientError
 from budget_sync.notices import FailureNotifier, new_failures
 from tests.fakes import FakeAlarmTopic
 
+B = "222222222222"
+
 
 def sns_notifier(publish: Any, topic: str = "arn:aws:sns:us-east-1:123456789012:t") -> FailureNotifier:
     """The notifier on the SNS adapter, whose client is ``publish`` only."""
@@ -266,3 +268,21 @@ def test_the_sns_adapter_says_whether_publishing_again_can_help(code: str, error
             "s", "m"
         )
     assert type(raised.value) is error
+
+
+def test_given_a_pasted_arn_as_item_key_then_its_notice_and_every_later_one_are_published():
+    from budget_sync.handlers.notices import notify
+
+    topic = FakeAlarmTopic()
+    pasted = "arn:aws:organizations::123456789012:account/o-abcdefghij/111111111111\n\u202e"
+    records = [
+        failed_record("1", pasted, reason="AccountId is not a 12-digit account id"),
+        failed_record("2", B),
+    ]
+
+    assert notify(records, FailureNotifier(topic)) == {"batchItemFailures": []}
+
+    subjects = [s for s, _ in topic.published]
+    assert len(subjects) == 2
+    assert all(len(s) < 100 and s.isprintable() for s in subjects)
+    assert subjects[1].endswith(B)
