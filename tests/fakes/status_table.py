@@ -4,10 +4,10 @@ Protocols, with DynamoDB's conditions as status_table.DynamoStatusTable writes t
 Items are kept as the adapter reads them back (numbers as Decimal). Every call is recorded in
 ``calls``; it can be told to fail per account (``failures``: the exception every read or write
 of that account raises, a project error as the adapter would), to fail its scan
-(``scan_failure``), to refuse a transaction (``cancel_transactions``), and to lose the next
-conditional writes of an account to a concurrent writer (``conflicts``: how many; ``between``:
-what that writer changes first, applied before the write so its condition fails as DynamoDB's
-would).
+(``scan_failure``), to cancel every transaction (``cancel_transactions``, before any failure),
+and to lose the next conditional writes of an account to a concurrent writer (``conflicts``:
+how many; ``between``: what that writer changes first, applied before the write so its
+condition fails as DynamoDB's would).
 """
 
 from __future__ import annotations
@@ -64,12 +64,14 @@ class FakeStatusTable:
 
     def write_all(self, updates: Sequence[StatusUpdate]) -> bool:
         self._call("write_all", "*")
+        if self.cancel_transactions:
+            return False
         for update in updates:
             if update.account_id in self.failures:
                 raise self.failures[update.account_id]
         if len(updates) > TRANSACTION_LIMIT:
             raise TransientError(f"{len(updates)} statuses not written (more than {TRANSACTION_LIMIT})")
-        if self.cancel_transactions or not all(self._holds(u, True) for u in updates):
+        if not all(self._holds(u, True) for u in updates):
             return False
         for update in updates:
             self._apply(update)
