@@ -40,7 +40,7 @@ from botocore.credentials import Credentials
 from botocore.loaders import create_loader
 from moto import mock_aws
 
-from budget_sync.failures import new_failures
+from budget_sync.notices import new_failures
 from budget_sync_local import enrolment, management_stack, standins, templates
 from budget_sync_local import spoke_stack as spoke_stack
 from budget_sync_local.lambda_runtime import (
@@ -326,6 +326,12 @@ class LocalOrganisation:
                 physical_ids=self.stack.physical_ids,
             )
         )
+        # Each has its own handler module (handlers/unconfirmed.py, handlers/notices.py), each
+        # starting as a fresh execution environment: no client of an earlier moto is reused.
+        for spec in (self._unconfirmed_spec, self._notice_spec):
+            with lambda_environment(spec, self.region):
+                load_handler(spec)
+            new_execution_environment(spec)
         # The event source mapping reads the stream and parks failed batches with the
         # function's execution role, as Lambda does.
         mapping = self._role_session(self._spec)

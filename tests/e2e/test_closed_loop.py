@@ -15,6 +15,7 @@ from budget_sync.reconcile import Action, DesiredItem, DesiredTable, Reconciler
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
 from budget_sync.status_scan import read_statuses
+from budget_sync.status_table import DynamoStatusTable
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from tests.e2e.conftest import Recorder, sent_minutes_ago
 
@@ -43,7 +44,7 @@ def reconciler(org: LocalOrganisation, desired: DesiredTable | None = None) -> R
     )
     return Reconciler(
         gateway,
-        StatusStore(dynamodb, org.stack.status_table),
+        StatusStore(DynamoStatusTable(dynamodb, org.stack.status_table)),
         desired=desired or BudgetsTable(dynamodb, org.stack.budgets_table),
     )
 

@@ -4,11 +4,22 @@ Each fake has the adapter's methods (the Protocol the logic is typed with) and r
 was asked; the adapters themselves are tested on moto (tests/integration).
 """
 
+from tests.fakes.alarm_topic import FakeAlarmTopic
 from tests.fakes.budgets_table import FakeBudgetsTable
 from tests.fakes.spoke_accounts import FakeSpoke, FakeSpokeAccounts, usd
 from tests.fakes.spokes import FakeSpokes
 from tests.fakes.status import FakeStatus
+from tests.fakes.status_table import FakeStatusTable
 from tests.fakes.status_writer import FakeStatusWriter
 
-__all__ = ["FakeSpokes", "FakeStatus"]
-__all__ += ["FakeBudgetsTable", "FakeSpoke", "FakeSpokeAccounts", "FakeStatusWriter", "usd"]
+__all__ = [
+    "FakeAlarmTopic",
+    "FakeBudgetsTable",
+    "FakeSpoke",
+    "FakeSpokeAccounts",
+    "FakeSpokes",
+    "FakeStatus",
+    "FakeStatusTable",
+    "FakeStatusWriter",
+    "usd",
+]

@@ -14,6 +14,7 @@ from budget_sync.errors import TransientError
 from budget_sync.reconcile import DesiredItem
 from budget_sync.status import Status, StatusStore, StatusUpdate
 from budget_sync.status_scan import read_statuses
+from budget_sync.status_table import DynamoStatusTable
 from tests.integration.conftest import SPOKES, Org
 
 A, B, C = SPOKES
@@ -59,7 +60,7 @@ def test_a_failed_read_is_a_transient_error_naming_the_account(org: Org):
 
 
 def test_the_status_table_is_read_per_account(org: Org):
-    StatusStore(org.management.client("dynamodb"), org.status_table).record(
+    StatusStore(DynamoStatusTable(org.management.client("dynamodb"), org.status_table)).record(
         StatusUpdate(A, Status.APPLIED, "10", desired=Decimal(5), applied=Decimal(5))
     )
     statuses = read_statuses(org.management.client("dynamodb"), org.status_table)

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from budget_sync.results import ENDED_GRACE, ExecutionEnded, ResultStore, SpokeReport
 from budget_sync.status import Status, StatusStore, StatusUpdate
+from budget_sync.status_table import DynamoStatusTable
 from tests.integration.conftest import SPOKES, Org
 
 A = SPOKES[0]
@@ -14,7 +15,8 @@ A = SPOKES[0]
 
 def stores(org: Org) -> tuple[StatusStore, ResultStore]:
     client = org.management.client("dynamodb")
-    return StatusStore(client, org.status_table), ResultStore(client, org.status_table)
+    table = DynamoStatusTable(client, org.status_table)
+    return StatusStore(table), ResultStore(table)
 
 
 def sent(version: int, value: int, sequence: str) -> StatusUpdate:

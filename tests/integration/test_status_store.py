@@ -5,13 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from budget_sync.status import Status, StatusStore, StatusUpdate
+from budget_sync.status_table import DynamoStatusTable
 from tests.integration.conftest import SPOKES, Org
 
 A, B, C = SPOKES
 
 
 def store(org: Org) -> StatusStore:
-    return StatusStore(org.management.client("dynamodb"), org.status_table)
+    return StatusStore(DynamoStatusTable(org.management.client("dynamodb"), org.status_table))
 
 
 def test_given_a_batch_of_statuses_then_one_transaction_writes_them_all(org: Org):

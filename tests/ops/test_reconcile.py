@@ -18,6 +18,7 @@ from budget_sync.reconcile import Action, DesiredItem, Drift, Reconciler, classi
 from budget_sync.spoke import AlertReading, BudgetReading, ParameterReading, SsmSpokeGateway
 from budget_sync.status import Status, StatusStore, StatusUpdate
 from budget_sync.status_scan import read_statuses
+from budget_sync.status_table import DynamoStatusTable
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from tests.fakes import FakeBudgetsTable
 from tests.integration.conftest import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org, session_in
@@ -66,7 +67,7 @@ def gateway() -> SsmSpokeGateway:
 
 def run(org: Org, apply: bool):
     dynamodb = org.management.client("dynamodb")
-    status = StatusStore(dynamodb, org.status_table)
+    status = StatusStore(DynamoStatusTable(dynamodb, org.status_table))
     reconciler = Reconciler(
         gateway(),
         status,
@@ -193,7 +194,7 @@ def test_given_an_invalid_item_then_nothing_is_applied_and_it_counts_as_failed(o
 def test_given_a_newer_stream_status_written_meanwhile_then_the_reconciler_does_not_replace_it(ops: Org):
     # GIVEN the reconciler read the status table before the stream function wrote a newer status
     dynamodb = ops.management.client("dynamodb")
-    store = StatusStore(dynamodb, ops.status_table)
+    store = StatusStore(DynamoStatusTable(dynamodb, ops.status_table))
     store.record(StatusUpdate(A, Status.APPLIED, "100", Decimal("1000"), Decimal("1000")))
     statuses = read_statuses(dynamodb, ops.status_table)
     edit_budget_limit(ops, A, "1200")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 
+from budget_sync.config import ResultSettings
 from budget_sync.errors import UnrecognisedEvent
-from budget_sync.handlers.result import ResultSettings
 from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.standins import pattern_matches
@@ -107,7 +107,7 @@ def test_the_result_function_environment_is_what_its_settings_read():
     settings = ResultSettings.from_env(spec.environment)
     assert settings.confirm_timeout == timedelta(minutes=15)
     assert settings.alarm_topic_arn == "arn:aws:sns:us-east-1:123456789012:t"
-    assert spec.handler == "budget_sync.handlers.result.handler"
+    assert spec.handler == "budget_sync.handlers.results.handler"
 
 
 @pytest.mark.aws
@@ -322,9 +322,9 @@ def test_each_source_has_its_own_function_and_an_event_of_another_source_is_reje
         for logical_id in ("ResultFunction", "UnconfirmedCheckFunction", "FailureNoticeFunction")
     }
     assert {k: v.handler for k, v in handlers.items()} == {
-        "ResultFunction": "budget_sync.handlers.result.handler",
-        "UnconfirmedCheckFunction": "budget_sync.handlers.result.unconfirmed_handler",
-        "FailureNoticeFunction": "budget_sync.handlers.result.notices_handler",
+        "ResultFunction": "budget_sync.handlers.results.handler",
+        "UnconfirmedCheckFunction": "budget_sync.handlers.unconfirmed.handler",
+        "FailureNoticeFunction": "budget_sync.handlers.notices.handler",
     }
     events = {
         k: [e["Type"] for e in MANAGEMENT["Resources"][k]["Properties"]["Events"].values()] for k in handlers

@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from botocore.config import Config
 
@@ -91,3 +92,33 @@ def _session_name(function_name: str) -> str:
     """An STS session name that says which function acted (CloudTrail shows it in the spoke)."""
     cleaned = re.sub(r"[^\w+=,.@-]", "-", function_name)
     return f"budget-sync-{cleaned}"[:64] if cleaned else "budget-sync"
+
+
+_TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[\w-]{1,256}")
+DEFAULT_TIMEOUT_MINUTES = 15
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSettings:
+    """Environment variables (template-management.yaml: ResultFunction, UnconfirmedCheckFunction,
+    FailureNoticeFunction; handlers/results.py, unconfirmed.py, notices.py):
+    STATUS_TABLE_NAME        the status table
+    ALARM_TOPIC_ARN          where a new failure is published (empty: metric and log only)
+    CONFIRM_TIMEOUT_MINUTES  a SENT value not confirmed within this becomes FAILED (1 to 1440)
+    """
+
+    status_table_name: str
+    alarm_topic_arn: str
+    confirm_timeout: timedelta
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ResultSettings:
+        env = os.environ if env is None else env
+        table = required_env(env, "STATUS_TABLE_NAME", TABLE_NAME)
+        topic = optional_env(env, "ALARM_TOPIC_ARN", _TOPIC_ARN) or ""
+        minutes = env.get("CONFIRM_TIMEOUT_MINUTES", str(DEFAULT_TIMEOUT_MINUTES)).strip()
+        if not minutes.isdigit() or not 1 <= int(minutes) <= 1440:
+            raise ConfigError(
+                f"environment variable CONFIRM_TIMEOUT_MINUTES {minutes!r} must be a whole number from 1 to 1440"
+            )
+        return cls(table, topic, timedelta(minutes=int(minutes)))

@@ -50,25 +50,27 @@ and stream writes cannot overwrite each other; a lost race is read again and dec
 A sent value that no report confirms within the bound (ConfirmTimeoutMinutes) becomes
 FAILED (``expire_unconfirmed``). Every transition *into* FAILED is a new failure: counted
 here in the metric ``SpokeFailed``, and published once to the alarm topic from the status
-table's stream (budget_sync.failures), as every other writer's failures are.
+table's stream (budget_sync.notices), as every other writer's failures are.
+
+Layers: this module is the logic (parsing, and pure decisions: ``decide_report``,
+``decide_ended``, ``decide_unclaimed``, ``decide_due``, each returning a ``Decision``) and the
+``ResultStore`` that reads, decides and writes through the ``ResultTable`` Protocol declared
+here, in the project's types and errors. Its DynamoDB adapter is status_table.py (which alone
+translates botocore's errors); its handlers are handlers/results.py (the result bus) and
+handlers/unconfirmed.py (the schedule); tests/fakes/status_table.py is its in-memory fake.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import Any, Protocol
 
 from budget_sync.errors import TransientError
-from budget_sync.status import Status, StatusStore, _deserialize, limit_differs, now_text
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+from budget_sync.status import Status, limit_differs, now_text
 
 REPORT_SOURCE = "budget-sync.spoke"
 REPORT_DETAIL_TYPE = "Budget Update Result"
@@ -470,15 +472,72 @@ def ended_reason(item: Mapping[str, Any]) -> str:
     )
 
 
-class ResultStore:
-    """Conditional writes of spoke results and timeouts to the status table."""
+class ResultTable(Protocol):
+    """What the result store reads and writes (the adapter: status_table.DynamoStatusTable).
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table_name = table_name
+    In the project's own types and errors: TransientError when the table cannot be read,
+    scanned or written; a write whose condition fails answers False.
+    """
 
     def read(self, account_id: str) -> dict[str, Any] | None:
-        return StatusStore(self._client, self._table_name).read(account_id)
+        """The account's status item, read consistently (None: no item)."""
+        ...
+
+    def update_if(self, account_id: str, values: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
+        """Set ``values`` (numbers, text) on the account's item if every ``expected`` attribute
+        still holds its value (None: is absent); False if one does not (nothing written)."""
+        ...
+
+    def due(self, cutoff: str, ended_cutoff: str) -> Iterable[dict[str, Any]]:
+        """The items the unconfirmed check decides on (one Scan): SENT and sent before
+        ``cutoff`` or ended (EndedAt) before ``ended_cutoff``; APPLIED with a ConfirmedVersion
+        above its ParameterVersion confirmed before ``cutoff``."""
+        ...
+
+
+def expected(item: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The optimistic lock of a write decided on ``item``: the attributes that must be as they
+    were read (None: absent), so that concurrent reports and stream writes cannot overwrite
+    each other. Pure."""
+    return {a: None if item is None else item.get(a) for a in _LOCKED}
+
+
+def decide_due(
+    item: Mapping[str, Any], cutoff: str, ended_cutoff: str, timeout: timedelta
+) -> Decision | None:
+    """What the unconfirmed check does to an item ``due`` found (ISO 8601 cutoffs). Pure.
+
+    An APPLIED status: ``decide_unclaimed``. A SENT status whose execution AWS reported ended
+    without success (``decide_ended``) before ``ended_cutoff`` with no report since, or sent
+    before ``cutoff``: FAILED, saying which. None: nothing to do (yet)."""
+    if item.get("Status") == Status.APPLIED:
+        return decide_unclaimed(item)
+    if item.get("Status") != Status.SENT:
+        return None
+    ended_at, sent_at = str(item.get("EndedAt", "")), str(item.get("SentAt", ""))
+    if ended_at and ended_at < ended_cutoff and ended_at >= sent_at:
+        return Decision({}, Status.FAILED, ended_reason(item))  # a notice of an earlier send does not count
+    if sent_at < cutoff:
+        minutes = int(timeout.total_seconds() // 60)
+        return Decision(
+            {},
+            Status.FAILED,
+            f"sent at {item.get('SentAt')} (parameter version {item.get('ParameterVersion')}) and "
+            f"not confirmed by the spoke within {minutes} minutes: the Parameter Store Change "
+            "event or the spoke's report was lost, the spoke's rule is disabled, or the start "
+            "is parked in the rule's dead-letter queue",
+        )
+    return None
+
+
+class ResultStore:
+    """Spoke results and timeouts, decided here and written conditionally on a ``ResultTable``."""
+
+    def __init__(self, table: ResultTable) -> None:
+        self._table = table
+
+    def read(self, account_id: str) -> dict[str, Any] | None:
+        return self._table.read(account_id)
 
     def record(self, result: SpokeReport | ExecutionEnded) -> Transition | None:
         """Read, decide, write conditionally on what was read; again if someone wrote in between.
@@ -507,109 +566,29 @@ class ResultStore:
         execution AWS reported ended without success (``decide_ended``) more than ``grace`` ago
         with no report since, with that execution's id and status; so does every APPLIED status
         under which the spoke reported, longer than ``timeout`` ago, a version the pipeline never
-        recorded with another limit (``decide_unclaimed``). One Scan."""
+        recorded with another limit (``decide_unclaimed``). One Scan (``decide_due``)."""
         cutoff = (now - timeout).isoformat(timespec="seconds")
         ended_cutoff = (now - grace).isoformat(timespec="seconds")
-        minutes = int(timeout.total_seconds() // 60)
-        paginator = self._client.get_paginator("scan")
-        pages = paginator.paginate(
-            TableName=self._table_name,
-            FilterExpression="(#st = :sent AND (SentAt < :cutoff OR EndedAt < :ended)) OR (#st = :applied AND "
-            "ConfirmedVersion > ParameterVersion AND ConfirmedAt < :cutoff)",
-            ExpressionAttributeNames={"#st": "Status"},
-            ExpressionAttributeValues={
-                ":sent": {"S": Status.SENT.value},
-                ":applied": {"S": Status.APPLIED.value},
-                ":cutoff": {"S": cutoff},
-                ":ended": {"S": ended_cutoff},
-            },
-        )
-        try:
-            for page in pages:
-                for raw in page.get("Items", []):
-                    item = {k: _deserialize(v) for k, v in raw.items()}
-                    if item.get("Status") == Status.APPLIED:
-                        drift = decide_unclaimed(item)
-                        if drift is not None and self._write(str(item["AccountId"]), item, drift, "timeout"):
-                            yield Transition(
-                                str(item["AccountId"]),
-                                Status.APPLIED.value,
-                                Status.FAILED.value,
-                                drift.reason,
-                            )
-                        continue
-                    ended_at, sent_at = str(item.get("EndedAt", "")), str(item.get("SentAt", ""))
-                    if ended_at and ended_at < ended_cutoff and ended_at >= sent_at:
-                        reason = ended_reason(item)  # a notice of an earlier send does not count
-                    elif sent_at < cutoff:
-                        reason = (
-                            f"sent at {item.get('SentAt')} (parameter version {item.get('ParameterVersion')}) and "
-                            f"not confirmed by the spoke within {minutes} minutes: the Parameter Store Change "
-                            "event or the spoke's report was lost, the spoke's rule is disabled, or the start "
-                            "is parked in the rule's dead-letter queue"
-                        )
-                    else:
-                        continue
-                    account = str(item["AccountId"])
-                    decision = Decision({}, Status.FAILED, reason)
-                    if self._write(account, item, decision, source="timeout"):
-                        yield Transition(account, Status.SENT.value, Status.FAILED.value, reason)
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientError(f"status table scan failed ({exc})") from exc
+        for item in self._table.due(cutoff, ended_cutoff):
+            decision = decide_due(item, cutoff, ended_cutoff, timeout)
+            account = str(item["AccountId"])
+            if decision is not None and self._write(account, item, decision, source="timeout"):
+                yield Transition(account, str(item.get("Status")), Status.FAILED.value, decision.reason)
 
     def _write(
         self, account_id: str, item: Mapping[str, Any] | None, decision: Decision, source: str = SOURCE
     ) -> bool:
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        sets: list[str] = []
-        for index, (attribute, value) in enumerate(decision.values.items()):
-            names[f"#v{index}"] = attribute
-            values[f":v{index}"] = _typed(value)
-            sets.append(f"#v{index} = :v{index}")
+        values = dict(decision.values)
         if decision.status is not None:
-            names.update({"#status": "Status", "#reason": "Reason", "#at": "UpdatedAt", "#source": "Source"})
             values.update(
                 {
-                    ":status": {"S": decision.status.value},
-                    ":reason": {"S": decision.reason},
-                    ":at": {"S": now_text()},
-                    ":source": {"S": source},
+                    "Status": decision.status.value,
+                    "Reason": decision.reason,
+                    "UpdatedAt": now_text(),
+                    "Source": source,
                 }
             )
-            sets += ["#status = :status", "#reason = :reason", "#at = :at", "#source = :source"]
-        conditions = []
-        for index, attribute in enumerate(_LOCKED):
-            names[f"#l{index}"] = attribute
-            if item is not None and attribute in item:
-                values[f":l{index}"] = _typed(item[attribute])
-                conditions.append(f"#l{index} = :l{index}")
-            else:
-                conditions.append(f"attribute_not_exists(#l{index})")
-        try:
-            self._client.update_item(
-                TableName=self._table_name,
-                Key={"AccountId": {"S": account_id}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise TransientError(f"account {account_id}: status write failed ({exc})") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"account {account_id}: status write failed ({exc})") from exc
-        return True
-
-
-def _typed(value: Any) -> dict[str, str]:
-    if isinstance(value, bool):
-        raise TypeError("no booleans in the status item")
-    if isinstance(value, int | Decimal):
-        return {"N": str(value)}
-    return {"S": str(value)}
+        return self._table.update_if(account_id, values, expected(item))
 
 
 __all__ = [
@@ -620,9 +599,11 @@ __all__ = [
     "ExecutionEnded",
     "InvalidResult",
     "ResultStore",
+    "ResultTable",
     "SpokeReport",
     "Transition",
     "alerts_confirmed",
+    "decide_due",
     "decide_ended",
     "decide_report",
     "decide_unclaimed",

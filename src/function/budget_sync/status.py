@@ -41,25 +41,29 @@ Item (key ``AccountId``):
   RepairedVersion N   the parameter version the reconciler's last repair wrote
   RepairedAlertsVersion N
                       the alert parameter version the reconciler's last alert repair wrote
+
+Layers: this module holds the item's contract (``Status``, ``StatusUpdate``), the status
+store's logic (``StatusStore``: a conditional write, and when the condition fails the pure
+``confirmed_first`` verdict of a report that came before its SENT; ``record_many``'s
+transactions and their fallback) and the ``StatusTable`` Protocol it writes through, in the
+project's types and errors. The DynamoDB adapter is status_table.py (the only module that
+sees botocore's errors for this table); tests/fakes/status_table.py is the in-memory fake.
+Protocols live beside the logic that needs them; each adapter is a module named for the AWS
+resource it reaches (status_table.py, alarm_topic.py, spoke.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer
-from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import TransientError
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 _deserialize = TypeDeserializer().deserialize
 
@@ -102,10 +106,66 @@ def padded(sequence_number: str) -> str:
     return sequence_number.zfill(SEQUENCE_WIDTH)
 
 
+class StatusTable(Protocol):
+    """What the status store reads and writes (the adapter: status_table.DynamoStatusTable).
+
+    In the project's own types and errors: TransientError when the table cannot be read or
+    written; a write whose condition fails answers False.
+    """
+
+    def read(self, account_id: str) -> dict[str, Any] | None:
+        """The account's status item, read consistently (None: no item)."""
+        ...
+
+    def write(self, update: StatusUpdate, *, guard_confirmation: bool = True) -> bool:
+        """Write ``update`` unless a newer status is recorded (a SequenceNumber after
+        ``padded(update.sequence_number)``), or, for a SENT with ``guard_confirmation``, the
+        spoke's report of its parameter version (ConfirmedVersion equal to it) or of its alert
+        settings (ConfirmedAlertsVersion at or past ``alerts_version``) is: False then."""
+        ...
+
+    def write_all(self, updates: Sequence[StatusUpdate]) -> bool:
+        """Write at most TRANSACTION_LIMIT updates in one transaction, each on ``write``'s
+        condition; False: the transaction was cancelled (nothing written)."""
+        ...
+
+
+def confirmed_first(item: Mapping[str, Any] | None, update: StatusUpdate) -> StatusUpdate | None:
+    """A SENT whose spoke report arrived first: the update to write instead, with the report's
+    verdict (None: the status is newer than ``update``, nothing to do). Pure.
+
+    The Automation can finish (and its report reach the management account) before the
+    stream function writes SENT at the end of its batch. The report was then kept as
+    ConfirmedVersion/SpokeOutcome only (budget_sync.results); SENT must not hide it.
+    """
+    if update.status is not Status.SENT or (
+        update.parameter_version is None and update.alerts_version is None
+    ):
+        return None
+    if item is None or str(item.get("SequenceNumber", "")) > padded(update.sequence_number):
+        return None
+    confirmed = int(item.get("ConfirmedVersion", 0))
+    limit_reported = update.parameter_version is None or confirmed == update.parameter_version
+    alerts_reported = (
+        update.alerts_version is None or int(item.get("ConfirmedAlertsVersion", 0)) >= update.alerts_version
+    )
+    if not limit_reported and not alerts_reported:
+        return None  # the condition failed for another reason: a newer status
+    limit = item.get("ConfirmedLimit")
+    if not (limit_reported and alerts_reported):
+        return update  # one step's report came first: SENT waits for the other's
+    if item.get("SpokeOutcome") == Status.APPLIED and limit is not None and update.desired == limit:
+        return replace(update, status=Status.APPLIED, reason="")
+    if item.get("SpokeOutcome") == Status.APPLIED:
+        return replace(update, status=Status.FAILED, reason=limit_differs(limit, update.desired, confirmed))
+    return replace(update, status=Status.FAILED, reason=f"spoke: {item.get('SpokeReason', '')}")
+
+
 class StatusStore:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table_name = table_name
+    """The status writes of the stream function and the reconciler, on a ``StatusTable``."""
+
+    def __init__(self, table: StatusTable) -> None:
+        self._table = table
 
     def record(self, update: StatusUpdate) -> bool:
         """Write one status unless a newer record already did. Returns False if it was older.
@@ -113,72 +173,24 @@ class StatusStore:
         Raises TransientError if the write fails: the record is then retried, because an
         operator must be able to see every outcome.
         """
-        try:
-            self._client.update_item(**self._update(update))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return self._confirmed_first(update)
-            raise TransientError(f"account {update.account_id}: status write failed ({exc})") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"account {update.account_id}: status write failed ({exc})") from exc
-        return True
+        return self._table.write(update) or self._confirmed_first(update)
 
     def _confirmed_first(self, update: StatusUpdate) -> bool:
-        """A SENT whose spoke report arrived first: record the value with the report's verdict.
-
-        The Automation can finish (and its report reach the management account) before the
-        stream function writes SENT at the end of its batch. The report was then kept as
-        ConfirmedVersion/SpokeOutcome only (budget_sync.results); SENT must not hide it.
-        Returns False if the status is newer than ``update`` (nothing to do).
-        """
+        """The write's condition failed: a SENT whose report came first is written with the
+        report's verdict (``confirmed_first``). False if the status is newer than ``update``."""
         if update.status is not Status.SENT or (
             update.parameter_version is None and update.alerts_version is None
         ):
             return False
-        item = self.read(update.account_id)
-        if item is None or str(item.get("SequenceNumber", "")) > padded(update.sequence_number):
-            return False
-        confirmed = int(item.get("ConfirmedVersion", 0))
-        limit_reported = update.parameter_version is None or confirmed == update.parameter_version
-        alerts_reported = (
-            update.alerts_version is None
-            or int(item.get("ConfirmedAlertsVersion", 0)) >= update.alerts_version
-        )
-        if not limit_reported and not alerts_reported:
-            return False  # the condition failed for another reason: a newer status
-        limit = item.get("ConfirmedLimit")
-        if not (limit_reported and alerts_reported):
-            verdict = update  # one step's report came first: SENT waits for the other's
-        elif item.get("SpokeOutcome") == Status.APPLIED and limit is not None and update.desired == limit:
-            verdict = replace(update, status=Status.APPLIED, reason="")
-        elif item.get("SpokeOutcome") == Status.APPLIED:
-            verdict = replace(
-                update, status=Status.FAILED, reason=limit_differs(limit, update.desired, confirmed)
-            )
-        else:
-            verdict = replace(update, status=Status.FAILED, reason=f"spoke: {item.get('SpokeReason', '')}")
-        try:
-            self._client.update_item(**self._update(verdict, guard_confirmation=False))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise TransientError(f"account {update.account_id}: status write failed ({exc})") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"account {update.account_id}: status write failed ({exc})") from exc
-        return True
+        verdict = confirmed_first(self._table.read(update.account_id), update)
+        return verdict is not None and self._table.write(verdict, guard_confirmation=False)
 
     def read(self, account_id: str) -> dict[str, Any] | None:
         """The account's status item, read consistently, deserialised (None: no item)."""
-        try:
-            raw = self._client.get_item(
-                TableName=self._table_name, Key={"AccountId": {"S": account_id}}, ConsistentRead=True
-            ).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientError(f"account {account_id}: status read failed ({exc})") from exc
-        return None if raw is None else {k: _deserialize(v) for k, v in raw.items()}
+        return self._table.read(account_id)
 
     def record_many(self, updates: Sequence[StatusUpdate]) -> list[str]:
-        """Write a batch's statuses, up to 100 per TransactWriteItems call.
+        """Write a batch's statuses, up to 100 per transaction.
 
         Every write keeps its sequence-number condition. If a transaction is cancelled
         (a newer status exists for one of its accounts), its statuses are written one by one
@@ -189,89 +201,17 @@ class StatusStore:
         for start in range(0, len(updates), TRANSACTION_LIMIT):
             chunk = updates[start : start + TRANSACTION_LIMIT]
             try:
-                items: list[TransactWriteItemTypeDef] = [{"Update": self._update(u)} for u in chunk]  # type: ignore[typeddict-item]
-                self._client.transact_write_items(TransactItems=items)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    failed.extend(u.account_id for u in chunk)
+                if self._table.write_all(chunk):
                     continue
-                for update in chunk:
-                    try:
-                        self.record(update)
-                    except TransientError:
-                        failed.append(update.account_id)
-            except BotoCoreError:
+            except TransientError:
                 failed.extend(u.account_id for u in chunk)
+                continue
+            for update in chunk:
+                try:
+                    self.record(update)
+                except TransientError:
+                    failed.append(update.account_id)
         return failed
-
-    def _update(self, update: StatusUpdate, *, guard_confirmation: bool = True) -> dict[str, Any]:
-        now = now_text()
-        values: dict[str, Any] = {
-            ":status": {"S": update.status.value},
-            ":reason": {"S": update.reason},
-            ":at": {"S": now},
-            ":seq": {"S": padded(update.sequence_number)},
-            ":source": {"S": update.source},
-        }
-        sets = [
-            "#st = :status",
-            "Reason = :reason",
-            "UpdatedAt = :at",
-            "SequenceNumber = :seq",
-            "#src = :source",
-        ]
-        for attribute, value in (("DesiredValue", update.desired), ("AppliedValue", update.applied)):
-            if value is not None:
-                values[f":{attribute}"] = {"N": str(value)}
-                sets.append(f"{attribute} = :{attribute}")
-        condition = "(attribute_not_exists(SequenceNumber) OR SequenceNumber <= :seq)"
-        if update.status is Status.SENT:
-            # Every send starts the bound again, an alerts-only send (no new limit version) too:
-            # the unconfirmed check counts from here.
-            sets.append("SentAt = :at")
-        condition += _sent_version(update, values, sets, guard_confirmation=guard_confirmation)
-        if update.alerts is not None:
-            values[":alerts"] = {"S": update.alerts}
-            sets.append("AlertSettings = :alerts")
-        if update.alerts_version is not None:
-            values[":alerts_version"] = {"N": str(update.alerts_version)}
-            sets.append("SentAlertsVersion = :alerts_version")
-            if update.repaired:
-                sets.append("RepairedAlertsVersion = :alerts_version")
-            if update.status is Status.SENT and guard_confirmation:
-                # the alerts step's report of these settings may have come first
-                condition += " AND (attribute_not_exists(ConfirmedAlertsVersion) OR ConfirmedAlertsVersion < :alerts_version)"
-        if update.requested_by:
-            values[":requested_by"] = {"S": update.requested_by}
-            sets.append("RequestedBy = :requested_by")
-        expression = "SET " + ", ".join(sets) + (" REMOVE DesiredValue" if update.desired is None else "")
-        return {
-            "TableName": self._table_name,
-            "Key": {"AccountId": {"S": update.account_id}},
-            "UpdateExpression": expression,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": {"#st": "Status", "#src": "Source"},
-            "ExpressionAttributeValues": values,
-        }
-
-
-def _sent_version(
-    update: StatusUpdate, values: dict[str, Any], sets: list[str], *, guard_confirmation: bool
-) -> str:
-    """The parameter version an update records (into ``values`` and ``sets``), and the condition
-    it adds: a SENT must not undo the spoke's report of this version, which may come first."""
-    condition = ""
-    if update.parameter_version is not None:
-        values[":version"] = {"N": str(update.parameter_version)}
-        sets.append("ParameterVersion = :version")
-        if update.repaired:
-            sets.append("RepairedVersion = :version")
-        if update.status is Status.SENT and guard_confirmation:
-            # the spoke's report of this version may have come first
-            # (a report held about another version, a hand edit's or a forged one, is no
-            # verdict on this one: budget_sync.results)
-            condition += " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion <> :version)"
-    return condition
 
 
 def limit_differs(limit: object, desired: object, version: int) -> str:

@@ -31,6 +31,7 @@ from budget_sync.requested import RepairRequest, parse_request, report_fields
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
 from budget_sync.status_scan import read_statuses
+from budget_sync.status_table import DynamoStatusTable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,7 +47,7 @@ def build() -> tuple[Reconciler, DynamoDBClient, ReconcilerSettings]:
     dynamodb: DynamoDBClient = session.client("dynamodb", config=CLIENT_CONFIG)
     reconciler = Reconciler(
         spokes,
-        StatusStore(dynamodb, common.status_table_name),
+        StatusStore(DynamoStatusTable(dynamodb, common.status_table_name)),
         desired=BudgetsTable(dynamodb, settings.budgets_table_name),
         budget_name=settings.budget_name,
         max_concurrency=common.max_concurrency,
@@ -61,7 +62,7 @@ def requested_reconciler(request: RepairRequest) -> Reconciler:
     common = replace(settings.common, session_name=request.session_name)
     return Reconciler(
         SsmSpokeGateway.from_settings(common, boto3.Session()),
-        StatusStore(dynamodb, common.status_table_name),
+        StatusStore(DynamoStatusTable(dynamodb, common.status_table_name)),
         desired=BudgetsTable(dynamodb, settings.budgets_table_name),
         budget_name=settings.budget_name,
         max_concurrency=common.max_concurrency,

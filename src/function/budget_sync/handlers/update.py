@@ -22,6 +22,7 @@ from budget_sync.errors import TransientError
 from budget_sync.observability import logger, metrics, traced_handler
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
+from budget_sync.status_table import DynamoStatusTable
 from budget_sync.update import BatchResult, BudgetSync, Outcome, StreamRecord
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
@@ -33,7 +34,9 @@ def build_service() -> BudgetSync:
     settings = Settings.from_env()
     session = boto3.Session()
     gateway = SsmSpokeGateway.from_settings(settings, session)
-    status = StatusStore(session.client("dynamodb", config=CLIENT_CONFIG), settings.status_table_name)
+    status = StatusStore(
+        DynamoStatusTable(session.client("dynamodb", config=CLIENT_CONFIG), settings.status_table_name)
+    )
     return BudgetSync(gateway, status, settings.max_concurrency)
 
 

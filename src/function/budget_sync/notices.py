@@ -1,10 +1,13 @@
-"""New failures, whoever recorded them, published once to the alarm topic.
+"""New failures, whoever recorded them, published once to the alarm topic: the logic of the
+failure-notice function (its handler: handlers/notices.py; the topic behind the ``AlarmTopic``
+Protocol declared here, whose SNS adapter is alarm_topic.py, which alone translates SNS's
+errors into the project's).
 
 Every writer of the status table can turn an account FAILED: the stream function (an invalid
 item, a spoke it cannot reach, a value the spoke's parameter refuses), the result function
 (the spoke's own failure, a value not confirmed in time), the reconciler (a repair that does
 not hold). The status table's stream (NEW_AND_OLD_IMAGES) carries each of these writes to
-the result function (``NewFailures`` in template-management.yaml, filtered to records whose
+the failure-notice function (``NewFailures`` in template-management.yaml, filtered to records whose
 new image is FAILED), and a record whose old image was not FAILED is a new failure: it is
 published once, with the writer's reason, whichever step failed.
 
@@ -28,11 +31,9 @@ and where the whole reason is kept (the status table, ``budgetctl status``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import Any, Protocol
 
 from budget_sync.errors import PermanentError, TransientError
 from budget_sync.status import Status, _deserialize
@@ -41,10 +42,17 @@ from budget_sync.status import Status, _deserialize
 MAX_SUBJECT = 99
 #: The longest reason a notice quotes; the status table keeps the whole of it.
 MAX_NOTICE_REASON = 300
-#: SNS error codes that say the message itself is refused: publishing it again cannot help.
-_REFUSED_MESSAGE = frozenset(
-    {"InvalidParameter", "InvalidParameterValue", "ValidationError", "ValidationException"}
-)
+
+
+class AlarmTopic(Protocol):
+    """Where a notice is published (the adapter: alarm_topic.SnsAlarmTopic)."""
+
+    def publish(self, subject: str, message: str) -> None:
+        """Publish one notice. TransientError if it was not published for a reason that may
+        pass; PermanentError if the topic refused the message itself (publishing it again
+        cannot succeed). Each error's text says what happened ("not published (...)",
+        "refused by SNS (...)")."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,32 +121,24 @@ def _image(raw: object) -> dict[str, Any]:
 
 
 class FailureNotifier:
-    """Publishes one message per new failure to the alarm topic (no topic: log only)."""
+    """Publishes one message per new failure to the alarm topic (None: no topic, log only)."""
 
-    def __init__(self, publish: Callable[..., Any] | None, topic_arn: str) -> None:
-        self._publish = publish
-        self._topic_arn = topic_arn
-
-    @classmethod
-    def for_topic(cls, sns: Any, topic_arn: str) -> FailureNotifier:
-        """``sns``: an SNS client (or None: no topic, log and metric only)."""
-        return cls(sns.publish if sns is not None and topic_arn else None, topic_arn)
+    def __init__(self, topic: AlarmTopic | None) -> None:
+        self._topic = topic
 
     def notify(self, failure: NewFailure) -> bool:
-        """Publish it (False: there is no topic to publish to); TransientError if SNS refused
-        it for a reason that may pass (Lambda retries the record), PermanentError if SNS
-        refused the message itself (publishing it again cannot succeed)."""
-        if self._publish is None:
+        """Publish it (False: there is no topic to publish to); TransientError if it was not
+        published for a reason that may pass (Lambda retries the record), PermanentError if
+        the topic refused the message itself (publishing it again cannot succeed)."""
+        if self._topic is None:
             return False
         account = safe_text(failure.account_id)
         try:
-            self._publish(TopicArn=self._topic_arn, Subject=subject(failure), Message=message(failure))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _REFUSED_MESSAGE:
-                raise PermanentError(f"account {account}: failure notice refused by SNS ({exc})") from exc
-            raise TransientError(f"account {account}: failure not published ({exc})") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"account {account}: failure not published ({exc})") from exc
+            self._topic.publish(subject(failure), message(failure))
+        except PermanentError as exc:
+            raise PermanentError(f"account {account}: failure notice {exc}") from exc
+        except TransientError as exc:
+            raise TransientError(f"account {account}: failure {exc}") from exc
         return True
 
 
@@ -165,4 +165,13 @@ def message(failure: NewFailure) -> str:
     )
 
 
-__all__ = ["FailureNotifier", "NewFailure", "bounded", "message", "new_failures", "safe_text", "subject"]
+__all__ = [
+    "AlarmTopic",
+    "FailureNotifier",
+    "NewFailure",
+    "bounded",
+    "message",
+    "new_failures",
+    "safe_text",
+    "subject",
+]
