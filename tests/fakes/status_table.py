@@ -150,21 +150,28 @@ class FakeStatusTable:
                 values[attribute] = value
         if update.status is Status.SENT:
             values["SentAt"] = now
-        if update.parameter_version is not None:
-            values["ParameterVersion"] = update.parameter_version
-            if update.repaired:
-                values["RepairedVersion"] = update.parameter_version
+        values.update(_versions(update))
         if update.alerts is not None:
             values["AlertSettings"] = update.alerts
-        if update.alerts_version is not None:
-            values["SentAlertsVersion"] = update.alerts_version
-            if update.repaired:
-                values["RepairedAlertsVersion"] = update.alerts_version
         if update.requested_by:
             values["RequestedBy"] = update.requested_by
         self.put(update.account_id, **values)
         if update.desired is None:
             self.items[update.account_id].pop("DesiredValue", None)
+
+
+def _versions(update: StatusUpdate) -> dict[str, Any]:
+    """The versions an update records, as the adapter's SET does."""
+    values: dict[str, Any] = {}
+    if update.parameter_version is not None:
+        values["ParameterVersion"] = update.parameter_version
+        if update.repaired:
+            values["RepairedVersion"] = update.parameter_version
+    if update.alerts_version is not None:
+        values["SentAlertsVersion"] = update.alerts_version
+        if update.repaired:
+            values["RepairedAlertsVersion"] = update.alerts_version
+    return values
 
 
 def _stored(value: Any) -> Any:
