@@ -223,6 +223,24 @@ def test_given_the_alerts_step_refuses_then_the_status_fails_with_its_reason(tab
     assert table.item(A)["Reason"] == "spoke: alerts not applied: no such SNS topic"
 
 
+def test_given_the_alerts_were_refused_then_an_overlapping_runs_failed_limit_report_changes_nothing(
+    table: FakeStatusTable,
+):
+    # GIVEN version 4 applied by one run and its alerts refused
+    status, results = stores(table)
+    status.record(sent(4, 400, "10", alerts_version=6))
+    results.record(applied(4, 400))
+    results.record(alerts(4, Status.FAILED, (6, 1), reason="no such SNS topic"))
+    before = dict(table.item(A))
+
+    # WHEN an overlapping run's limit step reports FAILED for the same version, with no limit
+    transition = results.record(failed(4, execution="exec-3"))
+
+    # THEN nothing is written (no empty update that DynamoDB would refuse and EventBridge retry)
+    assert transition is None
+    assert table.item(A) == before
+
+
 def test_of_two_alerts_runs_the_older_report_arriving_last_does_not_overwrite_the_newer(
     table: FakeStatusTable,
 ):

@@ -282,7 +282,8 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
     if confirmed is not None and version == int(confirmed) and _alerts_failed(item):
         # This version's alerts were refused (this run's, or an overlapping run's, report came
         # first): the limit alone does not make it APPLIED; only the alerts step's success does.
-        return Decision({} if report.limit is None else {"ConfirmedLimit": report.limit})
+        # A report without a limit (a failed limit step of an overlapping run) keeps nothing.
+        return None if report.limit is None else Decision({"ConfirmedLimit": report.limit})
     kept: dict[str, Any] = {
         "ConfirmedVersion": version,
         "ConfirmedAt": now_text(),
