@@ -31,9 +31,9 @@ import boto3
 import jmespath
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from budget_sync.config import DEFAULT_BUDGET_NAME
 from budget_sync.errors import InvalidItemError
 from budget_sync.observability import logger
-from budget_sync.spoke import DEFAULT_BUDGET_NAME
 from budgetctl.commands import MODULES
 from budgetctl.context import (
     DEFAULT_CONCURRENCY,

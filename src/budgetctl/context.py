@@ -13,13 +13,13 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from budget_sync.alerts import alert_attributes
-from budget_sync.config import CLIENT_CONFIG, TABLE_NAME
+from budget_sync.config import CLIENT_CONFIG, DEFAULT_BUDGET_NAME, TABLE_NAME
 from budget_sync.domain import (
     parse_account_id,
     parse_budget_text,
 )
 from budget_sync.reconcile import Reconciler
-from budget_sync.spoke import DEFAULT_BUDGET_NAME, SsmSpokeGateway
+from budget_sync.spoke import SsmSpokeGateway
 from budgetctl.budgets_table import BudgetsTable
 from budgetctl.errors import AwsError, UsageError
 from budgetctl.output import Output

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 
+from budget_sync.config import ReconcilerSettings
 from budget_sync.errors import ConfigError
-from budget_sync.reconcile import ReconcilerSettings
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, SPOKE_TEMPLATE, Resolver, load
 from tests.integration.conftest import PARAMETER, REGION, SPOKES, Org

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 
 from budget_sync.alerts import AlertSettings, expected_notifications, notification_key, subscriber
+from budget_sync.config import ReconcilerSettings
 from budget_sync.errors import ConfigError, ParameterRejected, TransientError
 from budget_sync.reconcile import (
     PLANNED,
@@ -22,7 +23,6 @@ from budget_sync.reconcile import (
     DesiredItem,
     Drift,
     Reconciler,
-    ReconcilerSettings,
     Summary,
     classify,
     desired_item,

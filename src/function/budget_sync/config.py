@@ -1,4 +1,6 @@
-"""The function's configuration: read once from the environment, validated, frozen."""
+"""Every function's configuration, in one place: read once from the environment, validated, frozen
+(Settings: the update function's and the reconciler's common part; ReconcilerSettings; ResultSettings;
+the clients' CLIENT_CONFIG)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ _PARAMETER_NAME = re.compile(r"/[\w.\-/]{1,1010}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 #: A DynamoDB table name (every function's settings validate theirs with it).
 TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
+#: The spoke budget's default name (template-spoke.yaml, BudgetName) and what AWS Budgets allows.
+DEFAULT_BUDGET_NAME = "SpokeAccountBudget"
+_BUDGET_NAME = re.compile(r"[^:\\]{1,100}")
 
 #: botocore retries throttling, 5xx and timeouts itself before we see an error.
 CLIENT_CONFIG = Config(
@@ -122,3 +127,27 @@ class ResultSettings:
                 f"environment variable CONFIRM_TIMEOUT_MINUTES {minutes!r} must be a whole number from 1 to 1440"
             )
         return cls(table, topic, timedelta(minutes=int(minutes)))
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcilerSettings:
+    """The scheduled reconciler's configuration: the stream function's, plus two names.
+
+    Environment variables (template-management.yaml, ReconcilerFunction):
+      BUDGETS_TABLE_NAME  the operators' table
+      BUDGET_NAME         the spoke budget (template-spoke.yaml, BudgetName)
+      and those of budget_sync.config.Settings.
+    """
+
+    common: Settings
+    budgets_table_name: str
+    budget_name: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcilerSettings:
+        env = os.environ if env is None else env
+        table = required_env(env, "BUDGETS_TABLE_NAME", TABLE_NAME)
+        budget = env.get("BUDGET_NAME", DEFAULT_BUDGET_NAME).strip() or DEFAULT_BUDGET_NAME
+        if not _BUDGET_NAME.fullmatch(budget):
+            raise ConfigError(f"environment variable BUDGET_NAME has an invalid value {budget!r}")
+        return cls(Settings.from_env(env), table, budget)

@@ -54,8 +54,6 @@ and injects them; it reads the statuses once per run (status_scan.read_statuses)
 
 from __future__ import annotations
 
-import os
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -65,7 +63,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from budget_sync.alerts import AlertSettings, expected_notifications, notifications_differ, parse_alerts
-from budget_sync.config import TABLE_NAME, Settings, required_env
+from budget_sync.config import DEFAULT_BUDGET_NAME
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
@@ -74,16 +72,15 @@ from budget_sync.domain import (
     parse_budget_text,
     parse_budget_value,
 )
-from budget_sync.errors import BudgetSyncError, ConfigError, InvalidItemError
+from budget_sync.errors import BudgetSyncError, InvalidItemError
 from budget_sync.observability import logger
-from budget_sync.spoke import DEFAULT_BUDGET_NAME, AlertReading, BudgetReading, ParameterReading
+from budget_sync.spoke import AlertReading, BudgetReading, ParameterReading
 from budget_sync.status import Status, StatusUpdate
 
 SOURCE = "reconciler"
 #: How many times a repair writes a newer desired value that landed during it, before it
 #: leaves the rest to the stream function (which sends every newer value itself).
 _REWRITES = 3
-_BUDGET_NAME = re.compile(r"[^:\\]{1,100}")
 
 
 class Drift(StrEnum):
@@ -740,27 +737,3 @@ def alerts_unsettled(last: Mapping[str, Any]) -> bool:
     sent = last.get("SentAlertsVersion")
     unconfirmed = sent is not None and int(last.get("ConfirmedAlertsVersion", 0)) < int(sent)
     return refused or unconfirmed
-
-
-@dataclass(frozen=True, slots=True)
-class ReconcilerSettings:
-    """The scheduled reconciler's configuration: the stream function's, plus two names.
-
-    Environment variables (template-management.yaml, ReconcilerFunction):
-      BUDGETS_TABLE_NAME  the operators' table
-      BUDGET_NAME         the spoke budget (template-spoke.yaml, BudgetName)
-      and those of budget_sync.config.Settings.
-    """
-
-    common: Settings
-    budgets_table_name: str
-    budget_name: str
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcilerSettings:
-        env = os.environ if env is None else env
-        table = required_env(env, "BUDGETS_TABLE_NAME", TABLE_NAME)
-        budget = env.get("BUDGET_NAME", DEFAULT_BUDGET_NAME).strip() or DEFAULT_BUDGET_NAME
-        if not _BUDGET_NAME.fullmatch(budget):
-            raise ConfigError(f"environment variable BUDGET_NAME has an invalid value {budget!r}")
-        return cls(Settings.from_env(env), table, budget)

@@ -26,7 +26,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.alerts import NotificationKey, Notifications, Subscriber, notification_key, subscriber
-from budget_sync.config import CLIENT_CONFIG
+from budget_sync.config import CLIENT_CONFIG, DEFAULT_BUDGET_NAME
 from budget_sync.errors import ParameterRejected, PermanentError, SpokeAccessDenied, TransientError
 
 if TYPE_CHECKING:
@@ -51,8 +51,6 @@ _REJECTED = {
 }
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
 _NOT_FOUND = {"ParameterNotFound", "NotFoundException"}
-#: The spoke budget's default name (template-spoke.yaml, BudgetName).
-DEFAULT_BUDGET_NAME = "SpokeAccountBudget"
 
 
 class SpokeGateway(Protocol):

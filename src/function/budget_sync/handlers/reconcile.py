@@ -24,9 +24,9 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from budget_sync.budgets_table import BudgetsTable
-from budget_sync.config import CLIENT_CONFIG
+from budget_sync.config import CLIENT_CONFIG, ReconcilerSettings
 from budget_sync.observability import logger, metrics, traced_handler
-from budget_sync.reconcile import Reconciler, ReconcilerSettings
+from budget_sync.reconcile import Reconciler
 from budget_sync.requested import RepairRequest, parse_request, report_fields
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
