@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from budget_sync.errors import BudgetSyncError
-from budget_sync.status_scan import read_statuses
+from budget_sync.status_table import read_statuses
 from budgetctl.context import Context
 
 

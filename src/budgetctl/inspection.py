@@ -18,7 +18,7 @@ from budget_sync.observability import logger
 from budget_sync.organizations import OrganizationsReader
 from budget_sync.reconcile import REPAIRABLE, AccountReport, DesiredItem, Drift
 from budget_sync.status import Status
-from budget_sync.status_scan import read_statuses
+from budget_sync.status_table import read_statuses
 from budgetctl.context import Context
 
 #: Accounts whose spoke is not read (no budget-sync item, or not in the organisation).

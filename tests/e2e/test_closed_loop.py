@@ -14,8 +14,7 @@ from budget_sync.budgets_table import BudgetsTable, read_desired
 from budget_sync.reconcile import Action, DesiredItem, DesiredTable, Reconciler
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
-from budget_sync.status_scan import read_statuses
-from budget_sync.status_table import DynamoStatusTable
+from budget_sync.status_table import DynamoStatusTable, read_statuses
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from tests.e2e.conftest import Recorder, sent_minutes_ago
 

@@ -13,8 +13,7 @@ from budget_sync.budgets_table import BudgetsTable, read_desired
 from budget_sync.errors import TransientError
 from budget_sync.reconcile import DesiredItem
 from budget_sync.status import Status, StatusStore, StatusUpdate
-from budget_sync.status_scan import read_statuses
-from budget_sync.status_table import DynamoStatusTable
+from budget_sync.status_table import DynamoStatusTable, read_statuses
 from tests.integration.conftest import SPOKES, Org
 
 A, B, C = SPOKES

@@ -17,8 +17,7 @@ from budget_sync.budgets_table import BudgetsTable, read_desired
 from budget_sync.reconcile import Action, DesiredItem, Drift, Reconciler, classify
 from budget_sync.spoke import AlertReading, BudgetReading, ParameterReading, SsmSpokeGateway
 from budget_sync.status import Status, StatusStore, StatusUpdate
-from budget_sync.status_scan import read_statuses
-from budget_sync.status_table import DynamoStatusTable
+from budget_sync.status_table import DynamoStatusTable, read_statuses
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from tests.fakes import FakeBudgetsTable
 from tests.integration.conftest import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org, session_in

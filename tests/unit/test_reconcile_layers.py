@@ -1,5 +1,5 @@
 """The reconciler's logic sees no AWS SDK: boto3, botocore and their types stay in the adapters
-(spoke.py, budgets_table.py, status_scan.py, status.py) and the handler, which injects them."""
+(spoke.py, budgets_table.py, status_table.py, status.py) and the handler, which injects them."""
 
 from __future__ import annotations
 
@@ -29,6 +29,6 @@ def test_the_reconcilers_logic_imports_no_aws_sdk(module: str):
     assert {name for name in imported(PACKAGE / module) if name.split(".")[0] in SDK} == set()
 
 
-@pytest.mark.parametrize("module", ["budgets_table.py", "status_scan.py"])
+@pytest.mark.parametrize("module", ["budgets_table.py", "status_table.py"])
 def test_the_adapters_are_where_the_sdk_is(module: str):
     assert {name.split(".")[0] for name in imported(PACKAGE / module)} & set(SDK)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from budget_sync.budgets_table import read_desired
 from budget_sync.reconcile import REPAIRABLE, Drift
 from budget_sync.requested import report_fields
-from budget_sync.status_scan import read_statuses
+from budget_sync.status_table import read_statuses
 from budgetctl.commands import Command
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode

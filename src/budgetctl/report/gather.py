@@ -1,7 +1,7 @@
 """Read what the report shows, through the paths that already exist.
 
 * the budgets table and the status table: one ``Scan`` each (``budget_sync.budgets_table``,
-  ``budget_sync.status_scan``);
+  ``budget_sync.status_table``);
 * every item's spoke: the reconciler's own inspection (``Reconciler.run`` without ``apply``),
   which reads the parameter and the budget (limit, actual and forecasted spend) through the
   spoke role: ``sts:AssumeRole``, ``ssm:GetParameter``, ``budgets:DescribeBudget``;
@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.budgets_table import read_desired
 from budget_sync.reconcile import AccountReport
-from budget_sync.status_scan import read_statuses
+from budget_sync.status_table import read_statuses
 from budgetctl.context import Context
 from budgetctl.report.model import Report, build_report
 

@@ -49,7 +49,7 @@ re-read; budgets_table.BudgetsTable) and ``StatusWriter`` (the status table's wr
 status.StatusStore). The adapters own every boto3 call and ClientError translation; this module
 sees only the project's types and errors (errors.py), so its decisions are tested with the
 in-memory fakes of tests/fakes (tests/unit/test_reconcile.py). The handler builds the adapters
-and injects them; it reads the statuses once per run (status_scan.read_statuses).
+and injects them; it reads the statuses once per run (status_table.read_statuses).
 """
 
 from __future__ import annotations

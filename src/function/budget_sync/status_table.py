@@ -211,3 +211,15 @@ def _code(exc: ClientError) -> str:
 
 
 __all__ = ["DynamoStatusTable"]
+
+
+def read_statuses(client: DynamoDBClient, table_name: str) -> dict[str, dict[str, Any]]:
+    """The status table, per account (one Scan: cheaper than a read per account), deserialised.
+    The reconciler's handler and ``budgetctl`` read it once per run; the reconciler's logic
+    takes the plain mapping, so it needs no Protocol for it."""
+    statuses: dict[str, dict[str, Any]] = {}
+    for page in client.get_paginator("scan").paginate(TableName=table_name):
+        for raw in page.get("Items", []):
+            item = {k: _deserialize(v) for k, v in raw.items()}
+            statuses[str(item.get("AccountId"))] = item
+    return statuses

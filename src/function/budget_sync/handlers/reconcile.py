@@ -30,8 +30,7 @@ from budget_sync.reconcile import Reconciler
 from budget_sync.requested import RepairRequest, parse_request, report_fields
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
-from budget_sync.status_scan import read_statuses
-from budget_sync.status_table import DynamoStatusTable
+from budget_sync.status_table import DynamoStatusTable, read_statuses
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
