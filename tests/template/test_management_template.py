@@ -45,6 +45,7 @@ def test_cfn_lint_with_serverless_rules_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.process
 def test_sam_validate_lint_is_clean():
     sam = ROOT / ".venv-sam" / "bin" / "sam"
     if not sam.exists():
