@@ -4,7 +4,11 @@ Each fake has the adapter's methods (the Protocol the logic is typed with) and r
 was asked; the adapters themselves are tested on moto (tests/integration).
 """
 
+from tests.fakes.organisation import FakeOrganisation
+from tests.fakes.readiness import FakeReadiness
+from tests.fakes.resolver_tables import FakeResolverTables
 from tests.fakes.spokes import FakeSpokes
 from tests.fakes.status import FakeStatus
 
 __all__ = ["FakeSpokes", "FakeStatus"]
+__all__ += ["FakeOrganisation", "FakeReadiness", "FakeResolverTables"]

@@ -193,8 +193,8 @@ def _older_run_reads_defaults_then(tree: Tree, monkeypatch: Any, meanwhile: Call
     real = resolve_module.read_all_defaults
     done: list[bool] = []
 
-    def read_then_wait(client: Any, table_name: str) -> Any:
-        read = real(client, table_name)
+    def read_then_wait(tables: Any) -> Any:
+        read = real(tables)
         if not done:
             done.append(True)
             meanwhile()
@@ -257,8 +257,8 @@ def _interleaved(
     older_read, newer_read = threading.Event(), threading.Event()
     results: dict[str, dict] = {}
 
-    def read(client: Any, table_name: str) -> Any:
-        answer = real(client, table_name)
+    def read(tables: Any) -> Any:
+        answer = real(tables)
         if threading.current_thread() is older:
             older_read.set()
             assert newer_read.wait(60), "the newer run never read"

@@ -31,6 +31,7 @@ from budget_sync.effective_budget import TARGET_ID_FIELD, Action
 from budget_sync.observability import logger, metrics, traced_handler
 from budget_sync.organizations import OrganizationsReader, StackSetReadiness
 from budget_sync.resolve import Resolver, ResolverSettings, ResolveSummary
+from budget_sync.resolve_tables import DynamoDBResolverTables
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -61,7 +62,10 @@ def new_resolver(actor: str) -> Resolver:
         readiness = StackSetReadiness(
             cloudformation, settings.stack_set_name, settings.spoke_region, settings.call_as
         )
-    return Resolver(dynamodb, settings, organizations, readiness, actor)
+    tables = DynamoDBResolverTables(
+        dynamodb, settings.budgets_table_name, settings.defaults_table_name, settings.status_table_name
+    )
+    return Resolver(tables, organizations, readiness, actor)
 
 
 def targets_of(event: dict[str, Any]) -> tuple[set[str], set[str], bool]:
