@@ -152,7 +152,9 @@ def full_resolution() -> None:
 def default_change() -> None:
     accounts = [f"{700000000000 + i:012d}" for i in range(PIPELINE_ACCOUNTS)]
     ous = [f"ou-{i:02d}" for i in range(max(1, PIPELINE_ACCOUNTS // PER_OU))]
-    resolve_handler.build.cache_clear()
+    for value in vars(resolve_handler).values():  # each resolver function's cached builder
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()
     began = time.perf_counter()
     with LocalOrganisation(accounts, function_output=io.StringIO(), ous=ous) as org:
         print(
