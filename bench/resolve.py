@@ -32,6 +32,7 @@ from bench.handler import counting_calls
 from budget_sync.handlers import resolve as resolve_handler
 from budget_sync.organizations import PAGE_SIZE, OrganizationsReader
 from budget_sync.resolve import Resolver, ResolverSettings
+from budget_sync.resolve_tables import DynamoDBResolverTables
 from budget_sync_local import standins
 from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, load
@@ -112,7 +113,13 @@ def full_resolution() -> None:
             }
         )
         reader = OrganizationsReader(organizations, max_rps=0)  # locally unthrottled: counted
-        resolver = Resolver(session.client("dynamodb"), settings, reader, None, "bench")
+        tables = DynamoDBResolverTables(
+            session.client("dynamodb"),
+            settings.budgets_table_name,
+            settings.defaults_table_name,
+            settings.status_table_name,
+        )
+        resolver = Resolver(tables, reader, None, "bench")
         with counting_calls() as calls:
             began = time.perf_counter()
             tree = reader.full()
@@ -145,7 +152,9 @@ def full_resolution() -> None:
 def default_change() -> None:
     accounts = [f"{700000000000 + i:012d}" for i in range(PIPELINE_ACCOUNTS)]
     ous = [f"ou-{i:02d}" for i in range(max(1, PIPELINE_ACCOUNTS // PER_OU))]
-    resolve_handler.build.cache_clear()
+    for value in vars(resolve_handler).values():  # each resolver function's cached builder
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()
     began = time.perf_counter()
     with LocalOrganisation(accounts, function_output=io.StringIO(), ous=ous) as org:
         print(

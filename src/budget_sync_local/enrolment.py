@@ -1,13 +1,15 @@
-"""The local organisation's enrolment: what AWS does around the resolver function.
+"""The local organisation's enrolment: what AWS does around the resolver's functions (one per
+event source, ``resolver_functions``).
 
 * The resolver's two stream mappings from template-management.yaml (budget_sync_local.mappings):
-  the defaults table's stream, and the budgets table's stream filtered by the template's
-  FilterCriteria (REMOVE records), each read by its own ``StreamPoller`` (Lambda's pollers
-  are independent consumers of a stream, as two mappings are on AWS).
+  the defaults table's stream (DefaultsResolverFunction), and the budgets table's stream
+  filtered by the template's FilterCriteria, REMOVE records (ItemRemovedResolverFunction),
+  each read by its own ``StreamPoller`` (Lambda's pollers are independent consumers of a
+  stream, as two mappings are on AWS).
 * Its EventBridge rules: each management-account event (Organizations' CloudTrail events,
   StackSet instance events; from ``standins.organizations`` / ``standins.stacksets``) is
   matched against the rules' patterns as the template declares them, and a match invokes
-  the resolver with the event. They are delivered as ``pipeline.Delivery`` delivers: at
+  the rule's target function with the event. They are delivered as ``pipeline.Delivery`` delivers: at
   least once and, seeded, shuffled, duplicated and delayed.
 * The service-managed StackSet's automatic deployment: an account that is created in, or
   moved into, one of the StackSet's target OUs gets the spoke stack ``delay_s`` later
@@ -50,16 +52,36 @@ ORGANIZATIONS_REGION = "us-east-1"
 ORG_EVENTS_STACK = "budget-sync-org-events"
 
 
+#: The module of the resolver's handlers: a function whose Handler is in it is one of the resolver's.
+RESOLVER_HANDLERS = "budget_sync.handlers.resolve."
+
+
 @dataclass(frozen=True)
 class RuleSpec:
     logical_id: str
     pattern: Mapping[str, Any]
+    function: str = "ResolverFunction"  # the logical id of the function it targets
+
+
+def resolver_functions(parameters: Mapping[str, str], region: str, account: str) -> list[str]:
+    """The logical ids of the resolver's functions (those whose condition holds)."""
+    template = load(MANAGEMENT_TEMPLATE)
+    resolver = Resolver(template, parameters, account_id=account, region=region)
+    return [
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and str(resource["Properties"].get("Handler", "")).startswith(RESOLVER_HANDLERS)
+        and (not resource.get("Condition") or resolver.condition(resource["Condition"]))
+    ]
 
 
 def resolver_rules(parameters: Mapping[str, str], region: str, account: str) -> list[RuleSpec]:
-    """The EventBridge rules that target the resolver (those whose condition holds)."""
+    """The EventBridge rules that target one of the resolver's functions (those whose
+    condition holds), each with its target."""
     template = load(MANAGEMENT_TEMPLATE)
     resolver = Resolver(template, parameters, account_id=account, region=region)
+    functions = set(resolver_functions(parameters, region, account))
     rules = []
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Events::Rule":
@@ -67,9 +89,11 @@ def resolver_rules(parameters: Mapping[str, str], region: str, account: str) -> 
         condition = resource.get("Condition")
         if condition and not resolver.condition(condition):
             continue
-        targets = resource["Properties"].get("Targets", [])
-        if any(t.get("Arn") == {"Fn::GetAtt": ["ResolverFunction", "Arn"]} for t in targets):
-            rules.append(RuleSpec(logical_id, resolver.resolve(resource["Properties"]["EventPattern"])))
+        for target in resource["Properties"].get("Targets", []):
+            function = (target.get("Arn") or {}).get("Fn::GetAtt", [""])[0]
+            if function in functions:
+                pattern = resolver.resolve(resource["Properties"]["EventPattern"])
+                rules.append(RuleSpec(logical_id, pattern, function))
     return rules
 
 
@@ -161,7 +185,7 @@ class Enrolment:
         self,
         pollers: Sequence[StreamPoller],
         rules: Sequence[RuleSpec],
-        invoke_resolver: Callable[[dict[str, Any]], Any],
+        invoke_resolver: Callable[..., Any],
         stack_set: StackSetEmulation | None,
         observer: Observer,
         delivery: Delivery | None = None,
@@ -243,14 +267,21 @@ class Enrolment:
                 )
             )
             return
-        matched = [r.logical_id for r in self._rules if pattern_matches(r.pattern, event)]
+        matched = [r for r in self._rules if pattern_matches(r.pattern, event)]
         if not matched:
             self._observe(
                 Step("ignored-event", account, {"reason": "no rule of the management stack matches"})
             )
             return
-        result = self._invoke(event)
-        self._observe(Step("resolver", account, {"rule": matched[0], "result": result}))
+        for rule in matched:  # each rule invokes its own target with the event
+            result = self._invoke(event, function=rule.function)
+            self._observe(
+                Step(
+                    "resolver",
+                    account,
+                    {"rule": rule.logical_id, "function": rule.function, "result": result},
+                )
+            )
 
     def _reaches_this_bus(self, event: Mapping[str, Any]) -> bool:
         """Is the event on the default bus of the stack's region, directly or forwarded? A

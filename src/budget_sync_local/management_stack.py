@@ -260,6 +260,7 @@ def deploy(
         if resource["Type"] == "AWS::Lambda::Function"
         and isinstance(resource["Properties"].get("Role"), dict)
         and "Fn::GetAtt" in resource["Properties"]["Role"]
+        and resource["Properties"]["Role"]["Fn::GetAtt"][0] in physical  # its condition held
     }
     return ManagementStack(
         account_id=account_id,

@@ -24,6 +24,7 @@ one the caller already started (tests), or behind ``server.serve`` (``make local
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -397,37 +398,45 @@ class LocalOrganisation:
         return after
 
     def _provision_enrolment(self) -> None:
-        """The resolver function, its streams and rules, and the spoke StackSet (enrolment.py)."""
-        self._resolver_spec = self._as_its_role(
-            function_spec("ResolverFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
-        )
-        with lambda_environment(self._resolver_spec, self.region):
-            load_handler(self._resolver_spec)
-        new_execution_environment(self._resolver_spec)
+        """The resolver's functions (one per event source), their streams and rules, and the
+        spoke StackSet (enrolment.py)."""
+        self._resolver_specs: dict[str, FunctionSpec] = {}
+        for logical_id in enrolment.resolver_functions(
+            self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+        ):
+            function = self._as_its_role(
+                function_spec(logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
+            )
+            with lambda_environment(function, self.region):
+                load_handler(function)
+            new_execution_environment(function)
+            self._resolver_specs[logical_id] = function
         dynamodb = self.management.client("dynamodb")
-        mapping = self._role_session(self._resolver_spec)
-        streams = mapping.client("dynamodbstreams")
-        mappings = stream_mappings(
-            "ResolverFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT
-        )
         arns = {
             "DefaultsStream": dynamodb.describe_table(TableName=self.stack.defaults_table)["Table"][
                 "LatestStreamArn"
             ],
             "ItemRemoved": self.stack.stream_arn,
         }
-        send = on_failure_sender(mapping.client("sqs"), self.stack.on_failure_queue_url)
-        pollers = [
-            StreamPoller(
-                streams,
-                arns[name],
-                spec.settings,
-                filtered(self.invoke_resolver, spec, self._resolver_batch(spec.name)),
-                send,
-                without_batches(self._observer),
-            )
-            for name, spec in mappings.items()
-        ]
+        pollers = []
+        # Each stream's mapping reads it and parks failed batches with its own function's role.
+        for logical_id in ("DefaultsResolverFunction", "ItemRemovedResolverFunction"):
+            mapping = self._role_session(self._resolver_specs[logical_id])
+            send = on_failure_sender(mapping.client("sqs"), self.stack.on_failure_queue_url)
+            for name, spec in stream_mappings(
+                logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+            ).items():
+                invoke = functools.partial(self.invoke_resolver, function=logical_id)
+                pollers.append(
+                    StreamPoller(
+                        mapping.client("dynamodbstreams"),
+                        arns[name],
+                        spec.settings,
+                        filtered(invoke, spec, self._resolver_batch(spec.name)),
+                        send,
+                        without_batches(self._observer),
+                    )
+                )
         stack_set = None
         name = self.management_parameters.get("SpokeStackSetName", "")
         if name:
@@ -640,9 +649,11 @@ class LocalOrganisation:
             Key={"TargetId": target}
         )
 
-    def invoke_resolver(self, event: dict[str, Any]) -> Any:
-        """The resolver function on one event, as Lambda calls it (the template's handler)."""
-        return self._invoke(self._resolver_spec, event)
+    def invoke_resolver(self, event: dict[str, Any], function: str = "ResolverFunction") -> Any:
+        """One of the resolver's functions (its logical id; by default the schedule's, which
+        resolves the whole organisation) on one event, as Lambda calls it (the template's
+        handler, its execution role)."""
+        return self._invoke(self._resolver_specs[function], event)
 
     def invoke_reconciler(self, event: dict[str, Any] | None = None) -> Any:
         """The reconciler function on one event (its schedule's by default), as Lambda calls

@@ -6,6 +6,9 @@ was asked; the adapters themselves are tested on moto (tests/integration).
 
 from tests.fakes.alarm_topic import FakeAlarmTopic
 from tests.fakes.budgets_table import FakeBudgetsTable
+from tests.fakes.organisation import FakeOrganisation
+from tests.fakes.readiness import FakeReadiness
+from tests.fakes.resolver_tables import FakeResolverTables
 from tests.fakes.spoke_accounts import FakeSpoke, FakeSpokeAccounts, usd
 from tests.fakes.spokes import FakeSpokes
 from tests.fakes.status import FakeStatus
@@ -15,6 +18,9 @@ from tests.fakes.status_writer import FakeStatusWriter
 __all__ = [
     "FakeAlarmTopic",
     "FakeBudgetsTable",
+    "FakeOrganisation",
+    "FakeReadiness",
+    "FakeResolverTables",
     "FakeSpoke",
     "FakeSpokeAccounts",
     "FakeSpokes",

@@ -15,7 +15,13 @@ from moto import mock_aws
 
 from budget_sync.handlers import resolve as resolve_handler
 from budget_sync_local import standins
-from budget_sync_local.lambda_runtime import function_spec, invoke
+from budget_sync_local.lambda_runtime import (
+    function_spec,
+    invoke,
+    lambda_environment,
+    load_handler,
+    new_execution_environment,
+)
 from tests.integration.conftest import REGION, create_table
 
 
@@ -61,13 +67,32 @@ class Tree:
             )
         self.accounts[account] = parent
 
-    def resolve(self, event: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
-        """The template's resolver function on one event, as Lambda calls it (a fresh
-        execution environment each time: the parameters, hence the environment, may differ)."""
-        resolve_handler.build.cache_clear()
-        spec = function_spec("ResolverFunction", parameters or {}, REGION)
+    def resolve(
+        self, event: dict[str, Any], parameters: dict[str, str] | None = None, function: str | None = None
+    ) -> dict[str, Any]:
+        """The template's resolver function for the event's source (``function_for``), or
+        ``function`` (a logical id), on one event, as Lambda calls it (a fresh execution
+        environment each time: the parameters, hence the environment, may differ)."""
+        spec = function_spec(function or function_for(event), parameters or {}, REGION)
+        with lambda_environment(spec, REGION):
+            load_handler(spec)
+        new_execution_environment(spec)
         result: dict[str, Any] = invoke(spec, event, REGION)
         return result
+
+
+def function_for(event: dict[str, Any]) -> str:
+    """The resolver function whose event source sends this event (what Lambda's stream
+    mappings and the rules' targets decide on AWS): a stream batch by its table's key, an
+    EventBridge event by its source; anything else is given to the schedule's function."""
+    records = event.get("Records")
+    if isinstance(records, list) and records:
+        keys = (records[0].get("dynamodb") or {}).get("Keys") or {}
+        return "DefaultsResolverFunction" if "TargetId" in keys else "ItemRemovedResolverFunction"
+    return {
+        "aws.organizations": "OrgEventsResolverFunction",
+        "aws.cloudformation": "StackInstanceResolverFunction",
+    }.get(str(event.get("source")), "ResolverFunction")
 
 
 SANDBOX_ACCOUNTS = ("111111111111", "222222222222")
@@ -77,7 +102,7 @@ ROOT_ACCOUNTS = ("444444444444",)
 
 @pytest.fixture
 def tree() -> Iterator[Tree]:
-    resolve_handler.build.cache_clear()
+    _clear_caches()
     with mock_aws(), standins.installed():
         management = boto3.Session(region_name=REGION)
         for logical_id in ("BudgetsTable", "StatusTable", "DefaultsTable"):
@@ -99,4 +124,11 @@ def tree() -> Iterator[Tree]:
         for account in ROOT_ACCOUNTS:
             result.create_account(account, root)
         yield result
-    resolve_handler.build.cache_clear()
+    _clear_caches()
+
+
+def _clear_caches() -> None:
+    """No client of an earlier moto is reused (each function's builder is cached)."""
+    for value in vars(resolve_handler).values():
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()

@@ -8,7 +8,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from budget_sync import resolve as resolve_module
+from budget_sync.errors import UnrecognisedEvent
 from tests.resolve.conftest import PRODUCTION_ACCOUNTS, ROOT_ACCOUNTS, SANDBOX_ACCOUNTS, Tree
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
@@ -193,8 +196,8 @@ def _older_run_reads_defaults_then(tree: Tree, monkeypatch: Any, meanwhile: Call
     real = resolve_module.read_all_defaults
     done: list[bool] = []
 
-    def read_then_wait(client: Any, table_name: str) -> Any:
-        read = real(client, table_name)
+    def read_then_wait(tables: Any) -> Any:
+        read = real(tables)
         if not done:
             done.append(True)
             meanwhile()
@@ -257,8 +260,8 @@ def _interleaved(
     older_read, newer_read = threading.Event(), threading.Event()
     results: dict[str, dict] = {}
 
-    def read(client: Any, table_name: str) -> Any:
-        answer = real(client, table_name)
+    def read(tables: Any) -> Any:
+        answer = real(tables)
         if threading.current_thread() is older:
             older_read.set()
             assert newer_read.wait(60), "the newer run never read"
@@ -325,3 +328,47 @@ def test_given_an_older_run_that_read_a_removed_default_when_it_deletes_between_
     assert tree.item(account)["BudgetValue"] == Decimal(300)  # type: ignore[index]
     assert older["stale"] >= 1
     assert newer["conflicts"] == 0
+
+
+#: Each resolver function, and an event another source sends (or none sends).
+_FOREIGN_EVENTS = {
+    "ResolverFunction": [{}, {"source": "aws.events"}, {"Records": []}],
+    "DefaultsResolverFunction": [
+        SCHEDULED,
+        {"Records": [{"eventSource": "aws:dynamodb", "dynamodb": {"Keys": {"AccountId": {"S": "1"}}}}]},
+    ],
+    "ItemRemovedResolverFunction": [SCHEDULED, {"Records": [{"eventSource": "aws:sqs"}]}],
+    "OrgEventsResolverFunction": [
+        SCHEDULED,
+        {
+            "source": "aws.organizations",
+            "detail-type": "AWS API Call via CloudTrail",
+            "detail": {"eventName": "X"},
+        },
+        {
+            "source": "aws.organizations",
+            "detail-type": "AWS API Call via CloudTrail",
+            "detail": {"eventName": "MoveAccount", "requestParameters": {"accountId": "not-an-account"}},
+        },
+    ],
+    "StackInstanceResolverFunction": [SCHEDULED, {"Records": []}],
+}
+
+
+@pytest.mark.parametrize("function", sorted(_FOREIGN_EVENTS))
+def test_given_an_event_its_source_does_not_send_then_each_function_rejects_it_and_resolves_nothing(
+    tree: Tree, capsys: pytest.CaptureFixture[str], function: str
+):
+    # GIVEN a default that would reach every Sandbox account
+    tree.set_default(tree.sandbox, "100")
+    parameters = {"SpokeStackSetName": "budget-sync-spoke"}
+
+    # WHEN the function is given events its source does not send
+    for event in _FOREIGN_EVENTS[function]:
+        with pytest.raises(UnrecognisedEvent, match="is not"):
+            tree.resolve(event, parameters, function=function)
+
+    # THEN each is rejected and counted, and nothing was resolved (never "the whole organisation")
+    out = capsys.readouterr().out
+    assert out.count('"UnrecognisedEvent"') >= len(_FOREIGN_EVENTS[function])
+    assert all(tree.item(account) is None for account in SANDBOX_ACCOUNTS)

@@ -40,7 +40,8 @@ def test_the_justifications_are_the_ones_in_the_templates():
     _, spoke = lint(SPOKE_TEMPLATE)
     assert {(f.resource, f.issue) for f in management} == {
         ("FunctionRole", "RESOURCE_MISMATCH"),
-        ("ResolverRole", "RESOURCE_MISMATCH"),
+        ("DefaultsResolverRole", "RESOURCE_MISMATCH"),  # ListStreams on the defaults table's stream
+        ("ItemRemovedResolverRole", "RESOURCE_MISMATCH"),  # ListStreams on the budgets table's stream
         ("FailureNoticeRole", "RESOURCE_MISMATCH"),  # ListStreams on the status table's stream
     }
     assert {(f.resource, f.issue) for f in spoke} == {("AlertTopicKey", "RESOURCE_STAR")}

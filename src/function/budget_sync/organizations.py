@@ -59,9 +59,15 @@ class NotInOrganization(PermanentError):
 class _Pace:
     """At most ``rps`` calls per second, across threads."""
 
-    def __init__(self, rps: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rps: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._interval = 1.0 / rps if rps > 0 else 0.0
         self._clock = clock
+        self._sleep = sleep
         self._next = 0.0
         self._lock = threading.Lock()
 
@@ -73,7 +79,7 @@ class _Pace:
             delay = self._next - now
             self._next = max(now, self._next) + self._interval
         if delay > 0:
-            time.sleep(delay)
+            self._sleep(delay)
 
 
 def _translate(operation: str, exc: Exception) -> Exception:

@@ -38,6 +38,13 @@ that resolution deletes the status item, on the condition that the resolver wrot
 
 The stream function delivers what was written, so inherited budgets take the same path,
 validation, retries and status as items typed by an operator.
+
+The resolver touches AWS only through three small Protocols in the project's types:
+``ResolverTables`` (resolve_tables.py: the budgets, defaults and status tables; its DynamoDB
+adapter translates every botocore error), ``OrganisationTree`` and ``Readiness``
+(organizations.py's OrganizationsReader and StackSetReadiness). Its decisions are tested on
+in-memory fakes (tests/fakes, tests/unit/test_resolve.py), the adapters and the whole on moto
+(tests/resolve).
 """
 
 from __future__ import annotations
@@ -48,17 +55,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
-
 from budget_sync.config import TABLE_NAME, optional_env, required_env
-from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, format_amount
+from budget_sync.domain import BUDGET_VALUE_FIELD
 from budget_sync.effective_budget import (
     INHERITED_FROM_FIELD,
-    INHERITED_VALUE_FIELD,
     TARGET_ID_FIELD,
     Action,
     Decision,
@@ -69,23 +71,38 @@ from budget_sync.effective_budget import (
     parse_target_id,
     plan,
 )
-from budget_sync.errors import ConfigError, InvalidItemError, TransientError
+from budget_sync.errors import ConfigError, InvalidItemError
 from budget_sync.observability import logger
-from budget_sync.organizations import NotInOrganization, OrganizationsReader
+from budget_sync.organizations import NotInOrganization
+from budget_sync.resolve_tables import SOURCE, DynamoDBResolverTables, ResolverTables, WriteOutcome
 from budget_sync.status import Status
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-SOURCE = "resolver"
+__all__ = ["SOURCE", "OrganisationTree", "Readiness", "ResolveSummary", "Resolver", "ResolverSettings"]
 _STACK_SET_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,127}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
-_deserialize = TypeDeserializer().deserialize
-_TYPES = TypeSerializer()
 
 
 class Readiness(Protocol):
+    """Which accounts have their spoke stack (organizations.StackSetReadiness)."""
+
     def ready_accounts(self, account_id: str | None = None) -> set[str]: ...
+
+
+class OrganisationTree(Protocol):
+    """The organisation's tree (organizations.OrganizationsReader): the whole of it, one OU's
+    or root's subtree (NotInOrganization if it is gone), or one account with its path (an
+    empty tree if it is not in the organisation); ``calls`` counts the API calls made."""
+
+    calls: Counter[str]
+
+    def full(self) -> OrgTree: ...
+
+    def subtree(self, target_id: str) -> OrgTree: ...
+
+    def account(self, account_id: str) -> OrgTree: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,19 +173,18 @@ class ResolveSummary:
 
 def read_defaults(client: DynamoDBClient, table_name: str) -> dict[str, Decimal]:
     """The defaults table: target id -> amount. An invalid default is logged and left out."""
-    return read_all_defaults(client, table_name)[0]
+    return read_all_defaults(DynamoDBResolverTables(client, "", table_name, ""))[0]
 
 
 def read_all_defaults(
-    client: DynamoDBClient, table_name: str
-) -> tuple[dict[str, Decimal], dict[str, str], dict[str, dict[str, Any]]]:
+    tables: ResolverTables,
+) -> tuple[dict[str, Decimal], dict[str, str], dict[str, Any]]:
     """The valid defaults (target id -> amount), the invalid ones (target id -> reason), and
-    each valid default's ``BudgetValue`` as read (DynamoDB's form, for a condition on it)."""
+    each valid default's ``BudgetValue`` as read (for the condition that it is unchanged)."""
     defaults: dict[str, Decimal] = {}
     invalid: dict[str, str] = {}
-    as_read: dict[str, dict[str, Any]] = {}
-    for raw in _scan(client, table_name):
-        item = {k: _deserialize(v) for k, v in raw.items()}
+    as_read: dict[str, Any] = {}
+    for item in tables.defaults():
         try:
             target = parse_target_id(item.get(TARGET_ID_FIELD))
         except InvalidItemError as exc:
@@ -176,7 +192,7 @@ def read_all_defaults(
             continue
         try:
             defaults[target] = parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
-            as_read[target] = raw[BUDGET_VALUE_FIELD]
+            as_read[target] = item[BUDGET_VALUE_FIELD]
         except InvalidItemError as exc:
             logger.error(
                 "default invalid", extra={"target_id": target, "reason": str(exc), "field": exc.field}
@@ -200,37 +216,15 @@ def table_item(item: Mapping[str, Any]) -> TableItem:
     return TableItem(amount, str(item[INHERITED_FROM_FIELD]) if is_inherited(item) else None)
 
 
-def read_raw_items(client: DynamoDBClient, table_name: str) -> dict[str, dict[str, Any]]:
-    items: dict[str, dict[str, Any]] = {}
-    for raw in _scan(client, table_name):
-        item = {k: _deserialize(v) for k, v in raw.items()}
-        items[str(item.get(ACCOUNT_ID_FIELD, ""))] = item
-    return items
-
-
-def read_items(client: DynamoDBClient, table_name: str) -> dict[str, TableItem]:
-    return {account: table_item(item) for account, item in read_raw_items(client, table_name).items()}
-
-
-def _scan(client: DynamoDBClient, table_name: str) -> Iterable[dict[str, Any]]:
-    try:
-        for page in client.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
-            yield from page.get("Items", [])
-    except (ClientError, BotoCoreError) as exc:
-        raise TransientError(f"scan of {table_name} failed ({exc})") from exc
-
-
 class Resolver:
     def __init__(
         self,
-        dynamodb: DynamoDBClient,
-        settings: ResolverSettings,
-        organizations: OrganizationsReader,
+        tables: ResolverTables,
+        organizations: OrganisationTree,
         readiness: Readiness | None,
         actor: str,
     ) -> None:
-        self._dynamodb = dynamodb
-        self._settings = settings
+        self._tables = tables
         self.organizations = organizations
         self._readiness = readiness
         self._actor = actor
@@ -268,7 +262,11 @@ class Resolver:
         """The budgets table's items as resolution sees them; an item that another client
         changed (InheritedFrom kept, BudgetValue no longer the resolver's InheritedValue) is
         made explicit in the table too (``_make_explicit``)."""
-        raw = self._raw_items(account_id)
+        if account_id is None:
+            raw = self._tables.items()
+        else:
+            found = self._tables.item(account_id)
+            raw = {account_id: found} if found else {}
         for account, item in raw.items():
             if item.get(INHERITED_FROM_FIELD) and not is_inherited(item):
                 self._make_explicit(account, item)
@@ -277,46 +275,12 @@ class Resolver:
     def _make_explicit(self, account_id: str, item: Mapping[str, Any]) -> None:
         """Remove InheritedFrom and InheritedValue from an item whose value someone else wrote,
         on the condition that it is still as read: the operator's value wins over any default."""
-        try:
-            self._dynamodb.update_item(
-                TableName=self._settings.budgets_table_name,
-                Key={ACCOUNT_ID_FIELD: {"S": account_id}},
-                UpdateExpression="REMOVE #inh, #marker",
-                ConditionExpression="#inh = :inh AND #v = :v",
-                ExpressionAttributeNames={
-                    "#inh": INHERITED_FROM_FIELD,
-                    "#marker": INHERITED_VALUE_FIELD,
-                    "#v": BUDGET_VALUE_FIELD,
-                },
-                ExpressionAttributeValues={
-                    ":inh": {"S": str(item[INHERITED_FROM_FIELD])},
-                    ":v": _TYPES.serialize(item.get(BUDGET_VALUE_FIELD)),
-                },
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return  # changed again meanwhile: the next resolution looks at it again
-            raise TransientError(f"account {account_id}: making the item explicit failed ({exc})") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"account {account_id}: making the item explicit failed ({exc})") from exc
+        source = str(item[INHERITED_FROM_FIELD])
+        if not self._tables.make_explicit(account_id, source, item.get(BUDGET_VALUE_FIELD)):
+            return  # changed again meanwhile: the next resolution looks at it again
         logger.info(
-            "item changed by another client: now explicit",
-            extra={"account_id": account_id, "source": str(item[INHERITED_FROM_FIELD])},
+            "item changed by another client: now explicit", extra={"account_id": account_id, "source": source}
         )
-
-    def _raw_items(self, account_id: str | None = None) -> dict[str, dict[str, Any]]:
-        if account_id is None:
-            return read_raw_items(self._dynamodb, self._settings.budgets_table_name)
-        try:
-            answer = self._dynamodb.get_item(
-                TableName=self._settings.budgets_table_name,
-                Key={ACCOUNT_ID_FIELD: {"S": account_id}},
-                ConsistentRead=True,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientError(f"account {account_id}: read of the budgets table failed ({exc})") from exc
-        raw = answer.get("Item")
-        return {account_id: {k: _deserialize(v) for k, v in raw.items()}} if raw else {}
 
     def _resolve(
         self,
@@ -326,35 +290,11 @@ class Resolver:
         ready: Iterable[str] | None,
         changed: Iterable[str] = (),
     ) -> ResolveSummary:
-        defaults, invalid, as_read = read_all_defaults(self._dynamodb, self._settings.defaults_table_name)
+        defaults, invalid, as_read = read_all_defaults(self._tables)
         self._default_statuses(defaults, invalid, changed)
         summary = ResolveSummary(scope, plan(tree, items, defaults, ready))
         for decision in summary.decisions:
-            log = {
-                "account_id": decision.account_id,
-                "action": decision.action.value,
-                "reason": decision.reason,
-            }
-            if decision.action is Action.WRITE:
-                outcome = self._write(decision, as_read[decision.effective.target_id])
-                if outcome is not _Outcome.DONE:
-                    summary.conflicts += 1
-                    summary.stale += outcome is _Outcome.STALE
-                    continue
-                logger.info("inherited budget written", extra={**log, "source": decision.effective.target_id})
-            elif decision.action is Action.DELETE:
-                outcome = self._delete(decision, invalid)
-                if outcome is not _Outcome.DONE:
-                    summary.conflicts += 1
-                    summary.stale += outcome is _Outcome.STALE
-                    continue
-                logger.info("inherited budget removed", extra=log)
-            elif decision.action is Action.WAIT:
-                self._status(decision, Status.WAITING)
-                logger.info("waiting for the spoke stack", extra=log)
-            elif decision.action is Action.SKIP:
-                self._status(decision, Status.SKIPPED)
-                logger.info("account skipped", extra=log)
+            self._act(decision, summary, as_read, invalid)
         logger.info(
             "resolution finished",
             extra={
@@ -366,106 +306,75 @@ class Resolver:
         )
         return summary
 
-    def _write(self, decision: Decision, default_as_read: dict[str, Any]) -> _Outcome:
+    def _act(
+        self,
+        decision: Decision,
+        summary: ResolveSummary,
+        as_read: Mapping[str, Any],
+        invalid: Mapping[str, str],
+    ) -> None:
+        log = {"account_id": decision.account_id, "action": decision.action.value, "reason": decision.reason}
+        if decision.action is Action.WRITE:
+            outcome = self._write(decision, as_read[decision.effective.target_id])
+            if self._counted(decision, outcome, summary):
+                logger.info("inherited budget written", extra={**log, "source": decision.effective.target_id})
+        elif decision.action is Action.DELETE:
+            if self._counted(decision, self._delete(decision, invalid), summary):
+                logger.info("inherited budget removed", extra=log)
+        elif decision.action is Action.WAIT:
+            self._status(decision, Status.WAITING)
+            logger.info("waiting for the spoke stack", extra=log)
+        elif decision.action is Action.SKIP:
+            self._status(decision, Status.SKIPPED)
+            logger.info("account skipped", extra=log)
+
+    @staticmethod
+    def _counted(decision: Decision, outcome: WriteOutcome, summary: ResolveSummary) -> bool:
+        """True if the write or removal was done; a refused one is logged and counted (a
+        conflict; also stale when the default this run read changed), never retried."""
+        if outcome is WriteOutcome.DONE:
+            return True
+        summary.conflicts += 1
+        log = {"account_id": decision.account_id, "source": decision.effective.target_id}
+        if outcome is WriteOutcome.STALE:
+            summary.stale += 1
+            read = decision.previous.inherited_from if decision.previous else None
+            logger.warning(
+                "stale resolution: the default changed after this run read it; a newer run decides",
+                extra={
+                    **log,
+                    "default": decision.effective.target_id or read,
+                    "action": decision.action.value,
+                },
+            )
+        else:
+            logger.info("the item changed after this run read it: it won", extra=log)
+        return False
+
+    def _write(self, decision: Decision, default_as_read: Any) -> WriteOutcome:
         """The inherited item, in one transaction with a check that its default still has
         the value this run read (``default_as_read``)."""
         value = decision.effective.value
         assert value is not None
-        values: dict[str, Any] = {
-            ":v": {"N": format_amount(value)},
-            ":src": {"S": decision.effective.target_id},
-            ":by": {"S": self._actor},
-            ":at": {"S": _now()},
-        }
-        condition, names, read = _as_read(decision)
-        values.update(read)
-        update = {
-            "TableName": self._settings.budgets_table_name,
-            "Key": {ACCOUNT_ID_FIELD: {"S": decision.account_id}},
-            "UpdateExpression": "SET #v = :v, #inh = :src, #marker = :v, UpdatedBy = :by, UpdatedAt = :at",
-            # the item this run read, nothing else: an explicit item, or an inherited one
-            # that a newer run (newer defaults) wrote or removed meanwhile, always wins
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": {
-                **names,
-                "#v": BUDGET_VALUE_FIELD,
-                "#inh": INHERITED_FROM_FIELD,
-                "#marker": INHERITED_VALUE_FIELD,
-            },
-            "ExpressionAttributeValues": values,
-        }
-        default_unchanged = self._default_check(
-            decision.effective.target_id, "#dv = :dv", {"#dv": BUDGET_VALUE_FIELD}, {":dv": default_as_read}
+        return self._tables.write_inherited(
+            decision.account_id,
+            value,
+            decision.effective.target_id,
+            self._actor,
+            _now(),
+            decision.previous,
+            default_as_read,
         )
-        return self._transact(decision, "inherited write", default_unchanged, {"Update": update})
 
-    def _delete(self, decision: Decision, invalid: Mapping[str, str]) -> _Outcome:
+    def _delete(self, decision: Decision, invalid: Mapping[str, str]) -> WriteOutcome:
         """The inherited item, in one transaction with a check that its default is still
-        absent (or, when this run read it as invalid, still there: it applies to nobody)."""
+        absent (or, when this run read it as invalid, still there: it applies to nobody, and
+        a fix is a stream record and a newer run: no check)."""
         assert decision.previous is not None
-        assert decision.previous.inherited_from is not None
-        condition, names, read = _as_read(decision)
-        delete = {
-            "TableName": self._settings.budgets_table_name,
-            "Key": {ACCOUNT_ID_FIELD: {"S": decision.account_id}},
-            "ConditionExpression": condition,  # the inherited item this run read, unchanged
-            "ExpressionAttributeNames": names,
-            **({"ExpressionAttributeValues": read} if read else {}),
-        }
         source = decision.previous.inherited_from
-        if source in invalid:  # read as invalid: a fix is a stream record and a newer run
-            return self._transact(decision, "inherited delete", None, {"Delete": delete})
-        default_gone = self._default_check(source, "attribute_not_exists(#t)", {"#t": TARGET_ID_FIELD}, {})
-        return self._transact(decision, "inherited delete", default_gone, {"Delete": delete})
-
-    def _default_check(
-        self, target_id: str, condition: str, names: dict[str, str], values: dict[str, Any]
-    ) -> dict[str, Any]:
-        check: dict[str, Any] = {
-            "TableName": self._settings.defaults_table_name,
-            "Key": {TARGET_ID_FIELD: {"S": target_id}},
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-        }
-        if values:
-            check["ExpressionAttributeValues"] = values
-        return {"ConditionCheck": check}
-
-    def _transact(
-        self, decision: Decision, what: str, default_check: dict[str, Any] | None, change: dict[str, Any]
-    ) -> _Outcome:
-        """``change`` (an Update or a Delete of the item), after ``default_check`` in the same
-        transaction. A refused condition is an outcome, never retried: the item changed
-        (CONFLICT) or the default this run read did (STALE: a newer run decides)."""
-        items = [default_check, change] if default_check else [change]
-        try:
-            self._dynamodb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            if error.get("Code") != "TransactionCanceledException":
-                raise TransientError(f"account {decision.account_id}: {what} failed ({exc})") from exc
-            # botocore's model of TransactionCanceledException: CancellationReasons, one per item
-            cancelled: list[dict[str, Any]] = exc.response.get("CancellationReasons", [])  # type: ignore[assignment]
-            reasons = [str(reason.get("Code", "")) for reason in cancelled]
-            if "ConditionalCheckFailed" not in reasons:
-                raise TransientError(f"account {decision.account_id}: {what} failed ({exc})") from exc
-            log = {"account_id": decision.account_id, "source": decision.effective.target_id}
-            if default_check and reasons[0] == "ConditionalCheckFailed":
-                read = decision.previous.inherited_from if decision.previous else None
-                logger.warning(
-                    "stale resolution: the default changed after this run read it; a newer run decides",
-                    extra={
-                        **log,
-                        "default": decision.effective.target_id or read,
-                        "action": decision.action.value,
-                    },
-                )
-                return _Outcome.STALE
-            logger.info("the item changed after this run read it: it won", extra=log)
-            return _Outcome.CONFLICT
-        except BotoCoreError as exc:
-            raise TransientError(f"account {decision.account_id}: {what} failed ({exc})") from exc
-        return _Outcome.DONE
+        assert source is not None
+        check = None if source in invalid else source
+        return self._tables.delete_inherited(decision.account_id, decision.previous, check)
 
     def _default_statuses(
         self, valid: Mapping[str, Decimal], invalid: Mapping[str, str], changed: Iterable[str]
@@ -474,107 +383,17 @@ class Resolver:
         is left alone, so it is published once); the FAILED status of a default that is valid
         again, or of the ``changed`` default if it is gone, is deleted."""
         for target, reason in invalid.items():
-            self._update_status(
-                target,
-                {
-                    "UpdateExpression": "SET #st = :failed, Reason = :reason, UpdatedAt = :at, #src = :source",
-                    "ConditionExpression": "attribute_not_exists(#st) OR #st <> :failed OR Reason <> :reason",
-                    "ExpressionAttributeNames": {"#st": "Status", "#src": "Source"},
-                    "ExpressionAttributeValues": {
-                        ":failed": {"S": Status.FAILED.value},
-                        ":reason": {"S": reason},
-                        ":at": {"S": _now()},
-                        ":source": {"S": SOURCE},
-                    },
-                },
-            )
+            self._tables.record_default_failure(target, reason, _now())
         for target in (set(valid) | set(changed)) - set(invalid):
-            self._clear_default_status(target)
-
-    def _clear_default_status(self, target: str) -> None:
-        try:
-            self._dynamodb.delete_item(
-                TableName=self._settings.status_table_name,
-                Key={ACCOUNT_ID_FIELD: {"S": target}},
-                ConditionExpression="attribute_exists(#st) AND #src = :source",
-                ExpressionAttributeNames={"#st": "Status", "#src": "Source"},
-                ExpressionAttributeValues={":source": {"S": SOURCE}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return
-            raise TransientError(f"default {target}: status delete failed ({exc})") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"default {target}: status delete failed ({exc})") from exc
-        logger.info("default valid again: its failure cleared", extra={"target_id": target})
-
-    def _update_status(self, key: str, arguments: dict[str, Any]) -> None:
-        try:
-            self._dynamodb.update_item(
-                TableName=self._settings.status_table_name, Key={ACCOUNT_ID_FIELD: {"S": key}}, **arguments
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return
-            raise TransientError(f"{key}: status write failed ({exc})") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"{key}: status write failed ({exc})") from exc
+            if self._tables.clear_default_failure(target):
+                logger.info("default valid again: its failure cleared", extra={"target_id": target})
 
     def _status(self, decision: Decision, status: Status) -> None:
         """WAITING or SKIPPED. Leaves SequenceNumber alone: the next stream record's status
         (newer by definition) replaces it. WAITING never hides an APPLIED budget."""
-        values: dict[str, Any] = {
-            ":st": {"S": status.value},
-            ":reason": {"S": decision.reason},
-            ":at": {"S": _now()},
-            ":source": {"S": SOURCE},
-        }
-        expression = "SET #st = :st, Reason = :reason, UpdatedAt = :at, #src = :source"
-        if decision.effective.value is not None:
-            values[":desired"] = {"N": format_amount(decision.effective.value)}
-            expression += ", DesiredValue = :desired"
-        arguments: dict[str, Any] = {
-            "TableName": self._settings.status_table_name,
-            "Key": {ACCOUNT_ID_FIELD: {"S": decision.account_id}},
-            "UpdateExpression": expression,
-            "ExpressionAttributeNames": {"#st": "Status", "#src": "Source"},
-            "ExpressionAttributeValues": values,
-        }
-        if status is Status.WAITING:
-            arguments["ConditionExpression"] = "attribute_not_exists(#st) OR #st <> :applied"
-            values[":applied"] = {"S": Status.APPLIED.value}
-        try:
-            self._dynamodb.update_item(**arguments)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return
-            raise TransientError(f"account {decision.account_id}: status write failed ({exc})") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"account {decision.account_id}: status write failed ({exc})") from exc
-
-
-class _Outcome(StrEnum):
-    DONE = "done"
-    CONFLICT = "conflict"  # the item is not the one this run read
-    STALE = "stale"  # the default this run read changed since
-
-
-def _as_read(decision: Decision) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The condition "the budgets-table item is still the one this run read" (its expression,
-    names and values): no item, or an inherited item with the same InheritedFrom and
-    BudgetValue. A run that read older defaults finds a newer run's write (or removal) and
-    writes nothing."""
-    previous = decision.previous
-    if previous is None:
-        return "attribute_not_exists(#id)", {"#id": ACCOUNT_ID_FIELD}, {}
-    names = {"#inh": INHERITED_FROM_FIELD}
-    if previous.inherited_from is None:  # explicit: never the resolver's to change (a plan never does)
-        return "attribute_exists(#inh)", names, {}
-    values: dict[str, Any] = {":read_src": {"S": previous.inherited_from}}
-    if previous.value is None:  # an inherited item whose value is not valid: the same source
-        return "#inh = :read_src", names, values
-    values[":read_v"] = {"N": format_amount(previous.value)}
-    return "#inh = :read_src AND #v = :read_v", {**names, "#v": BUDGET_VALUE_FIELD}, values
+        self._tables.record_status(
+            decision.account_id, status, decision.reason, decision.effective.value, _now()
+        )
 
 
 def _now() -> str:
