@@ -29,9 +29,10 @@ import boto3
 from moto import mock_aws
 
 from bench.handler import counting_calls
+from budget_sync.config import ResolverSettings
 from budget_sync.handlers import resolve as resolve_handler
 from budget_sync.organizations import PAGE_SIZE, OrganizationsReader
-from budget_sync.resolve import Resolver, ResolverSettings
+from budget_sync.resolve import Resolver
 from budget_sync.resolve_tables import DynamoDBResolverTables
 from budget_sync_local import standins
 from budget_sync_local.organisation import LocalOrganisation

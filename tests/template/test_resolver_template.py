@@ -10,9 +10,9 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from botocore.client import BaseClient
 
+from budget_sync.config import ResolverSettings
 from budget_sync.errors import ConfigError
 from budget_sync.handlers.resolve import organizations_targets, stack_instance_ready
-from budget_sync.resolve import ResolverSettings
 from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.standins import pattern_matches
 from budget_sync_local.standins.organizations import cloudtrail_event

@@ -1,6 +1,6 @@
 """Every function's configuration, in one place: read once from the environment, validated, frozen
-(Settings: the update function's and the reconciler's common part; ReconcilerSettings; ResultSettings;
-the clients' CLIENT_CONFIG)."""
+(Settings: the update function's and the reconciler's common part; ReconcilerSettings;
+ResultSettings; ResolverSettings; the clients' CLIENT_CONFIG)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from budget_sync.errors import ConfigError
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 _PARAMETER_NAME = re.compile(r"/[\w.\-/]{1,1010}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_STACK_SET_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,127}")
 #: A DynamoDB table name (every function's settings validate theirs with it).
 TABLE_NAME = re.compile(r"[\w.\-]{3,255}")
 #: The spoke budget's default name (template-spoke.yaml, BudgetName) and what AWS Budgets allows.
@@ -151,3 +152,55 @@ class ReconcilerSettings:
         if not _BUDGET_NAME.fullmatch(budget):
             raise ConfigError(f"environment variable BUDGET_NAME has an invalid value {budget!r}")
         return cls(Settings.from_env(env), table, budget)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverSettings:
+    """Environment variables (set by template-management.yaml for BlogBudgetsOrgResolver):
+    BUDGETS_TABLE_NAME, DEFAULTS_TABLE_NAME, STATUS_TABLE_NAME; SPOKE_STACKSET_NAME (empty:
+    every account counts as having its spoke stack); SPOKE_REGION (the StackSet's instances'
+    region; empty: the function's own); STACKSET_CALL_AS (SELF | DELEGATED_ADMIN);
+    ORGANIZATIONS_MAX_RPS (calls per second to Organizations)."""
+
+    budgets_table_name: str
+    defaults_table_name: str
+    status_table_name: str
+    stack_set_name: str
+    spoke_region: str
+    call_as: str
+    max_rps: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ResolverSettings:
+        env = os.environ if env is None else env
+        tables = {
+            name: required_env(env, name, TABLE_NAME)
+            for name in ("BUDGETS_TABLE_NAME", "DEFAULTS_TABLE_NAME", "STATUS_TABLE_NAME")
+        }
+        stack_set = optional_env(env, "SPOKE_STACKSET_NAME", _STACK_SET_NAME) or ""
+        region = env.get("SPOKE_REGION", "").strip() or env.get("AWS_REGION", "").strip()
+        if stack_set and not _REGION.fullmatch(region):
+            raise ConfigError(f"environment variable SPOKE_REGION (or AWS_REGION) is invalid: {region!r}")
+        call_as = env.get("STACKSET_CALL_AS", "SELF").strip() or "SELF"
+        if call_as not in ("SELF", "DELEGATED_ADMIN"):
+            raise ConfigError(
+                f"environment variable STACKSET_CALL_AS must be SELF or DELEGATED_ADMIN: {call_as!r}"
+            )
+        rps_text = env.get("ORGANIZATIONS_MAX_RPS", "4").strip() or "4"
+        try:
+            rps = float(rps_text)
+        except ValueError:
+            raise ConfigError(
+                f"environment variable ORGANIZATIONS_MAX_RPS is not a number: {rps_text!r}"
+            ) from None
+        if not 0 <= rps <= 1000:
+            raise ConfigError(f"environment variable ORGANIZATIONS_MAX_RPS must be 0 to 1000: {rps_text!r}")
+        return cls(
+            budgets_table_name=tables["BUDGETS_TABLE_NAME"],
+            defaults_table_name=tables["DEFAULTS_TABLE_NAME"],
+            status_table_name=tables["STATUS_TABLE_NAME"],
+            stack_set_name=stack_set,
+            spoke_region=region,
+            call_as=call_as,
+            max_rps=rps,
+        )

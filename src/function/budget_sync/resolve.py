@@ -49,7 +49,6 @@ in-memory fakes (tests/fakes, tests/unit/test_resolve.py), the adapters and the 
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,7 +56,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from budget_sync.config import TABLE_NAME, optional_env, required_env
 from budget_sync.domain import BUDGET_VALUE_FIELD
 from budget_sync.effective_budget import (
     INHERITED_FROM_FIELD,
@@ -71,7 +69,7 @@ from budget_sync.effective_budget import (
     parse_target_id,
     plan,
 )
-from budget_sync.errors import ConfigError, InvalidItemError
+from budget_sync.errors import InvalidItemError
 from budget_sync.observability import logger
 from budget_sync.organizations import NotInOrganization
 from budget_sync.resolve_tables import SOURCE, DynamoDBResolverTables, ResolverTables, WriteOutcome
@@ -80,9 +78,7 @@ from budget_sync.status import Status
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["SOURCE", "OrganisationTree", "Readiness", "ResolveSummary", "Resolver", "ResolverSettings"]
-_STACK_SET_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,127}")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+__all__ = ["SOURCE", "OrganisationTree", "Readiness", "ResolveSummary", "Resolver"]
 
 
 class Readiness(Protocol):
@@ -103,60 +99,6 @@ class OrganisationTree(Protocol):
     def subtree(self, target_id: str) -> OrgTree: ...
 
     def account(self, account_id: str) -> OrgTree: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ResolverSettings:
-    """Environment variables (set by template-management.yaml for BlogBudgetsOrgResolver):
-    BUDGETS_TABLE_NAME, DEFAULTS_TABLE_NAME, STATUS_TABLE_NAME; SPOKE_STACKSET_NAME (empty:
-    every account counts as having its spoke stack); SPOKE_REGION (the StackSet's instances'
-    region; empty: the function's own); STACKSET_CALL_AS (SELF | DELEGATED_ADMIN);
-    ORGANIZATIONS_MAX_RPS (calls per second to Organizations)."""
-
-    budgets_table_name: str
-    defaults_table_name: str
-    status_table_name: str
-    stack_set_name: str
-    spoke_region: str
-    call_as: str
-    max_rps: float
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ResolverSettings:
-        import os
-
-        env = os.environ if env is None else env
-        tables = {
-            name: required_env(env, name, TABLE_NAME)
-            for name in ("BUDGETS_TABLE_NAME", "DEFAULTS_TABLE_NAME", "STATUS_TABLE_NAME")
-        }
-        stack_set = optional_env(env, "SPOKE_STACKSET_NAME", _STACK_SET_NAME) or ""
-        region = env.get("SPOKE_REGION", "").strip() or env.get("AWS_REGION", "").strip()
-        if stack_set and not _REGION.fullmatch(region):
-            raise ConfigError(f"environment variable SPOKE_REGION (or AWS_REGION) is invalid: {region!r}")
-        call_as = env.get("STACKSET_CALL_AS", "SELF").strip() or "SELF"
-        if call_as not in ("SELF", "DELEGATED_ADMIN"):
-            raise ConfigError(
-                f"environment variable STACKSET_CALL_AS must be SELF or DELEGATED_ADMIN: {call_as!r}"
-            )
-        rps_text = env.get("ORGANIZATIONS_MAX_RPS", "4").strip() or "4"
-        try:
-            rps = float(rps_text)
-        except ValueError:
-            raise ConfigError(
-                f"environment variable ORGANIZATIONS_MAX_RPS is not a number: {rps_text!r}"
-            ) from None
-        if not 0 <= rps <= 1000:
-            raise ConfigError(f"environment variable ORGANIZATIONS_MAX_RPS must be 0 to 1000: {rps_text!r}")
-        return cls(
-            budgets_table_name=tables["BUDGETS_TABLE_NAME"],
-            defaults_table_name=tables["DEFAULTS_TABLE_NAME"],
-            status_table_name=tables["STATUS_TABLE_NAME"],
-            stack_set_name=stack_set,
-            spoke_region=region,
-            call_as=call_as,
-            max_rps=rps,
-        )
 
 
 @dataclass(slots=True)

@@ -37,13 +37,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budget_sync.config import CLIENT_CONFIG
+from budget_sync.config import CLIENT_CONFIG, ResolverSettings
 from budget_sync.domain import ACCOUNT_ID_FIELD
 from budget_sync.effective_budget import TARGET_ID_FIELD, Action
 from budget_sync.errors import UnrecognisedEvent
 from budget_sync.observability import logger, metrics, traced_handler
 from budget_sync.organizations import OrganizationsReader, StackSetReadiness
-from budget_sync.resolve import Resolver, ResolverSettings, ResolveSummary
+from budget_sync.resolve import Resolver, ResolveSummary
 from budget_sync.resolve_tables import DynamoDBResolverTables
 
 if TYPE_CHECKING:
