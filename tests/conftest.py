@@ -50,6 +50,15 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(autouse=True)
+def fresh_metrics() -> None:
+    """Each test starts with no metric left unflushed by another (Powertools' Metrics is one
+    object per process, as in a warm Lambda): a count a test asserts is its own."""
+    from budget_sync.observability import metrics
+
+    metrics.clear_metrics()
+
+
+@pytest.fixture(autouse=True)
 def delivery_seed(request: pytest.FixtureRequest) -> Iterator[str]:
     """The seed of this test's local organisations (BUDGET_SYNC_LOCAL_SEED, if set, wins).
 
