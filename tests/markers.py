@@ -26,12 +26,12 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 #: another fixture, is marked ``aws``).
 AWS_FIXTURES = frozenset(
     {
-        "org",  # tests/integration: the management account and spokes on moto
-        "integration_org",  # the same, under the name tests/ops imports it by
-        "ops",  # tests/ops: the above with budgets, the reconciler and an organisation
-        "tree",  # tests/org: an organisation tree on moto
-        "local_org",  # tests/e2e: the local organisation
-        "moto_with_standins",  # tests/spoke: moto with the stand-ins
+        "org",  # tests/support/moto_org.py: the management account and spokes on moto
+        "enforced_org",  # tests/support/moto_org.py: the same under the local organisation's IAM
+        "ops",  # tests/support/operators.py: the above with budgets, the reconciler and an organisation
+        "tree",  # tests/support/tree.py: an organisation tree on moto
+        "local_org",  # tests/support/local_org.py: the local organisation
+        "moto_with_standins",  # tests/support/spoke_account.py: moto with the stand-ins
     }
 )
 

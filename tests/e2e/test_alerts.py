@@ -17,7 +17,7 @@ from moto.sns.models import sns_backends
 from budget_sync.handlers import update as update_handler
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from budget_sync_local.spoke_stack import SpokeStackError
-from tests.e2e.conftest import Recorder
+from tests.support.local_org import Recorder
 
 pytestmark = pytest.mark.e2e
 

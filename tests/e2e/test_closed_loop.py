@@ -21,7 +21,7 @@ from budget_sync.reconcile import (
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
-from tests.e2e.conftest import Recorder, sent_minutes_ago
+from tests.support.local_org import Recorder, sent_minutes_ago
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import pytest
 
 from budget_sync_local import enrolment
 from budget_sync_local.organisation import LocalOrganisation
-from tests.e2e.conftest import Recorder
+from tests.support.local_org import Recorder
 
 SANDBOX_A, PRODUCTION_A, SANDBOX_B = "111111111111", "222222222222", "333333333333"
 NEW = "444444444444"

@@ -10,7 +10,7 @@ import pytest
 from moto.sns.models import sns_backends
 
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
-from tests.e2e.conftest import Recorder
+from tests.support.local_org import Recorder
 from tests.e2e.test_closed_loop import notifications
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ import pytest
 from budget_sync.errors import TransientError
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync_local.organisation import LocalOrganisation
-from tests.ops.conftest import budgetctl
+from tests.support.operators import budgetctl
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import pytest
 from moto.budgets.models import Budget
 
 from budget_sync_local.organisation import LocalOrganisation
-from tests.e2e.conftest import Recorder
+from tests.support.local_org import Recorder
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ import pytest
 from moto.sts.models import sts_backends
 
 from budget_sync.spoke import SsmSpokeGateway
-from tests.integration.conftest import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org
+from tests.support.moto_org import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org
 
 A = SPOKES[0]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from budget_sync.status import Status, StatusStore, StatusUpdate
-from tests.integration.conftest import SPOKES, Org
+from tests.support.moto_org import SPOKES, Org
 
 A, B, C = SPOKES
 

@@ -16,7 +16,7 @@ from budget_sync import spoke
 from budget_sync.handlers import update as update_handler
 from budget_sync_local.lambda_runtime import invoke
 from budget_sync_local.streams import lambda_event
-from tests.integration.conftest import MANAGEMENT, REGION, SPOKES, Org, add_spoke
+from tests.support.moto_org import MANAGEMENT, REGION, SPOKES, Org, add_spoke
 
 A, B, C = SPOKES
 

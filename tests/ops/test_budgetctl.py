@@ -16,8 +16,8 @@ from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Res
 from budgetctl import cli
 from budgetctl.budgets_table import BudgetsTable
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import SPOKES, Org
-from tests.ops.conftest import budgetctl, edit_budget_limit, parameter_version
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import budgetctl, edit_budget_limit, parameter_version
 
 A, B, C = SPOKES
 CALLER = "arn:aws:sts::123456789012:user/moto"  # moto's identity for the test credentials

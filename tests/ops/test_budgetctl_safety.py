@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 from budgetctl import cli
 from budgetctl.commands.defaults import ACTIONS
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import REGION, SPOKES, Org, create_table
-from tests.ops.conftest import BUDGET, budgetctl
+from tests.support.moto_org import REGION, SPOKES, Org, create_table
+from tests.support.operators import BUDGET, budgetctl
 from tests.ops.test_budgetctl import (
     item,
     no_aws_calls,  # noqa: F401 - fixture, used below

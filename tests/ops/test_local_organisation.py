@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from budget_sync_local.organisation import LocalOrganisation
-from tests.ops.conftest import budgetctl
+from tests.support.operators import budgetctl
 
 pytestmark = pytest.mark.e2e
 

@@ -26,8 +26,8 @@ from budget_sync.reconcile import (
 from budget_sync.spoke import AlertReading, BudgetReading, ParameterReading, SsmSpokeGateway
 from budget_sync.status import Status, StatusStore, StatusUpdate
 from budget_sync_local.lambda_runtime import function_spec, invoke
-from tests.integration.conftest import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org, session_in
-from tests.ops.conftest import (
+from tests.support.moto_org import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org, session_in
+from tests.support.operators import (
     budget_limit,
     create_budget,
     edit_budget_limit,

@@ -18,8 +18,8 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import SPOKES, Org
-from tests.ops.conftest import BUDGET, budgetctl, create_budget
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import BUDGET, budgetctl, create_budget
 
 A, B, C = SPOKES
 #: The report's tests build their own organisation (organisation_with_names), or none.

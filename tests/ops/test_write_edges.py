@@ -14,8 +14,8 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import SPOKES, Org
-from tests.ops.conftest import budgetctl
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import budgetctl
 from tests.ops.test_budgetctl import CALLER, item
 
 A, B, C = SPOKES

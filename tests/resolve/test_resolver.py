@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from budget_sync import resolve as resolve_module
-from tests.resolve.conftest import PRODUCTION_ACCOUNTS, ROOT_ACCOUNTS, SANDBOX_ACCOUNTS, Tree
+from tests.support.tree import PRODUCTION_ACCOUNTS, ROOT_ACCOUNTS, SANDBOX_ACCOUNTS, Tree
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 

@@ -19,7 +19,7 @@ from budget_sync.errors import InvalidItemError
 from budget_sync_local import standins
 from budget_sync_local.templates import SPOKE_TEMPLATE, load
 from budget_sync_spoke import alerts
-from tests.spoke.conftest import Spoke
+from tests.support.spoke_account import Spoke
 from tests.spoke.sync_inline_script import ALERTS_SCRIPT, synced_template
 
 ACCOUNT = "123456789012"

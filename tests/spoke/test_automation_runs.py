@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from moto.budgets.models import BudgetsBackend
 
 from budget_sync_local.standins import automation
-from tests.spoke.conftest import Spoke, assume
+from tests.support.spoke_account import Spoke, assume
 
 #: 120 AWS seconds (the template's timeoutSeconds) last 0.6 local seconds.
 SCALE = 0.005

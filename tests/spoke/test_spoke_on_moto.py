@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from budget_sync_local import standins
 from budget_sync_local.spoke_stack import SpokeStack
-from tests.spoke.conftest import MANAGEMENT, REGION, SPOKE, Spoke, assume, session_in
+from tests.support.spoke_account import MANAGEMENT, REGION, SPOKE, Spoke, assume, session_in
 
 Deploy = Callable[..., Spoke]
 EXPECTED_NOTIFICATIONS = [

@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from budget_sync_local import standins
 from budget_sync_local.organisation import _AssumedSession
-from tests.spoke.conftest import REGION
+from tests.support.spoke_account import REGION
 
 ACCOUNT = "123456789012"  # moto's default account
 BUDGET = {

@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 
 from budget_sync_local import standins
 from budget_sync_local.standins.model_validation import _python_pattern
-from tests.spoke.conftest import REGION
+from tests.support.spoke_account import REGION
 
 ACCOUNT = "123456789012"
 BUDGET = {

@@ -17,7 +17,7 @@ from budget_sync_local.iam import AccessDenied, Policy, Principal, Request, deci
 from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.management_stack import translate
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, SPOKE_TEMPLATE, Resolver, load
-from tests.integration.conftest import PARAMETER, SPOKES, Org
+from tests.support.moto_org import PARAMETER, SPOKES, Org
 
 TEMPLATE = load(MANAGEMENT_TEMPLATE)
 RESOURCES = TEMPLATE["Resources"]

@@ -16,8 +16,7 @@ from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.standins import pattern_matches
 from budget_sync_local.standins.organizations import cloudtrail_event
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
-from tests.resolve.conftest import SANDBOX_ACCOUNTS, Tree
-from tests.resolve.conftest import tree as tree
+from tests.support.tree import SANDBOX_ACCOUNTS, Tree
 from tests.template.test_management_template import _actions, _CallRecorder
 
 TEMPLATE = load(MANAGEMENT_TEMPLATE)

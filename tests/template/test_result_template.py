@@ -20,7 +20,7 @@ from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.standins import pattern_matches
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 from budget_sync_spoke import alerts, update_budget
-from tests.e2e.conftest import sent_minutes_ago
+from tests.support.local_org import sent_minutes_ago
 
 MANAGEMENT = load(MANAGEMENT_TEMPLATE)
 SPOKE = load(SPOKE_TEMPLATE)

@@ -11,12 +11,9 @@ from unittest import mock
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from budget_sync.handlers import resolve as resolve_handler
-from budget_sync_local import standins
-from budget_sync_local.lambda_runtime import function_spec, invoke
-from tests.integration.conftest import REGION, create_table
+from tests.support.moto_org import REGION, create_table
 
 
 @dataclass
@@ -64,6 +61,8 @@ class Tree:
     def resolve(self, event: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
         """The template's resolver function on one event, as Lambda calls it (a fresh
         execution environment each time: the parameters, hence the environment, may differ)."""
+        from budget_sync_local.lambda_runtime import function_spec, invoke
+
         resolve_handler.build.cache_clear()
         spec = function_spec("ResolverFunction", parameters or {}, REGION)
         result: dict[str, Any] = invoke(spec, event, REGION)
@@ -77,6 +76,10 @@ ROOT_ACCOUNTS = ("444444444444",)
 
 @pytest.fixture
 def tree() -> Iterator[Tree]:
+    from moto import mock_aws  # moto and the stand-ins: not at collection (make unit)
+
+    from budget_sync_local import standins
+
     resolve_handler.build.cache_clear()
     with mock_aws(), standins.installed():
         management = boto3.Session(region_name=REGION)

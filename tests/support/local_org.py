@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
 from budget_sync.handlers import update as update_handler
-from budget_sync_local.organisation import LocalOrganisation
-from budget_sync_local.pipeline import Step
+
+if TYPE_CHECKING:  # the local organisation imports moto: not at collection (make unit)
+    from budget_sync_local.organisation import LocalOrganisation
+    from budget_sync_local.pipeline import Step
 
 
 class Recorder:
@@ -48,6 +51,8 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def local_org(recorder: Recorder) -> Iterator[LocalOrganisation]:
+    from budget_sync_local.organisation import LocalOrganisation
+
     update_handler.build_service.cache_clear()  # clients of an earlier moto must not leak in
     with LocalOrganisation(observer=recorder, function_output=io.StringIO()) as org:
         yield org

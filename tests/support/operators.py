@@ -16,10 +16,8 @@ import boto3
 import pytest
 
 from budget_sync.handlers import reconcile as reconcile_handler
-from budget_sync_local.lambda_runtime import function_spec
 from budgetctl.cli import main
-from tests.integration.conftest import REGION, SPOKES, Org
-from tests.integration.conftest import org as integration_org  # noqa: F401 - fixture, used below
+from tests.support.moto_org import REGION, SPOKES, Org
 
 BUDGET = "SpokeAccountBudget"
 #: Accounts of the ops organisation that have no spoke stack (items can be set for them).
@@ -83,6 +81,8 @@ def parameter_version(org: Org, account: str) -> int:
 def deploy_reconciler(org: Org) -> str:
     """The reconciler function in moto's Lambda, as template-management.yaml defines it (its
     role, handler and environment); the stand-in runs it in-process when it is invoked."""
+    from budget_sync_local.lambda_runtime import function_spec  # cfn-lint: not at collection
+
     spec = function_spec("ReconcilerFunction", {}, REGION)
     iam = org.management.client("iam")
     role = iam.create_role(
@@ -126,7 +126,7 @@ def organisation_of(accounts: tuple[str, ...]) -> None:
 
 
 @pytest.fixture
-def ops(integration_org: Org, request: pytest.FixtureRequest) -> Iterator[Org]:  # noqa: F811 - the integration fixture, extended
+def ops(org: Org, request: pytest.FixtureRequest) -> Iterator[Org]:
     """Three spokes, each with parameter 1000 and a budget of 1000; the table says 1000 for all;
     the reconciler function deployed (``budgetctl reconcile --apply`` invokes it); an
     organisation whose members are the spokes (``set`` and ``import`` check it), unless the test
@@ -134,10 +134,10 @@ def ops(integration_org: Org, request: pytest.FixtureRequest) -> Iterator[Org]: 
     reconcile_handler.build.cache_clear()
     if request.node.get_closest_marker("without_organisation") is None:
         organisation_of((*SPOKES, *MEMBERS_WITHOUT_SPOKE))
-    deploy_reconciler(integration_org)
+    deploy_reconciler(org)
     for account in SPOKES:
-        create_budget(integration_org, account)
-        integration_org.put(account, Decimal("1000"))
-    integration_org.new_records()  # the stream's records so far are not these tests' subject
-    yield integration_org
+        create_budget(org, account)
+        org.put(account, Decimal("1000"))
+    org.new_records()  # the stream's records so far are not these tests' subject
+    yield org
     reconcile_handler.build.cache_clear()

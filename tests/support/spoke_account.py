@@ -6,16 +6,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from budget_sync_local import spoke_stack, standins
-from budget_sync_local.spoke_stack import SpokeStack
-from tests.integration.conftest import assume as assume_role
-from tests.integration.conftest import session_in
+from tests.support.moto_org import assume as assume_role
+from tests.support.moto_org import session_in
+
+if TYPE_CHECKING:  # moto, the stand-ins and the spoke stack: not at collection (make unit)
+    from budget_sync_local import standins
+    from budget_sync_local.spoke_stack import SpokeStack
 
 REGION = "us-east-1"
 MANAGEMENT = "123456789012"
@@ -45,6 +46,8 @@ class Spoke:
         return budget
 
     def notifications(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        from budget_sync_local import standins
+
         return standins.notifications_with_subscribers(self.stack.account, self.stack.budget_name)
 
     def deliver(self) -> list[standins.AutomationResult | None]:
@@ -55,6 +58,10 @@ class Spoke:
 
 @pytest.fixture
 def moto_with_standins() -> Iterator[standins.StandIns]:
+    from moto import mock_aws
+
+    from budget_sync_local import standins
+
     with warnings.catch_warnings():
         # moto's CloudFormation warns about each resource type it skips (the budget, policies)
         warnings.simplefilter("ignore", UserWarning)
@@ -64,6 +71,8 @@ def moto_with_standins() -> Iterator[standins.StandIns]:
 
 @pytest.fixture
 def deploy_spoke(moto_with_standins: standins.StandIns) -> Callable[..., Spoke]:
+    from budget_sync_local import spoke_stack
+
     def deploy(account: str = SPOKE, **parameters: str) -> Spoke:
         session = session_in(account)
         stack = spoke_stack.deploy(session, REGION, {"ManagementAccountId": MANAGEMENT, **parameters})
