@@ -21,8 +21,8 @@ from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.pipeline import Delivery
 from budget_sync_local.seed import SEED_ENV, seed_from_env
 from budget_sync_local.standins import automation
-from tests.support.local_org import Recorder
 from tests.e2e.test_closed_loop import notifications
+from tests.support.local_org import Recorder
 
 pytestmark = pytest.mark.e2e
 

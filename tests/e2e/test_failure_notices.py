@@ -10,8 +10,8 @@ import pytest
 from moto.sns.models import sns_backends
 
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
-from tests.support.local_org import Recorder
 from tests.e2e.test_closed_loop import notifications
+from tests.support.local_org import Recorder
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ import pytest
 
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync_local.organisation import LocalOrganisation
-from tests.support.local_org import sent_minutes_ago
 from tests.e2e.test_closed_loop import reconcile
+from tests.support.local_org import sent_minutes_ago
 
 pytestmark = pytest.mark.e2e
 

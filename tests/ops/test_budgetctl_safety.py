@@ -24,13 +24,13 @@ from botocore.exceptions import ClientError
 from budgetctl import cli
 from budgetctl.commands.defaults import ACTIONS
 from budgetctl.errors import ExitCode
-from tests.support.moto_org import REGION, SPOKES, Org, create_table
-from tests.support.operators import BUDGET, budgetctl
 from tests.ops.test_budgetctl import (
     item,
     no_aws_calls,  # noqa: F401 - fixture, used below
 )
 from tests.ops.test_console_script import ENV as CONSOLE_ENV
+from tests.support.moto_org import REGION, SPOKES, Org, create_table
+from tests.support.operators import BUDGET, budgetctl
 
 A, B, C = SPOKES
 MANAGEMENT = "123456789012"

@@ -19,8 +19,8 @@ from budget_sync.errors import InvalidItemError
 from budget_sync_local import standins
 from budget_sync_local.templates import SPOKE_TEMPLATE, load
 from budget_sync_spoke import alerts
-from tests.support.spoke_account import Spoke
 from tests.spoke.sync_inline_script import ALERTS_SCRIPT, synced_template
+from tests.support.spoke_account import Spoke
 
 ACCOUNT = "123456789012"
 BUDGET = "SpokeAccountBudget"

@@ -11,8 +11,8 @@ from fnmatch import fnmatchcase
 import pytest
 
 from budget_sync_local.templates import SPOKE_TEMPLATE, load
-from tests.support.spoke_account import MANAGEMENT, REGION, SPOKE, Spoke
 from tests.spoke.test_spoke_on_moto import _actions, _role, _statements
+from tests.support.spoke_account import MANAGEMENT, REGION, SPOKE, Spoke
 
 Deploy = Callable[..., Spoke]
 TEMPLATE = load(SPOKE_TEMPLATE)

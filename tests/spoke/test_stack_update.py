@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from budget_sync_local import spoke_stack
-from tests.support.spoke_account import MANAGEMENT, REGION, SPOKE, Spoke
 from tests.spoke.test_spoke_on_moto import Deploy
+from tests.support.spoke_account import MANAGEMENT, REGION, SPOKE, Spoke
 
 OLD_TEMPLATE = (Path(__file__).parent / "fixtures" / "template-spoke-before-alerts.yaml").read_text()
 PARAMETERS = {
