@@ -26,7 +26,8 @@ from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from tests.support.local_org import Recorder
 from tests.support.operators import budgetctl
 
-pytestmark = pytest.mark.e2e
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 
 A, B = "111111111111", "222222222222"
 OUTSIDER = "444455556666"  # an account outside the organisation

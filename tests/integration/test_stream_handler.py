@@ -18,6 +18,9 @@ from budget_sync_local.lambda_runtime import invoke
 from budget_sync_local.streams import lambda_event
 from tests.support.moto_org import MANAGEMENT, REGION, SPOKES, Org, add_spoke
 
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = pytest.mark.aws
+
 A, B, C = SPOKES
 
 

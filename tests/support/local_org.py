@@ -44,6 +44,17 @@ def sent_minutes_ago(org: LocalOrganisation, account: str, minutes: int) -> str:
     return old
 
 
+def notifications(org: LocalOrganisation) -> list[tuple[str, str]]:
+    """(subject, message) of everything published to the management stack's alarm topic."""
+    from moto.sns.models import sns_backends
+
+    from budget_sync_local.organisation import MANAGEMENT_ACCOUNT
+
+    topic = org.stack.physical_ids["AlarmTopic"]
+    sent = sns_backends[MANAGEMENT_ACCOUNT][org.region].topics[topic].sent_notifications
+    return [(str(n[2]), str(n[1])) for n in sent]
+
+
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()

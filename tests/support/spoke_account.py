@@ -3,10 +3,13 @@ spoke_stack, with the stand-ins for what moto lacks (budget_sync_local.standins)
 
 from __future__ import annotations
 
+import ast
+import json
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -54,6 +57,35 @@ class Spoke:
         """EventBridge: every event so far to the rule and its target, in order."""
         delivered, self.events[:] = list(self.events), []
         return [self.stack.handle(event, assume) for event in delivered]
+
+
+#: What ``deploy_spoke`` is: deploy template-spoke.yaml into an account with these parameters.
+Deploy = Callable[..., Spoke]
+
+
+def _statements(document: dict[str, Any] | str) -> list[dict[str, Any]]:
+    if isinstance(document, str):
+        # moto's CloudFormation stores an inline policy as the repr of the dict it resolved
+        text = unquote(document)
+        document = json.loads(text) if text.startswith('{"') else ast.literal_eval(text)
+    statements = document["Statement"]
+    return statements if isinstance(statements, list) else [statements]
+
+
+def _actions(statement: dict[str, Any]) -> set[str]:
+    actions = statement["Action"]
+    return {actions} if isinstance(actions, str) else set(actions)
+
+
+def _role(spoke: Spoke, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    iam = spoke.session.client("iam")
+    trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+    inline = [
+        s
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]
+        for s in _statements(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"])
+    ]
+    return trust, inline
 
 
 @pytest.fixture

@@ -72,6 +72,8 @@ class Tree:
 SANDBOX_ACCOUNTS = ("111111111111", "222222222222")
 PRODUCTION_ACCOUNTS = ("333333333333",)
 ROOT_ACCOUNTS = ("444444444444",)
+#: The event of the resolver's schedule (source aws.events, detail-type Scheduled Event).
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from budget_sync_local.lambda_runtime import function_spec, invoke
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, SPOKE_TEMPLATE, Resolver, load
 from tests.support.moto_org import PARAMETER, REGION, SPOKES, Org
 from tests.support.operators import edit_budget_limit
-from tests.template.test_management_template import TableCalls, _actions, _CallRecorder, not_allowed
+from tests.support.template_calls import TableCalls, _actions, _CallRecorder, not_allowed
 
 TEMPLATE = load(MANAGEMENT_TEMPLATE)
 RESOURCES = TEMPLATE["Resources"]
