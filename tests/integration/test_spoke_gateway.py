@@ -16,7 +16,7 @@ A = SPOKES[0]
 @pytest.fixture
 def org(enforced_org: Org) -> Org:
     """Under IAM: the gateway as the template's FunctionRole, each spoke's SpokeRole as the
-    template defines it (tests/integration/conftest.py, enforced_org)."""
+    template defines it (tests/support/moto_org.py, enforced_org)."""
     return enforced_org
 
 

@@ -27,7 +27,7 @@ A, B, C = SPOKES
 @pytest.fixture
 def org(enforced_org: Org) -> Org:
     """Under IAM: the handler as the template's FunctionRole, the spokes' SpokeRole as the
-    template defines it (tests/integration/conftest.py, enforced_org)."""
+    template defines it (tests/support/moto_org.py, enforced_org)."""
     return enforced_org
 
 
