@@ -8,10 +8,10 @@ by hand (``@pytest.mark.aws``, or ``pytestmark`` for a module) or, when it uses 
 unseen: a test that is not marked and still starts moto, a moto server or a process fails with
 a message naming the marker, in every run (``make test`` included). Loaded by tests/conftest.py.
 
-Collecting ``make unit``'s selection imports neither moto nor cfn-lint (seconds each): a test
-module whose ``pytestmark`` alone takes all its tests out of the ``-m`` selection is not
-imported at all (``pytest_ignore_collect`` reads the mark from the module's source), and this
-module imports moto only once a test has (``_after_import``).
+Collecting ``make unit``'s selection imports no moto (seconds of import): a test module whose
+``pytestmark`` alone takes all its tests out of the ``-m`` selection is not imported at all
+(``pytest_ignore_collect`` reads the mark from the module's source), and this module patches
+moto only once something has imported it (``_after_import``).
 """
 
 from __future__ import annotations
@@ -118,17 +118,17 @@ def touches_only_what_it_is_marked_for(request: pytest.FixtureRequest) -> Iterat
     item = request.node
     with contextlib.ExitStack() as stack:
         if item.get_closest_marker("aws") is None:
-            refuse = _unmarked(item, "aws", "starts moto")
+            refuse_moto = _unmarked(item, "aws", "starts moto")  # its own name: the lambdas run later
             _after_import(
                 stack,
                 "moto.core.models",
-                lambda module: stack.enter_context(mock.patch.object(module.MockAWS, "start", refuse)),
+                lambda module: stack.enter_context(mock.patch.object(module.MockAWS, "start", refuse_moto)),
             )
             _after_import(
                 stack,
                 "moto.moto_server.threaded_moto_server",
                 lambda module: stack.enter_context(
-                    mock.patch.object(module.ThreadedMotoServer, "start", refuse)
+                    mock.patch.object(module.ThreadedMotoServer, "start", refuse_moto)
                 ),
             )
         if item.get_closest_marker("process") is None:

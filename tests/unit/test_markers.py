@@ -4,6 +4,8 @@ test that needs AWS by mistake. Each case runs pytest in-process on a small test
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.markers import deselects_every_test, module_marks
@@ -39,6 +41,32 @@ def test_forgot_the_marker():
         pass
 """,
     )
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*test_forgot_the_marker starts moto but is not marked `aws`*"])
+
+
+@pytest.mark.process
+def test_given_moto_not_yet_imported_when_an_unmarked_test_imports_and_starts_it_then_it_fails(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
+    # a fresh interpreter, as `make unit` starts: nothing has imported moto before the test
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        test_inner="""
+import sys
+
+def test_forgot_the_marker():
+    assert "moto" not in sys.modules
+    from moto import mock_aws
+
+    with mock_aws():
+        pass
+"""
+    )
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[2]))  # tests.markers
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*test_forgot_the_marker starts moto but is not marked `aws`*"])
