@@ -35,8 +35,18 @@ import pytest
 
 from budget_sync_local.seed import SEED_ENV
 
-# tests/markers.py: the `aws` and `process` markers, set from fixtures and checked at run time.
-pytest_plugins = ("tests.markers", "pytester")
+# tests/markers.py: the `aws` and `process` markers, set from fixtures and checked at run time;
+# tests/support/: the fixtures shared across folders, registered once here (their helpers are
+# imported from the same modules). None of them imports moto at collection (make unit).
+pytest_plugins = (
+    "tests.markers",
+    "pytester",
+    "tests.support.moto_org",
+    "tests.support.operators",
+    "tests.support.tree",
+    "tests.support.spoke_account",
+    "tests.support.local_org",
+)
 
 SEEDS = (3, 17, 29, 42, 58, 71, 86, 97)
 _SEED = pytest.StashKey[str]()

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from samtranslator.translator.transform import transform
 
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, Resolver, load
 
@@ -159,6 +158,8 @@ class _NoManagedPolicies:
 
 def translate(parameters: Mapping[str, str], region: str) -> dict[str, Any]:
     """template-management.yaml as plain CloudFormation, as the SAM transform makes it."""
+    from samtranslator.translator.transform import transform  # the translator: only when translating
+
     template = copy.deepcopy(load(MANAGEMENT_TEMPLATE))
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":

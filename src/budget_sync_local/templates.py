@@ -15,8 +15,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import decode, decode_str
-
 ROOT = Path(__file__).resolve().parents[2]
 MANAGEMENT_TEMPLATE = ROOT / "template-management.yaml"
 SPOKE_TEMPLATE = ROOT / "template-spoke.yaml"
@@ -45,6 +43,8 @@ class TemplateError(Exception):
 @cache
 def load(path: Path) -> dict[str, Any]:
     """The template as plain data (cached: templates do not change during a run)."""
+    from cfnlint.decode import decode  # cfn-lint takes seconds to import: only when a template is read
+
     template, matches = decode(str(path))
     if matches or template is None:
         raise TemplateError(f"{path.name} does not parse: {[str(m) for m in matches]}")
@@ -54,6 +54,8 @@ def load(path: Path) -> dict[str, Any]:
 
 def load_text(text: str) -> dict[str, Any]:
     """A template given as text (another version of one, e.g. an upgrade test's old template)."""
+    from cfnlint.decode import decode_str  # as in load
+
     template, matches = decode_str(text)
     if matches or template is None:
         raise TemplateError(f"the template does not parse: {[str(m) for m in matches]}")

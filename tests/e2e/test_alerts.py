@@ -17,9 +17,10 @@ from moto.sns.models import sns_backends
 from budget_sync.handlers import update as update_handler
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from budget_sync_local.spoke_stack import SpokeStackError
-from tests.e2e.conftest import Recorder
+from tests.support.local_org import Recorder
 
-pytestmark = pytest.mark.e2e
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 
 A, B = "111111111111", "222222222222"
 OLD_TEMPLATE = Path(__file__).parents[1] / "spoke" / "fixtures" / "template-spoke-before-alerts.yaml"

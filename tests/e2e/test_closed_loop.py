@@ -8,26 +8,19 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from moto.sns.models import sns_backends
 
 from budget_sync.budgets_table import BudgetsTable, read_desired
 from budget_sync.reconcile import Action, DesiredItem, DesiredTable, Reconciler
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
 from budget_sync.status_table import DynamoStatusTable, read_statuses
-from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
-from tests.e2e.conftest import Recorder, sent_minutes_ago
+from budget_sync_local.organisation import LocalOrganisation
+from tests.support.local_org import Recorder, notifications, sent_minutes_ago
 
-pytestmark = pytest.mark.e2e
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 
 A, B, C = "111111111111", "222222222222", "333333333333"
-
-
-def notifications(org: LocalOrganisation) -> list[tuple[str, str]]:
-    """(subject, message) of everything published to the management stack's alarm topic."""
-    topic = org.stack.physical_ids["AlarmTopic"]
-    sent = sns_backends[MANAGEMENT_ACCOUNT][org.region].topics[topic].sent_notifications
-    return [(str(n[2]), str(n[1])) for n in sent]
 
 
 def reconciler(org: LocalOrganisation, desired: DesiredTable | None = None) -> Reconciler:

@@ -10,19 +10,22 @@ import io
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from moto.budgets.models import BudgetsBackend
 
 from budget_sync.handlers import update as update_handler
 from budget_sync_local import __main__ as cli
-from budget_sync_local.organisation import LocalOrganisation
-from budget_sync_local.pipeline import Delivery
 from budget_sync_local.seed import SEED_ENV, seed_from_env
-from budget_sync_local.standins import automation
-from tests.e2e.conftest import Recorder
-from tests.e2e.test_closed_loop import notifications
+from tests.support.lazy import lazy
+from tests.support.local_org import Recorder, notifications
+
+if TYPE_CHECKING:
+    from budget_sync_local import organisation, pipeline
+    from budget_sync_local.organisation import LocalOrganisation
+else:  # moto: imported by the first test that uses it, not at collection (make unit)
+    organisation = lazy("budget_sync_local.organisation")
+    pipeline = lazy("budget_sync_local.pipeline")
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +51,7 @@ def test_the_same_seed_gives_the_same_deliveries_and_nothing_is_lost():
     events = [{"id": str(n), "detail-type": "x"} for n in range(40)]
 
     def schedule(seed: int) -> list[tuple[str, bool]]:
-        delivery, seen = Delivery(seed), []
+        delivery, seen = pipeline.Delivery(seed), []
         for event, duplicate in delivery.round(list(events)):
             seen.append((event["id"], duplicate))
         while not delivery.idle():
@@ -61,7 +64,7 @@ def test_the_same_seed_gives_the_same_deliveries_and_nothing_is_lost():
     assert {i for i, _ in first} == {e["id"] for e in events}  # at least once
     assert any(d for _, d in first)  # some twice
     assert [i for i, d in first if not d] != [e["id"] for e in events]  # not in order
-    assert [e["id"] for e, _ in Delivery(None).round(list(events))] == [e["id"] for e in events]
+    assert [e["id"] for e, _ in pipeline.Delivery(None).round(list(events))] == [e["id"] for e in events]
 
 
 @pytest.mark.parametrize(("value", "seed"), [("12", 12), ("off", None), ("OFF", None)])
@@ -91,7 +94,7 @@ def test_make_demo_with_a_seed_that_is_no_whole_number_says_so_and_exits_2(
 def test_under_any_delivery_every_outcome_holds(seed: int):
     recorder = Recorder()
     update_handler.build_service.cache_clear()
-    with LocalOrganisation(
+    with organisation.LocalOrganisation(
         accounts=(A, B), observer=recorder, function_output=io.StringIO(), seed=seed
     ) as org:
         org.give_planned_limits(B)
@@ -116,10 +119,12 @@ def test_under_any_delivery_every_outcome_holds(seed: int):
 def test_a_spokes_run_and_its_report_can_come_before_the_stream_function_records_sent(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    monkeypatch.setattr(Delivery, "AT_ONCE", 1.0)  # every event published in the batch, at once
+    monkeypatch.setattr(pipeline.Delivery, "AT_ONCE", 1.0)  # every event published in the batch, at once
     recorder = Recorder()
     update_handler.build_service.cache_clear()
-    with LocalOrganisation(accounts=(A,), observer=recorder, function_output=io.StringIO(), seed=5) as org:
+    with organisation.LocalOrganisation(
+        accounts=(A,), observer=recorder, function_output=io.StringIO(), seed=5
+    ) as org:
         org.put(A, 1234)
         org.pipeline.run_until_idle()
 
@@ -136,9 +141,9 @@ def test_a_spokes_run_and_its_report_can_come_before_the_stream_function_records
 def test_given_a_failed_account_when_the_next_values_failure_is_reported_before_sent_then_it_notifies_again(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    monkeypatch.setattr(Delivery, "AT_ONCE", 1.0)  # every run and report during the batch
+    monkeypatch.setattr(pipeline.Delivery, "AT_ONCE", 1.0)  # every run and report during the batch
     update_handler.build_service.cache_clear()
-    with LocalOrganisation(accounts=(A,), function_output=io.StringIO(), seed=5) as org:
+    with organisation.LocalOrganisation(accounts=(A,), function_output=io.StringIO(), seed=5) as org:
         org.give_planned_limits(A)
         org.put(A, 555)
         org.pipeline.run_until_idle()
@@ -188,6 +193,8 @@ def test_given_aws_failure_notice_before_the_spokes_report_then_one_notice_carri
 def slow_budget_reads(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], None]], None]:
     """Every DescribeBudget calls the function given first."""
     hook: list[Callable[[], None]] = []
+    from moto.budgets.models import BudgetsBackend
+
     original = BudgetsBackend.describe_budget
 
     def describe_budget(self: BudgetsBackend, *args: Any, **kwargs: Any) -> Any:
@@ -222,6 +229,8 @@ def test_given_a_step_longer_than_its_timeout_then_the_value_fails_saying_so_and
     slow_budget_reads: Callable[[Callable[[], None]], None],
     monkeypatch: pytest.MonkeyPatch,
 ):
+    from budget_sync_local.standins import automation
+
     monkeypatch.setattr(automation, "TIME_SCALE", 0.005)  # AWS's 120 s last 0.6 s here
     before = local_org.view(A).budget_limit
     slow_budget_reads(lambda: time.sleep(1.5))  # 300 AWS seconds: past the step's 120
@@ -239,6 +248,8 @@ def test_given_a_run_stopped_by_an_operator_then_the_value_fails_saying_so_and_i
     before = local_org.view(A).budget_limit
 
     def stop() -> None:
+        from budget_sync_local.standins import automation
+
         for execution in automation.running_executions(A):
             automation.stop_execution(execution)  # StopAutomationExecution
 

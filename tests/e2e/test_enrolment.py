@@ -12,7 +12,10 @@ import pytest
 
 from budget_sync_local import enrolment
 from budget_sync_local.organisation import LocalOrganisation
-from tests.e2e.conftest import Recorder
+from tests.support.local_org import Recorder
+
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = pytest.mark.aws
 
 SANDBOX_A, PRODUCTION_A, SANDBOX_B = "111111111111", "222222222222", "333333333333"
 NEW = "444444444444"

@@ -10,10 +10,10 @@ import pytest
 from moto.sns.models import sns_backends
 
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
-from tests.e2e.conftest import Recorder
-from tests.e2e.test_closed_loop import notifications
+from tests.support.local_org import Recorder, notifications
 
-pytestmark = pytest.mark.e2e
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 
 A = "111111111111"
 NOWHERE = "999999999999"  # an account with no spoke stack: its role cannot be assumed

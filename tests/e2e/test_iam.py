@@ -23,9 +23,10 @@ from budget_sync.spoke import SsmSpokeGateway
 from budget_sync_local import management_stack, standins, templates
 from budget_sync_local.iam import AccessDenied
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
-from tests.e2e.conftest import Recorder
-from tests.ops.conftest import budgetctl
+from tests.support.local_org import Recorder
+from tests.support.operators import budgetctl
 
+# every test: moto or the local organisation (make unit does not import this module)
 pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 
 A, B = "111111111111", "222222222222"

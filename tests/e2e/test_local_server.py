@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from budget_sync_local import server
-from tests.ops.conftest import budgetctl
+from tests.support.operators import budgetctl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws, pytest.mark.process]
 

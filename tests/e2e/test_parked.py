@@ -11,9 +11,10 @@ import pytest
 from budget_sync.errors import TransientError
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync_local.organisation import LocalOrganisation
-from tests.ops.conftest import budgetctl
+from tests.support.operators import budgetctl
 
-pytestmark = pytest.mark.e2e
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 
 A, B = "111111111111", "222222222222"
 

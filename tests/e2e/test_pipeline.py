@@ -15,9 +15,10 @@ import pytest
 from moto.budgets.models import Budget
 
 from budget_sync_local.organisation import LocalOrganisation
-from tests.e2e.conftest import Recorder
+from tests.support.local_org import Recorder
 
-pytestmark = pytest.mark.e2e
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 
 A, B, C = "111111111111", "222222222222", "333333333333"
 

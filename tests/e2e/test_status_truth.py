@@ -13,10 +13,11 @@ import pytest
 
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync_local.organisation import LocalOrganisation
-from tests.e2e.conftest import sent_minutes_ago
 from tests.e2e.test_closed_loop import reconcile
+from tests.support.local_org import sent_minutes_ago
 
-pytestmark = pytest.mark.e2e
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 
 A = "111111111111"
 

@@ -14,7 +14,7 @@ from budget_sync.errors import TransientError
 from budget_sync.reconcile import DesiredItem
 from budget_sync.status import Status, StatusStore, StatusUpdate
 from budget_sync.status_table import DynamoStatusTable, read_statuses
-from tests.integration.conftest import SPOKES, Org
+from tests.support.moto_org import SPOKES, Org
 
 A, B, C = SPOKES
 

@@ -6,10 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from moto.sts.models import sts_backends
 
 from budget_sync.spoke import SsmSpokeGateway
-from tests.integration.conftest import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org
+from tests.support.moto_org import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org
 
 A = SPOKES[0]
 
@@ -17,7 +16,7 @@ A = SPOKES[0]
 @pytest.fixture
 def org(enforced_org: Org) -> Org:
     """Under IAM: the gateway as the template's FunctionRole, each spoke's SpokeRole as the
-    template defines it (tests/integration/conftest.py, enforced_org)."""
+    template defines it (tests/support/moto_org.py, enforced_org)."""
     return enforced_org
 
 
@@ -33,6 +32,8 @@ def gateway(org: Org) -> SsmSpokeGateway:
 
 
 def assumed(account: str) -> int:
+    from moto.sts.models import sts_backends  # moto: not at collection (make unit)
+
     return len(sts_backends[account]["aws"].assumed_roles)
 
 
@@ -73,6 +74,8 @@ def test_the_role_arn_is_built_from_the_account_and_the_configured_name_in_the_r
 def test_the_session_name_identifies_the_function_in_the_spokes_cloudtrail(org: Org):
     spokes = gateway(org)
     spokes.put_budget_value(A, "13")
+    from moto.sts.models import sts_backends
+
     sessions = [role.session_name for role in sts_backends[A]["aws"].assumed_roles]
     assert sessions[-1] == "budget-sync-test"
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from budget_sync.status import Status, StatusStore, StatusUpdate
 from budget_sync.status_table import DynamoStatusTable
-from tests.integration.conftest import SPOKES, Org
+from tests.support.moto_org import SPOKES, Org
 
 A, B, C = SPOKES
 

@@ -16,7 +16,7 @@ from budget_sync.results import ALERTS_STEP, ExecutionEnded, ResultStore, SpokeR
 from budget_sync.status import Status, StatusStore, StatusTable, StatusUpdate
 from budget_sync.status_table import DynamoStatusTable
 from tests.fakes import FakeStatusTable
-from tests.integration.conftest import SPOKES, Org
+from tests.support.moto_org import SPOKES, Org
 
 A, B = SPOKES[0], SPOKES[1]
 _CLOCK = {"UpdatedAt", "SentAt", "ConfirmedAt", "EndedAt"}

@@ -16,7 +16,10 @@ from budget_sync import spoke
 from budget_sync.handlers import update as update_handler
 from budget_sync_local.lambda_runtime import invoke
 from budget_sync_local.streams import lambda_event
-from tests.integration.conftest import MANAGEMENT, REGION, SPOKES, Org, add_spoke
+from tests.support.moto_org import MANAGEMENT, REGION, SPOKES, Org, add_spoke
+
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = pytest.mark.aws
 
 A, B, C = SPOKES
 
@@ -24,7 +27,7 @@ A, B, C = SPOKES
 @pytest.fixture
 def org(enforced_org: Org) -> Org:
     """Under IAM: the handler as the template's FunctionRole, the spokes' SpokeRole as the
-    template defines it (tests/integration/conftest.py, enforced_org)."""
+    template defines it (tests/support/moto_org.py, enforced_org)."""
     return enforced_org
 
 

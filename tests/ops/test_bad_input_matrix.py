@@ -20,12 +20,9 @@ from typing import Any
 import pytest
 
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import SPOKES, Org
-from tests.integration.conftest import org as integration_org  # noqa: F401 - fixture
-from tests.ops.conftest import budgetctl
-from tests.ops.conftest import ops as ops
-from tests.resolve.conftest import Tree
-from tests.resolve.conftest import tree as tree
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import budgetctl
+from tests.support.tree import Tree
 
 A, B, C = SPOKES
 ALERT_PARAMETER = "/BlogBudgets/AlertSettings"
@@ -111,10 +108,9 @@ def _alert_parameter(org: Org, account: str) -> str | None:
 
 @pytest.mark.parametrize("case", list(STREAM_CASES))
 def test_a_bad_item_is_refused_by_the_stream_function_before_any_spoke_write(
-    integration_org: Org,  # noqa: F811 - the fixture
+    org: Org,
     case: str,
 ):
-    org = integration_org
     attributes, field, shown = STREAM_CASES[case]
     item = {"AccountId": {"S": A}, **attributes}
     if "BudgetValue" not in attributes and not case.startswith("value"):
@@ -146,11 +142,10 @@ def test_a_bad_item_is_refused_by_the_stream_function_before_any_spoke_write(
     ],
 )
 def test_a_bad_account_key_is_recorded_under_the_key_and_writes_no_spoke(
-    integration_org: Org,  # noqa: F811 - the fixture
+    org: Org,
     key: str,
     shown: str,
 ):
-    org = integration_org
     org.put(key, 500)
 
     assert org.invoke() == {"batchItemFailures": []}

@@ -10,42 +10,20 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.client import BaseClient
 
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 from budgetctl import cli
 from budgetctl.budgets_table import BudgetsTable
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import SPOKES, Org
-from tests.ops.conftest import budgetctl, edit_budget_limit, parameter_version
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import CALLER, budgetctl, edit_budget_limit, item, parameter_version
 
 A, B, C = SPOKES
-CALLER = "arn:aws:sts::123456789012:user/moto"  # moto's identity for the test credentials
-
-
-def item(org: Org, account: str) -> dict[str, Any] | None:
-    table = org.management.resource("dynamodb").Table(org.budgets_table)
-    found: dict[str, Any] | None = table.get_item(Key={"AccountId": account}, ConsistentRead=True).get("Item")
-    return found
 
 
 def all_items(org: Org) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = org.management.resource("dynamodb").Table(org.budgets_table).scan()["Items"]
     return sorted(items, key=lambda i: i["AccountId"])
-
-
-@pytest.fixture
-def no_aws_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Fails nothing, records every AWS call: validation errors must come before any."""
-    calls: list[str] = []
-    original = BaseClient._make_api_call
-
-    def recorded(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        calls.append(operation)
-        return original(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
-    return calls
 
 
 # --------------------------------------------------------------------------- set / get / delete

@@ -7,8 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import SPOKES, Org
-from tests.ops.conftest import BUDGET, budgetctl
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import BUDGET, budgetctl
 
 A, B, _ = SPOKES
 

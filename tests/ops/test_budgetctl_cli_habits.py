@@ -15,9 +15,8 @@ import pytest
 from budget_sync_local.templates import ROOT
 from budgetctl import cli
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import SPOKES, Org
-from tests.ops.conftest import budgetctl
-from tests.ops.test_budgetctl import item
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import budgetctl, item
 
 A, B, _ = SPOKES
 

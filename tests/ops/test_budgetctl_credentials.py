@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.conftest import budgetctl
+from tests.support.operators import budgetctl
 
 
 @pytest.fixture

@@ -24,13 +24,8 @@ from botocore.exceptions import ClientError
 from budgetctl import cli
 from budgetctl.commands.defaults import ACTIONS
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import REGION, SPOKES, Org, create_table
-from tests.ops.conftest import BUDGET, budgetctl
-from tests.ops.test_budgetctl import (
-    item,
-    no_aws_calls,  # noqa: F401 - fixture, used below
-)
-from tests.ops.test_console_script import ENV as CONSOLE_ENV
+from tests.support.moto_org import REGION, SPOKES, Org, create_table
+from tests.support.operators import BUDGET, CONSOLE_ENV, budgetctl, item
 
 A, B, C = SPOKES
 MANAGEMENT = "123456789012"
@@ -139,7 +134,7 @@ def test_an_option_the_default_action_does_not_use_is_a_usage_error(
     ops: Org,
     tmp_path: Path,
     argv: list[str],
-    no_aws_calls: list[str],  # noqa: F811 - the fixture
+    no_aws_calls: list[str],
 ):
     create_table(ops.management, "DefaultsTable")
     root = root_id()
@@ -157,7 +152,7 @@ def test_an_option_the_default_action_does_not_use_is_a_usage_error(
 
 def test_a_bad_query_is_a_usage_error_before_anything_is_sent(
     ops: Org,
-    no_aws_calls: list[str],  # noqa: F811 - the fixture
+    no_aws_calls: list[str],
 ):
     result = budgetctl("set", A, "1700", "--query", "BudgetValue[")
 
@@ -356,7 +351,7 @@ def test_a_global_option_the_command_does_not_use_is_a_usage_error(
     ops: Org,
     argv: list[str],
     message: str,
-    no_aws_calls: list[str],  # noqa: F811 - the fixture
+    no_aws_calls: list[str],
 ):
     result = budgetctl(*argv)
 

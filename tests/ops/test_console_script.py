@@ -25,20 +25,13 @@ from budget_sync.domain import AMOUNT_PATTERN
 from budget_sync_local import standins
 from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
+from tests.support.operators import CONSOLE_ENV as ENV
 
 pytestmark = [pytest.mark.aws, pytest.mark.process]
 
 BIN = Path(sys.executable).parent
 SPOKE = "111111111111"
 REGION = "us-east-1"
-ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-}
 
 
 def free_port() -> int:

@@ -6,11 +6,18 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from budget_sync_local.organisation import LocalOrganisation
-from tests.ops.conftest import budgetctl
+from tests.support.lazy import lazy
+from tests.support.operators import budgetctl
+
+if TYPE_CHECKING:
+    from budget_sync_local import organisation
+    from budget_sync_local.organisation import LocalOrganisation
+else:  # moto: imported by the first test that uses it, not at collection (make unit)
+    organisation = lazy("budget_sync_local.organisation")
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +38,7 @@ def hand_edit_limit(org: LocalOrganisation, account: str, amount: str) -> None:
 def test_a_hand_edited_budget_and_a_lost_parameter_event_are_reported_and_repaired(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    with LocalOrganisation(accounts=(A, B)) as org:
+    with organisation.LocalOrganisation(accounts=(A, B)) as org:
         # budgetctl as the operators' role (the spoke read role trusts it, as docs/operate.md says)
         for name, value in org.operator_credentials().items():
             monkeypatch.setenv(name, value)
@@ -73,7 +80,7 @@ def test_the_operators_policy_in_the_docs_is_the_one_the_local_organisation_give
     text = (Path(__file__).parents[2] / "docs" / "operate.md").read_text()
     block = text.split("who may do everything", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
     # WHEN the local organisation's operator role is given its policy
-    organisation = LocalOrganisation.__new__(LocalOrganisation)
-    organisation.management_parameters = {}
+    local = organisation.LocalOrganisation.__new__(organisation.LocalOrganisation)
+    local.management_parameters = {}
     # THEN they are the same policy (so every command the docs list works as that role locally)
-    assert json.loads(block) == organisation.operator_policy("<region>", "<account>")
+    assert json.loads(block) == local.operator_policy("<region>", "<account>")

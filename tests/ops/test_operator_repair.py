@@ -14,8 +14,8 @@ from botocore.client import BaseClient
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 from budgetctl import cli
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import SPOKES, Org
-from tests.ops.conftest import budgetctl, parameter_version
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import budgetctl, parameter_version
 
 A, B, C = SPOKES
 CALLER = "arn:aws:sts::123456789012:user/moto"  # moto's identity for the test credentials

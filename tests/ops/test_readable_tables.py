@@ -13,7 +13,7 @@ import pytest
 
 from budget_sync_local.organisation import LocalOrganisation
 from budgetctl.cli import main
-from tests.ops.conftest import Run
+from tests.support.operators import Run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 

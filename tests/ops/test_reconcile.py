@@ -20,8 +20,8 @@ from budget_sync.status import Status, StatusStore, StatusUpdate
 from budget_sync.status_table import DynamoStatusTable, read_statuses
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from tests.fakes import FakeBudgetsTable
-from tests.integration.conftest import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org, session_in
-from tests.ops.conftest import (
+from tests.support.moto_org import PARAMETER, REGION, SPOKE_ROLE, SPOKES, Org, session_in
+from tests.support.operators import (
     budget_limit,
     create_budget,
     edit_budget_limit,

@@ -10,27 +10,18 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-import boto3
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import SPOKES, Org
-from tests.ops.conftest import BUDGET, budgetctl, create_budget
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import BUDGET, HOSTILE, budgetctl, give_spend, organisation_with_names
 
 A, B, C = SPOKES
 #: The report's tests build their own organisation (organisation_with_names), or none.
 pytestmark = pytest.mark.without_organisation
-HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>=HYPERLINK("http://x")'
-
-
-def give_spend(org: Org, account: str, limit: str, actual: str, forecast: str) -> None:
-    """The spoke budget with this month's spend (AWS computes it; moto keeps what it is given)."""
-    org.spokes[account].client("budgets").delete_budget(AccountId=account, BudgetName=BUDGET)
-    create_budget(org, account, limit, actual, forecast)
 
 
 @pytest.fixture
@@ -40,15 +31,6 @@ def spend(ops: Org) -> Org:
     give_spend(ops, B, "1000", "500", "900")
     give_spend(ops, C, "1000", "100", "300")
     return ops
-
-
-def organisation_with_names(names: dict[str, str]) -> None:
-    """An organisation (moto) whose members have these ids and names."""
-    organizations = boto3.client("organizations", region_name="us-east-1")
-    organizations.create_organization(FeatureSet="ALL")
-    for account, name in names.items():
-        with mock.patch("moto.organizations.utils.make_random_account_id", return_value=account):
-            organizations.create_account(AccountName=name, Email=f"{account}@example.com")
 
 
 def test_given_three_spokes_with_spend_when_report_json_then_each_account_sorted_by_forecast_share(

@@ -14,9 +14,8 @@ import pytest
 
 from budgetctl.errors import ExitCode
 from tests.chromium import Page, chromium, dump_dom, print_to_pdf, screenshot
-from tests.integration.conftest import SPOKES, Org
-from tests.ops.conftest import budgetctl
-from tests.ops.test_report import HOSTILE, give_spend, organisation_with_names
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import HOSTILE, budgetctl, give_spend, organisation_with_names
 
 A, B, C = SPOKES
 D = "444444444444"  # an item, but no spoke stack: unreadable

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import PARAMETER, SPOKES, Org
-from tests.ops.conftest import budgetctl
+from tests.support.moto_org import PARAMETER, SPOKES, Org
+from tests.support.operators import budgetctl
 
 A, B, C = SPOKES
 LINK = "[link=https://evil.example]x[/]"

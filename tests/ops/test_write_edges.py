@@ -14,9 +14,8 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from budgetctl.errors import ExitCode
-from tests.integration.conftest import SPOKES, Org
-from tests.ops.conftest import budgetctl
-from tests.ops.test_budgetctl import CALLER, item
+from tests.support.moto_org import SPOKES, Org
+from tests.support.operators import CALLER, budgetctl, item
 
 A, B, C = SPOKES
 ACCOUNTS = [f"{100000000000 + n}" for n in range(150)]  # two transactions: 100 + 50

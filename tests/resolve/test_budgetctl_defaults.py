@@ -10,9 +10,8 @@ import pytest
 from botocore.client import BaseClient
 
 from budgetctl.errors import ExitCode
-from tests.ops.conftest import budgetctl
-from tests.resolve.conftest import SANDBOX_ACCOUNTS, Tree
-from tests.resolve.test_resolver import SCHEDULED
+from tests.support.operators import budgetctl
+from tests.support.tree import SANDBOX_ACCOUNTS, SCHEDULED, Tree
 
 CALLER = "arn:aws:sts::123456789012:user/moto"
 

@@ -12,9 +12,7 @@ import pytest
 
 from budget_sync import resolve as resolve_module
 from budget_sync.errors import UnrecognisedEvent
-from tests.resolve.conftest import PRODUCTION_ACCOUNTS, ROOT_ACCOUNTS, SANDBOX_ACCOUNTS, Tree
-
-SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+from tests.support.tree import PRODUCTION_ACCOUNTS, ROOT_ACCOUNTS, SANDBOX_ACCOUNTS, SCHEDULED, Tree
 
 
 def test_given_ou_defaults_when_resolved_then_each_account_inherits_its_nearest_default(tree: Tree):

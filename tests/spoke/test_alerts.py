@@ -8,19 +8,26 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from budget_sync import alerts as contract
 from budget_sync.errors import InvalidItemError
-from budget_sync_local import standins
 from budget_sync_local.templates import SPOKE_TEMPLATE, load
 from budget_sync_spoke import alerts
-from tests.spoke.conftest import Spoke
 from tests.spoke.sync_inline_script import ALERTS_SCRIPT, synced_template
+from tests.support.lazy import lazy
+from tests.support.spoke_account import Spoke
+
+if TYPE_CHECKING:
+    import moto
+
+    from budget_sync_local import standins
+else:  # moto: imported by the first test that uses it, not at collection (make unit)
+    standins = lazy("budget_sync_local.standins")
+    moto = lazy("moto")
 
 ACCOUNT = "123456789012"
 BUDGET = "SpokeAccountBudget"
@@ -59,7 +66,7 @@ class Recorder:
 
 @pytest.fixture
 def budgets() -> Iterator[Any]:
-    with mock_aws(), standins.installed():
+    with moto.mock_aws(), standins.installed():
         client = boto3.client("budgets", region_name="us-east-1")
         client.create_budget(
             AccountId=ACCOUNT,

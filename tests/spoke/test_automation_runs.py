@@ -15,7 +15,10 @@ from botocore.exceptions import ClientError
 from moto.budgets.models import BudgetsBackend
 
 from budget_sync_local.standins import automation
-from tests.spoke.conftest import Spoke, assume
+from tests.support.spoke_account import Spoke, assume
+
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = pytest.mark.aws
 
 #: 120 AWS seconds (the template's timeoutSeconds) last 0.6 local seconds.
 SCALE = 0.005

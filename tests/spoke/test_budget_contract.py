@@ -7,17 +7,24 @@ import copy
 import json
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.session
 import pytest
 from botocore.model import ServiceModel
-from moto import mock_aws
 
-from budget_sync_local import standins
 from budget_sync_spoke import update_budget
 from budget_sync_spoke.update_budget import COMPUTED, KEPT, SdkTooOld, apply_limit
+from tests.support.lazy import lazy
+
+if TYPE_CHECKING:
+    import moto
+
+    from budget_sync_local import standins
+else:  # moto: imported by the first test that uses it, not at collection (make unit)
+    standins = lazy("budget_sync_local.standins")
+    moto = lazy("moto")
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -36,7 +43,7 @@ FILTERED = {
 
 @pytest.fixture
 def aws() -> Iterator[boto3.Session]:
-    with mock_aws(), standins.installed():
+    with moto.mock_aws(), standins.installed():
         yield boto3.Session(region_name=REGION)
 
 

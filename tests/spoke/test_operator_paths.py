@@ -5,16 +5,13 @@ deployed on moto; the ARN patterns are matched as IAM's ArnLike does (``*`` span
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from fnmatch import fnmatchcase
 
 import pytest
 
 from budget_sync_local.templates import SPOKE_TEMPLATE, load
-from tests.spoke.conftest import MANAGEMENT, REGION, SPOKE, Spoke
-from tests.spoke.test_spoke_on_moto import _actions, _role, _statements
+from tests.support.spoke_account import MANAGEMENT, REGION, SPOKE, Deploy, _actions, _role, _statements
 
-Deploy = Callable[..., Spoke]
 TEMPLATE = load(SPOKE_TEMPLATE)
 SSO_NAME = "AWSReservedSSO_BudgetReaders_0123456789abcdef"
 SSO_ROLE = f"arn:aws:iam::{MANAGEMENT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/{SSO_NAME}"

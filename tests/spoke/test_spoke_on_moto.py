@@ -6,52 +6,37 @@ budget_sync_local.standins adds them (see its docstring); nothing else is faked 
 
 from __future__ import annotations
 
-import ast
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
 from botocore.exceptions import ClientError
 
 from budget_sync_local import standins
 from budget_sync_local.spoke_stack import SpokeStack
-from tests.spoke.conftest import MANAGEMENT, REGION, SPOKE, Spoke, assume, session_in
+from tests.support.spoke_account import (
+    MANAGEMENT,
+    REGION,
+    SPOKE,
+    Deploy,
+    Spoke,
+    _actions,
+    _role,
+    _statements,
+    assume,
+    session_in,
+)
 
-Deploy = Callable[..., Spoke]
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = pytest.mark.aws
+
 EXPECTED_NOTIFICATIONS = [
     ("ACTUAL", 80.0),
     ("ACTUAL", 100.0),
     ("FORECASTED", 100.0),
 ]
-
-
-def _statements(document: dict[str, Any] | str) -> list[dict[str, Any]]:
-    if isinstance(document, str):
-        # moto's CloudFormation stores an inline policy as the repr of the dict it resolved
-        text = unquote(document)
-        document = json.loads(text) if text.startswith('{"') else ast.literal_eval(text)
-    statements = document["Statement"]
-    return statements if isinstance(statements, list) else [statements]
-
-
-def _actions(statement: dict[str, Any]) -> set[str]:
-    actions = statement["Action"]
-    return {actions} if isinstance(actions, str) else set(actions)
-
-
-def _role(spoke: Spoke, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    iam = spoke.session.client("iam")
-    trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
-    inline = [
-        s
-        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]
-        for s in _statements(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"])
-    ]
-    return trust, inline
 
 
 # -- the spoke role ------------------------------------------------------------------------

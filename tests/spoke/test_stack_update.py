@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from budget_sync_local import spoke_stack
-from tests.spoke.conftest import MANAGEMENT, REGION, SPOKE, Spoke
-from tests.spoke.test_spoke_on_moto import Deploy
+from tests.support.spoke_account import MANAGEMENT, REGION, SPOKE, Deploy, Spoke
+
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = pytest.mark.aws
 
 OLD_TEMPLATE = (Path(__file__).parent / "fixtures" / "template-spoke-before-alerts.yaml").read_text()
 PARAMETERS = {
@@ -34,7 +36,7 @@ def notifications(spoke: Spoke) -> set[tuple[str, float, frozenset[str]]]:
 
 @pytest.fixture
 def old_spoke(moto_with_standins: Any) -> Spoke:
-    from tests.integration.conftest import session_in
+    from tests.support.moto_org import session_in
 
     session = session_in(SPOKE)
     stack = spoke_stack.deploy(session, REGION, PARAMETERS, template_text=OLD_TEMPLATE)

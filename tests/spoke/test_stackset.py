@@ -5,37 +5,27 @@ asserts what is sent rather than what moto keeps)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from budgetctl import stackset
 from budgetctl.stackset import Rollout, StackSetError
+from tests.support.lazy import lazy
+from tests.support.stackset_calls import MINIMAL_TEMPLATE, REGION, recorded
 
-REGION = "eu-west-1"
-MINIMAL_TEMPLATE = (
-    '{"Parameters": {"ManagementAccountId": {"Type": "String"}, "AlertEmail1": {"Type": "String"}},'
-    ' "Resources": {"P": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": "/t", "Type": "String", "Value": "1"}}}}'
-)
+if TYPE_CHECKING:
+    import moto
+else:  # moto: imported by the first test that uses it, not at collection (make unit)
+    moto = lazy("moto")
+
 PARAMETERS = {"ManagementAccountId": "123456789012", "AlertEmail1": "finops@example.com"}
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))
-
-    def named(self, operation: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == operation]
 
 
 @pytest.fixture
 def organisation() -> Iterator[tuple[Any, list[str]]]:
-    with mock_aws():
+    with moto.mock_aws():
         org = boto3.client("organizations", region_name=REGION)
         org.create_organization(FeatureSet="ALL")
         root = org.list_roots()["Roots"][0]["Id"]
@@ -45,12 +35,6 @@ def organisation() -> Iterator[tuple[Any, list[str]]]:
         ]
         client = boto3.client("cloudformation", region_name=REGION)
         yield client, ous
-
-
-def recorded(client: Any) -> Recorder:
-    recorder = Recorder()
-    client.meta.events.register("provide-client-params.cloudformation.*", recorder)
-    return recorder
 
 
 @pytest.mark.aws

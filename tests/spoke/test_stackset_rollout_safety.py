@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from budget_sync_local import standins
 from budgetctl import stackset
-from tests.spoke.test_stackset import MINIMAL_TEMPLATE, REGION, Recorder, recorded
+from tests.support.stackset_calls import MINIMAL_TEMPLATE, REGION, Recorder, recorded
 
 pytestmark = pytest.mark.aws
 

@@ -6,18 +6,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
-from moto.budgets.responses import BudgetsResponse
-from moto.server import ThreadedMotoServer
 
-from budget_sync_local import standins
-from budget_sync_local.organisation import _AssumedSession
-from tests.spoke.conftest import REGION
+from tests.support.lazy import lazy
+from tests.support.spoke_account import REGION
+
+if TYPE_CHECKING:
+    import moto
+
+    from budget_sync_local import standins
+else:  # moto: imported by the first test that uses it, not at collection (make unit)
+    standins = lazy("budget_sync_local.standins")
+    moto = lazy("moto")
 
 ACCOUNT = "123456789012"  # moto's default account
 BUDGET = {
@@ -39,7 +43,7 @@ NOTIFICATION = {
 
 @pytest.fixture
 def installed() -> Iterator[standins.StandIns]:
-    with mock_aws(), standins.installed() as stand_ins:
+    with moto.mock_aws(), standins.installed() as stand_ins:
         yield stand_ins
 
 
@@ -131,13 +135,15 @@ def test_a_refused_write_produces_no_event_and_a_failing_subscriber_does_not_fai
 
 @pytest.mark.aws
 def test_installed_is_reentrant_and_uninstalling_restores_moto():
-    with mock_aws():
+    with moto.mock_aws():
         with standins.installed() as outer, standins.installed() as inner:
             assert inner is outer
             seen: list[dict[str, Any]] = []
             outer.subscribe(seen.append)
             boto3.client("ssm", region_name=REGION).put_parameter(Name="/x", Value="1", Type="String")
             assert len(seen) == 1  # patched once: one write, one event
+        from moto.budgets.responses import BudgetsResponse
+
         assert not hasattr(BudgetsResponse, "update_budget")
         with pytest.raises(NotImplementedError):
             boto3.client("budgets", region_name=REGION).update_budget(AccountId=ACCOUNT, NewBudget=BUDGET)
@@ -145,6 +151,8 @@ def test_installed_is_reentrant_and_uninstalling_restores_moto():
 
 @pytest.mark.aws
 def test_the_stand_ins_also_serve_a_threaded_moto_server_in_the_same_process():
+    from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     try:
@@ -250,6 +258,8 @@ def test_given_a_new_parameter_whose_value_breaks_its_own_pattern_then_it_is_not
 
 @pytest.mark.aws
 def test_an_assumed_session_builds_its_boto3_session_once_and_only_when_asked(installed):
+    from budget_sync_local.organisation import _AssumedSession
+
     keys = {"AccessKeyId": "ASIAEXAMPLE", "SecretAccessKey": "secret", "SessionToken": "token"}
     session = _AssumedSession(keys, REGION)
     # clients, credentials and region need no botocore session of its own

@@ -8,18 +8,23 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
-from budget_sync_local import standins
-from budget_sync_local.standins.model_validation import _python_pattern
-from tests.spoke.conftest import REGION
+from tests.support.lazy import lazy
+from tests.support.spoke_account import REGION
+
+if TYPE_CHECKING:
+    import moto
+
+    from budget_sync_local import standins
+else:  # moto: imported by the first test that uses it, not at collection (make unit)
+    standins = lazy("budget_sync_local.standins")
+    moto = lazy("moto")
 
 ACCOUNT = "123456789012"
 BUDGET = {
@@ -37,7 +42,7 @@ UNCHECKED = Config(parameter_validation=False)
 
 @pytest.fixture
 def budgets() -> Iterator[Any]:
-    with mock_aws(), standins.installed():
+    with moto.mock_aws(), standins.installed():
         client = boto3.client("budgets", region_name=REGION, config=UNCHECKED)
         client.create_budget(
             AccountId=ACCOUNT,
@@ -247,6 +252,8 @@ def test_notifications_subscribers_and_budgets_come_in_pages(budgets: Any):
 
 def test_a_model_pattern_with_a_java_inline_flag_is_scoped_as_java_scopes_it():
     # BudgetName's pattern has "(?i)" inside a lookahead: Java scopes it to that group
+    from budget_sync_local.standins.model_validation import _python_pattern
+
     assert _python_pattern("^(?!a|(?i)b.*)c$") == "^(?!a|(?i:b.*))c$"
 
 
@@ -272,6 +279,8 @@ def _raw_update(endpoint: str, new_budget: dict[str, Any]) -> tuple[int, dict[st
 
 @pytest.mark.aws
 def test_make_local_s_server_refuses_a_mixed_definition_from_any_client():
+    from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     try:

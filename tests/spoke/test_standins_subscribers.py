@@ -14,7 +14,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from budget_sync_local import standins
-from tests.spoke.conftest import REGION
+from tests.support.spoke_account import REGION
 
 pytestmark = pytest.mark.aws
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from budget_sync.domain import format_amount, is_amount_text
-from budget_sync_local import standins
 from budget_sync_spoke.update_budget import apply_limit, notifications_with_subscribers, parse_amount
+from tests.support.lazy import lazy
+
+if TYPE_CHECKING:
+    import moto
+
+    from budget_sync_local import standins
+else:  # moto: imported by the first test that uses it, not at collection (make unit)
+    standins = lazy("budget_sync_local.standins")
+    moto = lazy("moto")
 
 ACCOUNT = "123456789012"
 NOTIFICATIONS = notifications_with_subscribers("a@example.com,,", "80,100", "100", "")
@@ -21,7 +28,7 @@ NOTIFICATIONS = notifications_with_subscribers("a@example.com,,", "80,100", "100
 
 @pytest.fixture
 def budgets() -> Iterator[Any]:
-    with mock_aws(), standins.installed():
+    with moto.mock_aws(), standins.installed():
         yield boto3.client("budgets", region_name="us-east-1")
 
 

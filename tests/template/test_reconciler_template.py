@@ -15,11 +15,9 @@ from budget_sync.config import ReconcilerSettings
 from budget_sync.errors import ConfigError
 from budget_sync_local.lambda_runtime import function_spec, invoke
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, SPOKE_TEMPLATE, Resolver, load
-from tests.integration.conftest import PARAMETER, REGION, SPOKES, Org
-from tests.ops.conftest import edit_budget_limit
-from tests.ops.conftest import integration_org as integration_org
-from tests.ops.conftest import ops as ops
-from tests.template.test_management_template import TableCalls, _actions, _CallRecorder, not_allowed
+from tests.support.moto_org import PARAMETER, REGION, SPOKES, Org
+from tests.support.operators import edit_budget_limit
+from tests.support.template_calls import TableCalls, _actions, _CallRecorder, not_allowed
 
 TEMPLATE = load(MANAGEMENT_TEMPLATE)
 RESOURCES = TEMPLATE["Resources"]

@@ -4,7 +4,7 @@ against the code it runs and the events it receives."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
@@ -14,12 +14,15 @@ from budget_sync.config import ResolverSettings
 from budget_sync.errors import ConfigError
 from budget_sync.handlers.resolve import organizations_targets, stack_instance_ready
 from budget_sync_local.lambda_runtime import function_spec
-from budget_sync_local.standins import pattern_matches
-from budget_sync_local.standins.organizations import cloudtrail_event
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
-from tests.resolve.conftest import SANDBOX_ACCOUNTS, Tree
-from tests.resolve.conftest import tree as tree
-from tests.template.test_management_template import _actions, _CallRecorder
+from tests.support.lazy import lazy
+from tests.support.template_calls import _actions, _CallRecorder
+from tests.support.tree import SANDBOX_ACCOUNTS, Tree
+
+if TYPE_CHECKING:
+    from budget_sync_local import standins
+else:  # moto: imported by the first test that uses it, not at collection (make unit)
+    standins = lazy("budget_sync_local.standins")
 
 TEMPLATE = load(MANAGEMENT_TEMPLATE)
 RESOURCES = TEMPLATE["Resources"]
@@ -69,13 +72,15 @@ def _events(tree: Tree) -> dict[str, list[dict[str, Any]]]:
             {"Records": [{**removed, "dynamodb": {"Keys": {"AccountId": {"S": SANDBOX_ACCOUNTS[1]}}}}]}
         ],
         "OrgEventsResolverFunction": [
-            cloudtrail_event(
+            standins.organizations.cloudtrail_event(
                 "123456789012",
                 "MoveAccount",
                 "AWS API Call via CloudTrail",
                 {"requestParameters": {"accountId": SANDBOX_ACCOUNTS[0]}},
             ),
-            cloudtrail_event("123456789012", "AcceptHandshake", "AWS API Call via CloudTrail", {}),
+            standins.organizations.cloudtrail_event(
+                "123456789012", "AcceptHandshake", "AWS API Call via CloudTrail", {}
+            ),
         ],
         "StackInstanceResolverFunction": [_stack_instance_event(SANDBOX_ACCOUNTS[0])],
     }
@@ -172,22 +177,24 @@ def test_the_defaults_table_is_kept_encrypted_streamed_and_keyed_by_target_id():
 def test_the_rules_match_the_events_the_handler_understands():
     resolver = Resolver(TEMPLATE, STACK_SET)
     organisations = resolver.resolve(RESOURCES["OrganizationsEventsRule"]["Properties"]["EventPattern"])
-    created = cloudtrail_event(
+    created = standins.organizations.cloudtrail_event(
         "123456789012",
         "CreateAccountResult",
         "AWS Service Event via CloudTrail",
         {"serviceEventDetails": {"createAccountStatus": {"state": "SUCCEEDED", "accountId": "555555555555"}}},
     )
-    moved = cloudtrail_event(
+    moved = standins.organizations.cloudtrail_event(
         "123456789012",
         "MoveAccount",
         "AWS API Call via CloudTrail",
         {"requestParameters": {"accountId": "555555555555"}},
     )
-    other = cloudtrail_event("123456789012", "CreatePolicy", "AWS API Call via CloudTrail", {})
-    assert pattern_matches(organisations, created)
-    assert pattern_matches(organisations, moved)
-    assert not pattern_matches(organisations, other)
+    other = standins.organizations.cloudtrail_event(
+        "123456789012", "CreatePolicy", "AWS API Call via CloudTrail", {}
+    )
+    assert standins.pattern_matches(organisations, created)
+    assert standins.pattern_matches(organisations, moved)
+    assert not standins.pattern_matches(organisations, other)
     assert organizations_targets(EventBridgeEvent(created)) == ({"555555555555"}, False)
     assert organizations_targets(EventBridgeEvent(moved)) == ({"555555555555"}, False)
     assert RESOURCES["OrganizationsEventsRule"]["Properties"]["Targets"][0]["Arn"] == {
@@ -208,10 +215,10 @@ def test_the_rules_match_the_events_the_handler_understands():
             "status-details": {"status": "CURRENT", "detailed-status": "SUCCEEDED"},
         },
     }
-    assert pattern_matches(instances, event)
+    assert standins.pattern_matches(instances, event)
     assert stack_instance_ready(event, "budget-sync-spoke") == "555555555555"
     failed = {**event, "detail": {**event["detail"], "status-details": {"detailed-status": "FAILED"}}}
-    assert not pattern_matches(instances, failed)
+    assert not standins.pattern_matches(instances, failed)
     assert stack_instance_ready(failed, "budget-sync-spoke") is None
     assert RESOURCES["StackInstanceRule"]["Condition"] == "HasSpokeStackSet"
 

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.client import BaseClient
@@ -16,11 +16,16 @@ from botocore.client import BaseClient
 from budget_sync.config import ResultSettings
 from budget_sync.errors import UnrecognisedEvent
 from budget_sync_local.lambda_runtime import function_spec
-from budget_sync_local.organisation import LocalOrganisation
-from budget_sync_local.standins import pattern_matches
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 from budget_sync_spoke import alerts, update_budget
-from tests.e2e.conftest import sent_minutes_ago
+from tests.support.lazy import lazy
+from tests.support.local_org import sent_minutes_ago
+
+if TYPE_CHECKING:
+    from budget_sync_local import organisation, standins
+else:  # moto: imported by the first test that uses it, not at collection (make unit)
+    standins = lazy("budget_sync_local.standins")
+    organisation = lazy("budget_sync_local.organisation")
 
 MANAGEMENT = load(MANAGEMENT_TEMPLATE)
 SPOKE = load(SPOKE_TEMPLATE)
@@ -96,8 +101,10 @@ def test_the_spoke_forwards_the_end_of_its_own_documents_failed_executions_only(
         "region": "us-east-1",
         "detail": {"ExecutionId": "e", "Definition": "BlogBudgetsAutomationDoc", "Status": status},
     }
-    assert pattern_matches(pattern, event) is forwarded
-    assert not pattern_matches(pattern, {**event, "detail": {**event["detail"], "Definition": "Other"}})
+    assert standins.pattern_matches(pattern, event) is forwarded
+    assert not standins.pattern_matches(
+        pattern, {**event, "detail": {**event["detail"], "Definition": "Other"}}
+    )
 
 
 def test_the_result_function_environment_is_what_its_settings_read():
@@ -119,7 +126,7 @@ def test_each_result_role_allows_exactly_the_calls_its_function_makes(monkeypatc
         calls.clear()
         return made
 
-    with LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
+    with organisation.LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
         # GIVEN a value sent whose spoke never reacted, its bound passed
         org.pipeline.spokes = {}
         org.put(A, 4321)
@@ -223,9 +230,9 @@ def test_each_step_reports_an_event_the_automation_role_may_put_and_both_rules_f
     assert put["Condition"] == {"StringEquals": {"events:source": script.REPORT_SOURCE}}
     # and the spoke's rule forwards it, and the management result function's rule takes it
     forward = SPOKE["Resources"]["ResultForwardRule"]["Properties"]["EventPattern"]
-    assert pattern_matches(forward, event)
+    assert standins.pattern_matches(forward, event)
     rule = MANAGEMENT["Resources"]["ResultFunction"]["Properties"]["Events"]["SpokeResults"]["Properties"]
-    assert pattern_matches(rule["Pattern"], event)
+    assert standins.pattern_matches(rule["Pattern"], event)
     # and the step is told which execution and which parameter version it reports about
     assert payload["ExecutionId"] == "{{ automation:EXECUTION_ID }}"
     if step == "ReconcileAlerts":
@@ -343,7 +350,7 @@ def test_each_source_has_its_own_function_and_an_event_of_another_source_is_reje
     }
     assert set(handlers) <= alarmed
     output = io.StringIO()
-    with LocalOrganisation(accounts=(A,), function_output=output) as org:
+    with organisation.LocalOrganisation(accounts=(A,), function_output=output) as org:
         org.pipeline.spokes = {}
         org.put(A, 4321)
         org.pipeline.run_until_idle()
@@ -380,7 +387,7 @@ def test_each_source_has_its_own_function_and_an_event_of_another_source_is_reje
 @pytest.mark.aws
 def test_the_running_pipeline_invokes_the_unconfirmed_check_on_its_schedule():
     # GIVEN a value sent whose spoke never reacted, its bound passed
-    with LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
+    with organisation.LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
         org.pipeline.spokes = {}
         org.put(A, 4321)
         org.pipeline.run_until_idle()

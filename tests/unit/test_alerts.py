@@ -12,7 +12,8 @@ from budget_sync.errors import InvalidItemError, SpokeAccessDenied
 from budget_sync.status import Status
 from budget_sync.update import BudgetSync, Outcome, StreamRecord
 from tests.fakes import FakeSpokes, FakeStatus
-from tests.unit.test_update import A
+
+A = "111111111111"  # an account
 
 
 class AlertSpokes(FakeSpokes):

@@ -4,7 +4,11 @@ test that needs AWS by mistake. Each case runs pytest in-process on a small test
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from tests.markers import deselects_every_test, module_marks
 
 CONFTEST = """
 import pytest
@@ -37,6 +41,32 @@ def test_forgot_the_marker():
         pass
 """,
     )
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*test_forgot_the_marker starts moto but is not marked `aws`*"])
+
+
+@pytest.mark.process
+def test_given_moto_not_yet_imported_when_an_unmarked_test_imports_and_starts_it_then_it_fails(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
+    # a fresh interpreter, as `make unit` starts: nothing has imported moto before the test
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        test_inner="""
+import sys
+
+def test_forgot_the_marker():
+    assert "moto" not in sys.modules
+    from moto import mock_aws
+
+    with mock_aws():
+        pass
+"""
+    )
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[2]))  # tests.markers
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*test_forgot_the_marker starts moto but is not marked `aws`*"])
@@ -131,3 +161,72 @@ def test_draws_a_chart():
     )
 
     result.assert_outcomes(passed=1)
+
+
+def test_given_a_module_marked_aws_when_make_units_selection_is_collected_then_it_is_not_imported(
+    pytester: pytest.Pytester,
+):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        test_on_aws="""
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
+raise RuntimeError("imported")
+
+def test_on_the_local_organisation():
+    pass
+""",
+        test_pure="""
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+def test_pure():
+    pass
+""",
+    )
+    options = ("-p", "no:cacheprovider", "-p", "no:xdist")
+
+    unit = pytester.runpytest_inprocess(*options, "-m", "not aws and not process")
+    everything = pytester.runpytest_inprocess(*options, "--continue-on-collection-errors")
+
+    unit.assert_outcomes(passed=1)  # test_on_aws.py was left out without being imported
+    everything.assert_outcomes(passed=1, errors=1)  # selected, it is imported (and here fails to)
+
+
+@pytest.mark.parametrize(
+    ("markexpr", "marks", "deselected"),
+    [
+        ("not aws and not process", {"aws"}, True),
+        ("not aws and not process", {"e2e", "process"}, True),
+        ("not aws and not process", {"e2e"}, False),
+        ("aws or e2e", {"aws"}, False),
+        ("e2e and not aws", {"aws"}, True),
+        ("e2e and not aws", {"e2e"}, False),  # a test of it may not add aws
+        ("not e2e", {"aws"}, False),  # nor e2e
+    ],
+)
+def test_a_module_is_left_out_only_if_no_test_of_it_could_be_selected(
+    markexpr: str, marks: set[str], deselected: bool
+):
+    assert deselects_every_test(markexpr, frozenset(marks)) is deselected
+
+
+@pytest.mark.parametrize(
+    ("source", "marks"),
+    [
+        ("import pytest\npytestmark = pytest.mark.aws\n", {"aws"}),
+        ("import pytest\npytestmark = [pytest.mark.e2e, pytest.mark.aws]\n", {"e2e", "aws"}),
+        (
+            "import pytest\npytestmark = (pytest.mark.process, pytest.mark.skipif(True, reason='x'))\n",
+            {"process", "skipif"},
+        ),
+        ("import pytest\nMARKS = [pytest.mark.aws]\npytestmark = MARKS\n", set()),  # not read: imported
+        ("def test_x():\n    pass\n", set()),
+    ],
+)
+def test_a_modules_marks_are_read_from_its_source_only_when_they_are_written_out(
+    source: str, marks: set[str]
+):
+    assert module_marks(source) == marks

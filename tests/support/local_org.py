@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
 from budget_sync.handlers import update as update_handler
-from budget_sync_local.organisation import LocalOrganisation
-from budget_sync_local.pipeline import Step
+
+if TYPE_CHECKING:  # the local organisation imports moto: not at collection (make unit)
+    from budget_sync_local.organisation import LocalOrganisation
+    from budget_sync_local.pipeline import Step
 
 
 class Recorder:
@@ -41,6 +44,17 @@ def sent_minutes_ago(org: LocalOrganisation, account: str, minutes: int) -> str:
     return old
 
 
+def notifications(org: LocalOrganisation) -> list[tuple[str, str]]:
+    """(subject, message) of everything published to the management stack's alarm topic."""
+    from moto.sns.models import sns_backends
+
+    from budget_sync_local.organisation import MANAGEMENT_ACCOUNT
+
+    topic = org.stack.physical_ids["AlarmTopic"]
+    sent = sns_backends[MANAGEMENT_ACCOUNT][org.region].topics[topic].sent_notifications
+    return [(str(n[2]), str(n[1])) for n in sent]
+
+
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
@@ -48,6 +62,8 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def local_org(recorder: Recorder) -> Iterator[LocalOrganisation]:
+    from budget_sync_local.organisation import LocalOrganisation
+
     update_handler.build_service.cache_clear()  # clients of an earlier moto must not leak in
     with LocalOrganisation(observer=recorder, function_output=io.StringIO()) as org:
         yield org

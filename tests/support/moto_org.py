@@ -21,14 +21,13 @@ from unittest import mock
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from budget_sync.domain import AMOUNT_PATTERN
 from budget_sync.handlers import update as update_handler
-from budget_sync_local import standins
-from budget_sync_local.lambda_runtime import function_spec, invoke
 from budget_sync_local.streams import lambda_event, read_from_start
-from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
+
+# moto, the stand-ins and the templates' reader (cfn-lint) are imported where they are used, not
+# here: this module is a plugin of tests/conftest.py, and `make unit` collects without them.
 
 REGION = "us-east-1"
 MANAGEMENT = "123456789012"
@@ -36,7 +35,6 @@ SPOKES = ("111111111111", "222222222222", "333333333333")
 PARAMETER = "/BlogBudgets/CostThreshold"
 SPOKE_ROLE = "BlogBudgetsSpokeRole"
 SPOKE_READ_ROLE = "BlogBudgetsSpokeReadRole"  # operators read through it (budgetctl status)
-ADMIN_ROLE = standins.ADMIN_ROLE
 
 
 @dataclass
@@ -84,12 +82,16 @@ class Org:
 
     def invoke(self, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The template's handler, on the stream's new records, as Lambda calls it."""
+        from budget_sync_local.lambda_runtime import invoke
+
         event = lambda_event(self.new_records() if records is None else records)
         result: dict[str, Any] = invoke(self.spec(), event, REGION, MANAGEMENT)
         return result
 
     def spec(self) -> Any:
         """The update function's spec, with its execution role's credentials under enforced_org."""
+        from budget_sync_local.lambda_runtime import function_spec
+
         return replace(function_spec(), credentials=self.credentials)
 
     def parameter(self, account: str) -> str:
@@ -103,7 +105,9 @@ class Org:
 
 def session_in(account: str) -> boto3.Session:
     """Administrator credentials in an account (moto: any assumed role acts in its account)."""
-    return assume(f"arn:aws:iam::{account}:role/{ADMIN_ROLE}", "test-admin")
+    from budget_sync_local import standins
+
+    return assume(f"arn:aws:iam::{account}:role/{standins.ADMIN_ROLE}", "test-admin")
 
 
 def assume(role_arn: str, session_name: str) -> boto3.Session:
@@ -121,6 +125,8 @@ def assume(role_arn: str, session_name: str) -> boto3.Session:
 
 def create_table(session: boto3.Session, logical_id: str) -> Any:
     """Create a table from template-management.yaml's own properties for it."""
+    from budget_sync_local.templates import MANAGEMENT_TEMPLATE, Resolver, load
+
     properties = Resolver(load(MANAGEMENT_TEMPLATE), region=REGION).properties(logical_id)
     arguments: dict[str, Any] = {
         key: properties[key] for key in ("TableName", "BillingMode", "AttributeDefinitions", "KeySchema")
@@ -136,6 +142,9 @@ def create_table(session: boto3.Session, logical_id: str) -> Any:
 def add_spoke(
     org: Org, account: str, *, role: bool = True, pattern: str = AMOUNT_PATTERN, initial: str = "1000"
 ) -> None:
+    from budget_sync_local import standins
+    from budget_sync_local.templates import SPOKE_TEMPLATE
+
     if org.enforced and standins.authorisation.organisation_of(account) is None:
         join_organisation(org.management, account)
     session = session_in(account)
@@ -150,6 +159,10 @@ def add_spoke(
 
 @pytest.fixture
 def org() -> Iterator[Org]:
+    from moto import mock_aws
+
+    from budget_sync_local import standins
+
     update_handler.build_service.cache_clear()  # clients of an earlier moto must not leak in
     with mock_aws(), standins.installed():
         management = boto3.Session(region_name=REGION)
@@ -167,6 +180,8 @@ def template_role(
 ) -> str:
     """Create a template's ``AWS::IAM::Role`` (its name, trust and inline policies, resolved
     for ``account``) as CloudFormation would; its ARN."""
+    from budget_sync_local.templates import Resolver, load
+
     properties = Resolver(load(template), parameters, account_id=account, region=REGION).properties(
         logical_id
     )
@@ -196,6 +211,11 @@ def join_organisation(management: boto3.Session, account: str) -> None:
 def enforced_org() -> Iterator[Org]:
     """``org`` under IAM: an AWS Organization of the management account and the spokes, the
     templates' function and spoke roles, the handler as its execution role."""
+    from moto import mock_aws
+
+    from budget_sync_local import standins
+    from budget_sync_local.templates import MANAGEMENT_TEMPLATE
+
     update_handler.build_service.cache_clear()
     with mock_aws(), standins.installed():
         management = boto3.Session(region_name=REGION)

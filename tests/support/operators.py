@@ -14,17 +14,29 @@ from unittest import mock
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 
 from budget_sync.handlers import reconcile as reconcile_handler
-from budget_sync_local.lambda_runtime import function_spec
 from budgetctl.cli import main
-from tests.integration.conftest import REGION, SPOKES, Org
-from tests.integration.conftest import org as integration_org  # noqa: F401 - fixture, used below
+from tests.support.moto_org import REGION, SPOKES, Org
 
 BUDGET = "SpokeAccountBudget"
+CALLER = "arn:aws:sts::123456789012:user/moto"  # moto's identity for the test credentials
+#: Text from another account that a page or a table must show as text, never run or link.
+HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>=HYPERLINK("http://x")'
 #: Accounts of the ops organisation that have no spoke stack (items can be set for them).
 MEMBERS_WITHOUT_SPOKE = ("444444444444", "555555555555")
 RECONCILER_ROLE = "BlogBudgetsReconcilerRole"
+#: The environment of a ``budgetctl`` console script run in a subprocess: fake credentials, the
+#: region, and account-based endpoints off (moto does not route them).
+CONSOLE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
 
 
 @dataclass
@@ -83,6 +95,8 @@ def parameter_version(org: Org, account: str) -> int:
 def deploy_reconciler(org: Org) -> str:
     """The reconciler function in moto's Lambda, as template-management.yaml defines it (its
     role, handler and environment); the stand-in runs it in-process when it is invoked."""
+    from budget_sync_local.lambda_runtime import function_spec  # cfn-lint: not at collection
+
     spec = function_spec("ReconcilerFunction", {}, REGION)
     iam = org.management.client("iam")
     role = iam.create_role(
@@ -125,8 +139,43 @@ def organisation_of(accounts: tuple[str, ...]) -> None:
             organizations.create_account(AccountName=f"spoke-{account}", Email=f"{account}@example.com")
 
 
+def item(org: Org, account: str) -> dict[str, Any] | None:
+    table = org.management.resource("dynamodb").Table(org.budgets_table)
+    found: dict[str, Any] | None = table.get_item(Key={"AccountId": account}, ConsistentRead=True).get("Item")
+    return found
+
+
+def give_spend(org: Org, account: str, limit: str, actual: str, forecast: str) -> None:
+    """The spoke budget with this month's spend (AWS computes it; moto keeps what it is given)."""
+    org.spokes[account].client("budgets").delete_budget(AccountId=account, BudgetName=BUDGET)
+    create_budget(org, account, limit, actual, forecast)
+
+
+def organisation_with_names(names: dict[str, str]) -> None:
+    """An organisation (moto) whose members have these ids and names."""
+    organizations = boto3.client("organizations", region_name="us-east-1")
+    organizations.create_organization(FeatureSet="ALL")
+    for account, name in names.items():
+        with mock.patch("moto.organizations.utils.make_random_account_id", return_value=account):
+            organizations.create_account(AccountName=name, Email=f"{account}@example.com")
+
+
 @pytest.fixture
-def ops(integration_org: Org, request: pytest.FixtureRequest) -> Iterator[Org]:  # noqa: F811 - the integration fixture, extended
+def no_aws_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fails nothing, records every AWS call: validation errors must come before any."""
+    calls: list[str] = []
+    original = BaseClient._make_api_call
+
+    def recorded(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        calls.append(operation)
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
+    return calls
+
+
+@pytest.fixture
+def ops(org: Org, request: pytest.FixtureRequest) -> Iterator[Org]:
     """Three spokes, each with parameter 1000 and a budget of 1000; the table says 1000 for all;
     the reconciler function deployed (``budgetctl reconcile --apply`` invokes it); an
     organisation whose members are the spokes (``set`` and ``import`` check it), unless the test
@@ -134,10 +183,10 @@ def ops(integration_org: Org, request: pytest.FixtureRequest) -> Iterator[Org]: 
     reconcile_handler.build.cache_clear()
     if request.node.get_closest_marker("without_organisation") is None:
         organisation_of((*SPOKES, *MEMBERS_WITHOUT_SPOKE))
-    deploy_reconciler(integration_org)
+    deploy_reconciler(org)
     for account in SPOKES:
-        create_budget(integration_org, account)
-        integration_org.put(account, Decimal("1000"))
-    integration_org.new_records()  # the stream's records so far are not these tests' subject
-    yield integration_org
+        create_budget(org, account)
+        org.put(account, Decimal("1000"))
+    org.new_records()  # the stream's records so far are not these tests' subject
+    yield org
     reconcile_handler.build.cache_clear()

@@ -11,18 +11,9 @@ from unittest import mock
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from budget_sync.handlers import resolve as resolve_handler
-from budget_sync_local import standins
-from budget_sync_local.lambda_runtime import (
-    function_spec,
-    invoke,
-    lambda_environment,
-    load_handler,
-    new_execution_environment,
-)
-from tests.integration.conftest import REGION, create_table
+from tests.support.moto_org import REGION, create_table
 
 
 @dataclass
@@ -73,6 +64,14 @@ class Tree:
         """The template's resolver function for the event's source (``function_for``), or
         ``function`` (a logical id), on one event, as Lambda calls it (a fresh execution
         environment each time: the parameters, hence the environment, may differ)."""
+        from budget_sync_local.lambda_runtime import (
+            function_spec,
+            invoke,
+            lambda_environment,
+            load_handler,
+            new_execution_environment,
+        )
+
         spec = function_spec(function or function_for(event), parameters or {}, REGION)
         with lambda_environment(spec, REGION):
             load_handler(spec)
@@ -98,10 +97,16 @@ def function_for(event: dict[str, Any]) -> str:
 SANDBOX_ACCOUNTS = ("111111111111", "222222222222")
 PRODUCTION_ACCOUNTS = ("333333333333",)
 ROOT_ACCOUNTS = ("444444444444",)
+#: The event of the resolver's schedule (source aws.events, detail-type Scheduled Event).
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
 
 @pytest.fixture
 def tree() -> Iterator[Tree]:
+    from moto import mock_aws  # moto and the stand-ins: not at collection (make unit)
+
+    from budget_sync_local import standins
+
     _clear_caches()
     with mock_aws(), standins.installed():
         management = boto3.Session(region_name=REGION)

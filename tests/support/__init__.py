@@ -1,0 +1,3 @@
+"""Test helpers and fixtures shared across folders, one module per concern (fixtures are
+registered once, by tests/conftest.py).
+"""
