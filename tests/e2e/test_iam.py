@@ -248,26 +248,26 @@ def _role_name(org: LocalOrganisation, function_logical_id: str) -> str:
     return org.stack.role_arns[function_logical_id].rsplit("/", 1)[-1]
 
 
-def test_without_the_result_roles_publish_statement_a_failure_notice_is_refused_naming_action_and_role():
-    # GIVEN a management template whose result role lacks sns:Publish (the topic's policy admits
-    # only CloudWatch, so nothing else allows it)
+def test_without_the_notice_roles_publish_statement_a_failure_notice_is_refused_naming_action_and_role():
+    # GIVEN a management template whose failure-notice role lacks sns:Publish (the topic's policy
+    # admits only CloudWatch, so nothing else allows it)
     output = io.StringIO()
     with (
-        _management_template(_without("ResultRole", "NotifyNewFailures")),
+        _management_template(_without("FailureNoticeRole", "NotifyNewFailures")),
         LocalOrganisation(accounts=(A,), function_output=output, seed=None) as org,
     ):
         # WHEN A fails (an invalid value)
         org.put(A, Decimal(-5))
         org.pipeline.run_until_idle()
 
-        # THEN no notice is published: SNS refused the result role, named with the action
+        # THEN no notice is published: SNS refused the failure-notice role, named with the action
         assert org.status(A)["Status"] == "FAILED"  # type: ignore[index]
         assert _published(org.stack.physical_ids["AlarmTopic"]) == []
         log = output.getvalue()
         assert "AccessDenied" in log
         assert "is not authorized to perform: sns:Publish" in log
-        assert f":assumed-role/{_role_name(org, 'ResultFunction')}/" in log
-        # and the batch, out of retries, was parked as the result role (its sqs:SendMessage)
+        assert f":assumed-role/{_role_name(org, 'FailureNoticeFunction')}/" in log
+        # and the batch, out of retries, was parked as the failure-notice role (its sqs:SendMessage)
         parked = org.management.client("sqs").receive_message(
             QueueUrl=org.stack.result_dead_letter_queue_url, MaxNumberOfMessages=10
         )
@@ -359,19 +359,21 @@ def test_failure_notices_and_alarms_reach_a_topic_encrypted_with_a_key_that_admi
         assert len(_published(topic)) == 2
 
 
-def test_without_the_result_roles_kms_statement_the_notice_is_refused_by_the_key():
-    # GIVEN the key delegates to IAM, and the template's result role lacks EncryptNoticesThroughSns
-    edit = _without("ResultRole", "EncryptNoticesThroughSns")
+def test_without_the_notice_roles_kms_statement_the_notice_is_refused_by_the_key():
+    # GIVEN the key delegates to IAM, and the template's failure-notice role lacks
+    # EncryptNoticesThroughSns
+    edit = _without("FailureNoticeRole", "EncryptNoticesThroughSns")
     with _encrypted_alarm_topic(_key_policy("cloudwatch.amazonaws.com"), edit) as (org, topic, output):
         # WHEN A fails
         org.put(A, Decimal(-5))
         org.pipeline.run_until_idle()
 
-        # THEN SNS could not use the key for the result role: no notice, AccessDenied naming both
+        # THEN SNS could not use the key for the failure-notice role: no notice, AccessDenied
+        # naming both
         assert _published(topic) == []
         log = output.getvalue()
         assert "is not authorized to perform: kms:GenerateDataKey" in log
-        assert f":assumed-role/{_role_name(org, 'ResultFunction')}/" in log
+        assert f":assumed-role/{_role_name(org, 'FailureNoticeFunction')}/" in log
 
 
 def test_an_alarm_cannot_publish_to_a_topic_whose_key_policy_does_not_admit_cloudwatch():
@@ -449,7 +451,7 @@ def test_without_the_result_roles_send_statement_lambdas_on_failure_destination_
 
     # GIVEN the result role without sqs:SendMessage on ResultDeadLetterQueue
     with (
-        _management_template(_without("ResultRole", "ParkUnpublishedFailures")),
+        _management_template(_without("ResultRole", "ParkFailedInvocations")),
         LocalOrganisation(accounts=(A,), function_output=io.StringIO(), seed=None) as org,
     ):
         # WHEN a spoke's report cannot be recorded, after Lambda's retries
