@@ -18,6 +18,7 @@ here (``bus_policy``); an alarm's actions run with ``LocalOrganisation.fire_alar
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import logging
@@ -156,11 +157,29 @@ class _NoManagedPolicies:
         return {}
 
 
+#: Translations already made, by the template's content, the parameters and the region: the
+#: translator takes about half a second, and every local organisation translates twice.
+_TRANSLATIONS: dict[tuple[str, tuple[tuple[str, str], ...], str], dict[str, Any]] = {}
+
+
 def translate(parameters: Mapping[str, str], region: str) -> dict[str, Any]:
-    """template-management.yaml as plain CloudFormation, as the SAM transform makes it."""
+    """template-management.yaml as plain CloudFormation, as the SAM transform makes it (a copy
+    of the translation of this content with these parameters, made once per process)."""
+    source = load(MANAGEMENT_TEMPLATE)
+    key = (
+        hashlib.sha256(json.dumps(source, sort_keys=True, default=str).encode()).hexdigest(),
+        tuple(sorted(parameters.items())),
+        region,
+    )
+    if key not in _TRANSLATIONS:
+        _TRANSLATIONS[key] = _translate(source, parameters, region)
+    return copy.deepcopy(_TRANSLATIONS[key])
+
+
+def _translate(source: dict[str, Any], parameters: Mapping[str, str], region: str) -> dict[str, Any]:
     from samtranslator.translator.transform import transform  # the translator: only when translating
 
-    template = copy.deepcopy(load(MANAGEMENT_TEMPLATE))
+    template = copy.deepcopy(source)
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = f"s3://{CODE_BUCKET}/{CODE_KEY}"
