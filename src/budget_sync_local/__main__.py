@@ -245,13 +245,14 @@ def run_event(
 
 
 def invoke_event(console: Console, path: Path) -> int:
-    from budget_sync_local.console import account_table, step_printer
-
     try:
         event = load_event(path)
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         return 2
+    # The console's views come from the local organisation (moto): imported once the event is good.
+    from budget_sync_local.console import account_table, step_printer
+
     console.rule(f"{path}: {len(event['Records'])} record(s) → the template's handler")
     with _function_log() as log:
         response, views = run_event(event, step_printer(console), log)

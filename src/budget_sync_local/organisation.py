@@ -53,6 +53,7 @@ from budget_sync_local.lambda_runtime import (
     new_execution_environment,
 )
 from budget_sync_local.mappings import Pollers, filtered, stream_mappings, without_batches
+from budget_sync_local.operator_policy import operator_policy
 from budget_sync_local.pipeline import (
     Delivery,
     Observer,
@@ -505,81 +506,9 @@ class LocalOrganisation:
         )
 
     def operator_policy(self, region: str | None = None, account: str = MANAGEMENT_ACCOUNT) -> dict[str, Any]:
-        """docs/operate.md's policy for an operator who may do everything (a test keeps the two
-        equal), for this stack's names in ``region`` and ``account``."""
-        where = f"{region or self.region}:{account}"
-        names = self.management_parameters
-        reconciler = names.get("ReconcilerFunctionName", "BlogBudgetsReconciler")
-        resolver = names.get("ResolverFunctionName", "BlogBudgetsOrgResolver")
-        budgets = names.get("BudgetsTableName", "BlogBudgetsDynamoDB")
-        status = names.get("StatusTableName", "BlogBudgetsStatus")
-        defaults = names.get("DefaultsTableName", "BlogBudgetsDefaults")
-        table = f"arn:aws:dynamodb:{where}:table"
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "BudgetsAndDefaultsTables",
-                    "Effect": "Allow",
-                    "Action": [
-                        "dynamodb:GetItem",
-                        "dynamodb:UpdateItem",
-                        "dynamodb:DeleteItem",
-                        "dynamodb:Scan",
-                    ],
-                    "Resource": [f"{table}/{budgets}", f"{table}/{defaults}"],
-                },
-                {
-                    "Sid": "StatusTable",
-                    "Effect": "Allow",
-                    "Action": ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem"],
-                    "Resource": f"{table}/{status}",
-                },
-                {
-                    "Sid": "ParkedBatches",
-                    "Effect": "Allow",
-                    "Action": ["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"],
-                    "Resource": [f"{table}/{budgets}/stream/*", f"{table}/{defaults}/stream/*"],
-                },
-                {
-                    "Sid": "ParkedQueue",
-                    "Effect": "Allow",
-                    "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "cloudformation:DescribeStacks"],
-                    "Resource": [f"arn:aws:sqs:{where}:*", f"arn:aws:cloudformation:{where}:stack/*"],
-                },
-                {
-                    "Sid": "SpokeReadRole",
-                    "Effect": "Allow",
-                    "Action": "sts:AssumeRole",
-                    "Resource": "arn:aws:iam::*:role/BlogBudgetsSpokeReadRole",
-                    "Condition": {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
-                },
-                {
-                    "Sid": "AskTheReconcilerAndResolver",
-                    "Effect": "Allow",
-                    "Action": "lambda:InvokeFunction",
-                    "Resource": [
-                        f"arn:aws:lambda:{where}:function:{reconciler}",
-                        f"arn:aws:lambda:{where}:function:{resolver}",
-                    ],
-                },
-                {
-                    "Sid": "OrganizationView",
-                    "Effect": "Allow",
-                    "Action": [
-                        "organizations:ListAccounts",
-                        "organizations:DescribeAccount",
-                        "organizations:DescribeOrganization",
-                        "organizations:DescribeOrganizationalUnit",
-                        "organizations:ListRoots",
-                        "organizations:ListParents",
-                        "organizations:ListOrganizationalUnitsForParent",
-                        "organizations:ListAccountsForParent",
-                    ],
-                    "Resource": "*",
-                },
-            ],
-        }
+        """docs/operate.md's policy for an operator who may do everything, for this stack's
+        names in ``region`` and ``account`` (``budget_sync_local.operator_policy``)."""
+        return operator_policy(self.management_parameters, region or self.region, account)
 
     def operator_credentials(self) -> dict[str, str]:
         """Credentials of the operators' role (AssumeRole as the management account's

@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from budget_sync_local.iam import AccessDenied
 from budget_sync_local.management_stack import StreamSettings
-from budget_sync_local.standins import authorisation, automation_status_event, pattern_matches
 from budget_sync_local.streams import lambda_event, lambda_record
 
 #: The spoke document's report (budget_sync_spoke): its alerts step names itself ("Step":
@@ -459,6 +458,8 @@ class Pipeline:
                 },
             )
         )
+        from budget_sync_local.standins import automation_status_event  # moto: see _forward
+
         document = getattr(spoke, "document_name", "")
         region = str(event.get("region"))
         self.events.put(
@@ -467,6 +468,10 @@ class Pipeline:
 
     def _forward(self, event: dict[str, Any]) -> None:
         """A spoke's forwarding rules -> the management account's result bus -> its rule's target."""
+        # The stand-ins import moto (seconds): imported where the pipeline runs on it, so that
+        # Delivery and the other plain parts import no moto (make unit).
+        from budget_sync_local.standins import authorisation, pattern_matches
+
         account = str(event.get("account"))
         spoke = self.spokes.get(account)
         forward = getattr(spoke, "forward", None)

@@ -1,7 +1,10 @@
 """Read the project's CloudFormation templates the way CloudFormation does.
 
-Templates are parsed with cfn-lint's decoder (it understands the short-form ``!Ref``,
-``!Sub`` ... tags). ``Resolver`` evaluates the few intrinsic functions that the local
+Templates are parsed with PyYAML and the constructors for CloudFormation's short-form
+intrinsic functions (``_TemplateLoader``): the same plain data as cfn-lint's decoder
+(``cfnlint.decode``), which ``tests/template/test_template_loader.py`` checks for every template
+of the repository, without cfn-lint's seconds of import (it stays the linter, ``make lint``).
+``Resolver`` evaluates the few intrinsic functions that the local
 organisation needs to know a resource's settings (Ref, Sub, If, conditions, GetAtt of
 names), from the parameters' defaults plus any overrides.
 """
@@ -14,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGEMENT_TEMPLATE = ROOT / "template-management.yaml"
@@ -43,28 +48,80 @@ class TemplateError(Exception):
 @cache
 def load(path: Path) -> dict[str, Any]:
     """The template as plain data (cached: templates do not change during a run)."""
-    from cfnlint.decode import decode  # cfn-lint takes seconds to import: only when a template is read
-
-    template, matches = decode(str(path))
-    if matches or template is None:
-        raise TemplateError(f"{path.name} does not parse: {[str(m) for m in matches]}")
-    plain: dict[str, Any] = _plain(template)
-    return plain
+    return _parse(path.read_text(encoding="utf-8"), path.name)
 
 
 def load_text(text: str) -> dict[str, Any]:
     """A template given as text (another version of one, e.g. an upgrade test's old template)."""
-    from cfnlint.decode import decode_str  # as in load
+    return _parse(text, "the template")
 
-    template, matches = decode_str(text)
-    if matches or template is None:
-        raise TemplateError(f"the template does not parse: {[str(m) for m in matches]}")
+
+class _TemplateLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML as CloudFormation reads it, hand-written on PyYAML because it is small and the
+    maintained alternative, cfn-flip, is not a dependency: PyYAML's safe loader plus
+
+    - each short-form intrinsic function, ``!Name value`` -> ``{"Fn::Name": value}`` (``!Ref``
+      and ``!Condition`` keep their names), the value read as its node is (a scalar stays a
+      string, ``!Ref 5`` -> ``{"Ref": "5"}``), ``!GetAtt a.b`` -> ``{"Fn::GetAtt": ["a", "b"]}``
+      (split at the first dot) (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference.html);
+    - a key given twice in one mapping, or a null key, is an error (PyYAML would keep the last
+      value and lose the first), as in cfn-lint's decoder.
+
+    These are the rules of cfn-lint's ``cfnlint.decode.cfn_yaml``; JSON templates (cfn-lint's
+    fallback for a tab) are not read: the repository's templates are YAML.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not any(key_node.tag == "tag:yaml.org,2002:merge" for key_node, _ in node.value):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                if key is None:
+                    raise TemplateError(f"null key {key_node.value!r} (line {line})")
+                if key in seen:
+                    raise TemplateError(f"duplicate key {key!r} (lines {seen[key]} and {line})")
+                seen[key] = line
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
+def _intrinsic(loader: _TemplateLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = suffix if suffix in {"Ref", "Condition"} else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if name == "Fn::GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:  # pragma: no cover - PyYAML has no other node
+        raise TemplateError(f"!{suffix}: unexpected node {node!r}")
+    return {name: value}
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+def _parse(text: str, name: str) -> dict[str, Any]:
+    try:
+        template = yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 - a safe loader
+    except TemplateError as error:
+        raise TemplateError(f"{name} does not parse: {error}") from None
+    except yaml.YAMLError as error:
+        raise TemplateError(f"{name} does not parse: {error}") from None
+    if template is None:
+        template = {}
+    if not isinstance(template, dict):
+        raise TemplateError(f"{name} does not parse: a template is a mapping, not {type(template).__name__}")
     plain: dict[str, Any] = _plain(template)
     return plain
 
 
 def _plain(value: Any) -> Any:
-    """cfn-lint's node types -> dict/list/str, so that callers compare plain data."""
+    """Keys as strings, str subclasses as str, so that callers compare plain data."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):

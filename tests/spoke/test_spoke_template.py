@@ -1,4 +1,4 @@
-"""Contract tests on template-spoke.yaml itself (read with cfn-lint's decoder), and across
+"""Contract tests on template-spoke.yaml itself (read with budget_sync_local.templates.load), and across
 the two templates: names, trust, the amount rule, the inline script."""
 
 from __future__ import annotations

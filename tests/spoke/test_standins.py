@@ -175,6 +175,7 @@ def test_the_stand_ins_also_serve_a_threaded_moto_server_in_the_same_process():
         server.stop()
 
 
+@pytest.mark.aws  # moto: EventBridge's matcher is moto's (standins.pattern_matches), seconds of import
 def test_pattern_matches_uses_eventbridge_semantics():
     event = standins.parameter_store_change_event(ACCOUNT, REGION, "/BlogBudgets/CostThreshold", "Update")
     assert standins.pattern_matches({"detail": {"name": [{"prefix": "/BlogBudgets/"}]}}, event)

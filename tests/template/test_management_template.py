@@ -1,4 +1,4 @@
-"""Contract tests on template-management.yaml itself, read with cfn-lint's decoder."""
+"""Contract tests on template-management.yaml itself, read with budget_sync_local.templates.load."""
 
 from __future__ import annotations
 

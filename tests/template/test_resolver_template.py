@@ -174,6 +174,7 @@ def test_the_defaults_table_is_kept_encrypted_streamed_and_keyed_by_target_id():
     assert properties["DeletionProtectionEnabled"] is True
 
 
+@pytest.mark.aws  # moto: EventBridge's matcher is moto's (standins.pattern_matches), seconds of import
 def test_the_rules_match_the_events_the_handler_understands():
     resolver = Resolver(TEMPLATE, STACK_SET)
     organisations = resolver.resolve(RESOURCES["OrganizationsEventsRule"]["Properties"]["EventPattern"])

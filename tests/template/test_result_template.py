@@ -83,6 +83,7 @@ def test_the_spoke_forwards_only_to_the_result_bus_with_a_role_that_may_do_nothi
     assert in_other_region.resolve(target["Arn"]) == bus.replace("us-east-1", "eu-west-1")
 
 
+@pytest.mark.aws  # moto: EventBridge's matcher is moto's (standins.pattern_matches), seconds of import
 @pytest.mark.parametrize(
     ("status", "forwarded"),
     [("Failed", True), ("TimedOut", True), ("Cancelled", True), ("Success", False), ("InProgress", False)],
@@ -205,6 +206,7 @@ def test_the_spoke_forwards_to_the_bus_the_management_stack_creates_by_default()
     assert MANAGEMENT["Parameters"]["ConfirmTimeoutMinutes"]["Default"] == 15
 
 
+@pytest.mark.aws  # moto: EventBridge's matcher is moto's (standins.pattern_matches), seconds of import
 @pytest.mark.parametrize("step", ["UpdateBudgetLimit", "ReconcileAlerts"])
 def test_each_step_reports_an_event_the_automation_role_may_put_and_both_rules_forward(step: str):
     # GIVEN the document's step and the script it holds (the same file, byte for byte)

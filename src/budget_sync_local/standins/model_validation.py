@@ -24,53 +24,15 @@ from typing import Any
 
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StringShape, StructureShape
 
+from budget_sync_local.java_regex import python_pattern
+
 _NUMBER_TYPES = ("integer", "long", "double", "float")
-#: An inline flag group such as (?i) that does not open the pattern: Java scopes it to the
-#: end of the enclosing group, Python accepts global flags only at the start.
-_INLINE_FLAGS = re.compile(r"\(\?([a-zA-Z]+)\)")
-
-
-def _python_pattern(java: str) -> str:
-    """A Java regular expression of a model, as a Python one (inline flags scoped)."""
-    out: list[str] = []
-    closers: list[int] = []  # per open group, how many scoped-flag groups to close with it
-    opened_flags = 0
-    i, in_class = 0, False
-    while i < len(java):
-        char = java[i]
-        if char == "\\":
-            out.append(java[i : i + 2])
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-            out.append(char)
-        elif char == "[":
-            in_class = True
-            out.append(char)
-        elif (match := _INLINE_FLAGS.match(java, i)) and i > 0:
-            out.append(f"(?{match.group(1)}:")
-            opened_flags += 1
-            i = match.end()
-            continue
-        elif char == "(":
-            closers.append(opened_flags)
-            opened_flags = 0
-            out.append(char)
-        elif char == ")":
-            out.append(")" * opened_flags + ")")
-            opened_flags = closers.pop() if closers else 0
-        else:
-            out.append(char)
-        i += 1
-    out.append(")" * opened_flags)
-    return "".join(out)
 
 
 @functools.cache
 def _compiled(java: str) -> re.Pattern[str]:
     # Java's \w, \d and \s are ASCII unless asked otherwise
-    return re.compile(_python_pattern(java), re.ASCII)
+    return re.compile(python_pattern(java), re.ASCII)
 
 
 def _shown(value: Any) -> str:
