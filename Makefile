@@ -82,8 +82,10 @@ pytest: $(STAMP) browser ## the whole pytest suite (unit, integration, template,
 # (a subprocess), in one process, with every socket refused (pytest-socket) so that none can
 # reach a network by accident. tests/conftest.py marks and checks (an unmarked test that starts
 # moto or a process fails).
+# Python's bytecode cache is written here even where the environment turns it off
+# (PYTHONDONTWRITEBYTECODE): recompiling every imported module doubles the loop's time.
 unit: $(STAMP) ## the tests that touch no AWS and start no process, sockets disabled
-	$(BIN)/pytest -q -p no:xdist -m "not aws and not process" --disable-socket
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -p no:xdist -m "not aws and not process" --disable-socket
 
 pre-commit: $(STAMP) ## install the git pre-commit hook (.pre-commit-config.yaml: ruff, make lint's checks)
 	$(BIN)/pre-commit install
