@@ -25,7 +25,7 @@ import boto3
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from budget_sync.alerts import NotificationKey, Notifications, Subscriber, notification_key, subscriber
+from budget_sync.alerts import NotificationKey, Notifications, notification_key, subscriber
 from budget_sync.config import CLIENT_CONFIG, DEFAULT_BUDGET_NAME
 from budget_sync.errors import ParameterRejected, PermanentError, SpokeAccessDenied, TransientError
 
@@ -260,50 +260,47 @@ class SsmSpokeGateway:
         alert parameter) and the budget's notifications with their subscribers
         (budgets:ViewBudget), through the spoke role; None if the budget does not exist."""
         defaults = self._alert_defaults(account_id)
+        notifications = self._notifications(account_id, budget_name)
+        if notifications is None:
+            return None
         found: Notifications = {}
-        try:
-            with self._in_account(account_id):
-                budgets = cast("BudgetsClient", self._service("budgets"))
-                pages = budgets.get_paginator("describe_notifications_for_budget")
-                for page in pages.paginate(AccountId=account_id, BudgetName=budget_name):
-                    for notification in page.get("Notifications", []):
-                        key = _notification_key(notification)
-                        subscribers = _subscribers(budgets, account_id, budget_name, notification)
-                        found[key] = subscribers | found.get(key, frozenset())
-        except (ClientError, BotoCoreError) as exc:
-            if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
-                return None
-            raise self._failure(
-                exc,
-                account_id,
-                denied=f"the spoke role may not view the budget {budget_name}",
-                rejected=f"cannot read the notifications of {budget_name}",
-            ) from exc
+        for notification, subscribers in notifications:
+            key = _notification_key(notification)
+            shown = frozenset(subscriber(s["SubscriptionType"], s["Address"]) for s in subscribers)
+            found[key] = shown | found.get(key, frozenset())
         return AlertReading(defaults, found)
 
     def read_alerts(self, account_id: str, budget_name: str = DEFAULT_BUDGET_NAME) -> list[str] | None:
         """The budget's notifications as text (``ACTUAL>80%: a@x.com,b@x.com``); None if no budget."""
+        notifications = self._notifications(account_id, budget_name)
+        if notifications is None:
+            return None
         found: list[str] = []
+        for notification, subscribers in notifications:
+            operator = {"GREATER_THAN": ">", "LESS_THAN": "<", "EQUAL_TO": "="}.get(
+                notification["ComparisonOperator"], "?"
+            )
+            unit = "%" if notification.get("ThresholdType", "PERCENTAGE") == "PERCENTAGE" else " USD"
+            threshold = _decimal(notification["Threshold"])
+            shown = "?" if threshold is None else f"{threshold.normalize():f}"
+            addresses = ",".join(sorted(s["Address"] for s in subscribers))
+            found.append(f"{notification['NotificationType']}{operator}{shown}{unit}: {addresses}")
+        return sorted(found)
+
+    def _notifications(
+        self, account_id: str, budget_name: str
+    ) -> list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]] | None:
+        """The budget's notifications, each with its subscribers as AWS Budgets returns them
+        (every page of both), through the spoke role; None if the budget does not exist."""
+        found: list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = []
         try:
             with self._in_account(account_id):
                 budgets = cast("BudgetsClient", self._service("budgets"))
                 pages = budgets.get_paginator("describe_notifications_for_budget")
                 for page in pages.paginate(AccountId=account_id, BudgetName=budget_name):
                     for notification in page.get("Notifications", []):
-                        subscribers = budgets.describe_subscribers_for_notification(
-                            AccountId=account_id, BudgetName=budget_name, Notification=notification
-                        ).get("Subscribers", [])
-                        operator = {"GREATER_THAN": ">", "LESS_THAN": "<", "EQUAL_TO": "="}.get(
-                            notification["ComparisonOperator"], "?"
-                        )
-                        unit = (
-                            "%" if notification.get("ThresholdType", "PERCENTAGE") == "PERCENTAGE" else " USD"
-                        )
-                        threshold = _decimal(notification["Threshold"])
-                        shown = "?" if threshold is None else f"{threshold.normalize():f}"
-                        addresses = ",".join(sorted(s["Address"] for s in subscribers))
                         found.append(
-                            f"{notification['NotificationType']}{operator}{shown}{unit}: {addresses}"
+                            (notification, _subscribers(budgets, account_id, budget_name, notification))
                         )
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
@@ -314,7 +311,7 @@ class SsmSpokeGateway:
                 denied=f"the spoke role may not view the budget {budget_name}",
                 rejected=f"cannot read the notifications of {budget_name}",
             ) from exc
-        return sorted(found)
+        return found
 
     @contextmanager
     def _in_account(self, account_id: str) -> Iterator[None]:
@@ -451,10 +448,10 @@ def _notification_key(notification: Mapping[str, Any]) -> NotificationKey:
 
 def _subscribers(
     budgets: BudgetsClient, account_id: str, budget_name: str, notification: Mapping[str, Any]
-) -> frozenset[Subscriber]:
-    """Every subscriber of one notification, all pages."""
-    subscribers: set[Subscriber] = set()
+) -> list[Mapping[str, Any]]:
+    """Every subscriber of one notification, all pages, as AWS Budgets returns them."""
+    subscribers: list[Mapping[str, Any]] = []
     pages = budgets.get_paginator("describe_subscribers_for_notification")
     for page in pages.paginate(AccountId=account_id, BudgetName=budget_name, Notification=notification):  # type: ignore[arg-type]
-        subscribers |= {subscriber(s["SubscriptionType"], s["Address"]) for s in page.get("Subscribers", [])}
-    return frozenset(subscribers)
+        subscribers += page.get("Subscribers", [])
+    return subscribers
