@@ -39,6 +39,7 @@ from budget_sync_local.seed import SEED_ENV
 # tests/support/: the fixtures shared across folders, registered once here (their helpers are
 # imported from the same modules). None of them imports moto at collection (make unit).
 pytest_plugins = (
+    "tests.support.shared_models",  # one parse of botocore's models per process, not per session
     "tests.markers",
     "pytester",
     "tests.support.moto_org",
