@@ -20,15 +20,23 @@ the two templates, with the pipeline that connects them.
 
 Everything runs in-process: either inside a ``mock_aws()`` this class starts, or inside
 one the caller already started (tests), or behind ``server.serve`` (``make local``).
+
+Deploying (``_deploy``: the organisation, the stacks, the StackSet, the operators' role) takes
+seconds of CloudFormation on moto; connecting (``_connect``: the functions as their roles, the
+pollers, the buses, the pipeline) takes milliseconds. Given ``deployments`` (a dict the caller
+keeps: the test suite keeps one per process), an organisation whose arguments and templates were
+deployed before starts from a fresh copy of the state that deployment left (``snapshot``) and
+only connects; one that was not deploys and keeps its copy there.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -42,7 +50,7 @@ from botocore.loaders import create_loader
 from moto import mock_aws
 
 from budget_sync.notices import new_failures
-from budget_sync_local import enrolment, management_stack, standins, templates
+from budget_sync_local import enrolment, management_stack, snapshot, standins, templates
 from budget_sync_local import spoke_stack as spoke_stack
 from budget_sync_local.lambda_runtime import (
     FunctionSpec,
@@ -187,6 +195,23 @@ class _AssumedSession(boto3.Session):
         return _SHARED.resource(service_name, region_name=region_name or self.region_name, **arguments)  # type: ignore[call-overload]
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """What deploying an organisation left: its ids and stacks, and a copy of moto's and the
+    stand-ins' state (``snapshot``), from which another organisation with the same arguments
+    starts instead of deploying (``LocalOrganisation(deployments=...)``)."""
+
+    organisation_id: str
+    root_id: str
+    ous: Mapping[str, str]
+    management_parameters: Mapping[str, str]
+    spoke_parameters: Mapping[str, str]
+    stack: management_stack.ManagementStack
+    spokes: Mapping[str, spoke_stack.SpokeStack]
+    forwarders: tuple[enrolment.Forwarder, ...]
+    state: snapshot.State
+
+
 class LocalOrganisation:
     def __init__(
         self,
@@ -204,6 +229,7 @@ class LocalOrganisation:
         stackset_delay_s: float = 0.0,
         forward_org_events: bool | None = None,
         seed: int | Literal["env"] | None = "env",
+        deployments: MutableMapping[Hashable, Deployment] | None = None,
     ) -> None:
         self.accounts = tuple(accounts)
         #: EventBridge's delivery schedule (pipeline.Delivery): a whole number; None delivers in
@@ -238,6 +264,39 @@ class LocalOrganisation:
         self._reconciler_spec: FunctionSpec | None = None
         self.spokes: dict[str, spoke_stack.SpokeStack] = {}
         self.spend: dict[str, tuple[Decimal, Decimal]] = {}
+        #: Deployments kept by their arguments (``deployment_key``): an organisation whose
+        #: arguments have one starts from a copy of its state (``snapshot``) instead of deploying
+        #: again, and adds its own otherwise. Only with ``start_mock`` (the state replaces moto's).
+        self._deployments = deployments
+        if deployments is not None and not start_mock:
+            raise ValueError("deployments: only for an organisation in its own mock_aws() (start_mock=True)")
+        self._deployment_key = self.deployment_key() if deployments is not None else None
+
+    def deployment_key(self) -> Hashable:
+        """Everything the deployment depends on: the arguments that shape it and the three
+        templates as they are now (a test may change one in place)."""
+        texts = json.dumps(
+            [
+                templates.load(path)
+                for path in (
+                    templates.MANAGEMENT_TEMPLATE,
+                    templates.SPOKE_TEMPLATE,
+                    templates.ORG_EVENTS_TEMPLATE,
+                )
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        return (
+            self.accounts,
+            self.region,
+            tuple(sorted(self.management_parameters.items())),
+            tuple(sorted(self.spoke_parameters.items())),
+            self.spoke_template_text,
+            self.ou_names,
+            self.forward_org_events,
+            hashlib.sha256(texts.encode()).hexdigest(),
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -266,6 +325,18 @@ class LocalOrganisation:
     def _provision(self) -> None:
         self.management = boto3.Session(region_name=self.region, botocore_session=_botocore_session())
         self._sts: STSClient = self.management.client("sts")
+        deployment = None if self._deployments is None else self._deployments.get(self._deployment_key)
+        if deployment is None:
+            self._deploy()
+            if self._deployments is not None:
+                self._deployments[self._deployment_key] = self._deployed()
+        else:
+            self._adopt(deployment)
+        self._connect()
+
+    def _deploy(self) -> None:
+        """Everything the organisation creates in moto: the AWS Organization, the management
+        stack, the spoke stacks, the spoke StackSet, the forwarding stack, the operators' role."""
         self._create_organization()
         # Deployed as a real organisation would deploy them: with its organisation's id.
         organisation_id = self.management.client("organizations").describe_organization()["Organization"][
@@ -288,6 +359,44 @@ class LocalOrganisation:
                     session, self.region, self.spoke_parameters, template_text=self.spoke_template_text
                 )
                 self._progress("spoke stacks", done, total)
+        self._deploy_stack_set()
+        self._forwarders: tuple[enrolment.Forwarder, ...] = ()
+        if self.forward_org_events:
+            self._forwarders = enrolment.deploy_org_events_forwarding(
+                self.management, MANAGEMENT_ACCOUNT, self.region
+            )
+        self._provision_operator()
+
+    def _deployed(self) -> Deployment:
+        """What ``_deploy`` left: its results and a copy of moto's and the stand-ins' state."""
+        return Deployment(
+            organisation_id=self.organisation_id,
+            root_id=self.root_id,
+            ous=dict(self.ous),
+            management_parameters=dict(self.management_parameters),
+            spoke_parameters=dict(self.spoke_parameters),
+            stack=self.stack,
+            spokes=dict(self.spokes),
+            forwarders=self._forwarders,
+            state=snapshot.capture(),
+        )
+
+    def _adopt(self, deployment: Deployment) -> None:
+        """Start from an earlier deployment with the same arguments instead of deploying: its
+        state copied back into moto and the stand-ins, its results taken as this one's."""
+        snapshot.restore(deployment.state)
+        self.organisation_id = deployment.organisation_id
+        self.root_id = deployment.root_id
+        self.ous = dict(deployment.ous)
+        self.management_parameters = dict(deployment.management_parameters)
+        self.spoke_parameters = dict(deployment.spoke_parameters)
+        self.stack = deployment.stack
+        self.spokes = dict(deployment.spokes)
+        self._forwarders = deployment.forwarders
+
+    def _connect(self) -> None:
+        """The functions as their roles, the event source mappings, the buses and the pipeline
+        that connects them: in-process objects of this organisation, over what is deployed."""
         self._spec = self._as_its_role(
             function_spec(
                 self.stack.function_logical_id, self.management_parameters, self.region, MANAGEMENT_ACCOUNT
@@ -356,7 +465,6 @@ class LocalOrganisation:
         )
         self._provision_failure_notices()
         self._provision_enrolment()
-        self._provision_operator()
         # Subscribed last: the stacks' own parameter creation is not a budget change.
         self.standins.subscribe(self.pipeline.publish)
 
@@ -441,18 +549,6 @@ class LocalOrganisation:
         stack_set = None
         name = self.management_parameters.get("SpokeStackSetName", "")
         if name:
-            cloudformation = self.management.client("cloudformation")
-            arn = cloudformation.create_stack_set(
-                StackSetName=name,
-                TemplateBody=json.dumps(templates.load(templates.SPOKE_TEMPLATE)),
-                PermissionModel="SERVICE_MANAGED",
-                AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": True},
-                Capabilities=["CAPABILITY_NAMED_IAM"],
-            )["StackSetId"]
-            arn = cloudformation.describe_stack_set(StackSetName=name)["StackSet"]["StackSetARN"]
-            standins.stacksets.register_stack_set(name, arn)
-            for account in self.accounts:  # deployed by the StackSet before the story starts
-                standins.stacksets.record_instance(name, account, self.region, emit=False)
             stack_set = enrolment.StackSetEmulation(
                 name=name,
                 region=self.region,
@@ -463,11 +559,6 @@ class LocalOrganisation:
                 delay_s=self._stackset_delay_s,
             )
         rules = enrolment.resolver_rules(self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
-        forwarders: tuple[enrolment.Forwarder, ...] = ()
-        if self.forward_org_events:
-            forwarders = enrolment.deploy_org_events_forwarding(
-                self.management, MANAGEMENT_ACCOUNT, self.region
-            )
         # The management account's default bus: its own schedule, drawn from the same seed.
         own = None if self.seed is None else self.seed + 1
         self.enrolment = enrolment.Enrolment(
@@ -478,10 +569,29 @@ class LocalOrganisation:
             self._observer,
             Delivery(own),
             region=self.region,
-            forwarders=forwarders,
+            forwarders=self._forwarders,
         )
         self.pipeline.add_source(self.enrolment)
         standins.subscribe_management(self.enrolment.publish)
+
+    def _deploy_stack_set(self) -> None:
+        """The spoke StackSet (service-managed, targeting the OUs), its instances in the
+        accounts already deployed by it before the story starts."""
+        name = self.management_parameters.get("SpokeStackSetName", "")
+        if not name:
+            return
+        cloudformation = self.management.client("cloudformation")
+        cloudformation.create_stack_set(
+            StackSetName=name,
+            TemplateBody=json.dumps(templates.load(templates.SPOKE_TEMPLATE)),
+            PermissionModel="SERVICE_MANAGED",
+            AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": True},
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+        arn = cloudformation.describe_stack_set(StackSetName=name)["StackSet"]["StackSetARN"]
+        standins.stacksets.register_stack_set(name, arn)
+        for account in self.accounts:
+            standins.stacksets.record_instance(name, account, self.region, emit=False)
 
     def _provision_operator(self) -> None:
         """The operators' role (``BudgetSyncOperator``, which the spoke stacks' read role

@@ -18,13 +18,12 @@ from budget_sync.handlers import update as update_handler
 from budget_sync_local import __main__ as cli
 from budget_sync_local.seed import SEED_ENV, seed_from_env
 from tests.support.lazy import lazy
-from tests.support.local_org import Recorder, notifications
+from tests.support.local_org import Recorder, local_organisation, notifications
 
 if TYPE_CHECKING:
-    from budget_sync_local import organisation, pipeline
+    from budget_sync_local import pipeline
     from budget_sync_local.organisation import LocalOrganisation
 else:  # moto: imported by the first test that uses it, not at collection (make unit)
-    organisation = lazy("budget_sync_local.organisation")
     pipeline = lazy("budget_sync_local.pipeline")
 
 pytestmark = pytest.mark.e2e
@@ -94,7 +93,7 @@ def test_make_demo_with_a_seed_that_is_no_whole_number_says_so_and_exits_2(
 def test_under_any_delivery_every_outcome_holds(seed: int):
     recorder = Recorder()
     update_handler.build_service.cache_clear()
-    with organisation.LocalOrganisation(
+    with local_organisation(
         accounts=(A, B), observer=recorder, function_output=io.StringIO(), seed=seed
     ) as org:
         org.give_planned_limits(B)
@@ -122,9 +121,7 @@ def test_a_spokes_run_and_its_report_can_come_before_the_stream_function_records
     monkeypatch.setattr(pipeline.Delivery, "AT_ONCE", 1.0)  # every event published in the batch, at once
     recorder = Recorder()
     update_handler.build_service.cache_clear()
-    with organisation.LocalOrganisation(
-        accounts=(A,), observer=recorder, function_output=io.StringIO(), seed=5
-    ) as org:
+    with local_organisation(accounts=(A,), observer=recorder, function_output=io.StringIO(), seed=5) as org:
         org.put(A, 1234)
         org.pipeline.run_until_idle()
 
@@ -143,7 +140,7 @@ def test_given_a_failed_account_when_the_next_values_failure_is_reported_before_
 ):
     monkeypatch.setattr(pipeline.Delivery, "AT_ONCE", 1.0)  # every run and report during the batch
     update_handler.build_service.cache_clear()
-    with organisation.LocalOrganisation(accounts=(A,), function_output=io.StringIO(), seed=5) as org:
+    with local_organisation(accounts=(A,), function_output=io.StringIO(), seed=5) as org:
         org.give_planned_limits(A)
         org.put(A, 555)
         org.pipeline.run_until_idle()

@@ -23,7 +23,7 @@ from budget_sync.spoke import SsmSpokeGateway
 from budget_sync_local import management_stack, standins, templates
 from budget_sync_local.iam import AccessDenied
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
-from tests.support.local_org import Recorder
+from tests.support.local_org import Recorder, local_organisation
 from tests.support.operators import budgetctl
 
 # every test: moto or the local organisation (make unit does not import this module)
@@ -390,7 +390,7 @@ def test_an_alarm_cannot_publish_to_a_topic_whose_key_policy_does_not_admit_clou
 
 def test_the_alarm_topic_admits_cloudwatch_alarms_only_through_its_policy():
     # GIVEN the shipped template: WHEN an alarm fires THEN CloudWatch publishes to the alarm topic
-    with LocalOrganisation(accounts=(A,), function_output=io.StringIO(), seed=None) as org:
+    with local_organisation(accounts=(A,), function_output=io.StringIO(), seed=None) as org:
         topic = org.stack.physical_ids["AlarmTopic"]
         assert org.fire_alarm("OnFailureQueueAlarm") == [topic]
         (message,) = _published(topic)

@@ -19,13 +19,12 @@ from budget_sync_local.lambda_runtime import function_spec
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 from budget_sync_spoke import alerts, update_budget
 from tests.support.lazy import lazy
-from tests.support.local_org import sent_minutes_ago
+from tests.support.local_org import local_organisation, sent_minutes_ago
 
 if TYPE_CHECKING:
-    from budget_sync_local import organisation, standins
+    from budget_sync_local import standins
 else:  # moto: imported by the first test that uses it, not at collection (make unit)
     standins = lazy("budget_sync_local.standins")
-    organisation = lazy("budget_sync_local.organisation")
 
 MANAGEMENT = load(MANAGEMENT_TEMPLATE)
 SPOKE = load(SPOKE_TEMPLATE)
@@ -127,7 +126,7 @@ def test_each_result_role_allows_exactly_the_calls_its_function_makes(monkeypatc
         calls.clear()
         return made
 
-    with organisation.LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
+    with local_organisation(accounts=(A,), function_output=io.StringIO()) as org:
         # GIVEN a value sent whose spoke never reacted, its bound passed
         org.pipeline.spokes = {}
         org.put(A, 4321)
@@ -352,7 +351,7 @@ def test_each_source_has_its_own_function_and_an_event_of_another_source_is_reje
     }
     assert set(handlers) <= alarmed
     output = io.StringIO()
-    with organisation.LocalOrganisation(accounts=(A,), function_output=output) as org:
+    with local_organisation(accounts=(A,), function_output=output) as org:
         org.pipeline.spokes = {}
         org.put(A, 4321)
         org.pipeline.run_until_idle()
@@ -389,7 +388,7 @@ def test_each_source_has_its_own_function_and_an_event_of_another_source_is_reje
 @pytest.mark.aws
 def test_the_running_pipeline_invokes_the_unconfirmed_check_on_its_schedule():
     # GIVEN a value sent whose spoke never reacted, its bound passed
-    with organisation.LocalOrganisation(accounts=(A,), function_output=io.StringIO()) as org:
+    with local_organisation(accounts=(A,), function_output=io.StringIO()) as org:
         org.pipeline.spokes = {}
         org.put(A, 4321)
         org.pipeline.run_until_idle()
