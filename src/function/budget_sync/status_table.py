@@ -165,10 +165,23 @@ class DynamoStatusTable:
             if update.status is Status.SENT and guard_confirmation:
                 # the alerts step's report of these settings may have come first
                 condition += " AND (attribute_not_exists(ConfirmedAlertsVersion) OR ConfirmedAlertsVersion < :alerts_version)"
+        removes = [] if update.desired is not None else ["DesiredValue"]
         if update.requested_by:
             values[":requested_by"] = {"S": update.requested_by}
             sets.append("RequestedBy = :requested_by")
-        expression = "SET " + ", ".join(sets) + (" REMOVE DesiredValue" if update.desired is None else "")
+        elif update.repaired:
+            removes.append("RequestedBy")  # a scheduled repair: nobody asked for this one
+        if update.change is not None:
+            for attribute, text in (
+                ("ChangedFrom", update.change.previous),
+                ("ChangedTo", update.change.requested),
+                ("ChangedBy", update.change.by),
+                ("ChangedAt", update.change.at),
+                ("ChangedVia", update.change.via),
+            ):
+                values[f":{attribute}"] = {"S": text}
+                sets.append(f"{attribute} = :{attribute}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         return {
             "TableName": self._table_name,
             "Key": {"AccountId": {"S": update.account_id}},
