@@ -245,6 +245,7 @@ def test_given_a_default_set_changed_and_removed_when_mapped_then_each_is_record
     assert changed.change() == "300 -> 350 (ou-ab12-cdefgh34)"
     assert changed.by == ALICE
     assert from_defaults_record(stream_record(4, {**v2, "Note": "x"}, v2, arn=DEFAULTS_ARN)) is None
+    assert from_defaults_record(stream_record(5, {"TargetId": ou}, arn=DEFAULTS_ARN)) is None  # no value
 
 
 # Delivery: at least once, in no order

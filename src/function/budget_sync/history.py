@@ -257,15 +257,16 @@ def from_status_record(record: Mapping[str, Any]) -> HistoryRecord | None:
 
 def from_defaults_record(record: Mapping[str, Any]) -> HistoryRecord | None:
     """One record of the defaults table's stream: DEFAULT_SET or DEFAULT_REMOVED under the
-    default's TargetId (None: the value did not change). Pure."""
+    default's TargetId (None: the value did not change, or there was none before or after).
+    Pure."""
     new, old, sequence = _images(record)
     name = record.get("eventName")
     target = str((new or old).get(TARGET_ID_FIELD, ""))
     if name not in ("INSERT", "MODIFY", "REMOVE") or not target:
         return None
     origin = provenance(new, old)
-    if name == "MODIFY" and origin.previous == origin.requested:
-        return None
+    if origin.previous == (origin.requested if name != "REMOVE" else ""):
+        return None  # no value before or after (a bare item), or the same value
     at = _record_time(record)
     return HistoryRecord(
         subject=target,
