@@ -15,6 +15,7 @@ import pytest
 from budget_sync.history import NOT_RECORDED, HistoryRecord, Kind, Stream, record_key
 from budget_sync.history_table import DynamoHistoryTable
 from budgetctl.cli import main
+from budgetctl.errors import ExitCode
 from tests.support.moto_org import Org, create_table
 from tests.support.operators import Run, budgetctl
 
@@ -115,3 +116,27 @@ def test_history_of_an_account_without_records_says_so(history):
     run = budgetctl("history", "333333333333")
     assert run.code == 1
     assert "no history for 333333333333" in run.stderr
+
+
+def test_report_has_the_changes_this_period_each_with_its_outcome(history, tmp_path):
+    # GIVEN the history above (A changed 3 and 2 days ago, B yesterday, A's default 20 days ago)
+    page = tmp_path / "report.html"
+    run = budgetctl("report", "--file", str(page))
+    assert run.code in (ExitCode.OK, ExitCode.PROBLEM), run.stderr
+    html = page.read_text()
+    section = html.split('<section id="changes">', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r'<tr data-subject="(\d+|ou-[^"]+)" data-kind="(\w+)">', section)
+    this_month = datetime.now(UTC).day  # days since the first of the month, UTC
+    expected = [(B, "CHANGED")] * (this_month > 1) + [(A, "CHANGED")] * ((this_month > 2) + (this_month > 3))
+    assert rows == expected
+    if this_month > 3:
+        assert "300 -&gt; 1200 (own item)" in section and "FinanceOps/alice" in section
+    assert "change(s) this period" in run.stderr
+
+
+def test_report_without_a_history_table_says_why_and_shows_the_rest(org: Org, tmp_path):
+    page = tmp_path / "report.html"
+    run = budgetctl("report", "--file", str(page), "--history-table", "NoSuchTable")
+    assert run.code in (ExitCode.OK, ExitCode.PROBLEM), run.stderr
+    assert "Changes this period are not shown: the history table could not be read" in run.stderr
+    assert '<section id="changes">' not in page.read_text()

@@ -23,6 +23,7 @@ from budget_sync.history import (
     from_status_record,
     numbered,
     provenance,
+    settled_changes,
 )
 from budget_sync.status import Status
 from budget_sync.update import BudgetSync, StreamRecord
@@ -313,3 +314,17 @@ def test_given_defaults_and_status_records_in_one_function_when_appended_then_ea
 def test_given_an_event_from_another_source_when_invoked_then_it_is_rejected(event: dict[str, Any]):
     with pytest.raises(UnrecognisedEvent):
         append(event, FakeHistoryTable(), SETTINGS)
+
+
+def test_given_changes_and_their_outcomes_when_settled_then_each_change_has_its_last_outcome():
+    table = FakeHistoryTable()
+    for raw in _story():
+        append({"Records": [raw]}, table, SETTINGS)
+    refused = {**sent("5", "12.345", "120"), "Status": "FAILED", "Reason": "BudgetValue 12.345 has more"}
+    append({"Records": [stream_record(5, refused, at=1_780_000_040)]}, table, SETTINGS)
+    settled = settled_changes(table.records.values())
+    assert [(s.change.value, s.status, s.reason) for s in settled] == [
+        ("12.345", "FAILED", "BudgetValue 12.345 has more"),
+        ("120", "APPLIED", ""),
+        ("100", "APPLIED", ""),
+    ]

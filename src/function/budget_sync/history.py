@@ -338,3 +338,28 @@ def numbered(records: Iterable[HistoryRecord]) -> list[tuple[int, HistoryRecord]
     once retention removes old records, revision 1 is the oldest left)."""
     ordered = sorted(records, key=lambda r: r.key)
     return [(index, record) for index, record in reversed(list(enumerate(ordered, 1)))]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A change with what came of it: the status of the last outcome recorded after it
+    (before the subject's next change), else the status the change itself left."""
+
+    change: HistoryRecord
+    status: str
+    reason: str
+
+
+def settled_changes(records: Iterable[HistoryRecord]) -> list[Settled]:
+    """Every change (not the outcomes) with its outcome, newest first. Pure."""
+    last: dict[str, int] = {}  # subject -> index in ``settled`` of its latest change so far
+    settled: list[Settled] = []
+    for record in sorted(records, key=lambda r: (r.subject, r.key)):
+        if record.kind is Kind.OUTCOME:
+            index = last.get(record.subject)
+            if index is not None:
+                settled[index] = Settled(settled[index].change, record.status, record.reason)
+            continue
+        last[record.subject] = len(settled)
+        settled.append(Settled(record, record.status, record.reason))
+    return sorted(settled, key=lambda s: s.change.key, reverse=True)
