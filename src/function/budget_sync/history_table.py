@@ -23,7 +23,7 @@ TransientError; the reads translate theirs into TransientError too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import TransientError
 from budget_sync.history import HistoryRecord, Kind, expires_at
-from budget_sync.status import _deserialize
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -68,8 +67,8 @@ def to_item(record: HistoryRecord, retention_days: int) -> dict[str, Any]:
 
 
 def from_item(item: dict[str, Any]) -> HistoryRecord:
-    """A stored item (deserialised or typed) as a record."""
-    plain = {k: _deserialize(v) if isinstance(v, dict) else v for k, v in item.items()}
+    """A stored item (deserialised or typed) as a record (every attribute it reads is S)."""
+    plain = {k: v.get("S", "") if isinstance(v, dict) else v for k, v in item.items()}
     return HistoryRecord(
         subject=str(plain["Subject"]),
         key=str(plain["EventKey"]),
@@ -108,36 +107,47 @@ class DynamoHistoryTable:
 
     def of_subject(self, subject: str) -> list[HistoryRecord]:
         """Every record kept for ``subject``, newest first (one Query, paginated)."""
-        return list(
-            self._query(
-                KeyConditionExpression="Subject = :s",
-                ExpressionAttributeValues={":s": {"S": subject}},
-                ScanIndexForward=False,
-            )
+        return self._query(
+            KeyConditionExpression="Subject = :s",
+            ExpressionAttributeValues={":s": {"S": subject}},
         )
 
-    def since(self, first_day: date, last_day: date) -> list[HistoryRecord]:
+    def since(self, first_day: date, last_day: date, concurrency: int = 8) -> list[HistoryRecord]:
         """Every record from ``first_day`` to ``last_day`` (UTC dates), newest first: one
-        Query of the ``ByDay`` index per day."""
-        records: list[HistoryRecord] = []
-        day = last_day
-        while day >= first_day:
-            records.extend(
-                self._query(
-                    IndexName=BY_DAY_INDEX,
-                    KeyConditionExpression="#day = :d",
-                    ExpressionAttributeNames={"#day": "Day"},
-                    ExpressionAttributeValues={":d": {"S": day.isoformat()}},
-                    ScanIndexForward=False,
-                )
-            )
-            day -= timedelta(days=1)
-        return records
+        Query of the ``ByDay`` index per day, ``concurrency`` days at once."""
+        days = [last_day - timedelta(days=n) for n in range((last_day - first_day).days + 1)]
 
-    def _query(self, **kwargs: Any) -> Iterator[HistoryRecord]:
+        def one_day(day: date) -> list[HistoryRecord]:
+            return self._query(
+                IndexName=BY_DAY_INDEX,
+                KeyConditionExpression="#day = :d",
+                ExpressionAttributeNames={"#day": "Day"},
+                ExpressionAttributeValues={":d": {"S": day.isoformat()}},
+            )
+
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(days)))) as pool:
+            return [record for records in pool.map(one_day, days) for record in records]
+
+    def _query(self, **kwargs: Any) -> list[HistoryRecord]:
+        """Only the attributes a record shows (``_READ``): fewer to send and to parse."""
+        names = {**kwargs.pop("ExpressionAttributeNames", {}), **_READ_NAMES}
         try:
-            for page in self._client.get_paginator("query").paginate(TableName=self._table_name, **kwargs):
-                for raw in page.get("Items", []):
-                    yield from_item(raw)
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self._table_name,
+                ScanIndexForward=False,
+                ProjectionExpression=", ".join(_READ_NAMES),
+                ExpressionAttributeNames=names,
+                **kwargs,
+            )
+            return [from_item(raw) for page in pages for raw in page.get("Items", [])]
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(f"history table {self._table_name} not read ({exc})") from exc
+
+
+#: What a read asks for (``#a0``: Subject, ...): what a record shows (not Day, ExpiresAt, EventId).
+_READ_NAMES = {
+    f"#a{index}": name
+    for index, name in enumerate(
+        ("Subject", "EventKey", "At", "Kind", *(a for a, _ in _FIELDS if a != "EventId"))
+    )
+}
