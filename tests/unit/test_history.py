@@ -217,7 +217,7 @@ def test_given_a_reconciler_repair_when_mapped_then_it_is_a_repair_by_who_asked(
     }
     history = from_status_record(stream_record(7, new, old))
     assert history is not None
-    assert (history.kind, history.by, history.change()) == (Kind.REPAIRED, BOB, "none -> 120 (reconciler repair)")
+    assert (history.kind, history.by, history.change()) == (Kind.REPAIRED, BOB, "repaired to 120 (reconciler repair)")
     scheduled = {k: v for k, v in new.items() if k != "RequestedBy"}
     assert from_status_record(stream_record(7, scheduled, old)).by == "budget-sync reconciler (schedule)"  # type: ignore[union-attr]
 

@@ -157,8 +157,10 @@ class HistoryRecord:
 
     def change(self) -> str:
         """The change as one short text: ``1000 -> 1200 (default of ou-x)``."""
-        if self.kind in (Kind.OUTCOME,):
+        if self.kind is Kind.OUTCOME:
             return ""
+        if self.kind is Kind.REPAIRED:
+            return f"repaired to {self.value or 'none'} (reconciler repair)"
         before = self.previous or "none"
         after = self.value or "none"
         if self.kind in (Kind.REMOVED, Kind.DEFAULT_REMOVED):
