@@ -328,3 +328,14 @@ def test_given_changes_and_their_outcomes_when_settled_then_each_change_has_its_
         ("120", "APPLIED", ""),
         ("100", "APPLIED", ""),
     ]
+
+
+def test_given_a_demo_history_missing_its_steps_then_the_demo_names_each_missing_one():
+    from budget_sync_local.__main__ import _history_problems
+
+    assert _history_problems([]) == [
+        "333333333333's history lacks the refused value",
+        "333333333333's history lacks the repair",
+        "333333333333's history lacks Sandbox's default",
+        "333333333333's history lacks its own item set by the operators' role",
+    ]
