@@ -244,19 +244,23 @@ def _edit_limit(org: LocalOrganisation, account: str, amount: str) -> None:
     budget["BudgetLimit"] = {"Amount": amount, "Unit": "USD"}
     budget.pop("CalculatedSpend", None)
     budget.pop("LastUpdatedTime", None)
-    org.session_in(account).client("budgets").update_budget(AccountId=account, NewBudget=budget)
+    org.session_in(account).client("budgets").update_budget(AccountId=account, NewBudget=budget)  # type: ignore[arg-type]
 
 
 def _history_problems(history: Sequence[Any]) -> list[str]:
     """What the demo's history must show: the refused value, the default, the own item, the repair."""
     from budget_sync.history import Kind
 
-    seen = {(r.kind, r.status if r.kind is Kind.CHANGED and r.status == "FAILED" else "", r.via) for r in history}
+    seen = {
+        (r.kind, r.status if r.kind is Kind.CHANGED and r.status == "FAILED" else "", r.via) for r in history
+    }
     wanted = {
         (Kind.CHANGED, "FAILED", "item"): "the refused value",
         (Kind.REPAIRED, "", "reconciler"): "the repair",
     }
-    problems = [f"{HISTORY_ACCOUNT}'s history lacks {what}" for key, what in wanted.items() if key not in seen]
+    problems = [
+        f"{HISTORY_ACCOUNT}'s history lacks {what}" for key, what in wanted.items() if key not in seen
+    ]
     if not any(r.kind is Kind.CHANGED and r.via.startswith("ou-") for r in history):
         problems.append(f"{HISTORY_ACCOUNT}'s history lacks Sandbox's default")
     if not any(r.kind is Kind.CHANGED and r.via == "item" and ":assumed-role/" in r.by for r in history):

@@ -16,8 +16,8 @@ from rich.text import Text
 
 from budget_sync.history import numbered
 from budget_sync_local.organisation import AccountView
-from budgetctl.commands.history import short_principal
 from budget_sync_local.pipeline import Step
+from budgetctl.commands.history import short_principal
 
 #: Where each step of the pipeline is shown: its number in the README's diagram.
 CIRCLED = "①②③④⑤⑥⑦"

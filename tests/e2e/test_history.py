@@ -74,7 +74,8 @@ def test_given_a_default_an_own_item_a_refused_value_and_a_repair_then_the_histo
     assert ":assumed-role/" in operator_arn, operator.stderr
     assert changes[3].by == operator_arn  # budgetctl set, by the operator
     assert changes[4].by == operator_arn  # reconcile --apply: RequestedBy
-    assert changes[0].by and changes[0].by != operator_arn  # the resolver wrote the inherited item
+    assert changes[0].by  # the resolver wrote the inherited item
+    assert changes[0].by != operator_arn
     assert changes[2].who() == NOT_RECORDED  # written around budgetctl
     assert "BudgetValue 12.345" in changes[2].reason
 

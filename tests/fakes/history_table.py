@@ -24,4 +24,6 @@ class FakeHistoryTable:
         return True
 
     def of_subject(self, subject: str) -> list[HistoryRecord]:
-        return sorted((r for (s, _), r in self.records.items() if s == subject), key=lambda r: r.key, reverse=True)
+        return sorted(
+            (r for (s, _), r in self.records.items() if s == subject), key=lambda r: r.key, reverse=True
+        )

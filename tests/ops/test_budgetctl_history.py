@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
@@ -41,21 +40,34 @@ def record(subject: str, sequence: int, days_ago: float, kind: Kind, **fields: s
 
 
 @pytest.fixture
-def history(org: Org) -> Iterator[DynamoHistoryTable]:
+def history(org: Org) -> DynamoHistoryTable:
     table = create_table(org.management, "HistoryTable")["TableName"]
     store = DynamoHistoryTable(org.management.client("dynamodb"), table, 400)
-    reason = "the spoke confirmed a budget limit of 1200 for parameter version 3, but the desired value is 1300"
+    reason = (
+        "the spoke confirmed a budget limit of 1200 for parameter version 3, but the desired value is 1300"
+    )
     for item in (
         record(A, 1, 20, Kind.CHANGED, status="SENT", previous="", value="300", by="", via=OU),
         record(A, 2, 20, Kind.OUTCOME, status="APPLIED", value="300", by="budget-sync (spoke)", via="spoke"),
         record(A, 3, 3, Kind.CHANGED, status="SENT", previous="300", value="1200", by=ALICE, via="item"),
-        record(A, 4, 2, Kind.CHANGED, status="FAILED", previous="1200", value="1300", by=ALICE, via="item", reason=reason),
+        record(
+            A,
+            4,
+            2,
+            Kind.CHANGED,
+            status="FAILED",
+            previous="1200",
+            value="1300",
+            by=ALICE,
+            via="item",
+            reason=reason,
+        ),
         record(B, 5, 1, Kind.CHANGED, status="SENT", previous="10", value="20", by="", via="item"),
         record(OU, 6, 10, Kind.DEFAULT_SET, previous="", value="300", by=ALICE, via=OU),
     ):
         assert store.append(item)
     assert not store.append(item)  # the same source event again: nothing written
-    yield store
+    return store
 
 
 def test_history_of_an_account_is_newest_first_with_revisions_who_change_and_outcome(history):
@@ -130,7 +142,8 @@ def test_report_has_the_changes_this_period_each_with_its_outcome(history, tmp_p
     expected = [(B, "CHANGED")] * (this_month > 1) + [(A, "CHANGED")] * ((this_month > 2) + (this_month > 3))
     assert rows == expected
     if this_month > 3:
-        assert "300 -&gt; 1200 (own item)" in section and "FinanceOps/alice" in section
+        assert "300 -&gt; 1200 (own item)" in section
+        assert "FinanceOps/alice" in section
     assert "change(s) this period" in run.stderr
 
 

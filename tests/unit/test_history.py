@@ -33,7 +33,9 @@ A = "111111111111"
 ALICE = "arn:aws:sts::123456789012:assumed-role/Ops/alice"
 BOB = "arn:aws:sts::123456789012:assumed-role/Ops/bob"
 STATUS_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/BlogBudgetsStatus/stream/2026-01-01T00:00:00.000"
-DEFAULTS_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/BlogBudgetsDefaults/stream/2026-01-01T00:00:00.000"
+DEFAULTS_ARN = (
+    "arn:aws:dynamodb:eu-west-1:123456789012:table/BlogBudgetsDefaults/stream/2026-01-01T00:00:00.000"
+)
 SETTINGS = HistorySettings("BlogBudgetsHistory", "BlogBudgetsStatus", "BlogBudgetsDefaults", 400)
 _typed = TypeSerializer().serialize
 
@@ -151,7 +153,9 @@ def test_given_a_refused_value_when_settled_then_its_failed_status_carries_the_v
 
 
 def test_given_the_update_functions_sent_when_mapped_then_it_is_a_change_with_who_and_path():
-    history = from_status_record(stream_record(5, sent("9", "120", "100"), {"AccountId": A, "Status": "APPLIED"}))
+    history = from_status_record(
+        stream_record(5, sent("9", "120", "100"), {"AccountId": A, "Status": "APPLIED"})
+    )
     assert history is not None
     assert (history.kind, history.status, history.previous, history.value, history.by) == (
         Kind.CHANGED,
@@ -166,12 +170,14 @@ def test_given_the_update_functions_sent_when_mapped_then_it_is_a_change_with_wh
 
 def test_given_a_change_from_outside_budgetctl_when_shown_then_it_says_so():
     history = from_status_record(stream_record(5, sent("9", "900", "100", by="")))
-    assert history is not None and history.who() == NOT_RECORDED
+    assert history is not None
+    assert history.who() == NOT_RECORDED
 
 
 def test_given_a_default_reaching_the_account_when_mapped_then_the_path_is_the_default():
     history = from_status_record(stream_record(5, sent("9", "300", "", via="ou-ab12-cdefgh34")))
-    assert history is not None and history.change() == "none -> 300 (default of ou-ab12-cdefgh34)"
+    assert history is not None
+    assert history.change() == "none -> 300 (default of ou-ab12-cdefgh34)"
 
 
 def test_given_a_refused_value_when_mapped_then_it_is_a_change_that_failed_with_the_reason():
@@ -217,7 +223,11 @@ def test_given_a_reconciler_repair_when_mapped_then_it_is_a_repair_by_who_asked(
     }
     history = from_status_record(stream_record(7, new, old))
     assert history is not None
-    assert (history.kind, history.by, history.change()) == (Kind.REPAIRED, BOB, "repaired to 120 (reconciler repair)")
+    assert (history.kind, history.by, history.change()) == (
+        Kind.REPAIRED,
+        BOB,
+        "repaired to 120 (reconciler repair)",
+    )
     scheduled = {k: v for k, v in new.items() if k != "RequestedBy"}
     assert from_status_record(stream_record(7, scheduled, old)).by == "budget-sync reconciler (schedule)"  # type: ignore[union-attr]
 
@@ -225,7 +235,8 @@ def test_given_a_reconciler_repair_when_mapped_then_it_is_a_repair_by_who_asked(
 def test_given_a_removed_item_when_mapped_then_it_is_a_removal_whose_principal_is_not_recorded():
     new = {**sent("9", "", "120", by=""), "Status": "UNMANAGED"}
     history = from_status_record(stream_record(8, new, sent("8", "120", "100")))
-    assert history is not None and history.kind is Kind.REMOVED
+    assert history is not None
+    assert history.kind is Kind.REMOVED
     assert history.change() == "120 -> removed (own item)"
     assert history.who().startswith("not recorded")
 
@@ -240,8 +251,14 @@ def test_given_a_default_set_changed_and_removed_when_mapped_then_each_is_record
     set_ = from_defaults_record(stream_record(1, v1, arn=DEFAULTS_ARN))
     changed = from_defaults_record(stream_record(2, v2, v1, arn=DEFAULTS_ARN))
     removed = from_defaults_record(stream_record(3, None, v2, arn=DEFAULTS_ARN))
-    assert set_ is not None and changed is not None and removed is not None
-    assert [r.kind for r in (set_, changed, removed)] == [Kind.DEFAULT_SET, Kind.DEFAULT_SET, Kind.DEFAULT_REMOVED]
+    assert set_ is not None
+    assert changed is not None
+    assert removed is not None
+    assert [r.kind for r in (set_, changed, removed)] == [
+        Kind.DEFAULT_SET,
+        Kind.DEFAULT_SET,
+        Kind.DEFAULT_REMOVED,
+    ]
     assert {r.subject for r in (set_, changed, removed)} == {ou}
     assert changed.change() == "300 -> 350 (ou-ab12-cdefgh34)"
     assert changed.by == ALICE
@@ -268,7 +285,7 @@ def test_given_every_record_delivered_twice_in_no_order_when_appended_then_each_
     story = _story()
     table = FakeHistoryTable()
     deliveries = story * 3
-    random.Random(7).shuffle(deliveries)
+    random.Random(7).shuffle(deliveries)  # noqa: S311 - a fixed delivery order, not a secret
     for start in range(0, len(deliveries), 5):  # batches of five, concurrently in no order
         batch = {"Records": deliveries[start : start + 5]}
         assert append(batch, table, SETTINGS) == {"batchItemFailures": []}

@@ -118,9 +118,10 @@ def cmd_history(ctx: Context) -> int:
     subject = None if args.org else check_subject(args.subject)
     since = parse_since(args.since or "7d", now) if args.org or args.since else None
     table = DynamoHistoryTable(ctx.dynamodb, args.history_table, retention_days=0)
+    revisions: list[tuple[int | None, HistoryRecord]]
     try:
         if subject is not None:
-            revisions = numbered(table.of_subject(subject))
+            revisions = list(numbered(table.of_subject(subject)))
         else:
             assert since is not None
             revisions = [(None, r) for r in table.since(since.date(), now.date())]

@@ -311,9 +311,7 @@ class BatchOutcome:
     retry: tuple[str, ...]  # the sequence number to resume from (Lambda's itemIdentifier)
 
 
-def append_batch(
-    records: Sequence[tuple[Stream, Mapping[str, Any]]], table: HistoryTable
-) -> BatchOutcome:
+def append_batch(records: Sequence[tuple[Stream, Mapping[str, Any]]], table: HistoryTable) -> BatchOutcome:
     """Append each record's history in stream order. The first that cannot be written, and
     every record after it, go back to Lambda (its itemIdentifier); what was appended before
     is kept, and a retry writes nothing twice (conditional puts)."""
