@@ -168,8 +168,8 @@ bench: $(STAMP) $(BUILT) ## every benchmark at full size (each part prints its d
 bench-quick: $(STAMP) ## the same benchmarks at a tenth of the size, no build (about 2 min)
 	BENCH_HANDLER_ROUNDS=1 BENCH_HANDLER_RTT_ROUNDS=1 \
 	BENCH_ACCOUNTS=100 BENCH_STATUS_ACCOUNTS=50 BENCH_REPORT_ACCOUNTS=500 BENCH_ORG_ACCOUNTS=500 \
-	  BENCH_ORG_OUS=10 BENCH_ORG_PIPELINE_ACCOUNTS=50 BENCH_ORG_PER_OU=20 \
-	  $(BIN)/python -m bench handler local_org status report resolve
+	  BENCH_ORG_OUS=10 BENCH_ORG_PIPELINE_ACCOUNTS=50 BENCH_ORG_PER_OU=20 BENCH_HISTORY_ACCOUNTS=500 \
+	  $(BIN)/python -m bench handler local_org status report resolve history
 
 demo: $(RUN_STAMP) ## the whole pipeline on the local organisation, with a summary
 	$(BIN)/python -m budget_sync_local demo

@@ -47,6 +47,8 @@ PLANNED_ACCOUNT = "444444444444"
 #: The demo's organisation defaults and the account it creates while running.
 DEFAULTS = {"Sandbox": Decimal("100"), "Production": Decimal("5000")}
 NEW_ACCOUNT = "555555555555"
+#: The account whose history the demo ends with (its refused value is the first step's).
+HISTORY_ACCOUNT = "333333333333"
 STACKSET_DELAY_S = 1.0
 
 
@@ -95,7 +97,7 @@ def delivery_line(seed: int | None) -> str:
 
 
 def demo(console: Console) -> int:
-    from budget_sync_local.console import CIRCLED, account_table, progress_bar, step_printer
+    from budget_sync_local.console import CIRCLED, account_table, history_table, progress_bar, step_printer
     from budget_sync_local.demo_report import write_report
     from budget_sync_local.organisation import DEFAULT_ACCOUNTS, MANAGEMENT_ACCOUNT, LocalOrganisation
 
@@ -165,6 +167,8 @@ def demo(console: Console) -> int:
         console.print(
             account_table([own_view], f"Account {account} after the change (its spoke stack was not updated)")
         )
+        history = _history_story(console, org)
+        console.print(history_table(history, f"budgetctl history {HISTORY_ACCOUNT} (newest first)"))
 
     problems = _alert_problems(own_view, OWN_ALERTS[own_view.account_id][1], views)
     problems += [
@@ -191,6 +195,7 @@ def demo(console: Console) -> int:
     if not (new.arrived and new.desired == DEFAULTS["Sandbox"] and new.source.startswith("default")):
         problems.append(f"{NEW_ACCOUNT}: Sandbox's default {DEFAULTS['Sandbox']} did not arrive")
     problems += [] if reported else ["the report was not written"]
+    problems += _history_problems(history)
     console.print(f"Function logs: {LOG_DIR / 'function.log'}   ({time.monotonic() - started:.1f} s in all)")
     if problems:
         for problem in problems:
@@ -200,10 +205,67 @@ def demo(console: Console) -> int:
         "[green]✓ the valid budgets arrived and their spokes confirmed them (APPLIED); the invalid "
         "one was refused with its reason, the spoke that could not apply 555 said why (FAILED); "
         "the new account got Sandbox's default once its spoke stack existed, the accounts' own "
-        "items won over the defaults, and one account's own recipients and thresholds arrived "
-        "with no stack update[/]"
+        "items won over the defaults, one account's own recipients and thresholds arrived "
+        "with no stack update, and one account's history shows each change with who made it[/]"
     )
     return 0
+
+
+def _history_story(console: Console, org: LocalOrganisation) -> list[Any]:
+    """The demo's last part: one account's every change, with who made it (the history table).
+    Its refused value is already there; budgetctl, as the operators' role, removes its item
+    (Sandbox's default then reaches it), sets its own value, and asks for a repair after its
+    budget's limit is changed by hand."""
+    import io
+
+    from budgetctl.cli import main as budgetctl
+
+    console.rule(f"history: every change of {HISTORY_ACCOUNT}'s budget, who made it, what came of it")
+    operator = org.operator_session()
+    steps = (
+        (("delete", HISTORY_ACCOUNT), f"Sandbox's default {DEFAULTS['Sandbox']} applies"),
+        (("set", HISTORY_ACCOUNT, "900"), "its own item again"),
+        (("reconcile", "--apply", "--account", HISTORY_ACCOUNT), "after its limit was set to 5000 by hand"),
+    )
+    for argv, why in steps:
+        if argv[0] == "reconcile":
+            _edit_limit(org, HISTORY_ACCOUNT, "5000")
+        console.print(f"  budgetctl {' '.join(argv)}   (as the operators' role: {why})", markup=False)
+        budgetctl(list(argv), stdout=io.StringIO(), stderr=io.StringIO(), session=operator)
+        org.pipeline.run_until_idle()
+    return org.history(HISTORY_ACCOUNT)
+
+
+def _edit_limit(org: LocalOrganisation, account: str, amount: str) -> None:
+    """What someone does in the Budgets console: change the limit, keep everything else."""
+    budget = org.budget(account)
+    if budget is None:
+        return
+    budget["BudgetLimit"] = {"Amount": amount, "Unit": "USD"}
+    budget.pop("CalculatedSpend", None)
+    budget.pop("LastUpdatedTime", None)
+    org.session_in(account).client("budgets").update_budget(AccountId=account, NewBudget=budget)  # type: ignore[arg-type]
+
+
+def _history_problems(history: Sequence[Any]) -> list[str]:
+    """What the demo's history must show: the refused value, the default, the own item, the repair."""
+    from budget_sync.history import Kind
+
+    seen = {
+        (r.kind, r.status if r.kind is Kind.CHANGED and r.status == "FAILED" else "", r.via) for r in history
+    }
+    wanted = {
+        (Kind.CHANGED, "FAILED", "item"): "the refused value",
+        (Kind.REPAIRED, "", "reconciler"): "the repair",
+    }
+    problems = [
+        f"{HISTORY_ACCOUNT}'s history lacks {what}" for key, what in wanted.items() if key not in seen
+    ]
+    if not any(r.kind is Kind.CHANGED and r.via.startswith("ou-") for r in history):
+        problems.append(f"{HISTORY_ACCOUNT}'s history lacks Sandbox's default")
+    if not any(r.kind is Kind.CHANGED and r.via == "item" and ":assumed-role/" in r.by for r in history):
+        problems.append(f"{HISTORY_ACCOUNT}'s history lacks its own item set by the operators' role")
+    return problems
 
 
 def load_event(path: Path) -> dict[str, Any]:

@@ -14,8 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from budget_sync.history import numbered
 from budget_sync_local.organisation import AccountView
 from budget_sync_local.pipeline import Step
+from budgetctl.commands.history import short_principal
 
 #: Where each step of the pipeline is shown: its number in the README's diagram.
 CIRCLED = "①②③④⑤⑥⑦"
@@ -243,3 +245,21 @@ def _configured(view: AccountView) -> Text:
     lines = [f"{kind} > {', '.join(values)}" for kind, values in sorted(by_type.items())]
     lines += sorted(recipients)
     return Text("\n".join(lines) or "none")
+
+
+def history_table(records: Sequence[Any], title: str) -> Table:
+    """One account's history as ``budgetctl history ACCOUNT`` gives it (newest first: revision,
+    time, who, change, outcome); ``records`` are budget_sync.history records. Text from outside
+    (a reason, a principal) is shown as text, never markup."""
+    table = Table(title=title, title_justify="left")
+    for column in ("rev", "time (UTC)", "who", "change", "outcome"):
+        table.add_column(column, overflow="fold")
+    for revision, record in numbered(records):
+        table.add_row(
+            str(revision),
+            record.at[:19].replace("T", " "),
+            Text(short_principal(record.who())),
+            Text(record.change() or "—"),
+            Text(record.outcome()),
+        )
+    return table

@@ -89,6 +89,8 @@ class ManagementStack:
     physical_ids: Mapping[str, str] = field(default_factory=dict)
     #: Each function's execution role (its template ``Role``), by the function's logical id.
     role_arns: Mapping[str, str] = field(default_factory=dict)
+    #: Every change and outcome (HistoryFunction appends, budgetctl history reads).
+    history_table: str = "BlogBudgetsHistory"
 
 
 class StackRefused(RuntimeError):
@@ -299,6 +301,7 @@ def deploy(
         physical_ids={k: v for k, v in physical.items() if k == "AlarmTopic"},
         role_arns=roles,
         result_dead_letter_queue_url=physical.get("ResultDeadLetterQueue", ""),
+        history_table=outputs["HistoryTableName"],
     )
 
 

@@ -18,6 +18,7 @@ def operator_policy(names: Mapping[str, str], region: str, account: str) -> dict
     budgets = names.get("BudgetsTableName", "BlogBudgetsDynamoDB")
     status = names.get("StatusTableName", "BlogBudgetsStatus")
     defaults = names.get("DefaultsTableName", "BlogBudgetsDefaults")
+    history = names.get("HistoryTableName", "BlogBudgetsHistory")
     table = f"arn:aws:dynamodb:{where}:table"
     return {
         "Version": "2012-10-17",
@@ -38,6 +39,12 @@ def operator_policy(names: Mapping[str, str], region: str, account: str) -> dict
                 "Effect": "Allow",
                 "Action": ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem"],
                 "Resource": f"{table}/{status}",
+            },
+            {
+                "Sid": "HistoryReadOnly",
+                "Effect": "Allow",
+                "Action": "dynamodb:Query",
+                "Resource": [f"{table}/{history}", f"{table}/{history}/index/ByDay"],
             },
             {
                 "Sid": "ParkedBatches",

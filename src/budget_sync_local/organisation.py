@@ -464,6 +464,7 @@ class LocalOrganisation:
             poller, self.spokes, self._session_for_role, self._observer, results, Delivery(self.seed)
         )
         self._provision_failure_notices()
+        self._provision_history()
         self._provision_enrolment()
         # Subscribed last: the stacks' own parameter creation is not a budget change.
         self.standins.subscribe(self.pipeline.publish)
@@ -487,6 +488,50 @@ class LocalOrganisation:
             without_batches(self._observer),
         )
         self.pipeline.add_source(Pollers([poller.attach()]))
+
+    def _provision_history(self) -> None:
+        """The history function and its two mappings (``StatusChanges``, ``DefaultsChanges``):
+        each stream's second reader, as on AWS; failed batches park in the stream failure queue."""
+        self._history_spec = self._as_its_role(
+            function_spec("HistoryFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
+        )
+        with lambda_environment(self._history_spec, self.region):
+            load_handler(self._history_spec)
+        new_execution_environment(self._history_spec)
+        dynamodb = self.management.client("dynamodb")
+        arns = {
+            "StatusChanges": self.stack.status_table,
+            "DefaultsChanges": self.stack.defaults_table,
+        }
+        mapping = self._role_session(self._history_spec)
+        send = on_failure_sender(mapping.client("sqs"), self.stack.on_failure_queue_url)
+        pollers = []
+        for name, spec in stream_mappings(
+            "HistoryFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT
+        ).items():
+            stream_arn = dynamodb.describe_table(TableName=arns[name])["Table"]["LatestStreamArn"]
+            pollers.append(
+                StreamPoller(
+                    mapping.client("dynamodbstreams"),
+                    stream_arn,
+                    spec.settings,
+                    filtered(self.invoke_history_function, spec, lambda records, answer: None),
+                    send,
+                    without_batches(self._observer),
+                ).attach()
+            )
+        self.pipeline.add_source(Pollers(pollers))
+
+    def invoke_history_function(self, event: dict[str, Any]) -> Any:
+        """The history function on one batch of the status or defaults table's stream."""
+        return self._invoke(self._history_spec, event)
+
+    def history(self, subject: str) -> list[Any]:
+        """``subject``'s history records, newest first (the history table, read as the admin)."""
+        from budget_sync.history_table import DynamoHistoryTable
+
+        table = DynamoHistoryTable(self.management.client("dynamodb"), self.stack.history_table, 400)
+        return table.of_subject(subject)
 
     def _notified(self, records: list[dict[str, Any]], answer: Any) -> None:
         """A ``notified`` step per new failure the failure-notice function published."""

@@ -80,6 +80,7 @@ NAMES_USED: dict[str, frozenset[str]] = {
     "report": _SPOKE_READS,
     "default": frozenset(),
     "parked": frozenset({"reconciler_function"}),
+    "history": frozenset(),
 }
 _CHECKED_NAMES = frozenset().union(*NAMES_USED.values())
 

@@ -71,6 +71,9 @@ LONG_TEXT = frozenset(
         "SpokeAlerts",
         "Alerts",
         "AlertEmails",
+        "Who",
+        "Change",
+        "Outcome",
     }
 )
 #: Summaries that are one line in every table (the whole text is in JSON and CSV).

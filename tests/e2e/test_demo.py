@@ -61,7 +61,7 @@ def test_given_a_valid_budget_that_does_not_arrive_then_the_demo_exits_1(tmp_pat
     assert "222222222222: 2000 did not arrive" in capsys.readouterr().out
 
 
-def test_the_demo_shows_one_accounts_own_recipients_and_threshold_arriving_without_a_stack_update(
+def test_the_demo_shows_own_alerts_arriving_without_a_stack_update_and_ends_with_one_accounts_history(
     tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
@@ -70,6 +70,18 @@ def test_the_demo_shows_one_accounts_own_recipients_and_threshold_arriving_witho
     assert "alerts reconciled in" in out
     assert "ACTUAL > 50%,90%, FORECASTED > 100% → owner-222@example.com, team-222@example.com" in out
     assert "its spoke stack was not updated" in out
+    # the last table: 333333333333's history, newest first, with who made each change
+    history = out.split("budgetctl history 333333333333 (newest first)", 1)[1]
+    for shown in (
+        "repaired to 900 (reconciler repair)",
+        "100 -> 900 (own item)",
+        "none -> 100 (default of ou-",
+        "12.345 -> removed (own item)",
+        "none -> 12.345 (own item)",
+        "BudgetSyncOperator/operator",
+        "not recorded: written outside budgetctl",
+    ):
+        assert shown in history, shown
 
 
 def test_given_own_alerts_that_do_not_arrive_then_the_demo_exits_1(tmp_path, monkeypatch, capsys):

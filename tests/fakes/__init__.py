@@ -6,6 +6,7 @@ was asked; the adapters themselves are tested on moto (tests/integration).
 
 from tests.fakes.alarm_topic import FakeAlarmTopic
 from tests.fakes.budgets_table import FakeBudgetsTable
+from tests.fakes.history_table import FakeHistoryTable
 from tests.fakes.organisation import FakeOrganisation
 from tests.fakes.readiness import FakeReadiness
 from tests.fakes.resolver_tables import FakeResolverTables
@@ -18,6 +19,7 @@ from tests.fakes.status_writer import FakeStatusWriter
 __all__ = [
     "FakeAlarmTopic",
     "FakeBudgetsTable",
+    "FakeHistoryTable",
     "FakeOrganisation",
     "FakeReadiness",
     "FakeResolverTables",

@@ -155,9 +155,19 @@ class FakeStatusTable:
             values["AlertSettings"] = update.alerts
         if update.requested_by:
             values["RequestedBy"] = update.requested_by
+        if update.change is not None:
+            values.update(
+                ChangedFrom=update.change.previous,
+                ChangedTo=update.change.requested,
+                ChangedBy=update.change.by,
+                ChangedAt=update.change.at,
+                ChangedVia=update.change.via,
+            )
         self.put(update.account_id, **values)
         if update.desired is None:
             self.items[update.account_id].pop("DesiredValue", None)
+        if update.repaired and not update.requested_by:
+            self.items[update.account_id].pop("RequestedBy", None)
 
 
 def _versions(update: StatusUpdate) -> dict[str, Any]:

@@ -91,6 +91,7 @@ def test_every_subcommand_with_dry_run_writes_nothing_or_is_refused(ops: Org, tm
         "reconcile": ["reconcile", "--apply"],
         "parked": ["parked", "--reapply", "--queue-url", "http://example.com/q"],
         "report": ["report"],
+        "history": ["history", A],
         **{f"default {a}": ["default", a] for a in ACTIONS},
     }
     runs["default set"] += [root, "100"]

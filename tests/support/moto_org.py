@@ -131,6 +131,8 @@ def create_table(session: boto3.Session, logical_id: str) -> Any:
     arguments: dict[str, Any] = {
         key: properties[key] for key in ("TableName", "BillingMode", "AttributeDefinitions", "KeySchema")
     }
+    if "GlobalSecondaryIndexes" in properties:
+        arguments["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
     if "StreamSpecification" in properties:
         arguments["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
     if properties.get("SSESpecification", {}).get("SSEEnabled"):

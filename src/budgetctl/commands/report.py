@@ -8,7 +8,9 @@ import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from budget_sync.config import TABLE_NAME
 from budgetctl.commands import Command, add_wide
+from budgetctl.commands.history import DEFAULT_HISTORY_TABLE
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode, UsageError
 from budgetctl.report.model import DEFAULT_NEAR_PERCENT
@@ -27,6 +29,11 @@ def register(command: Command) -> None:
         default=str(DEFAULT_NEAR_PERCENT),
         help=f"forecast share of the limit from which an account is 'near' ({DEFAULT_NEAR_PERCENT})",
     )
+    report.add_argument(
+        "--history-table",
+        default=DEFAULT_HISTORY_TABLE,
+        help=f"the history table, for the changes this period ({DEFAULT_HISTORY_TABLE})",
+    )
     add_wide(report)
 
 
@@ -36,6 +43,8 @@ def cmd_report(ctx: Context) -> int:
     from budgetctl.report.render import REPORT_BRIEF, REPORT_COLUMNS, render_html, report_row, summary
 
     near = _near(ctx.args.near)
+    if not TABLE_NAME.fullmatch(ctx.args.history_table):
+        raise UsageError(f"--history-table {ctx.args.history_table!r} is not valid")
     if ctx.args.file:
         _require("jinja2", "matplotlib")
     target = Path(ctx.args.file) if ctx.args.file else None

@@ -6,7 +6,10 @@
   which reads the parameter and the budget (limit, actual and forecasted spend) through the
   spoke role: ``sts:AssumeRole``, ``ssm:GetParameter``, ``budgets:DescribeBudget``;
 * account names: ``organizations:ListAccounts`` when the caller may (the management account
-  or a delegated administrator); otherwise the page says names are unavailable and why.
+  or a delegated administrator); otherwise the page says names are unavailable and why;
+* the changes this period: the history table (``--history-table``), one Query per day since
+  the first of the month on its ``ByDay`` index; if it cannot be read (a stack without it,
+  no ``dynamodb:Query``), the page says so and why, and shows the rest.
 
 A spoke that cannot be read is an ``UNREACHABLE`` report with its reason (the reconciler
 never raises for one account), so it becomes a line of the report, not a gap.
@@ -22,6 +25,9 @@ from decimal import Decimal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.budgets_table import read_desired
+from budget_sync.errors import TransientError
+from budget_sync.history import Settled, settled_changes
+from budget_sync.history_table import DynamoHistoryTable
 from budget_sync.reconcile import AccountReport
 from budget_sync.status_table import read_statuses
 from budgetctl.context import Context
@@ -57,6 +63,7 @@ def gather(
             advance(1)
 
         summary = reconciler.run(items, statuses, apply=False, on_account=done)
+    changes = this_period(ctx, clock(), notes)
     return build_report(
         summary.reports,
         statuses,
@@ -67,7 +74,22 @@ def gather(
         organisation=names,
         near_percent=near_percent,
         notes=notes,
+        changes=changes,
     )
+
+
+def this_period(ctx: Context, now: datetime, notes: list[str]) -> list[Settled] | None:
+    """The changes since the first day of ``now``'s month (UTC), each with its outcome; None
+    (and a note saying why) when the history table cannot be read."""
+    table = DynamoHistoryTable(ctx.dynamodb, ctx.args.history_table, retention_days=0)
+    try:
+        records = table.since(now.date().replace(day=1), now.date())
+    except TransientError as exc:
+        note = f"Changes this period are not shown: the history table could not be read ({exc})."
+        notes.append(note)
+        ctx.out.info(note)
+        return None
+    return settled_changes(records)
 
 
 def _error_text(exc: ClientError | BotoCoreError) -> str:

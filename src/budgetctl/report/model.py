@@ -4,7 +4,9 @@ Each line joins what the reconciler's inspection read from the spoke (the budget
 its calculated actual and forecasted spend, and the drift against the budgets table), the
 status table's word on the pipeline (``Status`` and ``Reason``, shown as they are: the set of
 states may grow), and the account's name from AWS Organizations. An account whose spoke could
-not be read is a line with the reason and no numbers, never a gap.
+not be read is a line with the reason and no numbers, never a gap. The changes this period
+(since the first day of the month, UTC: a budget's period) come from the history table, each
+with what came of it (budget_sync.history.settled_changes).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from budget_sync.history import Settled
 from budget_sync.reconcile import REPAIRABLE, AccountReport, Drift, limit_reason
 
 #: Forecast at or above this share of the limit marks an account as near (the spoke's first
@@ -128,6 +131,8 @@ class Report:
     generated_at: datetime
     budget_name: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: changes this period (the history table), newest first; None: not read (see notes)
+    changes: tuple[Settled, ...] | None = None
 
     @property
     def totals(self) -> Totals:
@@ -173,6 +178,7 @@ def build_report(
     organisation: Iterable[str] = (),
     near_percent: Decimal = DEFAULT_NEAR_PERCENT,
     notes: Sequence[str] = (),
+    changes: Sequence[Settled] | None = None,
 ) -> Report:
     """The report from the reconciler's inspection of every item, the status table and names.
 
@@ -214,7 +220,9 @@ def build_report(
             near_percent=near_percent,
         )
     ordered = tuple(sorted(lines.values(), key=lambda line: line.sort_key))
-    return Report(ordered, generated_at, budget_name, tuple(notes))
+    return Report(
+        ordered, generated_at, budget_name, tuple(notes), None if changes is None else tuple(changes)
+    )
 
 
 def _percent(part: Decimal | None, whole: Decimal | None) -> Decimal | None:

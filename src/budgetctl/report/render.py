@@ -68,6 +68,7 @@ def summary(report: Report) -> str:
         f"forecast {money(totals.forecast)} ({_percent_text(totals.forecast_percent) or '—'} %); "
         f"over {totals.over}, near {totals.near}, failed {totals.failed}, drifted {totals.drifted}, "
         f"no data {totals.no_data}"
+        + ("" if report.changes is None else f"; {len(report.changes)} change(s) this period")
     )
 
 

@@ -1,6 +1,6 @@
 """Every function's configuration, in one place: read once from the environment, validated, frozen
 (Settings: the update function's and the reconciler's common part; ReconcilerSettings;
-ResultSettings; ResolverSettings; the clients' CLIENT_CONFIG)."""
+ResultSettings; ResolverSettings; HistorySettings; the clients' CLIENT_CONFIG)."""
 
 from __future__ import annotations
 
@@ -203,4 +203,38 @@ class ResolverSettings:
             spoke_region=region,
             call_as=call_as,
             max_rps=rps,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySettings:
+    """Environment variables (template-management.yaml, HistoryFunction; handlers/history.py):
+    HISTORY_TABLE_NAME      where records are appended
+    STATUS_TABLE_NAME, DEFAULTS_TABLE_NAME
+                            the tables whose streams it reads (a record's eventSourceARN names one)
+    HISTORY_RETENTION_DAYS  how long a record is kept (the TTL attribute; 1 to 3650)
+    """
+
+    history_table_name: str
+    status_table_name: str
+    defaults_table_name: str
+    retention_days: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> HistorySettings:
+        env = os.environ if env is None else env
+        tables = {
+            name: required_env(env, name, TABLE_NAME)
+            for name in ("HISTORY_TABLE_NAME", "STATUS_TABLE_NAME", "DEFAULTS_TABLE_NAME")
+        }
+        days = env.get("HISTORY_RETENTION_DAYS", "400").strip() or "400"
+        if not days.isdigit() or not 1 <= int(days) <= 3650:
+            raise ConfigError(
+                f"environment variable HISTORY_RETENTION_DAYS {days!r} must be a whole number from 1 to 3650"
+            )
+        return cls(
+            history_table_name=tables["HISTORY_TABLE_NAME"],
+            status_table_name=tables["STATUS_TABLE_NAME"],
+            defaults_table_name=tables["DEFAULTS_TABLE_NAME"],
+            retention_days=int(days),
         )

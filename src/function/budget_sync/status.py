@@ -41,6 +41,13 @@ Item (key ``AccountId``):
   RepairedVersion N   the parameter version the reconciler's last repair wrote
   RepairedAlertsVersion N
                       the alert parameter version the reconciler's last alert repair wrote
+  ChangedFrom, ChangedTo, ChangedBy, ChangedAt, ChangedVia S
+                      set by the update function on every status it writes for a change of
+                      the budgets table (budget_sync.history.Provenance): the value before and
+                      the value written (as typed, also when refused), the writer's UpdatedBy
+                      and UpdatedAt ("": not recorded, a write from outside budgetctl), and
+                      ``item`` or the TargetId of the default the item inherits. The history
+                      function reads them from the status table's stream (budget_sync.history)
 
 Layers: this module holds the item's contract (``Status``, ``StatusUpdate``), the status
 store's logic (``StatusStore``: a conditional write, and when the condition fails the pure
@@ -59,11 +66,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer
 
 from budget_sync.errors import TransientError
+
+if TYPE_CHECKING:
+    from budget_sync.history import Provenance
 
 _deserialize = TypeDeserializer().deserialize
 
@@ -96,6 +106,7 @@ class StatusUpdate:
     requested_by: str = ""  # the operator whose request this write carried out
     repaired: bool = False  # a reconciler repair: Repaired(Alerts)Version records the version written
     alerts_version: int | None = None  # the alert parameter's version after writing ``alerts``
+    change: Provenance | None = None  # the update function's: the change this status records
 
 
 def now_text() -> str:

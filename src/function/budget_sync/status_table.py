@@ -165,10 +165,9 @@ class DynamoStatusTable:
             if update.status is Status.SENT and guard_confirmation:
                 # the alerts step's report of these settings may have come first
                 condition += " AND (attribute_not_exists(ConfirmedAlertsVersion) OR ConfirmedAlertsVersion < :alerts_version)"
-        if update.requested_by:
-            values[":requested_by"] = {"S": update.requested_by}
-            sets.append("RequestedBy = :requested_by")
-        expression = "SET " + ", ".join(sets) + (" REMOVE DesiredValue" if update.desired is None else "")
+        removes = [] if update.desired is not None else ["DesiredValue"]
+        removes += _who_and_what(update, values, sets)
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         return {
             "TableName": self._table_name,
             "Key": {"AccountId": {"S": update.account_id}},
@@ -196,6 +195,28 @@ def _sent_version(
             # verdict on this one: budget_sync.results)
             condition += " AND (attribute_not_exists(ConfirmedVersion) OR ConfirmedVersion <> :version)"
     return condition
+
+
+def _who_and_what(update: StatusUpdate, values: dict[str, Any], sets: list[str]) -> list[str]:
+    """Who asked (RequestedBy) and the change the update records (Changed*, for history), into
+    ``values`` and ``sets``; the attributes to remove (a scheduled repair's RequestedBy)."""
+    removes = []
+    if update.requested_by:
+        values[":requested_by"] = {"S": update.requested_by}
+        sets.append("RequestedBy = :requested_by")
+    elif update.repaired:
+        removes.append("RequestedBy")  # a scheduled repair: nobody asked for this one
+    if update.change is not None:
+        for attribute, text in (
+            ("ChangedFrom", update.change.previous),
+            ("ChangedTo", update.change.requested),
+            ("ChangedBy", update.change.by),
+            ("ChangedAt", update.change.at),
+            ("ChangedVia", update.change.via),
+        ):
+            values[f":{attribute}"] = {"S": text}
+            sets.append(f"{attribute} = :{attribute}")
+    return removes
 
 
 def _typed(value: Any) -> dict[str, str]:

@@ -11,6 +11,10 @@ reports that its budget holds it, and, when alert settings were sent, that its a
 applied the alert parameter version written (budget_sync.results). With a deadline (the Lambda
 context's remaining time), accounts not yet started when time runs short are not started:
 they go back to Lambda for retry, while the statuses of those already sent are recorded.
+
+Every status written for a change also says what history needs (budget_sync.history,
+``Provenance``): from what, to what, who and through which path; the history function reads
+it from the status table's stream, so the budgets table's stream keeps its two readers.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from enum import StrEnum
 
 from budget_sync.domain import Change, ChangeKind, format_amount, parse_change
 from budget_sync.errors import InvalidItemError, PermanentError, TransientError
+from budget_sync.history import Provenance, provenance
 from budget_sync.observability import logger
 from budget_sync.spoke import SpokeGateway
 from budget_sync.status import Status, StatusStore, StatusUpdate
@@ -59,6 +64,9 @@ class _AccountPlan:
     first_sequence: str  # where Lambda must resume if this account fails
     newest: Change | InvalidItemError
     newest_sequence: str
+    #: what history needs (budget_sync.history): from the first record's old value to the
+    #: newest record's value, by the newest record's writer, through its path
+    change: Provenance = field(default_factory=Provenance)
 
 
 @dataclass(slots=True)
@@ -137,12 +145,14 @@ class BudgetSync:
                 )
                 result.outcomes[Outcome.INVALID_ITEM] += 1
                 continue
+            origin = provenance(record.new_image, record.old_image)
             plan = plans.get(account_id)
             if plan is None:
                 plans[account_id] = _AccountPlan(
-                    account_id, record.sequence_number, parsed, record.sequence_number
+                    account_id, record.sequence_number, parsed, record.sequence_number, origin
                 )
                 continue
+            plan.change = replace(origin, previous=plan.change.previous)
             if isinstance(parsed, Change) and isinstance(plan.newest, Change):
                 # 'unchanged' is judged over the whole batch: the value before its first record.
                 upsert = plan.newest.kind is ChangeKind.UPSERT
@@ -162,15 +172,17 @@ class BudgetSync:
             if isinstance(newest, InvalidItemError):
                 logger.error("item rejected", extra={**log, "reason": str(newest), "field": newest.field})
                 return Outcome.INVALID_ITEM, StatusUpdate(
-                    account_id, Status.FAILED, sequence, reason=str(newest)
+                    account_id, Status.FAILED, sequence, reason=str(newest), change=plan.change
                 )
             if newest.kind is ChangeKind.REMOVE:
                 logger.info("account no longer managed", extra=log)
-                return Outcome.UNMANAGED, StatusUpdate(account_id, Status.UNMANAGED, sequence, reason=REMOVED)
+                return Outcome.UNMANAGED, StatusUpdate(
+                    account_id, Status.UNMANAGED, sequence, reason=REMOVED, change=plan.change
+                )
             if newest.unchanged:
                 logger.debug("value unchanged, nothing to send", extra=log)
                 return Outcome.UNCHANGED, None
-            return self._put(account_id, sequence, newest, log)
+            return self._put(account_id, sequence, newest, log, plan.change)
         except TransientError as exc:
             logger.warning("will retry", extra={**log, "reason": str(exc)})
         except Exception:  # a bug must cost a retry, never a silently settled record
@@ -178,7 +190,7 @@ class BudgetSync:
         return Outcome.RETRY, None
 
     def _put(
-        self, account_id: str, sequence: str, change: Change, log: dict[str, str]
+        self, account_id: str, sequence: str, change: Change, log: dict[str, str], origin: Provenance
     ) -> tuple[Outcome, StatusUpdate]:
         assert change.new_value is not None
         amount = format_amount(change.new_value)
@@ -192,7 +204,7 @@ class BudgetSync:
         except PermanentError as exc:
             logger.error("budget not applied", extra={**log, "amount": amount, "reason": str(exc)})
             failed = StatusUpdate(
-                account_id, Status.FAILED, sequence, desired=change.new_value, reason=str(exc)
+                account_id, Status.FAILED, sequence, desired=change.new_value, reason=str(exc), change=origin
             )
             return Outcome.FAILED, failed
         logger.info(
@@ -208,5 +220,6 @@ class BudgetSync:
             parameter_version=version,
             alerts=alerts,
             alerts_version=alerts_version,
+            change=origin,
         )
         return Outcome.APPLIED, applied

@@ -1,0 +1,84 @@
+"""Every change's history on the local organisation: the history function the template names,
+fed by the status table's and the defaults table's streams (delivered at least once, in no
+order), as the operators' role writes with budgetctl and someone else writes around it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from budget_sync.history import NOT_RECORDED, Kind
+from budget_sync_local.organisation import LocalOrganisation
+from tests.support.operators import budgetctl
+
+# every test: moto or the local organisation (make unit does not import this module)
+pytestmark = [pytest.mark.e2e, pytest.mark.aws]
+
+A = "111111111111"  # in Sandbox
+
+
+def hand_edit_limit(org: LocalOrganisation, account: str, amount: str) -> None:
+    """What someone does in the Budgets console: change the limit, keep everything else."""
+    budget = org.budget(account)
+    assert budget is not None
+    budget["BudgetLimit"] = {"Amount": amount, "Unit": "USD"}
+    budget.pop("CalculatedSpend", None)
+    budget.pop("LastUpdatedTime", None)
+    org.session_in(account).client("budgets").update_budget(AccountId=account, NewBudget=budget)
+
+
+def test_given_a_default_an_own_item_a_refused_value_and_a_repair_then_the_history_has_each_with_who(
+    local_org: LocalOrganisation, monkeypatch: pytest.MonkeyPatch
+):
+    for name, value in local_org.operator_credentials().items():
+        monkeypatch.setenv(name, value)
+    operator = budgetctl("status", "--output", "json")  # the operators' role works here
+    sandbox = local_org.ous["Sandbox"]
+
+    # GIVEN a Sandbox default (budgetctl), reaching A
+    assert budgetctl("default", "set", sandbox, "300").code == 0
+    local_org.pipeline.run_until_idle()
+    # WHEN A gets its own item (budgetctl), then a value written around budgetctl that is refused,
+    # then a valid one again (budgetctl)
+    assert budgetctl("set", A, "1200").code == 0
+    local_org.pipeline.run_until_idle()
+    local_org.put(A, Decimal("12.345"))
+    local_org.pipeline.run_until_idle()
+    assert budgetctl("set", A, "1300").code == 0
+    local_org.pipeline.run_until_idle()
+    # AND the spoke's limit is edited by hand, and an operator asks for a repair
+    hand_edit_limit(local_org, A, "5000")
+    assert budgetctl("reconcile", "--apply").code in (0, 1)
+    local_org.pipeline.run_until_idle()
+
+    # THEN A's history, oldest first, is every step, with who did it and through which path;
+    # each step's outcome is on it (the spoke's report came first) or on an OUTCOME after it
+    history = list(reversed(local_org.history(A)))
+    steps: list[list[object]] = []
+    for record in history:
+        if record.kind is Kind.OUTCOME:
+            assert steps, "an outcome before any change"
+            steps[-1][-1] = record.status
+        else:
+            steps.append([record.kind, record.previous, record.value, record.via, record.status])
+    assert steps == [
+        [Kind.CHANGED, "", "300", sandbox, "APPLIED"],
+        [Kind.CHANGED, "300", "1200", "item", "APPLIED"],
+        [Kind.CHANGED, "1200", "12.345", "item", "FAILED"],
+        [Kind.CHANGED, "12.345", "1300", "item", "APPLIED"],
+        [Kind.REPAIRED, "", "1300", "reconciler", "APPLIED"],
+    ], steps
+    changes = [r for r in history if r.kind is not Kind.OUTCOME]
+    operator_arn = changes[1].by
+    assert ":assumed-role/" in operator_arn, operator.stderr
+    assert changes[3].by == operator_arn  # budgetctl set, by the operator
+    assert changes[4].by == operator_arn  # reconcile --apply: RequestedBy
+    assert changes[0].by  # the resolver wrote the inherited item
+    assert changes[0].by != operator_arn
+    assert changes[2].who() == NOT_RECORDED  # written around budgetctl
+    assert "BudgetValue 12.345" in changes[2].reason
+
+    # AND the default's own history says who set it
+    (default,) = local_org.history(sandbox)
+    assert (default.kind, default.value, default.by) == (Kind.DEFAULT_SET, "300", operator_arn)
