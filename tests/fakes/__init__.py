@@ -8,6 +8,7 @@ from tests.fakes.alarm_topic import FakeAlarmTopic
 from tests.fakes.budgets_table import FakeBudgetsTable
 from tests.fakes.organisation import FakeOrganisation
 from tests.fakes.readiness import FakeReadiness
+from tests.fakes.requests_table import FakeRequestTable
 from tests.fakes.resolver_tables import FakeResolverTables
 from tests.fakes.spoke_accounts import FakeSpoke, FakeSpokeAccounts, usd
 from tests.fakes.spokes import FakeSpokes
@@ -20,6 +21,7 @@ __all__ = [
     "FakeBudgetsTable",
     "FakeOrganisation",
     "FakeReadiness",
+    "FakeRequestTable",
     "FakeResolverTables",
     "FakeSpoke",
     "FakeSpokeAccounts",

@@ -11,6 +11,10 @@ reports that its budget holds it, and, when alert settings were sent, that its a
 applied the alert parameter version written (budget_sync.results). With a deadline (the Lambda
 context's remaining time), accounts not yet started when time runs short are not started:
 they go back to Lambda for retry, while the statuses of those already sent are recorded.
+
+With an approval rule (budget_sync.approvals), a value that raises the account's applied value
+above the rule is not sent: the gate records a pending request and the status is FAILED with
+Source ``approval`` (Outcome.PENDING_APPROVAL), whichever client wrote the item.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from enum import StrEnum
 
+from budget_sync.approvals import SOURCE as APPROVAL_SOURCE
+from budget_sync.approvals import ApprovalGate
 from budget_sync.domain import Change, ChangeKind, format_amount, parse_change
 from budget_sync.errors import InvalidItemError, PermanentError, TransientError
 from budget_sync.observability import logger
@@ -40,6 +47,7 @@ class Outcome(StrEnum):
     UNMANAGED = "BudgetUnmanaged"  # the item was removed
     RETRY = "TransientFailure"  # the account's earliest record goes back to Lambda
     DEFERRED = "DeadlineDeferred"  # not started: the invocation's time ran short; Lambda retries it
+    PENDING_APPROVAL = "ApprovalPending"  # above the approval rule: held, a request records it
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,7 @@ class _AccountPlan:
     first_sequence: str  # where Lambda must resume if this account fails
     newest: Change | InvalidItemError
     newest_sequence: str
+    requested_by: str = ""  # the newest item's UpdatedBy, as its writer recorded it
 
 
 @dataclass(slots=True)
@@ -72,10 +81,17 @@ DEADLINE_RESERVE_MS = 20_000
 
 
 class BudgetSync:
-    def __init__(self, gateway: SpokeGateway, status: StatusStore, max_concurrency: int = 10) -> None:
+    def __init__(
+        self,
+        gateway: SpokeGateway,
+        status: StatusStore,
+        max_concurrency: int = 10,
+        approvals: ApprovalGate | None = None,
+    ) -> None:
         self._gateway = gateway
         self._status = status
         self._max_concurrency = max_concurrency
+        self._approvals = approvals if approvals is not None and approvals.active else None
 
     def process(
         self,
@@ -137,10 +153,11 @@ class BudgetSync:
                 )
                 result.outcomes[Outcome.INVALID_ITEM] += 1
                 continue
+            requested_by = str((record.new_image or {}).get("UpdatedBy") or "")
             plan = plans.get(account_id)
             if plan is None:
                 plans[account_id] = _AccountPlan(
-                    account_id, record.sequence_number, parsed, record.sequence_number
+                    account_id, record.sequence_number, parsed, record.sequence_number, requested_by
                 )
                 continue
             if isinstance(parsed, Change) and isinstance(plan.newest, Change):
@@ -152,6 +169,7 @@ class BudgetSync:
             elif isinstance(parsed, Change):
                 parsed = replace(parsed, old_value=None, old_alerts=None)
             plan.newest, plan.newest_sequence = parsed, record.sequence_number
+            plan.requested_by = requested_by
         return list(plans.values())
 
     def _apply(self, plan: _AccountPlan) -> tuple[Outcome, StatusUpdate | None]:
@@ -170,12 +188,50 @@ class BudgetSync:
             if newest.unchanged:
                 logger.debug("value unchanged, nothing to send", extra=log)
                 return Outcome.UNCHANGED, None
+            if self._approvals is not None and (held := self._hold(plan, newest, log)) is not None:
+                return held
             return self._put(account_id, sequence, newest, log)
         except TransientError as exc:
             logger.warning("will retry", extra={**log, "reason": str(exc)})
         except Exception:  # a bug must cost a retry, never a silently settled record
             logger.exception("unexpected error, will retry", extra=log)
         return Outcome.RETRY, None
+
+    def _hold(
+        self, plan: _AccountPlan, change: Change, log: dict[str, str]
+    ) -> tuple[Outcome, StatusUpdate] | None:
+        """The pending status of a value above the approval rule (None: send it). The rule is
+        judged against the value last written to the spoke (the status's AppliedValue), never
+        the record's OldImage, which may be a value that was held. TransientError: retried."""
+        assert self._approvals is not None
+        assert change.new_value is not None
+        status = self._status.read(plan.account_id) or {}
+        applied = status.get("AppliedValue")
+        current = applied if isinstance(applied, Decimal) else None
+        held = self._approvals.hold(
+            plan.account_id, plan.newest_sequence, change.new_value, current, plan.requested_by
+        )
+        if held is None:
+            return None
+        logger.warning(
+            "value held for approval",
+            extra={
+                **log,
+                "amount": format_amount(change.new_value),
+                "applied": None if current is None else format_amount(current),
+                "request_id": held.request_id,
+                "request_created": held.created,
+            },
+        )
+        pending = StatusUpdate(
+            plan.account_id,
+            Status.FAILED,
+            plan.newest_sequence,
+            desired=change.new_value,
+            reason=held.reason,
+            source=APPROVAL_SOURCE,
+        )
+        return Outcome.PENDING_APPROVAL, pending
 
     def _put(
         self, account_id: str, sequence: str, change: Change, log: dict[str, str]
