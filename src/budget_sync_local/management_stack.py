@@ -80,6 +80,7 @@ class ManagementStack:
     result_bus_arn: str = ""
     #: The approval requests table (template-management.yaml, ApprovalRequestsTable).
     approval_requests_table: str = ""
+    approvals_table: str = ""
     result_pattern: Mapping[str, Any] | None = None
     result_function_logical_id: str = "ResultFunction"
     #: The schedule's function (values never confirmed) and the status stream's (new failures).
@@ -298,6 +299,7 @@ def deploy(
         skipped=skipped + tuple(mappings),
         result_bus_arn=outputs["ResultBusArn"],
         approval_requests_table=outputs.get("ApprovalRequestsTableName", ""),
+        approvals_table=outputs.get("ApprovalsTableName", ""),
         result_pattern=result_pattern(resolver),
         physical_ids={k: v for k, v in physical.items() if k == "AlarmTopic"},
         role_arns=roles,

@@ -80,6 +80,9 @@ NAMES_USED: dict[str, frozenset[str]] = {
     "report": _SPOKE_READS,
     "default": frozenset(),
     "parked": frozenset({"reconciler_function"}),
+    "requests": frozenset(),
+    "approve": frozenset({"table"}),
+    "reject": frozenset(),
 }
 _CHECKED_NAMES = frozenset().union(*NAMES_USED.values())
 
@@ -213,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok; 1 drift or problem found / no such item; 2 usage or validation "
         "error (nothing written); 3 conflict (the item changed since it was read); 4 AWS error "
         "(or the organisation cannot be read); 5 unexpected error (the traceback with --debug); "
-        "130 interrupted (Ctrl-C).",
+        "6 refused (approve or reject of your own request); 130 interrupted (Ctrl-C).",
     )
     parser.add_argument("--version", action="version", version=f"budgetctl {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", prog="budgetctl")

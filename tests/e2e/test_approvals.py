@@ -5,14 +5,18 @@ role, the reconciler and the failure notices, with duplicated and unordered deli
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from budget_sync.handlers import update as update_handler
-from budget_sync_local.organisation import LocalOrganisation
+from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, OPERATOR_ROLE, LocalOrganisation
+from budgetctl.cli import main
+from budgetctl.errors import ExitCode
 from tests.support.local_org import Recorder, notifications
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws]
@@ -120,3 +124,111 @@ def test_given_an_ou_default_that_raises_accounts_above_the_rule_then_each_is_he
     held = sorted((r["AccountId"], r["RequestedValue"]) for r in requests(org))
     assert held == [(A, Decimal(2000)), (C, Decimal(2000))]
     assert org.view(A).status == org.view(C).status == "FAILED"
+
+
+# -- budgetctl, as typed, by two principals ---------------------------------------------------
+
+
+def budgetctl(session: Any, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err, session=session)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_given_a_held_value_then_only_another_principal_approves_it_and_the_spoke_takes_it(
+    org: LocalOrganisation,
+):
+    operator = org.operator_session()
+    bob = org.approver_session("bob")
+    # GIVEN the operator set 1000 then 5000 with budgetctl: 5000 is held
+    assert budgetctl(operator, "set", A, "500")[0] == 0
+    org.pipeline.run_until_idle()
+    assert budgetctl(operator, "set", A, "1000")[0] == 0
+    org.pipeline.run_until_idle()
+    assert budgetctl(operator, "set", A, "5000")[0] == 0
+    org.pipeline.run_until_idle()
+    assert (org.parameter(A), limit(org, A)) == ("1000", Decimal(1000))
+
+    # WHEN the operator lists the requests
+    code, out, _ = budgetctl(operator, "requests", "--output", "json")
+    assert code == 0
+    (request,) = json.loads(out)
+    operator_arn = f"arn:aws:sts::{MANAGEMENT_ACCOUNT}:assumed-role/{OPERATOR_ROLE}/operator"
+    assert (request["AccountId"], request["RequestedValue"], request["CurrentValue"]) == (A, "5000", "1000")
+    assert (request["State"], request["RequestedBy"]) == ("PENDING", operator_arn)
+    rid = request["RequestId"]
+
+    # THEN the requester cannot approve it (exit 6), and nothing is sent
+    code, _, err = budgetctl(operator, "approve", rid)
+    assert code == ExitCode.REFUSED
+    assert f"request {rid} was made by you ({operator_arn})" in err
+    org.pipeline.run_until_idle()
+    assert org.parameter(A) == "1000"
+    assert requests(org)[0]["State"] == "PENDING"
+
+    # WHEN bob, an approver, approves it
+    code, out, err = budgetctl(bob, "approve", rid, "--output", "json")
+    assert code == 0, err
+    assert json.loads(out)["State"] == "APPROVED"
+    org.pipeline.run_until_idle()
+
+    # THEN the spoke takes 5000, the request is APPLIED, and a second approval is refused
+    view = org.view(A)
+    assert (view.parameter, limit(org, A), view.status) == ("5000", Decimal(5000), "APPLIED")
+    assert requests(org)[0]["State"] == "APPLIED"
+    assert budgetctl(bob, "approve", rid)[0] == ExitCode.CONFLICT
+    approvals = org.management.resource("dynamodb").Table(org.stack.approvals_table).scan()["Items"]
+    bob_id = bob.client("sts").get_caller_identity()["UserId"]
+    assert [(a["ApproverId"], a["RequestId"], a["Decision"]) for a in approvals] == [
+        (bob_id, rid, "APPROVED")
+    ]
+
+
+def test_given_a_rejected_request_then_the_spoke_keeps_its_budget_even_if_the_item_claims_an_approval(
+    org: LocalOrganisation,
+):
+    operator, bob = org.operator_session(), org.approver_session("bob")
+    org.put(A, 500)
+    org.pipeline.run_until_idle()
+    org.put(A, 5000)
+    org.pipeline.run_until_idle()
+    (request,) = requests(org)
+    rid = request["RequestId"]
+
+    assert budgetctl(bob, "reject", rid)[0] == 0
+    # WHEN someone writes the item's ApprovalId by hand, naming bob
+    bob_id = bob.client("sts").get_caller_identity()["UserId"]
+    org.put(A, 5000, ApprovalId=rid, ApprovedBy=bob_id)
+    org.pipeline.run_until_idle()
+
+    # THEN the rejected value is not applied, and the status says why
+    assert (org.parameter(A), limit(org, A)) == ("500", Decimal(500))
+    assert f"request {rid} is REJECTED" in org.view(A).reason
+    assert budgetctl(operator, "requests", "--all", "--output", "json")[0] == 0
+
+
+def test_given_the_approver_policy_then_iam_refuses_approvals_in_another_name_and_budget_writes(
+    org: LocalOrganisation,
+):
+    bob = org.approver_session("bob").client("dynamodb")
+    operator = org.operator_session().client("dynamodb")
+    bob_id = org.approver_session("bob").client("sts").get_caller_identity()["UserId"]
+    approval = {"RequestId": {"S": "REQ-000000000000"}, "Decision": {"S": "APPROVED"}}
+
+    # an approval under the caller's own aws:userid is allowed
+    bob.put_item(TableName=org.stack.approvals_table, Item={"ApproverId": {"S": bob_id}, **approval})
+    # under anybody else's, IAM refuses it (dynamodb:LeadingKeys)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        bob.put_item(
+            TableName=org.stack.approvals_table, Item={"ApproverId": {"S": "AROAOTHER:alice"}, **approval}
+        )
+    # an approver cannot change a budget (dynamodb:Attributes), nor can an operator write approvals
+    with pytest.raises(ClientError, match="AccessDenied"):
+        bob.update_item(
+            TableName=org.stack.budgets_table,
+            Key={"AccountId": {"S": A}},
+            UpdateExpression="SET BudgetValue = :v",
+            ExpressionAttributeValues={":v": {"N": "99999"}},
+        )
+    with pytest.raises(ClientError, match="AccessDenied"):
+        operator.put_item(TableName=org.stack.approvals_table, Item={"ApproverId": {"S": "x"}, **approval})

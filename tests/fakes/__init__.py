@@ -8,7 +8,7 @@ from tests.fakes.alarm_topic import FakeAlarmTopic
 from tests.fakes.budgets_table import FakeBudgetsTable
 from tests.fakes.organisation import FakeOrganisation
 from tests.fakes.readiness import FakeReadiness
-from tests.fakes.requests_table import FakeRequestTable
+from tests.fakes.requests_table import FakeApprovalTable, FakeRequestTable
 from tests.fakes.resolver_tables import FakeResolverTables
 from tests.fakes.spoke_accounts import FakeSpoke, FakeSpokeAccounts, usd
 from tests.fakes.spokes import FakeSpokes
@@ -18,6 +18,7 @@ from tests.fakes.status_writer import FakeStatusWriter
 
 __all__ = [
     "FakeAlarmTopic",
+    "FakeApprovalTable",
     "FakeBudgetsTable",
     "FakeOrganisation",
     "FakeReadiness",

@@ -1,4 +1,5 @@
-"""An in-memory requests table (approvals.RequestTable), recording every create."""
+"""In-memory approval tables (approvals.RequestTable, approvals.ApprovalTable), recording every
+create."""
 
 from __future__ import annotations
 
@@ -32,3 +33,34 @@ class FakeRequestTable:
 
     def read(self, request_id: str) -> dict[str, Any] | None:
         return self.items.get(request_id)
+
+    def mark_applied(self, request_id: str, sequence_number: str) -> bool:
+        item = self.items.get(request_id)
+        if item is None:
+            return False
+        if item["State"] == State.APPROVED or item.get("AppliedSequence") == sequence_number:
+            item.update(State=State.APPLIED.value, AppliedSequence=sequence_number)
+            return True
+        return False
+
+    def decide(self, request_id: str, state: State) -> None:
+        """What budgetctl approve / reject does to the request."""
+        self.items[request_id]["State"] = state.value
+
+
+class FakeApprovalTable:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(
+        self, approver_id: str, request_id: str, approver_arn: str, decision: State = State.APPROVED
+    ) -> None:
+        self.items[(approver_id, request_id)] = {
+            "ApproverId": approver_id,
+            "RequestId": request_id,
+            "Decision": decision.value,
+            "ApproverArn": approver_arn,
+        }
+
+    def read(self, approver_id: str, request_id: str) -> dict[str, Any] | None:
+        return self.items.get((approver_id, request_id))

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from budget_sync.approvals import SOURCE, ApprovalGate, ApprovalRule, request_id
+from budget_sync.approvals import SOURCE, ApprovalGate, ApprovalRule, State, request_id
 from budget_sync.config import ApprovalSettings
 from budget_sync.errors import ConfigError
 from budget_sync.status import Status, StatusUpdate
 from budget_sync.update import BudgetSync, Outcome, StreamRecord
-from tests.fakes import FakeRequestTable, FakeSpokes, FakeStatus
+from tests.fakes import FakeApprovalTable, FakeRequestTable, FakeSpokes, FakeStatus
 
 A, B = "111111111111", "222222222222"
 D = Decimal
@@ -59,6 +59,7 @@ def test_given_thresholds_then_the_settings_hold_them():
             "APPROVAL_THRESHOLD_AMOUNT": "500",
             "APPROVAL_THRESHOLD_PERCENT": "12.5",
             "APPROVAL_REQUESTS_TABLE_NAME": "BlogBudgetsApprovalRequests",
+            "APPROVALS_TABLE_NAME": "BlogBudgetsApprovals",
             "APPROVAL_EXPIRY_HOURS": "24",
         }
     )
@@ -68,6 +69,7 @@ def test_given_thresholds_then_the_settings_hold_them():
         "BlogBudgetsApprovalRequests",
         timedelta(hours=24),
     )
+    assert settings.approvals_table_name == "BlogBudgetsApprovals"
 
 
 @pytest.mark.parametrize(
@@ -100,8 +102,17 @@ def applied(status: FakeStatus, account: str, value: int) -> None:
     status.record(StatusUpdate(account, Status.APPLIED, "1", desired=D(value), applied=D(value)))
 
 
-def sync(status: FakeStatus, spokes: FakeSpokes, requests: FakeRequestTable, amount: int = 500) -> BudgetSync:
-    gate = ApprovalGate(ApprovalRule(amount=D(amount)), requests, timedelta(hours=72), clock=lambda: NOW)
+def sync(
+    status: FakeStatus,
+    spokes: FakeSpokes,
+    requests: FakeRequestTable,
+    amount: int = 500,
+    approvals: FakeApprovalTable | None = None,
+    now: datetime = NOW,
+) -> BudgetSync:
+    gate = ApprovalGate(
+        ApprovalRule(amount=D(amount)), requests, timedelta(hours=72), clock=lambda: now, approvals=approvals
+    )
     return BudgetSync(spokes, status, 10, approvals=gate)  # type: ignore[arg-type]
 
 
@@ -182,3 +193,98 @@ def test_given_the_requests_table_fails_then_the_record_is_retried_not_sent():
 
     assert result.retry_sequence_numbers == {"5"}
     assert spokes.writes == []
+
+
+# -- an approval carried by the item (budgetctl approve) -----------------------------------
+
+ALICE, BOB = "arn:aws:sts::1:assumed-role/Operator/alice", "arn:aws:sts::1:assumed-role/Approver/bob"
+BOB_ID = "AROAAPPROVER:bob"
+
+
+def held_request(status: FakeStatus, requests: FakeRequestTable, approvals: FakeApprovalTable) -> str:
+    """A's 1000 applied, 5000 asked by alice and held; returns the request's id."""
+    applied(status, A, 1000)
+    sync(status, FakeSpokes(), requests, approvals=approvals).process(
+        [upsert(5, A, 5000, 1000, UpdatedBy=ALICE)]
+    )
+    return request_id(A, D(5000), "5")
+
+
+def approve(seq: int, rid: str, by: str = BOB_ID) -> StreamRecord:
+    """The record of budgetctl approve's write: the same value, ApprovalId and ApprovedBy set."""
+    return upsert(seq, A, 5000, 5000, UpdatedBy=ALICE, ApprovalId=rid, ApprovedBy=by)
+
+
+def test_given_an_approved_request_when_the_item_carries_it_then_the_value_is_sent_once():
+    status, spokes, requests, approvals = FakeStatus(), FakeSpokes(), FakeRequestTable(), FakeApprovalTable()
+    rid = held_request(status, requests, approvals)
+    approvals.add(BOB_ID, rid, BOB)
+    requests.decide(rid, State.APPROVED)
+    service = sync(status, spokes, requests, approvals=approvals)
+
+    result = service.process([approve(7, rid)])
+    service.process([approve(7, rid)])  # delivered twice
+
+    assert result.outcomes[Outcome.APPLIED] == 1
+    assert spokes.writes == [(A, "5000")]  # the duplicate: 5000 is applied now, nothing to send
+    assert requests.items[rid]["State"] == State.APPLIED
+    assert status.rows[A].status is Status.SENT
+
+
+@pytest.mark.parametrize(
+    ("setup", "why"),
+    [
+        ("pending", "is PENDING, not APPROVED"),
+        ("rejected", "is REJECTED, not APPROVED"),
+        ("self", "approved by its own requester"),
+        ("no approval item", "no approval of"),
+        ("expired", "has expired"),
+        ("other value", "is for 5000 USD, the item asks for 6000"),
+    ],
+)
+def test_given_an_approval_that_does_not_hold_then_the_value_stays_held_with_the_reason(setup: str, why: str):
+    status, spokes, requests, approvals = FakeStatus(), FakeSpokes(), FakeRequestTable(), FakeApprovalTable()
+    rid = held_request(status, requests, approvals)
+    if setup != "no approval item":
+        approvals.add(BOB_ID, rid, ALICE if setup == "self" else BOB)
+    requests.decide(rid, {"pending": State.PENDING, "rejected": State.REJECTED}.get(setup, State.APPROVED))
+    now = NOW + timedelta(hours=73) if setup == "expired" else NOW
+    record = approve(7, rid)
+    if setup == "other value":
+        record = upsert(7, A, 6000, 5000, UpdatedBy=ALICE, ApprovalId=rid, ApprovedBy=BOB_ID)
+
+    result = sync(status, spokes, requests, approvals=approvals, now=now).process([record])
+
+    assert result.outcomes[Outcome.PENDING_APPROVAL] == 1
+    assert spokes.writes == []
+    assert status.rows[A].source == SOURCE
+    assert why in status.rows[A].reason
+    assert requests.items[rid]["State"] != State.APPLIED
+
+
+def test_given_an_approval_used_once_when_the_value_comes_back_later_then_it_needs_a_new_one():
+    status, spokes, requests, approvals = FakeStatus(), FakeSpokes(), FakeRequestTable(), FakeApprovalTable()
+    rid = held_request(status, requests, approvals)
+    approvals.add(BOB_ID, rid, BOB)
+    requests.decide(rid, State.APPROVED)
+    service = sync(status, spokes, requests, approvals=approvals)
+    service.process([approve(7, rid)])
+    service.process([upsert(8, A, 1000, 5000, ApprovalId=rid, ApprovedBy=BOB_ID)])  # back down: flows
+
+    # WHEN 5000 is written again, the item still carrying the old ApprovalId
+    result = service.process([upsert(9, A, 5000, 1000, ApprovalId=rid, ApprovedBy=BOB_ID)])
+
+    assert result.outcomes[Outcome.PENDING_APPROVAL] == 1
+    assert spokes.writes == [(A, "5000"), (A, "1000")]
+    assert "was used already" in status.rows[A].reason
+
+
+def test_the_approver_policy_in_the_docs_is_the_one_the_local_organisation_gives_its_approver_role():
+    import json
+    from pathlib import Path
+
+    from budget_sync_local.operator_policy import approver_policy
+
+    text = (Path(__file__).parents[2] / "docs" / "operate.md").read_text()
+    block = text.split("### The IAM setup that makes", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(block) == approver_policy({}, "<region>", "<account>")

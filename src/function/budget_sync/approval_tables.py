@@ -1,5 +1,5 @@
-"""The requests table's adapter (approvals.RequestTable): every boto3 call and ClientError
-translation for it. A condition that fails is an answer (False); anything else that stops a
+"""The approval tables' adapters (approvals.RequestTable, approvals.ApprovalTable): every boto3
+call and ClientError translation for them. A condition that fails is an answer (False); anything else that stops a
 read or write is TransientError. The item contract is approvals.py's docstring."""
 
 from __future__ import annotations
@@ -60,4 +60,45 @@ class DynamoRequestTable:
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(f"request {request_id}: not read ({exc})") from exc
+        return None if raw is None else {k: _deserialize(v) for k, v in raw.items()}
+
+    def mark_applied(self, request_id: str, sequence_number: str) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table_name,
+                Key={"RequestId": {"S": request_id}},
+                UpdateExpression="SET #state = :applied, AppliedSequence = :seq",
+                ConditionExpression="#state = :approved OR AppliedSequence = :seq",
+                ExpressionAttributeNames={"#state": "State"},
+                ExpressionAttributeValues={
+                    ":applied": {"S": State.APPLIED.value},
+                    ":approved": {"S": State.APPROVED.value},
+                    ":seq": {"S": sequence_number},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == _CONDITION_FAILED:
+                return False
+            raise TransientError(f"request {request_id}: not marked applied ({exc})") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"request {request_id}: not marked applied ({exc})") from exc
+        return True
+
+
+class DynamoApprovalTable:
+    """The approvals table on DynamoDB, read only (the stream function's)."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table_name = table_name
+
+    def read(self, approver_id: str, request_id: str) -> dict[str, Any] | None:
+        try:
+            raw = self._client.get_item(
+                TableName=self._table_name,
+                Key={"ApproverId": {"S": approver_id}, "RequestId": {"S": request_id}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"approval {request_id} by {approver_id}: not read ({exc})") from exc
         return None if raw is None else {k: _deserialize(v) for k, v in raw.items()}

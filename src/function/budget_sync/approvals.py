@@ -31,7 +31,7 @@ Requests table item (key ``RequestId``; the stream function creates it, budgetct
   AccountId       S   the account
   RequestedValue  N   the value asked for
   CurrentValue    N   the value applied when it was asked for (absent: none yet)
-  State           S   PENDING | APPROVED | REJECTED (``State``)
+  State           S   PENDING | APPROVED | REJECTED | APPLIED (``State``)
   RequestedBy     S   the item's ``UpdatedBy`` (budgetctl records its caller), as the writer
                       recorded it; empty for writes made outside budgetctl
   RequestedAt     S   ISO 8601, UTC
@@ -39,6 +39,27 @@ Requests table item (key ``RequestId``; the stream function creates it, budgetct
                       it is expired whatever its State
   SequenceNumber  S   the budgets-table stream record that asked
   Rule            S   the rule it broke, as people read it
+  DecidedBy, DecidedAt S  who approved or rejected it (the caller's ARN) and when (budgetctl)
+  AppliedSequence S   the budgets-table record whose approved value was sent (APPLIED)
+
+Approvals table item (key ``ApproverId`` + ``RequestId``; written only by ``budgetctl approve``
+and ``reject`` with an approver's credentials, whose policy lets them write only under their
+own ``aws:userid``, the condition key ``dynamodb:LeadingKeys``: so the key says who approved,
+as IAM proved it, whatever tool wrote it; docs/operate.md, "Approvals"):
+  ApproverId      S   the approver's ``aws:userid`` (a role session: role id and session name)
+  RequestId       S   the request decided
+  Decision        S   APPROVED | REJECTED
+  ApproverArn     S   the approver's ARN (GetCallerIdentity), compared with RequestedBy
+  AccountId, RequestedValue, DecidedAt
+
+An approved value reaches the spoke through the budgets table like any other: ``budgetctl
+approve`` sets the item's ``ApprovalId`` (the request) and ``ApprovedBy`` (the approver's
+``aws:userid``), the stream carries it, and the gate sends the value only if the request is
+this account's, for this very value, APPROVED (or APPLIED by this same record: a duplicate
+delivery), not expired, and the approval item under ``ApprovedBy`` says APPROVED by someone
+whose ARN is not the requester's. It then marks the request APPLIED, so an approval is used
+once: a later raise to the same value needs a new one. Any other ``ApprovalId`` is no approval:
+the value is held with the reason why.
 """
 
 from __future__ import annotations
@@ -62,8 +83,9 @@ _HUNDRED = Decimal(100)
 
 class State(StrEnum):
     PENDING = "PENDING"
-    APPROVED = "APPROVED"
+    APPROVED = "APPROVED"  # budgetctl approve: an approval item exists; the stream applies it next
     REJECTED = "REJECTED"
+    APPLIED = "APPLIED"  # the stream function sent the approved value (AppliedSequence: its record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +152,23 @@ class RequestTable(Protocol):
         """The request item, read consistently, deserialised (None: none, or expired and deleted)."""
         ...
 
+    def mark_applied(self, request_id: str, sequence_number: str) -> bool:
+        """APPROVED -> APPLIED by this record (or already APPLIED by it); False otherwise."""
+        ...
+
+
+class ApprovalTable(Protocol):
+    """The approvals table, read only (the adapter: approval_tables.DynamoApprovalTable)."""
+
+    def read(self, approver_id: str, request_id: str) -> dict[str, Any] | None:
+        """The approval item, read consistently, deserialised (None: none)."""
+        ...
+
+
+class Verdict(StrEnum):
+    WITHIN = "WITHIN"  # within the rule (or no rule): flows as before
+    APPROVED = "APPROVED"  # above the rule with a valid approval: send it
+
 
 @dataclass(frozen=True, slots=True)
 class Held:
@@ -149,9 +188,11 @@ class ApprovalGate:
         requests: RequestTable,
         expiry: timedelta,
         clock: Any = None,
+        approvals: ApprovalTable | None = None,
     ) -> None:
         self._rule = rule
         self._requests = requests
+        self._approvals = approvals
         self._expiry = expiry
         self._clock = clock or (lambda: datetime.now(UTC))
 
@@ -166,10 +207,20 @@ class ApprovalGate:
         new_value: Decimal,
         current_value: Decimal | None,
         requested_by: str = "",
-    ) -> Held | None:
-        """None if ``new_value`` may be sent; else the request that now holds it (created once)."""
+        approval_id: str = "",
+        approved_by: str = "",
+    ) -> Verdict | Held:
+        """WITHIN or APPROVED if ``new_value`` may be sent; else the request that now holds it
+        (created once per record). ``approval_id``/``approved_by``: the item's ApprovalId and
+        ApprovedBy, checked only for a value above the rule."""
         if not self._rule.needs_approval(current_value, new_value):
-            return None
+            return Verdict.WITHIN
+        refused = ""
+        if approval_id:
+            refused = self._refused(account_id, sequence_number, new_value, approval_id, approved_by)
+            if not refused and self._requests.mark_applied(approval_id, sequence_number):
+                return Verdict.APPROVED
+            refused = refused or f"approval {approval_id} was used already"
         now = self._clock()
         request = ApprovalRequest(
             request_id=request_id(account_id, new_value, sequence_number),
@@ -183,7 +234,39 @@ class ApprovalGate:
             rule=self._rule.describe(),
         )
         created = self._requests.create(request)
-        return Held(request.request_id, pending_reason(request), created)
+        reason = pending_reason(request)
+        if refused:
+            reason = f"{reason}. The item's approval was not accepted: {refused}"
+        return Held(request.request_id, reason, created)
+
+    def _refused(
+        self, account_id: str, sequence_number: str, new_value: Decimal, approval_id: str, approved_by: str
+    ) -> str:
+        """Why the item's approval does not let ``new_value`` through ('' if it does)."""
+        request = self._requests.read(approval_id)
+        if request is None:
+            return f"no request {approval_id} (never made, or expired and deleted)"
+        if request.get("AccountId") != account_id:
+            return f"request {approval_id} is for account {request.get('AccountId')}"
+        if request.get("RequestedValue") != new_value:
+            asked = request.get("RequestedValue")
+            shown = format_amount(asked) if isinstance(asked, Decimal) else str(asked)
+            return f"request {approval_id} is for {shown} USD, the item asks for {format_amount(new_value)}"
+        if int(request.get("ExpiresAt", 0)) <= self._clock().timestamp():
+            return f"request {approval_id} has expired"
+        state = request.get("State")
+        replayed = state == State.APPLIED and request.get("AppliedSequence") == sequence_number
+        if state == State.APPLIED and not replayed:
+            return f"approval {approval_id} was used already (its value was sent before): ask again"
+        if state not in (State.APPROVED, State.APPLIED):
+            return f"request {approval_id} is {state}, not APPROVED"
+        approval = self._approvals.read(approved_by, approval_id) if self._approvals and approved_by else None
+        if approval is None or approval.get("Decision") != State.APPROVED:
+            return f"no approval of {approval_id} recorded under {approved_by or 'nobody'} in the approvals table"
+        requester = str(request.get("RequestedBy") or "")
+        if requester and approval.get("ApproverArn") == requester:
+            return f"request {approval_id} was approved by its own requester {requester}"
+        return ""
 
 
 def pending_reason(request: ApprovalRequest) -> str:

@@ -222,6 +222,7 @@ class ApprovalSettings:
       APPROVAL_THRESHOLD_PERCENT  an increase of more than this percentage of the current value
                                   needs approval (empty: no percentage part), e.g. 20 or 12.5
       APPROVAL_REQUESTS_TABLE_NAME  the requests table (needed only with a rule)
+      APPROVALS_TABLE_NAME        the approvals table (needed only with a rule)
       APPROVAL_EXPIRY_HOURS       a request expires after this many hours (1 to 8760, default 72)
     Both thresholds empty: no rule, every value flows as before.
     """
@@ -230,6 +231,7 @@ class ApprovalSettings:
     percent: Decimal | None
     requests_table_name: str
     expiry: timedelta
+    approvals_table_name: str = ""
 
     @property
     def active(self) -> bool:
@@ -245,10 +247,11 @@ class ApprovalSettings:
             raise ConfigError(
                 f"environment variable APPROVAL_EXPIRY_HOURS {hours!r} must be a whole number from 1 to 8760"
             )
-        table = ""
+        requests = approvals = ""
         if amount is not None or percent is not None:
-            table = required_env(env, "APPROVAL_REQUESTS_TABLE_NAME", TABLE_NAME)
-        return cls(amount, percent, table, timedelta(hours=int(hours)))
+            requests = required_env(env, "APPROVAL_REQUESTS_TABLE_NAME", TABLE_NAME)
+            approvals = required_env(env, "APPROVALS_TABLE_NAME", TABLE_NAME)
+        return cls(amount, percent, requests, timedelta(hours=int(hours)), approvals)
 
 
 def _threshold(env: Mapping[str, str], name: str, pattern: re.Pattern[str], example: str) -> Decimal | None:

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 
+from budget_sync.approvals import APPROVAL_ID_FIELD, APPROVED_BY_FIELD, ApprovalGate, Held, Verdict
 from budget_sync.approvals import SOURCE as APPROVAL_SOURCE
-from budget_sync.approvals import ApprovalGate
 from budget_sync.domain import Change, ChangeKind, format_amount, parse_change
 from budget_sync.errors import InvalidItemError, PermanentError, TransientError
 from budget_sync.observability import logger
@@ -68,6 +68,9 @@ class _AccountPlan:
     newest: Change | InvalidItemError
     newest_sequence: str
     requested_by: str = ""  # the newest item's UpdatedBy, as its writer recorded it
+    approval_id: str = ""  # the newest item's ApprovalId and ApprovedBy (budget_sync.approvals)
+    approved_by: str = ""
+    approval_changed: bool = False  # a record of the batch changed ApprovalId (budgetctl approve)
 
 
 @dataclass(slots=True)
@@ -153,11 +156,20 @@ class BudgetSync:
                 )
                 result.outcomes[Outcome.INVALID_ITEM] += 1
                 continue
-            requested_by = str((record.new_image or {}).get("UpdatedBy") or "")
+            new, old = record.new_image or {}, record.old_image or {}
+            requested_by = str(new.get("UpdatedBy") or "")
+            approval = (str(new.get(APPROVAL_ID_FIELD) or ""), str(new.get(APPROVED_BY_FIELD) or ""))
+            approval_changed = bool(approval[0]) and new.get(APPROVAL_ID_FIELD) != old.get(APPROVAL_ID_FIELD)
             plan = plans.get(account_id)
             if plan is None:
                 plans[account_id] = _AccountPlan(
-                    account_id, record.sequence_number, parsed, record.sequence_number, requested_by
+                    account_id,
+                    record.sequence_number,
+                    parsed,
+                    record.sequence_number,
+                    requested_by,
+                    *approval,
+                    approval_changed,
                 )
                 continue
             if isinstance(parsed, Change) and isinstance(plan.newest, Change):
@@ -170,6 +182,8 @@ class BudgetSync:
                 parsed = replace(parsed, old_value=None, old_alerts=None)
             plan.newest, plan.newest_sequence = parsed, record.sequence_number
             plan.requested_by = requested_by
+            plan.approval_id, plan.approved_by = approval
+            plan.approval_changed = plan.approval_changed or approval_changed
         return list(plans.values())
 
     def _apply(self, plan: _AccountPlan) -> tuple[Outcome, StatusUpdate | None]:
@@ -185,11 +199,18 @@ class BudgetSync:
             if newest.kind is ChangeKind.REMOVE:
                 logger.info("account no longer managed", extra=log)
                 return Outcome.UNMANAGED, StatusUpdate(account_id, Status.UNMANAGED, sequence, reason=REMOVED)
-            if newest.unchanged:
+            approval = self._approvals is not None and plan.approval_changed
+            if newest.unchanged and not approval:
                 logger.debug("value unchanged, nothing to send", extra=log)
                 return Outcome.UNCHANGED, None
-            if self._approvals is not None and (held := self._hold(plan, newest, log)) is not None:
-                return held
+            if self._approvals is not None:
+                verdict = self._hold(plan, newest, log)
+                if isinstance(verdict, tuple):
+                    return verdict
+                if verdict is Verdict.APPROVED:  # send the value, even if the item's is unchanged
+                    return self._put(account_id, sequence, replace(newest, old_value=None), log)
+                if newest.unchanged:  # an ApprovalId on a value that needs none: nothing to send
+                    return Outcome.UNCHANGED, None
             return self._put(account_id, sequence, newest, log)
         except TransientError as exc:
             logger.warning("will retry", extra={**log, "reason": str(exc)})
@@ -199,20 +220,32 @@ class BudgetSync:
 
     def _hold(
         self, plan: _AccountPlan, change: Change, log: dict[str, str]
-    ) -> tuple[Outcome, StatusUpdate] | None:
-        """The pending status of a value above the approval rule (None: send it). The rule is
-        judged against the value last written to the spoke (the status's AppliedValue), never
-        the record's OldImage, which may be a value that was held. TransientError: retried."""
+    ) -> tuple[Outcome, StatusUpdate] | Verdict:
+        """The pending status of a value above the approval rule, or the verdict to send it
+        (WITHIN the rule, or APPROVED). The rule is judged against the value last written to the
+        spoke (the status's AppliedValue), never the record's OldImage, which may be a value that
+        was held. TransientError: retried."""
         assert self._approvals is not None
         assert change.new_value is not None
         status = self._status.read(plan.account_id) or {}
         applied = status.get("AppliedValue")
         current = applied if isinstance(applied, Decimal) else None
         held = self._approvals.hold(
-            plan.account_id, plan.newest_sequence, change.new_value, current, plan.requested_by
+            plan.account_id,
+            plan.newest_sequence,
+            change.new_value,
+            current,
+            plan.requested_by,
+            plan.approval_id,
+            plan.approved_by,
         )
-        if held is None:
-            return None
+        if not isinstance(held, Held):
+            if held is Verdict.APPROVED:
+                logger.info(
+                    "approved value sent",
+                    extra={**log, "request_id": plan.approval_id, "approver_id": plan.approved_by},
+                )
+            return held
         logger.warning(
             "value held for approval",
             extra={

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budget_sync.approval_tables import DynamoRequestTable
+from budget_sync.approval_tables import DynamoApprovalTable, DynamoRequestTable
 from budget_sync.approvals import ApprovalGate, ApprovalRule
 from budget_sync.config import CLIENT_CONFIG, ApprovalSettings, Settings
 from budget_sync.errors import TransientError
@@ -50,8 +50,9 @@ def approval_gate(dynamodb: DynamoDBClient) -> ApprovalGate | None:
     if not approvals.active:
         return None
     requests = DynamoRequestTable(dynamodb, approvals.requests_table_name)
+    decisions = DynamoApprovalTable(dynamodb, approvals.approvals_table_name)
     rule = ApprovalRule(approvals.amount, approvals.percent)
-    return ApprovalGate(rule, requests, approvals.expiry)
+    return ApprovalGate(rule, requests, approvals.expiry, approvals=decisions)
 
 
 def to_stream_record(record: DynamoDBRecord) -> StreamRecord:
