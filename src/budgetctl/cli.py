@@ -6,6 +6,8 @@
     budgetctl export --file budgets.csv
     budgetctl status --org
     budgetctl reconcile --apply
+    budgetctl requests                      # raises held above the approval rule
+    budgetctl approve REQ-0123456789ab      # by another principal than the requester
     budgetctl --endpoint-url http://127.0.0.1:5000 status   # the local organisation
 
 Every argument and every row of an import is validated (by the pipeline's own item
