@@ -78,6 +78,9 @@ class ManagementStack:
     skipped: tuple[str, ...]
     #: The result bus, and the pattern of its rule that invokes the result function.
     result_bus_arn: str = ""
+    #: The approval requests table (template-management.yaml, ApprovalRequestsTable).
+    approval_requests_table: str = ""
+    approvals_table: str = ""
     result_pattern: Mapping[str, Any] | None = None
     result_function_logical_id: str = "ResultFunction"
     #: The schedule's function (values never confirmed) and the status stream's (new failures).
@@ -297,6 +300,8 @@ def deploy(
         parameters=parameters,
         skipped=skipped + tuple(mappings),
         result_bus_arn=outputs["ResultBusArn"],
+        approval_requests_table=outputs.get("ApprovalRequestsTableName", ""),
+        approvals_table=outputs.get("ApprovalsTableName", ""),
         result_pattern=result_pattern(resolver),
         physical_ids={k: v for k, v in physical.items() if k == "AlarmTopic"},
         role_arns=roles,

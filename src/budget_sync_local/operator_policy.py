@@ -1,6 +1,6 @@
-"""The policy of an operator who may do everything (docs/operate.md), as the local
-organisation gives its operators' role: plain data, no moto, so that the test keeping it equal
-to the docs' block runs in ``make unit``."""
+"""The policy of an operator who may do everything, and that of an approver (docs/operate.md),
+as the local organisation gives its operators' and approvers' roles: plain data, no moto, so
+that the tests keeping them equal to the docs' blocks run in ``make unit``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def operator_policy(names: Mapping[str, str], region: str, account: str) -> dict
     status = names.get("StatusTableName", "BlogBudgetsStatus")
     defaults = names.get("DefaultsTableName", "BlogBudgetsDefaults")
     history = names.get("HistoryTableName", "BlogBudgetsHistory")
+    requests = names.get("ApprovalRequestsTableName", "BlogBudgetsApprovalRequests")
     table = f"arn:aws:dynamodb:{where}:table"
     return {
         "Version": "2012-10-17",
@@ -45,6 +46,12 @@ def operator_policy(names: Mapping[str, str], region: str, account: str) -> dict
                 "Effect": "Allow",
                 "Action": "dynamodb:Query",
                 "Resource": [f"{table}/{history}", f"{table}/{history}/index/ByDay"],
+            },
+            {
+                "Sid": "ApprovalRequestsRead",
+                "Effect": "Allow",
+                "Action": ["dynamodb:Scan", "dynamodb:GetItem"],
+                "Resource": f"{table}/{requests}",
             },
             {
                 "Sid": "ParkedBatches",
@@ -88,6 +95,56 @@ def operator_policy(names: Mapping[str, str], region: str, account: str) -> dict
                     "organizations:ListAccountsForParent",
                 ],
                 "Resource": "*",
+            },
+        ],
+    }
+
+
+def approver_policy(names: Mapping[str, str], region: str, account: str) -> dict[str, Any]:
+    """docs/operate.md's policy for an approver (``budgetctl requests``, ``approve``, ``reject``),
+    for a management stack's ``names`` in ``region`` and ``account``. It writes approvals only
+    under the caller's own ``aws:userid`` (``dynamodb:LeadingKeys``), and of the budgets table
+    only an item's ``ApprovalId`` and ``ApprovedBy`` (``dynamodb:Attributes``): an approver can
+    neither approve in someone else's name nor change a budget. No operator statement writes
+    the approvals table."""
+    where = f"{region}:{account}"
+    budgets = names.get("BudgetsTableName", "BlogBudgetsDynamoDB")
+    requests = names.get("ApprovalRequestsTableName", "BlogBudgetsApprovalRequests")
+    approvals = names.get("ApprovalsTableName", "BlogBudgetsApprovals")
+    table = f"arn:aws:dynamodb:{where}:table"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadAndDecideRequests",
+                "Effect": "Allow",
+                "Action": ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+                "Resource": f"{table}/{requests}",
+            },
+            {
+                "Sid": "ApprovalsUnderTheCallersOwnId",
+                "Effect": "Allow",
+                "Action": "dynamodb:PutItem",
+                "Resource": f"{table}/{approvals}",
+                "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["${aws:userid}"]}},
+            },
+            {
+                "Sid": "ReadTheItem",
+                "Effect": "Allow",
+                "Action": "dynamodb:GetItem",
+                "Resource": f"{table}/{budgets}",
+            },
+            {
+                "Sid": "MarkTheItemApproved",
+                "Effect": "Allow",
+                "Action": "dynamodb:UpdateItem",
+                "Resource": f"{table}/{budgets}",
+                "Condition": {
+                    "ForAllValues:StringEquals": {
+                        "dynamodb:Attributes": ["AccountId", "ApprovalId", "ApprovedBy"]
+                    },
+                    "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+                },
             },
         ],
     }

@@ -61,7 +61,7 @@ from budget_sync_local.lambda_runtime import (
     new_execution_environment,
 )
 from budget_sync_local.mappings import Pollers, filtered, stream_mappings, without_batches
-from budget_sync_local.operator_policy import operator_policy
+from budget_sync_local.operator_policy import approver_policy, operator_policy
 from budget_sync_local.pipeline import (
     Delivery,
     Observer,
@@ -87,6 +87,8 @@ DEFAULT_REGION = "us-east-1"
 ADMIN_ROLE = "OrganizationAccountAccessRole"
 #: The operators' role in the management account (the spoke stacks' OperatorRoleNames).
 OPERATOR_ROLE = "BudgetSyncOperator"
+#: The approvers' role (docs/operate.md, "Approvals": the approver policy), a role of its own.
+APPROVER_ROLE = "BudgetSyncApprover"
 
 
 @dataclass(frozen=True)
@@ -659,6 +661,14 @@ class LocalOrganisation:
             PolicyName="budget-sync-operator",
             PolicyDocument=json.dumps(self.operator_policy()),
         )
+        iam.create_role(RoleName=APPROVER_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+        iam.put_role_policy(
+            RoleName=APPROVER_ROLE,
+            PolicyName="budget-sync-approver",
+            PolicyDocument=json.dumps(
+                approver_policy(self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
+            ),
+        )
 
     def operator_policy(self, region: str | None = None, account: str = MANAGEMENT_ACCOUNT) -> dict[str, Any]:
         """docs/operate.md's policy for an operator who may do everything, for this stack's
@@ -771,6 +781,23 @@ class LocalOrganisation:
     def operator_session(self) -> boto3.Session:
         """A session of the operators' role, for budgetctl run in-process (the demo's report)."""
         keys = self.operator_credentials()
+        return self._keys_session(keys)
+
+    def approver_session(self, session_name: str) -> boto3.Session:
+        """A session of the approvers' role (``BudgetSyncApprover``) named ``session_name`` (a
+        person: IAM Identity Center names the session after the user), for budgetctl in-process."""
+        credentials = self._sts.assume_role(
+            RoleArn=f"arn:aws:iam::{MANAGEMENT_ACCOUNT}:role/{APPROVER_ROLE}", RoleSessionName=session_name
+        )["Credentials"]
+        return self._keys_session(
+            {
+                "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": credentials["SessionToken"],
+            }
+        )
+
+    def _keys_session(self, keys: Mapping[str, str]) -> boto3.Session:
         return boto3.Session(
             aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
@@ -1121,6 +1148,7 @@ class LocalOrganisation:
 
 
 __all__ = [
+    "APPROVER_ROLE",
     "DEFAULT_ACCOUNTS",
     "MANAGEMENT_ACCOUNT",
     "OPERATOR_ROLE",

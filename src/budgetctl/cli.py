@@ -6,6 +6,8 @@
     budgetctl export --file budgets.csv
     budgetctl status --org
     budgetctl reconcile --apply
+    budgetctl requests                      # raises held above the approval rule
+    budgetctl approve REQ-0123456789ab      # by another principal than the requester
     budgetctl --endpoint-url http://127.0.0.1:5000 status   # the local organisation
 
 Every argument and every row of an import is validated (by the pipeline's own item
@@ -81,6 +83,9 @@ NAMES_USED: dict[str, frozenset[str]] = {
     "default": frozenset(),
     "parked": frozenset({"reconciler_function"}),
     "history": frozenset(),
+    "requests": frozenset(),
+    "approve": frozenset({"table"}),
+    "reject": frozenset(),
 }
 _CHECKED_NAMES = frozenset().union(*NAMES_USED.values())
 
@@ -214,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok; 1 drift or problem found / no such item; 2 usage or validation "
         "error (nothing written); 3 conflict (the item changed since it was read); 4 AWS error "
         "(or the organisation cannot be read); 5 unexpected error (the traceback with --debug); "
-        "130 interrupted (Ctrl-C).",
+        "6 refused (approve or reject of your own request); 130 interrupted (Ctrl-C).",
     )
     parser.add_argument("--version", action="version", version=f"budgetctl {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", prog="budgetctl")

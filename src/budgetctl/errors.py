@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     CONFLICT = 3  # the item changed since it was read: nothing (or not all) was written
     AWS = 4  # credentials, permissions, throttling, endpoint: the AWS call failed
     INTERNAL = 5  # an unexpected error (a bug): one line; the traceback with --debug
+    REFUSED = 6  # approve/reject of a request the caller made: another principal must decide it
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it): one line; an import lists what it wrote
 
 
@@ -31,3 +32,7 @@ class ConflictError(CliError):
 
 class AwsError(CliError):
     code = ExitCode.AWS
+
+
+class RefusedError(CliError):
+    code = ExitCode.REFUSED

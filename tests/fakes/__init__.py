@@ -9,6 +9,7 @@ from tests.fakes.budgets_table import FakeBudgetsTable
 from tests.fakes.history_table import FakeHistoryTable
 from tests.fakes.organisation import FakeOrganisation
 from tests.fakes.readiness import FakeReadiness
+from tests.fakes.requests_table import FakeApprovalTable, FakeRequestTable
 from tests.fakes.resolver_tables import FakeResolverTables
 from tests.fakes.spoke_accounts import FakeSpoke, FakeSpokeAccounts, usd
 from tests.fakes.spokes import FakeSpokes
@@ -18,10 +19,12 @@ from tests.fakes.status_writer import FakeStatusWriter
 
 __all__ = [
     "FakeAlarmTopic",
+    "FakeApprovalTable",
     "FakeBudgetsTable",
     "FakeHistoryTable",
     "FakeOrganisation",
     "FakeReadiness",
+    "FakeRequestTable",
     "FakeResolverTables",
     "FakeSpoke",
     "FakeSpokeAccounts",

@@ -92,6 +92,9 @@ def test_every_subcommand_with_dry_run_writes_nothing_or_is_refused(ops: Org, tm
         "parked": ["parked", "--reapply", "--queue-url", "http://example.com/q"],
         "report": ["report"],
         "history": ["history", A],
+        "requests": ["requests"],
+        "approve": ["approve", "REQ-0123456789ab"],
+        "reject": ["reject", "REQ-0123456789ab"],
         **{f"default {a}": ["default", a] for a in ACTIONS},
     }
     runs["default set"] += [root, "100"]

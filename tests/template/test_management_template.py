@@ -262,8 +262,13 @@ def test_the_function_role_allows_exactly_the_calls_the_code_makes(org: Org, mon
     org.invoke(records)
 
     assert recorder.management == {"sts:AssumeRole", "dynamodb:UpdateItem"}
-    # GetItem: the path where a spoke's report arrived before SENT (the test after this one)
-    assert _actions(_role_statements()) == recorder.management | LAMBDA_SERVICE_ACTIONS | {"dynamodb:GetItem"}
+    # GetItem: the path where a spoke's report arrived before SENT (the test after this one);
+    # PutItem, UpdateItem: a value held above the approval rule, an approved one sent
+    # (tests/e2e/test_approvals.py, on the role)
+    assert _actions(_role_statements()) == recorder.management | LAMBDA_SERVICE_ACTIONS | {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+    }
     assert _actions(_role_statements({"Tracing": "Active"})) - _actions(_role_statements()) == {
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",

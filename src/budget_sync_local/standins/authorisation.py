@@ -19,7 +19,13 @@ which every service but S3 calls before its action), while ``enforced()`` is act
   ``aws:SecureTransport`` (``true``: AWS's endpoints are HTTPS only), ``events:source``
   (each PutEvents entry's ``Source``), and for a service principal ``aws:SourceAccount`` and
   ``aws:SourceArn``; for a key used through a service, ``kms:ViaService`` and
-  ``kms:CallerAccount``.
+  ``kms:CallerAccount``; ``aws:userid`` of a role session (the role's id, ``:``, the session
+  name, as STS GetCallerIdentity answers it); for a DynamoDB item call (``GetItem``,
+  ``PutItem``, ``UpdateItem``, ``DeleteItem``) ``dynamodb:LeadingKeys`` (the partition key's
+  value), ``dynamodb:Attributes`` (``PutItem``: the item's attribute names; ``UpdateItem``: the
+  key's and those the update expression sets or removes) and ``dynamodb:ReturnValues`` (if
+  given), as the DynamoDB Developer Guide's "Using IAM policy conditions for fine-grained access
+  control" defines them.
 * Queue and topic policies are the templates' own (``resource_policies`` applies them). A
   message to a topic or queue encrypted with a KMS key (``KmsMasterKeyId``) also needs
   ``kms:GenerateDataKey`` and ``kms:Decrypt`` on that key for the sender, through the
@@ -48,6 +54,7 @@ from urllib.parse import unquote, urlparse
 
 from moto.cloudformation.models import cloudformation_backends
 from moto.core.exceptions import JsonRESTError, _RESTError
+from moto.dynamodb.models import dynamodb_backends
 from moto.events.models import events_backends
 from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
@@ -318,6 +325,7 @@ def authorise(
         aws_ResourceOrgID=organisation_of(resource_account, principal.partition),
         aws_SecureTransport="true",
         aws_RequestedRegion=region or None,
+        aws_userid=_user_id(principal),
     )
     for key, value in (extra or {}).items():
         if value:
@@ -334,6 +342,71 @@ def authorise(
             key_policy=service == "kms",
         )
     )
+
+
+def _user_id(principal: Principal) -> str | None:
+    """``aws:userid`` of a role session: the role's unique id and the session name."""
+    if principal.role_name is None or principal.service is not None:
+        return None
+    role = _role(principal.account, principal.partition, principal.role_name)
+    return None if role is None else f"{role.id}:{principal.session_name}"
+
+
+_ITEM_CALLS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}
+
+
+def _dynamodb_keys(account: str, region: str, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The DynamoDB condition keys of an item call (fine-grained access control)."""
+    if action not in _ITEM_CALLS or "TableName" not in params:
+        return {}
+    try:
+        table = dynamodb_backends[account][region].get_table(str(params["TableName"]))
+    except Exception:  # no such table: DynamoDB answers that itself
+        return {}
+    key = params.get("Item") if action == "PutItem" else params.get("Key")
+    key = key if isinstance(key, Mapping) else {}
+    leading = key.get(table.hash_key_attr)
+    context: dict[str, Any] = {
+        "dynamodb:LeadingKeys": [next(iter(leading.values()))]
+        if isinstance(leading, Mapping) and leading
+        else None,
+        "dynamodb:ReturnValues": params.get("ReturnValues"),
+    }
+    if action == "PutItem":
+        context["dynamodb:Attributes"] = sorted(key)
+    elif action == "UpdateItem":
+        names = params.get("ExpressionAttributeNames") or {}
+        expression = str(params.get("UpdateExpression") or "")
+        updated = {names.get(n, n) for n in _update_targets(expression)}
+        context["dynamodb:Attributes"] = sorted(set(key) | updated)
+    return context
+
+
+def _update_targets(expression: str) -> list[str]:
+    """The top-level attribute names an update expression writes: ``SET a = :v, #b = :w
+    REMOVE c`` -> a, #b, c."""
+    clauses = re.split(r"\b(?:SET|REMOVE|ADD|DELETE)\b", expression, flags=re.IGNORECASE)[1:]
+    targets = []
+    for clause in clauses:
+        for part in _top_level_split(clause):
+            name = re.split(r"[\s=.\[]", part.strip(), maxsplit=1)[0]
+            if name:
+                targets.append(name)
+    return targets
+
+
+def _top_level_split(text: str) -> list[str]:
+    """``a = :v, b = list_append(b, :x)`` -> the assignments, split on commas outside brackets."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
 
 
 def sends(
@@ -638,11 +711,16 @@ def _authorise_request(original: Callable[..., Any]) -> Callable[..., Any]:
                         extra={"events:source": entry.get("Source")},
                     )
                 return
+            extra = (
+                _dynamodb_keys(self.current_account, self.region, action, params)
+                if prefix == "dynamodb"
+                else {}
+            )
             for wanted, arn in requests_of(self, prefix, action, params):
                 if wanted in _SENDS:
                     sends(principal, wanted, arn, region=self.region)
                 else:
-                    authorise(principal, wanted, arn, region=self.region)
+                    authorise(principal, wanted, arn, region=self.region, extra=extra)
         except AccessDenied as denied:
             raise _refusal(service, denied) from None
 

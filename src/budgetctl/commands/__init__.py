@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 Command = Callable[[str, Callable[["Context"], int], str], argparse.ArgumentParser]
 
 #: The command modules, in the order ``budgetctl --help`` lists them.
-MODULES = ("items", "transfer", "status", "history", "reconcile", "defaults", "parked", "report")
+MODULES = ("items", "transfer", "status", "history", "reconcile", "defaults", "parked", "report", "approvals")
 
 
 def add_wide(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """Every function's configuration, in one place: read once from the environment, validated, frozen
 (Settings: the update function's and the reconciler's common part; ReconcilerSettings;
-ResultSettings; ResolverSettings; HistorySettings; the clients' CLIENT_CONFIG)."""
+ResultSettings; ResolverSettings; HistorySettings; ApprovalSettings; the clients' CLIENT_CONFIG)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from botocore.config import Config
 
@@ -238,3 +239,63 @@ class HistorySettings:
             defaults_table_name=tables["DEFAULTS_TABLE_NAME"],
             retention_days=int(days),
         )
+
+
+_THRESHOLD_AMOUNT = re.compile(r"[1-9][0-9]{0,9}(\.[0-9]{1,2})?")
+_THRESHOLD_PERCENT = re.compile(r"[1-9][0-9]{0,5}(\.[0-9]{1,2})?")
+DEFAULT_APPROVAL_EXPIRY_HOURS = 72
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalSettings:
+    """The approval rule (budget_sync.approvals) of the update function.
+
+    Environment variables (template-management.yaml, UpdateFunction):
+      APPROVAL_THRESHOLD_AMOUNT   an increase of more than this many USD needs approval (empty: no
+                                  amount part), e.g. 500 or 1250.50
+      APPROVAL_THRESHOLD_PERCENT  an increase of more than this percentage of the current value
+                                  needs approval (empty: no percentage part), e.g. 20 or 12.5
+      APPROVAL_REQUESTS_TABLE_NAME  the requests table (needed only with a rule)
+      APPROVALS_TABLE_NAME        the approvals table (needed only with a rule)
+      APPROVAL_EXPIRY_HOURS       a request expires after this many hours (1 to 8760, default 72)
+    Both thresholds empty: no rule, every value flows as before.
+    """
+
+    amount: Decimal | None
+    percent: Decimal | None
+    requests_table_name: str
+    expiry: timedelta
+    approvals_table_name: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.amount is not None or self.percent is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ApprovalSettings:
+        env = os.environ if env is None else env
+        amount = _threshold(env, "APPROVAL_THRESHOLD_AMOUNT", _THRESHOLD_AMOUNT, "an amount in USD like 500")
+        percent = _threshold(env, "APPROVAL_THRESHOLD_PERCENT", _THRESHOLD_PERCENT, "a percentage like 20")
+        hours = env.get("APPROVAL_EXPIRY_HOURS", "").strip() or str(DEFAULT_APPROVAL_EXPIRY_HOURS)
+        if not hours.isdigit() or not 1 <= int(hours) <= 8760:
+            raise ConfigError(
+                f"environment variable APPROVAL_EXPIRY_HOURS {hours!r} must be a whole number from 1 to 8760"
+            )
+        requests = approvals = ""
+        if amount is not None or percent is not None:
+            requests = required_env(env, "APPROVAL_REQUESTS_TABLE_NAME", TABLE_NAME)
+            approvals = required_env(env, "APPROVALS_TABLE_NAME", TABLE_NAME)
+        return cls(amount, percent, requests, timedelta(hours=int(hours)), approvals)
+
+
+def _threshold(env: Mapping[str, str], name: str, pattern: re.Pattern[str], example: str) -> Decimal | None:
+    """A threshold of the approval rule: None if empty, else a number greater than 0."""
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    if not pattern.fullmatch(text) or Decimal(text) <= 0:
+        raise ConfigError(
+            f"environment variable {name} has an invalid value {text!r}: it must be empty or "
+            f"{example}, greater than 0, with at most two decimals"
+        )
+    return Decimal(text)

@@ -39,7 +39,9 @@ APPLIED "in sync (checked by the reconciler)" means the limit and the alerts wer
 A repair that does not hold is a failure, not another repair: if the account's last status
 is the spoke's failure (or an unconfirmed timeout) for the same desired value and parameter
 version, or the drift is back under the very parameter version the last repair wrote, the
-account is reported FAILED with that reason, and nothing is written.
+account is reported FAILED with that reason, and nothing is written. A desired value held
+above the approval rule (status FAILED, Source ``approval``) is not repaired either: it is
+reported with the status's own reason until a second person approves it.
 
 The scheduled function (handlers/reconcile.py) and ``budgetctl status|reconcile`` run this code.
 
@@ -63,6 +65,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from budget_sync.alerts import AlertSettings, expected_notifications, notifications_differ, parse_alerts
+from budget_sync.approvals import SOURCE as APPROVAL_SOURCE
 from budget_sync.config import DEFAULT_BUDGET_NAME
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
@@ -284,10 +287,21 @@ def did_not_hold(report: AccountReport, last: Mapping[str, Any] | None) -> str:
       spoke's own failure, or a value never confirmed): a new write would fail the same way;
     * the last repair wrote this parameter version and the drift is back (a hand edit that
       keeps coming back, a budget that cannot hold the limit);
+    * the desired value is held for approval (the status's Source is ``approval``): never
+      repaired until a second person approves it (budget_sync.approvals);
     * alert drift is back after the last alert repair was confirmed, with no newer alert
       settings sent since (notifications edited by hand again and again).
     A new value from the table, or any other write of the parameter, starts afresh.
     """
+    if (
+        last
+        and last.get("Status") == Status.FAILED
+        and last.get("Source") == APPROVAL_SOURCE
+        and last.get("DesiredValue") == report.desired
+    ):
+        # held above the approval rule (budget_sync.approvals): a repair would send the very
+        # value that waits for a second person. Its reason, unchanged, is the status's.
+        return str(last.get("Reason", ""))
     if not last or report.parameter_version is None:
         return ""
     same_version = last.get("ParameterVersion") == report.parameter_version

@@ -8,7 +8,8 @@ Item (key ``AccountId``):
   UpdatedAt       S   ISO 8601, UTC
   SequenceNumber  S   the stream record that produced this status, zero-padded so that
                       string order is stream order; a status is never replaced by an older one
-  Source          S   stream | reconciler | spoke | timeout
+  Source          S   stream | reconciler | spoke | timeout | approval (a value held above the
+                      approval rule: FAILED, budget_sync.approvals)
   ParameterVersion N  the spoke parameter's version after the write
   AlertSettings   S   the alert settings last sent to /BlogBudgets/AlertSettings (JSON,
                       budget_sync.alerts)

@@ -15,6 +15,10 @@ they go back to Lambda for retry, while the statuses of those already sent are r
 Every status written for a change also says what history needs (budget_sync.history,
 ``Provenance``): from what, to what, who and through which path; the history function reads
 it from the status table's stream, so the budgets table's stream keeps its two readers.
+
+With an approval rule (budget_sync.approvals), a value that raises the account's applied value
+above the rule is not sent: the gate records a pending request and the status is FAILED with
+Source ``approval`` (Outcome.PENDING_APPROVAL), whichever client wrote the item.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from enum import StrEnum
 
+from budget_sync.approvals import APPROVAL_ID_FIELD, APPROVED_BY_FIELD, ApprovalGate, Held, Verdict
+from budget_sync.approvals import SOURCE as APPROVAL_SOURCE
 from budget_sync.domain import Change, ChangeKind, format_amount, parse_change
 from budget_sync.errors import InvalidItemError, PermanentError, TransientError
 from budget_sync.history import Provenance, provenance
@@ -45,6 +52,7 @@ class Outcome(StrEnum):
     UNMANAGED = "BudgetUnmanaged"  # the item was removed
     RETRY = "TransientFailure"  # the account's earliest record goes back to Lambda
     DEFERRED = "DeadlineDeferred"  # not started: the invocation's time ran short; Lambda retries it
+    PENDING_APPROVAL = "ApprovalPending"  # above the approval rule: held, a request records it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,10 @@ class _AccountPlan:
     #: what history needs (budget_sync.history): from the first record's old value to the
     #: newest record's value, by the newest record's writer, through its path
     change: Provenance = field(default_factory=Provenance)
+    requested_by: str = ""  # the newest item's UpdatedBy, as its writer recorded it
+    approval_id: str = ""  # the newest item's ApprovalId and ApprovedBy (budget_sync.approvals)
+    approved_by: str = ""
+    approval_changed: bool = False  # a record of the batch changed ApprovalId (budgetctl approve)
 
 
 @dataclass(slots=True)
@@ -80,10 +92,17 @@ DEADLINE_RESERVE_MS = 20_000
 
 
 class BudgetSync:
-    def __init__(self, gateway: SpokeGateway, status: StatusStore, max_concurrency: int = 10) -> None:
+    def __init__(
+        self,
+        gateway: SpokeGateway,
+        status: StatusStore,
+        max_concurrency: int = 10,
+        approvals: ApprovalGate | None = None,
+    ) -> None:
         self._gateway = gateway
         self._status = status
         self._max_concurrency = max_concurrency
+        self._approvals = approvals if approvals is not None and approvals.active else None
 
     def process(
         self,
@@ -146,10 +165,21 @@ class BudgetSync:
                 result.outcomes[Outcome.INVALID_ITEM] += 1
                 continue
             origin = provenance(record.new_image, record.old_image)
+            new, old = record.new_image or {}, record.old_image or {}
+            requested_by = str(new.get("UpdatedBy") or "")
+            approval = (str(new.get(APPROVAL_ID_FIELD) or ""), str(new.get(APPROVED_BY_FIELD) or ""))
+            approval_changed = bool(approval[0]) and new.get(APPROVAL_ID_FIELD) != old.get(APPROVAL_ID_FIELD)
             plan = plans.get(account_id)
             if plan is None:
                 plans[account_id] = _AccountPlan(
-                    account_id, record.sequence_number, parsed, record.sequence_number, origin
+                    account_id,
+                    record.sequence_number,
+                    parsed,
+                    record.sequence_number,
+                    origin,
+                    requested_by,
+                    *approval,
+                    approval_changed,
                 )
                 continue
             plan.change = replace(origin, previous=plan.change.previous)
@@ -162,6 +192,9 @@ class BudgetSync:
             elif isinstance(parsed, Change):
                 parsed = replace(parsed, old_value=None, old_alerts=None)
             plan.newest, plan.newest_sequence = parsed, record.sequence_number
+            plan.requested_by = requested_by
+            plan.approval_id, plan.approved_by = approval
+            plan.approval_changed = plan.approval_changed or approval_changed
         return list(plans.values())
 
     def _apply(self, plan: _AccountPlan) -> tuple[Outcome, StatusUpdate | None]:
@@ -179,15 +212,73 @@ class BudgetSync:
                 return Outcome.UNMANAGED, StatusUpdate(
                     account_id, Status.UNMANAGED, sequence, reason=REMOVED, change=plan.change
                 )
-            if newest.unchanged:
+            approval = self._approvals is not None and plan.approval_changed
+            if newest.unchanged and not approval:
                 logger.debug("value unchanged, nothing to send", extra=log)
                 return Outcome.UNCHANGED, None
+            if self._approvals is not None:
+                verdict = self._hold(plan, newest, log)
+                if isinstance(verdict, tuple):
+                    return verdict
+                if verdict is Verdict.APPROVED:  # send the value, even if the item's is unchanged
+                    return self._put(account_id, sequence, replace(newest, old_value=None), log, plan.change)
+                if newest.unchanged:  # an ApprovalId on a value that needs none: nothing to send
+                    return Outcome.UNCHANGED, None
             return self._put(account_id, sequence, newest, log, plan.change)
         except TransientError as exc:
             logger.warning("will retry", extra={**log, "reason": str(exc)})
         except Exception:  # a bug must cost a retry, never a silently settled record
             logger.exception("unexpected error, will retry", extra=log)
         return Outcome.RETRY, None
+
+    def _hold(
+        self, plan: _AccountPlan, change: Change, log: dict[str, str]
+    ) -> tuple[Outcome, StatusUpdate] | Verdict:
+        """The pending status of a value above the approval rule, or the verdict to send it
+        (WITHIN the rule, or APPROVED). The rule is judged against the value last written to the
+        spoke (the status's AppliedValue), never the record's OldImage, which may be a value that
+        was held. TransientError: retried."""
+        assert self._approvals is not None
+        assert change.new_value is not None
+        status = self._status.read(plan.account_id) or {}
+        applied = status.get("AppliedValue")
+        current = applied if isinstance(applied, Decimal) else None
+        held = self._approvals.hold(
+            plan.account_id,
+            plan.newest_sequence,
+            change.new_value,
+            current,
+            plan.requested_by,
+            plan.approval_id,
+            plan.approved_by,
+        )
+        if not isinstance(held, Held):
+            if held is Verdict.APPROVED:
+                logger.info(
+                    "approved value sent",
+                    extra={**log, "request_id": plan.approval_id, "approver_id": plan.approved_by},
+                )
+            return held
+        logger.warning(
+            "value held for approval",
+            extra={
+                **log,
+                "amount": format_amount(change.new_value),
+                "applied": None if current is None else format_amount(current),
+                "request_id": held.request_id,
+                "request_created": held.created,
+            },
+        )
+        pending = StatusUpdate(
+            plan.account_id,
+            Status.FAILED,
+            plan.newest_sequence,
+            desired=change.new_value,
+            reason=held.reason,
+            source=APPROVAL_SOURCE,
+            change=plan.change,
+        )
+        return Outcome.PENDING_APPROVAL, pending
 
     def _put(
         self, account_id: str, sequence: str, change: Change, log: dict[str, str], origin: Provenance

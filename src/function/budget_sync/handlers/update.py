@@ -9,7 +9,7 @@ other record is settled, applied or recorded as failed in the status table.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -17,13 +17,18 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from budget_sync.config import CLIENT_CONFIG, Settings
+from budget_sync.approval_tables import DynamoApprovalTable, DynamoRequestTable
+from budget_sync.approvals import ApprovalGate, ApprovalRule
+from budget_sync.config import CLIENT_CONFIG, ApprovalSettings, Settings
 from budget_sync.errors import TransientError
 from budget_sync.observability import logger, metrics, traced_handler
 from budget_sync.spoke import SsmSpokeGateway
 from budget_sync.status import StatusStore
 from budget_sync.status_table import DynamoStatusTable
 from budget_sync.update import BatchResult, BudgetSync, Outcome, StreamRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
@@ -34,10 +39,20 @@ def build_service() -> BudgetSync:
     settings = Settings.from_env()
     session = boto3.Session()
     gateway = SsmSpokeGateway.from_settings(settings, session)
-    status = StatusStore(
-        DynamoStatusTable(session.client("dynamodb", config=CLIENT_CONFIG), settings.status_table_name)
-    )
-    return BudgetSync(gateway, status, settings.max_concurrency)
+    dynamodb = session.client("dynamodb", config=CLIENT_CONFIG)
+    status = StatusStore(DynamoStatusTable(dynamodb, settings.status_table_name))
+    return BudgetSync(gateway, status, settings.max_concurrency, approval_gate(dynamodb))
+
+
+def approval_gate(dynamodb: DynamoDBClient) -> ApprovalGate | None:
+    """The approval rule's gate, or None without a rule (ApprovalSettings: both thresholds empty)."""
+    approvals = ApprovalSettings.from_env()
+    if not approvals.active:
+        return None
+    requests = DynamoRequestTable(dynamodb, approvals.requests_table_name)
+    decisions = DynamoApprovalTable(dynamodb, approvals.approvals_table_name)
+    rule = ApprovalRule(approvals.amount, approvals.percent)
+    return ApprovalGate(rule, requests, approvals.expiry, approvals=decisions)
 
 
 def to_stream_record(record: DynamoDBRecord) -> StreamRecord:
