@@ -11,6 +11,8 @@ invoke  runs the template's handler on a sample stream event (events/*.json), as
 serve   the organisation as an AWS endpoint on 127.0.0.1 (``make local``).
 spend   ACCOUNT ACTUAL FORECAST: give an account of the running organisation this month's
         actual and forecasted spend (AWS computes them; see budget_sync_local/spend.py).
+health  ACCOUNT HEALTHY | ACCOUNT UNHEALTHY REASON: make an account's budget unhealthy by
+        hand with one of AWS's reasons, or healthy again (see budget_sync_local/health.py).
 """
 
 from __future__ import annotations
@@ -333,6 +335,25 @@ def give_spend(endpoint: str, account: str, actual: str, forecast: str) -> int:
     return 0
 
 
+def give_health(endpoint: str, account: str, status: str, reason: str | None) -> int:
+    """``health``: exit 0 with the budget's new HealthStatus; 2 if refused (the message names
+    the field and the value); 1 if no local organisation answers."""
+    from budget_sync_local.health import HealthError, send
+
+    try:
+        answer = send(endpoint, account, status, reason)
+    except HealthError as exc:
+        print(f"health: {exc}", file=sys.stderr)
+        return 2
+    except ConnectionError as exc:
+        print(f"health: {exc}", file=sys.stderr)
+        return 1
+    health = answer["HealthStatus"]
+    shown = health["Status"] + (f" ({health['StatusReason']})" if health.get("StatusReason") else "")
+    print(f"{answer['AccountId']}: budget {answer['BudgetName']} is now {shown}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m budget_sync_local",
@@ -355,7 +376,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     spend_parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"the local organisation's port ({DEFAULT_PORT})"
     )
+    health_parser = commands.add_parser(
+        "health", help="make an account's budget unhealthy by hand (one of AWS's reasons), or healthy again"
+    )
+    health_parser.add_argument("account", metavar="ACCOUNT", help="a spoke account (12 digits)")
+    health_parser.add_argument("status", metavar="STATUS", help="HEALTHY or UNHEALTHY")
+    health_parser.add_argument(
+        "reason",
+        metavar="REASON",
+        nargs="?",
+        help="with UNHEALTHY: e.g. BILLING_VIEW_NO_ACCESS, FILTER_INVALID",
+    )
+    health_parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"the local organisation's port ({DEFAULT_PORT})"
+    )
     args = parser.parse_args(argv)
+    if args.command == "health":
+        return give_health(f"http://127.0.0.1:{args.port}", args.account, args.status, args.reason)
     if args.command == "spend":
         return give_spend(f"http://127.0.0.1:{args.port}", args.account, args.actual, args.forecast)
     if args.command == "serve":
