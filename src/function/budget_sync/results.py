@@ -15,7 +15,11 @@ stack's forwarding rules; template-spoke.yaml):
   status is APPLIED only once both the limit step confirmed the desired limit and the alerts
   step confirmed that alert parameter version or a newer one: whichever of the two reports
   comes last decides; until then the status stays SENT (and a run whose alerts step dies
-  without a report fails at the bound).
+  without a report fails at the bound). When the alert settings sent carry a cost basis
+  (budget_sync.cost_basis), that verdict is APPLIED only if the alerts step's ``CostBasis``
+  is that cost basis; otherwise FAILED with what the budget counts instead (a spoke script
+  older than cost bases reports none: FAILED, update the spoke stack). The report's
+  ``CostBasis`` is recorded as ConfirmedCostBasis.
 * ``aws.ssm`` / ``EC2 Automation Execution Status-change Notification`` with a terminal
   failure (Failed, TimedOut, Cancelled): AWS's own word, which also covers a run that
   crashed, timed out or was cancelled before the script could report. EventBridge promises
@@ -69,6 +73,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from budget_sync.cost_basis import unconfirmed
 from budget_sync.errors import TransientError
 from budget_sync.status import Status, limit_differs, now_text
 
@@ -131,6 +136,9 @@ class SpokeReport:
     #: ReconcileAlerts: the versions of the alert settings and defaults parameters it applied
     #: (None: a spoke script older than this field); two runs' reports are ordered by them.
     alerts_versions: tuple[int, int] | None = None
+    #: ReconcileAlerts: the Metrics and excluded record types the budget now has (JSON; "" for no
+    #: cost basis set anywhere; None: a spoke script older than cost bases).
+    cost_basis: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +208,11 @@ def _parse_report(account: str, detail: Mapping[str, Any]) -> SpokeReport:
     limit: Decimal | None = None
     alerts = ""
     alerts_versions = None
+    cost_basis: str | None = None
     if step == ALERTS_STEP:
         alerts = _required(detail, "Applied") if outcome == Status.APPLIED else ""
         alerts_versions = _versions(detail.get("AlertsVersions"))
+        cost_basis = text(detail.get("CostBasis"), "CostBasis") if "CostBasis" in detail else None
     elif outcome == Status.APPLIED:
         limit = _new_limit(detail)
     return SpokeReport(
@@ -218,6 +228,7 @@ def _parse_report(account: str, detail: Mapping[str, Any]) -> SpokeReport:
         step=step,
         alerts=alerts,
         alerts_versions=alerts_versions,
+        cost_basis=cost_basis,
     )
 
 
@@ -395,6 +406,8 @@ def _alerts_applied(
         "ExecutionId": report.execution_id,
         **ordered,
     }
+    if report.cost_basis is not None:
+        kept["ConfirmedCostBasis"] = report.cost_basis
     if report.alerts_versions is None and item.get("SentAlertsVersion") is not None:
         # a spoke script older than AlertsVersions: its success is about what was sent
         kept["ConfirmedAlertsVersion"] = int(item["SentAlertsVersion"])
@@ -408,6 +421,9 @@ def _alerts_applied(
         return Decision(kept)  # the limit step's report of this version decides
     if not alerts_confirmed({**item, **kept}):
         return Decision(kept)  # about older settings than the ones sent
+    missing = unconfirmed(item.get("AlertSettings"), report.cost_basis)
+    if missing:  # APPLIED only when the spoke confirmed the cost basis sent
+        return Decision(kept, Status.FAILED, f"spoke: {missing}")
     if item.get("SpokeStep") == LIMIT_STEP and item.get("SpokeOutcome") == Status.FAILED:
         return Decision(kept, Status.FAILED, f"spoke: {item.get('SpokeReason', '')}")
     if limit != desired:
