@@ -128,3 +128,73 @@ def test_given_an_invalid_cost_basis_then_nothing_is_written_and_the_reason_name
     assert "CostExclusions 'coupons' is not a record type budget-sync excludes" in status["Reason"]  # type: ignore[index]
     assert local_org.parameter(A) == "1000"  # nothing was written
     assert local_org.spokes[A] is version
+
+
+LEGACY = {
+    "IncludeCredit": False,
+    "IncludeDiscount": True,
+    "IncludeOtherSubscription": True,
+    "IncludeRecurring": True,
+    "IncludeRefund": True,
+    "IncludeSubscription": True,
+    "IncludeSupport": True,
+    "IncludeTax": False,
+    "IncludeUpfront": True,
+    "UseAmortized": True,
+    "UseBlended": False,
+}
+
+
+def set_legacy(org: LocalOrganisation, account: str, cost_types: dict[str, bool]) -> None:
+    budgets = org.session_in(account).client("budgets")
+    current = definition(org, account)
+    new = {k: v for k, v in current.items() if k not in ("Metrics", "FilterExpression")}
+    budgets.update_budget(AccountId=account, NewBudget={**new, "CostTypes": cost_types})
+
+
+def test_given_a_budget_on_cost_types_then_a_cost_basis_moves_it_once_faithfully(
+    local_org: LocalOrganisation,
+):
+    apply(local_org, A, 1000)
+    set_legacy(local_org, A, LEGACY)  # amortized, without credits and tax
+
+    apply(local_org, A, 1000, CostMetric="amortized")  # the metric alone: the exclusions it had stay
+
+    budget = definition(local_org, A)
+    assert budget["Metrics"] == ["AmortizedCost"]
+    assert budget["FilterExpression"] == {
+        "Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Credit", "Tax"]}}
+    }
+    assert "CostTypes" not in budget
+    assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]
+
+
+def test_given_cost_types_with_no_faithful_equivalent_then_the_run_fails_and_the_budget_keeps_them(
+    local_org: LocalOrganisation,
+):
+    apply(local_org, A, 1000)
+    set_legacy(local_org, A, {**LEGACY, "IncludeDiscount": False})
+    before = definition(local_org, A)
+
+    apply(local_org, A, 1000, CostExclusions="credits")
+
+    assert definition(local_org, A) == before
+    status = local_org.status(A)
+    assert status["Status"] == "FAILED"  # type: ignore[index]
+    assert "IncludeDiscount=false, which has no RECORD_TYPE equivalent" in status["Reason"]  # type: ignore[index]
+
+
+def test_given_the_stacks_default_exclusions_then_an_account_without_its_own_gets_them(
+    local_org: LocalOrganisation,
+):
+    apply(local_org, A, 1000)
+    local_org.update_spoke(A, {"DefaultCostExclusions": "credits"})
+    local_org.pipeline.run_until_idle()
+    assert definition(local_org, A)["FilterExpression"] == {
+        "Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Credit"]}}
+    }
+
+    apply(local_org, A, 1000, CostExclusions="refunds")  # the item's own wins over the default
+    assert definition(local_org, A)["FilterExpression"] == {
+        "Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Refund"]}}
+    }

@@ -459,15 +459,20 @@ def _linked_accounts(expression: Any) -> set[str]:
 
 def health(budget: Budget) -> dict[str, Any]:
     """The budget's HealthStatus as DescribeBudget(s) returns it (see the module docstring)."""
-    when = budget.budget.get("LastUpdatedTime", unix_time())
     by_hand = getattr(budget, "_local_health", None)
-    if by_hand is not None:
-        return {**by_hand, "LastUpdatedTime": by_hand.get("LastUpdatedTime", when)}
     account = getattr(budget, "_local_account", None)
-    foreign = _linked_accounts(budget.budget.get("FilterExpression")) - {account}
-    if account is not None and foreign:
-        return {"Status": "UNHEALTHY", "StatusReason": "FILTER_INVALID", "LastUpdatedTime": when}
-    return {"Status": "HEALTHY", "LastUpdatedTime": when}
+    if by_hand is not None:
+        status = {k: v for k, v in by_hand.items() if k != "LastUpdatedTime"}
+    elif account is not None and _linked_accounts(budget.budget.get("FilterExpression")) - {account}:
+        status = {"Status": "UNHEALTHY", "StatusReason": "FILTER_INVALID"}
+    else:
+        status = {"Status": "HEALTHY"}
+    # LastUpdatedTime: when the health last changed (not the budget's own LastUpdatedTime)
+    since = getattr(budget, "_local_health_since", None)
+    if since is None or since[0] != status:
+        since = (status, unix_time())
+        budget._local_health_since = since  # type: ignore[attr-defined]
+    return {**status, "LastUpdatedTime": since[1]}
 
 
 def set_health(
@@ -487,11 +492,7 @@ def set_health(
     if status == "HEALTHY":
         budget._local_health = None  # type: ignore[attr-defined]
     else:
-        budget._local_health = {  # type: ignore[attr-defined]
-            "Status": status,
-            "StatusReason": reason,
-            "LastUpdatedTime": unix_time(),
-        }
+        budget._local_health = {"Status": status, "StatusReason": reason}  # type: ignore[attr-defined]
     return health(budget)
 
 

@@ -71,8 +71,13 @@ class AccountLine:
 
     @property
     def failed(self) -> bool:
-        """The pipeline failed for this account, or its spoke or item is unusable."""
-        return self.status == "FAILED" or self.drift in (Drift.UNREACHABLE, Drift.INVALID_ITEM)
+        """The pipeline failed for this account, its spoke or item is unusable, or AWS reports
+        its budget UNHEALTHY."""
+        return self.status == "FAILED" or self.drift in (
+            Drift.UNREACHABLE,
+            Drift.INVALID_ITEM,
+            Drift.UNHEALTHY,
+        )
 
     @property
     def drifted(self) -> bool:

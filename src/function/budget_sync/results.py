@@ -314,6 +314,9 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
         return Decision(kept, Status.FAILED, limit_differs(report.limit, desired, version))
     if not alerts_confirmed(item):
         return Decision(kept)  # the alert settings sent wait for the alerts step's own report
+    missing = unconfirmed(item.get("AlertSettings"), item.get("ConfirmedCostBasis"))
+    if missing:  # the alerts step came first and did not confirm the cost basis sent
+        return Decision(kept, Status.FAILED, f"spoke: {missing}")
     return Decision(kept, Status.APPLIED)
 
 
