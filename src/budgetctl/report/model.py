@@ -3,7 +3,7 @@
 Each line joins what the reconciler's inspection read from the spoke (the budget's limit and
 its calculated actual and forecasted spend, and the drift against the budgets table), the
 status table's word on the pipeline (``Status`` and ``Reason``, shown as they are: the set of
-states may grow), and the account's name from AWS Organizations. An account whose spoke could
+states may grow; ``ConfirmedCostBasis``: what the budget counts as spend), and the account's name from AWS Organizations. An account whose spoke could
 not be read is a line with the reason and no numbers, never a gap.
 """
 
@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from budget_sync.cost_basis import confirmed_text
 from budget_sync.reconcile import REPAIRABLE, AccountReport, Drift, limit_reason
 
 #: Forecast at or above this share of the limit marks an account as near (the spoke's first
@@ -48,6 +49,8 @@ class AccountLine:
     drift: str = ""  # budget_sync.reconcile.Drift value
     reason: str = ""  # why there are no numbers, or what drifted
     read_at: datetime | None = None  # when the spoke's budget was read
+    #: what the budget counts, as the spoke confirmed it (budget_sync.cost_basis.confirmed_text)
+    cost_basis: str = ""
     near_percent: Decimal = DEFAULT_NEAR_PERCENT
 
     @property
@@ -205,6 +208,7 @@ def build_report(
             drift=report.drift.value,
             reason=reason,
             read_at=read_at.get(report.account_id) if budget else None,
+            cost_basis=confirmed_text(status.get("ConfirmedCostBasis")) or "",
             near_percent=near_percent,
         )
     for account in sorted({*organisation, *statuses} - set(lines)):

@@ -171,3 +171,31 @@ def unconfirmed(sent_settings: str | None, confirmed: str | None) -> str:
                 f"excludes {applied.get('exclude') or 'nothing'} instead of {wanted or 'nothing'}"
             )
     return f"cost basis not applied: the budget counts {'; '.join(differences)}" if differences else ""
+
+
+def cost_basis_attributes(
+    metric: str | None, exclude: str | None, account_id: str | None = None
+) -> dict[str, object]:
+    """Validated item attributes from an operator's text (budgetctl options, CSV columns), as
+    budget_sync.alerts.alert_attributes: a None argument is left out (not touched); an empty
+    text means "remove the attribute" (None in the result)."""
+    given = {COST_METRIC_FIELD: metric, COST_EXCLUSIONS_FIELD: exclude}
+    columns = parse_cost_basis({k: v for k, v in given.items() if v is not None}, account_id).columns()
+    return {field: columns[field] for field, text in given.items() if text is not None}
+
+
+def confirmed_text(confirmed: object) -> str | None:
+    """``{"metric":"AmortizedCost","exclude":["Credit"]}`` -> ``AmortizedCost excl. Credit``;
+    ``""`` -> ``budget's own``; None (no report yet) -> None. What ``status`` and the report show. Pure."""
+    if not isinstance(confirmed, str):
+        return None
+    if not confirmed:
+        return "budget's own"
+    try:
+        body = json.loads(confirmed)
+    except ValueError:
+        return confirmed
+    if not isinstance(body, dict):
+        return confirmed
+    excluded = ",".join(map(str, body.get("exclude") or []))
+    return f"{body.get('metric', '?')}" + (f" excl. {excluded}" if excluded else "")
