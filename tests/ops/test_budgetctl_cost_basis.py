@@ -8,7 +8,7 @@ from pathlib import Path
 
 from budgetctl.errors import ExitCode
 from tests.support.moto_org import SPOKES, Org
-from tests.support.operators import budgetctl
+from tests.support.operators import BUDGET, budgetctl
 
 A, B, _ = SPOKES
 
@@ -88,3 +88,19 @@ def test_status_and_report_name_what_each_budget_counts_as_the_spoke_confirmed_i
 
     report = {r["AccountId"]: r for r in budgetctl("report", "--output", "json").json()}
     assert report[A]["CostBasis"] == "AmortizedCost excl. Credit"
+
+
+def test_status_shows_a_budget_aws_reports_unhealthy_as_a_problem_with_aws_s_reason(ops: Org):
+    from budget_sync_local import standins
+
+    assert budgetctl("status").code == ExitCode.OK
+    standins.set_health(A, BUDGET, "UNHEALTHY", "MULTI_YEAR_HISTORICAL_DATA_DISABLED")
+
+    result = budgetctl("status", "--output", "json")
+
+    assert result.code == ExitCode.PROBLEM
+    row = next(r for r in result.json() if r["AccountId"] == A)
+    assert row["Drift"] == "UNHEALTHY"
+    assert row["Reason"].startswith(
+        "AWS Budgets reports the budget UNHEALTHY: MULTI_YEAR_HISTORICAL_DATA_DISABLED"
+    )
