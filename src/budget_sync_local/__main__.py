@@ -3,7 +3,8 @@
 demo    writes budgets for the spoke accounts (one with cents, one invalid, one for a budget
         with planned limits that its spoke refuses), shows each of the six steps and the
         spoke's report back to the management account as they happen, and ends with a table
-        per account. Exit status 1 if a valid budget was not confirmed, or an invalid one or
+        per account; then one account's own alerts, and one account's budget without credits
+        (CostExclusions). Exit status 1 if a valid budget was not confirmed, or an invalid one or
         the refused one was not reported FAILED with its reason.
 invoke  runs the template's handler on a sample stream event (events/*.json), as
         ``sam local invoke -e`` would, then lets the spoke side react, and prints the
@@ -64,6 +65,25 @@ OWN_ALERTS = {
         {"AlertEmails": "owner-222@example.com,team-222@example.com", "AlertThresholds": "50,90"},
     )
 }
+
+
+#: The demo's account whose budget stops counting credits (budget_sync.cost_basis).
+CREDITS_EXCLUDED = ("111111111111", Decimal("1250.50"), {"CostExclusions": "credits"})
+
+
+def cost_basis_line(org: LocalOrganisation, account: str) -> tuple[str, bool]:
+    """What the account's budget counts, read back from the spoke (DescribeBudget with
+    ShowFilterExpression), and whether it is Metrics with a RECORD_TYPE exclusion of Credit."""
+    budgets = org.session_in(account).client("budgets")
+    budget = budgets.describe_budget(
+        AccountId=account, BudgetName=org.spokes[account].budget_name, ShowFilterExpression=True
+    )["Budget"]
+    metrics, expression = budget.get("Metrics"), budget.get("FilterExpression")
+    shown = f"Metrics {metrics}, FilterExpression {json.dumps(expression)}" + (
+        ", CostTypes" if "CostTypes" in budget else ""
+    )
+    excluded = expression == {"Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Credit"]}}}
+    return shown, bool(metrics) and excluded and "CostTypes" not in budget
 
 
 def _alert_problems(
@@ -168,7 +188,25 @@ def demo(console: Console) -> int:
             account_table([own_view], f"Account {account} after the change (its spoke stack was not updated)")
         )
 
+        # The cost basis as data: one account's budget stops counting credits.
+        console.rule("cost basis as data: one account's budget without credits")
+        basis_account, basis_value, basis = CREDITS_EXCLUDED
+        console.print(
+            f"  {CIRCLED[0]} put {{AccountId: {basis_account}, BudgetValue: {basis_value}, "
+            f"CostExclusions: {basis['CostExclusions']}}}",
+            markup=False,
+        )
+        org.put(basis_account, basis_value, **basis)
+        org.pipeline.run_until_idle()
+        basis_shown, basis_ok = cost_basis_line(org, basis_account)
+        basis_status = (org.status(basis_account) or {}).get("Status")
+        console.print(f"  {basis_account}'s budget now counts:", markup=False)
+        console.print(f"    {basis_shown}", markup=False)
+        console.print(f"  {basis_account}'s status: {basis_status}", markup=False)
+
     problems = _alert_problems(own_view, OWN_ALERTS[own_view.account_id][1], views)
+    if not (basis_ok and basis_status == "APPLIED"):
+        problems.append(f"{CREDITS_EXCLUDED[0]}: credits were not excluded from its budget ({basis_shown})")
     problems += [
         f"{v.account_id}: {valid[v.account_id]} did not arrive"
         for v in views
@@ -202,8 +240,8 @@ def demo(console: Console) -> int:
         "[green]✓ the valid budgets arrived and their spokes confirmed them (APPLIED); the invalid "
         "one was refused with its reason, the spoke that could not apply 555 said why (FAILED); "
         "the new account got Sandbox's default once its spoke stack existed, the accounts' own "
-        "items won over the defaults, and one account's own recipients and thresholds arrived "
-        "with no stack update[/]"
+        "items won over the defaults, one account's own recipients and thresholds arrived "
+        "with no stack update, and one account's budget no longer counts credits[/]"
     )
     return 0
 
