@@ -50,6 +50,10 @@ cannot take the exclusion within AWS's 2 levels of nesting, fail the step with t
 before any change to the definition. The report's ``CostBasis`` is the JSON of the Metrics and
 excluded record types the budget now has ("" when no cost basis is set anywhere).
 
+Last, the budget's ``HealthStatus`` is read (one DescribeBudget) and reported as
+``HealthStatus`` and ``HealthReason`` ("" when this runtime's boto3 or AWS gives none): the
+management account records an UNHEALTHY budget as FAILED with AWS's reason.
+
 Only the standard library and boto3 are available, so the rules of budget_sync.alerts and
 budget_sync.cost_basis are repeated here (a test keeps the two equal).
 """
@@ -638,9 +642,21 @@ def _reconcile_newest(events: dict[str, Any], seen: dict[str, Any]) -> dict[str,
             seen["AlertsVersions"] = versions  # the same settings, perhaps rewritten: the newest
             break
         read = again  # written while this run reconciled: end at the newest settings
+    health = budget_health(budgets, events["AccountId"], events["BudgetName"])
     return {
         "Action": "Reconciled" if calls else "Unchanged",
         "Calls": str(calls),
         "Applied": alerts.summary(),
         "CostBasis": cost_basis,
+        "HealthStatus": health[0],
+        "HealthReason": health[1],
     }
+
+
+def budget_health(budgets: BudgetsClient, account_id: str, budget_name: str) -> tuple[str, str]:
+    """The budget's HealthStatus: (Status, StatusReason), "" for what AWS does not give."""
+    budget: dict[str, Any] = dict(
+        budgets.describe_budget(AccountId=account_id, BudgetName=budget_name)["Budget"]
+    )
+    health = budget.get("HealthStatus") or {}
+    return str(health.get("Status") or ""), str(health.get("StatusReason") or "")

@@ -79,3 +79,29 @@ def test_given_a_filter_naming_another_account_then_the_budget_is_filter_invalid
     assert status is not None
     assert status["Status"] == "FAILED"
     assert "UNHEALTHY: FILTER_INVALID (the filter contains reference to an account" in status["Reason"]
+
+
+def test_given_an_unhealthy_budget_when_the_spoke_runs_then_its_report_fails_it_and_the_reconciler_clears_it(
+    local_org: LocalOrganisation,
+):
+    local_org.put(A, 1000)
+    local_org.pipeline.run_until_idle()
+    local_org.set_health(A, "UNHEALTHY", "FILTER_INVALID")
+
+    # WHEN a new value reaches the spoke: its Automation applies it and reports the budget's health
+    local_org.put(A, 1100)
+    local_org.pipeline.run_until_idle()
+
+    # THEN the limit is applied, but the status is FAILED with AWS's reason, from the spoke's report
+    status = local_org.status(A)
+    assert status is not None
+    assert local_org.budget(A)["BudgetLimit"]["Amount"] in ("1100", "1100.0")  # type: ignore[index]
+    assert status["Status"] == "FAILED"
+    assert status["Reason"].startswith("spoke: AWS Budgets reports the budget UNHEALTHY: FILTER_INVALID")
+    assert len(notifications(local_org)) == 1
+
+    # WHEN AWS reports it healthy again THEN the reconciler's next run clears it
+    local_org.set_health(A, "HEALTHY")
+    local_org.invoke_reconciler()
+    local_org.pipeline.run_until_idle()
+    assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]

@@ -77,6 +77,7 @@ from budget_sync.domain import (
     parse_budget_value,
 )
 from budget_sync.errors import BudgetSyncError, InvalidItemError
+from budget_sync.health import unhealthy_reason
 from budget_sync.observability import logger
 from budget_sync.spoke import AlertReading, BudgetReading, ParameterReading
 from budget_sync.status import Status, StatusUpdate
@@ -261,25 +262,6 @@ def classify(
     if budget.health == "UNHEALTHY":
         return Drift.UNHEALTHY, unhealthy_reason(budget.health_reason)
     return Drift.IN_SYNC, ""
-
-
-#: AWS's words for each HealthStatusReason (botocore's Budgets model, HealthStatus.StatusReason).
-HEALTH_REASONS = {
-    "BILLING_VIEW_NO_ACCESS": "the billing view does not grant billing:GetBillingViewData to this account",
-    "BILLING_VIEW_UNHEALTHY": "the billing view associated with the budget is unhealthy",
-    "FILTER_INVALID": "the filter contains reference to an account you do not have access to",
-    "MULTI_YEAR_HISTORICAL_DATA_DISABLED": (
-        "the budget is not being updated: enable multi-year historical data in the Cost Management preferences"
-    ),
-}
-
-
-def unhealthy_reason(reason: str) -> str:
-    """An UNHEALTHY budget's failure reason: AWS's StatusReason and what it means. Pure."""
-    meaning = HEALTH_REASONS.get(reason)
-    return f"AWS Budgets reports the budget UNHEALTHY: {reason or 'no reason given'}" + (
-        f" ({meaning})" if meaning else ""
-    )
 
 
 #: Why a budget with planned limits is not managed (the spoke script refuses it the same way).
@@ -762,7 +744,11 @@ def alerts_unsettled(last: Mapping[str, Any]) -> bool:
     """Whether the status says the spoke's alert settings are not applied: it refused them
     (its ReconcileAlerts step's FAILED report), or never confirmed the ones last sent. The
     reconciler compares the limit only, so it must not call such an account APPLIED. Pure."""
-    refused = last.get("SpokeStep") == "ReconcileAlerts" and last.get("SpokeOutcome") == Status.FAILED
+    refused = (
+        last.get("SpokeStep") == "ReconcileAlerts"
+        and last.get("SpokeOutcome") == Status.FAILED
+        and last.get("SpokeHealth") != "UNHEALTHY"  # applied; AWS reported the budget unhealthy
+    )
     sent = last.get("SentAlertsVersion")
     unconfirmed = sent is not None and int(last.get("ConfirmedAlertsVersion", 0)) < int(sent)
     return refused or unconfirmed

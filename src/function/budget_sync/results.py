@@ -19,7 +19,10 @@ stack's forwarding rules; template-spoke.yaml):
   (budget_sync.cost_basis), that verdict is APPLIED only if the alerts step's ``CostBasis``
   is that cost basis; otherwise FAILED with what the budget counts instead (a spoke script
   older than cost bases reports none: FAILED, update the spoke stack). The report's
-  ``CostBasis`` is recorded as ConfirmedCostBasis.
+  ``CostBasis`` is recorded as ConfirmedCostBasis. The report also names the budget's
+  ``HealthStatus`` after the run: UNHEALTHY is a FAILED verdict with AWS's reason
+  (budget_sync.health), as a refusal of the alerts step is; a later run's report of a healthy
+  budget clears it.
 * ``aws.ssm`` / ``EC2 Automation Execution Status-change Notification`` with a terminal
   failure (Failed, TimedOut, Cancelled): AWS's own word, which also covers a run that
   crashed, timed out or was cancelled before the script could report. EventBridge promises
@@ -75,6 +78,7 @@ from typing import Any, Protocol
 
 from budget_sync.cost_basis import unconfirmed
 from budget_sync.errors import TransientError
+from budget_sync.health import UNHEALTHY, unhealthy_reason
 from budget_sync.status import Status, limit_differs, now_text
 
 REPORT_SOURCE = "budget-sync.spoke"
@@ -139,6 +143,10 @@ class SpokeReport:
     #: ReconcileAlerts: the Metrics and excluded record types the budget now has (JSON; "" for no
     #: cost basis set anywhere; None: a spoke script older than cost bases).
     cost_basis: str | None = None
+    #: ReconcileAlerts: the budget's HealthStatus after the run (budget_sync.health; "" unknown)
+    #: and AWS's reason with UNHEALTHY.
+    health: str = ""
+    health_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +237,8 @@ def _parse_report(account: str, detail: Mapping[str, Any]) -> SpokeReport:
         alerts=alerts,
         alerts_versions=alerts_versions,
         cost_basis=cost_basis,
+        health=text(detail.get("HealthStatus"), "HealthStatus"),
+        health_reason=text(detail.get("HealthReason"), "HealthReason"),
     )
 
 
@@ -382,7 +392,8 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
             "ConfirmedAlertsVersion": report.alerts_versions[0],
             "ConfirmedAlertDefaultsVersion": report.alerts_versions[1],
         }
-    if report.outcome is Status.APPLIED:
+    unhealthy = report.outcome is Status.APPLIED and report.health == UNHEALTHY
+    if report.outcome is Status.APPLIED and not unhealthy:
         return _alerts_applied(item, report, ordered, waits=waits)
     refused: dict[str, Any] = {
         "ConfirmedVersion": report.parameter_version,
@@ -393,9 +404,25 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
         "SpokeStep": ALERTS_STEP,
         **ordered,
     }
+    if unhealthy:  # applied, but AWS reports the budget broken: a failure with AWS's reason
+        refused["SpokeReason"] = unhealthy_reason(report.health_reason)
+        refused["SpokeHealth"] = UNHEALTHY
+        refused["ConfirmedAlerts"] = report.alerts
+        if report.cost_basis is not None:
+            refused["ConfirmedCostBasis"] = report.cost_basis
     if waits:
         return Decision(refused)
     return Decision(refused, Status.FAILED, f"spoke: {refused['SpokeReason']}")
+
+
+def _confirmed_basis_and_health(report: SpokeReport) -> dict[str, Any]:
+    """What an alerts report says of the budget's cost basis and health, as status attributes."""
+    found: dict[str, Any] = {}
+    if report.health:
+        found["SpokeHealth"] = report.health
+    if report.cost_basis is not None:
+        found["ConfirmedCostBasis"] = report.cost_basis
+    return found
 
 
 def _alerts_applied(
@@ -408,9 +435,8 @@ def _alerts_applied(
         "ConfirmedAt": now_text(),
         "ExecutionId": report.execution_id,
         **ordered,
+        **_confirmed_basis_and_health(report),
     }
-    if report.cost_basis is not None:
-        kept["ConfirmedCostBasis"] = report.cost_basis
     if report.alerts_versions is None and item.get("SentAlertsVersion") is not None:
         # a spoke script older than AlertsVersions: its success is about what was sent
         kept["ConfirmedAlertsVersion"] = int(item["SentAlertsVersion"])

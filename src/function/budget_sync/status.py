@@ -14,6 +14,8 @@ Item (key ``AccountId``):
                       budget_sync.alerts)
   ConfirmedAlerts S   the alert settings the spoke reported its budget has (JSON: emails,
                       actual, forecasted, sns), from the document's ReconcileAlerts step
+  SpokeHealth     S   HEALTHY | UNHEALTHY: the budget's HealthStatus in the spoke's last
+                      ReconcileAlerts report (UNHEALTHY: FAILED with AWS's reason)
   ConfirmedCostBasis S the Metrics and excluded record types the spoke reported its budget
                       counts (JSON: metric, exclude; "" none set), from ReconcileAlerts
   SentAlertsVersion N  the version of /BlogBudgets/AlertSettings the last alert settings sent
