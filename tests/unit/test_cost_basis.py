@@ -155,3 +155,40 @@ def test_given_a_cost_basis_sent_when_the_spoke_confirms_it_then_the_status_is_a
         item = {**item, **decision.values, **({"Status": decision.status.value} if decision.status else {})}
     assert item["Status"] == Status.APPLIED
     assert item["ConfirmedCostBasis"] == confirmed
+
+
+def test_given_both_reports_came_before_sent_then_a_cost_basis_not_confirmed_is_failed_and_one_confirmed_applied():
+    from dataclasses import replace
+
+    from budget_sync.status import StatusStore, StatusUpdate
+    from tests.fakes.status_table import FakeStatusTable
+
+    update = StatusUpdate(
+        A,
+        Status.SENT,
+        "30",
+        desired=Decimal(700),
+        applied=Decimal(700),
+        parameter_version=7,
+        alerts='{"exclude":["credits"]}',
+        alerts_version=3,
+    )
+    for confirmed, expected in [
+        (None, "FAILED"),  # an old spoke script: no CostBasis in its report
+        ('{"exclude":["Credit"],"metric":"UnblendedCost"}', "APPLIED"),
+    ]:
+        table = FakeStatusTable()
+        table.put(
+            A,
+            ConfirmedVersion=7,
+            SpokeOutcome="APPLIED",
+            SpokeStep="ReconcileAlerts",
+            ConfirmedLimit=Decimal(700),
+            ConfirmedAlertsVersion=3,
+        )
+        if confirmed is not None:
+            table.put(A, ConfirmedCostBasis=confirmed)
+        assert StatusStore(table).record(replace(update)) is True
+        assert table.item(A)["Status"] == expected, table.item(A)
+        if expected == "FAILED":
+            assert "does not apply a cost basis" in table.item(A)["Reason"]

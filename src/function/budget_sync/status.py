@@ -67,6 +67,7 @@ from typing import Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from budget_sync.cost_basis import unconfirmed
 from budget_sync.errors import TransientError
 
 _deserialize = TypeDeserializer().deserialize
@@ -158,6 +159,9 @@ def confirmed_first(item: Mapping[str, Any] | None, update: StatusUpdate) -> Sta
     limit = item.get("ConfirmedLimit")
     if not (limit_reported and alerts_reported):
         return update  # one step's report came first: SENT waits for the other's
+    missing = unconfirmed(update.alerts, item.get("ConfirmedCostBasis")) if update.alerts_version else ""
+    if item.get("SpokeOutcome") == Status.APPLIED and missing:  # the cost basis sent, not confirmed
+        return replace(update, status=Status.FAILED, reason=f"spoke: {missing}")
     if item.get("SpokeOutcome") == Status.APPLIED and limit is not None and update.desired == limit:
         return replace(update, status=Status.APPLIED, reason="")
     if item.get("SpokeOutcome") == Status.APPLIED:
