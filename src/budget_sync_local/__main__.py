@@ -3,7 +3,8 @@
 demo    writes budgets for the spoke accounts (one with cents, one invalid, one for a budget
         with planned limits that its spoke refuses), shows each of the six steps and the
         spoke's report back to the management account as they happen, and ends with a table
-        per account. Exit status 1 if a valid budget was not confirmed, or an invalid one or
+        per account; then one account's own alerts, and one account's budget without credits
+        (CostExclusions). Exit status 1 if a valid budget was not confirmed, or an invalid one or
         the refused one was not reported FAILED with its reason.
 invoke  runs the template's handler on a sample stream event (events/*.json), as
         ``sam local invoke -e`` would, then lets the spoke side react, and prints the
@@ -11,6 +12,8 @@ invoke  runs the template's handler on a sample stream event (events/*.json), as
 serve   the organisation as an AWS endpoint on 127.0.0.1 (``make local``).
 spend   ACCOUNT ACTUAL FORECAST: give an account of the running organisation this month's
         actual and forecasted spend (AWS computes them; see budget_sync_local/spend.py).
+health  ACCOUNT HEALTHY | ACCOUNT UNHEALTHY REASON: make an account's budget unhealthy by
+        hand with one of AWS's reasons, or healthy again (see budget_sync_local/health.py).
 """
 
 from __future__ import annotations
@@ -64,6 +67,25 @@ OWN_ALERTS = {
         {"AlertEmails": "owner-222@example.com,team-222@example.com", "AlertThresholds": "50,90"},
     )
 }
+
+
+#: The demo's account whose budget stops counting credits (budget_sync.cost_basis).
+CREDITS_EXCLUDED = ("111111111111", Decimal("1250.50"), {"CostExclusions": "credits"})
+
+
+def cost_basis_line(org: LocalOrganisation, account: str) -> tuple[str, bool]:
+    """What the account's budget counts, read back from the spoke (DescribeBudget with
+    ShowFilterExpression), and whether it is Metrics with a RECORD_TYPE exclusion of Credit."""
+    budgets = org.session_in(account).client("budgets")
+    budget = budgets.describe_budget(
+        AccountId=account, BudgetName=org.spokes[account].budget_name, ShowFilterExpression=True
+    )["Budget"]
+    metrics, expression = budget.get("Metrics"), budget.get("FilterExpression")
+    shown = f"Metrics {metrics}, FilterExpression {json.dumps(expression)}" + (
+        ", CostTypes" if "CostTypes" in budget else ""
+    )
+    excluded = expression == {"Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Credit"]}}}
+    return shown, bool(metrics) and excluded and "CostTypes" not in budget
 
 
 def _alert_problems(
@@ -167,10 +189,28 @@ def demo(console: Console) -> int:
         console.print(
             account_table([own_view], f"Account {account} after the change (its spoke stack was not updated)")
         )
+        # The cost basis as data: one account's budget stops counting credits.
+        console.rule("cost basis as data: one account's budget without credits")
+        basis_account, basis_value, basis = CREDITS_EXCLUDED
+        console.print(
+            f"  {CIRCLED[0]} put {{AccountId: {basis_account}, BudgetValue: {basis_value}, "
+            f"CostExclusions: {basis['CostExclusions']}}}",
+            markup=False,
+        )
+        org.put(basis_account, basis_value, **basis)
+        org.pipeline.run_until_idle()
+        basis_shown, basis_ok = cost_basis_line(org, basis_account)
+        basis_status = (org.status(basis_account) or {}).get("Status")
+        console.print(f"  {basis_account}'s budget now counts:", markup=False)
+        console.print(f"    {basis_shown}", markup=False)
+        console.print(f"  {basis_account}'s status: {basis_status}", markup=False)
+
         history = _history_story(console, org)
         console.print(history_table(history, f"budgetctl history {HISTORY_ACCOUNT} (newest first)"))
 
     problems = _alert_problems(own_view, OWN_ALERTS[own_view.account_id][1], views)
+    if not (basis_ok and basis_status == "APPLIED"):
+        problems.append(f"{CREDITS_EXCLUDED[0]}: credits were not excluded from its budget ({basis_shown})")
     problems += [
         f"{v.account_id}: {valid[v.account_id]} did not arrive"
         for v in views
@@ -206,7 +246,8 @@ def demo(console: Console) -> int:
         "one was refused with its reason, the spoke that could not apply 555 said why (FAILED); "
         "the new account got Sandbox's default once its spoke stack existed, the accounts' own "
         "items won over the defaults, one account's own recipients and thresholds arrived "
-        "with no stack update, and one account's history shows each change with who made it[/]"
+        "with no stack update, one account's budget no longer counts credits, and one account's "
+        "history shows each change with who made it[/]"
     )
     return 0
 
@@ -395,6 +436,25 @@ def give_spend(endpoint: str, account: str, actual: str, forecast: str) -> int:
     return 0
 
 
+def give_health(endpoint: str, account: str, status: str, reason: str | None) -> int:
+    """``health``: exit 0 with the budget's new HealthStatus; 2 if refused (the message names
+    the field and the value); 1 if no local organisation answers."""
+    from budget_sync_local.health import HealthError, send
+
+    try:
+        answer = send(endpoint, account, status, reason)
+    except HealthError as exc:
+        print(f"health: {exc}", file=sys.stderr)
+        return 2
+    except ConnectionError as exc:
+        print(f"health: {exc}", file=sys.stderr)
+        return 1
+    health = answer["HealthStatus"]
+    shown = health["Status"] + (f" ({health['StatusReason']})" if health.get("StatusReason") else "")
+    print(f"{answer['AccountId']}: budget {answer['BudgetName']} is now {shown}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m budget_sync_local",
@@ -417,7 +477,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     spend_parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"the local organisation's port ({DEFAULT_PORT})"
     )
+    health_parser = commands.add_parser(
+        "health", help="make an account's budget unhealthy by hand (one of AWS's reasons), or healthy again"
+    )
+    health_parser.add_argument("account", metavar="ACCOUNT", help="a spoke account (12 digits)")
+    health_parser.add_argument("status", metavar="STATUS", help="HEALTHY or UNHEALTHY")
+    health_parser.add_argument(
+        "reason",
+        metavar="REASON",
+        nargs="?",
+        help="with UNHEALTHY: e.g. BILLING_VIEW_NO_ACCESS, FILTER_INVALID",
+    )
+    health_parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"the local organisation's port ({DEFAULT_PORT})"
+    )
     args = parser.parse_args(argv)
+    if args.command == "health":
+        return give_health(f"http://127.0.0.1:{args.port}", args.account, args.status, args.reason)
     if args.command == "spend":
         return give_spend(f"http://127.0.0.1:{args.port}", args.account, args.actual, args.forecast)
     if args.command == "serve":

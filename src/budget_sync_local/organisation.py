@@ -1016,6 +1016,11 @@ class LocalOrganisation:
         stack = self.spokes[account]
         standins.set_calculated_spend(account, stack.budget_name, actual, forecasted)
 
+    def set_health(self, account: str, status: str, reason: str | None = None) -> dict[str, Any]:
+        """Make an account's budget UNHEALTHY with one of AWS's reasons, or HEALTHY again (AWS
+        computes a budget's HealthStatus; budget_sync_local.health). Answers the new one."""
+        return standins.set_health(account, self.spokes[account].budget_name, status, reason)
+
     def update_spoke(
         self, account: str, parameters: Mapping[str, str] | None = None, *, template_text: str | None = None
     ) -> spoke_stack.SpokeStack:

@@ -10,9 +10,9 @@ A port that cannot be had ends the process at once: it is checked before provisi
 an error there too, not a server thread that dies while the main thread waits on it). If
 the server thread stops serving, ``serve`` ends with ``ServerError`` as well.
 
-Beside the AWS APIs, the port answers one local-only request, ``POST /_local/spend``: an
-account's actual and forecasted spend (budget_sync_local.spend), which AWS computes and no
-AWS API sets.
+Beside the AWS APIs, the port answers two local-only requests, ``POST /_local/spend``: an
+account's actual and forecasted spend (budget_sync_local.spend), and ``POST /_local/health``:
+a budget's HealthStatus (budget_sync_local.health), which AWS computes and no AWS API sets.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from budget_sync_local.health import with_health_route
 from budget_sync_local.organisation import DEFAULT_REGION, LocalOrganisation
 from budget_sync_local.pipeline import Observer
 from budget_sync_local.port import ServerError, check_port
@@ -62,7 +63,8 @@ class _Dispatcher(DomainDispatcherApplication):
 def _bind(host: str, port: int, org: LocalOrganisation | None = None) -> BaseWSGIServer:
     """moto's server on a socket bound here: werkzeug would print and sys.exit on its own
     bind failure; this one raises ServerError instead. With ``org``, the server also answers
-    the local-only ``POST /_local/spend`` (budget_sync_local.spend)."""
+    the local-only ``POST /_local/spend`` and ``POST /_local/health`` (budget_sync_local.spend,
+    budget_sync_local.health)."""
     try:
         listening = socket.create_server((host, port))
     except OSError as exc:
@@ -72,7 +74,7 @@ def _bind(host: str, port: int, org: LocalOrganisation | None = None) -> BaseWSG
         return make_server(
             host,
             port,
-            app if org is None else with_spend_route(app, org),
+            app if org is None else with_health_route(with_spend_route(app, org), org),
             threaded=True,
             request_handler=MotoRequestHandler,
             fd=listening.fileno(),

@@ -35,8 +35,27 @@ step's inline Script.
    The spoke stack's rule forwards it to the management account, which records the
    settings as ConfirmedAlerts, or FAILED with the reason.
 
-Only the standard library and boto3 are available, so the rules of budget_sync.alerts are
-repeated here (a test keeps the two equal).
+The same settings carry the account's cost basis (``metric``, ``exclude``; the stack's
+defaults too: DefaultCostMetric, DefaultCostExclusions), which this step applies after the
+alerts (budget_sync.cost_basis says why it travels here). With no cost basis in either
+parameter the budget's definition is not touched. Otherwise, validated before any call:
+describe the budget with ShowFilterExpression and send its whole definition back (the
+read-modify-write of UpdateBudgetLimit) with ``Metrics`` (the metric given, else the budget's
+own, else the one its CostTypes say) and a ``FilterExpression`` that is the budget's own filter
+with budget-sync's ``Not RECORD_TYPE`` exclusion (at the top, or a member of a top-level
+``And``) replaced by the one given, and never CostTypes or CostFilters with them. A budget
+still on CostTypes moves once to Metrics + FilterExpression (docs/cost-basis.md has the
+mapping); CostTypes or CostFilters that have no faithful equivalent, or an own filter that
+cannot take the exclusion within AWS's 2 levels of nesting, fail the step with the reason
+before any change to the definition. The report's ``CostBasis`` is the JSON of the Metrics and
+excluded record types the budget now has ("" when no cost basis is set anywhere).
+
+Last, the budget's ``HealthStatus`` is read (one DescribeBudget) and reported as
+``HealthStatus`` and ``HealthReason`` ("" when this runtime's boto3 or AWS gives none): the
+management account records an UNHEALTHY budget as FAILED with AWS's reason.
+
+Only the standard library and boto3 are available, so the rules of budget_sync.alerts and
+budget_sync.cost_basis are repeated here (a test keeps the two equal).
 """
 
 from __future__ import annotations
@@ -174,6 +193,222 @@ def settings_text(alerts: Alerts) -> str:
         "forecasted": alerts.forecasted or NONE,
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+# --- The cost basis ---------------------------------------------------------------------
+
+#: budget_sync.cost_basis.METRICS and EXCLUSIONS (a test keeps them equal).
+METRICS = {
+    "unblended": "UnblendedCost",
+    "blended": "BlendedCost",
+    "amortized": "AmortizedCost",
+    "net-unblended": "NetUnblendedCost",
+    "net-amortized": "NetAmortizedCost",
+}
+EXCLUSIONS = {
+    "credits": "Credit",
+    "refunds": "Refund",
+    "tax": "Tax",
+    "support": "Support",
+    "upfront": "Upfront",
+}
+#: AWS Budgets: "FilterExpression nests at most 2 deep" (And, Or and Not are a level each).
+MAX_EXPRESSION_DEPTH = 2
+#: update_budget.KEPT: the members of a budget's definition, sent back as described.
+DEFINITION = (
+    "BudgetName",
+    "BudgetLimit",
+    "PlannedBudgetLimits",
+    "CostFilters",
+    "CostTypes",
+    "TimeUnit",
+    "TimePeriod",
+    "BudgetType",
+    "AutoAdjustData",
+    "FilterExpression",
+    "Metrics",
+    "BillingViewArn",
+)
+#: A CostTypes flag that excludes a record type when false (docs/cost-basis.md: AWS's sources).
+LEGACY_EXCLUSIONS = {
+    "IncludeCredit": "Credit",
+    "IncludeRefund": "Refund",
+    "IncludeTax": "Tax",
+    "IncludeSupport": "Support",
+    "IncludeUpfront": "Upfront",
+}
+#: CostTypes flags that budget-sync cannot express faithfully when false.
+LEGACY_UNMAPPED = ("IncludeRecurring", "IncludeOtherSubscription", "IncludeSubscription", "IncludeDiscount")
+
+
+class CostBasis(NamedTuple):
+    """What the budget should count: an AWS Metric ("" to keep the budget's) and the RECORD_TYPE
+    values to exclude (None to keep the budget's own exclusion)."""
+
+    metric: str
+    exclude: tuple[str, ...] | None
+
+
+def desired_cost_basis(settings: dict[str, Any], defaults: dict[str, Any]) -> CostBasis | None:
+    """The account's cost basis over the stack's, validated (ValueError names field and value);
+    None when neither sets one: the budget's definition stays as it is."""
+    metric_texts = _split(settings["metric"]) if "metric" in settings else _split(defaults.get("metric"))
+    # the account's "exclude" is a list, [] for none; the stack's default is text, "" for no default
+    exclude_texts = (
+        _split(settings["exclude"]) or [NONE] if "exclude" in settings else _split(defaults.get("exclude"))
+    )
+    if len(metric_texts) > 1 or (metric_texts and metric_texts[0].lower() not in METRICS):
+        raise ValueError(f"CostMetric {','.join(metric_texts)!r} is not one of {', '.join(METRICS)}")
+    metric = METRICS[metric_texts[0].lower()] if metric_texts else ""
+    exclude: tuple[str, ...] | None = None
+    if exclude_texts:
+        words = [t.lower() for t in exclude_texts]
+        if words != [NONE]:
+            for word in words:
+                if word not in EXCLUSIONS:
+                    raise ValueError(
+                        f"CostExclusions {word!r} is not one of {', '.join(EXCLUSIONS)}, or {NONE} alone"
+                    )
+        exclude = tuple(sorted({EXCLUSIONS[w] for w in words if w != NONE}))
+    if not metric and exclude is None:
+        return None
+    return CostBasis(metric, exclude)
+
+
+def expression_depth(expression: Any) -> int:
+    """How many levels of And, Or and Not an expression nests."""
+    if not isinstance(expression, dict):
+        return 0
+    nested = [*(expression.get("And") or []), *(expression.get("Or") or [])]
+    if expression.get("Not") is not None:
+        nested.append(expression["Not"])
+    if not nested:
+        return 0
+    return 1 + max(expression_depth(e) for e in nested)
+
+
+def _is_exclusion(expression: Any) -> bool:
+    """Whether an expression is a record-type exclusion (``Not`` of a ``RECORD_TYPE`` dimension)."""
+    if not isinstance(expression, dict) or set(expression) != {"Not"}:
+        return False
+    inner = expression["Not"]
+    return (
+        isinstance(inner, dict)
+        and set(inner) == {"Dimensions"}
+        and inner["Dimensions"].get("Key") == "RECORD_TYPE"
+    )
+
+
+def own_filter(expression: Any) -> Any:
+    """The budget's filter without its record-type exclusion (None when nothing is left)."""
+    if expression is None or _is_exclusion(expression):
+        return None
+    if set(expression) == {"And"}:
+        kept = [e for e in expression["And"] if not _is_exclusion(e)]
+        if not kept:
+            return None
+        return kept[0] if len(kept) == 1 else {"And": kept}
+    return expression
+
+
+def _excluded(expression: Any) -> tuple[str, ...]:
+    """The record types a filter's exclusion leaves out (its top, or a top-level And's member)."""
+    members = expression.get("And", [expression]) if isinstance(expression, dict) else []
+    return tuple(
+        sorted(
+            {str(v) for e in members if _is_exclusion(e) for v in e["Not"]["Dimensions"].get("Values", [])}
+        )
+    )
+
+
+def combined_filter(own: Any, exclude: tuple[str, ...]) -> Any:
+    """``own`` and one exclusion of ``exclude`` (None for no filter); ValueError when the two
+    cannot be combined within MAX_EXPRESSION_DEPTH levels."""
+    if not exclude:
+        return own
+    exclusion = {"Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": list(exclude)}}}
+    if own is None:
+        return exclusion
+    combined = {"And": [*own["And"], exclusion]} if set(own) == {"And"} else {"And": [own, exclusion]}
+    depth = expression_depth(combined)
+    if depth > MAX_EXPRESSION_DEPTH:
+        raise ValueError(
+            f"the budget's own FilterExpression nests {expression_depth(own)} deep; with the exclusion of "
+            f"{','.join(exclude)} it would nest {depth} deep and AWS Budgets takes at most "
+            f"{MAX_EXPRESSION_DEPTH}: the budget was not changed (simplify its filter, or exclude nothing)"
+        )
+    return combined
+
+
+def legacy_basis(budget: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The Metric and excluded record types a budget on CostTypes counts (docs/cost-basis.md),
+    or ValueError naming what has no faithful equivalent."""
+    cost_filters = budget.get("CostFilters") or {}
+    if cost_filters:
+        raise ValueError(
+            f"the budget filters with the deprecated CostFilters {json.dumps(cost_filters, sort_keys=True)}, "
+            "which budget-sync does not convert: the budget was not changed (define the filter as a "
+            "FilterExpression first)"
+        )
+    cost_types = budget.get("CostTypes") or {}
+    unmapped = [flag for flag in LEGACY_UNMAPPED if cost_types.get(flag) is False]
+    if unmapped:
+        raise ValueError(
+            f"the budget's CostTypes set {', '.join(f'{f}=false' for f in unmapped)}, which has no "
+            "RECORD_TYPE equivalent budget-sync vouches for: the budget was not changed"
+        )
+    if cost_types.get("UseBlended") and cost_types.get("UseAmortized"):
+        raise ValueError(
+            "the budget's CostTypes set both UseBlended and UseAmortized: the budget was not changed"
+        )
+    metric = (
+        "BlendedCost"
+        if cost_types.get("UseBlended")
+        else "AmortizedCost"
+        if cost_types.get("UseAmortized")
+        else "UnblendedCost"
+    )
+    excluded = tuple(sorted(v for flag, v in LEGACY_EXCLUSIONS.items() if cost_types.get(flag) is False))
+    return metric, excluded
+
+
+def apply_cost_basis(
+    budgets: BudgetsClient, account_id: str, budget_name: str, basis: CostBasis
+) -> tuple[int, str]:
+    """Give the budget ``basis`` (read-modify-write); return (changing calls, the CostBasis JSON)."""
+    budget = dict(
+        budgets.describe_budget(AccountId=account_id, BudgetName=budget_name, ShowFilterExpression=True)[
+            "Budget"
+        ]
+    )
+    definition: dict[str, Any] = {key: value for key, value in budget.items() if key in DEFINITION}
+    if definition.get("PlannedBudgetLimits") is not None:
+        definition.pop("BudgetLimit", None)  # one of the two, as UpdateBudget takes it
+    current_filter = definition.get("FilterExpression")
+    if definition.get("Metrics") or current_filter is not None:
+        metric = basis.metric or (definition.get("Metrics") or ["UnblendedCost"])[0]
+        own, excluded = own_filter(current_filter), _excluded(current_filter)
+    else:  # still on CostTypes: moves once
+        legacy_metric, excluded = legacy_basis(definition)
+        metric, own = basis.metric or legacy_metric, None
+    exclude = excluded if basis.exclude is None else basis.exclude
+    new_filter = combined_filter(own, exclude)
+    applied = json.dumps({"metric": metric, "exclude": list(exclude)}, sort_keys=True, separators=(",", ":"))
+    new_budget = {
+        k: v for k, v in definition.items() if k not in ("CostTypes", "CostFilters", "FilterExpression")
+    }
+    new_budget["Metrics"] = [metric]
+    if new_filter is not None:
+        new_budget["FilterExpression"] = new_filter
+    unchanged = (
+        definition.get("Metrics") == [metric]
+        and current_filter == new_filter
+        and not definition.get("CostFilters")
+    )
+    if unchanged:
+        return 0, applied
+    budgets.update_budget(AccountId=account_id, NewBudget=new_budget)  # type: ignore[arg-type]
+    return 1, applied
 
 
 def _notification(key: Key) -> NotificationTypeDef:
@@ -383,11 +618,20 @@ def _reconcile_newest(events: dict[str, Any], seen: dict[str, Any]) -> dict[str,
     read, versions = _read_settings(ssm, names)
     calls = 0
     conflicts = (budgets.exceptions.NotFoundException, budgets.exceptions.DuplicateRecordException)
+    cost_basis = ""
     for attempt in range(MAX_PASSES):
         seen["AlertsVersions"] = versions
         alerts = desired_alerts(*read)
+        basis = desired_cost_basis(*read)  # both validated before any call
         try:
             calls += reconcile(budgets, events["AccountId"], events["BudgetName"], alerts)
+            if basis is not None:
+                changed, cost_basis = apply_cost_basis(
+                    budgets, events["AccountId"], events["BudgetName"], basis
+                )
+                calls += changed
+            else:
+                cost_basis = ""
         except conflicts:
             if attempt == MAX_PASSES - 1:
                 raise
@@ -398,8 +642,21 @@ def _reconcile_newest(events: dict[str, Any], seen: dict[str, Any]) -> dict[str,
             seen["AlertsVersions"] = versions  # the same settings, perhaps rewritten: the newest
             break
         read = again  # written while this run reconciled: end at the newest settings
+    health = budget_health(budgets, events["AccountId"], events["BudgetName"])
     return {
         "Action": "Reconciled" if calls else "Unchanged",
         "Calls": str(calls),
         "Applied": alerts.summary(),
+        "CostBasis": cost_basis,
+        "HealthStatus": health[0],
+        "HealthReason": health[1],
     }
+
+
+def budget_health(budgets: BudgetsClient, account_id: str, budget_name: str) -> tuple[str, str]:
+    """The budget's HealthStatus: (Status, StatusReason), "" for what AWS does not give."""
+    budget: dict[str, Any] = dict(
+        budgets.describe_budget(AccountId=account_id, BudgetName=budget_name)["Budget"]
+    )
+    health = budget.get("HealthStatus") or {}
+    return str(health.get("Status") or ""), str(health.get("StatusReason") or "")

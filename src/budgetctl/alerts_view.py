@@ -6,6 +6,11 @@ from the spoke budget through the spoke role (DescribeNotificationsForBudget and
 DescribeSubscribersForNotification, which budgets:ViewBudget allows): one line per
 notification, ``ACTUAL>80%: a@example.com,b@example.com``. Both are shown as text.
 
+``CostBasis`` is what the spoke confirmed its budget counts (the status table's
+``ConfirmedCostBasis``, budget_sync.cost_basis): ``AmortizedCost excl. Credit,Refund``,
+``UnblendedCost`` (nothing excluded), ``budget's own`` (no cost basis set anywhere), or none
+before a spoke confirmed one.
+
 A table shows neither whole: its ``Alerts`` column is one line per account, the spoke
 budget's notifications and how many recipients they have (``ACTUAL>80%, ACTUAL>100%,
 FORECASTED>100% → 2 recipients``). JSON and CSV carry both columns whole.
@@ -18,6 +23,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from budget_sync.cost_basis import confirmed_text
 from budget_sync.errors import BudgetSyncError
 from budget_sync.status_table import read_statuses
 from budgetctl.context import Context
@@ -42,6 +48,7 @@ def add_alert_columns(ctx: Context, rows: list[dict[str, Any]], spoke_accounts: 
         found = spoke.get(account)
         row["SpokeAlerts"] = ("; ".join(found) or "none") if isinstance(found, list) else found
         row["Alerts"] = alerts_summary(found)
+        row["CostBasis"] = confirmed_text((statuses.get(account) or {}).get("ConfirmedCostBasis"))
 
 
 def alerts_summary(found: list[str] | str | None) -> str | None:
@@ -69,7 +76,7 @@ def sent_text(settings: object) -> str | None:
     if not body:
         return "defaults"
     parts = []
-    for key in ("emails", "actual", "forecasted"):
+    for key in ("emails", "actual", "forecasted", "metric", "exclude"):
         if key in body:
             value = body[key]
             parts.append(f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}")

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from budget_sync.alerts import alert_attributes
 from budget_sync.config import CLIENT_CONFIG, DEFAULT_BUDGET_NAME, TABLE_NAME
+from budget_sync.cost_basis import cost_basis_attributes
 from budget_sync.domain import (
     parse_account_id,
     parse_budget_text,
@@ -99,6 +100,9 @@ def validate(args: argparse.Namespace) -> None:
         args.amount = parse_budget_text(args.amount, args.account)
     if hasattr(args, "alert_emails"):
         args.alerts = alert_attributes(args.alert_emails, args.thresholds, args.forecasted, args.account)
+        args.alerts.update(
+            cost_basis_attributes(getattr(args, "metric", None), getattr(args, "exclude", None), args.account)
+        )
     if getattr(args, "expect", None) is not None:
         args.expect = None if args.expect.strip().lower() == "none" else parse_budget_text(args.expect)
     elif not getattr(args, "force", False):

@@ -2,9 +2,10 @@
 
 Import file: a header line with ``AccountId`` and ``BudgetValue`` (other columns, such as the
 ``UpdatedBy`` and ``UpdatedAt`` an export writes, are ignored), then one row per account.
-Optional columns ``AlertEmails``, ``AlertThresholds``, ``ForecastedThreshold`` (as an export
-writes them): a column the header names sets that attribute, an empty cell removes it (the
-spoke stack's default); a column the header leaves out is not touched.
+Optional columns ``AlertEmails``, ``AlertThresholds``, ``ForecastedThreshold``, ``CostMetric``,
+``CostExclusions`` (as an export writes them): a column the header names sets that attribute,
+an empty cell removes it (the spoke stack's default); a column the header leaves out is not
+touched.
 A cell that an export guarded against spreadsheet formulas (``'+ops@example.com``) is read
 without the guard (``budgetctl.output.csv_text``), so an export imports back exactly.
 Every row is validated by the pipeline's own item contract (budget_sync.domain) before
@@ -22,6 +23,12 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from budget_sync.alerts import ALERT_FIELDS, alert_attributes, parse_alerts
+from budget_sync.cost_basis import (
+    COST_EXCLUSIONS_FIELD,
+    COST_FIELDS,
+    COST_METRIC_FIELD,
+    cost_basis_attributes,
+)
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
@@ -32,7 +39,7 @@ from budget_sync.domain import (
 from budget_sync.errors import InvalidItemError
 from budgetctl.output import csv_cell, csv_text
 
-EXPORT_COLUMNS = (ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, "UpdatedBy", "UpdatedAt", *ALERT_FIELDS)
+EXPORT_COLUMNS = (ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, "UpdatedBy", "UpdatedAt", *ALERT_FIELDS, *COST_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,10 @@ def parse_csv(stream: TextIO, source: str = "input") -> ParsedFile:
             amount = parse_budget_text(cells.get(BUDGET_VALUE_FIELD, ""), account_id)
             emails, thresholds, forecasted = (cells.get(c) if c in header else None for c in ALERT_FIELDS)
             alerts = alert_attributes(emails, thresholds, forecasted, account_id)
+            metric, exclude = (
+                cells.get(c) if c in header else None for c in (COST_METRIC_FIELD, COST_EXCLUSIONS_FIELD)
+            )
+            alerts.update(cost_basis_attributes(metric, exclude, account_id))
         except InvalidItemError as exc:
             parsed.errors.append(f"{source}:{line}: {exc}")
             continue
@@ -153,10 +164,11 @@ def to_text(rows: Sequence[dict[str, str]], fmt: str) -> str:
 
 def _alert_cells(item: dict[str, Any]) -> dict[str, str]:
     try:
-        columns = parse_alerts(item).columns()
+        settings = parse_alerts(item)
+        columns = {**settings.columns(), **settings.cost_basis.columns()}
     except ValueError:  # exported as stored; import reports it
-        return {f: _raw(item.get(f)) for f in ALERT_FIELDS}
-    return {f: columns[f] or "" for f in ALERT_FIELDS}
+        return {f: _raw(item.get(f)) for f in (*ALERT_FIELDS, *COST_FIELDS)}
+    return {f: columns[f] or "" for f in (*ALERT_FIELDS, *COST_FIELDS)}
 
 
 def _raw(value: object) -> str:

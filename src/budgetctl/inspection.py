@@ -24,10 +24,13 @@ from budgetctl.context import Context
 #: Accounts whose spoke is not read (no budget-sync item, or not in the organisation).
 NO_SPOKE = (Drift.NOT_MANAGED, Drift.NOT_IN_ORGANIZATION)
 #: What ``status`` exits 1 for, as ``report`` does (budgetctl.report.model): a failure (the last
-#: status FAILED, a spoke that cannot be read, an item breaking the contract), a drift the
+#: status FAILED, a spoke that cannot be read, an item breaking the contract, a budget AWS
+#: reports UNHEALTHY), a drift the
 #: reconciler repairs, or a row for no account of the organisation (``delete --stale`` clears
 #: it). An account without an item (NOT_MANAGED, the management account included) is no problem.
-_PROBLEMS = frozenset({*REPAIRABLE, Drift.UNREACHABLE, Drift.INVALID_ITEM, Drift.NOT_IN_ORGANIZATION})
+_PROBLEMS = frozenset(
+    {*REPAIRABLE, Drift.UNREACHABLE, Drift.INVALID_ITEM, Drift.UNHEALTHY, Drift.NOT_IN_ORGANIZATION}
+)
 
 
 def needs_attention(report: AccountReport) -> bool:

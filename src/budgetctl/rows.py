@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from budget_sync.alerts import ALERT_FIELDS, parse_alerts
+from budget_sync.cost_basis import COST_FIELDS
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
@@ -27,13 +28,13 @@ STATUS_COLUMNS = (
     "Reason",
 )
 RECONCILE_COLUMNS = ("AccountId", "Desired", "Parameter", "BudgetLimit", "Drift", "Action", "Reason")
-ITEM_COLUMNS = ("AccountId", "BudgetValue", "UpdatedBy", "UpdatedAt", *ALERT_FIELDS)
+ITEM_COLUMNS = ("AccountId", "BudgetValue", "UpdatedBy", "UpdatedAt", *ALERT_FIELDS, *COST_FIELDS)
 #: status: the alert settings last sent (status table) and what the spoke budget has now
-ALERT_STATUS_COLUMNS = ("AlertsSent", "SpokeAlerts")
+ALERT_STATUS_COLUMNS = ("AlertsSent", "SpokeAlerts", "CostBasis")
 #: status as a table: what fits 100 characters; with --wide, every column but the alerts in one
 #: line (``Alerts``, budgetctl.alerts_view); JSON and CSV have all of STATUS_COLUMNS and the alerts.
 STATUS_BRIEF = ("AccountId", "Name", "Desired", "BudgetLimit", "LastStatus", "Drift", "Reason")
-STATUS_WIDE = (*STATUS_COLUMNS, "Alerts")
+STATUS_WIDE = (*STATUS_COLUMNS, "CostBasis", "Alerts")
 
 
 def item_row(item: dict[str, Any]) -> dict[str, Any]:
@@ -47,11 +48,16 @@ def item_row(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def alert_columns(item: dict[str, Any]) -> dict[str, str | None]:
-    """The item's alert attributes as canonical text; a value breaking the contract as it is."""
+    """The item's alert and cost basis attributes as canonical text; a value breaking the
+    contract as it is."""
     try:
-        return dict(parse_alerts(item).columns())
+        settings = parse_alerts(item)
+        return {**settings.columns(), **settings.cost_basis.columns()}
     except ValueError:
-        return {field: None if item.get(field) is None else str(item.get(field)) for field in ALERT_FIELDS}
+        return {
+            field: None if item.get(field) is None else str(item.get(field))
+            for field in (*ALERT_FIELDS, *COST_FIELDS)
+        }
 
 
 def status_row(report: AccountReport, source: str | None = None, name: str | None = None) -> dict[str, Any]:

@@ -96,3 +96,16 @@ def test_given_own_alerts_that_do_not_arrive_then_the_demo_exits_1(tmp_path, mon
 
     assert cli.main(["demo"]) == 1
     assert "222222222222: its own alerts did not arrive" in capsys.readouterr().out
+
+
+def test_the_demo_shows_one_account_whose_budget_excludes_credits(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "cost basis as data: one account's budget without credits" in out
+    assert "111111111111's budget now counts:" in out
+    assert (
+        """Metrics ['UnblendedCost'], FilterExpression {"Not": {"Dimensions": {"Key": "RECORD_TYPE", """
+        """"Values": ["Credit"]}}}\n"""
+    ) in out
+    assert "111111111111's status: APPLIED" in out

@@ -340,6 +340,17 @@ def test_given_make_local_when_an_operator_gives_spend_and_repairs_then_report_s
         outside = spend("999999999999", "1", "1", port=local.port)
         assert outside.returncode == 2
         assert "AccountId '999999999999' has no spoke stack" in outside.stderr
+        # AND a budget is made unhealthy by hand and healthy again, as docs/local.md says
+        health = [sys.executable, "-m", "budget_sync_local", "health", SPOKE, "--port", str(local.port)]
+        sick = subprocess.run(
+            [*health, "UNHEALTHY", "BILLING_VIEW_NO_ACCESS"], capture_output=True, text=True
+        )
+        assert sick.returncode == 0, sick.stderr
+        assert f"{SPOKE}: budget SpokeAccountBudget is now UNHEALTHY (BILLING_VIEW_NO_ACCESS)" in sick.stdout
+        odd = subprocess.run([*health, "UNHEALTHY", "TIRED"], capture_output=True, text=True)
+        assert (odd.returncode, "StatusReason 'TIRED' must be one of" in odd.stderr) == (2, True)
+        well = subprocess.run([*health, "HEALTHY"], capture_output=True, text=True)
+        assert (well.returncode, "is now HEALTHY" in well.stdout) == (0, True), well.stderr
         # AND budgetctl report shows the figures
         report = budgetctl("--endpoint-url", local.endpoint, "report", "--output", "json")
         row = next(r for r in report.json() if r["AccountId"] == SPOKE)

@@ -46,12 +46,15 @@ def test_given_a_new_account_when_set_then_the_item_has_the_value_and_who_and_wh
         "AlertEmails": None,  # the spoke stack's defaults
         "AlertThresholds": None,
         "ForecastedThreshold": None,
+        "CostMetric": None,  # no cost basis: the stack's default, else the budget's own
+        "CostExclusions": None,
     }
     got = budgetctl("get", "444444444444", "--output", "csv")
     assert got.code == 0
     assert got.stdout.splitlines() == [
-        "AccountId,BudgetValue,UpdatedBy,UpdatedAt,AlertEmails,AlertThresholds,ForecastedThreshold",
-        f"444444444444,1250.5,{CALLER},{stored['UpdatedAt']},,,",
+        "AccountId,BudgetValue,UpdatedBy,UpdatedAt,AlertEmails,AlertThresholds,ForecastedThreshold,"
+        "CostMetric,CostExclusions",
+        f"444444444444,1250.5,{CALLER},{stored['UpdatedAt']},,,,,",
     ]
 
 
@@ -251,9 +254,10 @@ def test_export_then_import_changes_nothing(ops: Org, tmp_path: Path):
     lines = exported.read_text().splitlines()
     assert (
         lines[0]
-        == "AccountId,BudgetValue,UpdatedBy,UpdatedAt,AlertEmails,AlertThresholds,ForecastedThreshold"
+        == "AccountId,BudgetValue,UpdatedBy,UpdatedAt,AlertEmails,AlertThresholds,ForecastedThreshold,"
+        "CostMetric,CostExclusions"
     )
-    assert f"{B},99.99,,,,," in lines
+    assert f"{B},99.99,,,,,,," in lines
 
 
 def test_export_json_to_stdout(ops: Org):
@@ -309,6 +313,7 @@ def test_status_shows_each_account_and_exits_1_on_drift(ops: Org):
         "Reason": "budget limit 1750 differs from desired 1000",
         "AlertsSent": None,  # no status yet
         "SpokeAlerts": "none",  # this fixture's budgets have no notifications
+        "CostBasis": None,  # no spoke report yet
     }
     assert rows[A]["Drift"] == "IN_SYNC"
     table = budgetctl("status", "--account", C)

@@ -133,6 +133,7 @@ from budget_sync_local.standins.budgets import (
     notifications_with_subscribers,
     service_model,
     set_calculated_spend,
+    set_health,
     validated,
 )
 from budget_sync_local.standins.bus import EventCallback, StandIns
@@ -311,5 +312,6 @@ __all__ = [
     "run_automation",
     "service_credentials",
     "set_calculated_spend",
+    "set_health",
     "subscribe_management",
 ]

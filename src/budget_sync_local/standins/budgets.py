@@ -1,6 +1,16 @@
 """Budgets: every request validated against botocore's model and the documented rules,
-UpdateBudget, DescribeBudget's hidden FilterExpression, notifications and subscribers (with
-paging), and the local organisation's view of a budget."""
+UpdateBudget, DescribeBudget's hidden FilterExpression, each budget's HealthStatus,
+notifications and subscribers (with paging), and the local organisation's view of a budget.
+
+HealthStatus (botocore's Budgets model, ``HealthStatus``: ``Status`` HEALTHY or UNHEALTHY,
+``StatusReason`` one of BILLING_VIEW_NO_ACCESS, BILLING_VIEW_UNHEALTHY, FILTER_INVALID ("The
+filter contains reference to an account you do not have access to"),
+MULTI_YEAR_HISTORICAL_DATA_DISABLED, and ``LastUpdatedTime``) is returned with every budget.
+Locally a budget is UNHEALTHY with FILTER_INVALID when its FilterExpression names a
+``LINKED_ACCOUNT`` other than the budget's own account (a member account sees only its own
+costs), and with any reason an operator or a test gives it by hand (``set_health``, which
+``python -m budget_sync_local health`` reaches on ``make local``); otherwise HEALTHY.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +22,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import botocore.session
-from botocore.model import ServiceModel
+from botocore.model import ServiceModel, StringShape
 from moto.budgets.exceptions import BudgetMissingLimit
 from moto.budgets.exceptions import NotFoundException as BudgetNotFound
 from moto.budgets.models import Budget, BudgetsBackend, budgets_backends
@@ -39,8 +49,10 @@ def _backend_update_budget(self: BudgetsBackend, account_id: str, new_budget: di
     # is the new data
     replacement = {k: v for k, v in new_budget.items() if k not in ("CalculatedSpend", "LastUpdatedTime")}
     replacement.setdefault("TimePeriod", current.budget.get("TimePeriod"))
+    replacement.pop("HealthStatus", None)  # computed by AWS, never taken from a request
     replacement["LastUpdatedTime"] = unix_time()
     current.budget = replacement
+    current._local_account = account_id  # type: ignore[attr-defined]  # for health()
 
 
 def _response_update_budget(self: BudgetsResponse) -> str:
@@ -190,7 +202,10 @@ def _backend_create_budget(original: Any) -> Any:
             raise _error(
                 "DuplicateRecordException", "Error creating notification: the notification already exists."
             )
-        original(self, account_id, budget, checked)
+        original(self, account_id, {k: v for k, v in budget.items() if k != "HealthStatus"}, checked)
+        created = self.budgets[account_id].get(str(budget.get("BudgetName")))
+        if created is not None:
+            created._local_account = account_id  # type: ignore[attr-defined]  # for health()
 
     return create_budget
 
@@ -420,9 +435,70 @@ def _budget_to_dict(original: Callable[[Budget], dict[str, Any]]) -> Callable[[B
         answer = original(self)
         if ("FilterExpression" in self.budget or "Metrics" in self.budget) and "CostTypes" not in self.budget:
             answer.pop("CostTypes", None)
+        answer["HealthStatus"] = health(self)
         return answer
 
     return to_dict
+
+
+# --- HealthStatus -------------------------------------------------------------------------
+
+
+def _linked_accounts(expression: Any) -> set[str]:
+    """Every LINKED_ACCOUNT value a FilterExpression names, at any depth."""
+    if not isinstance(expression, Mapping):
+        return set()
+    found: set[str] = set()
+    dimensions = expression.get("Dimensions")
+    if isinstance(dimensions, Mapping) and dimensions.get("Key") == "LINKED_ACCOUNT":
+        found |= {str(v) for v in dimensions.get("Values") or []}
+    for nested in [*(expression.get("And") or []), *(expression.get("Or") or []), expression.get("Not")]:
+        found |= _linked_accounts(nested)
+    return found
+
+
+def health(budget: Budget) -> dict[str, Any]:
+    """The budget's HealthStatus as DescribeBudget(s) returns it (see the module docstring)."""
+    by_hand = getattr(budget, "_local_health", None)
+    account = getattr(budget, "_local_account", None)
+    if by_hand is not None:
+        status = {k: v for k, v in by_hand.items() if k != "LastUpdatedTime"}
+    elif account is not None and _linked_accounts(budget.budget.get("FilterExpression")) - {account}:
+        status = {"Status": "UNHEALTHY", "StatusReason": "FILTER_INVALID"}
+    else:
+        status = {"Status": "HEALTHY"}
+    # LastUpdatedTime: when the health last changed (not the budget's own LastUpdatedTime)
+    since = getattr(budget, "_local_health_since", None)
+    if since is None or since[0] != status:
+        since = (status, unix_time())
+        budget._local_health_since = since  # type: ignore[attr-defined]
+    return {**status, "LastUpdatedTime": since[1]}
+
+
+def set_health(
+    account: str, budget_name: str, status: str, reason: str | None = None, partition: str = "aws"
+) -> dict[str, Any]:
+    """Make a budget UNHEALTHY with one of AWS's reasons, or HEALTHY again (its health is then
+    computed from its definition once more). ValueError naming the value if AWS has no such
+    status or reason; KeyError if the budget does not exist. Answers the new HealthStatus."""
+    reasons = health_reasons()
+    if status not in ("HEALTHY", "UNHEALTHY"):
+        raise ValueError(f"Status {status!r} must be HEALTHY or UNHEALTHY")
+    if status == "UNHEALTHY" and reason not in reasons:
+        raise ValueError(f"StatusReason {reason!r} must be one of {', '.join(reasons)}")
+    if status == "HEALTHY" and reason is not None:
+        raise ValueError(f"StatusReason {reason!r} is only given with UNHEALTHY")
+    budget = _budget(account, budget_name, partition)
+    if status == "HEALTHY":
+        budget._local_health = None  # type: ignore[attr-defined]
+    else:
+        budget._local_health = {"Status": status, "StatusReason": reason}  # type: ignore[attr-defined]
+    return health(budget)
+
+
+def health_reasons() -> tuple[str, ...]:
+    """HealthStatusReason's enum in botocore's model."""
+    return tuple(cast(StringShape, service_model().shape_for("HealthStatusReason")).enum)
 
 
 # --- Validation ---------------------------------------------------------------------------

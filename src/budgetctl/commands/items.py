@@ -51,6 +51,17 @@ def register(command: Command) -> None:
     set_.add_argument(
         "--forecasted", metavar="P", help="FORECASTED alert threshold (percent) or 'none'; '' = default"
     )
+    set_.add_argument(
+        "--metric",
+        metavar="M",
+        help="what the budget counts: unblended, blended, amortized, net-unblended, net-amortized; "
+        "'' = default (docs/cost-basis.md)",
+    )
+    set_.add_argument(
+        "--exclude",
+        metavar="R,S",
+        help="record types the budget leaves out: credits, refunds, tax, support, upfront, or 'none'; '' = default",
+    )
     outside_organization(set_)
     _guard(set_)
 

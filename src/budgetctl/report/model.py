@@ -3,10 +3,11 @@
 Each line joins what the reconciler's inspection read from the spoke (the budget's limit and
 its calculated actual and forecasted spend, and the drift against the budgets table), the
 status table's word on the pipeline (``Status`` and ``Reason``, shown as they are: the set of
-states may grow), and the account's name from AWS Organizations. An account whose spoke could
-not be read is a line with the reason and no numbers, never a gap. The changes this period
-(since the first day of the month, UTC: a budget's period) come from the history table, each
-with what came of it (budget_sync.history.settled_changes).
+states may grow; ``ConfirmedCostBasis``: what the budget counts as spend), and the account's
+name from AWS Organizations. An account whose spoke could not be read is a line with the reason
+and no numbers, never a gap. The changes this period (since the first day of the month, UTC: a
+budget's period) come from the history table, each with what came of it
+(budget_sync.history.settled_changes).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from budget_sync.cost_basis import confirmed_text
 from budget_sync.history import Settled
 from budget_sync.reconcile import REPAIRABLE, AccountReport, Drift, limit_reason
 
@@ -51,6 +53,8 @@ class AccountLine:
     drift: str = ""  # budget_sync.reconcile.Drift value
     reason: str = ""  # why there are no numbers, or what drifted
     read_at: datetime | None = None  # when the spoke's budget was read
+    #: what the budget counts, as the spoke confirmed it (budget_sync.cost_basis.confirmed_text)
+    cost_basis: str = ""
     near_percent: Decimal = DEFAULT_NEAR_PERCENT
 
     @property
@@ -74,8 +78,13 @@ class AccountLine:
 
     @property
     def failed(self) -> bool:
-        """The pipeline failed for this account, or its spoke or item is unusable."""
-        return self.status == "FAILED" or self.drift in (Drift.UNREACHABLE, Drift.INVALID_ITEM)
+        """The pipeline failed for this account, its spoke or item is unusable, or AWS reports
+        its budget UNHEALTHY."""
+        return self.status == "FAILED" or self.drift in (
+            Drift.UNREACHABLE,
+            Drift.INVALID_ITEM,
+            Drift.UNHEALTHY,
+        )
 
     @property
     def drifted(self) -> bool:
@@ -206,6 +215,7 @@ def build_report(
             drift=report.drift.value,
             reason=reason,
             read_at=read_at.get(report.account_id) if budget else None,
+            cost_basis=confirmed_text(status.get("ConfirmedCostBasis")) or "",
             near_percent=near_percent,
         )
     for account in sorted({*organisation, *statuses} - set(lines)):

@@ -23,19 +23,23 @@ is written.
 
 What the update function writes to the spoke parameter ``/BlogBudgets/AlertSettings`` is
 ``AlertSettings.to_parameter()``: canonical JSON with only the fields the item sets, so
-the spoke's Automation document fills the others from its stack's defaults.
+the spoke's Automation document fills the others from its stack's defaults. The item's cost
+basis (``CostMetric``, ``CostExclusions``: budget_sync.cost_basis) travels in the same JSON
+(``metric``, ``exclude``) and counts towards its length; the module says why.
 The Automation script (src/budget_sync_spoke/alerts.py) repeats these rules; a test keeps
 the patterns and limits equal.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from budget_sync.cost_basis import CostBasis, parse_cost_basis
 from budget_sync.errors import InvalidItemError
 
 ALERT_EMAILS_FIELD = "AlertEmails"
@@ -67,10 +71,17 @@ class AlertSettings:
     emails: tuple[str, ...] | None = None
     actual: tuple[Decimal, ...] | None = None
     forecasted: Decimal | str | None = None
+    #: The item's cost basis (budget_sync.cost_basis), delivered in the same parameter.
+    cost_basis: CostBasis = dataclasses.field(default_factory=CostBasis)
 
     @property
     def is_default(self) -> bool:
-        return self.emails is None and self.actual is None and self.forecasted is None
+        return (
+            self.emails is None
+            and self.actual is None
+            and self.forecasted is None
+            and self.cost_basis.is_default
+        )
 
     def to_parameter(self) -> str:
         """Canonical JSON for the spoke parameter (equal settings, equal text)."""
@@ -83,6 +94,7 @@ class AlertSettings:
             body["forecasted"] = (
                 self.forecasted if isinstance(self.forecasted, str) else format_threshold(self.forecasted)
             )
+        body.update(self.cost_basis.parameter_fields())
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     def columns(self) -> dict[str, str | None]:
@@ -104,6 +116,7 @@ def parse_alerts(item: Mapping[str, object], account_id: str | None = None) -> A
         emails=_emails(item.get(ALERT_EMAILS_FIELD), account_id),
         actual=_actual(item.get(ALERT_THRESHOLDS_FIELD), account_id),
         forecasted=_forecasted(item.get(FORECASTED_FIELD), account_id),
+        cost_basis=parse_cost_basis(item, account_id),
     )
     size = len(settings.to_parameter())
     if size > MAX_SETTINGS_LENGTH:

@@ -7,6 +7,10 @@ reconciler therefore compares, for every item of the budgets table:
   desired    the item's ``BudgetValue`` (validated by the one item contract, domain.py)
   parameter  the spoke parameter (ssm:GetParameter through the spoke role)
   budget     the spoke budget's limit and spend (budgets:ViewBudget through the spoke role)
+  health     the budget's HealthStatus (the same DescribeBudget): UNHEALTHY is a failure with
+             AWS's reason (Drift.UNHEALTHY, status FAILED, published once by the failure
+             notices); once AWS reports it healthy again the next run finds it in sync and the
+             status is APPLIED again
   alerts     the item's alert settings merged over the spoke stack's defaults (the parameter
              AlertDefaults, ssm:GetParameter through the spoke role; budget_sync.alerts.
              effective_alerts, the rule the spoke's Automation applies) against the budget's
@@ -76,6 +80,7 @@ from budget_sync.domain import (
     parse_budget_value,
 )
 from budget_sync.errors import BudgetSyncError, InvalidItemError
+from budget_sync.health import unhealthy_reason
 from budget_sync.observability import logger
 from budget_sync.spoke import AlertReading, BudgetReading, ParameterReading
 from budget_sync.status import Status, StatusUpdate
@@ -95,6 +100,7 @@ class Drift(StrEnum):
     BUDGET_DRIFT = "BUDGET_DRIFT"  # the parameter is right, the budget limit is not (lost event, hand edit)
     ALERT_DRIFT = "ALERT_DRIFT"  # the limit is right, the budget's notifications or subscribers are not
     MISSING_BUDGET = "MISSING_BUDGET"  # the budget was deleted (the Automation recreates it)
+    UNHEALTHY = "UNHEALTHY"  # the limit is right, AWS Budgets reports the budget UNHEALTHY (no repair)
     INVALID_ITEM = "INVALID_ITEM"  # the item breaks the contract: fix the item, nothing to apply
     UNREACHABLE = "UNREACHABLE"  # the spoke role cannot be assumed or may not read
     NOT_MANAGED = "NOT_MANAGED"  # (--org) an account of the organisation with no item
@@ -229,7 +235,10 @@ class Summary:
         return sum(
             1
             for r in self.reports
-            if (r.action is Action.FAILED or r.drift in (Drift.UNREACHABLE, Drift.INVALID_ITEM))
+            if (
+                r.action is Action.FAILED
+                or r.drift in (Drift.UNREACHABLE, Drift.INVALID_ITEM, Drift.UNHEALTHY)
+            )
             and r.last_status != Status.SKIPPED
         )
 
@@ -253,6 +262,8 @@ def classify(
         return Drift.BUDGET_DRIFT, limit_reason(budget)
     if budget.limit != desired:
         return Drift.BUDGET_DRIFT, f"budget limit {format_amount(budget.limit)} differs from desired {wanted}"
+    if budget.health == "UNHEALTHY":
+        return Drift.UNHEALTHY, unhealthy_reason(budget.health_reason)
     return Drift.IN_SYNC, ""
 
 
@@ -700,7 +711,7 @@ def status_update(report: AccountReport, last: Mapping[str, Any] | None) -> Stat
             source=SOURCE,
             repaired=True,
         )
-    failed = report.action is Action.FAILED or report.drift is Drift.UNREACHABLE
+    failed = report.action is Action.FAILED or report.drift in (Drift.UNREACHABLE, Drift.UNHEALTHY)
     if failed and not report.retryable:  # a transient failure is simply tried again next run
         return _failed_update(report, last, sequence)
     if report.drift is Drift.IN_SYNC:
@@ -747,7 +758,11 @@ def alerts_unsettled(last: Mapping[str, Any]) -> bool:
     """Whether the status says the spoke's alert settings are not applied: it refused them
     (its ReconcileAlerts step's FAILED report), or never confirmed the ones last sent. The
     reconciler compares the limit only, so it must not call such an account APPLIED. Pure."""
-    refused = last.get("SpokeStep") == "ReconcileAlerts" and last.get("SpokeOutcome") == Status.FAILED
+    refused = (
+        last.get("SpokeStep") == "ReconcileAlerts"
+        and last.get("SpokeOutcome") == Status.FAILED
+        and last.get("SpokeHealth") != "UNHEALTHY"  # applied; AWS reported the budget unhealthy
+    )
     sent = last.get("SentAlertsVersion")
     unconfirmed = sent is not None and int(last.get("ConfirmedAlertsVersion", 0)) < int(sent)
     return refused or unconfirmed

@@ -15,7 +15,14 @@ stack's forwarding rules; template-spoke.yaml):
   status is APPLIED only once both the limit step confirmed the desired limit and the alerts
   step confirmed that alert parameter version or a newer one: whichever of the two reports
   comes last decides; until then the status stays SENT (and a run whose alerts step dies
-  without a report fails at the bound).
+  without a report fails at the bound). When the alert settings sent carry a cost basis
+  (budget_sync.cost_basis), that verdict is APPLIED only if the alerts step's ``CostBasis``
+  is that cost basis; otherwise FAILED with what the budget counts instead (a spoke script
+  older than cost bases reports none: FAILED, update the spoke stack). The report's
+  ``CostBasis`` is recorded as ConfirmedCostBasis. The report also names the budget's
+  ``HealthStatus`` after the run: UNHEALTHY is a FAILED verdict with AWS's reason
+  (budget_sync.health), as a refusal of the alerts step is; a later run's report of a healthy
+  budget clears it.
 * ``aws.ssm`` / ``EC2 Automation Execution Status-change Notification`` with a terminal
   failure (Failed, TimedOut, Cancelled): AWS's own word, which also covers a run that
   crashed, timed out or was cancelled before the script could report. EventBridge promises
@@ -69,7 +76,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from budget_sync.cost_basis import unconfirmed
 from budget_sync.errors import TransientError
+from budget_sync.health import UNHEALTHY, unhealthy_reason
 from budget_sync.status import Status, limit_differs, now_text
 
 REPORT_SOURCE = "budget-sync.spoke"
@@ -131,6 +140,13 @@ class SpokeReport:
     #: ReconcileAlerts: the versions of the alert settings and defaults parameters it applied
     #: (None: a spoke script older than this field); two runs' reports are ordered by them.
     alerts_versions: tuple[int, int] | None = None
+    #: ReconcileAlerts: the Metrics and excluded record types the budget now has (JSON; "" for no
+    #: cost basis set anywhere; None: a spoke script older than cost bases).
+    cost_basis: str | None = None
+    #: ReconcileAlerts: the budget's HealthStatus after the run (budget_sync.health; "" unknown)
+    #: and AWS's reason with UNHEALTHY.
+    health: str = ""
+    health_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +216,11 @@ def _parse_report(account: str, detail: Mapping[str, Any]) -> SpokeReport:
     limit: Decimal | None = None
     alerts = ""
     alerts_versions = None
+    cost_basis: str | None = None
     if step == ALERTS_STEP:
         alerts = _required(detail, "Applied") if outcome == Status.APPLIED else ""
         alerts_versions = _versions(detail.get("AlertsVersions"))
+        cost_basis = text(detail.get("CostBasis"), "CostBasis") if "CostBasis" in detail else None
     elif outcome == Status.APPLIED:
         limit = _new_limit(detail)
     return SpokeReport(
@@ -218,6 +236,9 @@ def _parse_report(account: str, detail: Mapping[str, Any]) -> SpokeReport:
         step=step,
         alerts=alerts,
         alerts_versions=alerts_versions,
+        cost_basis=cost_basis,
+        health=text(detail.get("HealthStatus"), "HealthStatus"),
+        health_reason=text(detail.get("HealthReason"), "HealthReason"),
     )
 
 
@@ -303,6 +324,9 @@ def decide_report(item: Mapping[str, Any] | None, report: SpokeReport) -> Decisi
         return Decision(kept, Status.FAILED, limit_differs(report.limit, desired, version))
     if not alerts_confirmed(item):
         return Decision(kept)  # the alert settings sent wait for the alerts step's own report
+    missing = unconfirmed(item.get("AlertSettings"), item.get("ConfirmedCostBasis"))
+    if missing:  # the alerts step came first and did not confirm the cost basis sent
+        return Decision(kept, Status.FAILED, f"spoke: {missing}")
     return Decision(kept, Status.APPLIED)
 
 
@@ -368,7 +392,8 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
             "ConfirmedAlertsVersion": report.alerts_versions[0],
             "ConfirmedAlertDefaultsVersion": report.alerts_versions[1],
         }
-    if report.outcome is Status.APPLIED:
+    unhealthy = report.outcome is Status.APPLIED and report.health == UNHEALTHY
+    if report.outcome is Status.APPLIED and not unhealthy:
         return _alerts_applied(item, report, ordered, waits=waits)
     refused: dict[str, Any] = {
         "ConfirmedVersion": report.parameter_version,
@@ -379,9 +404,25 @@ def _decide_alerts(item: Mapping[str, Any], report: SpokeReport) -> Decision:
         "SpokeStep": ALERTS_STEP,
         **ordered,
     }
+    if unhealthy:  # applied, but AWS reports the budget broken: a failure with AWS's reason
+        refused["SpokeReason"] = unhealthy_reason(report.health_reason)
+        refused["SpokeHealth"] = UNHEALTHY
+        refused["ConfirmedAlerts"] = report.alerts
+        if report.cost_basis is not None:
+            refused["ConfirmedCostBasis"] = report.cost_basis
     if waits:
         return Decision(refused)
     return Decision(refused, Status.FAILED, f"spoke: {refused['SpokeReason']}")
+
+
+def _confirmed_basis_and_health(report: SpokeReport) -> dict[str, Any]:
+    """What an alerts report says of the budget's cost basis and health, as status attributes."""
+    found: dict[str, Any] = {}
+    if report.health:
+        found["SpokeHealth"] = report.health
+    if report.cost_basis is not None:
+        found["ConfirmedCostBasis"] = report.cost_basis
+    return found
 
 
 def _alerts_applied(
@@ -394,6 +435,7 @@ def _alerts_applied(
         "ConfirmedAt": now_text(),
         "ExecutionId": report.execution_id,
         **ordered,
+        **_confirmed_basis_and_health(report),
     }
     if report.alerts_versions is None and item.get("SentAlertsVersion") is not None:
         # a spoke script older than AlertsVersions: its success is about what was sent
@@ -408,6 +450,9 @@ def _alerts_applied(
         return Decision(kept)  # the limit step's report of this version decides
     if not alerts_confirmed({**item, **kept}):
         return Decision(kept)  # about older settings than the ones sent
+    missing = unconfirmed(item.get("AlertSettings"), report.cost_basis)
+    if missing:  # APPLIED only when the spoke confirmed the cost basis sent
+        return Decision(kept, Status.FAILED, f"spoke: {missing}")
     if item.get("SpokeStep") == LIMIT_STEP and item.get("SpokeOutcome") == Status.FAILED:
         return Decision(kept, Status.FAILED, f"spoke: {item.get('SpokeReason', '')}")
     if limit != desired:

@@ -95,6 +95,10 @@ class BudgetReading:
     actual: Decimal | None
     forecasted: Decimal | None
     planned: bool = False
+    #: The budget's HealthStatus (botocore's Budgets model): HEALTHY or UNHEALTHY ("" when AWS
+    #: gave none), and AWS's StatusReason with UNHEALTHY (e.g. FILTER_INVALID).
+    health: str = ""
+    health_reason: str = ""
 
 
 @dataclass(slots=True)
@@ -214,12 +218,15 @@ class SsmSpokeGateway:
         limit: Mapping[str, Any] = budget.get("BudgetLimit") or {}
         spend: Mapping[str, Any] = budget.get("CalculatedSpend") or {}
         unit = str(limit.get("Unit", ""))
+        health: Mapping[str, Any] = budget.get("HealthStatus") or {}
         return BudgetReading(
             limit=_decimal(limit.get("Amount")) if unit in ("USD", "") else None,
             unit=unit,
             actual=_decimal((spend.get("ActualSpend") or {}).get("Amount")),
             forecasted=_decimal((spend.get("ForecastedSpend") or {}).get("Amount")),
             planned=bool(budget.get("PlannedBudgetLimits")) and not limit,
+            health=str(health.get("Status") or ""),
+            health_reason=str(health.get("StatusReason") or ""),
         )
 
     def _alert_defaults(self, account_id: str) -> dict[str, Any]:

@@ -15,6 +15,10 @@ Item (key ``AccountId``):
                       budget_sync.alerts)
   ConfirmedAlerts S   the alert settings the spoke reported its budget has (JSON: emails,
                       actual, forecasted, sns), from the document's ReconcileAlerts step
+  SpokeHealth     S   HEALTHY | UNHEALTHY: the budget's HealthStatus in the spoke's last
+                      ReconcileAlerts report (UNHEALTHY: FAILED with AWS's reason)
+  ConfirmedCostBasis S the Metrics and excluded record types the spoke reported its budget
+                      counts (JSON: metric, exclude; "" none set), from ReconcileAlerts
   SentAlertsVersion N  the version of /BlogBudgets/AlertSettings the last alert settings sent
                       were written as (PutParameter's answer): the status is APPLIED only once
                       the spoke's alerts step reported applying this version or a newer one
@@ -71,6 +75,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from budget_sync.cost_basis import unconfirmed
 from budget_sync.errors import TransientError
 
 if TYPE_CHECKING:
@@ -166,6 +171,9 @@ def confirmed_first(item: Mapping[str, Any] | None, update: StatusUpdate) -> Sta
     limit = item.get("ConfirmedLimit")
     if not (limit_reported and alerts_reported):
         return update  # one step's report came first: SENT waits for the other's
+    missing = unconfirmed(update.alerts, item.get("ConfirmedCostBasis")) if update.alerts_version else ""
+    if item.get("SpokeOutcome") == Status.APPLIED and missing:  # the cost basis sent, not confirmed
+        return replace(update, status=Status.FAILED, reason=f"spoke: {missing}")
     if item.get("SpokeOutcome") == Status.APPLIED and limit is not None and update.desired == limit:
         return replace(update, status=Status.APPLIED, reason="")
     if item.get("SpokeOutcome") == Status.APPLIED:
