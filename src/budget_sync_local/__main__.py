@@ -267,8 +267,10 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
     from budget_sync_local import server
     from budget_sync_local.console import progress_bar, step_printer
     from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, OPERATOR_ROLE
+    from budget_sync_local.servicenow import PREFIX, StandIn
 
     progress, update = progress_bar(console)
+    servicenow = StandIn()
 
     def ready(org: LocalOrganisation, endpoint: str) -> None:
         progress.stop()
@@ -289,6 +291,11 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
             markup=False,
         )
         console.print(
+            f"  local ServiceNow instance (docs/itsm.md): {endpoint}{PREFIX}, basic auth "
+            f"{servicenow.user}:{servicenow.password}",
+            markup=False,
+        )
+        console.print(
             f"  see docs/local.md for the commands to try; function logs: {LOG_DIR / 'function.log'}"
         )
         # IAM is evaluated: budgetctl acts as the operators' role, as the docs tell operators to.
@@ -305,6 +312,7 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
                 progress=update,
                 function_output=log,
                 observer=step_printer(console),
+                servicenow=servicenow,
             )
     except server.ServerError as exc:
         console.print(f"[red]make local: {escape(str(exc))}[/]")
