@@ -530,9 +530,42 @@ def _short(state: BudgetState) -> str:
     return text if len(text) <= MAX_SHORT_DESCRIPTION else text[: MAX_SHORT_DESCRIPTION - 1] + "…"
 
 
+# -- what the incident function does with an account ---------------------------------------
+
+
+class AlarmReader(Protocol):
+    """The spoke budget's state (the adapter: budget_alarms.SpokeBudgetAlarms)."""
+
+    def read(self, account_id: str, account_name: str = "") -> BudgetState | None: ...
+
+
+class AccountDirectory(Protocol):
+    """The accounts with a budget and each one's incident settings (the adapter:
+    incident_accounts.TableAccountDirectory)."""
+
+    def accounts(self) -> list[str]: ...
+
+    def settings(self, account_id: str) -> tuple[IncidentSettings, str]:
+        """The account's effective settings and its name (from Organizations; "" if unknown)."""
+        ...
+
+
+def observe_account(
+    account_id: str, incidents: Incidents, alarms: AlarmReader, directory: AccountDirectory
+) -> Outcome:
+    """Read the account's budget now and open, update or resolve its incident accordingly."""
+    settings, name = directory.settings(account_id)
+    state = alarms.read(account_id, name)
+    if state is None:
+        return Outcome("none", f"{account_id}/(no budget)")
+    return incidents.observe(state, settings)
+
+
 __all__ = [
     "CLAIM_TIMEOUT_S",
     "INCIDENT_FIELDS",
+    "AccountDirectory",
+    "AlarmReader",
     "Breach",
     "BudgetState",
     "IncidentDesk",
@@ -545,5 +578,6 @@ __all__ = [
     "Outcome",
     "correlation_id",
     "effective_settings",
+    "observe_account",
     "urgency_for",
 ]
