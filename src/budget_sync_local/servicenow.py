@@ -7,8 +7,12 @@ tests/unit/test_servicenow_standin.py (the contract test). What it models:
 
 - ``POST /oauth_token.do`` (form: ``grant_type=client_credentials``, ``client_id``,
   ``client_secret``): ``{"access_token", "token_type": "Bearer", "expires_in", "scope"}``; a
-  wrong client is 401 ``{"error": "access_denied", "error_description": ...}`` (OAuth 2.0's
-  error shape, RFC 6749 section 5.2, not the Table API's).
+  wrong client is 401 ``{"error_description": "access_denied", "error": "server_error"}`` (the
+  OAuth 2.0 error shape of RFC 6749 section 5.2, not the Table API's; the values as users of
+  real instances report them on ServiceNow's community forum, not from ServiceNow's reference).
+  On a real instance the grant is off until an administrator creates the system property
+  ``glide.oauth.inbound.client.credential.grant_type.enabled`` (ServiceNow docs, "Client
+  Credentials").
 - Every ``/api/now/...`` request needs ``Authorization: Basic`` of the integration user or
   ``Authorization: Bearer`` of a token it issued; otherwise 401 "User Not Authenticated".
   A user without the role to write incidents (``deny_writes``) gets 403 on POST and PATCH.
@@ -241,7 +245,7 @@ class _App:
             self.state.client_id,
             self.state.client_secret,
         ):
-            return _json({"error": "access_denied", "error_description": "access_denied"}, 401)
+            return _json({"error_description": "access_denied", "error": "server_error"}, 401)
         token = secrets.token_urlsafe(32)
         self.state._tokens.add(token)
         return _json(

@@ -166,3 +166,15 @@ def test_the_spokes_incident_read_role_trusts_the_incident_role_and_may_only_vie
         statements(ON)["AssumeIncidentReadRole"]["Resource"]
         == "arn:aws:iam::*:role/BudgetSyncIncidentReadRole"
     )
+
+
+def test_a_claim_outlives_the_function_and_a_returned_message_outlives_the_claim():
+    from budget_sync.incidents import CLAIM_TIMEOUT_S
+
+    timeout = RESOURCES["IncidentFunction"]["Properties"]["Timeout"]
+    visibility = RESOURCES["IncidentQueue"]["Properties"]["VisibilityTimeout"]
+
+    # a delivery still opening the incident is never taken over; a message returned to the
+    # queue comes back when the claim of a delivery that died can be taken over
+    assert timeout < CLAIM_TIMEOUT_S < visibility
+    assert visibility >= 6 * timeout  # Lambda's guidance for an SQS event source

@@ -120,7 +120,8 @@ def test_given_a_bad_credential_when_create_then_rejected_with_servicenows_messa
         desk.create({"correlation_id": CID})
 
     assert rejected.value.status == 401
-    assert rejected.value.message == ("access_denied" if oauth else "User Not Authenticated")
+    assert rejected.value.message == ("server_error" if oauth else "User Not Authenticated")
+    assert rejected.value.detail == ("access_denied" if oauth else "Required to provide Auth information")
     assert "local-password" not in str(rejected.value)
     assert "local-client-secret" not in str(rejected.value)
     assert len(transport.calls) == 1

@@ -193,7 +193,7 @@ def test_given_a_wrong_client_secret_when_token_then_401_oauth_error(
     )
 
     assert response.status_code == 401
-    assert response.get_json()["error"] == "access_denied"
+    assert response.get_json() == {"error_description": "access_denied", "error": "server_error"}
 
 
 def test_given_an_outage_when_requests_then_429_with_retry_after_then_5xx_then_recovered(

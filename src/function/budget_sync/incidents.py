@@ -269,8 +269,9 @@ class Outcome:
     failure: str = ""
 
 
-#: How long an OPENING claim is its creator's: longer than the incident function's timeout.
-CLAIM_TIMEOUT_S = 300.0
+#: How long an OPENING claim is its creator's: longer than the incident function's timeout
+#: (300 s), shorter than the queue's visibility timeout (1,800 s; template-management.yaml).
+CLAIM_TIMEOUT_S = 600.0
 _CONFLICT_ROUNDS = 5
 
 
