@@ -191,6 +191,7 @@ def deliver(records: list[Mapping[str, Any]], ctx: IncidentContext) -> dict[str,
                     "incident not handled yet, will retry", extra={"account_id": account, "reason": str(exc)}
                 )
                 done[account] = False
+                metrics.add_metric(name="IncidentDeferred", unit="Count", value=1)
             except PermanentError as exc:
                 logger.error("incident not handled", extra={"account_id": account, "reason": str(exc)})
                 metrics.add_metric(name="IncidentFailed", unit="Count", value=1)
