@@ -52,8 +52,10 @@ def alarm_state(account: str, *breaches: Breach) -> BudgetState:
 class FakeAlarms:
     states: dict[str, BudgetState] = field(default_factory=dict)
     failures: dict[str, Exception] = field(default_factory=dict)
+    days: list[date | None] = field(default_factory=list)
 
-    def read(self, account_id: str, account_name: str = "") -> BudgetState | None:
+    def read(self, account_id: str, account_name: str = "", today: date | None = None) -> BudgetState | None:
+        self.days.append(today)
         if account_id in self.failures:
             raise self.failures[account_id]
         state = self.states.get(account_id)
@@ -210,10 +212,13 @@ def test_given_the_schedule_when_an_alarm_ends_and_when_a_period_ends_then_resol
     assert resolved["actions"] == {"resolved": 1, "unchanged": 1}
     [a] = world.incidents_of(A)
     assert a["state"] == "6"
-    # the period ends: the sweep resolves B's incident (its budget has no state any more)
+    # the period ends: the schedule's run on the 1st of the next month (its event's time)
+    # resolves B's incident (its budget has no state any more)
     del world.alarms.states[B]
-    ended = handler_module.sweep(world.ctx, datetime(TODAY.year + 1, 1, 1, tzinfo=UTC))
+    first = current_period("MONTHLY", TODAY)[1]
+    ended = handler({**SCHEDULED, "time": f"{first.isoformat()}T00:00:00Z"}, CONTEXT)
     assert ended["actions"] == {"none": 2, "resolved": 1}
+    assert world.alarms.days[-1] == first
     [b] = world.incidents_of(B)
     assert "period has ended" in b["close_notes"]
 

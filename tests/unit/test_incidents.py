@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -213,18 +214,44 @@ def test_given_an_outage_when_alarm_then_it_raises_and_after_it_exactly_one_inci
     assert world.store.get(CID).state == OPENING  # type: ignore[union-attr]
     world.instance.recover()
 
-    # redelivered before the claim times out: kept for later; after it: looked up, then opened
-    with pytest.raises(TransientError, match="being opened"):
-        world.incidents.alarm(state(AT_80), SETTINGS)
-    world.clock.now += 301
+    # redelivered: the claim was given up, so the incident is looked up (none), then opened
     outcome = world.incidents.alarm(state(AT_80), SETTINGS)
 
     assert outcome.action == "opened"
     world.only_incident(CID)
-    assert (
-        "GET",
-        next(p for m, p in world.transport.calls if m == "GET"),
-    ) in world.transport.calls  # the lookup
+    methods = [m for m, _ in world.transport.calls[-2:]]
+    assert methods == ["GET", "POST"]  # the lookup, then the one creation
+
+
+def test_given_a_creation_that_timed_out_after_servicenow_stored_it_when_redelivered_then_found_not_opened_again(
+    world: World,
+) -> None:
+    # ServiceNow stores the incident but its answer never arrives
+    real = world.transport
+    answers: list[int] = []
+
+    def lost_answer(method: str, url: str, headers: Any, body: bytes | None) -> Any:
+        response = real(method, url, headers, body)
+        if method == "POST" and not answers:
+            answers.append(response.status)
+            raise IncidentDeskUnavailable("no answer from ServiceNow (ReadTimeoutError)")
+        return response
+
+    world.desk = ServiceNowDesk(
+        StandInTransport.BASE,
+        Credentials(world.instance.user, world.instance.password),
+        lost_answer,
+        attempts=1,
+    )
+    world.incidents = Incidents(world.desk, world.store, world.topic, clock=world.clock, claim_timeout=300)
+    with pytest.raises(IncidentDeskUnavailable):
+        world.incidents.alarm(state(AT_80), SETTINGS)
+
+    outcome = world.incidents.alarm(state(AT_80, AT_100), SETTINGS)
+
+    assert answers == [201]
+    assert outcome.action == "updated"
+    world.only_incident(CID)
 
 
 def test_given_an_incident_created_but_not_recorded_when_redelivered_then_found_by_correlation_id_not_opened_again(

@@ -19,9 +19,10 @@ The rules (docs/itsm.md states them for users):
   ``IncidentStore.put`` with the version it read); a delivery that loses re-reads and updates
   the incident the winner opened, or, while the winner is still creating it, fails with
   ``TransientError`` so its message is delivered again later. A claim whose creator died
-  before recording the incident (``OPENING`` older than ``claim_timeout``) is taken over only
-  after a lookup by ``correlation_id`` (``IncidentDesk.find``) finds no open incident; one it
-  finds is recorded and updated instead.
+  before recording the incident (``OPENING`` older than ``claim_timeout``), or whose creator
+  found ServiceNow unavailable (the claim is given up at once: the incident may or may not
+  exist), is taken over only after a lookup by ``correlation_id`` (``IncidentDesk.find``) finds
+  no open incident; one it finds is recorded and updated instead.
 - A budget no longer in alarm, or a period that has ended (``sweep``), resolves the incident
   (state 6 with ``close_code`` and ``close_notes``). If the same budget alarms again in the same
   period, a new incident is opened with the same correlation id; the resolved one stays
@@ -380,7 +381,13 @@ class Incidents:
     def _create(self, state: BudgetState, settings: IncidentSettings, claim: IncidentRecord) -> Outcome:
         urgency = urgency_for(state.breaches, settings.urgency or 3)
         fields = self._fields(state, settings, urgency)
-        ref = self._desk.create(fields)  # unavailable: the claim stays, a later delivery adopts it
+        try:
+            ref = self._desk.create(fields)
+        except IncidentDeskUnavailable:
+            # Perhaps created (a timeout after ServiceNow stored it), perhaps not: the claim is
+            # given up at once, so the next delivery looks the incident up before opening one.
+            self._store.put(replace(claim, version=claim.version + 1, claimed_at=0.0), claim.version)
+            raise
         opened = replace(
             claim,
             state=OPEN,
@@ -537,7 +544,9 @@ def _short(state: BudgetState) -> str:
 class AlarmReader(Protocol):
     """The spoke budget's state (the adapter: budget_alarms.SpokeBudgetAlarms)."""
 
-    def read(self, account_id: str, account_name: str = "") -> BudgetState | None: ...
+    def read(self, account_id: str, account_name: str = "", today: date | None = None) -> BudgetState | None:
+        """The state now; ``today`` (UTC) picks the budget's current period (None: the clock's)."""
+        ...
 
 
 class AccountDirectory(Protocol):
@@ -552,11 +561,15 @@ class AccountDirectory(Protocol):
 
 
 def observe_account(
-    account_id: str, incidents: Incidents, alarms: AlarmReader, directory: AccountDirectory
+    account_id: str,
+    incidents: Incidents,
+    alarms: AlarmReader,
+    directory: AccountDirectory,
+    today: date | None = None,
 ) -> Outcome:
     """Read the account's budget now and open, update or resolve its incident accordingly."""
     settings, name = directory.settings(account_id)
-    state = alarms.read(account_id, name)
+    state = alarms.read(account_id, name, today)
     if state is None:
         return Outcome("none", f"{account_id}/(no budget)")
     return incidents.observe(state, settings)

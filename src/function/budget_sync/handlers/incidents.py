@@ -19,7 +19,9 @@ Two event sources:
   counted (``IncidentMessageRefused``) and dropped.
 - The hourly schedule (``Scheduled Event``): the authority. Every account with a budgets-table
   item is read and its incident opened, updated or resolved; then every incident whose period
-  has ended is resolved. An alert whose message never arrived is found here.
+  has ended is resolved. An alert whose message never arrived is found here. The day is the
+  event's ``time`` (when the schedule fired), so a run on the first of a month ends the
+  month before.
 
 A refusal by ServiceNow (a bad credential, a missing role) is published once to the alarm
 topic (incidents.py) and not retried; a spoke that cannot be read is logged and counted
@@ -33,7 +35,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
@@ -130,8 +132,8 @@ def build() -> IncidentContext:
     return IncidentContext(incidents, alarms, directory, _confirm_with_urllib3)
 
 
-def _observe(account_id: str, ctx: IncidentContext) -> Outcome:
-    outcome = observe_account(account_id, ctx.incidents, ctx.alarms, ctx.directory)
+def _observe(account_id: str, ctx: IncidentContext, today: date | None = None) -> Outcome:
+    outcome = observe_account(account_id, ctx.incidents, ctx.alarms, ctx.directory, today)
     log = logger.error if outcome.action == "failed" else logger.info
     log(
         "incident " + outcome.action,
@@ -208,7 +210,7 @@ def sweep(ctx: IncidentContext, now: datetime | None = None) -> dict[str, Any]:
     unfinished: list[str] = []
     for account in ctx.directory.accounts():
         try:
-            action = _observe(account, ctx).action
+            action = _observe(account, ctx, today).action
         except (TransientError, PermanentError) as exc:
             logger.error("incident not handled", extra={"account_id": account, "reason": str(exc)})
             metrics.add_metric(name="IncidentFailed", unit="Count", value=1)
@@ -220,6 +222,15 @@ def sweep(ctx: IncidentContext, now: datetime | None = None) -> dict[str, Any]:
     summary = {"actions": actions, "unfinished": unfinished}
     logger.info("incident sweep", extra=summary)
     return summary
+
+
+def _event_time(event: Mapping[str, Any]) -> datetime | None:
+    """When the schedule fired (the event's ``time``, ISO 8601 UTC, as EventBridge sets it);
+    None if it has none or it is not a time."""
+    try:
+        return datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).astimezone(UTC)
+    except (KeyError, ValueError):
+        return None
 
 
 @logger.inject_lambda_context
@@ -235,7 +246,7 @@ def _incidents(
     ):
         return deliver(records, ctx or build())
     if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
-        return sweep(ctx or build())
+        return sweep(ctx or build(), _event_time(event))
     reject(event, "a batch of SQS messages from the incident queue, or a Scheduled Event")
 
 
