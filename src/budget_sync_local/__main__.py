@@ -4,8 +4,11 @@ demo    writes budgets for the spoke accounts (one with cents, one invalid, one 
         with planned limits that its spoke refuses), shows each of the six steps and the
         spoke's report back to the management account as they happen, and ends with a table
         per account; then one account's own alerts, and one account's budget without credits
-        (CostExclusions). Exit status 1 if a valid budget was not confirmed, or an invalid one or
-        the refused one was not reported FAILED with its reason.
+        (CostExclusions); then, in a one-account organisation with the optional incidents and the
+        ServiceNow stand-in, an over-budget account opening an incident, a second threshold
+        updating it and the period's end resolving it. Exit status 1 if a valid budget was not
+        confirmed, or an invalid one or the refused one was not reported FAILED with its
+        reason, or the incident was not opened, updated and resolved.
 invoke  runs the template's handler on a sample stream event (events/*.json), as
         ``sam local invoke -e`` would, then lets the spoke side react, and prints the
         batch response and each account's result.
@@ -26,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +110,72 @@ def _alert_problems(
     if others & want_recipients:
         problems.append("another account got the account's own recipients")
     return problems
+
+
+#: The demo's account for the optional incidents (docs/itsm.md), in an organisation of its own.
+INCIDENT_ACCOUNT = "111111111111"
+
+
+def _incidents_demo(console: Console) -> list[str]:
+    """The optional incidents (docs/itsm.md) on a one-account organisation with the ServiceNow
+    stand-in: an over-budget account opens an incident, a second threshold updates it, the
+    period's end resolves it. What is wrong, if anything."""
+    from rich.text import Text
+
+    from budget_sync.budget_alarms import current_period
+    from budget_sync_local.organisation import LocalOrganisation
+    from budget_sync_local.servicenow import StandIn
+
+    console.rule("incidents in ServiceNow (optional, docs/itsm.md): one per account, budget and period")
+    account, instance = INCIDENT_ACCOUNT, StandIn()
+    with (
+        (LOG_DIR / "function.log").open("a", encoding="utf-8") as log,
+        LocalOrganisation((account,), function_output=log, servicenow=instance) as org,
+    ):
+        assert org.incidents is not None
+        org.put(account, 1000)  # the spoke's budget already has 1000 (InitialBudgetAmount)
+
+        def alarm(actual: int, forecasted: int, times: int = 1) -> dict[str, str] | None:
+            org.set_spend(account, Decimal(actual), Decimal(forecasted))
+            for _ in range(times):
+                org.send_budget_alerts(account)
+            org.incidents.deliver()  # type: ignore[union-attr]
+            found = list(instance.incidents.values())
+            return found[0] if len(found) == 1 else None
+
+        first = alarm(850, 900, times=2)
+        if first is None:
+            return [f"{account}: no single incident after its 80 % alert ({len(instance.incidents)})"]
+        console.print(
+            Text(
+                f"  {account}: spend 850 of 1000 USD, AWS Budgets alerts its topic (twice) → queue → "
+                f"{first['number']} opened ({first['short_description']}; urgency {first['urgency']})"
+            ),
+            soft_wrap=True,
+        )
+        second = alarm(1100, 1200)
+        notes = len(instance.journal.get(first["sys_id"], []))
+        if second is None or second["number"] != first["number"]:
+            return [f"{account}: its 100 % alert did not update {first['number']}"]
+        console.print(
+            Text(
+                f"  {account}: spend 1100 → {second['number']} updated ({notes} work note; urgency {second['urgency']})"
+            )
+        )
+        org.set_spend(account, Decimal(0), Decimal(0))
+        next_month = current_period("MONTHLY", datetime.now(UTC).date())[1]
+        org.incidents.schedule(f"{next_month.isoformat()}T00:00:00Z")
+        resolved = instance.incidents[first["sys_id"]]
+        console.print(
+            Text(
+                f"  the hourly schedule on {next_month.isoformat()} (a new period) → {resolved['number']} "
+                f"state {resolved['state']} (Resolved, {resolved['close_code']}: {resolved['close_notes']})"
+            ),
+            soft_wrap=True,
+        )
+        if resolved["state"] != "6" or len(instance.incidents) != 1:
+            return [f"{account}: {first['number']} was not resolved at the period's end"]
+    return []
 
 
 def delivery_line(seed: int | None) -> str:
@@ -211,6 +281,7 @@ def demo(console: Console) -> int:
     problems = _alert_problems(own_view, OWN_ALERTS[own_view.account_id][1], views)
     if not (basis_ok and basis_status == "APPLIED"):
         problems.append(f"{CREDITS_EXCLUDED[0]}: credits were not excluded from its budget ({basis_shown})")
+    problems += _incidents_demo(console)
     problems += [
         f"{v.account_id}: {valid[v.account_id]} did not arrive"
         for v in views
@@ -370,8 +441,10 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
     from budget_sync_local import server
     from budget_sync_local.console import progress_bar, step_printer
     from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, OPERATOR_ROLE
+    from budget_sync_local.servicenow import PREFIX, StandIn
 
     progress, update = progress_bar(console)
+    servicenow = StandIn()
 
     def ready(org: LocalOrganisation, endpoint: str) -> None:
         progress.stop()
@@ -392,6 +465,11 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
             markup=False,
         )
         console.print(
+            f"  local ServiceNow instance (docs/itsm.md): {endpoint}{PREFIX}, basic auth "
+            f"{servicenow.user}:{servicenow.password}",
+            markup=False,
+        )
+        console.print(
             f"  see docs/local.md for the commands to try; function logs: {LOG_DIR / 'function.log'}"
         )
         # IAM is evaluated: budgetctl acts as the operators' role, as the docs tell operators to.
@@ -408,6 +486,7 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
                 progress=update,
                 function_output=log,
                 observer=step_printer(console),
+                servicenow=servicenow,
             )
     except server.ServerError as exc:
         console.print(f"[red]make local: {escape(str(exc))}[/]")

@@ -52,6 +52,7 @@ from moto import mock_aws
 from budget_sync.notices import new_failures
 from budget_sync_local import enrolment, management_stack, snapshot, standins, templates
 from budget_sync_local import spoke_stack as spoke_stack
+from budget_sync_local.incidents import LocalIncidents
 from budget_sync_local.lambda_runtime import (
     FunctionSpec,
     function_spec,
@@ -72,6 +73,7 @@ from budget_sync_local.pipeline import (
     on_failure_sender,
 )
 from budget_sync_local.seed import seed_from_env
+from budget_sync_local.servicenow import StandIn
 from budget_sync_local.standins.awslambda import function_output_to
 
 if TYPE_CHECKING:
@@ -232,8 +234,12 @@ class LocalOrganisation:
         forward_org_events: bool | None = None,
         seed: int | Literal["env"] | None = "env",
         deployments: MutableMapping[Hashable, Deployment] | None = None,
+        servicenow: StandIn | None = None,
     ) -> None:
         self.accounts = tuple(accounts)
+        #: the optional incidents (docs/itsm.md), with this ServiceNow stand-in: budget_sync_local.incidents
+        self.servicenow = servicenow
+        self.incidents: LocalIncidents | None = None
         #: EventBridge's delivery schedule (pipeline.Delivery): a whole number; None delivers in
         #: order, once; by default BUDGET_SYNC_LOCAL_SEED, else a new seed (shown by make demo).
         self.seed: int | None = seed_from_env() if seed == "env" else seed
@@ -350,9 +356,15 @@ class LocalOrganisation:
         ):
             self.management_parameters["OrganizationId"] = self.organisation_id
         self.spoke_parameters.setdefault("OrganizationId", self.organisation_id)
+        if self.servicenow is not None:
+            self.incidents = LocalIncidents(self.servicenow)
+            self._exit.callback(self.incidents.close)
+            self.management_parameters.update(self.incidents.management_parameters(self))
         self.stack = management_stack.deploy(
             self.management, MANAGEMENT_ACCOUNT, self.region, self.management_parameters
         )
+        if self.incidents is not None:
+            self.spoke_parameters.update(self.incidents.spoke_parameters(self))
         total = len(self.accounts)
         with management_stack.moto_cloudformation_quiet():
             for done, account in enumerate(self.accounts, 1):
@@ -467,6 +479,8 @@ class LocalOrganisation:
         )
         self._provision_failure_notices()
         self._provision_history()
+        if self.incidents is not None:
+            self.incidents.start(self)
         self._provision_enrolment()
         # Subscribed last: the stacks' own parameter creation is not a budget change.
         self.standins.subscribe(self.pipeline.publish)

@@ -13,6 +13,9 @@ the server thread stops serving, ``serve`` ends with ``ServerError`` as well.
 Beside the AWS APIs, the port answers two local-only requests, ``POST /_local/spend``: an
 account's actual and forecasted spend (budget_sync_local.spend), and ``POST /_local/health``:
 a budget's HealthStatus (budget_sync_local.health), which AWS computes and no AWS API sets.
+With a ``servicenow`` stand-in, it also serves a local ServiceNow instance under
+``/_local/servicenow`` (budget_sync_local.servicenow: the Table API subset the incidents
+use), so the instance URL is ``http://HOST:PORT/_local/servicenow``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from budget_sync_local.health import with_health_route
 from budget_sync_local.organisation import DEFAULT_REGION, LocalOrganisation
 from budget_sync_local.pipeline import Observer
 from budget_sync_local.port import ServerError, check_port
+from budget_sync_local.servicenow import StandIn
 from budget_sync_local.spend import with_spend_route
 
 if TYPE_CHECKING:
@@ -60,21 +64,28 @@ class _Dispatcher(DomainDispatcherApplication):
             return backend
 
 
-def _bind(host: str, port: int, org: LocalOrganisation | None = None) -> BaseWSGIServer:
+def _bind(
+    host: str, port: int, org: LocalOrganisation | None = None, servicenow: StandIn | None = None
+) -> BaseWSGIServer:
     """moto's server on a socket bound here: werkzeug would print and sys.exit on its own
     bind failure; this one raises ServerError instead. With ``org``, the server also answers
     the local-only ``POST /_local/spend`` and ``POST /_local/health`` (budget_sync_local.spend,
-    budget_sync_local.health)."""
+    budget_sync_local.health); with ``servicenow``, the stand-in's paths under
+    ``/_local/servicenow``."""
     try:
         listening = socket.create_server((host, port))
     except OSError as exc:
         raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     with listening:  # werkzeug works on a duplicate of the descriptor
         app: WSGIApplication = _Dispatcher(create_backend_app)
+        if org is not None:
+            app = with_health_route(with_spend_route(app, org), org)
+        if servicenow is not None:
+            app = servicenow.with_route(app)
         return make_server(
             host,
             port,
-            app if org is None else with_health_route(with_spend_route(app, org), org),
+            app,
             threaded=True,
             request_handler=MotoRequestHandler,
             fd=listening.fileno(),
@@ -91,9 +102,11 @@ def serve(
     progress: Callable[[str, int, int], None] | None = None,
     function_output: TextIO | None = None,
     observer: Observer | None = None,
+    servicenow: StandIn | None = None,
 ) -> None:
     """Provision, start the pipeline, open the port; run until ``stop`` is set, Ctrl-C or
-    SIGTERM. The function's JSON logs go to ``function_output`` (a file, say).
+    SIGTERM. The function's JSON logs go to ``function_output`` (a file, say); ``servicenow``
+    is served under ``/_local/servicenow`` on the same port.
     ServerError if the port cannot be listened on or the server stops serving."""
     check_port(host, port)
     stop = stop or threading.Event()
@@ -107,7 +120,7 @@ def serve(
         accounts, DEFAULT_REGION, progress=progress, function_output=function_output, observer=observer
     ) as org:
         org.pipeline.start()
-        server = _bind(host, port, org)
+        server = _bind(host, port, org, servicenow)
 
         def run() -> None:
             try:

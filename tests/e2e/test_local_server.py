@@ -364,3 +364,27 @@ def test_given_make_local_when_an_operator_gives_spend_and_repairs_then_report_s
     assert '"message":"repair requested"' in log  # the reconciler function's own JSON log line
     for line in local.output.splitlines():
         assert not line.lstrip().startswith('{"'), local.output  # no JSON log or metric line
+
+
+def test_given_make_local_when_a_client_posts_an_incident_then_its_printed_servicenow_url_answers():
+    import base64
+    import json
+    import urllib.request
+
+    with make_local() as local:
+        url = f"{local.endpoint}/_local/servicenow/api/now/table/incident"
+        request = urllib.request.Request(  # noqa: S310 - the local stand-in's http URL
+            url,
+            data=json.dumps({"short_description": "budget exceeded"}).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Basic " + base64.b64encode(b"budget-sync:local-password").decode(),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            assert response.status == 201
+            assert json.load(response)["result"]["number"].startswith("INC")
+        # the AWS endpoint on the same port still answers
+        assert client(local.endpoint, "dynamodb").list_tables()["TableNames"]
+    assert f"local ServiceNow instance (docs/itsm.md): {local.endpoint}/_local/servicenow" in local.output

@@ -38,13 +38,21 @@ from budget_sync_local.templates import (
 
 #: Parameters that switch every optional policy on (the defaults are linted as well).
 EVERYTHING_ON: dict[Path, dict[str, str]] = {
-    MANAGEMENT_TEMPLATE: {"Tracing": "Active", "OrganizationId": "o-abcdefghij"},
+    MANAGEMENT_TEMPLATE: {
+        "Tracing": "Active",
+        "OrganizationId": "o-abcdefghij",
+        # incidents (docs/itsm.md), with the secret encrypted by a customer managed key
+        "ServiceNowSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:servicenow-AbCdEf",
+        "ServiceNowSecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "ServiceNowInstanceUrl": "https://example.service-now.com",
+    },
     SPOKE_TEMPLATE: {
         "OrganizationId": "o-abcdefghij",
         "OperatorRoleNames": "FinanceOps,aws-reserved/sso.amazonaws.com/AWSReservedSSO_Readers_0123456789abcdef",
         "SnsTopicMode": "Create",
         "BudgetActionEnabled": "true",
         "BudgetActionRoleNames": "Developers",
+        "IncidentQueueArn": "arn:aws:sqs:us-east-1:210987654321:budget-sync-IncidentQueue-AbC",
     },
     ORG_EVENTS_TEMPLATE: {"ManagementStackRegion": "eu-west-1"},
 }

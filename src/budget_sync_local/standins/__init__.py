@@ -47,6 +47,12 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 * Every successful SSM ``PutParameter`` / ``DeleteParameter(s)`` produces the
   ``Parameter Store Change`` event that AWS puts on the account's default event bus, and
   hands it to the subscribers (``StandIns.subscribe``). moto emits no such event.
+* Budgets ``DescribeNotificationsForBudget`` answers each notification's
+  ``NotificationState`` (``ALARM`` or ``OK``) from the budget's simulated spend
+  (``budgets.notification_state``); moto stores none.
+* SNS delivers a topic's message to an SQS queue in another account (moto looks the queue
+  up in the topic's account) once the queue's policy admits ``sns.amazonaws.com`` for the
+  topic (``sns_delivery``).
 * Budgets ``DescribeBudget`` returns ``FilterExpression`` only with
   ``ShowFilterExpression=true``, as AWS documents (moto returns it always).
 * EventBridge ``PutEvents`` hands each event, as EventBridge would route it (``account`` and
@@ -105,11 +111,12 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import EventsBackend
 from moto.iam import models as iam_models
 from moto.organizations.models import OrganizationsBackend
+from moto.sns.models import Subscription as SnsSubscription
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
 from moto.sts.models import STSBackend
 
-from budget_sync_local.standins import authorisation, resource_policies
+from budget_sync_local.standins import authorisation, resource_policies, sns_delivery
 from budget_sync_local.standins import organizations as _organizations
 from budget_sync_local.standins import stacksets as _stacksets
 from budget_sync_local.standins.automation import (
@@ -205,6 +212,7 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
             stack.callback(setattr, owner, name, original)
 
     replace(STSBackend, "assume_role", _assume_existing_role_only(STSBackend.assume_role))
+    replace(SnsSubscription, "publish", sns_delivery.cross_account_publish(SnsSubscription.publish))
     replace(
         ActionAuthenticatorMixin,
         "_authenticate_and_authorize_normal_action",

@@ -9,7 +9,7 @@ which every service but S3 calls before its action), while ``enforced()`` is act
   everything, but who is still bound by trust and resource policies).
 * The request becomes an IAM action and the resource ARN(s) it acts on (``_RESOURCES``:
   DynamoDB tables and streams, SSM parameters, budgets, event buses, queues, topics, roles,
-  functions, stacks, keys; ``*`` for what names no resource).
+  functions, stacks, keys, secrets; ``*`` for what names no resource).
 * The identity policies are the role's inline and attached policies as moto holds them (as
   CloudFormation deployed them); the resource policy is the role's trust policy
   (``sts:AssumeRole``; ``OrganizationAccountAccessRole`` has the one AWS Organizations gives
@@ -18,7 +18,8 @@ which every service but S3 calls before its action), while ``enforced()`` is act
   ``aws:ResourceOrgID`` (from moto's Organizations), ``aws:ResourceAccount``,
   ``aws:SecureTransport`` (``true``: AWS's endpoints are HTTPS only), ``events:source``
   (each PutEvents entry's ``Source``), and for a service principal ``aws:SourceAccount`` and
-  ``aws:SourceArn``; for a key used through a service, ``kms:ViaService`` and
+  ``aws:SourceArn`` (and ``aws:SourceOrgID``, the organisation of the source account); for a
+  key used through a service, ``kms:ViaService`` and
   ``kms:CallerAccount``; ``aws:userid`` of a role session (the role's id, ``:``, the session
   name, as STS GetCallerIdentity answers it); for a DynamoDB item call (``GetItem``,
   ``PutItem``, ``UpdateItem``, ``DeleteItem``) ``dynamodb:LeadingKeys`` (the partition key's
@@ -437,7 +438,12 @@ def service_sends(
         action,
         resource,
         region=resource.split(":")[3],
-        extra={"aws:SourceAccount": source_account, "aws:SourceArn": source_arn or None},
+        extra={
+            "aws:SourceAccount": source_account,
+            "aws:SourceArn": source_arn or None,
+            # the organisation of the account whose resource makes the request
+            "aws:SourceOrgID": organisation_of(source_account, resource.split(":")[1]),
+        },
     )
 
 
@@ -623,9 +629,13 @@ def _stack_arn(arn: Callable[[str], str], region: str, account: str, params: Map
 
 
 def _named_resource(prefix: str, arn: Callable[[str], str], params: Mapping[str, Any]) -> str:
-    """The role an STS call assumes, the key a KMS call names; ``*`` for any other call."""
+    """The role an STS call assumes, the key a KMS call names, the secret a Secrets Manager call
+    names (its ARN, or ``secret:NAME`` for a name); ``*`` for any other call."""
     if prefix == "sts" and "RoleArn" in params:
         return str(params["RoleArn"])
+    if prefix == "secretsmanager" and params.get("SecretId"):
+        secret = str(params["SecretId"])
+        return secret if secret.startswith("arn:") else arn(f"secret:{secret}")
     if prefix == "kms" and "KeyId" in params:
         key = str(params["KeyId"])
         return key if key.startswith("arn:") else arn(f"key/{key}")

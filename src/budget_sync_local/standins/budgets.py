@@ -1,6 +1,7 @@
 """Budgets: every request validated against botocore's model and the documented rules,
 UpdateBudget, DescribeBudget's hidden FilterExpression, each budget's HealthStatus,
-notifications and subscribers (with paging), and the local organisation's view of a budget.
+notifications and subscribers (with paging), each notification's ``NotificationState``
+(``notification_state``), and the local organisation's view of a budget.
 
 HealthStatus (botocore's Budgets model, ``HealthStatus``: ``Status`` HEALTHY or UNHEALTHY,
 ``StatusReason`` one of BILLING_VIEW_NO_ACCESS, BILLING_VIEW_UNHEALTHY, FILTER_INVALID ("The
@@ -180,6 +181,29 @@ def _find(budget: Budget, notification: Mapping[str, Any], verb: str) -> Any:
         if _notification_key(existing.details) == key:
             return existing
     raise BudgetNotFound(f"Unable to {verb} - the notification doesn't exist.")
+
+
+def notification_state(budget: Mapping[str, Any], notification: Mapping[str, Any]) -> str:
+    """``ALARM`` or ``OK``, as DescribeNotificationsForBudget answers it (botocore's model,
+    ``Notification.NotificationState``: "If a budget notification is in the ALARM state, you
+    passed the set threshold for the budget"): the budget's calculated spend (actual for an
+    ACTUAL notification, forecasted for a FORECASTED one) compared with the threshold, a
+    percentage of the limit or an absolute value. A budget without a fixed limit is ``OK``.
+    AWS evaluates it a few times a day from billing data; here, at once from the simulated
+    spend (``set_calculated_spend``)."""
+    limit = (budget.get("BudgetLimit") or {}).get("Amount")
+    if limit is None:
+        return "OK"
+    spend_key = "ActualSpend" if notification.get("NotificationType") == "ACTUAL" else "ForecastedSpend"
+    spend = Decimal(str(((budget.get("CalculatedSpend") or {}).get(spend_key) or {}).get("Amount", "0")))
+    threshold = Decimal(str(notification["Threshold"]))
+    line = (
+        Decimal(str(limit)) * threshold / 100
+        if notification.get("ThresholdType", "PERCENTAGE") == "PERCENTAGE"
+        else threshold
+    )
+    fires = {"GREATER_THAN": spend > line, "LESS_THAN": spend < line, "EQUAL_TO": spend == line}
+    return "ALARM" if fires.get(str(notification.get("ComparisonOperator")), False) else "OK"
 
 
 def _stored(notification: Mapping[str, Any]) -> dict[str, Any]:
@@ -373,7 +397,11 @@ def _describe(
     backend: BudgetsBackend = response.backend
     if name == "describe_notifications_for_budget":
         budget = _budget_of(backend, account_id, budget_name, "describe notifications")
-        page, token = _page([dict(n.details) for n in budget.notifications], response._get_param)
+        described = [
+            {**n.details, "NotificationState": notification_state(budget.budget, n.details)}
+            for n in budget.notifications
+        ]
+        page, token = _page(described, response._get_param)
         return json.dumps({"Notifications": page, **token})
     if name == "describe_budgets":
         listed = [b.to_dict() for b in backend.budgets[account_id].values()]

@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
+from budget_sync_local.standins.sns_delivery import SubscriptionResource
+
 
 def _queue(url: str, account: str, region: str) -> Any:
     owner, name = urlparse(url).path.strip("/").split("/")[-2:]
@@ -132,7 +134,11 @@ def publish_to_topic(topic_arn: str, message: str, subject: str | None = None) -
     return str(sns_backends[parts[4]][parts[3]].publish(message, arn=topic_arn, subject=subject))
 
 
-_MODELS: dict[str, type[_PolicyResource]] = {QueuePolicy.kind: QueuePolicy, TopicPolicy.kind: TopicPolicy}
+_MODELS: dict[str, type[Any]] = {
+    QueuePolicy.kind: QueuePolicy,
+    TopicPolicy.kind: TopicPolicy,
+    SubscriptionResource.kind: SubscriptionResource,  # sns_delivery: a topic's subscription
+}
 
 
 def resource_class_from_type(original: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -50,3 +50,22 @@ class TransientError(BudgetSyncError):
 
 class ConfigError(BudgetSyncError):
     """The function's environment is missing or malformed. Names the variable."""
+
+
+class IncidentDeskUnavailable(TransientError):
+    """ServiceNow did not answer, answered 429 or a 5xx, after the client's own retries."""
+
+
+class IncidentRejected(PermanentError):
+    """ServiceNow refused the request with a 4xx that sending it again cannot change (a bad
+    credential, a missing role, a refused field). Carries ServiceNow's own message."""
+
+    def __init__(self, status: int, message: str, detail: str = "") -> None:
+        self.status = status
+        self.message = message
+        self.detail = detail
+        super().__init__(f"ServiceNow answered {status}: {message}" + (f" ({detail})" if detail else ""))
+
+
+class IncidentNotFound(IncidentRejected):
+    """The incident a stored reference names no longer exists (404)."""
