@@ -18,6 +18,7 @@ def operator_policy(names: Mapping[str, str], region: str, account: str) -> dict
     budgets = names.get("BudgetsTableName", "BlogBudgetsDynamoDB")
     status = names.get("StatusTableName", "BlogBudgetsStatus")
     defaults = names.get("DefaultsTableName", "BlogBudgetsDefaults")
+    incidents = names.get("IncidentsTableName", "BudgetSyncIncidents")
     table = f"arn:aws:dynamodb:{where}:table"
     return {
         "Version": "2012-10-17",
@@ -38,6 +39,12 @@ def operator_policy(names: Mapping[str, str], region: str, account: str) -> dict
                 "Effect": "Allow",
                 "Action": ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem"],
                 "Resource": f"{table}/{status}",
+            },
+            {
+                "Sid": "IncidentsTable",
+                "Effect": "Allow",
+                "Action": "dynamodb:Scan",
+                "Resource": f"{table}/{incidents}",
             },
             {
                 "Sid": "ParkedBatches",

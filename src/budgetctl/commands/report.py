@@ -11,6 +11,7 @@ from pathlib import Path
 from budgetctl.commands import Command, add_wide
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode, UsageError
+from budgetctl.incidents_view import add_incidents_table_option
 from budgetctl.report.model import DEFAULT_NEAR_PERCENT
 
 
@@ -28,6 +29,7 @@ def register(command: Command) -> None:
         help=f"forecast share of the limit from which an account is 'near' ({DEFAULT_NEAR_PERCENT})",
     )
     add_wide(report)
+    add_incidents_table_option(report)
 
 
 def cmd_report(ctx: Context) -> int:

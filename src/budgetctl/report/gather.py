@@ -6,7 +6,9 @@
   which reads the parameter and the budget (limit, actual and forecasted spend) through the
   spoke role: ``sts:AssumeRole``, ``ssm:GetParameter``, ``budgets:DescribeBudget``;
 * account names: ``organizations:ListAccounts`` when the caller may (the management account
-  or a delegated administrator); otherwise the page says names are unavailable and why.
+  or a delegated administrator); otherwise the page says names are unavailable and why;
+* each account's open ServiceNow incident, if the optional incidents are deployed: one
+  ``Scan`` of the incidents table (budgetctl.incidents_view); unreadable, the page says why.
 
 A spoke that cannot be read is an ``UNREACHABLE`` report with its reason (the reconciler
 never raises for one account), so it becomes a line of the report, not a gap.
@@ -25,6 +27,7 @@ from budget_sync.budgets_table import read_desired
 from budget_sync.reconcile import AccountReport
 from budget_sync.status_table import read_statuses
 from budgetctl.context import Context
+from budgetctl.incidents_view import incident_numbers
 from budgetctl.report.model import Report, build_report
 
 
@@ -43,6 +46,11 @@ def gather(
         names = ctx.organisation_accounts()
     except (ClientError, BotoCoreError) as exc:
         note = f"Account names are not shown: organizations:ListAccounts failed ({_error_text(exc)})."
+        notes.append(note)
+        ctx.out.info(note)
+
+    incidents, note = incident_numbers(ctx)
+    if note:
         notes.append(note)
         ctx.out.info(note)
 
@@ -67,6 +75,7 @@ def gather(
         organisation=names,
         near_percent=near_percent,
         notes=notes,
+        incidents=incidents,
     )
 
 

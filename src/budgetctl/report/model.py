@@ -49,6 +49,7 @@ class AccountLine:
     reason: str = ""  # why there are no numbers, or what drifted
     read_at: datetime | None = None  # when the spoke's budget was read
     near_percent: Decimal = DEFAULT_NEAR_PERCENT
+    incident: str = ""  # its open ServiceNow incident number(s), if any (docs/itsm.md)
 
     @property
     def actual_percent(self) -> Decimal | None:
@@ -173,6 +174,7 @@ def build_report(
     organisation: Iterable[str] = (),
     near_percent: Decimal = DEFAULT_NEAR_PERCENT,
     notes: Sequence[str] = (),
+    incidents: Mapping[str, str] | None = None,
 ) -> Report:
     """The report from the reconciler's inspection of every item, the status table and names.
 
@@ -201,6 +203,7 @@ def build_report(
             reason=reason,
             read_at=read_at.get(report.account_id) if budget else None,
             near_percent=near_percent,
+            incident=(incidents or {}).get(report.account_id, ""),
         )
     for account in sorted({*organisation, *statuses} - set(lines)):
         status = statuses.get(account) or {}

@@ -29,6 +29,7 @@ REPORT_COLUMNS = (
     "Drift",
     "Reason",
     "ReadAt",
+    "Incident",
 )
 #: The table without --wide: what fits 100 characters, one line per account.
 REPORT_BRIEF = ("AccountId", "Name", "BudgetLimit", "ForecastPercent", "Level", "Drift", "Reason")
@@ -56,6 +57,7 @@ def report_row(line: AccountLine) -> dict[str, Any]:
         "Drift": line.drift or None,
         "Reason": _reason(line) or None,
         "ReadAt": _time(line.read_at),
+        "Incident": line.incident or None,
     }
 
 
