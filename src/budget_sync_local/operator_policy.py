@@ -20,6 +20,7 @@ def operator_policy(names: Mapping[str, str], region: str, account: str) -> dict
     defaults = names.get("DefaultsTableName", "BlogBudgetsDefaults")
     history = names.get("HistoryTableName", "BlogBudgetsHistory")
     requests = names.get("ApprovalRequestsTableName", "BlogBudgetsApprovalRequests")
+    incidents = names.get("IncidentsTableName", "BudgetSyncIncidents")
     table = f"arn:aws:dynamodb:{where}:table"
     return {
         "Version": "2012-10-17",
@@ -52,6 +53,12 @@ def operator_policy(names: Mapping[str, str], region: str, account: str) -> dict
                 "Effect": "Allow",
                 "Action": ["dynamodb:Scan", "dynamodb:GetItem"],
                 "Resource": f"{table}/{requests}",
+            },
+            {
+                "Sid": "IncidentsTable",
+                "Effect": "Allow",
+                "Action": "dynamodb:Scan",
+                "Resource": f"{table}/{incidents}",
             },
             {
                 "Sid": "ParkedBatches",

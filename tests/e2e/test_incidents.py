@@ -7,13 +7,16 @@ tables, Organizations: every call authorised), and the local ServiceNow stand-in
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.servicenow import StandIn
+from budgetctl.cli import main as budgetctl
 from tests.support.local_org import notifications
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws]
@@ -35,7 +38,7 @@ def incidents(org: LocalOrganisation) -> list[dict[str, str]]:
 
 
 def test_given_an_over_budget_account_when_its_alerts_arrive_twice_then_one_incident_updated_then_resolved(
-    org: LocalOrganisation,
+    org: LocalOrganisation, tmp_path: Path
 ) -> None:
     assert org.incidents is not None
     # GIVEN the account over its 80 % threshold: AWS Budgets publishes to the spoke's topic,
@@ -54,6 +57,35 @@ def test_given_an_over_budget_account_when_its_alerts_arrive_twice_then_one_inci
     assert "ACTUAL 80%" in incident["short_description"]
     assert "Actual spend: 850.00 USD" in incident["description"]
     assert org.incidents.waiting() == 0
+
+    # budgetctl status, as the operators' role, shows the open incident's number
+    out, err = io.StringIO(), io.StringIO()
+    code = budgetctl(
+        ["status", "--output", "json", "--account", A, "--region", org.region],
+        stdout=out,
+        stderr=err,
+        session=org.operator_session(),
+    )
+    assert code == 0, err.getvalue()
+    [row] = json.loads(out.getvalue())
+    assert row["Incident"] == incident["number"]
+    # and so does budgetctl report (its rows, and its page)
+    out = io.StringIO()
+    budgetctl(
+        ["report", "--output", "json", "--region", org.region],
+        stdout=out,
+        stderr=err,
+        session=org.operator_session(),
+    )
+    assert [r["Incident"] for r in json.loads(out.getvalue()) if r["AccountId"] == A] == [incident["number"]]
+    page = tmp_path / "report.html"
+    budgetctl(
+        ["report", "--file", str(page), "--region", org.region],
+        stdout=io.StringIO(),
+        stderr=err,
+        session=org.operator_session(),
+    )
+    assert f"<td>{incident['number']}</td>" in page.read_text(encoding="utf-8")
 
     # WHEN the spend crosses 100 %: the same incident, a work note and a higher urgency
     org.set_spend(A, Decimal(1100), Decimal(1200))

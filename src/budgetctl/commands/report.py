@@ -13,6 +13,7 @@ from budgetctl.commands import Command, add_wide
 from budgetctl.commands.history import DEFAULT_HISTORY_TABLE
 from budgetctl.context import Context
 from budgetctl.errors import ExitCode, UsageError
+from budgetctl.incidents_view import add_incidents_table_option
 from budgetctl.report.model import DEFAULT_NEAR_PERCENT
 
 
@@ -35,6 +36,7 @@ def register(command: Command) -> None:
         help=f"the history table, for the changes this period ({DEFAULT_HISTORY_TABLE})",
     )
     add_wide(report)
+    add_incidents_table_option(report)
 
 
 def cmd_report(ctx: Context) -> int:

@@ -10,6 +10,8 @@
 * the changes this period: the history table (``--history-table``), one Query per day since
   the first of the month on its ``ByDay`` index; if it cannot be read (a stack without it,
   no ``dynamodb:Query``), the page says so and why, and shows the rest.
+* each account's open ServiceNow incident, if the optional incidents are deployed: one
+  ``Scan`` of the incidents table (budgetctl.incidents_view); unreadable, the page says why.
 
 A spoke that cannot be read is an ``UNREACHABLE`` report with its reason (the reconciler
 never raises for one account), so it becomes a line of the report, not a gap.
@@ -31,6 +33,7 @@ from budget_sync.history_table import DynamoHistoryTable
 from budget_sync.reconcile import AccountReport
 from budget_sync.status_table import read_statuses
 from budgetctl.context import Context
+from budgetctl.incidents_view import incident_numbers
 from budgetctl.report.model import Report, build_report
 
 
@@ -49,6 +52,11 @@ def gather(
         names = ctx.organisation_accounts()
     except (ClientError, BotoCoreError) as exc:
         note = f"Account names are not shown: organizations:ListAccounts failed ({_error_text(exc)})."
+        notes.append(note)
+        ctx.out.info(note)
+
+    incidents, note = incident_numbers(ctx)
+    if note:
         notes.append(note)
         ctx.out.info(note)
 
@@ -75,6 +83,7 @@ def gather(
         near_percent=near_percent,
         notes=notes,
         changes=changes,
+        incidents=incidents,
     )
 
 

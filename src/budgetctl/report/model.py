@@ -56,6 +56,7 @@ class AccountLine:
     #: what the budget counts, as the spoke confirmed it (budget_sync.cost_basis.confirmed_text)
     cost_basis: str = ""
     near_percent: Decimal = DEFAULT_NEAR_PERCENT
+    incident: str = ""  # its open ServiceNow incident number(s), if any (docs/itsm.md)
 
     @property
     def actual_percent(self) -> Decimal | None:
@@ -188,6 +189,7 @@ def build_report(
     near_percent: Decimal = DEFAULT_NEAR_PERCENT,
     notes: Sequence[str] = (),
     changes: Sequence[Settled] | None = None,
+    incidents: Mapping[str, str] | None = None,
 ) -> Report:
     """The report from the reconciler's inspection of every item, the status table and names.
 
@@ -217,6 +219,7 @@ def build_report(
             read_at=read_at.get(report.account_id) if budget else None,
             cost_basis=confirmed_text(status.get("ConfirmedCostBasis")) or "",
             near_percent=near_percent,
+            incident=(incidents or {}).get(report.account_id, ""),
         )
     for account in sorted({*organisation, *statuses} - set(lines)):
         status = statuses.get(account) or {}

@@ -30,6 +30,7 @@ REPORT_COLUMNS = (
     "Reason",
     "ReadAt",
     "CostBasis",
+    "Incident",
 )
 #: The table without --wide: what fits 100 characters, one line per account.
 REPORT_BRIEF = ("AccountId", "Name", "BudgetLimit", "ForecastPercent", "Level", "Drift", "Reason")
@@ -58,6 +59,7 @@ def report_row(line: AccountLine) -> dict[str, Any]:
         "Reason": _reason(line) or None,
         "ReadAt": _time(line.read_at),
         "CostBasis": line.cost_basis or None,
+        "Incident": line.incident or None,
     }
 
 
