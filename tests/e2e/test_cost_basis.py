@@ -198,3 +198,23 @@ def test_given_the_stacks_default_exclusions_then_an_account_without_its_own_get
     assert definition(local_org, A)["FilterExpression"] == {
         "Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Refund"]}}
     }
+
+
+def test_given_the_exclusion_removed_by_hand_then_the_reconciler_sends_the_cost_basis_again(
+    local_org: LocalOrganisation,
+):
+    apply(local_org, A, 1000, CostExclusions="credits")
+    set_by_hand(local_org, A, Metrics=["UnblendedCost"], FilterExpression=TAG_FILTER)  # exclusion gone
+
+    local_org.invoke_reconciler()
+    status = local_org.status(A)
+    assert status is not None
+    assert (
+        "cost basis differs from the item's over the stack's defaults: excludes nothing instead of ['Credit']"
+        in (status["Reason"])
+    )
+    local_org.pipeline.run_until_idle()
+
+    credits = {"Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Credit"]}}}
+    assert definition(local_org, A)["FilterExpression"] == {"And": [TAG_FILTER, credits]}
+    assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]

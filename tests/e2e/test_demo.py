@@ -125,3 +125,13 @@ def test_the_demo_shows_one_account_whose_budget_excludes_credits(tmp_path, monk
         """"Values": ["Credit"]}}}\n"""
     ) in out
     assert "111111111111's status: APPLIED" in out
+
+
+def test_given_credits_that_are_not_excluded_then_the_demo_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        cli, "cost_basis_line", lambda org, account: ("Metrics None, FilterExpression null", False)
+    )
+
+    assert cli.main(["demo"]) == 1
+    assert "111111111111: credits were not excluded from its budget" in capsys.readouterr().out

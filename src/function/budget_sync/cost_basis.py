@@ -29,7 +29,7 @@ a test keeps the words equal.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from budget_sync.errors import InvalidItemError
@@ -199,3 +199,56 @@ def confirmed_text(confirmed: object) -> str | None:
         return confirmed
     excluded = ",".join(map(str, body.get("exclude") or []))
     return f"{body.get('metric', '?')}" + (f" excl. {excluded}" if excluded else "")
+
+
+def expected_basis(settings: CostBasis, defaults: Mapping[str, object]) -> CostBasis | None:
+    """The item's cost basis over the spoke stack's defaults (the AlertDefaults JSON's ``metric``
+    and ``exclude``, text), field by field, as the spoke's ReconcileAlerts step merges them; None
+    when neither sets one (the budget's definition is then its own). A default the spoke would
+    refuse is InvalidItemError naming it."""
+    stack = parse_cost_basis(
+        {
+            COST_METRIC_FIELD: defaults.get("metric") or None,
+            COST_EXCLUSIONS_FIELD: defaults.get("exclude") or None,
+        }
+    )
+    merged = CostBasis(
+        metric=settings.metric if settings.metric is not None else stack.metric,
+        exclude=settings.exclude if settings.exclude is not None else stack.exclude,
+    )
+    return None if merged.is_default else merged
+
+
+def _record_types_excluded(expression: object) -> list[str] | None:
+    """The RECORD_TYPE values a filter's exclusion leaves out (at its top, or a member of a
+    top-level And, where the spoke puts it); None when it has none."""
+    if not isinstance(expression, Mapping):
+        return None
+    members = expression.get("And") if set(expression) == {"And"} else [expression]
+    found: list[str] | None = None
+    for member in members if isinstance(members, list) else []:
+        inner = member.get("Not") if isinstance(member, Mapping) and set(member) == {"Not"} else None
+        dimension = (
+            inner.get("Dimensions") if isinstance(inner, Mapping) and set(inner) == {"Dimensions"} else None
+        )
+        if isinstance(dimension, Mapping) and dimension.get("Key") == "RECORD_TYPE":
+            found = sorted({*(found or []), *(str(v) for v in dimension.get("Values") or [])})
+    return found
+
+
+def basis_differs(
+    expected: CostBasis, metrics: Sequence[str] | None, expression: object, on_cost_types: bool
+) -> str:
+    """Why a budget's definition (its Metrics, FilterExpression, and whether it is still on
+    CostTypes) does not count what ``expected`` says ('' if it does). Pure."""
+    differences = []
+    if on_cost_types and not metrics:
+        differences.append("the budget is still on CostTypes")
+    if expected.metric is not None and list(metrics or []) != [METRICS[expected.metric]]:
+        differences.append(f"Metrics {list(metrics or [])} instead of [{METRICS[expected.metric]!r}]")
+    if expected.exclude is not None:
+        wanted = sorted(EXCLUSIONS[w] for w in expected.exclude)
+        excluded = _record_types_excluded(expression) or []
+        if excluded != wanted:
+            differences.append(f"excludes {excluded or 'nothing'} instead of {wanted or 'nothing'}")
+    return "; ".join(differences)

@@ -14,7 +14,10 @@ reconciler therefore compares, for every item of the budgets table:
   alerts     the item's alert settings merged over the spoke stack's defaults (the parameter
              AlertDefaults, ssm:GetParameter through the spoke role; budget_sync.alerts.
              effective_alerts, the rule the spoke's Automation applies) against the budget's
-             notifications and subscribers (budgets:ViewBudget)
+             notifications and subscribers (budgets:ViewBudget), and the item's cost basis
+             over the same defaults (budget_sync.cost_basis.expected_basis) against the
+             budget's Metrics and RECORD_TYPE exclusion (DescribeBudget with
+             ShowFilterExpression): a difference is an ALERT_DRIFT too, repaired the same way
 
 and classifies the account (``Drift``): a limit drift first; with the limit in sync, an alert
 drift (ALERT_DRIFT) if the budget's notifications are not the expected ones. Repair of a limit
@@ -71,6 +74,7 @@ from typing import Any, Protocol
 from budget_sync.alerts import AlertSettings, expected_notifications, notifications_differ, parse_alerts
 from budget_sync.approvals import SOURCE as APPROVAL_SOURCE
 from budget_sync.config import DEFAULT_BUDGET_NAME
+from budget_sync.cost_basis import basis_differs, expected_basis
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
@@ -434,7 +438,7 @@ class Reconciler:
         if drift is not Drift.IN_SYNC:
             return report
         try:
-            drift, reason = self._compare_alerts(item)
+            drift, reason = self._compare_alerts(item, budget)
         except BudgetSyncError as exc:
             return replace(report, drift=Drift.UNREACHABLE, reason=str(exc), retryable=exc.retryable)
         except Exception as exc:  # a bug in one account must not hide the others
@@ -460,16 +464,25 @@ class Reconciler:
             return self._repair(report)
         return report
 
-    def _compare_alerts(self, item: DesiredItem) -> tuple[Drift, str]:
-        """IN_SYNC, or ALERT_DRIFT with what differs, for an account whose limit is in sync."""
+    def _compare_alerts(self, item: DesiredItem, budget: BudgetReading | None = None) -> tuple[Drift, str]:
+        """IN_SYNC, or ALERT_DRIFT with what differs, for an account whose limit is in sync: its
+        notifications, and (``budget`` given) what it counts against the cost basis."""
         reading = self._spokes.read_alert_state(item.account_id, self._budget_name)
         if reading is None:  # deleted since its limit was read
             return Drift.MISSING_BUDGET, "budget missing"
         try:
             expected = expected_notifications(item.alerts, reading.defaults)
+            basis = expected_basis(item.alerts.cost_basis, reading.defaults)
         except InvalidItemError as exc:
             return Drift.ALERT_DRIFT, f"alerts: the spoke stack's alert defaults are invalid: {exc}"
         differences = notifications_differ(expected, reading.notifications)
+        if basis is not None and budget is not None:
+            counted = basis_differs(basis, budget.metrics, budget.filter_expression, budget.cost_types)
+            if counted:
+                return (
+                    Drift.ALERT_DRIFT,
+                    f"cost basis differs from the item's over the stack's defaults: {counted}",
+                )
         if not differences:
             return Drift.IN_SYNC, ""
         return (

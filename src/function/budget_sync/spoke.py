@@ -99,6 +99,11 @@ class BudgetReading:
     #: gave none), and AWS's StatusReason with UNHEALTHY (e.g. FILTER_INVALID).
     health: str = ""
     health_reason: str = ""
+    #: What the budget counts (budget_sync.cost_basis): its Metrics (None: none), its
+    #: FilterExpression (DescribeBudget with ShowFilterExpression), and whether it has CostTypes.
+    metrics: tuple[str, ...] | None = None
+    filter_expression: Any = None
+    cost_types: bool = False
 
 
 @dataclass(slots=True)
@@ -204,7 +209,7 @@ class SsmSpokeGateway:
         try:
             with self._in_account(account_id):
                 budget = cast("BudgetsClient", self._service("budgets")).describe_budget(
-                    AccountId=account_id, BudgetName=budget_name
+                    AccountId=account_id, BudgetName=budget_name, ShowFilterExpression=True
                 )["Budget"]
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND:
@@ -227,6 +232,9 @@ class SsmSpokeGateway:
             planned=bool(budget.get("PlannedBudgetLimits")) and not limit,
             health=str(health.get("Status") or ""),
             health_reason=str(health.get("StatusReason") or ""),
+            metrics=tuple(budget["Metrics"]) if budget.get("Metrics") else None,
+            filter_expression=budget.get("FilterExpression"),
+            cost_types="CostTypes" in budget,
         )
 
     def _alert_defaults(self, account_id: str) -> dict[str, Any]:
