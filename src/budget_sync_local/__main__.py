@@ -317,8 +317,9 @@ def demo(console: Console) -> int:
         "one was refused with its reason, the spoke that could not apply 555 said why (FAILED); "
         "the new account got Sandbox's default once its spoke stack existed, the accounts' own "
         "items won over the defaults, one account's own recipients and thresholds arrived "
-        "with no stack update, one account's budget no longer counts credits, and one account's "
-        "history shows each change with who made it[/]"
+        "with no stack update, one account's budget no longer counts credits, one account's "
+        "history shows each change with who made it, and an over-budget account's ServiceNow "
+        "incident was opened once, updated and resolved[/]"
     )
     return 0
 

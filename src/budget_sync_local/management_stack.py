@@ -184,6 +184,9 @@ def translate(parameters: Mapping[str, str], region: str) -> dict[str, Any]:
 def _translate(source: dict[str, Any], parameters: Mapping[str, str], region: str) -> dict[str, Any]:
     from samtranslator.translator.transform import transform  # the translator: only when translating
 
+    # The translator records usage metrics it never publishes here and, when they are
+    # garbage-collected, warns "There are unpublished metrics" on the console.
+    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
     template = copy.deepcopy(source)
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":

@@ -1,7 +1,7 @@
 """What libraries say that is not the project's to show on the console.
 
 ``make demo``, ``make local``, ``make invoke`` and ``make bench`` show what the project
-says, nothing else. Three library messages would otherwise reach the console:
+says, nothing else. These library messages would otherwise reach the console:
 * moto's ``UserWarning`` when it serialises an error code its service model lacks (STS
   ``AccessDenied`` for an account without a spoke stack): the project shows the refusal
   itself, with its reason;
@@ -10,6 +10,8 @@ says, nothing else. Three library messages would otherwise reach the console:
 * Powertools' "No application metrics to publish" warning, for a batch with no outcome to
   count (all unchanged). In Lambda it goes to the function's log; locally the function's
   log is ``.local-org/function.log``, not the console.
+(The SAM translator's "There are unpublished metrics" log line is silenced where the
+translator runs, budget_sync_local.management_stack.)
 The same filters are in pyproject.toml for the tests.
 """
 
