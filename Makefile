@@ -76,11 +76,12 @@ venv: $(STAMP) ## create or update the project's virtual environment
 # lint's checks (mostly one core each: mypy, cfn-lint, parliament, checkov, sam validate) and
 # their environments' installs (network) run beside pytest's workers, which leave a core idle
 # while they start and as the last tests end: make -j, each part's output printed whole when it
-# ends (--output-sync), so the log reads as if they ran one after the other. Any part failing
+# ends (--output-sync), so the log reads as if they ran one after the other; pytest, the
+# longest, is named first so that it takes the first of the three job slots. Any part failing
 # fails make test.
 test: ## everything CI runs: lint, scanners, template checks, all tests
 	@echo "==> make lint and make pytest side by side (each one's output appears when it ends)"
-	$(MAKE) --no-print-directory -j 3 --output-sync=target lint pytest
+	$(MAKE) --no-print-directory -j 3 --output-sync=target pytest lint
 
 # --durations: the 25 slowest tests close the run's output, so each CI log shows where the
 # suite's time goes. --dist worksteal: a worker that runs out of tests takes some of the other's,

@@ -47,6 +47,7 @@ pytest_plugins = (
     "tests.support.tree",
     "tests.support.spoke_account",
     "tests.support.local_org",
+    "tests.support.demo",
 )
 
 SEEDS = (3, 17, 29, 42, 58, 71, 86, 97)

@@ -1,30 +1,26 @@
 """`make demo` as a user runs it: the whole pipeline, a table per account, and an exit
-status that says whether the valid budgets arrived and the invalid one was refused."""
+status that says whether the valid budgets arrived and the invalid one was refused.
+
+The tests that read a normal demo's output share one run of it (``demo_run``,
+tests/support/demo.py, also read by tests/e2e/test_demo_report.py); those that change what the
+demo finds run it in-process."""
 
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from decimal import Decimal
 
 import pytest
 
 from budget_sync_local import __main__ as cli
 from budget_sync_local.organisation import AccountView, LocalOrganisation
+from tests.support.demo import DemoRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws, pytest.mark.process]
 
 
-def test_given_nothing_when_the_demo_runs_then_it_shows_every_account_and_exits_0(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "budget_sync_local", "demo"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=420,
-        check=False,
-    )
+def test_given_nothing_when_the_demo_runs_then_it_shows_every_account_and_exits_0(demo_run: DemoRun):
+    done = demo_run.done
 
     assert done.returncode == 0, done.stdout + done.stderr
     for shown in (
@@ -42,7 +38,7 @@ def test_given_nothing_when_the_demo_runs_then_it_shows_every_account_and_exits_
     ):
         assert shown in done.stdout
     assert "rule matched" in done.stdout
-    assert (tmp_path / ".local-org" / "function.log").stat().st_size > 0
+    assert (demo_run.folder / ".local-org" / "function.log").stat().st_size > 0
     # the optional incidents: opened, updated by the second threshold, resolved at the period's end
     for shown in (
         "INC0010001 opened",
@@ -53,8 +49,8 @@ def test_given_nothing_when_the_demo_runs_then_it_shows_every_account_and_exits_
 
 
 def _no_incidents(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tests below are about the budgets part: the incidents' organisation is left out (its
-    part of the demo is shown and checked by the test above)."""
+    """The in-process tests below change what the demo finds in the budgets part: the
+    incidents' organisation is left out (its part is shown and checked by the test above)."""
     monkeypatch.setattr(cli, "_incidents_demo", lambda console: [])
 
 
@@ -76,12 +72,10 @@ def test_given_a_valid_budget_that_does_not_arrive_then_the_demo_exits_1(tmp_pat
 
 
 def test_the_demo_shows_own_alerts_arriving_without_a_stack_update_and_ends_with_one_accounts_history(
-    tmp_path, monkeypatch, capsys
+    demo_run: DemoRun,
 ):
-    monkeypatch.chdir(tmp_path)
-    _no_incidents(monkeypatch)
-    assert cli.main(["demo"]) == 0
-    out = capsys.readouterr().out
+    assert demo_run.done.returncode == 0, demo_run.done.stdout + demo_run.done.stderr
+    out = demo_run.done.stdout
     assert "alerts reconciled in" in out
     assert "ACTUAL > 50%,90%, FORECASTED > 100% → owner-222@example.com, team-222@example.com" in out
     assert "its spoke stack was not updated" in out
@@ -114,10 +108,9 @@ def test_given_own_alerts_that_do_not_arrive_then_the_demo_exits_1(tmp_path, mon
     assert "222222222222: its own alerts did not arrive" in capsys.readouterr().out
 
 
-def test_the_demo_shows_one_account_whose_budget_excludes_credits(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert cli.main(["demo"]) == 0
-    out = capsys.readouterr().out
+def test_the_demo_shows_one_account_whose_budget_excludes_credits(demo_run: DemoRun):
+    assert demo_run.done.returncode == 0, demo_run.done.stdout + demo_run.done.stderr
+    out = demo_run.done.stdout
     assert "cost basis as data: one account's budget without credits" in out
     assert "111111111111's budget now counts:" in out
     assert (
@@ -129,6 +122,7 @@ def test_the_demo_shows_one_account_whose_budget_excludes_credits(tmp_path, monk
 
 def test_given_credits_that_are_not_excluded_then_the_demo_exits_1(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    _no_incidents(monkeypatch)
     monkeypatch.setattr(
         cli, "cost_basis_line", lambda org, account: ("Metrics None, FilterExpression null", False)
     )

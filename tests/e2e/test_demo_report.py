@@ -6,34 +6,28 @@ then opened in headless Chromium: one account over its limit, one near, one fail
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.chromium import Page, dump_dom
+from tests.support.demo import DemoRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws, pytest.mark.process]
 
 
-def test_given_the_demo_when_it_ends_then_it_names_a_report_showing_over_near_and_failed(tmp_path: Path):
-    # WHEN
-    done = subprocess.run(
-        [sys.executable, "-m", "budget_sync_local", "demo"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def test_given_the_demo_when_it_ends_then_it_names_a_report_showing_over_near_and_failed(
+    demo_run: DemoRun, tmp_path: Path
+):
+    # WHEN the demo runs (once for the tests that read its output: tests/support/demo.py)
+    done = demo_run.done
 
     # THEN the demo succeeds and says where the report is
     assert done.returncode == 0, done.stdout + done.stderr
     named = re.search(r"^Report: (\S+)", done.stdout, re.MULTILINE)
     assert named, done.stdout
     report = Path(named.group(1))
-    assert report == (tmp_path / ".local-org" / "report.html").resolve()
+    assert report == (demo_run.folder / ".local-org" / "report.html").resolve()
     assert "Result per account" in done.stdout  # the demo's own table is still there, before it
 
     # and a person opening it sees the over, the near and the failed account

@@ -26,7 +26,7 @@ def test_make_test_runs_every_lint_check_and_the_whole_suite_side_by_side():
     ).stdout
 
     # THEN lint and pytest run in one make -j, with each part's output kept together
-    assert "-j 3 --output-sync=target lint pytest" in shown
+    assert "-j 3 --output-sync=target pytest lint" in shown  # pytest, the longest, first
     # and every check of make lint is there, and the whole suite with one worker per core
     for check in (
         "ruff check src tests bench",
