@@ -278,6 +278,9 @@ class LocalOrganisation:
         self._deployments = deployments
         if deployments is not None and not start_mock:
             raise ValueError("deployments: only for an organisation in its own mock_aws() (start_mock=True)")
+        if deployments is not None and servicenow is not None:
+            # the stand-in listens on a port of its own, which the deployed parameters name
+            raise ValueError("deployments: not for an organisation with incidents (servicenow=...)")
         self._deployment_key = self.deployment_key() if deployments is not None else None
 
     def deployment_key(self) -> Hashable:

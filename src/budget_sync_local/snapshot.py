@@ -63,6 +63,7 @@ NOT_DEPLOYMENT_STATE = frozenset(
         "authorisation._QUERY_PROTOCOLS",
         "authorisation._SENDS",
         "authorisation._LAMBDA_ACTIONS",
+        "authorisation._ITEM_CALLS",
         "speed.DEFAULT_ALIAS_PROVIDERS",
     }
 )

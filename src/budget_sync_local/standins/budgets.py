@@ -54,6 +54,7 @@ def _backend_update_budget(self: BudgetsBackend, account_id: str, new_budget: di
     replacement["LastUpdatedTime"] = unix_time()
     current.budget = replacement
     current._local_account = account_id  # type: ignore[attr-defined]  # for health()
+    health(current)  # a changed filter changes the health now, not at the next read
 
 
 def _response_update_budget(self: BudgetsResponse) -> str:
@@ -230,6 +231,7 @@ def _backend_create_budget(original: Any) -> Any:
         created = self.budgets[account_id].get(str(budget.get("BudgetName")))
         if created is not None:
             created._local_account = account_id  # type: ignore[attr-defined]  # for health()
+            health(created)  # its health's LastUpdatedTime: from now, not from the first read
 
     return create_budget
 
