@@ -41,6 +41,7 @@ from botocore.credentials import Credentials
 from botocore.loaders import create_loader
 from moto import mock_aws
 
+from budget_sync.handlers import history as history_handler
 from budget_sync.notices import new_failures
 from budget_sync_local import enrolment, management_stack, standins, templates
 from budget_sync_local import spoke_stack as spoke_stack
@@ -390,6 +391,13 @@ class LocalOrganisation:
         with lambda_environment(self._history_spec, self.region):
             load_handler(self._history_spec)
         new_execution_environment(self._history_spec)
+        with lambda_environment(self._history_spec, self.region):
+            # Lambda's init phase, before the first event: settings and client built in this
+            # function's own environment. Here invocations overlap in threads (a result
+            # function's run during this one's batch) and the process has one os.environ: a
+            # client built on first use could take another function's credentials.
+            history_handler.settings()
+            history_handler.build_table()
         dynamodb = self.management.client("dynamodb")
         arns = {
             "StatusChanges": self.stack.status_table,

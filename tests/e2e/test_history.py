@@ -82,3 +82,19 @@ def test_given_a_default_an_own_item_a_refused_value_and_a_repair_then_the_histo
     # AND the default's own history says who set it
     (default,) = local_org.history(sandbox)
     assert (default.kind, default.value, default.by) == (Kind.DEFAULT_SET, "300", operator_arn)
+
+
+def test_the_history_functions_client_is_built_with_its_own_role_before_any_event(
+    local_org: LocalOrganisation,
+):
+    # GIVEN a fresh local organisation (invocations overlap in threads there, with one os.environ)
+    from budget_sync.handlers import history as history_handler
+
+    # THEN its client was built at init, in its own environment, with its own role's keys: a
+    # first event handled while another function's invocation has the environment cannot give
+    # it that function's credentials (which may not write the history table)
+    assert history_handler.build_table.cache_info().currsize == 1
+    credentials = history_handler.build_table()._client._request_signer._credentials  # type: ignore[attr-defined]
+    spec_credentials = local_org._history_spec.credentials
+    assert spec_credentials is not None
+    assert credentials.access_key == spec_credentials[0]
