@@ -384,7 +384,7 @@ class LocalOrganisation:
 
     def _provision_history(self) -> None:
         """The history function and its two mappings (``StatusChanges``, ``DefaultsChanges``):
-        each stream's second reader, as on AWS; failed batches park in the stream failure queue."""
+        each stream's second reader, as on AWS; failed batches park in its own failure queue."""
         self._history_spec = self._as_its_role(
             function_spec("HistoryFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
         )
@@ -404,7 +404,7 @@ class LocalOrganisation:
             "DefaultsChanges": self.stack.defaults_table,
         }
         mapping = self._role_session(self._history_spec)
-        send = on_failure_sender(mapping.client("sqs"), self.stack.on_failure_queue_url)
+        send = on_failure_sender(mapping.client("sqs"), self.stack.history_failure_queue_url)
         pollers = []
         for name, spec in stream_mappings(
             "HistoryFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT

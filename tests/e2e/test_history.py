@@ -98,3 +98,34 @@ def test_the_history_functions_client_is_built_with_its_own_role_before_any_even
     spec_credentials = local_org._history_spec.credentials
     assert spec_credentials is not None
     assert credentials.access_key == spec_credentials[0]
+
+
+def test_given_the_history_table_cannot_be_written_then_the_batch_is_retried_and_parked_in_its_own_queue(
+    local_org: LocalOrganisation, monkeypatch: pytest.MonkeyPatch
+):
+    from budget_sync.errors import TransientError
+    from budget_sync.history_table import DynamoHistoryTable
+
+    # GIVEN every append fails (throttled)
+    def throttled(self: DynamoHistoryTable, record: object) -> bool:
+        raise TransientError("history record not written (throttled)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DynamoHistoryTable, "append", throttled)
+        # WHEN a budget changes and its outcome arrives
+        local_org.put(A, 1500)
+        local_org.pipeline.run_until_idle()
+
+    # THEN the budget is applied all the same, and the history batch's description is in the
+    # history function's own queue, not in the one budgetctl parked re-applies from
+    assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]
+    sqs = local_org.management.client("sqs")
+
+    def messages(url: str) -> list[dict[str, object]]:
+        return sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+
+    parked = messages(local_org.stack.history_failure_queue_url)
+    assert parked
+    assert all("DDBStreamBatchInfo" in str(m["Body"]) for m in parked)
+    assert messages(local_org.stack.on_failure_queue_url) == []
+    assert local_org.history(A) == []
