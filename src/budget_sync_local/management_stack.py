@@ -94,6 +94,7 @@ class ManagementStack:
     role_arns: Mapping[str, str] = field(default_factory=dict)
     #: Every change and outcome (HistoryFunction appends, budgetctl history reads).
     history_table: str = "BlogBudgetsHistory"
+    history_failure_queue_url: str = ""
 
 
 class StackRefused(RuntimeError):
@@ -310,6 +311,7 @@ def deploy(
         role_arns=roles,
         result_dead_letter_queue_url=physical.get("ResultDeadLetterQueue", ""),
         history_table=outputs["HistoryTableName"],
+        history_failure_queue_url=outputs["HistoryFailureQueueUrl"],
     )
 
 

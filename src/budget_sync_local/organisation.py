@@ -49,6 +49,7 @@ from botocore.credentials import Credentials
 from botocore.loaders import create_loader
 from moto import mock_aws
 
+from budget_sync.handlers import history as history_handler
 from budget_sync.notices import new_failures
 from budget_sync_local import enrolment, management_stack, snapshot, standins, templates
 from budget_sync_local import spoke_stack as spoke_stack
@@ -510,20 +511,27 @@ class LocalOrganisation:
 
     def _provision_history(self) -> None:
         """The history function and its two mappings (``StatusChanges``, ``DefaultsChanges``):
-        each stream's second reader, as on AWS; failed batches park in the stream failure queue."""
+        each stream's second reader, as on AWS; failed batches park in its own failure queue."""
         self._history_spec = self._as_its_role(
             function_spec("HistoryFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
         )
         with lambda_environment(self._history_spec, self.region):
             load_handler(self._history_spec)
         new_execution_environment(self._history_spec)
+        with lambda_environment(self._history_spec, self.region):
+            # Lambda's init phase, before the first event: settings and client built in this
+            # function's own environment. Here invocations overlap in threads (a result
+            # function's run during this one's batch) and the process has one os.environ: a
+            # client built on first use could take another function's credentials.
+            history_handler.settings()
+            history_handler.build_table()
         dynamodb = self.management.client("dynamodb")
         arns = {
             "StatusChanges": self.stack.status_table,
             "DefaultsChanges": self.stack.defaults_table,
         }
         mapping = self._role_session(self._history_spec)
-        send = on_failure_sender(mapping.client("sqs"), self.stack.on_failure_queue_url)
+        send = on_failure_sender(mapping.client("sqs"), self.stack.history_failure_queue_url)
         pollers = []
         for name, spec in stream_mappings(
             "HistoryFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT

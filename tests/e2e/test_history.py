@@ -82,3 +82,50 @@ def test_given_a_default_an_own_item_a_refused_value_and_a_repair_then_the_histo
     # AND the default's own history says who set it
     (default,) = local_org.history(sandbox)
     assert (default.kind, default.value, default.by) == (Kind.DEFAULT_SET, "300", operator_arn)
+
+
+def test_the_history_functions_client_is_built_with_its_own_role_before_any_event(
+    local_org: LocalOrganisation,
+):
+    # GIVEN a fresh local organisation (invocations overlap in threads there, with one os.environ)
+    from budget_sync.handlers import history as history_handler
+
+    # THEN its client was built at init, in its own environment, with its own role's keys: a
+    # first event handled while another function's invocation has the environment cannot give
+    # it that function's credentials (which may not write the history table)
+    assert history_handler.build_table.cache_info().currsize == 1
+    credentials = history_handler.build_table()._client._request_signer._credentials  # type: ignore[attr-defined]
+    spec_credentials = local_org._history_spec.credentials
+    assert spec_credentials is not None
+    assert credentials.access_key == spec_credentials[0]
+
+
+def test_given_the_history_table_cannot_be_written_then_the_batch_is_retried_and_parked_in_its_own_queue(
+    local_org: LocalOrganisation, monkeypatch: pytest.MonkeyPatch
+):
+    from budget_sync.errors import TransientError
+    from budget_sync.history_table import DynamoHistoryTable
+
+    # GIVEN every append fails (throttled)
+    def throttled(self: DynamoHistoryTable, record: object) -> bool:
+        raise TransientError("history record not written (throttled)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DynamoHistoryTable, "append", throttled)
+        # WHEN a budget changes and its outcome arrives
+        local_org.put(A, 1500)
+        local_org.pipeline.run_until_idle()
+
+    # THEN the budget is applied all the same, and the history batch's description is in the
+    # history function's own queue, not in the one budgetctl parked re-applies from
+    assert local_org.status(A)["Status"] == "APPLIED"  # type: ignore[index]
+    sqs = local_org.management.client("sqs")
+
+    def messages(url: str) -> list[dict[str, object]]:
+        return sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+
+    parked = messages(local_org.stack.history_failure_queue_url)
+    assert parked
+    assert all("DDBStreamBatchInfo" in str(m["Body"]) for m in parked)
+    assert messages(local_org.stack.on_failure_queue_url) == []
+    assert local_org.history(A) == []

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from budget_sync.history import Provenance
 from budget_sync.results import ALERTS_STEP, ExecutionEnded, ResultStore, SpokeReport
 from budget_sync.status import Status, StatusStore, StatusTable, StatusUpdate
 from budget_sync.status_table import DynamoStatusTable
@@ -97,6 +99,17 @@ STORIES: dict[str, Story] = {
         s.record(StatusUpdate(A, Status.APPLIED, "900", applied=Decimal(9))),
         s.record_many([StatusUpdate(a, Status.UNMANAGED, "5") for a in (A, B)]),
     ],
+    # history's attributes: the change a stream write records, and who asked for a repair (a
+    # scheduled repair after a requested one names nobody)
+    "a change with its provenance": lambda s, r: [
+        s.record(
+            replace(sent(2, 200, "10"), change=Provenance("100", "200", "arn:aws:iam::1:user/a", "t", "item"))
+        ),
+    ],
+    "requested then scheduled repair": lambda s, r: [
+        s.record(replace(sent(2, 200, "10"), source="reconciler", repaired=True, requested_by="arn:x")),
+        s.record(replace(sent(3, 200, "10"), source="reconciler", repaired=True)),
+    ],
     "the check": lambda s, r: [
         s.record(sent(2, 200, "10")),
         [
@@ -128,3 +141,21 @@ def test_the_fake_status_table_ends_each_story_as_dynamodb_does(org: Org, name: 
     in_memory = run(fake, STORIES[name], lambda a: fake.items.get(a))
 
     assert in_memory == on_moto
+
+
+def test_a_scheduled_repair_after_a_requested_one_names_nobody_and_a_change_keeps_its_provenance(org: Org):
+    adapter = DynamoStatusTable(org.management.client("dynamodb"), org.status_table)
+    STORIES["requested then scheduled repair"](StatusStore(adapter), ResultStore(adapter))
+    item = adapter.read(A)
+    assert item is not None
+    assert "RequestedBy" not in item
+    assert item["RepairedVersion"] == 3
+    STORIES["a change with its provenance"](StatusStore(adapter), ResultStore(adapter))
+    item = adapter.read(A)
+    assert item is not None
+    assert (item["ChangedFrom"], item["ChangedTo"], item["ChangedBy"], item["ChangedVia"]) == (
+        "100",
+        "200",
+        "arn:aws:iam::1:user/a",
+        "item",
+    )

@@ -356,3 +356,14 @@ def test_given_a_demo_history_missing_its_steps_then_the_demo_names_each_missing
         "333333333333's history lacks Sandbox's default",
         "333333333333's history lacks its own item set by the operators' role",
     ]
+
+
+def test_given_an_alerts_only_change_when_mapped_then_the_change_says_which_alert_settings_were_sent():
+    old = {**sent("8", "120", "100"), "Status": "APPLIED", "AlertSettings": '{"emails":["a@example.com"]}'}
+    new = {**sent("9", "120", "120"), "AlertSettings": '{"emails":["b@example.com"]}'}
+    history = from_status_record(stream_record(9, new, old))
+    assert history is not None
+    assert history.change() == 'alerts {"emails":["b@example.com"]} (own item)'
+    table = FakeHistoryTable()
+    table.append(history)
+    assert table.of_subject(A)[0].alerts == '{"emails":["b@example.com"]}'

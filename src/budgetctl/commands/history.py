@@ -37,6 +37,7 @@ COLUMNS = (
     "By",
     "Via",
     "Reason",
+    "Alerts",
     "Change",
     "Outcome",
 )
@@ -150,6 +151,7 @@ def row(revision: int | None, record: HistoryRecord) -> dict[str, Any]:
         "By": record.who(),
         "Via": record.via,
         "Reason": record.reason,
+        "Alerts": record.alerts,
         "Change": record.change(),
         "Outcome": record.outcome(),
         "Who": short_principal(record.who()),

@@ -144,6 +144,7 @@ class HistoryRecord:
     via: str = ""  # OWN_ITEM, a default's TargetId, REPAIR, or the outcome's writer
     reason: str = ""
     event_id: str = ""  # the stream record's eventID
+    alerts: str = ""  # the alert settings this write sent, when they changed (JSON, budget_sync.alerts)
 
     @property
     def day(self) -> str:
@@ -160,7 +161,8 @@ class HistoryRecord:
         if self.kind is Kind.OUTCOME:
             return ""
         if self.kind is Kind.REPAIRED:
-            return f"repaired to {self.value or 'none'} (reconciler repair)"
+            alerts = f", alerts {self.alerts}" if self.alerts else ""
+            return f"repaired to {self.value or 'none'}{alerts} (reconciler repair)"
         before = self.previous or "none"
         after = self.value or "none"
         if self.kind in (Kind.REMOVED, Kind.DEFAULT_REMOVED):
@@ -168,7 +170,10 @@ class HistoryRecord:
         path = {OWN_ITEM: "own item", REPAIR: "reconciler repair", "": ""}.get(self.via)
         if path is None:
             path = f"default of {self.via}" if self.kind is Kind.CHANGED else self.via
-        return f"{before} -> {after}" + (f" ({path})" if path else "")
+        what = f"{before} -> {after}"
+        if self.alerts:
+            what = f"alerts {self.alerts}" if before == after else f"{what}, alerts {self.alerts}"
+        return what + (f" ({path})" if path else "")
 
     def outcome(self) -> str:
         """The status the record left, with its reason."""
@@ -224,6 +229,7 @@ def from_status_record(record: Mapping[str, Any]) -> HistoryRecord | None:
         "event_id": str(record.get("eventID", "")),
     }
     source = str(new.get("Source", ""))
+    alerts = str(new.get("AlertSettings", "")) if new.get("AlertSettings") != old.get("AlertSettings") else ""
     if source == "stream" and new.get("SequenceNumber") != old.get("SequenceNumber"):
         removed = new.get("Status") == Status.UNMANAGED
         return HistoryRecord(
@@ -232,6 +238,7 @@ def from_status_record(record: Mapping[str, Any]) -> HistoryRecord | None:
             value="" if removed else str(new.get("ChangedTo", "")),
             by=str(new.get("ChangedBy", "")),
             via=str(new.get("ChangedVia", OWN_ITEM)),
+            alerts=alerts,
             **base,
         )
     repaired = any(new.get(a) != old.get(a) for a in ("RepairedVersion", "RepairedAlertsVersion"))
@@ -242,6 +249,7 @@ def from_status_record(record: Mapping[str, Any]) -> HistoryRecord | None:
             value=amount_text(new.get("DesiredValue")) or "",
             by=str(new.get("RequestedBy", "")) or "budget-sync reconciler (schedule)",
             via=REPAIR,
+            alerts=alerts,
             **base,
         )
     moved = new.get("Status") != old.get("Status")

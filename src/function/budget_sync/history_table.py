@@ -7,7 +7,8 @@ Item (key ``Subject`` + ``EventKey``; budget_sync.history is the contract's logi
   At         S   ISO 8601, UTC, seconds: when the source record was written
   Day        S   ``At``'s date: the partition key of the index ``ByDay``
   Kind       S   budget_sync.history.Kind
-  Status, From, To, By, Via, Reason, EventId   S   ("" or absent: none)
+  Status, From, To, By, Via, Reason, EventId, Alerts   S   ("" or absent: none; Alerts: the
+             alert settings a change sent, when they changed)
   ExpiresAt  N   epoch seconds: DynamoDB's TTL removes the record after HistoryRetentionDays
 
 Why these keys. One subject newest first is one Query (``ScanIndexForward=False``). The
@@ -46,6 +47,7 @@ _FIELDS = (
     ("Via", "via"),
     ("Reason", "reason"),
     ("EventId", "event_id"),
+    ("Alerts", "alerts"),
 )
 
 

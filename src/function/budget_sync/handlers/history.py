@@ -6,7 +6,8 @@ table's); its adapter: history_table.py. Each batch comes from one of the two ma
 record from any other table (or an event that is not a batch of DynamoDB stream records) is
 rejected (handlers/results.py ``reject``). Records are appended in stream order; the first that
 cannot be written, and every one after it, go back to Lambda (``ReportBatchItemFailures``),
-which retries them and, after MaximumRetryAttempts, describes the batch in the on-failure queue.
+which retries them and, after MaximumRetryAttempts, describes the batch in the function's own
+failure queue (``HistoryFailureQueue``; docs/operate.md says how to append its records).
 A record appended twice is written once (conditional put). Metrics: ``HistoryAppended``,
 ``HistoryDuplicate``.
 """
