@@ -9,6 +9,7 @@ import pytest
 from budget_sync.domain import (
     MAX_BUDGET_VALUE,
     ChangeKind,
+    amount_text,
     format_amount,
     is_amount_text,
     newest_per_account,
@@ -170,3 +171,18 @@ def test_given_text_decimal_accepts_when_typed_then_the_error_names_field_value_
     assert "ASCII digits" in str(caught.value)
     # AND the spoke's own rule (parameter AllowedPattern, Automation script) agrees
     assert not is_amount_text(text.strip())
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        (Decimal("1250.50"), "1250.5"),
+        (Decimal("12.345"), "12.345"),  # invalid: shown as typed
+        (Decimal("1E+30"), "1E+30"),  # too many digits to quantize: shown as stored, no error
+        (Decimal("NaN"), "NaN"),
+        ("abc", "abc"),
+        (None, None),
+    ],
+)
+def test_amount_text_shows_any_stored_value_without_raising(stored, shown):
+    assert amount_text(stored) == shown

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from budget_sync.alerts import AlertSettings, parse_alerts
@@ -119,7 +119,11 @@ def amount_text(value: object) -> str | None:
     """An amount as people read it: canonical if it keeps the contract, as stored otherwise
     (``12.345`` stays ``12.345``, so an invalid value is shown as typed); None for none."""
     if isinstance(value, Decimal):
-        return format_amount(value) if value.is_finite() and value == value.quantize(_CENT) else str(value)
+        try:
+            canonical = value.is_finite() and value == value.quantize(_CENT)
+        except InvalidOperation:  # too many digits to quantize (1E+30): shown as stored
+            canonical = False
+        return format_amount(value) if canonical else str(value)
     return None if value is None else str(value)
 
 
