@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from budget_sync.alerts import ALERT_FIELDS, parse_alerts
-from budget_sync.cost_basis import COST_FIELDS
+from budget_sync.cost_basis import COST_FIELDS, own_attributes
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
@@ -51,7 +51,7 @@ def alert_columns(item: dict[str, Any]) -> dict[str, str | None]:
     """The item's alert and cost basis attributes as canonical text; a value breaking the
     contract as it is."""
     try:
-        settings = parse_alerts(item)
+        settings = parse_alerts(own_attributes(item))  # what it inherits is not its own
         return {**settings.columns(), **settings.cost_basis.columns()}
     except ValueError:
         return {
