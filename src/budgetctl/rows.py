@@ -26,6 +26,7 @@ STATUS_COLUMNS = (
     "PercentOfLimit",
     "Drift",
     "Reason",
+    "Health",  # the budget's HealthStatus as AWS reports it (HEALTHY, UNHEALTHY): JSON, CSV, --wide
 )
 RECONCILE_COLUMNS = ("AccountId", "Desired", "Parameter", "BudgetLimit", "Drift", "Action", "Reason")
 ITEM_COLUMNS = ("AccountId", "BudgetValue", "UpdatedBy", "UpdatedAt", *ALERT_FIELDS, *COST_FIELDS)
@@ -77,4 +78,5 @@ def status_row(report: AccountReport, source: str | None = None, name: str | Non
         "PercentOfLimit": None if report.percent_of_limit is None else str(report.percent_of_limit),
         "Drift": report.drift.value,
         "Reason": report.reason or None,
+        "Health": (budget.health or None) if budget else None,
     }
