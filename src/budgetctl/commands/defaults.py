@@ -245,7 +245,9 @@ def _list(ctx: Context, table: BudgetsTable) -> int:
         target = str(item.get(TARGET_ID_FIELD, ""))
         try:
             parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
-            cost_basis_attributes(*(_text(item.get(f)) for f in COST_FIELDS), target)
+            cost_basis_attributes(
+                _text(item.get(COST_METRIC_FIELD)), _text(item.get(COST_EXCLUSIONS_FIELD)), target
+            )
         except InvalidItemError as exc:
             invalid.append(target)
             ctx.out.error(

@@ -224,8 +224,9 @@ class DynamoDBResolverTables:
             {"#dv": BUDGET_VALUE_FIELD},
             {":dv": _serialize(default_as_read)},
         )
-        if cost is not None and source in (path_as_read or {}):
-            more, more_names, more_values = _cost_as_read((path_as_read or {})[source])
+        source_read = (path_as_read or {}).get(source)
+        if cost is not None and source_read is not None:
+            more, more_names, more_values = _cost_as_read(source_read)
             check, check_names, check_values = (
                 f"{check} AND {more}",
                 {**check_names, **more_names},
