@@ -12,7 +12,9 @@ demo    writes budgets for the spoke accounts (one with cents, one invalid, one 
 invoke  runs the template's handler on a sample stream event (events/*.json), as
         ``sam local invoke -e`` would, then lets the spoke side react, and prints the
         batch response and each account's result.
-serve   the organisation as an AWS endpoint on 127.0.0.1 (``make local``).
+serve   the organisation as an AWS endpoint on 127.0.0.1 (``make local``); the reconciler's
+        hourly schedule runs every ``--reconcile-every`` seconds (default 30, a local
+        time-scale; 0: only when asked).
 spend   ACCOUNT ACTUAL FORECAST: give an account of the running organisation this month's
         actual and forecasted spend (AWS computes them; see budget_sync_local/spend.py).
 health  ACCOUNT HEALTHY | ACCOUNT UNHEALTHY REASON: make an account's budget unhealthy by
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
 
 LOG_DIR = Path(".local-org")
 DEFAULT_PORT = 5000
+#: ``make local``'s time-scale for the reconciler's hourly schedule (docs/local.md).
+DEFAULT_RECONCILE_EVERY_S = 30.0
 #: The demo's fourth spoke: its budget has PlannedBudgetLimits, which budget-sync refuses to mix.
 PLANNED_ACCOUNT = "444444444444"
 #: The demo's organisation defaults and the account it creates while running.
@@ -436,7 +440,7 @@ def invoke_event(console: Console, path: Path) -> int:
     return 0 if isinstance(response, dict) and "batchItemFailures" in response else 1
 
 
-def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
+def serve(console: Console, port: int, accounts: Sequence[str], reconcile_every_s: float = 0) -> int:
     from rich.markup import escape
 
     from budget_sync_local import server
@@ -456,6 +460,12 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
         )
         console.print(f"  spoke accounts: {', '.join(org.accounts)} (region {org.region})")
         console.print(f"  {delivery_line(org.seed)}")
+        console.print(
+            f"  the reconciler's schedule (hourly on AWS) runs every {reconcile_every_s:g} s here"
+            if reconcile_every_s
+            else "  the reconciler runs only when asked (budgetctl reconcile --apply)",
+            markup=False,
+        )
         console.print(
             f"  OUs: {', '.join(f'{name} {ou}' for name, ou in org.ous.items())} (root {org.root_id})",
             markup=False,
@@ -488,6 +498,7 @@ def serve(console: Console, port: int, accounts: Sequence[str]) -> int:
                 function_output=log,
                 observer=step_printer(console),
                 servicenow=servicenow,
+                reconcile_every_s=reconcile_every_s or None,
             )
     except server.ServerError as exc:
         console.print(f"[red]make local: {escape(str(exc))}[/]")
@@ -548,6 +559,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser = commands.add_parser("serve", help="the local organisation as a server")
     serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve_parser.add_argument("--accounts", type=int, default=3, help="number of spoke accounts (default 3)")
+    serve_parser.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=DEFAULT_RECONCILE_EVERY_S,
+        metavar="SECONDS",
+        help="run the reconciler's schedule (hourly on AWS) every SECONDS, a local time-scale "
+        f"(default {DEFAULT_RECONCILE_EVERY_S:g}; 0: only when asked, budgetctl reconcile --apply)",
+    )
     spend_parser = commands.add_parser(
         "spend", help="give an account of the running local organisation this month's spend (USD)"
     )
@@ -577,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "spend":
         return give_spend(f"http://127.0.0.1:{args.port}", args.account, args.actual, args.forecast)
     if args.command == "serve":
+        if not args.reconcile_every >= 0:  # also NaN
+            parser.error(f"--reconcile-every {args.reconcile_every:g} must be 0 or more seconds")
         try:
             check_port("127.0.0.1", args.port)  # before the imports below: a busy port ends at once
         except ServerError as exc:
@@ -609,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     accounts = [
         str(111111111111 * (i + 1)) if i < 9 else f"{100000000000 + i:012d}" for i in range(args.accounts)
     ]
-    return serve(console, args.port, accounts)
+    return serve(console, args.port, accounts, args.reconcile_every)
 
 
 if __name__ == "__main__":

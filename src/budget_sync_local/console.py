@@ -126,6 +126,7 @@ SHOW: dict[str, Show] = {
         f"  {CIRCLED[1]} batch response: {json.dumps(step.detail['response'])}"
     ),
     "delivery": _line("  ↻ {account}: {kind} delivered {delivery} (EventBridge: at least once, no order)"),
+    "schedule": _line("  ◷ {schedule}: its schedule ran (local time-scale, docs/local.md)"),
     "org-event": _line("  ◆ {account}: event {event} ({source})"),
     "resolver": _resolver,
     "resolver-batch": _resolver_batch,

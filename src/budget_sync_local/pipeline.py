@@ -356,6 +356,30 @@ class Pipeline:
         #: The stream function's batch is running (its events may be delivered at once).
         self._batch_running = False
         self._during_batch = threading.Lock()
+        #: The template's schedules on a local time-scale (``every``): [name, interval, job, next run]
+        self._schedules: list[list[Any]] = []
+
+    def every(self, name: str, interval_s: float, job: Callable[[], Any]) -> None:
+        """A schedule of the template on a local time-scale (``make local``): ``job`` runs every
+        ``interval_s`` seconds in the background loop (``start``) only, first after one interval;
+        never in ``step`` or ``run_until_idle``, so an in-process organisation stays
+        deterministic. A failure is reported like the pipeline's and the schedule goes on."""
+        self._schedules.append([name, interval_s, job, time.monotonic() + interval_s])
+
+    def _run_schedules(self) -> None:
+        for schedule in self._schedules:
+            name, interval_s, job, due = schedule
+            if time.monotonic() < due:
+                continue
+            schedule[3] = time.monotonic() + interval_s
+            self._observe(Step("schedule", detail={"schedule": name}))
+            try:
+                with self._lock:
+                    job()
+            except Exception as exc:  # keep serving; report it
+                message = f"{name}: {type(exc).__name__}: {exc}"
+                self.errors.append(message)
+                self._observe(Step("error", detail={"error": message}))
 
     def add_source(self, source: WorkSource) -> None:
         """More work for each round (the management account's enrolment, enrolment.py)."""
@@ -547,6 +571,7 @@ class Pipeline:
                             self.results.check()
                     except Exception as exc:
                         self.errors.append(f"unconfirmed check: {type(exc).__name__}: {exc}")
+                self._run_schedules()
                 try:
                     busy = self.step()
                 except Exception as exc:  # keep serving; report it

@@ -103,10 +103,13 @@ def serve(
     function_output: TextIO | None = None,
     observer: Observer | None = None,
     servicenow: StandIn | None = None,
+    reconcile_every_s: float | None = None,
 ) -> None:
     """Provision, start the pipeline, open the port; run until ``stop`` is set, Ctrl-C or
     SIGTERM. The function's JSON logs go to ``function_output`` (a file, say); ``servicenow``
-    is served under ``/_local/servicenow`` on the same port.
+    is served under ``/_local/servicenow`` on the same port. ``reconcile_every_s``: the
+    reconciler function's schedule (hourly in the template) on a local time-scale, every that
+    many seconds (None or 0: only when asked, ``budgetctl reconcile --apply``).
     ServerError if the port cannot be listened on or the server stops serving."""
     check_port(host, port)
     stop = stop or threading.Event()
@@ -119,6 +122,8 @@ def serve(
     with LocalOrganisation(
         accounts, DEFAULT_REGION, progress=progress, function_output=function_output, observer=observer
     ) as org:
+        if reconcile_every_s:
+            org.pipeline.every("ReconcilerFunction", reconcile_every_s, org.invoke_reconciler)
         org.pipeline.start()
         server = _bind(host, port, org, servicenow)
 

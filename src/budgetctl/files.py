@@ -28,6 +28,7 @@ from budget_sync.cost_basis import (
     COST_FIELDS,
     COST_METRIC_FIELD,
     cost_basis_attributes,
+    own_attributes,
 )
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
@@ -164,7 +165,7 @@ def to_text(rows: Sequence[dict[str, str]], fmt: str) -> str:
 
 def _alert_cells(item: dict[str, Any]) -> dict[str, str]:
     try:
-        settings = parse_alerts(item)
+        settings = parse_alerts(own_attributes(item))  # what it inherits is not its own
         columns = {**settings.columns(), **settings.cost_basis.columns()}
     except ValueError:  # exported as stored; import reports it
         return {f: _raw(item.get(f)) for f in (*ALERT_FIELDS, *COST_FIELDS)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from budget_sync.alerts import ALERT_FIELDS, parse_alerts
-from budget_sync.cost_basis import COST_FIELDS
+from budget_sync.cost_basis import COST_FIELDS, own_attributes
 from budget_sync.domain import (
     ACCOUNT_ID_FIELD,
     BUDGET_VALUE_FIELD,
@@ -26,6 +26,7 @@ STATUS_COLUMNS = (
     "PercentOfLimit",
     "Drift",
     "Reason",
+    "Health",  # the budget's HealthStatus as AWS reports it (HEALTHY, UNHEALTHY): JSON, CSV, --wide
 )
 RECONCILE_COLUMNS = ("AccountId", "Desired", "Parameter", "BudgetLimit", "Drift", "Action", "Reason")
 ITEM_COLUMNS = ("AccountId", "BudgetValue", "UpdatedBy", "UpdatedAt", *ALERT_FIELDS, *COST_FIELDS)
@@ -51,7 +52,7 @@ def alert_columns(item: dict[str, Any]) -> dict[str, str | None]:
     """The item's alert and cost basis attributes as canonical text; a value breaking the
     contract as it is."""
     try:
-        settings = parse_alerts(item)
+        settings = parse_alerts(own_attributes(item))  # what it inherits is not its own
         return {**settings.columns(), **settings.cost_basis.columns()}
     except ValueError:
         return {
@@ -77,4 +78,5 @@ def status_row(report: AccountReport, source: str | None = None, name: str | Non
         "PercentOfLimit": None if report.percent_of_limit is None else str(report.percent_of_limit),
         "Drift": report.drift.value,
         "Reason": report.reason or None,
+        "Health": (budget.health or None) if budget else None,
     }

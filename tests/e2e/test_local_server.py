@@ -64,12 +64,19 @@ class LocalServer:
 
 
 @contextmanager
-def make_local(stop: signal.Signals = signal.SIGINT, cwd: Path | None = None) -> Iterator[LocalServer]:
+def make_local(
+    stop: signal.Signals = signal.SIGINT, cwd: Path | None = None, reconcile_every: str = "0"
+) -> Iterator[LocalServer]:
     """Start `make local` with one spoke account, wait for its port, stop it with ``stop``
-    (Ctrl-C by default) however the test ends. ``cwd``: where it writes .local-org/."""
+    (Ctrl-C by default) however the test ends. ``cwd``: where it writes .local-org/.
+    ``reconcile_every``: its --reconcile-every (here 0 unless a test asks: no scheduled
+    reconciler repairing what a test changed by hand)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"],
+        [
+            *(sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"),
+            *("--reconcile-every", reconcile_every),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -388,3 +395,38 @@ def test_given_make_local_when_a_client_posts_an_incident_then_its_printed_servi
         # the AWS endpoint on the same port still answers
         assert client(local.endpoint, "dynamodb").list_tables()["TableNames"]
     assert f"local ServiceNow instance (docs/itsm.md): {local.endpoint}/_local/servicenow" in local.output
+
+
+def test_given_make_local_when_a_budget_is_made_unhealthy_then_the_scheduled_reconciler_fails_it_within_a_minute():
+    from budget_sync_local.health import send
+
+    with make_local(reconcile_every="2") as local:
+        dynamodb = client(local.endpoint, "dynamodb")
+        dynamodb.put_item(
+            TableName="BlogBudgetsDynamoDB", Item={"AccountId": {"S": SPOKE}, "BudgetValue": {"N": "1000"}}
+        )
+        status: dict[str, Any] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and status.get("Status", {}).get("S") != "APPLIED":
+            status = dynamodb.get_item(TableName="BlogBudgetsStatus", Key={"AccountId": {"S": SPOKE}}).get(
+                "Item", {}
+            )
+            time.sleep(0.2)
+        assert status.get("Status", {}).get("S") == "APPLIED", status
+
+        # WHEN AWS reports the budget UNHEALTHY (by hand: AWS computes it), and nobody asks for a run
+        send(local.endpoint, SPOKE, "UNHEALTHY", "FILTER_INVALID")
+        started = time.monotonic()
+        while time.monotonic() < started + 60 and status.get("Status", {}).get("S") != "FAILED":
+            status = dynamodb.get_item(TableName="BlogBudgetsStatus", Key={"AccountId": {"S": SPOKE}}).get(
+                "Item", {}
+            )
+            time.sleep(0.2)
+
+        # THEN the reconciler's schedule found it: FAILED with AWS's reason, within a minute
+        assert status.get("Status", {}).get("S") == "FAILED", status
+        assert status["Reason"]["S"].startswith("AWS Budgets reports the budget UNHEALTHY: FILTER_INVALID")
+        assert time.monotonic() - started < 60
+    assert local.process.returncode == 0, local.output
+    assert "the reconciler's schedule (hourly on AWS) runs every 2 s here" in local.output
+    assert "ReconcilerFunction: its schedule ran" in local.output

@@ -6,10 +6,11 @@ a run's read and its write); ``fail`` makes a method raise (an error the adapter
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from budget_sync.cost_basis import COST_FIELDS, CostBasis
 from budget_sync.effective_budget import INHERITED_FROM_FIELD, INHERITED_VALUE_FIELD, TableItem
 from budget_sync.resolve_tables import SOURCE, WriteOutcome
 from budget_sync.status import Status
@@ -24,6 +25,8 @@ class FakeResolverTables:
     ) -> None:
         #: TargetId -> BudgetValue as stored (an item may hold anything: a str, a float...)
         self.default_values: dict[str, Any] = dict(defaults or {})
+        #: TargetId -> the default's CostMetric/CostExclusions as stored
+        self.default_costs: dict[str, dict[str, Any]] = {}
         #: AccountId -> the item's other attributes
         self.budget_items: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (items or {}).items()}
         #: AccountId or TargetId -> the status item's attributes
@@ -41,7 +44,10 @@ class FakeResolverTables:
 
     def defaults(self) -> list[dict[str, Any]]:
         self._call("defaults")
-        return [{"TargetId": target, "BudgetValue": value} for target, value in self.default_values.items()]
+        return [
+            {"TargetId": target, "BudgetValue": value, **self.default_costs.get(target, {})}
+            for target, value in self.default_values.items()
+        ]
 
     def items(self) -> dict[str, dict[str, Any]]:
         self._call("items")
@@ -72,15 +78,23 @@ class FakeResolverTables:
         at: str,
         previous: TableItem | None,
         default_as_read: Any,
+        cost: CostBasis | None = None,
+        path_as_read: Mapping[str, Mapping[str, Any] | None] | None = None,
     ) -> WriteOutcome:
         self._call("write_inherited")
         if self.before_write is not None:
             self.before_write()
         if source not in self.default_values or self.default_values[source] != default_as_read:
             return WriteOutcome.STALE
-        if not self._as_read(account_id, previous):
+        if cost is not None and not self._path_as_read(path_as_read or {}):
+            return WriteOutcome.STALE
+        if not self._as_read(account_id, previous) or (
+            cost is not None and not self._cost_as_read(account_id, previous)
+        ):
             return WriteOutcome.CONFLICT
         item = self.budget_items.setdefault(account_id, {})
+        if cost is not None:
+            self._set_cost(item, cost)
         item.update(
             {
                 "BudgetValue": value,
@@ -91,6 +105,48 @@ class FakeResolverTables:
         )
         item["UpdatedAt"] = at
         return WriteOutcome.DONE
+
+    def write_inherited_cost(
+        self,
+        account_id: str,
+        cost: CostBasis,
+        previous: TableItem,
+        path_as_read: Mapping[str, Mapping[str, Any] | None],
+    ) -> WriteOutcome:
+        self._call("write_inherited_cost")
+        if self.before_write is not None:
+            self.before_write()
+        if not self._path_as_read(path_as_read):
+            return WriteOutcome.STALE
+        item = self.budget_items.get(account_id)
+        if item is None or INHERITED_FROM_FIELD in item or not self._cost_as_read(account_id, previous):
+            return WriteOutcome.CONFLICT
+        self._set_cost(item, cost)
+        return WriteOutcome.DONE
+
+    def _path_as_read(self, path_as_read: Mapping[str, Mapping[str, Any] | None]) -> bool:
+        for target, read in path_as_read.items():
+            if read is None:
+                if target in self.default_values:
+                    return False
+            elif target not in self.default_values or {
+                f: v for f, v in self.default_costs.get(target, {}).items() if f in COST_FIELDS
+            } != {f: v for f, v in read.items() if f in COST_FIELDS}:
+                return False
+        return True
+
+    def _cost_as_read(self, account_id: str, previous: TableItem | None) -> bool:
+        item = self.budget_items.get(account_id, {})
+        before = (previous.inherited_cost if previous else CostBasis()).inherited_columns()
+        return all(item.get(f) == v for f, v in before.items())
+
+    @staticmethod
+    def _set_cost(item: dict[str, Any], cost: CostBasis) -> None:
+        for f, text in cost.inherited_columns().items():
+            if text is None:
+                item.pop(f, None)
+            else:
+                item[f] = text
 
     def delete_inherited(
         self, account_id: str, previous: TableItem, default_absent: str | None

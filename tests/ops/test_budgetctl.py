@@ -311,6 +311,7 @@ def test_status_shows_each_account_and_exits_1_on_drift(ops: Org):
         "PercentOfLimit": "0.0",
         "Drift": "BUDGET_DRIFT",
         "Reason": "budget limit 1750 differs from desired 1000",
+        "Health": "HEALTHY",  # the budget's HealthStatus, as DescribeBudget gives it
         "AlertsSent": None,  # no status yet
         "SpokeAlerts": "none",  # this fixture's budgets have no notifications
         "CostBasis": None,  # no spoke report yet

@@ -1,6 +1,8 @@
 """``default``: budgets per OU or root (the defaults table), with conditional writes.
 
     budgetctl default set ou-abcd-11111111 100     # UpdatedBy/UpdatedAt recorded
+    budgetctl default set ou-abcd-11111111 --exclude credits,refunds   # its cost basis only
+    budgetctl default set ou-abcd-11111111 --metric ''                 # '' removes the attribute
     budgetctl default get ou-abcd-11111111
     budgetctl default list                          # every default, with its OU's name; exit 1
                                                     # if one is invalid or its OU is gone
@@ -10,7 +12,10 @@
 
 Each target is checked twice before anything is written: its form (``r-...``/``ou-...``),
 then that it is a root or OU of this organisation (Organizations ``ListRoots`` /
-``DescribeOrganizationalUnit``). The amount follows the item contract. A CSV export guards
+``DescribeOrganizationalUnit``). The amount follows the item contract; ``--metric`` and
+``--exclude`` (the default's ``CostMetric``/``CostExclusions``, docs/cost-basis.md) are
+validated by budget_sync.cost_basis, as an account's, before any AWS call. Without an AMOUNT,
+``set`` changes an existing default's cost basis and keeps its amount. A CSV export guards
 every cell a spreadsheet would read as a formula (``budgetctl.output.csv_cell``), and import
 takes that guard off again (``csv_text``).
 """
@@ -26,6 +31,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from budget_sync.cost_basis import (
+    COST_EXCLUSIONS_FIELD,
+    COST_FIELDS,
+    COST_METRIC_FIELD,
+    cost_basis_attributes,
+)
 from budget_sync.domain import BUDGET_VALUE_FIELD, amount_text, format_amount
 from budget_sync.effective_budget import TARGET_ID_FIELD, parse_default_value, parse_target_id
 from budget_sync.errors import InvalidItemError, PermanentError, TransientError
@@ -37,7 +48,9 @@ from budgetctl.errors import AwsError, ExitCode, UsageError
 from budgetctl.output import csv_cell, csv_text
 
 DEFAULT_DEFAULTS_TABLE = "BlogBudgetsDefaults"
-DEFAULT_COLUMNS = ("TargetId", "Name", "BudgetValue", "UpdatedBy", "UpdatedAt")
+DEFAULT_COLUMNS = ("TargetId", "Name", "BudgetValue", *COST_FIELDS, "UpdatedBy", "UpdatedAt")
+#: The table without --wide: within 100 columns (who wrote it and when: --wide, or JSON)
+BRIEF_COLUMNS = ("TargetId", "Name", "BudgetValue", *COST_FIELDS)
 ACTIONS = ("set", "get", "list", "delete", "import", "export")
 
 
@@ -45,6 +58,18 @@ def register(command: Command) -> None:
     sub = command("default", cmd_default, "defaults per OU or root: set, get, list, delete, import, export")
     sub.add_argument("action", choices=ACTIONS, metavar="ACTION", help=" | ".join(ACTIONS))
     sub.add_argument("operands", nargs="*", metavar="ARG", help="TARGET [AMOUNT] or FILE")
+    sub.add_argument(
+        "--metric",
+        metavar="M",
+        help="set: what its accounts' budgets count: unblended, blended, amortized, net-unblended, "
+        "net-amortized; '' = remove (docs/cost-basis.md)",
+    )
+    sub.add_argument(
+        "--exclude",
+        metavar="R,S",
+        help="set: record types its accounts' budgets leave out: credits, refunds, tax, support, upfront, "
+        "or 'none'; '' = remove",
+    )
     sub.add_argument(
         "--defaults-table", default=DEFAULT_DEFAULTS_TABLE, help=f"defaults table ({DEFAULT_DEFAULTS_TABLE})"
     )
@@ -66,7 +91,7 @@ def register(command: Command) -> None:
 #: The options each action uses (besides --defaults-table and the global ones): any other is a
 #: usage error, never silently ignored.
 OPTIONS_OF = {
-    "set": {"dry_run", "expect", "force"},
+    "set": {"dry_run", "expect", "force", "metric", "exclude"},
     "delete": {"dry_run", "expect", "force"},
     "import": {"dry_run"},
     "export": {"file", "format"},
@@ -84,6 +109,8 @@ def _refuse_unused(args: Any) -> None:
         # validate() turned --expect into its value: "read" when absent, "force" with --force
         "expect": args.expect not in ("read", "force"),
         "force": bool(args.force),
+        "metric": args.metric is not None,
+        "exclude": args.exclude is not None,
     }
     unused = [name for name, present in given.items() if present and name not in OPTIONS_OF[args.action]]
     if unused:
@@ -101,6 +128,12 @@ class _Row:
 def cmd_default(ctx: Context) -> int:
     args = ctx.args
     wanted = {"set": 2, "get": 1, "delete": 1, "list": 0, "export": 0, "import": 1}[args.action]
+    if (
+        args.action == "set"
+        and len(args.operands) == 1
+        and (args.metric is not None or args.exclude is not None)
+    ):
+        wanted = 1  # the cost basis of an existing default, its amount kept
     if len(args.operands) != wanted:
         shapes = {2: "TARGET AMOUNT", 1: "FILE" if args.action == "import" else "TARGET", 0: "no argument"}
         raise UsageError(
@@ -146,23 +179,44 @@ def _in_organisation(ctx: Context, target: str) -> str:
 def _set(ctx: Context, table: BudgetsTable) -> int:
     args = ctx.args
     target = parse_target_id(args.operands[0])
-    amount = parse_default_value(args.operands[1], target)
+    given = parse_default_value(args.operands[1], target) if len(args.operands) > 1 else None
+    # validated as an account's cost basis, before any AWS call (InvalidItemError: exit 2)
+    cost = cost_basis_attributes(args.metric, args.exclude, target)
     names = {target: _in_organisation(ctx, target)}
-    previous = table.get(target) if args.expect == "read" or args.dry_run else None
-    if previous is not None and previous.get(BUDGET_VALUE_FIELD) == amount:
-        ctx.out.info(f"default {target} already is {format_amount(amount)}; nothing written")
+    previous = table.get(target) if args.expect == "read" or args.dry_run or given is None else None
+    if given is None and previous is None:
+        raise UsageError(
+            f"default {target} does not exist: set it with an AMOUNT (default set {target} AMOUNT "
+            "--metric/--exclude ...); nothing written"
+        )
+    amount = given if given is not None else (previous or {})[BUDGET_VALUE_FIELD]
+    wanted = {**(previous or {}), BUDGET_VALUE_FIELD: amount, **cost}
+    wanted = {k: v for k, v in wanted.items() if v is not None}
+    if previous is not None and all(
+        previous.get(f) == wanted.get(f) for f in (BUDGET_VALUE_FIELD, *COST_FIELDS)
+    ):
+        ctx.out.info(f"default {target} already is {_summary(previous)}; nothing written")
         ctx.out.rows([_row(previous, names)], DEFAULT_COLUMNS, single=True)
         return ExitCode.OK
     if args.dry_run:
-        before = amount_text((previous or {}).get(BUDGET_VALUE_FIELD)) or "no default"
-        ctx.out.rows(
-            [_row({TARGET_ID_FIELD: target, BUDGET_VALUE_FIELD: amount}, names)], DEFAULT_COLUMNS, single=True
-        )
-        ctx.out.info(f"default {target}: {before} -> {format_amount(amount)}; nothing written (dry run)")
+        before = _summary(previous) if previous else "no default"
+        ctx.out.rows([_row({**wanted, TARGET_ID_FIELD: target}, names)], DEFAULT_COLUMNS, single=True)
+        ctx.out.info(f"default {target}: {before} -> {_summary(wanted)}; nothing written (dry run)")
         return ExitCode.OK
-    table.write(Write(target, amount, previous, args.expect))
+    table.write(Write(target, amount, previous, args.expect, alerts=cost or None))
     ctx.out.rows([_row(table.get(target) or {}, names)], DEFAULT_COLUMNS, single=True)
     return ExitCode.OK
+
+
+def _summary(item: dict[str, Any]) -> str:
+    """``100 (metric amortized, excludes credits,refunds)``: a default in one phrase."""
+    parts = [
+        f"{label} {item[f]}"
+        for label, f in (("metric", COST_METRIC_FIELD), ("excludes", COST_EXCLUSIONS_FIELD))
+        if item.get(f)
+    ]
+    amount = amount_text(item.get(BUDGET_VALUE_FIELD)) or "?"
+    return amount + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _get(ctx: Context, table: BudgetsTable) -> int:
@@ -180,7 +234,7 @@ def _list(ctx: Context, table: BudgetsTable) -> int:
     names = _names(ctx) if items else {}
     rows = [_row(item, names) for item in items]
     # The table: one line per default (a long UpdatedBy ARN cut with an ellipsis; --wide: whole).
-    ctx.out.rows(rows, DEFAULT_COLUMNS, title="budget-sync defaults", brief=DEFAULT_COLUMNS)
+    ctx.out.rows(rows, DEFAULT_COLUMNS, title="budget-sync defaults", brief=BRIEF_COLUMNS)
     gone = [r["TargetId"] for r in rows if names and r["TargetId"] not in names]
     for target in gone:
         ctx.out.error(
@@ -191,6 +245,9 @@ def _list(ctx: Context, table: BudgetsTable) -> int:
         target = str(item.get(TARGET_ID_FIELD, ""))
         try:
             parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
+            cost_basis_attributes(
+                _text(item.get(COST_METRIC_FIELD)), _text(item.get(COST_EXCLUSIONS_FIELD)), target
+            )
         except InvalidItemError as exc:
             invalid.append(target)
             ctx.out.error(
@@ -356,12 +413,23 @@ def _names(ctx: Context) -> dict[str, str]:
     return {target: unit.name for target, unit in tree.units.items()}
 
 
+def _text(value: object) -> str | None:
+    """A stored cost attribute as text for validation (a set or list joined with commas)."""
+    if value is None:
+        return None
+    if isinstance(value, (set, frozenset, list, tuple)):
+        return ",".join(sorted(str(v) for v in value))
+    return str(value)
+
+
 def _row(item: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, Any]:
     target = str(item.get(TARGET_ID_FIELD, ""))
     return {
         "TargetId": target,
         "Name": (names or {}).get(target),
         "BudgetValue": amount_text(item.get(BUDGET_VALUE_FIELD)),
+        COST_METRIC_FIELD: _text(item.get(COST_METRIC_FIELD)),
+        COST_EXCLUSIONS_FIELD: _text(item.get(COST_EXCLUSIONS_FIELD)),
         "UpdatedBy": item.get("UpdatedBy"),
         "UpdatedAt": item.get("UpdatedAt"),
     }

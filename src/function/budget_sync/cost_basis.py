@@ -13,6 +13,14 @@ no default anywhere the budget's own definition is left exactly as it is):
 An empty value counts as absent. The words are the operator's; what each means for AWS is in
 docs/cost-basis.md, with AWS's source.
 
+A default of an OU or the root (the defaults table's item) may carry the same two attributes,
+validated by this same module. The resolver (budget_sync.resolve) copies what an account
+inherits from them onto its budgets-table item as ``InheritedCostMetric`` and
+``InheritedCostExclusions`` (canonical text, only the resolver writes them), field by field
+from the nearest default that sets the field; the account's own attribute wins over them
+(``parse_cost_basis``), and the spoke stack's default is used only for a field that neither
+sets. So an account with its own ``BudgetValue`` but no own cost basis still gets its OU's.
+
 Delivery: the cost basis travels inside the account's alert settings (``AlertSettings``, the
 JSON the update function writes to ``/BlogBudgets/AlertSettings``, fields ``metric`` and
 ``exclude``), and the organisation-wide default inside the stack's ``/BlogBudgets/AlertDefaults``
@@ -37,6 +45,10 @@ from budget_sync.errors import InvalidItemError
 COST_METRIC_FIELD = "CostMetric"
 COST_EXCLUSIONS_FIELD = "CostExclusions"
 COST_FIELDS = (COST_METRIC_FIELD, COST_EXCLUSIONS_FIELD)
+#: What an account inherits from the defaults of its OUs and root (only the resolver writes them).
+INHERITED_COST_METRIC_FIELD = "InheritedCostMetric"
+INHERITED_COST_EXCLUSIONS_FIELD = "InheritedCostExclusions"
+INHERITED_COST_FIELDS = (INHERITED_COST_METRIC_FIELD, INHERITED_COST_EXCLUSIONS_FIELD)
 NONE = "none"
 
 #: The operator's word -> AWS Budgets' ``Metric`` (botocore's Budgets model, enum ``Metric``;
@@ -73,6 +85,21 @@ class CostBasis:
     def is_default(self) -> bool:
         return self.metric is None and self.exclude is None
 
+    def over(self, below: CostBasis) -> CostBasis:
+        """This cost basis, each field it leaves to the default taken from ``below``."""
+        return CostBasis(
+            metric=self.metric if self.metric is not None else below.metric,
+            exclude=self.exclude if self.exclude is not None else below.exclude,
+        )
+
+    def inherited_columns(self) -> dict[str, str | None]:
+        """The columns as the resolver writes them on an item: InheritedCostMetric, ...Exclusions."""
+        columns = self.columns()
+        return {
+            INHERITED_COST_METRIC_FIELD: columns[COST_METRIC_FIELD],
+            INHERITED_COST_EXCLUSIONS_FIELD: columns[COST_EXCLUSIONS_FIELD],
+        }
+
     def parameter_fields(self) -> dict[str, object]:
         """The fields of the alert settings' JSON: ``metric`` and ``exclude`` (a list)."""
         body: dict[str, object] = {}
@@ -91,25 +118,43 @@ class CostBasis:
 
 
 def parse_cost_basis(item: Mapping[str, object], account_id: str | None = None) -> CostBasis:
-    """The item's cost basis, or InvalidItemError naming the field and the value."""
-    return CostBasis(
+    """The item's cost basis, or InvalidItemError naming the field and the value: its own
+    attributes, each absent one taken from what it inherits from a default
+    (``InheritedCostMetric``/``InheritedCostExclusions``, written by the resolver)."""
+    own = CostBasis(
         metric=_metric(item.get(COST_METRIC_FIELD), account_id),
         exclude=_exclusions(item.get(COST_EXCLUSIONS_FIELD), account_id),
     )
+    return own.over(inherited_cost_basis(item, account_id))
 
 
-def _metric(value: object, account_id: str | None) -> str | None:
+def own_attributes(item: Mapping[str, object]) -> dict[str, object]:
+    """The item without what it inherits (what ``get`` and ``export`` show as the account's own)."""
+    return {k: v for k, v in item.items() if k not in INHERITED_COST_FIELDS}
+
+
+def inherited_cost_basis(item: Mapping[str, object], account_id: str | None = None) -> CostBasis:
+    """What an account's item holds as inherited from the defaults (the resolver's attributes)."""
+    return CostBasis(
+        metric=_metric(item.get(INHERITED_COST_METRIC_FIELD), account_id, INHERITED_COST_METRIC_FIELD),
+        exclude=_exclusions(
+            item.get(INHERITED_COST_EXCLUSIONS_FIELD), account_id, INHERITED_COST_EXCLUSIONS_FIELD
+        ),
+    )
+
+
+def _metric(value: object, account_id: str | None, field: str = COST_METRIC_FIELD) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     word = value.strip().lower() if isinstance(value, str) else None
     if word not in METRICS:
-        raise InvalidItemError(
-            COST_METRIC_FIELD, value, f"is not a cost metric; one of {', '.join(METRICS)}", account_id
-        )
+        raise InvalidItemError(field, value, f"is not a cost metric; one of {', '.join(METRICS)}", account_id)
     return word
 
 
-def _exclusions(value: object, account_id: str | None) -> tuple[str, ...] | None:
+def _exclusions(
+    value: object, account_id: str | None, field: str = COST_EXCLUSIONS_FIELD
+) -> tuple[str, ...] | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -127,7 +172,7 @@ def _exclusions(value: object, account_id: str | None) -> tuple[str, ...] | None
     for part, word in zip(parts, words, strict=True):
         if word not in EXCLUSIONS:
             raise InvalidItemError(
-                COST_EXCLUSIONS_FIELD,
+                field,
                 part,
                 f"is not a record type budget-sync excludes; one of {', '.join(EXCLUSIONS)}, or {NONE} alone",
                 account_id,
@@ -135,7 +180,7 @@ def _exclusions(value: object, account_id: str | None) -> tuple[str, ...] | None
     unique = sorted({str(w) for w in words})
     if len(unique) != len(words):
         raise InvalidItemError(
-            COST_EXCLUSIONS_FIELD, ",".join(str(p) for p in parts), "names a record type twice", account_id
+            field, ",".join(str(p) for p in parts), "names a record type twice", account_id
         )
     return tuple(unique)
 

@@ -10,7 +10,11 @@ and ``BudgetValue`` (N, the same amount rules as an account's item). An account'
 3. else none.
 
 The resolver materialises rule 2 into the budgets table as an ordinary item marked
-``InheritedFrom: <target id>``; the stream function delivers it like any other item. This
+``InheritedFrom: <target id>``; the stream function delivers it like any other item. A default
+may also carry a cost basis (``CostMetric``, ``CostExclusions``: budget_sync.cost_basis): each
+field comes from the nearest default on the account's path that sets it (``inherited_cost``)
+and is materialised on the account's item, inherited *or* explicit, as ``InheritedCostMetric``
+and ``InheritedCostExclusions``; the item's own attributes win over them. This
 module decides, per account, what the table should hold (``plan``); the resolver
 (resolve.py) writes it with conditions that keep an explicit item untouchable.
 """
@@ -19,11 +23,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from budget_sync.cost_basis import CostBasis
 from budget_sync.domain import parse_budget_text, parse_budget_value
 from budget_sync.errors import InvalidItemError
 
@@ -114,6 +119,8 @@ class TableItem:
 
     value: Decimal | None  # None: the item is there but its value is invalid
     inherited_from: str | None  # None: an explicit item (the operator's own)
+    #: What the item holds as inherited cost basis (InheritedCostMetric/InheritedCostExclusions)
+    inherited_cost: CostBasis = field(default_factory=CostBasis)
 
 
 class Source(StrEnum):
@@ -149,6 +156,7 @@ class Action(StrEnum):
     WAIT = "WaitingForSpoke"  # a default applies, the spoke stack is not there yet
     SKIP = "AccountSkipped"  # suspended or closed: left as it is
     KEEP = "Unchanged"  # explicit item, or the table already holds the effective value
+    COST = "InheritedCostBasisWritten"  # explicit item: only its inherited cost basis changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +166,18 @@ class Decision:
     effective: Effective
     previous: TableItem | None
     reason: str = ""
+    #: The cost basis the account inherits from the defaults on its path (WRITE, COST)
+    cost: CostBasis = field(default_factory=CostBasis)
+
+
+def inherited_cost(account: OrgAccount, costs: Mapping[str, CostBasis]) -> CostBasis:
+    """Field by field, the cost basis of the nearest default on the account's path that sets it
+    (an OU's over its parent's, over the root's); nothing set: the stack's default applies. Pure."""
+    found = CostBasis()
+    for target in reversed(account.path):
+        if target in costs:
+            found = found.over(costs[target])
+    return found
 
 
 def decide(
@@ -166,8 +186,10 @@ def decide(
     defaults: Mapping[str, Decimal],
     spoke_ready: bool,
     management_account: str = "",
+    costs: Mapping[str, CostBasis] | None = None,
 ) -> Decision:
-    """One account: what the budgets table must hold so that it carries the effective budget."""
+    """One account: what the budgets table must hold so that it carries the effective budget
+    and the cost basis it inherits (``costs``: each valid default's, by target)."""
     if account.account_id == management_account and (item is None or item.inherited_from is None):
         wanted = Effective(item.value, Source.ITEM) if item else Effective(None, Source.NONE)
         reason = "the management account: defaults do not apply, only its own item"
@@ -176,15 +198,26 @@ def decide(
     if not account.active:
         reason = f"account is {account.state}: skipped, it keeps whatever budget it has"
         return Decision(account.account_id, Action.SKIP, wanted, item, reason)
+    cost = inherited_cost(account, costs or {})
     if wanted.source is Source.ITEM:
-        return Decision(account.account_id, Action.KEEP, wanted, item, "own item")
+        assert item is not None
+        if item.inherited_cost != cost:
+            reason = "own item; its inherited cost basis changed"
+            return Decision(account.account_id, Action.COST, wanted, item, reason, cost)
+        return Decision(account.account_id, Action.KEEP, wanted, item, "own item", cost)
     if wanted.source is Source.DEFAULT:
-        if item is not None and item.inherited_from == wanted.target_id and item.value == wanted.value:
-            return Decision(account.account_id, Action.KEEP, wanted, item, f"default of {wanted.target_id}")
+        reason = f"default of {wanted.target_id}"
+        if (
+            item is not None
+            and item.inherited_from == wanted.target_id
+            and item.value == wanted.value
+            and item.inherited_cost == cost
+        ):
+            return Decision(account.account_id, Action.KEEP, wanted, item, reason, cost)
         if item is None and not spoke_ready:
             reason = f"waiting for its spoke stack; then the default of {wanted.target_id} applies"
-            return Decision(account.account_id, Action.WAIT, wanted, item, reason)
-        return Decision(account.account_id, Action.WRITE, wanted, item, f"default of {wanted.target_id}")
+            return Decision(account.account_id, Action.WAIT, wanted, item, reason, cost)
+        return Decision(account.account_id, Action.WRITE, wanted, item, reason, cost)
     if item is not None:  # an inherited item whose default is gone
         reason = f"the default of {item.inherited_from} was removed: the account keeps its last budget"
         return Decision(account.account_id, Action.DELETE, wanted, item, reason)
@@ -196,6 +229,7 @@ def plan(
     items: Mapping[str, TableItem],
     defaults: Mapping[str, Decimal],
     ready: Iterable[str] | None,
+    costs: Mapping[str, CostBasis] | None = None,
 ) -> list[Decision]:
     """Every account of ``tree``. ``ready``: the accounts whose spoke stack exists (None: all)."""
     ready_set = None if ready is None else set(ready)
@@ -206,6 +240,7 @@ def plan(
             defaults,
             ready_set is None or account_id in ready_set,
             tree.management_account,
+            costs,
         )
         for account_id, account in sorted(tree.accounts.items())
     ]

@@ -19,7 +19,17 @@ decides per account (org.plan) and then:
           an item;
 * WAIT    status WAITING (the spoke stack is not there yet): nothing is written until the
           StackSet reports the stack instance, then the item follows;
-* SKIP    status SKIPPED for a suspended or closed account; nothing is written.
+* SKIP    status SKIPPED for a suspended or closed account; nothing is written;
+* COST    an explicit item whose inherited cost basis (budget_sync.cost_basis: the defaults'
+          ``CostMetric``/``CostExclusions`` on its path, field by field from the nearest) is not
+          what its item holds: only ``InheritedCostMetric``/``InheritedCostExclusions`` are set or
+          removed, never its own attributes, on the condition that it is still explicit with
+          those two as read. WRITE sets them too (an inherited item carries its cost basis).
+
+Every write of an inherited cost basis also checks, in the same transaction, that each default
+on the account's path is as this run read it (its cost attributes, or still absent): whatever
+order, duplicates or concurrency the defaults stream delivers, a run that read older defaults
+writes nothing (stale) and the newest run's result stays.
 
 An item is inherited only while it is the resolver's own: InheritedFrom set and BudgetValue
 equal to InheritedValue (org.is_inherited). Whatever another client writes (budgetctl, the
@@ -56,6 +66,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+from budget_sync.cost_basis import COST_FIELDS, CostBasis, inherited_cost_basis, parse_cost_basis
 from budget_sync.domain import BUDGET_VALUE_FIELD
 from budget_sync.effective_budget import (
     INHERITED_FROM_FIELD,
@@ -118,14 +129,32 @@ def read_defaults(client: DynamoDBClient, table_name: str) -> dict[str, Decimal]
     return read_all_defaults(DynamoDBResolverTables(client, "", table_name, ""))[0]
 
 
+@dataclass(frozen=True, slots=True)
+class DefaultsRead:
+    """The valid defaults' cost bases and each valid default as read (the conditions)."""
+
+    costs: dict[str, CostBasis] = field(default_factory=dict)
+    #: target id -> the default's BudgetValue and cost attributes as stored
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def path_as_read(
+        self, path: Iterable[str], invalid: Mapping[str, str]
+    ) -> dict[str, dict[str, Any] | None]:
+        """Each default on ``path`` as read (None: absent); an invalid one is not checked."""
+        return {target: self.items.get(target) for target in path if target not in invalid}
+
+
 def read_all_defaults(
     tables: ResolverTables,
-) -> tuple[dict[str, Decimal], dict[str, str], dict[str, Any]]:
-    """The valid defaults (target id -> amount), the invalid ones (target id -> reason), and
-    each valid default's ``BudgetValue`` as read (for the condition that it is unchanged)."""
+) -> tuple[dict[str, Decimal], dict[str, str], dict[str, Any], DefaultsRead]:
+    """The valid defaults (target id -> amount), the invalid ones (target id -> reason), each
+    valid default's ``BudgetValue`` as read (for the condition that it is unchanged), and their
+    cost bases with what was read of them. A default's cost basis is validated as an account's
+    (budget_sync.cost_basis); a bad one makes the whole default invalid."""
     defaults: dict[str, Decimal] = {}
     invalid: dict[str, str] = {}
     as_read: dict[str, Any] = {}
+    read = DefaultsRead()
     for item in tables.defaults():
         try:
             target = parse_target_id(item.get(TARGET_ID_FIELD))
@@ -133,14 +162,19 @@ def read_all_defaults(
             logger.error("default ignored", extra={"reason": str(exc), "field": exc.field})
             continue
         try:
-            defaults[target] = parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
-            as_read[target] = item[BUDGET_VALUE_FIELD]
+            amount = parse_default_value(item.get(BUDGET_VALUE_FIELD), target)
+            cost = parse_cost_basis({f: item[f] for f in COST_FIELDS if f in item}, target)
         except InvalidItemError as exc:
             logger.error(
                 "default invalid", extra={"target_id": target, "reason": str(exc), "field": exc.field}
             )
             invalid[target] = invalid_default_reason(target, exc)
-    return defaults, invalid, as_read
+            continue
+        defaults[target] = amount
+        as_read[target] = item[BUDGET_VALUE_FIELD]
+        read.costs[target] = cost
+        read.items[target] = {f: item[f] for f in (BUDGET_VALUE_FIELD, *COST_FIELDS) if f in item}
+    return defaults, invalid, as_read, read
 
 
 def invalid_default_reason(target: str, exc: InvalidItemError) -> str:
@@ -155,7 +189,11 @@ def table_item(item: Mapping[str, Any]) -> TableItem:
     """An item as resolution sees it: inherited only if the resolver's own (org.is_inherited)."""
     value = item.get(BUDGET_VALUE_FIELD)
     amount = value if isinstance(value, Decimal) and value > 0 else None
-    return TableItem(amount, str(item[INHERITED_FROM_FIELD]) if is_inherited(item) else None)
+    try:
+        cost = inherited_cost_basis(item)
+    except InvalidItemError:  # written by hand: never equal to what is wanted, so written again
+        cost = CostBasis(metric="")
+    return TableItem(amount, str(item[INHERITED_FROM_FIELD]) if is_inherited(item) else None, cost)
 
 
 class Resolver:
@@ -232,11 +270,12 @@ class Resolver:
         ready: Iterable[str] | None,
         changed: Iterable[str] = (),
     ) -> ResolveSummary:
-        defaults, invalid, as_read = read_all_defaults(self._tables)
+        defaults, invalid, as_read, read = read_all_defaults(self._tables)
         self._default_statuses(defaults, invalid, changed)
-        summary = ResolveSummary(scope, plan(tree, items, defaults, ready))
+        summary = ResolveSummary(scope, plan(tree, items, defaults, ready, read.costs))
         for decision in summary.decisions:
-            self._act(decision, summary, as_read, invalid)
+            path = read.path_as_read(tree.accounts[decision.account_id].path, invalid)
+            self._act(decision, summary, as_read, invalid, path)
         logger.info(
             "resolution finished",
             extra={
@@ -254,12 +293,23 @@ class Resolver:
         summary: ResolveSummary,
         as_read: Mapping[str, Any],
         invalid: Mapping[str, str],
+        path: Mapping[str, Mapping[str, Any] | None],
     ) -> None:
         log = {"account_id": decision.account_id, "action": decision.action.value, "reason": decision.reason}
         if decision.action is Action.WRITE:
-            outcome = self._write(decision, as_read[decision.effective.target_id])
+            outcome = self._write(decision, as_read[decision.effective.target_id], path)
             if self._counted(decision, outcome, summary):
                 logger.info("inherited budget written", extra={**log, "source": decision.effective.target_id})
+        elif decision.action is Action.COST:
+            assert decision.previous is not None
+            outcome = self._tables.write_inherited_cost(
+                decision.account_id, decision.cost, decision.previous, path
+            )
+            if self._counted(decision, outcome, summary):
+                logger.info(
+                    "inherited cost basis written",
+                    extra={**log, **{k: v for k, v in decision.cost.inherited_columns().items() if v}},
+                )
         elif decision.action is Action.DELETE:
             if self._counted(decision, self._delete(decision, invalid), summary):
                 logger.info("inherited budget removed", extra=log)
@@ -293,9 +343,12 @@ class Resolver:
             logger.info("the item changed after this run read it: it won", extra=log)
         return False
 
-    def _write(self, decision: Decision, default_as_read: Any) -> WriteOutcome:
-        """The inherited item, in one transaction with a check that its default still has
-        the value this run read (``default_as_read``)."""
+    def _write(
+        self, decision: Decision, default_as_read: Any, path: Mapping[str, Mapping[str, Any] | None]
+    ) -> WriteOutcome:
+        """The inherited item with its inherited cost basis, in one transaction with a check
+        that its default still has the value this run read (``default_as_read``) and each
+        default on its path the cost attributes read (``path``)."""
         value = decision.effective.value
         assert value is not None
         return self._tables.write_inherited(
@@ -306,6 +359,8 @@ class Resolver:
             _now(),
             decision.previous,
             default_as_read,
+            decision.cost,
+            path,
         )
 
     def _delete(self, decision: Decision, invalid: Mapping[str, str]) -> WriteOutcome:

@@ -12,7 +12,7 @@ on an in-memory fake of the Protocol (tests/fakes/resolver_tables.py), this adap
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budget_sync.cost_basis import COST_FIELDS, CostBasis
 from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, format_amount
 from budget_sync.effective_budget import (
     INHERITED_FROM_FIELD,
@@ -77,9 +78,26 @@ class ResolverTables(Protocol):
         at: str,
         previous: TableItem | None,
         default_as_read: Any,
+        cost: CostBasis | None = None,
+        path_as_read: Mapping[str, Mapping[str, Any] | None] | None = None,
     ) -> WriteOutcome:
         """The inherited item, if the item is still ``previous`` (None: no item) and, in the
-        same transaction, the default ``source`` still has the BudgetValue ``default_as_read``."""
+        same transaction, the default ``source`` still has the BudgetValue ``default_as_read``.
+        With ``cost``: its InheritedCostMetric/InheritedCostExclusions set (or removed) too, if
+        they are still as ``previous`` holds them and each default of ``path_as_read`` still has
+        the cost attributes read (None: still absent)."""
+        ...
+
+    def write_inherited_cost(
+        self,
+        account_id: str,
+        cost: CostBasis,
+        previous: TableItem,
+        path_as_read: Mapping[str, Mapping[str, Any] | None],
+    ) -> WriteOutcome:
+        """An explicit item's InheritedCostMetric/InheritedCostExclusions set to ``cost`` (None
+        fields removed), nothing else, if it is still explicit with them as ``previous`` holds
+        them and, in the same transaction, each default of ``path_as_read`` is as read."""
         ...
 
     def delete_inherited(
@@ -171,6 +189,8 @@ class DynamoDBResolverTables:
         at: str,
         previous: TableItem | None,
         default_as_read: Any,
+        cost: CostBasis | None = None,
+        path_as_read: Mapping[str, Mapping[str, Any] | None] | None = None,
     ) -> WriteOutcome:
         values: dict[str, Any] = {
             ":v": {"N": format_amount(value)},
@@ -180,10 +200,13 @@ class DynamoDBResolverTables:
         }
         condition, names, read = as_read_condition(previous)
         values.update(read)
+        expression = "SET #v = :v, #inh = :src, #marker = :v, UpdatedBy = :by, UpdatedAt = :at"
+        if cost is not None:
+            expression, condition = _with_cost(expression, condition, cost, previous, names, values)
         update = {
             "TableName": self._budgets,
             "Key": {ACCOUNT_ID_FIELD: {"S": account_id}},
-            "UpdateExpression": "SET #v = :v, #inh = :src, #marker = :v, UpdatedBy = :by, UpdatedAt = :at",
+            "UpdateExpression": expression,
             # the item this run read, nothing else: an explicit item, or an inherited one
             # that a newer run (newer defaults) wrote or removed meanwhile, always wins
             "ConditionExpression": condition,
@@ -195,10 +218,64 @@ class DynamoDBResolverTables:
             },
             "ExpressionAttributeValues": values,
         }
-        unchanged = self._default_check(
-            source, "#dv = :dv", {"#dv": BUDGET_VALUE_FIELD}, {":dv": _serialize(default_as_read)}
+        checks = self._path_checks(path_as_read or {}, skip=source) if cost is not None else []
+        check, check_names, check_values = (
+            "#dv = :dv",
+            {"#dv": BUDGET_VALUE_FIELD},
+            {":dv": _serialize(default_as_read)},
         )
-        return self._transact(account_id, "inherited write", unchanged, {"Update": update})
+        source_read = (path_as_read or {}).get(source)
+        if cost is not None and source_read is not None:
+            more, more_names, more_values = _cost_as_read(source_read)
+            check, check_names, check_values = (
+                f"{check} AND {more}",
+                {**check_names, **more_names},
+                {**check_values, **more_values},
+            )
+        unchanged = self._default_check(source, check, check_names, check_values)
+        return self._transact(account_id, "inherited write", [unchanged, *checks], {"Update": update})
+
+    def write_inherited_cost(
+        self,
+        account_id: str,
+        cost: CostBasis,
+        previous: TableItem,
+        path_as_read: Mapping[str, Mapping[str, Any] | None],
+    ) -> WriteOutcome:
+        names = {"#id": ACCOUNT_ID_FIELD, "#inh": INHERITED_FROM_FIELD}
+        values: dict[str, Any] = {}
+        # still explicit (the resolver's own items are written by write_inherited)
+        expression, condition = _with_cost(
+            "", "attribute_exists(#id) AND attribute_not_exists(#inh)", cost, previous, names, values
+        )
+        update: dict[str, Any] = {
+            "TableName": self._budgets,
+            "Key": {ACCOUNT_ID_FIELD: {"S": account_id}},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            update["ExpressionAttributeValues"] = values
+        checks = self._path_checks(path_as_read)
+        return self._transact(account_id, "inherited cost basis write", checks, {"Update": update})
+
+    def _path_checks(
+        self, path_as_read: Mapping[str, Mapping[str, Any] | None], skip: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A ConditionCheck per default on the path: still absent, or its cost attributes as read."""
+        checks = []
+        for target, item in path_as_read.items():
+            if target == skip:
+                continue
+            if item is None:
+                checks.append(
+                    self._default_check(target, "attribute_not_exists(#t)", {"#t": TARGET_ID_FIELD}, {})
+                )
+            else:
+                condition, names, values = _cost_as_read(item)
+                checks.append(self._default_check(target, condition, names, values))
+        return checks
 
     def delete_inherited(
         self, account_id: str, previous: TableItem, default_absent: str | None
@@ -211,11 +288,11 @@ class DynamoDBResolverTables:
             "ExpressionAttributeNames": names,
             **({"ExpressionAttributeValues": read} if read else {}),
         }
-        gone = None
+        gone = []
         if default_absent is not None:
-            gone = self._default_check(
-                default_absent, "attribute_not_exists(#t)", {"#t": TARGET_ID_FIELD}, {}
-            )
+            gone = [
+                self._default_check(default_absent, "attribute_not_exists(#t)", {"#t": TARGET_ID_FIELD}, {})
+            ]
         return self._transact(account_id, "inherited delete", gone, {"Delete": delete})
 
     def _default_check(
@@ -232,11 +309,11 @@ class DynamoDBResolverTables:
         return {"ConditionCheck": check}
 
     def _transact(
-        self, account_id: str, what: str, default_check: dict[str, Any] | None, change: dict[str, Any]
+        self, account_id: str, what: str, default_checks: list[dict[str, Any]], change: dict[str, Any]
     ) -> WriteOutcome:
-        """``change`` after ``default_check`` in one transaction. A refused condition is an
-        outcome: the default's check (first) refused is STALE, the item's is CONFLICT."""
-        items = [default_check, change] if default_check else [change]
+        """``change`` after ``default_checks`` in one transaction. A refused condition is an
+        outcome: a default's check (first) refused is STALE, the item's (last) is CONFLICT."""
+        items = [*default_checks, change]
         try:
             self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:
@@ -247,7 +324,7 @@ class DynamoDBResolverTables:
             reasons = [str(reason.get("Code", "")) for reason in cancelled]
             if "ConditionalCheckFailed" not in reasons:
                 raise TransientError(f"account {account_id}: {what} failed ({exc})") from exc
-            if default_check and reasons[0] == "ConditionalCheckFailed":
+            if "ConditionalCheckFailed" in reasons[: len(default_checks)]:
                 return WriteOutcome.STALE
             return WriteOutcome.CONFLICT
         except BotoCoreError as exc:
@@ -340,6 +417,51 @@ def as_read_condition(previous: TableItem | None) -> tuple[str, dict[str, str], 
         return "#inh = :read_src", names, values
     values[":read_v"] = {"N": format_amount(previous.value)}
     return "#inh = :read_src AND #v = :read_v", {**names, "#v": BUDGET_VALUE_FIELD}, values
+
+
+def _with_cost(
+    expression: str,
+    condition: str,
+    cost: CostBasis,
+    previous: TableItem | None,
+    names: dict[str, str],
+    values: dict[str, Any],
+) -> tuple[str, str]:
+    """``expression`` setting (or removing) the item's inherited cost attributes to ``cost``, and
+    ``condition`` extended with "they are still as ``previous`` holds them" (names, values added)."""
+    sets, removes, conditions = [], [], []
+    before = (previous.inherited_cost if previous else CostBasis()).inherited_columns()
+    for index, (field_name, text) in enumerate(cost.inherited_columns().items()):
+        names[f"#ic{index}"] = field_name
+        if text is None:
+            removes.append(f"#ic{index}")
+        else:
+            values[f":ic{index}"] = {"S": text}
+            sets.append(f"#ic{index} = :ic{index}")
+        if previous is not None:
+            if before[field_name] is None:
+                conditions.append(f"attribute_not_exists(#ic{index})")
+            else:
+                values[f":icread{index}"] = {"S": before[field_name]}
+                conditions.append(f"#ic{index} = :icread{index}")
+    if sets:
+        expression = f"{expression}, {', '.join(sets)}" if expression else f"SET {', '.join(sets)}"
+    if removes:
+        expression = f"{expression} REMOVE {', '.join(removes)}".strip()
+    return expression, " AND ".join([condition, *conditions])
+
+
+def _cost_as_read(item: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition "the default's cost attributes are as read" (expression, names, values)."""
+    parts, names, values = [], {}, {}
+    for index, field_name in enumerate(COST_FIELDS):
+        names[f"#dc{index}"] = field_name
+        if field_name in item:
+            values[f":dc{index}"] = _serialize(item[field_name])
+            parts.append(f"#dc{index} = :dc{index}")
+        else:
+            parts.append(f"attribute_not_exists(#dc{index})")
+    return " AND ".join(parts), names, values
 
 
 def _python(raw: dict[str, Any]) -> dict[str, Any]:
