@@ -269,6 +269,15 @@ class ApprovalGate:
         return ""
 
 
+#: ``ChangedVia`` (history) of an approved value the gate sent: this prefix and the request id.
+APPROVED_VIA = "approval "
+
+
+def approved_via(request_id: str) -> str:
+    """The history path of an approved value: ``approval REQ-...``."""
+    return APPROVED_VIA + request_id
+
+
 def pending_reason(request: ApprovalRequest) -> str:
     """The status reason of a held value: what, why, and how to get it approved."""
     current = "nothing applied yet" if request.current_value is None else format_amount(request.current_value)
