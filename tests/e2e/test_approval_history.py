@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,7 +60,7 @@ def limit(org: LocalOrganisation, account: str) -> Decimal:
 
 
 def test_given_an_approval_rule_then_a_held_raise_is_approved_by_another_principal_and_the_history_has_every_step(
-    org: LocalOrganisation,
+    org: LocalOrganisation, tmp_path: Path
 ):
     operator, bob = org.operator_session(), org.approver_session("bob")
     operator_arn = f"arn:aws:sts::{MANAGEMENT_ACCOUNT}:assumed-role/{OPERATOR_ROLE}/operator"
@@ -119,3 +121,14 @@ def test_given_an_approval_rule_then_a_held_raise_is_approved_by_another_princip
             last = r["Revision"]
     held = [r for r in rows if r["Kind"] == "REQUESTED"]
     assert all(outcomes[r["Revision"]].startswith("FAILED: approval needed:") for r in held), outcomes
+
+    # AND the report's "changes this period" has each step, with who and what came of it
+    page = tmp_path / "report.html"
+    code, _, err = budgetctl(operator, "report", "--file", str(page))
+    assert code in (ExitCode.OK, ExitCode.PROBLEM), err
+    section = page.read_text().split('<section id="changes">', 1)[1].split("</section>", 1)[0]
+    kinds = re.findall(rf'<tr data-subject="{A}" data-kind="(\w+)">', section)
+    assert kinds == ["REQUESTED", "CHANGED", "APPROVED", "REQUESTED", "CHANGED", "CHANGED"]  # newest first
+    assert f"1000 -&gt; 5000 held for approval (request {rid})" in section
+    assert f"5000 approved (request {rid})" in section
+    assert "FAILED: approval needed:" in section
