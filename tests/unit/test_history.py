@@ -522,4 +522,11 @@ def test_given_a_cost_basis_change_when_mapped_then_the_change_names_the_metric_
     new = {**sent("9", "120", "120"), "AlertSettings": '{"exclude":["credits"],"metric":"amortized"}'}
     history = from_status_record(stream_record(9, new, old))
     assert history is not None
-    assert history.change() == 'alerts {"exclude":["credits"],"metric":"amortized"} (own item)'
+    assert history.change() == "cost basis amortized, excluding credits (own item)"
+    emails = {**new, "AlertSettings": '{"emails":["a@example.com"],"exclude":[],"metric":"amortized"}'}
+    with_alerts = from_status_record(stream_record(9, emails, old))
+    assert with_alerts is not None
+    assert (
+        with_alerts.change()
+        == 'alerts {"emails":["a@example.com"]}, cost basis amortized, excluding nothing (own item)'
+    )

@@ -69,6 +69,7 @@ handlers/history.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -226,8 +227,26 @@ class HistoryRecord:
             path = f"default of {self.via}" if self.kind is Kind.CHANGED else self.via
         what = f"{before} -> {after}" if before else f"{after} sent"
         if self.alerts:
-            what = f"alerts {self.alerts}" if before == after else f"{what}, alerts {self.alerts}"
+            sent = self.settings_sent()
+            what = sent if before == after else f"{what}, {sent}"
         return what + (f" ({path})" if path else "")
+
+    def settings_sent(self) -> str:
+        """``alerts``, as people read it: the alert settings' JSON, with the cost basis it carries
+        (``metric``, ``exclude``: budget_sync.cost_basis) named on its own, ``cost basis amortized,
+        excluding credits, refunds``, since it travels inside the alert settings."""
+        try:
+            body = json.loads(self.alerts)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not ({"metric", "exclude"} & body.keys()):
+            return f"alerts {self.alerts}"
+        metric, exclude = body.pop("metric", None), body.pop("exclude", None)
+        basis = f"cost basis {metric or 'metric: default'}"
+        if exclude is not None:
+            basis += f", excluding {', '.join(map(str, exclude)) or 'nothing'}"
+        rest = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return basis if not body else f"alerts {rest}, {basis}"
 
     def outcome(self) -> str:
         """The status the record left, with its reason."""
