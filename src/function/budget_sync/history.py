@@ -115,8 +115,9 @@ class Kind(StrEnum):
 
 #: The approval steps: changes in their own right (settled_changes), shown with the request.
 APPROVAL_KINDS = frozenset({Kind.REQUESTED, Kind.APPROVED, Kind.REJECTED, Kind.EXPIRED, Kind.WITHDRAWN})
-#: Who removed an expired request: the stream record's ``userIdentity`` of a TTL deletion
-#: (AWS's DynamoDB developer guide, "DynamoDB Streams and Time to Live").
+#: Who removed an expired request: a TTL deletion's stream record has ``userIdentity`` type
+#: ``Service``, principalId ``dynamodb.amazonaws.com`` (botocore's DynamoDB Streams model,
+#: ``Record.userIdentity``, shape ``Identity``).
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 #: How the TTL's removal is shown.
 EXPIRED_BY = "DynamoDB TTL (the request expired)"
@@ -140,7 +141,8 @@ class Provenance:
     requested: str = ""  # the value written (as typed, also when it is refused)
     by: str = ""  # the writer's principal as budgetctl or the resolver recorded it ("": unknown)
     at: str = ""  # UpdatedAt as the writer recorded it ("": not recorded)
-    via: str = OWN_ITEM  # OWN_ITEM, or the TargetId of the default the item inherits
+    via: str = OWN_ITEM  # OWN_ITEM, the TargetId of the default the item inherits, or
+    # ``approval REQ-...`` (an approved value the update function sent, budget_sync.approvals)
 
 
 def provenance(new_image: Mapping[str, Any] | None, old_image: Mapping[str, Any] | None) -> Provenance:
@@ -178,7 +180,8 @@ class HistoryRecord:
     previous: str = ""
     value: str = ""
     by: str = ""  # "": not recorded (NOT_RECORDED)
-    via: str = ""  # OWN_ITEM, a default's TargetId, REPAIR, or the outcome's writer
+    via: str = ""  # OWN_ITEM, a default's TargetId, REPAIR, ``approval REQ-...``, a request's id
+    # (the approval steps), or the outcome's writer
     reason: str = ""
     event_id: str = ""  # the stream record's eventID
     alerts: str = ""  # the alert settings this write sent, when they changed (JSON, budget_sync.alerts)

@@ -18,7 +18,9 @@ it from the status table's stream, so the budgets table's stream keeps its two r
 
 With an approval rule (budget_sync.approvals), a value that raises the account's applied value
 above the rule is not sent: the gate records a pending request and the status is FAILED with
-Source ``approval`` (Outcome.PENDING_APPROVAL), whichever client wrote the item.
+Source ``approval`` (Outcome.PENDING_APPROVAL), whichever client wrote the item. An approved
+value it sends carries, for the history, the approver the gate checked (the item's
+``ApprovedBy``) as ``ChangedBy`` and ``approval REQ-...`` as ``ChangedVia``.
 """
 
 from __future__ import annotations
