@@ -35,14 +35,16 @@ An approval's steps, as the history shows them: REQUESTED (by the requester) is 
 change's line, and the FAILED status with Source ``approval`` that the gate writes beside it
 is that line's outcome (an OUTCOME record, ``settled_changes`` attaches it), never a second
 change; APPROVED or REJECTED (by the approver); the approved value sent is a CHANGED record
-(by the approver, who wrote the item's approval through budgetctl) with its SENT and APPLIED
-outcomes; or EXPIRED (by DynamoDB's TTL). Within one second, the streams' names order the
-records as they happen (``approvals`` < ``requests`` < ``status``: a decision before the
-value it sends, a request before the status that holds it).
+(by the approver the gate checked, the item's ``ApprovedBy``) with its SENT and APPLIED
+outcomes; or EXPIRED (by DynamoDB's TTL). A stream record's time is whole seconds: within one
+second, the streams' names order the records (``approvals`` < ``requests`` < ``status``),
+which is the order of one step's records (a decision before the value it sends, a request
+before the status that holds it), not necessarily of two people's steps in that second.
 
 The cost basis (``CostMetric``, ``CostExclusions``, budget_sync.cost_basis) travels inside
-the alert settings, so a change of it is a change of ``AlertSettings`` on the status item and
-shows as ``alerts {..."metric": ..., "exclude": ...}``, like any alert change.
+the alert settings, so a change of it is a change of ``AlertSettings`` on the status item,
+recorded like any alert change and shown as ``cost basis amortized, excluding credits``
+(``HistoryRecord.settings_sent``).
 
 Who. ``budgetctl`` (and the resolver) set ``UpdatedBy`` and ``UpdatedAt`` on every write. A
 write by any other client (the console, ``aws dynamodb put-item``) sets neither or leaves
