@@ -510,8 +510,9 @@ class LocalOrganisation:
         self.pipeline.add_source(Pollers([poller.attach()]))
 
     def _provision_history(self) -> None:
-        """The history function and its two mappings (``StatusChanges``, ``DefaultsChanges``):
-        each stream's second reader, as on AWS; failed batches park in its own failure queue."""
+        """The history function and its four mappings (``StatusChanges``, ``DefaultsChanges``:
+        each stream's second reader, as on AWS; ``ApprovalRequestChanges``, ``ApprovalDecisions``:
+        the approval tables' only reader); failed batches park in its own failure queue."""
         self._history_spec = self._as_its_role(
             function_spec("HistoryFunction", self.management_parameters, self.region, MANAGEMENT_ACCOUNT)
         )
@@ -529,6 +530,8 @@ class LocalOrganisation:
         arns = {
             "StatusChanges": self.stack.status_table,
             "DefaultsChanges": self.stack.defaults_table,
+            "ApprovalRequestChanges": self.stack.approval_requests_table,
+            "ApprovalDecisions": self.stack.approvals_table,
         }
         mapping = self._role_session(self._history_spec)
         send = on_failure_sender(mapping.client("sqs"), self.stack.history_failure_queue_url)
@@ -550,7 +553,7 @@ class LocalOrganisation:
         self.pipeline.add_source(Pollers(pollers))
 
     def invoke_history_function(self, event: dict[str, Any]) -> Any:
-        """The history function on one batch of the status or defaults table's stream."""
+        """The history function on one batch of one of its four streams."""
         return self._invoke(self._history_spec, event)
 
     def history(self, subject: str) -> list[Any]:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from budget_sync.history import NOT_RECORDED, Kind
+from budget_sync.history import NOT_RECORDED, Kind, settled_changes
 from budget_sync_local.organisation import LocalOrganisation
 from tests.support.operators import budgetctl
 
@@ -129,3 +129,32 @@ def test_given_the_history_table_cannot_be_written_then_the_batch_is_retried_and
     assert all("DDBStreamBatchInfo" in str(m["Body"]) for m in parked)
     assert messages(local_org.stack.on_failure_queue_url) == []
     assert local_org.history(A) == []
+
+
+def test_given_a_cost_basis_change_then_the_accounts_history_has_it_with_who(
+    local_org: LocalOrganisation, monkeypatch: pytest.MonkeyPatch
+):
+    for name, value in local_org.operator_credentials().items():
+        monkeypatch.setenv(name, value)
+    # GIVEN A at 1200 (budgetctl)
+    assert budgetctl("set", A, "1200").code == 0
+    local_org.pipeline.run_until_idle()
+    # WHEN its cost basis changes (the value stays), then changes again
+    local_org.put(A, 1200, CostMetric="amortized", CostExclusions="credits,refunds")
+    local_org.pipeline.run_until_idle()
+    local_org.put(A, 1200, CostMetric="net-unblended", CostExclusions="credits,refunds")
+    local_org.pipeline.run_until_idle()
+    local_org.put(A, 1200)
+    local_org.pipeline.run_until_idle()
+
+    # THEN each change of the cost basis is a change in A's history, with what it sent and who
+    # wrote it (here: around budgetctl), and the spoke's report as its outcome
+    history = list(reversed(local_org.history(A)))
+    changes = [r for r in history if r.kind is not Kind.OUTCOME]
+    assert [(r.kind, r.change(), r.who()) for r in changes[1:]] == [
+        (Kind.CHANGED, "cost basis amortized, excluding credits, refunds (own item)", NOT_RECORDED),
+        (Kind.CHANGED, "cost basis net-unblended, excluding credits, refunds (own item)", NOT_RECORDED),
+        (Kind.CHANGED, "alerts {} (own item)", NOT_RECORDED),  # back to the stack's defaults
+    ]
+    assert changes[0].by  # budgetctl set
+    assert [s.status for s in settled_changes(history)] == ["APPLIED"] * 4

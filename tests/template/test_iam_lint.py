@@ -43,7 +43,7 @@ def test_the_justifications_are_the_ones_in_the_templates():
         ("DefaultsResolverRole", "RESOURCE_MISMATCH"),  # ListStreams on the defaults table's stream
         ("ItemRemovedResolverRole", "RESOURCE_MISMATCH"),  # ListStreams on the budgets table's stream
         ("FailureNoticeRole", "RESOURCE_MISMATCH"),  # ListStreams on the status table's stream
-        ("HistoryRole", "RESOURCE_MISMATCH"),  # ListStreams on the status and defaults tables' streams
+        ("HistoryRole", "RESOURCE_MISMATCH"),  # ListStreams on the four streams it reads
         ("IncidentQueuePolicy", "UNKNOWN_CONDITION_FOR_ACTION"),  # aws:SourceOrgID, newer than parliament
     }
     assert {(f.resource, f.issue) for f in spoke} == {("AlertTopicKey", "RESOURCE_STAR")}

@@ -338,3 +338,32 @@ def test_no_partition_region_or_account_is_hard_coded():
     assert "us-east-1" not in text
     for account in ("123456789012", *SPOKES):
         assert account not in text
+
+
+def test_the_history_function_reads_the_four_streams_alike_and_its_role_reads_exactly_those():
+    function = resource("HistoryFunction")["Properties"]
+    events = function["Events"]
+    tables = {
+        "StatusChanges": "StatusTable",
+        "DefaultsChanges": "DefaultsTable",
+        "ApprovalRequestChanges": "ApprovalRequestsTable",
+        "ApprovalDecisions": "ApprovalsTable",
+    }
+    assert set(events) == set(tables)
+    for name, table in tables.items():
+        settings = dict(events[name]["Properties"])
+        assert settings.pop("Stream") == {"Fn::GetAtt": [table, "StreamArn"]}
+        assert settings == {k: v for k, v in events["StatusChanges"]["Properties"].items() if k != "Stream"}
+        assert settings["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert settings["DestinationConfig"] == {
+            "OnFailure": {"Destination": {"Fn::GetAtt": ["HistoryFailureQueue", "Arn"]}}
+        }
+        assert settings["MaximumRetryAttempts"] == 10
+    variables = function["Environment"]["Variables"]
+    assert variables["APPROVAL_REQUESTS_TABLE_NAME"] == {"Ref": "ApprovalRequestsTable"}
+    assert variables["APPROVALS_TABLE_NAME"] == {"Ref": "ApprovalsTable"}
+    statements = resource("HistoryRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    (streams,) = [
+        s for s in statements if isinstance(s, dict) and "dynamodb:GetRecords" in s.get("Action", [])
+    ]
+    assert streams["Resource"] == [{"Fn::GetAtt": [t, "StreamArn"]} for t in tables.values()]

@@ -15,11 +15,14 @@ from budget_sync.errors import UnrecognisedEvent
 from budget_sync.handlers.history import append
 from budget_sync.history import (
     NOT_RECORDED,
+    REMOVAL_NOT_RECORDED,
     Kind,
     Provenance,
     Stream,
     append_batch,
+    from_approvals_record,
     from_defaults_record,
+    from_requests_record,
     from_status_record,
     numbered,
     provenance,
@@ -36,7 +39,16 @@ STATUS_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/BlogBudgetsStatus/st
 DEFAULTS_ARN = (
     "arn:aws:dynamodb:eu-west-1:123456789012:table/BlogBudgetsDefaults/stream/2026-01-01T00:00:00.000"
 )
-SETTINGS = HistorySettings("BlogBudgetsHistory", "BlogBudgetsStatus", "BlogBudgetsDefaults", 400)
+REQUESTS_ARN = STATUS_ARN.replace("BlogBudgetsStatus", "BlogBudgetsApprovalRequests")
+APPROVALS_ARN = STATUS_ARN.replace("BlogBudgetsStatus", "BlogBudgetsApprovals")
+SETTINGS = HistorySettings(
+    "BlogBudgetsHistory",
+    "BlogBudgetsStatus",
+    "BlogBudgetsDefaults",
+    400,
+    "BlogBudgetsApprovalRequests",
+    "BlogBudgetsApprovals",
+)
 _typed = TypeSerializer().serialize
 
 
@@ -367,3 +379,154 @@ def test_given_an_alerts_only_change_when_mapped_then_the_change_says_which_aler
     table = FakeHistoryTable()
     table.append(history)
     assert table.of_subject(A)[0].alerts == '{"emails":["b@example.com"]}'
+
+
+# Approvals: the requests and approvals tables' streams
+
+BOB_ID = "AROAEXAMPLEAPPROVER:bob"
+RID = "REQ-0123456789ab"
+
+
+def pending_request(requested_by: str = ALICE) -> dict[str, Any]:
+    return {
+        "RequestId": RID,
+        "AccountId": A,
+        "RequestedValue": Decimal(5000),
+        "CurrentValue": Decimal(1000),
+        "State": "PENDING",
+        "RequestedBy": requested_by,
+        "RequestedAt": "2026-06-01T10:00:00+00:00",
+        "ExpiresAt": Decimal(1_780_259_200),
+        "SequenceNumber": "7".zfill(40),
+        "Rule": "an increase of more than 500 USD",
+    }
+
+
+def held_status(sequence: str = "7") -> dict[str, Any]:
+    return {
+        **sent(sequence, "5000", "1000"),
+        "Status": "FAILED",
+        "Source": "approval",
+        "Reason": f"approval needed: 5000 USD (applied: 1000) ... Request {RID} is pending",
+    }
+
+
+def approval(decision: str) -> dict[str, Any]:
+    return {
+        "ApproverId": BOB_ID,
+        "RequestId": RID,
+        "Decision": decision,
+        "ApproverArn": BOB,
+        "AccountId": A,
+        "RequestedValue": Decimal(5000),
+        "DecidedAt": "2026-06-01T11:00:00+00:00",
+    }
+
+
+def ttl_removal(sequence: int, old: dict[str, Any], at: int) -> dict[str, Any]:
+    """A REMOVE by DynamoDB's TTL: its userIdentity (AWS's DynamoDB guide, Streams and TTL)."""
+    record = stream_record(sequence, None, old, arn=REQUESTS_ARN, at=at)
+    record["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    return record
+
+
+def test_given_a_held_value_when_mapped_then_the_request_is_the_change_by_its_requester_and_the_hold_its_outcome():
+    table = FakeHistoryTable()
+    batch_requests = {"Records": [stream_record(7, pending_request(), arn=REQUESTS_ARN)]}
+    batch_status = {
+        "Records": [stream_record(7, held_status(), {**sent("6", "1000", "500"), "Status": "APPLIED"})]
+    }
+    assert append(batch_requests, table, SETTINGS) == {"batchItemFailures": []}
+    assert append(batch_status, table, SETTINGS) == {"batchItemFailures": []}
+    newest_first = [r for _, r in numbered(table.of_subject(A))]
+    assert [(r.kind, r.by) for r in newest_first] == [
+        (Kind.OUTCOME, "budget-sync (approval)"),
+        (Kind.REQUESTED, ALICE),
+    ]
+    requested = newest_first[1]
+    assert requested.change() == f"1000 -> 5000 held for approval (request {RID})"
+    (settled,) = settled_changes(table.records.values())
+    assert settled.change.kind is Kind.REQUESTED  # one line: the request, held (FAILED) as its outcome
+    assert (settled.status, settled.reason.startswith("approval needed:")) == ("FAILED", True)
+
+
+def test_given_a_held_value_written_outside_budgetctl_when_mapped_then_its_requester_is_not_recorded():
+    history = from_requests_record(stream_record(7, pending_request(requested_by=""), arn=REQUESTS_ARN))
+    assert history is not None
+    assert (history.kind, history.who()) == (Kind.REQUESTED, NOT_RECORDED)
+
+
+@pytest.mark.parametrize(("decision", "kind"), [("APPROVED", Kind.APPROVED), ("REJECTED", Kind.REJECTED)])
+def test_given_a_decision_when_mapped_then_it_is_by_the_approver_iam_proved(decision: str, kind: Kind):
+    history = from_approvals_record(stream_record(8, approval(decision), arn=APPROVALS_ARN))
+    assert history is not None
+    assert (history.subject, history.kind, history.value, history.via) == (A, kind, "5000", RID)
+    assert history.who() == f"{BOB} (aws:userid {BOB_ID})"
+    assert history.change() == f"5000 {decision.lower()} (request {RID})"
+
+
+def test_given_the_requests_decision_and_applied_modifies_when_mapped_then_they_are_not_second_lines():
+    pending = pending_request()
+    approved = {**pending, "State": "APPROVED", "DecidedBy": BOB, "DecidedAt": "2026-06-01T11:00:00+00:00"}
+    applied = {**approved, "State": "APPLIED", "AppliedSequence": "9".zfill(40)}
+    assert from_requests_record(stream_record(8, approved, pending, arn=REQUESTS_ARN)) is None
+    assert from_requests_record(stream_record(9, applied, approved, arn=REQUESTS_ARN)) is None
+    # a decision's MODIFY or REMOVE in the approvals table (no budget-sync path makes one): nothing
+    assert from_approvals_record(stream_record(10, None, approval("APPROVED"), arn=APPROVALS_ARN)) is None
+
+
+def test_given_a_pending_request_removed_when_mapped_then_ttl_is_expired_and_anyone_else_withdrawn():
+    expired = from_requests_record(ttl_removal(11, pending_request(), at=1_780_259_300))
+    assert expired is not None
+    assert (expired.kind, expired.status, expired.value, expired.previous) == (
+        Kind.EXPIRED,
+        "EXPIRED",
+        "5000",
+        "1000",
+    )
+    assert expired.who() == "DynamoDB TTL (the request expired)"
+    assert expired.change() == f"1000 -> 5000 expired, not sent (request {RID})"
+    deleted = from_requests_record(stream_record(12, None, pending_request(), arn=REQUESTS_ARN))
+    assert deleted is not None
+    assert (deleted.kind, deleted.who()) == (Kind.WITHDRAWN, REMOVAL_NOT_RECORDED)
+    # a request already APPLIED or REJECTED, removed by TTL: housekeeping, nothing to show
+    for state in ("APPLIED", "REJECTED"):
+        assert from_requests_record(ttl_removal(13, {**pending_request(), "State": state}, at=1)) is None
+
+
+def test_given_every_approval_step_delivered_twice_in_no_order_when_appended_then_each_is_written_once():
+    story = [
+        stream_record(7, pending_request(), arn=REQUESTS_ARN, at=1_780_000_000),
+        stream_record(7, held_status(), {**sent("6", "1000", "500"), "Status": "APPLIED"}, at=1_780_000_000),
+        stream_record(8, approval("APPROVED"), arn=APPROVALS_ARN, at=1_780_000_100),
+        stream_record(
+            9, {**sent("9", "5000", "5000", by=BOB), "Status": "SENT"}, held_status(), at=1_780_000_100
+        ),
+    ]
+    table = FakeHistoryTable()
+    deliveries = story * 2
+    random.Random(3).shuffle(deliveries)  # noqa: S311 - a fixed delivery order, not a secret
+    for start in range(0, len(deliveries), 3):
+        batch = {"Records": deliveries[start : start + 3]}
+        assert append(batch, table, SETTINGS) == {"batchItemFailures": []}
+    assert [r.kind for _, r in reversed(numbered(table.of_subject(A)))] == [
+        Kind.REQUESTED,  # same second: requests before status (the request, then the hold)
+        Kind.OUTCOME,
+        Kind.APPROVED,  # same second: the decision before the value it sends
+        Kind.CHANGED,
+    ]
+
+
+def test_given_a_cost_basis_change_when_mapped_then_the_change_names_the_metric_and_exclusions():
+    old = {**sent("8", "120", "100"), "Status": "APPLIED", "AlertSettings": '{"metric":"unblended"}'}
+    new = {**sent("9", "120", "120"), "AlertSettings": '{"exclude":["credits"],"metric":"amortized"}'}
+    history = from_status_record(stream_record(9, new, old))
+    assert history is not None
+    assert history.change() == "cost basis amortized, excluding credits (own item)"
+    emails = {**new, "AlertSettings": '{"emails":["a@example.com"],"exclude":[],"metric":"amortized"}'}
+    with_alerts = from_status_record(stream_record(9, emails, old))
+    assert with_alerts is not None
+    assert (
+        with_alerts.change()
+        == 'alerts {"emails":["a@example.com"]}, cost basis amortized, excluding nothing (own item)'
+    )

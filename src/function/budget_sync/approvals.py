@@ -60,6 +60,12 @@ delivery), not expired, and the approval item under ``ApprovedBy`` says APPROVED
 whose ARN is not the requester's. It then marks the request APPLIED, so an approval is used
 once: a later raise to the same value needs a new one. Any other ``ApprovalId`` is no approval:
 the value is held with the reason why.
+
+History (budget_sync.history) reads both tables' streams: the request's INSERT is the held
+change's line (REQUESTED), the approvals table's INSERT the decision (APPROVED, REJECTED, by the
+approver its key names), a TTL removal of a request not yet sent EXPIRED; the status the gate
+writes is the request's outcome, and the approved value sent is a change with the path
+``approval REQ-...`` (``approved_via``) by the approver in ``ApprovedBy``.
 """
 
 from __future__ import annotations
@@ -267,6 +273,15 @@ class ApprovalGate:
         if requester and approval.get("ApproverArn") == requester:
             return f"request {approval_id} was approved by its own requester {requester}"
         return ""
+
+
+#: ``ChangedVia`` (history) of an approved value the gate sent: this prefix and the request id.
+APPROVED_VIA = "approval "
+
+
+def approved_via(request_id: str) -> str:
+    """The history path of an approved value: ``approval REQ-...``."""
+    return APPROVED_VIA + request_id
 
 
 def pending_reason(request: ApprovalRequest) -> str:

@@ -211,7 +211,7 @@ class ResolverSettings:
 class HistorySettings:
     """Environment variables (template-management.yaml, HistoryFunction; handlers/history.py):
     HISTORY_TABLE_NAME      where records are appended
-    STATUS_TABLE_NAME, DEFAULTS_TABLE_NAME
+    STATUS_TABLE_NAME, DEFAULTS_TABLE_NAME, APPROVAL_REQUESTS_TABLE_NAME, APPROVALS_TABLE_NAME
                             the tables whose streams it reads (a record's eventSourceARN names one)
     HISTORY_RETENTION_DAYS  how long a record is kept (the TTL attribute; 1 to 3650)
     """
@@ -220,13 +220,21 @@ class HistorySettings:
     status_table_name: str
     defaults_table_name: str
     retention_days: int
+    requests_table_name: str = ""  # "": no approval requests stream read
+    approvals_table_name: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HistorySettings:
         env = os.environ if env is None else env
         tables = {
             name: required_env(env, name, TABLE_NAME)
-            for name in ("HISTORY_TABLE_NAME", "STATUS_TABLE_NAME", "DEFAULTS_TABLE_NAME")
+            for name in (
+                "HISTORY_TABLE_NAME",
+                "STATUS_TABLE_NAME",
+                "DEFAULTS_TABLE_NAME",
+                "APPROVAL_REQUESTS_TABLE_NAME",
+                "APPROVALS_TABLE_NAME",
+            )
         }
         days = env.get("HISTORY_RETENTION_DAYS", "400").strip() or "400"
         if not days.isdigit() or not 1 <= int(days) <= 3650:
@@ -238,6 +246,8 @@ class HistorySettings:
             status_table_name=tables["STATUS_TABLE_NAME"],
             defaults_table_name=tables["DEFAULTS_TABLE_NAME"],
             retention_days=int(days),
+            requests_table_name=tables["APPROVAL_REQUESTS_TABLE_NAME"],
+            approvals_table_name=tables["APPROVALS_TABLE_NAME"],
         )
 
 

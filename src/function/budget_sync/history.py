@@ -23,8 +23,28 @@ have one each, both NEW_AND_OLD_IMAGES:
   ``Via`` is the default's target (the resolver writes the inherited item; the update
   function records it like any other).
 
-One mapping function per source of records: a new source (approvals' REQUESTED, APPROVED,
-REJECTED, EXPIRED) is one more function returning ``HistoryRecord`` and one more ``Kind``.
+* the approval requests table's stream (its only reader): a value held above the approval
+  rule (REQUESTED) and a request that expired or was deleted unsent (EXPIRED, WITHDRAWN),
+  ``from_requests_record``;
+* the approvals table's stream (its only reader): who approved or rejected (APPROVED,
+  REJECTED), under the key IAM proves, ``from_approvals_record``.
+
+One mapping function per source of records (``MAPPERS``), one ``Kind`` per step.
+
+An approval's steps, as the history shows them: REQUESTED (by the requester) is the held
+change's line, and the FAILED status with Source ``approval`` that the gate writes beside it
+is that line's outcome (an OUTCOME record, ``settled_changes`` attaches it), never a second
+change; APPROVED or REJECTED (by the approver); the approved value sent is a CHANGED record
+(by the approver the gate checked, the item's ``ApprovedBy``) with its SENT and APPLIED
+outcomes; or EXPIRED (by DynamoDB's TTL). A stream record's time is whole seconds: within one
+second, the streams' names order the records (``approvals`` < ``requests`` < ``status``),
+which is the order of one step's records (a decision before the value it sends, a request
+before the status that holds it), not necessarily of two people's steps in that second.
+
+The cost basis (``CostMetric``, ``CostExclusions``, budget_sync.cost_basis) travels inside
+the alert settings, so a change of it is a change of ``AlertSettings`` on the status item,
+recorded like any alert change and shown as ``cost basis amortized, excluding credits``
+(``HistoryRecord.settings_sent``).
 
 Who. ``budgetctl`` (and the resolver) set ``UpdatedBy`` and ``UpdatedAt`` on every write. A
 write by any other client (the console, ``aws dynamodb put-item``) sets neither or leaves
@@ -51,6 +71,7 @@ handlers/history.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,6 +79,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
+from budget_sync.approvals import APPROVED_VIA
 from budget_sync.domain import BUDGET_VALUE_FIELD, amount_text
 from budget_sync.effective_budget import INHERITED_FROM_FIELD, INHERITED_VALUE_FIELD, TARGET_ID_FIELD
 from budget_sync.errors import TransientError
@@ -85,6 +107,22 @@ class Kind(StrEnum):
     REPAIRED = "REPAIRED"  # the reconciler wrote the spoke again
     DEFAULT_SET = "DEFAULT_SET"  # a default of an OU or the root was set or changed
     DEFAULT_REMOVED = "DEFAULT_REMOVED"  # a default was removed
+    # Approvals (budget_sync.approvals): a value above the rule, held as a request, and its fate.
+    REQUESTED = "REQUESTED"  # the value was held: a pending request (the change's history line)
+    APPROVED = "APPROVED"  # an approver approved the request (the approvals table, IAM-proven key)
+    REJECTED = "REJECTED"  # an approver rejected it: the value is never sent
+    EXPIRED = "EXPIRED"  # DynamoDB's TTL deleted the request before its value was sent
+    WITHDRAWN = "WITHDRAWN"  # someone deleted the pending request (not TTL): never sent
+
+
+#: The approval steps: changes in their own right (settled_changes), shown with the request.
+APPROVAL_KINDS = frozenset({Kind.REQUESTED, Kind.APPROVED, Kind.REJECTED, Kind.EXPIRED, Kind.WITHDRAWN})
+#: Who removed an expired request: a TTL deletion's stream record has ``userIdentity`` type
+#: ``Service``, principalId ``dynamodb.amazonaws.com`` (botocore's DynamoDB Streams model,
+#: ``Record.userIdentity``, shape ``Identity``).
+TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+#: How the TTL's removal is shown.
+EXPIRED_BY = "DynamoDB TTL (the request expired)"
 
 
 class Stream(StrEnum):
@@ -92,6 +130,8 @@ class Stream(StrEnum):
 
     STATUS = "status"
     DEFAULTS = "defaults"
+    REQUESTS = "requests"  # the approval requests table (budget_sync.approvals)
+    APPROVALS = "approvals"  # the approvals table: who decided, under the key IAM proves
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +143,8 @@ class Provenance:
     requested: str = ""  # the value written (as typed, also when it is refused)
     by: str = ""  # the writer's principal as budgetctl or the resolver recorded it ("": unknown)
     at: str = ""  # UpdatedAt as the writer recorded it ("": not recorded)
-    via: str = OWN_ITEM  # OWN_ITEM, or the TargetId of the default the item inherits
+    via: str = OWN_ITEM  # OWN_ITEM, the TargetId of the default the item inherits, or
+    # ``approval REQ-...`` (an approved value the update function sent, budget_sync.approvals)
 
 
 def provenance(new_image: Mapping[str, Any] | None, old_image: Mapping[str, Any] | None) -> Provenance:
@@ -141,7 +182,8 @@ class HistoryRecord:
     previous: str = ""
     value: str = ""
     by: str = ""  # "": not recorded (NOT_RECORDED)
-    via: str = ""  # OWN_ITEM, a default's TargetId, REPAIR, or the outcome's writer
+    via: str = ""  # OWN_ITEM, a default's TargetId, REPAIR, ``approval REQ-...``, a request's id
+    # (the approval steps), or the outcome's writer
     reason: str = ""
     event_id: str = ""  # the stream record's eventID
     alerts: str = ""  # the alert settings this write sent, when they changed (JSON, budget_sync.alerts)
@@ -154,12 +196,26 @@ class HistoryRecord:
         """``by`` as people read it."""
         if self.by:
             return self.by
-        return REMOVAL_NOT_RECORDED if self.kind in (Kind.REMOVED, Kind.DEFAULT_REMOVED) else NOT_RECORDED
+        return (
+            REMOVAL_NOT_RECORDED
+            if self.kind in (Kind.REMOVED, Kind.DEFAULT_REMOVED, Kind.WITHDRAWN)
+            else NOT_RECORDED
+        )
 
     def change(self) -> str:
         """The change as one short text: ``1000 -> 1200 (default of ou-x)``."""
         if self.kind is Kind.OUTCOME:
             return ""
+        if self.kind in APPROVAL_KINDS:
+            step = {
+                Kind.REQUESTED: "held for approval",
+                Kind.APPROVED: "approved",
+                Kind.REJECTED: "rejected",
+                Kind.EXPIRED: "expired, not sent",
+                Kind.WITHDRAWN: "request deleted, not sent",
+            }[self.kind]
+            what = f"{self.previous} -> {self.value}" if self.previous else self.value or "none"
+            return f"{what} {step} (request {self.via})"
         if self.kind is Kind.REPAIRED:
             alerts = f", alerts {self.alerts}" if self.alerts else ""
             return f"repaired to {self.value or 'none'}{alerts} (reconciler repair)"
@@ -168,12 +224,34 @@ class HistoryRecord:
         if self.kind in (Kind.REMOVED, Kind.DEFAULT_REMOVED):
             after = "removed"
         path = {OWN_ITEM: "own item", REPAIR: "reconciler repair", "": ""}.get(self.via)
+        if self.kind is Kind.CHANGED and self.via.startswith(APPROVED_VIA):
+            # the approved value the gate sent: the item's value did not change, the spoke's did
+            path = f"approved, request {self.via.removeprefix(APPROVED_VIA)}"
+            before = "" if before == after else before
         if path is None:
             path = f"default of {self.via}" if self.kind is Kind.CHANGED else self.via
-        what = f"{before} -> {after}"
+        what = f"{before} -> {after}" if before else f"{after} sent"
         if self.alerts:
-            what = f"alerts {self.alerts}" if before == after else f"{what}, alerts {self.alerts}"
+            sent = self.settings_sent()
+            what = sent if before == after else f"{what}, {sent}"
         return what + (f" ({path})" if path else "")
+
+    def settings_sent(self) -> str:
+        """``alerts``, as people read it: the alert settings' JSON, with the cost basis it carries
+        (``metric``, ``exclude``: budget_sync.cost_basis) named on its own, ``cost basis amortized,
+        excluding credits, refunds``, since it travels inside the alert settings."""
+        try:
+            body = json.loads(self.alerts)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not ({"metric", "exclude"} & body.keys()):
+            return f"alerts {self.alerts}"
+        metric, exclude = body.pop("metric", None), body.pop("exclude", None)
+        basis = f"cost basis {metric or 'metric: default'}"
+        if exclude is not None:
+            basis += f", excluding {', '.join(map(str, exclude)) or 'nothing'}"
+        rest = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return basis if not body else f"alerts {rest}, {basis}"
 
     def outcome(self) -> str:
         """The status the record left, with its reason."""
@@ -291,10 +369,93 @@ def from_defaults_record(record: Mapping[str, Any]) -> HistoryRecord | None:
     )
 
 
+def _approval_base(
+    record: Mapping[str, Any], stream: Stream, sequence: str, item: Mapping[str, Any]
+) -> dict[str, Any]:
+    at = _record_time(record)
+    return {
+        "subject": str(item.get("AccountId", "")),
+        "key": record_key(at, stream, sequence),
+        "at": at,
+        "via": str(item.get("RequestId", "")),
+        "value": amount_text(item.get("RequestedValue")) or "",
+        "event_id": str(record.get("eventID", "")),
+    }
+
+
+def from_requests_record(record: Mapping[str, Any]) -> HistoryRecord | None:
+    """One record of the approval requests table's stream (budget_sync.approvals), or None.
+
+    * INSERT (PENDING, written by the update function's gate): REQUESTED, from ``CurrentValue``
+      to ``RequestedValue``, by ``RequestedBy`` (empty: written outside budgetctl). This is the
+      change's history line; the FAILED status (Source ``approval``) the gate writes beside it
+      is its outcome (``from_status_record``), not a second change;
+    * REMOVE by DynamoDB's TTL (``userIdentity``: type Service, principal
+      ``dynamodb.amazonaws.com``) of a request still PENDING or APPROVED: EXPIRED; any other
+      REMOVE of one: WITHDRAWN (the deleter is not recorded). Removing a request already
+      REJECTED or APPLIED changes nothing history shows: None;
+    * MODIFY: None. The decisions come from the approvals table (``from_approvals_record``),
+      whose key IAM proves; the requests table's ``DecidedBy`` is what budgetctl wrote. The
+      APPLIED step is the status table's CHANGED record of the approved value (by the approver,
+      through the budgets table), with its SENT and APPLIED outcomes.
+    """
+    new, old, sequence = _images(record)
+    name = record.get("eventName")
+    if name == "INSERT" and new.get("AccountId") and new.get("RequestId"):
+        return HistoryRecord(
+            kind=Kind.REQUESTED,
+            status=str(new.get("State", "PENDING")),
+            previous=amount_text(new.get("CurrentValue")) or "",
+            by=str(new.get("RequestedBy", "")),
+            reason=f"approval needed: {new.get('Rule', '')}".rstrip(": "),
+            **_approval_base(record, Stream.REQUESTS, sequence, new),
+        )
+    if name != "REMOVE" or not old.get("AccountId") or old.get("State") not in ("PENDING", "APPROVED"):
+        return None
+    identity = record.get("userIdentity") or {}
+    ttl = identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL
+    return HistoryRecord(
+        kind=Kind.EXPIRED if ttl else Kind.WITHDRAWN,
+        status="EXPIRED" if ttl else "WITHDRAWN",
+        previous=amount_text(old.get("CurrentValue")) or "",
+        by=EXPIRED_BY if ttl else "",
+        **_approval_base(record, Stream.REQUESTS, sequence, old),
+    )
+
+
+def from_approvals_record(record: Mapping[str, Any]) -> HistoryRecord | None:
+    """One record of the approvals table's stream: an INSERT is APPROVED or REJECTED, by the
+    approver. Its key ``ApproverId`` (``aws:userid``) is the one IAM proves (the approver's policy
+    lets them write only under their own, ``dynamodb:LeadingKeys``), so it is the history's source
+    of decisions; ``ApproverArn`` (GetCallerIdentity, as budgetctl recorded it) is shown with it.
+    Anything else (a MODIFY or REMOVE, which no budget-sync path makes): None. Pure."""
+    new, _old, sequence = _images(record)
+    decision = str(new.get("Decision", ""))
+    if (
+        record.get("eventName") != "INSERT"
+        or decision not in ("APPROVED", "REJECTED")
+        or not new.get("AccountId")
+    ):
+        return None
+    approver = str(new.get("ApproverId", ""))
+    arn = str(new.get("ApproverArn", ""))
+    return HistoryRecord(
+        kind=Kind(decision),
+        status=decision,
+        by=f"{arn} (aws:userid {approver})" if arn else approver,
+        **_approval_base(record, Stream.APPROVALS, sequence, new),
+    )
+
+
 Mapper = Callable[[Mapping[str, Any]], "HistoryRecord | None"]
 
 #: One mapping function per stream the history function reads.
-MAPPERS: Mapping[Stream, Mapper] = {Stream.STATUS: from_status_record, Stream.DEFAULTS: from_defaults_record}
+MAPPERS: Mapping[Stream, Mapper] = {
+    Stream.STATUS: from_status_record,
+    Stream.DEFAULTS: from_defaults_record,
+    Stream.REQUESTS: from_requests_record,
+    Stream.APPROVALS: from_approvals_record,
+}
 
 
 def expires_at(at: str, retention_days: int) -> int:

@@ -51,7 +51,8 @@ Item (key ``AccountId``):
                       the budgets table (budget_sync.history.Provenance): the value before and
                       the value written (as typed, also when refused), the writer's UpdatedBy
                       and UpdatedAt ("": not recorded, a write from outside budgetctl), and
-                      ``item`` or the TargetId of the default the item inherits. The history
+                      ``item`` or the TargetId of the default the item inherits (an approved
+                      value sent: the approver's ``ApprovedBy`` and ``approval REQ-...``). The history
                       function reads them from the status table's stream (budget_sync.history)
 
 Layers: this module holds the item's contract (``Status``, ``StatusUpdate``), the status

@@ -18,7 +18,9 @@ it from the status table's stream, so the budgets table's stream keeps its two r
 
 With an approval rule (budget_sync.approvals), a value that raises the account's applied value
 above the rule is not sent: the gate records a pending request and the status is FAILED with
-Source ``approval`` (Outcome.PENDING_APPROVAL), whichever client wrote the item.
+Source ``approval`` (Outcome.PENDING_APPROVAL), whichever client wrote the item. An approved
+value it sends carries, for the history, the approver the gate checked (the item's
+``ApprovedBy``) as ``ChangedBy`` and ``approval REQ-...`` as ``ChangedVia``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 
-from budget_sync.approvals import APPROVAL_ID_FIELD, APPROVED_BY_FIELD, ApprovalGate, Held, Verdict
+from budget_sync.approvals import (
+    APPROVAL_ID_FIELD,
+    APPROVED_BY_FIELD,
+    ApprovalGate,
+    Held,
+    Verdict,
+    approved_via,
+)
 from budget_sync.approvals import SOURCE as APPROVAL_SOURCE
 from budget_sync.domain import Change, ChangeKind, format_amount, parse_change
 from budget_sync.errors import InvalidItemError, PermanentError, TransientError
@@ -221,7 +230,9 @@ class BudgetSync:
                 if isinstance(verdict, tuple):
                     return verdict
                 if verdict is Verdict.APPROVED:  # send the value, even if the item's is unchanged
-                    return self._put(account_id, sequence, replace(newest, old_value=None), log, plan.change)
+                    # history: by the approver the gate verified (ApprovedBy, the approval's key)
+                    origin = replace(plan.change, by=plan.approved_by, via=approved_via(plan.approval_id))
+                    return self._put(account_id, sequence, replace(newest, old_value=None), log, origin)
                 if newest.unchanged:  # an ApprovalId on a value that needs none: nothing to send
                     return Outcome.UNCHANGED, None
             return self._put(account_id, sequence, newest, log, plan.change)

@@ -1,8 +1,9 @@
-"""HistoryFunction: the status table's and the defaults table's streams -> the history table.
+"""HistoryFunction: the status, defaults, approval requests and approvals tables' streams -> the
+history table.
 
-Its logic: history.py (which record says what, and why these two streams and not the budgets
-table's); its adapter: history_table.py. Each batch comes from one of the two mappings
-(``StatusChanges``, ``DefaultsChanges``); a record's ``eventSourceARN`` names its table, and a
+Its logic: history.py (which record says what, and why these streams and not the budgets
+table's); its adapter: history_table.py. Each batch comes from one of the four mappings
+(``StatusChanges``, ``DefaultsChanges``, ``ApprovalRequestChanges``, ``ApprovalDecisions``); a record's ``eventSourceARN`` names its table, and a
 record from any other table (or an event that is not a batch of DynamoDB stream records) is
 rejected (handlers/results.py ``reject``). Records are appended in stream order; the first that
 cannot be written, and every one after it, go back to Lambda (``ReportBatchItemFailures``),
@@ -42,15 +43,19 @@ def build_table() -> DynamoHistoryTable:
 
 
 def stream_of(record: Any, config: HistorySettings) -> Stream | None:
-    """Which of the two streams a record is from (None: neither): ``eventSourceARN`` is
+    """Which of the four streams a record is from (None: neither): ``eventSourceARN`` is
     ``arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label>``."""
     if not isinstance(record, dict) or record.get("eventSource") != "aws:dynamodb":
         return None
     parts = str(record.get("eventSourceARN", "")).split("/")
     table = parts[1] if len(parts) >= 4 and parts[2] == "stream" else None
-    return {config.status_table_name: Stream.STATUS, config.defaults_table_name: Stream.DEFAULTS}.get(
-        table or ""
-    )
+    tables = {
+        config.status_table_name: Stream.STATUS,
+        config.defaults_table_name: Stream.DEFAULTS,
+        config.requests_table_name: Stream.REQUESTS,
+        config.approvals_table_name: Stream.APPROVALS,
+    }
+    return tables.get(table or "") if table else None
 
 
 def append(event: dict[str, Any], table: HistoryTable, config: HistorySettings) -> dict[str, Any]:
@@ -58,7 +63,9 @@ def append(event: dict[str, Any], table: HistoryTable, config: HistorySettings) 
     records = event.get("Records")
     streams = [stream_of(r, config) for r in records] if isinstance(records, list) else [None]
     if not records or any(s is None for s in streams):
-        reject(event, "a batch of the status or defaults table's stream records")
+        reject(
+            event, "a batch of the status, defaults, approval requests or approvals table's stream records"
+        )
     assert isinstance(records, list)
     outcome = append_batch([(s, r) for s, r in zip(streams, records, strict=True) if s], table)
     metrics.add_metric(name="HistoryAppended", unit="Count", value=outcome.appended)
@@ -80,9 +87,9 @@ def append(event: dict[str, Any], table: HistoryTable, config: HistorySettings) 
 @metrics.log_metrics
 @event_source(data_class=DynamoDBStreamEvent)
 def _history(event: DynamoDBStreamEvent, context: LambdaContext) -> dict[str, Any]:
-    """The status and defaults tables' streams: every change and outcome, appended."""
+    """The status, defaults and approval tables' streams: every change and outcome, appended."""
     return append(event.raw_event, build_table(), settings())
 
 
 handler = traced_handler(_history)
-"""HistoryFunction: the status and defaults tables' streams."""
+"""HistoryFunction: the status, defaults and approval tables' streams."""
