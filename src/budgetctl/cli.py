@@ -73,9 +73,9 @@ _SPOKE_READS = frozenset(
 )
 NAMES_USED: dict[str, frozenset[str]] = {
     "get": frozenset({"table"}),
-    "set": frozenset({"table"}),
+    "set": frozenset({"table", "status_table"}),
     "delete": frozenset({"table", "status_table"}),
-    "import": frozenset({"table"}),
+    "import": frozenset({"table", "status_table"}),
     "export": frozenset({"table"}),
     "status": _SPOKE_READS,
     "reconcile": _SPOKE_READS | {"reconciler_function"},

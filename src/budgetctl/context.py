@@ -51,6 +51,7 @@ _ROLE = re.compile(r"[\w+=,.@-]{1,64}")
 _PARAMETER = re.compile(r"/[\w.\-/]{1,1010}")
 _BUDGET = re.compile(r"[^:\\]{1,100}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_STACK = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,127}|arn:[a-z-]+:cloudformation:\S+")
 _ENDPOINT = re.compile(r"https?://[^\s/]+(/\S*)?")
 _FUNCTION = re.compile(
     r"[A-Za-z0-9_-]{1,64}|arn:[a-z-]+:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}"
@@ -88,6 +89,7 @@ def validate(args: argparse.Namespace) -> None:
         ("--region", args.region, _REGION),
         ("--spoke-region", args.spoke_region, _REGION),
         ("--endpoint-url", args.endpoint_url, _ENDPOINT),
+        ("--stack-name", getattr(args, "stack_name", None), _STACK),
     ]
     for option, value, pattern in checks:
         if value is not None and not pattern.fullmatch(value):

@@ -145,7 +145,12 @@ def test_given_a_held_value_then_only_another_principal_approves_it_and_the_spok
     org.pipeline.run_until_idle()
     assert budgetctl(operator, "set", A, "1000")[0] == 0
     org.pipeline.run_until_idle()
-    assert budgetctl(operator, "set", A, "5000")[0] == 0
+    code, _, err = budgetctl(operator, "set", A, "5000")
+    # set exits 0 and says that the value waits (the rule read from the stack, the applied value
+    # from the status table); a value within the rule says nothing of the kind
+    assert code == 0
+    assert f"account {A}: 5000 USD is an increase of more than 500 USD (applied: 1000)" in err
+    assert "held until another principal approves it" in err
     org.pipeline.run_until_idle()
     assert (org.parameter(A), limit(org, A)) == ("1000", Decimal(1000))
 
@@ -232,3 +237,22 @@ def test_given_the_approver_policy_then_iam_refuses_approvals_in_another_name_an
         )
     with pytest.raises(ClientError, match="AccessDenied"):
         operator.put_item(TableName=org.stack.approvals_table, Item={"ApproverId": {"S": "x"}, **approval})
+
+
+def test_given_an_import_then_it_says_which_values_wait_for_approval(org: LocalOrganisation, tmp_path: Any):
+    operator = org.operator_session()
+    for value in ("500", "1000"):
+        org.put(A, Decimal(value))
+        org.put(B, Decimal(value))
+        org.pipeline.run_until_idle()
+    budgets = tmp_path / "budgets.csv"
+    budgets.write_text(f"AccountId,BudgetValue\n{A},1400\n{B},9000\n")
+
+    code, _, err = budgetctl(operator, "import", str(budgets))
+    org.pipeline.run_until_idle()
+
+    assert code == 0
+    assert f"account {B}: 9000 USD is an increase of more than 500 USD" in err
+    assert f"account {A}:" not in err
+    assert (org.parameter(A), org.parameter(B)) == ("1400", "1000")
+    assert [r["AccountId"] for r in requests(org)] == [B]

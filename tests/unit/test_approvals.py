@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ import pytest
 from budget_sync.approvals import SOURCE, ApprovalGate, ApprovalRule, State, request_id
 from budget_sync.config import ApprovalSettings
 from budget_sync.errors import ConfigError
+from budget_sync.reconcile import AccountReport, Action, Drift, did_not_hold, status_update
 from budget_sync.status import Status, StatusUpdate
 from budget_sync.update import BudgetSync, Outcome, StreamRecord
 from tests.fakes import FakeApprovalTable, FakeRequestTable, FakeSpokes, FakeStatus
@@ -288,3 +290,30 @@ def test_the_approver_policy_in_the_docs_is_the_one_the_local_organisation_gives
     text = (Path(__file__).parents[2] / "docs" / "operate.md").read_text()
     block = text.split("### The IAM setup that makes", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
     assert json.loads(block) == approver_policy({}, "<region>", "<account>")
+
+
+# -- the reconciler leaves a held value alone -----------------------------------------------
+
+
+@pytest.mark.parametrize("parameter_version", [3, None])  # None: the spoke has no parameter yet
+def test_given_a_held_value_then_the_reconciler_does_not_repair_it_and_keeps_the_status(
+    parameter_version: int | None,
+):
+    held = {
+        "Status": "FAILED",
+        "Source": SOURCE,
+        "DesiredValue": D(5000),
+        "Reason": "approval needed: ...",
+        "SequenceNumber": "7".zfill(40),
+    }
+    report = AccountReport(A, Drift.PARAMETER_DRIFT, desired=D(5000), parameter_version=parameter_version)
+
+    assert did_not_hold(report, held) == "approval needed: ..."
+    # a newer desired value is the stream's to judge: the held one's reason does not stop it
+    assert (
+        did_not_hold(AccountReport(A, Drift.PARAMETER_DRIFT, desired=D(1200), parameter_version=3), held)
+        == ""
+    )
+    # reported FAILED with the status's own reason: no status write
+    failed = replace(report, action=Action.FAILED, reason=did_not_hold(report, held))
+    assert status_update(failed, held) is None

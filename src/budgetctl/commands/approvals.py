@@ -12,18 +12,24 @@ caller's ``aws:userid`` in the approvals table (the approver policy allows nothi
 docs/operate.md, "Approvals"), mark the request, and (approve) set the item's ``ApprovalId`` and
 ``ApprovedBy``, which the stream carries to the update function: it checks the approval again
 and sends the value.
+
+``set`` and ``import`` call ``held_notice`` after writing: each value written above the rule (read
+from the management stack's parameters, ``--stack-name``) over the account's applied value (the
+status table) is said to wait for approval. Advisory only: the update function decides, for
+every client alike; when the stack cannot be read, nothing is said.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from budget_sync.approvals import APPROVAL_ID_FIELD, APPROVED_BY_FIELD, State
+from budget_sync.approvals import APPROVAL_ID_FIELD, APPROVED_BY_FIELD, ApprovalRule, State
 from budget_sync.config import TABLE_NAME
 from budget_sync.domain import ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, amount_text
 from budget_sync.status import _deserialize
@@ -31,6 +37,7 @@ from budgetctl.commands import Command, add_wide
 from budgetctl.context import Context
 from budgetctl.errors import ConflictError, ExitCode, RefusedError, UsageError
 
+DEFAULT_STACK = "budget-sync"
 DEFAULT_REQUESTS_TABLE = "BlogBudgetsApprovalRequests"
 DEFAULT_APPROVALS_TABLE = "BlogBudgetsApprovals"
 _REQUEST_ID = re.compile(r"REQ-[0-9a-f]{12}")
@@ -289,3 +296,56 @@ def _show(ctx: Context, account: str, value: Decimal, state: State, arn: str) ->
         "DecidedBy": arn,
     }
     ctx.out.rows([row], tuple(row), single=True)
+
+
+def add_stack_name(sub: Any) -> None:
+    """``--stack-name`` of ``set`` and ``import``: where ``held_notice`` reads the approval rule."""
+    sub.add_argument(
+        "--stack-name",
+        default=DEFAULT_STACK,
+        help=f"the management stack, whose approval rule says which values wait for approval ({DEFAULT_STACK})",
+    )
+
+
+def _stack_rule(ctx: Context) -> ApprovalRule | None:
+    """The management stack's approval rule (None: no rule, or the stack cannot be read)."""
+    try:
+        stacks = ctx.client("cloudformation").describe_stacks(StackName=ctx.args.stack_name)["Stacks"]
+    except (ClientError, BotoCoreError):
+        return None
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stacks[0].get("Parameters", [])}
+    values = [parameters.get(k, "").strip() for k in ("ApprovalThresholdAmount", "ApprovalThresholdPercent")]
+    try:
+        amount, percent = (Decimal(v) if v else None for v in values)
+    except ArithmeticError:
+        return None
+    rule = ApprovalRule(amount, percent)
+    return rule if rule.active else None
+
+
+def held_notice(ctx: Context, written: Sequence[tuple[str, Decimal]]) -> int:
+    """Say, for each value written above the stack's approval rule, that it waits for approval.
+    Returns how many were said to."""
+    if not written:
+        return 0
+    rule = _stack_rule(ctx)
+    if rule is None:
+        return 0
+    held = 0
+    for account, value in written:
+        try:
+            raw = ctx.dynamodb.get_item(
+                TableName=ctx.args.status_table, Key={ACCOUNT_ID_FIELD: {"S": account}}, ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError):
+            continue
+        applied = _deserialize(raw["AppliedValue"]) if raw and "AppliedValue" in raw else None
+        if not rule.needs_approval(applied if isinstance(applied, Decimal) else None, value):
+            continue
+        held += 1
+        ctx.out.info(
+            f"account {account}: {amount_text(value)} USD is {rule.describe()} (applied: "
+            f"{amount_text(applied) or 'nothing yet'}): written, and held until another principal approves "
+            f"it; a request is pending (budgetctl requests --account {account}, then budgetctl approve ID)"
+        )
+    return held

@@ -20,6 +20,7 @@ from budget_sync.organizations import OrganizationsReader
 from budget_sync.resolve import read_defaults
 from budgetctl.budgets_table import Write
 from budgetctl.commands import Command
+from budgetctl.commands.approvals import add_stack_name, held_notice
 from budgetctl.commands.defaults import DEFAULT_DEFAULTS_TABLE
 from budgetctl.context import OUTSIDE_HINT, Context
 from budgetctl.errors import ExitCode, UsageError
@@ -63,6 +64,7 @@ def register(command: Command) -> None:
         help="record types the budget leaves out: credits, refunds, tax, support, upfront, or 'none'; '' = default",
     )
     outside_organization(set_)
+    add_stack_name(set_)
     _guard(set_)
 
     delete = command(
@@ -138,6 +140,7 @@ def cmd_set(ctx: Context) -> int:
         )
     written = ctx.table.get(args.account) or {}
     ctx.out.rows([item_row(written)], ITEM_COLUMNS, single=True)
+    held_notice(ctx, [(args.account, args.amount)])
     return ExitCode.OK
 
 

@@ -14,6 +14,7 @@ from budget_sync.domain import (
 from budget_sync.effective_budget import INHERITED_FROM_FIELD
 from budgetctl.budgets_table import InterruptedWriteError, PartialWriteError, Write, values_of
 from budgetctl.commands import Command
+from budgetctl.commands.approvals import add_stack_name, held_notice
 from budgetctl.commands.items import check_members, outside_organization
 from budgetctl.context import OUTSIDE_HINT, Context
 from budgetctl.errors import ExitCode, UsageError
@@ -31,6 +32,7 @@ def register(command: Command) -> None:
         help="write the valid rows despite bad ones (rows for accounts outside the organisation included)",
     )
     outside_organization(import_)
+    add_stack_name(import_)
 
     export = command("export", cmd_export, "write the budgets table as CSV or JSON")
     export.add_argument(
@@ -69,6 +71,10 @@ def cmd_import(ctx: Context) -> int:
     for _, message in conflicts:
         ctx.out.error(message)
     ctx.out.info(f"{summary}; written {len(writes) - len(conflicts)}, conflicts {len(conflicts)}")
+    refused = {id(write) for write, _ in conflicts}
+    held_notice(
+        ctx, [(w.account_id, w.amount) for w in writes if id(w) not in refused and w.amount is not None]
+    )
     return ExitCode.CONFLICT if conflicts else skipped_exit(parsed.errors)
 
 
