@@ -19,6 +19,7 @@ from budget_sync.domain import (
     parse_account_id,
     parse_budget_text,
 )
+from budget_sync.incidents import incident_attributes
 from budget_sync.reconcile import Reconciler
 from budget_sync.spoke import SsmSpokeGateway
 from budgetctl.budgets_table import BudgetsTable
@@ -27,6 +28,14 @@ from budgetctl.output import Output
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+#: ``set``'s option (argparse dest) for each ``Incident*`` attribute: --incident-urgency, ...
+INCIDENT_OPTIONS = {
+    "IncidentUrgency": "incident_urgency",
+    "IncidentImpact": "incident_impact",
+    "IncidentAssignmentGroup": "incident_assignment_group",
+    "IncidentCaller": "incident_caller",
+}
 
 
 #: Why an account must be in the organisation, and how to write anyway (set, import).
@@ -104,6 +113,11 @@ def validate(args: argparse.Namespace) -> None:
         args.alerts = alert_attributes(args.alert_emails, args.thresholds, args.forecasted, args.account)
         args.alerts.update(
             cost_basis_attributes(getattr(args, "metric", None), getattr(args, "exclude", None), args.account)
+        )
+        args.alerts.update(
+            incident_attributes(
+                {f: getattr(args, option, None) for f, option in INCIDENT_OPTIONS.items()}, args.account
+            )
         )
     if getattr(args, "expect", None) is not None:
         args.expect = None if args.expect.strip().lower() == "none" else parse_budget_text(args.expect)

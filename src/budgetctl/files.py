@@ -38,9 +38,19 @@ from budget_sync.domain import (
     parse_budget_text,
 )
 from budget_sync.errors import InvalidItemError
+from budget_sync.incidents import INCIDENT_FIELDS, incident_attributes
 from budgetctl.output import csv_cell, csv_text
+from budgetctl.rows import incident_columns
 
-EXPORT_COLUMNS = (ACCOUNT_ID_FIELD, BUDGET_VALUE_FIELD, "UpdatedBy", "UpdatedAt", *ALERT_FIELDS, *COST_FIELDS)
+EXPORT_COLUMNS = (
+    ACCOUNT_ID_FIELD,
+    BUDGET_VALUE_FIELD,
+    "UpdatedBy",
+    "UpdatedAt",
+    *ALERT_FIELDS,
+    *COST_FIELDS,
+    *INCIDENT_FIELDS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,9 @@ def parse_csv(stream: TextIO, source: str = "input") -> ParsedFile:
                 cells.get(c) if c in header else None for c in (COST_METRIC_FIELD, COST_EXCLUSIONS_FIELD)
             )
             alerts.update(cost_basis_attributes(metric, exclude, account_id))
+            alerts.update(
+                incident_attributes({c: cells.get(c) for c in INCIDENT_FIELDS if c in header}, account_id)
+            )
         except InvalidItemError as exc:
             parsed.errors.append(f"{source}:{line}: {exc}")
             continue
@@ -164,12 +177,13 @@ def to_text(rows: Sequence[dict[str, str]], fmt: str) -> str:
 
 
 def _alert_cells(item: dict[str, Any]) -> dict[str, str]:
+    incidents = {f: v or "" for f, v in incident_columns(item).items()}  # as stored if invalid
     try:
         settings = parse_alerts(own_attributes(item))  # what it inherits is not its own
         columns = {**settings.columns(), **settings.cost_basis.columns()}
     except ValueError:  # exported as stored; import reports it
-        return {f: _raw(item.get(f)) for f in (*ALERT_FIELDS, *COST_FIELDS)}
-    return {f: columns[f] or "" for f in (*ALERT_FIELDS, *COST_FIELDS)}
+        return {**{f: _raw(item.get(f)) for f in (*ALERT_FIELDS, *COST_FIELDS)}, **incidents}
+    return {**{f: columns[f] or "" for f in (*ALERT_FIELDS, *COST_FIELDS)}, **incidents}
 
 
 def _raw(value: object) -> str:

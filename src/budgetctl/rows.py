@@ -11,6 +11,8 @@ from budget_sync.domain import (
     BUDGET_VALUE_FIELD,
     amount_text,
 )
+from budget_sync.errors import InvalidItemError
+from budget_sync.incidents import INCIDENT_FIELDS, IncidentSettings
 from budget_sync.reconcile import AccountReport
 
 STATUS_COLUMNS = (
@@ -29,7 +31,15 @@ STATUS_COLUMNS = (
     "Health",  # the budget's HealthStatus as AWS reports it (HEALTHY, UNHEALTHY): JSON, CSV, --wide
 )
 RECONCILE_COLUMNS = ("AccountId", "Desired", "Parameter", "BudgetLimit", "Drift", "Action", "Reason")
-ITEM_COLUMNS = ("AccountId", "BudgetValue", "UpdatedBy", "UpdatedAt", *ALERT_FIELDS, *COST_FIELDS)
+ITEM_COLUMNS = (
+    "AccountId",
+    "BudgetValue",
+    "UpdatedBy",
+    "UpdatedAt",
+    *ALERT_FIELDS,
+    *COST_FIELDS,
+    *INCIDENT_FIELDS,
+)
 #: status: the alert settings last sent (status table) and what the spoke budget has now
 ALERT_STATUS_COLUMNS = ("AlertsSent", "SpokeAlerts", "CostBasis")
 #: status as a table: what fits 100 characters; with --wide, every column but the alerts in one
@@ -49,16 +59,27 @@ def item_row(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def alert_columns(item: dict[str, Any]) -> dict[str, str | None]:
-    """The item's alert and cost basis attributes as canonical text; a value breaking the
-    contract as it is."""
+    """The item's alert, cost basis and incident attributes as canonical text; a value breaking
+    the contract as it is."""
     try:
         settings = parse_alerts(own_attributes(item))  # what it inherits is not its own
-        return {**settings.columns(), **settings.cost_basis.columns()}
+        columns = {**settings.columns(), **settings.cost_basis.columns()}
     except ValueError:
-        return {
-            field: None if item.get(field) is None else str(item.get(field))
-            for field in (*ALERT_FIELDS, *COST_FIELDS)
-        }
+        columns = {field: _as_stored(item.get(field)) for field in (*ALERT_FIELDS, *COST_FIELDS)}
+    return {**columns, **incident_columns(item)}
+
+
+def incident_columns(item: dict[str, Any]) -> dict[str, str | None]:
+    """The item's ``Incident*`` attributes as canonical text (budget_sync.incidents); a value
+    breaking the contract as it is."""
+    try:
+        return IncidentSettings.from_item(item).columns()
+    except InvalidItemError:
+        return {field: _as_stored(item.get(field)) for field in INCIDENT_FIELDS}
+
+
+def _as_stored(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def status_row(report: AccountReport, source: str | None = None, name: str | None = None) -> dict[str, Any]:

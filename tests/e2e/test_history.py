@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from budget_sync.history import NOT_RECORDED, Kind, settled_changes
-from budget_sync_local.organisation import LocalOrganisation
+from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, LocalOrganisation
 from tests.support.operators import budgetctl
 
 # every test: moto or the local organisation (make unit does not import this module)
@@ -158,3 +158,62 @@ def test_given_a_cost_basis_change_then_the_accounts_history_has_it_with_who(
     ]
     assert changes[0].by  # budgetctl set
     assert [s.status for s in settled_changes(history)] == ["APPLIED"] * 4
+
+
+def test_given_a_parked_history_batch_then_parked_history_lists_it_and_reapply_appends_it_once(
+    local_org: LocalOrganisation, monkeypatch: pytest.MonkeyPatch
+):
+    from budget_sync.errors import TransientError
+    from budget_sync.history_table import DynamoHistoryTable
+
+    # GIVEN a history batch parked in HistoryFailureQueue (every append throttled)
+    def throttled(self: DynamoHistoryTable, record: object) -> bool:
+        raise TransientError("history record not written (throttled)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DynamoHistoryTable, "append", throttled)
+        local_org.put(A, 1500)
+        local_org.pipeline.run_until_idle()
+    assert local_org.history(A) == []
+
+    # WHEN an operator lists the history queue
+    listed = budgetctl("parked", "--history", "--output", "json", "--visibility-timeout", "0")
+
+    # THEN each batch is shown with the table whose stream it comes from; something is parked
+    assert listed.code == 1, listed.stderr
+    assert listed.json()
+    assert {row["Targets"] for row in listed.json()} <= {"BlogBudgetsStatus", "BlogBudgetsDefaults"}
+
+    # WHEN the operators' role tries --reapply: refused (no lambda:InvokeFunction on the history
+    # function), the messages kept
+    with monkeypatch.context() as patch:
+        for name, value in local_org.operator_credentials().items():
+            patch.setenv(name, value)
+        refused = budgetctl(
+            "parked", "--history", "--reapply", "--output", "json", "--visibility-timeout", "0"
+        )
+    assert refused.code == 1
+    assert all(row["Note"].startswith("not re-appended") for row in refused.json()), refused.json()
+    assert "AccessDenied" in refused.json()[0]["Note"]
+    assert local_org.history(A) == []
+
+    # WHEN an administrator re-applies them (twice: nothing is appended twice)
+    reapplied = budgetctl("parked", "--history", "--reapply", "--output", "json", "--visibility-timeout", "0")
+
+    # THEN the history function read the records back and appended them; the queue is empty
+    assert reapplied.code == 0, reapplied.stdout + reapplied.stderr
+    assert all(row["Note"].startswith("re-appended") for row in reapplied.json()), reapplied.json()
+    history = local_org.history(A)
+    assert [(r.kind, r.value) for r in history if r.kind is not Kind.OUTCOME] == [(Kind.CHANGED, "1500")]
+    assert budgetctl("parked", "--history", "--output", "json").json() == []
+
+
+def test_the_history_function_refuses_a_parked_batch_of_another_stream_naming_it(
+    local_org: LocalOrganisation,
+):
+    from budget_sync.handlers.results import UnrecognisedEvent
+
+    arn = f"arn:aws:dynamodb:us-east-1:{MANAGEMENT_ACCOUNT}:table/BlogBudgetsDynamoDB/stream/x"
+    info = {"streamArn": arn, "shardId": "s", "startSequenceNumber": "1", "endSequenceNumber": "2"}
+    with pytest.raises(UnrecognisedEvent, match="BlogBudgetsDynamoDB"):
+        local_org.invoke_history_function({"ParkedBatch": info})

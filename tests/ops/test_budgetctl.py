@@ -48,13 +48,17 @@ def test_given_a_new_account_when_set_then_the_item_has_the_value_and_who_and_wh
         "ForecastedThreshold": None,
         "CostMetric": None,  # no cost basis: the stack's default, else the budget's own
         "CostExclusions": None,
+        "IncidentUrgency": None,  # no incident override: the OU's default, else the stack's
+        "IncidentImpact": None,
+        "IncidentAssignmentGroup": None,
+        "IncidentCaller": None,
     }
     got = budgetctl("get", "444444444444", "--output", "csv")
     assert got.code == 0
     assert got.stdout.splitlines() == [
         "AccountId,BudgetValue,UpdatedBy,UpdatedAt,AlertEmails,AlertThresholds,ForecastedThreshold,"
-        "CostMetric,CostExclusions",
-        f"444444444444,1250.5,{CALLER},{stored['UpdatedAt']},,,,,",
+        "CostMetric,CostExclusions,IncidentUrgency,IncidentImpact,IncidentAssignmentGroup,IncidentCaller",
+        f"444444444444,1250.5,{CALLER},{stored['UpdatedAt']},,,,,,,,,",
     ]
 
 
@@ -255,9 +259,9 @@ def test_export_then_import_changes_nothing(ops: Org, tmp_path: Path):
     assert (
         lines[0]
         == "AccountId,BudgetValue,UpdatedBy,UpdatedAt,AlertEmails,AlertThresholds,ForecastedThreshold,"
-        "CostMetric,CostExclusions"
+        "CostMetric,CostExclusions,IncidentUrgency,IncidentImpact,IncidentAssignmentGroup,IncidentCaller"
     )
-    assert f"{B},99.99,,,,,,," in lines
+    assert f"{B},99.99,,,,,,,,,,," in lines
 
 
 def test_export_json_to_stdout(ops: Org):

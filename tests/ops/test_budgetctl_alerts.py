@@ -71,8 +71,13 @@ def test_export_then_import_carries_the_alert_columns_and_an_empty_cell_removes_
     exported = tmp_path / "budgets.csv"
     assert budgetctl("export", "--file", str(exported)).code == ExitCode.OK
     lines = exported.read_text().splitlines()
-    assert lines[0].endswith(",AlertEmails,AlertThresholds,ForecastedThreshold,CostMetric,CostExclusions")
-    assert any(line.startswith(f"{A},1000,") and line.endswith(",team@example.com,,none,,") for line in lines)
+    assert lines[0].endswith(
+        ",AlertEmails,AlertThresholds,ForecastedThreshold,CostMetric,CostExclusions,"
+        "IncidentUrgency,IncidentImpact,IncidentAssignmentGroup,IncidentCaller"
+    )
+    assert any(
+        line.startswith(f"{A},1000,") and line.endswith(",team@example.com,,none,,,,,,") for line in lines
+    )
     assert "0 to add, 0 to change, 3 unchanged" in budgetctl("import", str(exported)).stderr
 
     source = tmp_path / "change.csv"

@@ -53,8 +53,10 @@ def test_export_then_import_carries_the_cost_basis_columns(ops: Org, tmp_path: P
     exported = tmp_path / "budgets.csv"
     assert budgetctl("export", "--file", str(exported)).code == ExitCode.OK
     lines = exported.read_text().splitlines()
-    assert lines[0].endswith(",CostMetric,CostExclusions")
-    assert any(line.startswith(f"{A},1000,") and line.endswith(",net-unblended,none") for line in lines)
+    assert lines[0].endswith(
+        ",CostMetric,CostExclusions,IncidentUrgency,IncidentImpact,IncidentAssignmentGroup,IncidentCaller"
+    )
+    assert any(line.startswith(f"{A},1000,") and line.endswith(",net-unblended,none,,,,") for line in lines)
     assert "0 to add, 0 to change, 3 unchanged" in budgetctl("import", str(exported)).stderr
 
     source = tmp_path / "change.csv"

@@ -169,3 +169,67 @@ def test_default_list_marks_a_cost_basis_written_by_hand_that_breaks_the_contrac
 
     assert listed.code == ExitCode.PROBLEM
     assert f"default {tree.sandbox}: CostMetric 'cheapest' is not a cost metric" in listed.stderr
+
+
+def test_default_export_and_import_carry_the_cost_basis_validated_and_dry_run_names_each_change(
+    tree: Tree, tmp_path: Any
+):
+    # GIVEN a default with a cost basis, exported
+    budgetctl("default", "set", tree.sandbox, "100", "--metric", "amortized", "--exclude", "credits", *R)
+    path = tmp_path / "defaults.csv"
+    assert budgetctl("default", "export", "--file", str(path), *R).code == ExitCode.OK
+    header, row = path.read_text(encoding="utf-8").splitlines()[:2]
+    assert header.split(",")[:4] == ["TargetId", "BudgetValue", "CostMetric", "CostExclusions"]
+    assert row.split(",")[:4] == [tree.sandbox, "100", "amortized", "credits"]
+
+    # WHEN the default is changed in the table, the export imports it back (dry run first)
+    budgetctl("default", "set", tree.sandbox, "--metric", "", "--exclude", "credits,refunds", *R)
+    dry = budgetctl("default", "import", str(path), "--dry-run", *R, "--output", "json")
+    assert dry.code == ExitCode.OK, dry.stderr
+    assert dry.json() == [
+        {
+            "TargetId": tree.sandbox,
+            "Change": "CHANGE",
+            "From": "100",
+            "To": "100",
+            "Attributes": "CostMetric (none) -> amortized; CostExclusions credits,refunds -> credits",
+        }
+    ]
+    assert default_item(tree, tree.sandbox)["CostExclusions"] == "credits,refunds"  # type: ignore[index]
+    imported = budgetctl("default", "import", str(path), *R)
+    assert imported.code == ExitCode.OK, imported.stderr
+    stored = default_item(tree, tree.sandbox)
+    assert stored is not None
+    assert (stored["BudgetValue"], stored["CostMetric"], stored["CostExclusions"]) == (
+        Decimal(100),
+        "amortized",
+        "credits",
+    )
+    again = budgetctl("default", "import", str(path), *R)
+    assert "0 to write, 1 unchanged" in again.stderr
+
+    # an empty cell removes the attribute; a file without the columns leaves them as they are
+    path.write_text(f"TargetId,BudgetValue,CostMetric\n{tree.sandbox},100,\n", encoding="utf-8")
+    assert budgetctl("default", "import", str(path), *R).code == ExitCode.OK
+    stored = default_item(tree, tree.sandbox)
+    assert stored is not None
+    assert ("CostMetric" in stored, stored["CostExclusions"]) == (False, "credits")
+
+
+def test_default_import_refuses_a_bad_cost_basis_cell_naming_field_and_value_and_writes_nothing(
+    tree: Tree, tmp_path: Any
+):
+    tree.set_default(tree.sandbox, "100")
+    path = tmp_path / "defaults.csv"
+    path.write_text(
+        f"TargetId,BudgetValue,CostMetric,CostExclusions\n{tree.root},50,,\n{tree.sandbox},200,amortized,coupons\n",
+        encoding="utf-8",
+    )
+
+    result = budgetctl("default", "import", str(path), *R)
+
+    assert result.code == ExitCode.USAGE
+    assert "defaults.csv:3:" in result.stderr
+    assert "CostExclusions 'coupons' is not a record type budget-sync excludes" in result.stderr
+    assert default_item(tree, tree.root) is None
+    assert default_item(tree, tree.sandbox)["BudgetValue"] == Decimal(100)  # type: ignore[index]

@@ -530,3 +530,34 @@ def test_given_a_cost_basis_change_when_mapped_then_the_change_names_the_metric_
         with_alerts.change()
         == 'alerts {"emails":["a@example.com"]}, cost basis amortized, excluding nothing (own item)'
     )
+
+
+def test_given_a_parked_batch_trimmed_from_its_stream_when_reappended_then_it_is_counted_missing():
+    from botocore.exceptions import ClientError
+
+    from budget_sync.handlers.history import reappend
+
+    class TrimmedStream:
+        def get_shard_iterator(self, **_: Any) -> Any:
+            raise ClientError(
+                {"Error": {"Code": "TrimmedDataAccessException", "Message": "older than 24 hours"}},
+                "GetShardIterator",
+            )
+
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/BlogBudgetsStatus/stream/2026-12-01T00:00:00.000"
+    info = {
+        "streamArn": arn,
+        "shardId": "shardId-1",
+        "startSequenceNumber": "100",
+        "endSequenceNumber": "200",
+        "batchSize": 3,
+    }
+    table = FakeHistoryTable()
+
+    answer = reappend(info, TrimmedStream(), table, SETTINGS)
+
+    assert (answer["missing"], answer["appended"], answer["unreadable"]) == (
+        3,
+        0,
+        "TrimmedDataAccessException",
+    )

@@ -15,7 +15,10 @@ then that it is a root or OU of this organisation (Organizations ``ListRoots`` /
 ``DescribeOrganizationalUnit``). The amount follows the item contract; ``--metric`` and
 ``--exclude`` (the default's ``CostMetric``/``CostExclusions``, docs/cost-basis.md) are
 validated by budget_sync.cost_basis, as an account's, before any AWS call. Without an AMOUNT,
-``set`` changes an existing default's cost basis and keeps its amount. A CSV export guards
+``set`` changes an existing default's cost basis and keeps its amount. ``export`` and
+``import`` carry the cost basis too (columns ``CostMetric``, ``CostExclusions``; an empty cell:
+the attribute absent; a file without the column leaves it as it is), each cell validated by
+budget_sync.cost_basis before anything is written. A CSV export guards
 every cell a spreadsheet would read as a formula (``budgetctl.output.csv_cell``), and import
 takes that guard off again (``csv_text``).
 """
@@ -123,6 +126,8 @@ class _Row:
     line: int
     target_id: str
     amount: Decimal
+    #: The cost columns the file has, canonical text (None: remove the attribute)
+    cost: dict[str, object]
 
 
 def cmd_default(ctx: Context) -> int:
@@ -282,6 +287,7 @@ def _export(ctx: Context, table: BudgetsTable) -> int:
         {
             TARGET_ID_FIELD: str(item.get(TARGET_ID_FIELD, "")),
             BUDGET_VALUE_FIELD: amount_text(item.get(BUDGET_VALUE_FIELD)) or "",
+            **{field: _text(item.get(field)) or "" for field in COST_FIELDS},
             "UpdatedBy": str(item.get("UpdatedBy", "")),
             "UpdatedAt": str(item.get("UpdatedAt", "")),
         }
@@ -292,7 +298,7 @@ def _export(ctx: Context, table: BudgetsTable) -> int:
     else:
         buffer = io.StringIO()
         writer = csv.DictWriter(
-            buffer, fieldnames=list(rows[0]) if rows else [TARGET_ID_FIELD, BUDGET_VALUE_FIELD]
+            buffer, fieldnames=list(rows[0]) if rows else [TARGET_ID_FIELD, BUDGET_VALUE_FIELD, *COST_FIELDS]
         )
         writer.writeheader()
         writer.writerows([{k: csv_cell(v) for k, v in row.items()} for row in rows])
@@ -327,9 +333,10 @@ def _import(ctx: Context, table: BudgetsTable) -> int:
     rows = _checked_rows(ctx, ctx.args.operands[0])
     current = {str(i.get(TARGET_ID_FIELD)): i for i in table.scan()}
     writes = [
-        Write(row.target_id, row.amount, current.get(row.target_id))
+        Write(row.target_id, row.amount, current.get(row.target_id), alerts=row.cost or None)
         for row in rows
         if (current.get(row.target_id) or {}).get(BUDGET_VALUE_FIELD) != row.amount
+        or _cost_changes(current.get(row.target_id), row.cost)
     ]
     diff = [
         {
@@ -337,12 +344,13 @@ def _import(ctx: Context, table: BudgetsTable) -> int:
             "Change": "CHANGE" if w.previous else "ADD",
             "From": amount_text((w.previous or {}).get(BUDGET_VALUE_FIELD)),
             "To": format_amount(w.amount) if w.amount is not None else None,
+            "Attributes": _cost_changes(w.previous, w.alerts or {}),
         }
         for w in writes
     ]
     ctx.out.rows(
         diff,
-        ("TargetId", "Change", "From", "To"),
+        ("TargetId", "Change", "From", "To", "Attributes"),
         title="default import" + (" (dry run)" if ctx.args.dry_run else ""),
     )
     if ctx.args.dry_run or not writes:
@@ -368,6 +376,30 @@ def _import(ctx: Context, table: BudgetsTable) -> int:
     return ExitCode.CONFLICT if conflicts else ExitCode.OK
 
 
+def _cost_changes(previous: dict[str, Any] | None, cost: dict[str, object]) -> str | None:
+    """Each cost attribute the row changes, ``CostExclusions credits -> credits,refunds``
+    (``(none)``: absent); None when it changes none. A stored value is compared as its canonical
+    text, so ``refunds,credits`` written by hand equals the file's ``credits,refunds``."""
+    changes = []
+    for field, text in cost.items():
+        stored = _canonical(field, (previous or {}).get(field))
+        if stored != text:
+            changes.append(f"{field} {stored or '(none)'} -> {text or '(none)'}")
+    return "; ".join(changes) or None
+
+
+def _canonical(field: str, value: object) -> object:
+    """A stored cost attribute as ``cost_basis_attributes`` would write it; as stored if invalid."""
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        metric, exclude = (text, None) if field == COST_METRIC_FIELD else (None, text)
+        return cost_basis_attributes(metric, exclude).get(field)
+    except InvalidItemError:
+        return text
+
+
 def _parse(name: str) -> tuple[list[_Row], list[str]]:
     if name == "-":
         return _parse_stream(sys.stdin, "stdin")
@@ -383,6 +415,7 @@ def _parse_stream(stream: TextIO, name: str) -> tuple[list[_Row], list[str]]:
     errors: list[str] = []
     seen: dict[str, int] = {}
     reader = csv.DictReader(stream)
+    cost_columns = [c for c in COST_FIELDS if c in (reader.fieldnames or [])]
     missing = [c for c in (TARGET_ID_FIELD, BUDGET_VALUE_FIELD) if c not in (reader.fieldnames or [])]
     if missing:
         return [], [
@@ -393,6 +426,11 @@ def _parse_stream(stream: TextIO, name: str) -> tuple[list[_Row], list[str]]:
         try:
             target = parse_target_id(csv_text(record.get(TARGET_ID_FIELD) or ""))
             amount = parse_default_value(csv_text(record.get(BUDGET_VALUE_FIELD) or ""), target)
+            # the same validator as ``default set --metric/--exclude``; an empty cell removes
+            cells = {c: csv_text(record.get(c) or "") for c in cost_columns}
+            cost = cost_basis_attributes(
+                cells.get(COST_METRIC_FIELD), cells.get(COST_EXCLUSIONS_FIELD), target
+            )
         except InvalidItemError as exc:
             errors.append(f"{name}:{line}: {exc}")
             continue
@@ -400,7 +438,7 @@ def _parse_stream(stream: TextIO, name: str) -> tuple[list[_Row], list[str]]:
             errors.append(f"{name}:{line}: {TARGET_ID_FIELD} {target} already on line {seen[target]}")
             continue
         seen[target] = line
-        rows.append(_Row(line, target, amount))
+        rows.append(_Row(line, target, amount, cost))
     return rows, errors
 
 

@@ -63,6 +63,24 @@ def register(command: Command) -> None:
         metavar="R,S",
         help="record types the budget leaves out: credits, refunds, tax, support, upfront, or 'none'; '' = default",
     )
+    set_.add_argument(
+        "--incident-urgency",
+        metavar="N",
+        help="the account's ServiceNow urgency: 1 high to 3 low; '' = default",
+    )
+    set_.add_argument(
+        "--incident-impact",
+        metavar="N",
+        help="the account's ServiceNow impact: 1 high to 3 low; '' = default",
+    )
+    set_.add_argument(
+        "--incident-assignment-group",
+        metavar="SYS_ID",
+        help="the account's incidents' assignment group (a 32-hex sys_id); '' = default (docs/itsm.md)",
+    )
+    set_.add_argument(
+        "--incident-caller", metavar="SYS_ID", help="the account's incidents' caller (a sys_id); '' = default"
+    )
     outside_organization(set_)
     add_stack_name(set_)
     _guard(set_)

@@ -14,6 +14,17 @@ names defaults (``TargetId``), not accounts. ``parked`` lists those targets; ``-
 asks the resolver function (``--resolver-function``, ``lambda:InvokeFunction`` on it) for a
 full resolution of the organisation, which does what the lost batch would have done, and
 deletes the message once it succeeded.
+
+``--history`` reads the history function's own queue (``HistoryFailureQueue``, the stack's
+output ``HistoryFailureQueueUrl``) instead: batches of history records that could not be
+appended. They are listed with the table whose stream they come from (the records themselves
+are not read: the operators' policy has no read of those streams). ``--reapply`` sends each
+batch's description to the history function (``--history-function``), which reads the
+records back from the stream itself and appends them (nothing appended twice), and deletes
+the message once every described record is appended. It needs ``lambda:InvokeFunction`` on
+the history function, which the operators' policy leaves out: whoever may invoke that
+function may append records of their own making (docs/operate.md). A record older than 24
+hours is gone from its stream and cannot come back; the message is then kept, with a note.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ COLUMNS = ("MessageId", "Shard", "FromSequence", "ToSequence", "Records", "Accou
 #: What the resolver's schedule sends it: a full resolution of the organisation.
 FULL_RESOLUTION = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 #: Notes of a message whose work is done (it is deleted).
-DONE = ("re-applied", "re-resolved")
+DONE = ("re-applied", "re-resolved", "re-appended")
 _MAX_MESSAGES = 1000
 
 
@@ -54,6 +65,7 @@ class Parked:
     accounts: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)  # defaults (the resolver's batches)
     note: str = ""
+    info: dict[str, Any] = field(default_factory=dict)  # the message's DDBStreamBatchInfo
 
     def row(self) -> dict[str, Any]:
         return {
@@ -85,6 +97,16 @@ def register(command: Command) -> None:
         help="--reapply of a defaults batch: the resolver function (default BlogBudgetsOrgResolver)",
     )
     parked.add_argument(
+        "--history",
+        action="store_true",
+        help="the history function's queue (HistoryFailureQueue) instead of the on-failure queue",
+    )
+    parked.add_argument(
+        "--history-function",
+        default="BlogBudgetsHistoryRecorder",
+        help="--history --reapply: the history function (default BlogBudgetsHistoryRecorder)",
+    )
+    parked.add_argument(
         "--visibility-timeout",
         type=int,
         default=30,
@@ -97,18 +119,24 @@ def cmd_parked(ctx: Context) -> int:
     if not 0 <= args.visibility_timeout <= 43200:
         ctx.out.error(f"--visibility-timeout {args.visibility_timeout} must be from 0 to 43200")
         return ExitCode.USAGE
-    queue_url = args.queue_url or _queue_url(ctx, args.stack_name)
+    output = "HistoryFailureQueueUrl" if args.history else "OnFailureQueueUrl"
+    queue_url = args.queue_url or _queue_url(ctx, args.stack_name, output)
     sqs = ctx.client("sqs")
     messages = list(_receive(sqs, queue_url, args.visibility_timeout))
-    streams = ctx.client("dynamodbstreams")
-    for message in messages:
-        _name_accounts(streams, message)
+    if args.history:
+        for message in messages:
+            message.targets = [_table_of(message.stream_arn)] if message.stream_arn else []
+    else:
+        streams = ctx.client("dynamodbstreams")
+        for message in messages:
+            _name_accounts(streams, message)
     if args.reapply and messages:
-        _reapply(ctx, messages)
+        (_reappend if args.history else _reapply)(ctx, messages)
         for message in messages:
             if message.note.startswith(DONE):
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message.receipt)
-    ctx.out.rows([m.row() for m in messages], COLUMNS, title="parked on the on-failure queue")
+    title = "parked on the history queue" if args.history else "parked on the on-failure queue"
+    ctx.out.rows([m.row() for m in messages], COLUMNS, title=title)
     ctx.out.info(
         f"{len(messages)} parked batch(es)" + ("" if args.reapply or not messages else "; run with --reapply")
     )
@@ -118,12 +146,18 @@ def cmd_parked(ctx: Context) -> int:
     return ExitCode.OK if done else ExitCode.PROBLEM
 
 
-def _queue_url(ctx: Context, stack_name: str) -> str:
+def _queue_url(ctx: Context, stack_name: str, output: str) -> str:
     stacks = ctx.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    if "OnFailureQueueUrl" not in outputs:
-        raise UsageError(f"stack {stack_name} has no output OnFailureQueueUrl: pass --queue-url")
-    return str(outputs["OnFailureQueueUrl"])
+    if output not in outputs:
+        raise UsageError(f"stack {stack_name} has no output {output}: pass --queue-url")
+    return str(outputs[output])
+
+
+def _table_of(stream_arn: str) -> str:
+    """``arn:...:table/BlogBudgetsStatus/stream/2026-...`` -> ``BlogBudgetsStatus``."""
+    parts = stream_arn.split("/")
+    return parts[1] if len(parts) >= 4 and parts[2] == "stream" else stream_arn
 
 
 def _receive(sqs: Any, queue_url: str, visibility: int) -> Iterable[Parked]:
@@ -151,6 +185,7 @@ def _parse(message: Mapping[str, Any]) -> Parked:
             last=str(info["endSequenceNumber"]),
             size=int(info.get("batchSize", 0)),
             stream_arn=str(info["streamArn"]),
+            info=dict(info),
         )
     except (ValueError, KeyError, TypeError):
         return Parked(
@@ -248,3 +283,42 @@ def _reresolve(ctx: Context, messages: list[Parked]) -> None:
             if failed
             else "re-resolved (the organisation was resolved again)"
         )
+
+
+def _reappend(ctx: Context, messages: list[Parked]) -> None:
+    """Parked history batches: the history function reads each one back from its stream and
+    appends it (handlers/history.py ``reappend``); the caller sends positions, never records."""
+    client = ctx.session.client("lambda", endpoint_url=ctx.args.endpoint_url, config=INVOKE_CONFIG)
+    function = ctx.args.history_function
+    for message in messages:
+        if not message.info:
+            continue  # not a stream batch description: its note says so, it is kept
+        try:
+            response = client.invoke(
+                FunctionName=function,
+                InvocationType="RequestResponse",
+                Payload=json.dumps({"ParkedBatch": message.info}).encode(),
+            )
+            body = response["Payload"].read().decode("utf-8", "replace")
+        except (ClientError, BotoCoreError) as exc:
+            message.note = f"not re-appended: the history function {function} was not invoked ({exc})"
+            continue
+        if response.get("FunctionError"):
+            message.note = f"not re-appended: the history function {function} failed ({body[:300]})"
+            continue
+        answer = json.loads(body)
+        if answer.get("batchItemFailures"):
+            message.note = (
+                f"not re-appended: {answer['records']} record(s) read, appending failed from sequence "
+                f"{answer['batchItemFailures'][0]['itemIdentifier']} (retry later)"
+            )
+        elif answer.get("missing"):
+            message.note = (
+                f"not re-appended: {answer['missing']} of {message.size} record(s) are no longer in the "
+                "stream (DynamoDB Streams keeps records 24 hours) and cannot come back; "
+                f"{answer['appended']} appended (docs/operate.md, History)"
+            )
+        else:
+            message.note = (
+                f"re-appended ({answer['appended']} appended, {answer['duplicates']} already there)"
+            )

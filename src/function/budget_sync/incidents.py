@@ -154,6 +154,25 @@ class IncidentSettings:
             caller=self.caller or base.caller,
         )
 
+    def columns(self) -> dict[str, str | None]:
+        """The four attributes as text (budgetctl, CSV): ``2``, a sys_id; None: not set here."""
+        return {
+            URGENCY_FIELD: None if self.urgency is None else str(self.urgency),
+            IMPACT_FIELD: None if self.impact is None else str(self.impact),
+            GROUP_FIELD: self.assignment_group,
+            CALLER_FIELD: self.caller,
+        }
+
+
+def incident_attributes(values: Mapping[str, str | None], account_id: str | None = None) -> dict[str, object]:
+    """Validated item attributes from an operator's text (budgetctl options, CSV columns),
+    field -> text, by the same rules as ``IncidentSettings.from_item``: a field absent or None
+    is left out (not touched); an empty text means "remove the attribute" (None in the result).
+    InvalidItemError names the field and the value."""
+    given = {f: values[f] for f in INCIDENT_FIELDS if values.get(f) is not None}
+    columns = IncidentSettings.from_item(given, account_id).columns()
+    return {f: columns[f] for f in given}
+
 
 def effective_settings(stack: IncidentSettings, *layers: IncidentSettings) -> IncidentSettings:
     """The account's settings: ``layers`` nearest first (the account's item, then each OU's
