@@ -76,7 +76,9 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
   (moto reports every instance with the operation's status).
 * (speed only) moto's CloudFormation parses a JSON template body with the json module; an
   account's existing backend is found without moto's process-wide lock; the keys moto's
-  serialiser tries on a dict are computed once per shape and key.
+  serialiser tries on a dict are computed once per shape and key; an UpdateExpression text is
+  parsed once (its AST is only read; moto's validator copies it), and moto's validation
+  traversals build their node-class map once per traversal, not at every node.
 * Organizations ``CreateAccount`` and ``MoveAccount`` produce the CloudTrail events AWS
   delivers in us-east-1 (``CreateAccountResult``, ``MoveAccount``), for the management
   account's subscribers (``subscribe_management``); see ``organizations``.
@@ -108,6 +110,8 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.base_backend import BackendDict
 from moto.core.serialize import XFormedAttributePicker
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.events.models import EventsBackend
 from moto.iam import models as iam_models
 from moto.organizations.models import OrganizationsBackend
@@ -157,9 +161,11 @@ from budget_sync_local.standins.speed import (
     _KEY_ACCOUNTS,
     _account_backend_without_lock,
     _json_first,
+    _node_types_once_per_traversal,
     _possible_keys_remembered,
     _remembered_account_lookup,
     _snapshot_each_table_once,
+    _update_expression_parsed_once,
 )
 from budget_sync_local.standins.ssm import (
     _delete_parameter,
@@ -279,6 +285,16 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         DynamoDBBackend,
         "transact_write_items",
         _snapshot_each_table_once(DynamoDBBackend.transact_write_items),
+    )
+    replace(
+        UpdateExpressionParser,
+        "make",
+        classmethod(_update_expression_parsed_once(UpdateExpressionParser.make)),
+    )
+    replace(
+        DepthFirstTraverser,
+        "traverse",
+        _node_types_once_per_traversal(DepthFirstTraverser.traverse),
     )
     replace(
         OrganizationsBackend,

@@ -14,6 +14,7 @@ from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 
 
 def _json_first(original: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
@@ -142,3 +143,65 @@ def _possible_keys_remembered(original: Callable[[Any, Any], Any]) -> Callable[[
         return iter(hit[1])
 
     return get_possible_keys
+
+
+#: UpdateExpression text -> moto's parse of it (an AST that nobody changes: see below)
+_UPDATE_EXPRESSIONS: dict[str, Any] = {}
+_UPDATE_EXPRESSIONS_KEPT = 2_000
+
+
+def _update_expression_parsed_once(original: Callable[[str], Any]) -> Callable[[type, str], Any]:
+    """moto parses an UpdateExpression twice per UpdateItem (the response layer, then the
+    backend), with a pure-Python tokenizer and parser; ``budgetctl set`` and the functions
+    send the same few expression texts thousands of times (the values are placeholders). The
+    AST depends only on the text and is only read: the response layer lists its placeholders
+    and moto's ``Validator`` deep-copies it before substituting anything. So a text's AST is
+    parsed once and the same object returned; a text that fails to parse still fails each time
+    with moto's own error (failures are not remembered)."""
+
+    def make(cls: type, expression: str) -> Any:
+        hit = _UPDATE_EXPRESSIONS.get(expression)
+        if hit is None:
+            hit = original(expression)
+            if len(_UPDATE_EXPRESSIONS) >= _UPDATE_EXPRESSIONS_KEPT:
+                _UPDATE_EXPRESSIONS.clear()
+            _UPDATE_EXPRESSIONS[expression] = hit
+        return hit
+
+    return make
+
+
+def _node_types_once_per_traversal(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """moto validates an UpdateExpression with ten depth-first traversals of its AST, and at
+    every node each traversal rebuilds its processing map (a dict of node class -> method)
+    to get the node classes it processes. The map is fixed per traverser, so here it is
+    built once per traversal; the nodes are visited, processed and replaced in the same
+    order as moto's ``DepthFirstTraverser.traverse_node_recursively`` does. A traverser
+    class that overrides that traversal keeps moto's own."""
+
+    def traverse(self: DepthFirstTraverser, node: Any) -> Any:
+        cls = type(self)
+        if (
+            cls.traverse_node_recursively is not DepthFirstTraverser.traverse_node_recursively
+            or cls.nodes_to_be_processed is not DepthFirstTraverser.nodes_to_be_processed
+        ):
+            return original(self, node)
+        types_ = self.nodes_to_be_processed()
+
+        def visit(node: Any, child_id: int) -> Any:
+            if isinstance(node, Node):
+                parent_node = node.parent
+                if node.children is not None:
+                    for i, child_node in enumerate(node.children):
+                        self.pre_processing_of_child(node, i)
+                        visit(child_node, i)
+                if isinstance(node, types_):
+                    node = self.process(node)
+                    node.parent = parent_node
+                    if parent_node:
+                        parent_node.children[child_id] = node
+            return node
+
+        return visit(node, -1)
+
+    return traverse
