@@ -116,8 +116,6 @@ class FakeContext:
 
 #: Held while a function's environment is in os.environ (see the module's docstring).
 _ENVIRONMENT = threading.RLock()
-#: How long an invocation waits for another thread's function before it fails as a deadlock.
-ENVIRONMENT_WAIT_S = 300
 #: Set where an invocation runs on behalf of the one holding ``_ENVIRONMENT`` (copied into
 #: the threads started with the context, e.g. the Automation stand-in's step threads).
 _NESTED: ContextVar[bool] = ContextVar("nested_invocation", default=False)
@@ -145,18 +143,8 @@ def lambda_environment(spec: FunctionSpec, region: str) -> Iterator[None]:
         with _environment_set(spec, region):
             yield
         return
-    if not _ENVIRONMENT.acquire(timeout=ENVIRONMENT_WAIT_S):
-        # a wait this long is a deadlock, not a slow function: say so instead of hanging
-        raise RuntimeError(
-            f"{spec.function_name}: another thread's function held the environment for "
-            f"{ENVIRONMENT_WAIT_S} s; an invocation made on behalf of a running one (from its "
-            "threads) belongs in lambda_runtime.nested_invocation()"
-        )
-    try:
-        with _environment_set(spec, region):
-            yield
-    finally:
-        _ENVIRONMENT.release()
+    with _ENVIRONMENT, _environment_set(spec, region):
+        yield
 
 
 @contextmanager

@@ -13,7 +13,6 @@ import pytest
 
 from budget_sync.handlers import results as results_handler
 from budget_sync.handlers import unconfirmed as unconfirmed_handler
-from budget_sync_local import lambda_runtime
 from budget_sync_local.organisation import LocalOrganisation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws]
@@ -76,38 +75,3 @@ def test_the_running_pipeline_and_a_direct_invocation_each_see_only_their_own_en
     assert seen["unconfirmed"]["service"] == unconfirmed_spec.environment.get("POWERTOOLS_SERVICE_NAME")
     assert seen["result"]["service"] == result_spec.environment.get("POWERTOOLS_SERVICE_NAME")
     assert local_org.pipeline.errors == []
-
-
-def test_an_invocation_that_waits_too_long_for_another_threads_function_fails_naming_the_cause(
-    monkeypatch: pytest.MonkeyPatch,
-):
-    # GIVEN another thread holds a function's environment and never lets go (a deadlock: an
-    # invocation made from a running function's threads without nested_invocation())
-    monkeypatch.setattr(lambda_runtime, "ENVIRONMENT_WAIT_S", 0.2)
-    held, release = threading.Event(), threading.Event()
-    spec = lambda_runtime.FunctionSpec(
-        "F", "BlogBudgetsResultLambda", "h.handler", "src/function", 128, 3, {}
-    )
-
-    def holder() -> None:
-        with lambda_runtime.lambda_environment(spec, "us-east-1"):
-            held.set()
-            release.wait(5)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    try:
-        assert held.wait(5)
-        # WHEN this thread's invocation waits for it
-        # THEN it fails after the bound, saying what to do, instead of hanging the run
-        with (
-            pytest.raises(RuntimeError, match=r"held the environment for 0.2 s.*nested_invocation"),
-            lambda_runtime.lambda_environment(spec, "us-east-1"),
-        ):
-            pass
-        # and inside nested_invocation() it does not wait
-        with lambda_runtime.nested_invocation(), lambda_runtime.lambda_environment(spec, "us-east-1"):
-            assert os.environ["AWS_LAMBDA_FUNCTION_NAME"] == "BlogBudgetsResultLambda"
-    finally:
-        release.set()
-        thread.join(5)

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from budget_sync.spoke import SsmSpokeGateway
-from budget_sync_local.lambda_runtime import nested_invocation
 from budget_sync_local.organisation import LocalOrganisation
 from tests.e2e.test_closed_loop import reconcile
 from tests.support.local_org import sent_minutes_ago
@@ -187,19 +186,14 @@ def test_given_an_alerts_only_change_whose_run_reported_before_sent_then_it_is_a
     def and_the_run_reports(self: SsmSpokeGateway, account_id: str, settings_json: str) -> int:
         written = original(self, account_id, settings_json)
         # the spoke's run of the new settings reports before the stream function records SENT
-        # (made from the stream function's own thread, on its behalf: nested)
-        with nested_invocation():
-            local_org.invoke_result_function(
-                report("UpdateBudgetLimit", version, NewLimit="1000", OldLimit="1000")
+        local_org.invoke_result_function(
+            report("UpdateBudgetLimit", version, NewLimit="1000", OldLimit="1000")
+        )
+        local_org.invoke_result_function(
+            report(
+                "ReconcileAlerts", version, Applied=APPLIED_ALERTS, AlertsVersions=alert_versions(local_org)
             )
-            local_org.invoke_result_function(
-                report(
-                    "ReconcileAlerts",
-                    version,
-                    Applied=APPLIED_ALERTS,
-                    AlertsVersions=alert_versions(local_org),
-                )
-            )
+        )
         return written
 
     monkeypatch.setattr(SsmSpokeGateway, "put_alert_settings", and_the_run_reports)
