@@ -6,15 +6,6 @@ environment from its ``Environment.Variables``, resolved from the parameters. Th
 are read from the template as the SAM transform makes it (``management_stack.translate``,
 what the local organisation deploys), so its ``Globals`` apply as on AWS.
 This is the project's own stand-in for ``sam local invoke`` on machines without Docker.
-
-Lambda runs each function in its own process; here the functions share one process and its
-one ``os.environ``. So one function's environment at a time: ``lambda_environment`` holds a
-process-wide lock while it is set (re-entrant in its thread), and an invocation in another
-thread waits for it (the background pipeline's and a direct invocation are serialised). The
-only exception is an invocation that the running one causes and waits for in another of its
-threads (a spoke's report delivered to the result function while the stream function's batch
-writes the parameter, ``nested_invocation``): admitted, one at a time, with its own
-environment set in the meantime, as before.
 """
 
 from __future__ import annotations
@@ -28,7 +19,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TextIO
@@ -114,41 +104,10 @@ class FakeContext:
         return max(0, int(self.timeout_s * 1000 - (time.monotonic() - self.started) * 1000))
 
 
-#: Held while a function's environment is in os.environ (see the module's docstring).
-_ENVIRONMENT = threading.RLock()
-#: Set where an invocation runs on behalf of the one holding ``_ENVIRONMENT`` (copied into
-#: the threads started with the context, e.g. the Automation stand-in's step threads).
-_NESTED: ContextVar[bool] = ContextVar("nested_invocation", default=False)
-
-
-@contextmanager
-def nested_invocation() -> Iterator[None]:
-    """Invocations in this context are made on behalf of the running one, which waits for them
-    (the pipeline's delivery during the stream function's batch): they do not wait for its
-    environment lock, which would block both until the step's timeout. The caller makes them
-    one at a time."""
-    token = _NESTED.set(True)
-    try:
-        yield
-    finally:
-        _NESTED.reset(token)
-
-
 @contextmanager
 def lambda_environment(spec: FunctionSpec, region: str) -> Iterator[None]:
     """The function's environment variables plus those Lambda sets (its execution role's
-    credentials among them, when the spec has them), restored afterwards. Another thread's
-    function waits until then (unless ``nested_invocation``)."""
-    if _NESTED.get():
-        with _environment_set(spec, region):
-            yield
-        return
-    with _ENVIRONMENT, _environment_set(spec, region):
-        yield
-
-
-@contextmanager
-def _environment_set(spec: FunctionSpec, region: str) -> Iterator[None]:
+    credentials among them, when the spec has them), restored afterwards."""
     values = {
         **spec.environment,
         "AWS_REGION": region,

@@ -44,7 +44,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from budget_sync_local.iam import AccessDenied
-from budget_sync_local.lambda_runtime import nested_invocation
 from budget_sync_local.management_stack import StreamSettings
 from budget_sync_local.streams import lambda_event, lambda_record
 
@@ -398,9 +397,8 @@ class Pipeline:
             self._route(event, during_batch=True)  # published by a delivery made during the batch
         else:
             # The function writes its accounts' parameters from several threads: one delivery
-            # at a time (the local functions share one process's environment), each on behalf
-            # of the batch's invocation, which holds that environment and waits for it.
-            with self._during_batch, nested_invocation():
+            # at a time (the local functions share one process's environment).
+            with self._during_batch:
                 delivering = _DELIVERING.set(True)
                 try:
                     self._route(event, during_batch=True)
