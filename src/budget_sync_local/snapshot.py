@@ -58,6 +58,7 @@ NOT_DEPLOYMENT_STATE = frozenset(
         "organizations._subscribers",  # each organisation subscribes its own enrolment
         "resource_policies._MODELS",  # constant: the policy resource types
         "speed._POSSIBLE_KEYS",  # a cache of moto's serialiser, valid for any state
+        "speed._UPDATE_EXPRESSIONS",  # parsed UpdateExpression texts: a cache, valid for any state
         # constants
         "authorisation._PREFIX",
         "authorisation._QUERY_PROTOCOLS",
