@@ -19,22 +19,20 @@ on AWS.
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from budget_sync_local import local_requests
+
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIApplication
 
     from budget_sync_local.organisation import LocalOrganisation
 
 PATH = "/_local/health"
 _ACCOUNT = re.compile(r"\d{12}")
-_MAX_BODY = 4096
 _FIELDS = {"AccountId", "Status", "StatusReason"}
 
 
@@ -81,38 +79,15 @@ def parse(body: object, spoke_accounts: Iterable[str]) -> Health:
 def with_health_route(app: WSGIApplication, org: LocalOrganisation) -> WSGIApplication:
     """``app`` with ``POST /_local/health`` answered by the organisation."""
 
-    def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != PATH:
-            return app(environ, start_response)
-        status, answer = _health(org, environ)
-        body = json.dumps(answer).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
-
-    return application
-
-
-def _health(org: LocalOrganisation, environ: WSGIEnvironment) -> tuple[str, dict[str, Any]]:
-    if environ.get("REQUEST_METHOD") != "POST":
-        return "405 Method Not Allowed", {"message": f"{PATH} takes POST"}
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if not 0 < length <= _MAX_BODY:
-        return "400 Bad Request", {"message": f"the body must be a JSON object of at most {_MAX_BODY} bytes"}
-    try:
-        health = parse(json.loads(environ["wsgi.input"].read(length)), org.spokes)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return "400 Bad Request", {
-            "message": str(exc) if isinstance(exc, HealthError) else f"not JSON: {exc}"
+    def apply(health: Health) -> dict[str, Any]:
+        answer = org.set_health(health.account_id, health.status, health.reason)
+        return {
+            "AccountId": health.account_id,
+            "BudgetName": org.spokes[health.account_id].budget_name,
+            "HealthStatus": answer,
         }
-    answer = org.set_health(health.account_id, health.status, health.reason)
-    return "200 OK", {
-        "AccountId": health.account_id,
-        "BudgetName": org.spokes[health.account_id].budget_name,
-        "HealthStatus": answer,
-    }
+
+    return local_requests.with_route(app, PATH, lambda body: parse(body, org.spokes), apply, HealthError)
 
 
 def send(
@@ -123,24 +98,4 @@ def send(
     body: dict[str, Any] = {"AccountId": account, "Status": status}
     if reason is not None:
         body["StatusReason"] = reason
-    request = urllib.request.Request(  # noqa: S310 - the local organisation's own http endpoint
-        endpoint.rstrip("/") + PATH,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("message", exc.reason)
-        except ValueError:
-            message = exc.reason
-        raise HealthError(str(message)) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason_text = getattr(exc, "reason", exc)
-        raise ConnectionError(
-            f"no local organisation answers at {endpoint} ({reason_text}); start it with make local"
-        ) from None
+    return local_requests.post(endpoint, PATH, body, HealthError, timeout_s=timeout_s)

@@ -17,23 +17,21 @@ the field and the value (400). Nothing of this exists on AWS.
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from budget_sync_local import local_requests
+
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIApplication
 
     from budget_sync_local.organisation import LocalOrganisation
 
 PATH = "/_local/spend"
 _ACCOUNT = re.compile(r"\d{12}")
-_MAX_BODY = 4096
 
 
 class SpendError(ValueError):
@@ -96,33 +94,11 @@ def parse(body: object, spoke_accounts: Iterable[str]) -> Spend:
 def with_spend_route(app: WSGIApplication, org: LocalOrganisation) -> WSGIApplication:
     """``app`` (moto's server) with ``POST /_local/spend`` answered by the organisation."""
 
-    def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != PATH:
-            return app(environ, start_response)
-        status, answer = _spend(org, environ)
-        body = json.dumps(answer).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
+    def apply(spend: Spend) -> dict[str, Any]:
+        org.set_spend(spend.account_id, spend.actual, spend.forecasted)
+        return spend.answer(org.spokes[spend.account_id].budget_name)
 
-    return application
-
-
-def _spend(org: LocalOrganisation, environ: WSGIEnvironment) -> tuple[str, dict[str, Any]]:
-    if environ.get("REQUEST_METHOD") != "POST":
-        return "405 Method Not Allowed", {"message": f"{PATH} takes POST"}
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if not 0 < length <= _MAX_BODY:
-        return "400 Bad Request", {"message": f"the body must be a JSON object of at most {_MAX_BODY} bytes"}
-    try:
-        body = json.loads(environ["wsgi.input"].read(length))
-        spend = parse(body, org.spokes)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return "400 Bad Request", {"message": str(exc) if isinstance(exc, SpendError) else f"not JSON: {exc}"}
-    org.set_spend(spend.account_id, spend.actual, spend.forecasted)
-    return "200 OK", spend.answer(org.spokes[spend.account_id].budget_name)
+    return local_requests.with_route(app, PATH, lambda body: parse(body, org.spokes), apply, SpendError)
 
 
 def send(
@@ -130,26 +106,5 @@ def send(
 ) -> dict[str, Any]:
     """POST the spend to a running local organisation; SpendError with its message if refused,
     ConnectionError if nothing answers at ``endpoint``."""
-    request = urllib.request.Request(  # noqa: S310 - the local organisation's own http endpoint
-        endpoint.rstrip("/") + PATH,
-        data=json.dumps(
-            {"AccountId": account, "ActualSpend": actual, "ForecastedSpend": forecasted}
-        ).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("message", exc.reason)
-        except ValueError:
-            message = exc.reason
-        raise SpendError(str(message)) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ConnectionError(
-            f"no local organisation answers at {endpoint} ({reason}); start it with make local"
-        ) from None
+    body = {"AccountId": account, "ActualSpend": actual, "ForecastedSpend": forecasted}
+    return local_requests.post(endpoint, PATH, body, SpendError, timeout_s=timeout_s)
