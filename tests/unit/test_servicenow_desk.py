@@ -4,11 +4,15 @@ in-process: the requests it sends, its retries, and how it reads ServiceNow's er
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from budget_sync.errors import ConfigError, IncidentDeskUnavailable, IncidentNotFound, IncidentRejected
-from budget_sync.servicenow import Credentials, ServiceNowDesk, instance_url
+from budget_sync.servicenow import Credentials, HttpResponse, ServiceNowDesk, instance_url
 from budget_sync_local.servicenow import StandIn
 from tests.fakes.incidents import StandInTransport
 
@@ -136,6 +140,68 @@ def test_given_an_oauth_token_revoked_when_a_request_gets_401_then_one_new_token
     instance._tokens.clear()  # revoked on the instance
 
     assert desk.find(CID)
+    assert [c for c in transport.calls if c[1] == "/oauth_token.do"] == [("POST", "/oauth_token.do")] * 2
+
+
+class _SlowTokens:
+    """The transport, with ``/oauth_token.do`` answered after ``delay`` seconds, so that every
+    thread that needs a token asks for it before the first answer comes back."""
+
+    def __init__(self, transport: StandInTransport, delay: float) -> None:
+        self._transport = transport
+        self._delay = delay
+
+    def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> HttpResponse:
+        if url.endswith("/oauth_token.do"):
+            time.sleep(self._delay)
+        return self._transport(method, url, headers, body)
+
+
+def _at_once(threads: int, work: Callable[[], object]) -> list[object]:
+    gate = threading.Barrier(threads)
+
+    def one() -> object:
+        gate.wait()
+        return work()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(lambda _: one(), range(threads)))
+
+
+def test_given_many_threads_without_a_token_when_they_call_at_once_then_one_token_is_asked_for(
+    instance: StandIn, transport: StandInTransport, slept: list[float]
+) -> None:
+    # GIVEN an OAuth desk shared by 16 threads (the hourly sweep), no token yet, a slow token endpoint
+    desk = ServiceNowDesk(
+        StandInTransport.BASE,
+        Credentials(client_id=instance.client_id, client_secret=instance.client_secret),
+        _SlowTokens(transport, 0.2),
+        sleep=slept.append,
+    )
+
+    # WHEN they all call at once
+    found = _at_once(16, lambda: desk.find(CID))
+
+    # THEN one /oauth_token.do for all of them, and every call answered
+    assert found == [[]] * 16
+    assert [c for c in transport.calls if c[1] == "/oauth_token.do"] == [("POST", "/oauth_token.do")]
+
+
+def test_given_a_token_revoked_when_many_threads_get_401_at_once_then_one_new_token(
+    instance: StandIn, transport: StandInTransport, slept: list[float]
+) -> None:
+    desk = ServiceNowDesk(
+        StandInTransport.BASE,
+        Credentials(client_id=instance.client_id, client_secret=instance.client_secret),
+        _SlowTokens(transport, 0.05),
+        sleep=slept.append,
+    )
+    desk.find(CID)
+    instance._tokens.clear()  # revoked on the instance: every thread's next request gets 401
+
+    found = _at_once(8, lambda: desk.find(CID))
+
+    assert found == [[]] * 8
     assert [c for c in transport.calls if c[1] == "/oauth_token.do"] == [("POST", "/oauth_token.do")] * 2
 
 

@@ -16,12 +16,14 @@ QUARTERLY the calendar quarter, ANNUALLY the year; a CUSTOM budget's period is i
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import SpokeAccessDenied, TransientError
@@ -29,6 +31,7 @@ from budget_sync.incidents import Breach, BudgetState
 
 _DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _NOT_FOUND = frozenset({"NotFoundException"})
+_EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 _REFRESH_BEFORE_S = 300
 
 
@@ -103,7 +106,13 @@ def budget_state(
 
 class SpokeBudgetAlarms:
     """Reads a spoke's budget and its notifications as the spoke role (its credentials cached
-    per account until five minutes before they expire)."""
+    per account until five minutes before they expire).
+
+    Thread-safe (the hourly sweep reads many accounts at once): one Budgets client, built once
+    under a lock (building clients on one session is not thread-safe, and a client costs about
+    as much CPU as three calls), each call signed with its account's credentials through
+    botocore's per-request credentials (the request context's ``signing.request_credentials``),
+    as spoke.SsmSpokeGateway does."""
 
     def __init__(
         self, session: Any, sts: Any, role_arn_format: str, budget_name: str, config: Any = None
@@ -113,11 +122,15 @@ class SpokeBudgetAlarms:
         self._role_arn_format = role_arn_format  # "arn:aws:iam::{account_id}:role/BlogBudgetsSpokeRole"
         self._budget_name = budget_name
         self._config = config
-        self._clients: dict[str, tuple[Any, float]] = {}
+        self._credentials: dict[str, tuple[Credentials, float]] = {}
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._signing = threading.local()  # .credentials: the account this thread's call is for
 
     def read(self, account_id: str, account_name: str = "", today: date | None = None) -> BudgetState | None:
         """The budget's state; None if the account has no such budget."""
-        budgets = self._budgets(account_id)
+        budgets = self._budgets()
+        self._signing.credentials = self._assumed(account_id)
         try:
             budget = budgets.describe_budget(AccountId=account_id, BudgetName=self._budget_name)["Budget"]
             notifications: list[Mapping[str, Any]] = []
@@ -129,6 +142,9 @@ class SpokeBudgetAlarms:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _NOT_FOUND:
                 return None
+            if code in _EXPIRED:
+                with self._lock:
+                    self._credentials.pop(account_id, None)
             if code in _DENIED:
                 raise SpokeAccessDenied(
                     f"account {account_id}: the spoke role may not view the budget {self._budget_name} ({code})"
@@ -136,12 +152,31 @@ class SpokeBudgetAlarms:
             raise TransientError(f"account {account_id}: cannot read the budget ({exc})") from exc
         except BotoCoreError as exc:
             raise TransientError(f"account {account_id}: cannot read the budget ({exc})") from exc
+        finally:
+            self._signing.credentials = None
         return budget_state(
             account_id, account_name, budget, notifications, today or datetime.now(UTC).date()
         )
 
-    def _budgets(self, account_id: str) -> Any:
-        cached = self._clients.get(account_id)
+    def _budgets(self) -> Any:
+        """The one Budgets client, built on first use; its calls signed per account."""
+        with self._lock:
+            if self._client is None:
+                client = self._session.client("budgets", config=self._config)
+                client.meta.events.register("before-call", self._sign_as_account)
+                self._client = client
+            return self._client
+
+    def _sign_as_account(self, context: dict[str, Any], **_: Any) -> None:
+        """before-call: sign with the credentials ``read`` set for this thread, never the function's own."""
+        credentials = getattr(self._signing, "credentials", None)
+        if credentials is None:
+            raise RuntimeError("a spoke budget call outside SpokeBudgetAlarms.read")
+        context.setdefault("signing", {})["request_credentials"] = credentials
+
+    def _assumed(self, account_id: str) -> Credentials:
+        with self._lock:
+            cached = self._credentials.get(account_id)
         if cached is not None and time.time() < cached[1]:
             return cached[0]
         role_arn = self._role_arn_format.format(account_id=account_id)
@@ -156,16 +191,13 @@ class SpokeBudgetAlarms:
             raise TransientError(f"account {account_id}: cannot assume {role_arn} ({exc})") from exc
         except BotoCoreError as exc:
             raise TransientError(f"account {account_id}: cannot assume {role_arn} ({exc})") from exc
-        client = self._session.client(
-            "budgets",
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            config=self._config,
+        keys = Credentials(
+            credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
         )
         expires = credentials["Expiration"].timestamp() - _REFRESH_BEFORE_S
-        self._clients[account_id] = (client, expires)
-        return client
+        with self._lock:
+            self._credentials[account_id] = (keys, expires)
+        return keys
 
 
 __all__ = ["SpokeBudgetAlarms", "budget_state", "current_period"]

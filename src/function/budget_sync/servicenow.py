@@ -9,6 +9,10 @@ it), so the package adds nothing (tests/package/test_function_package.py).
   credentials: a token from ``POST /oauth_token.do``, kept until a minute before it expires
   and asked for again once if the instance answers 401). No credential, token or
   ``Authorization`` header is ever logged or put in an error.
+- Thread-safe: the hourly sweep calls one desk from several threads. The token is asked for
+  under a lock, so threads that find it missing or expired together wait for one new token
+  (one ``/oauth_token.do`` call, not one per thread); a 401 drops the token only if it is the
+  one that request carried. urllib3's pool keeps up to ``maxsize`` connections per host.
 - ``create``: ``POST /api/now/table/incident`` (201); ``find``: ``GET`` with
   ``sysparm_query=correlation_id=ID^active=true``; ``update``: ``PATCH .../incident/{sys_id}``.
   Each asks only for ``sys_id,number,state`` (``sysparm_fields``).
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -55,14 +60,17 @@ class Transport(Protocol):
 
 
 class Urllib3Transport:
-    """urllib3's pool, built once; its own retries off (the desk retries)."""
+    """urllib3's pool, built once; its own retries off (the desk retries). ``maxsize``: the
+    connections kept per host (the sweep's threads share them; more are opened and closed)."""
 
-    def __init__(self, connect_timeout: float = 5.0, read_timeout: float = 20.0) -> None:
+    def __init__(self, connect_timeout: float = 5.0, read_timeout: float = 20.0, maxsize: int = 1) -> None:
         import urllib3
 
         self._urllib3 = urllib3
         self._pool = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout), retries=False
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            retries=False,
+            maxsize=max(1, maxsize),
         )
 
     def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> HttpResponse:
@@ -144,6 +152,7 @@ class ServiceNowDesk:
         self._sleep = sleep
         self._clock = clock
         self._token: tuple[str, float] | None = None
+        self._token_lock = threading.Lock()
 
     # -- IncidentDesk ----------------------------------------------------------------------
 
@@ -181,7 +190,8 @@ class ServiceNowDesk:
         last = "no attempt"
         attempt = 0
         while attempt < self._attempts:
-            headers = {"Accept": "application/json", "Authorization": self._authorization()}
+            authorization = self._authorization()
+            headers = {"Accept": "application/json", "Authorization": authorization}
             if payload is not None:
                 headers["Content-Type"] = "application/json"
             try:
@@ -194,7 +204,8 @@ class ServiceNowDesk:
             if response.status in (200, 201):
                 return _json(response)
             if response.status == 401 and self._credentials.oauth and not refreshed:
-                refreshed, self._token = True, None  # a token revoked or expired early: one new token
+                refreshed = True  # a token revoked or expired early: one new token
+                self._drop_token(authorization)
                 continue
             if response.status == 429 or response.status >= 500:
                 last = f"HTTP {response.status}"
@@ -234,9 +245,16 @@ class ServiceNowDesk:
 
             pair = f"{credentials.username}:{credentials.password}".encode()
             return "Basic " + base64.b64encode(pair).decode()
-        if self._token is None or self._clock() >= self._token[1]:
-            self._token = self._new_token()
-        return f"Bearer {self._token[0]}"
+        with self._token_lock:  # one refresh for all the threads that need it
+            if self._token is None or self._clock() >= self._token[1]:
+                self._token = self._new_token()
+            return f"Bearer {self._token[0]}"
+
+    def _drop_token(self, authorization: str) -> None:
+        """Forget the token a refused request carried, unless another thread already replaced it."""
+        with self._token_lock:
+            if self._token is not None and authorization == f"Bearer {self._token[0]}":
+                self._token = None
 
     def _new_token(self) -> tuple[str, float]:
         form = urllib.parse.urlencode(
