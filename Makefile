@@ -162,7 +162,8 @@ deploy: build ## sam deploy with samconfig.toml (ENV=default|dev|prod)
 # (nor artifact and local_load).
 # local_load (make local under load: 2,000 writes, 8 clients, 53 accounts) takes 1 to 3 min
 # (3 min 3 s measured on the shared 2-core machine at load average 10); docs/local.md.
-# bench-quick: 1 min 41 s measured on the shared machine at load average 2.4 (target < 3 min).
+# bench-quick: 1 min 41 s measured on the shared machine at load average 2.4 (target < 3 min),
+# before incident_sweep was added (about 30 s at its quick size; docs/itsm.md has its figures).
 bench: $(STAMP) $(BUILT) ## every benchmark at full size (each part prints its duration; local_load 1-3 min)
 	$(BIN)/python -m bench
 
@@ -170,7 +171,8 @@ bench-quick: $(STAMP) ## the same benchmarks at a tenth of the size, no build (a
 	BENCH_HANDLER_ROUNDS=1 BENCH_HANDLER_RTT_ROUNDS=1 \
 	BENCH_ACCOUNTS=100 BENCH_STATUS_ACCOUNTS=50 BENCH_REPORT_ACCOUNTS=500 BENCH_ORG_ACCOUNTS=500 \
 	  BENCH_ORG_OUS=10 BENCH_ORG_PIPELINE_ACCOUNTS=50 BENCH_ORG_PER_OU=20 BENCH_HISTORY_ACCOUNTS=500 \
-	  $(BIN)/python -m bench handler local_org status report resolve history
+	  BENCH_SWEEP_ACCOUNTS=500 BENCH_SWEEP_SEQUENTIAL_ACCOUNTS=50 \
+	  $(BIN)/python -m bench handler local_org status report resolve history incident_sweep
 
 demo: $(RUN_STAMP) ## the whole pipeline on the local organisation, with a summary
 	$(BIN)/python -m budget_sync_local demo

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "report": "budgetctl report --file over 5,000 spoke accounts: seconds, page size, API calls",
     "resolve": "OU defaults: full resolution of 5,000 accounts in 50 OUs; one default change to sent",
     "history": "budgetctl history --org --since 30d over 5,000 accounts' month (41,100 records), modelled latency",
+    "incident_sweep": "the incident function's hourly sweep of 5,000 accounts, modelled latency: vs its timeout, vs one after another",
     "local_load": "make local under load: 2,000 writes from 8 concurrent clients over 53 accounts until settled",
 }
 

@@ -9,11 +9,24 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from budget_sync.budget_alarms import current_period
+from budget_sync.handlers import incidents as handler_module
+from budget_sync_local.lambda_runtime import (
+    FakeContext,
+    FunctionSpec,
+    lambda_environment,
+    load_handler,
+    new_execution_environment,
+)
 from budget_sync_local.organisation import LocalOrganisation
 from budget_sync_local.servicenow import StandIn
 from budgetctl.cli import main as budgetctl
@@ -141,3 +154,133 @@ def test_given_a_bad_credential_when_alerts_keep_arriving_then_one_notice_and_th
     assert "User Not Authenticated" in refused[0][1]
     assert org.incidents.waiting() == 0  # not retried forever
     assert incidents(org) == []
+
+
+# -- the hourly sweep at scale (docs/itsm.md, "The hourly sweep at scale") ------------------
+
+MANY = tuple(f"{n:012d}" for n in range(100000000001, 100000000013))  # twelve accounts
+#: actual and forecasted spend of each (limit 1,000): under, over 80 %, over 100 %
+SPEND = [(Decimal(300), Decimal(400)), (Decimal(850), Decimal(900)), (Decimal(1100), Decimal(1200))]
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+
+class ShrinkingContext(FakeContext):
+    """Lambda's context, whose remaining time drops by ``step_ms`` each time the function asks
+    (once before it starts each account or ended period): how many it starts is known."""
+
+    def __init__(self, spec: FunctionSpec, left_ms: int, step_ms: int) -> None:
+        super().__init__(
+            spec.function_name, spec.memory_mb, f"arn:aws:lambda:::{spec.function_name}", "r", 300
+        )
+        self.left, self.step = left_ms, step_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        left, self.left = self.left, self.left - self.step
+        return left
+
+
+def run_schedule(
+    org: LocalOrganisation,
+    *,
+    concurrency: int | None = None,
+    context: FakeContext | None = None,
+    at: str = "",
+) -> dict[str, Any]:
+    """The incident function's scheduled run as Lambda runs it (the handler the template names,
+    its environment, its role), in a new execution environment: with INCIDENT_SWEEP_CONCURRENCY
+    ``concurrency`` instead of the template's, and ``context`` for Lambda's."""
+    assert org.incidents is not None
+    spec = org.incidents._spec
+    assert spec is not None
+    if concurrency is not None:
+        spec = replace(spec, environment={**spec.environment, "INCIDENT_SWEEP_CONCURRENCY": str(concurrency)})
+    new_execution_environment(spec)  # the settings are read again
+    event = {**SCHEDULED, **({"time": at} if at else {})}
+    with lambda_environment(spec, org.region):
+        answer: dict[str, Any] = load_handler(spec)(
+            event,
+            context
+            or FakeContext(
+                spec.function_name, spec.memory_mb, f"arn:aws:lambda:::{spec.function_name}", "r", 300
+            ),
+        )
+    new_execution_environment(spec)  # the next run reads the template's settings again
+    return answer
+
+
+def outcomes(org: LocalOrganisation) -> list[tuple[str, ...]]:
+    """What ServiceNow holds, by correlation id (the INC numbers follow the order of creation)."""
+    assert org.servicenow is not None
+    return sorted(
+        (
+            i["correlation_id"],
+            i["state"],
+            i["urgency"],
+            i["short_description"],
+            i.get("close_code", ""),
+            str(len(org.servicenow.journal.get(i["sys_id"], []))),
+        )
+        for i in org.servicenow.incidents.values()
+    )
+
+
+@contextmanager
+def many_accounts() -> Iterator[LocalOrganisation]:
+    with LocalOrganisation(accounts=MANY, function_output=io.StringIO(), servicenow=StandIn()) as org:
+        for index, account in enumerate(MANY):
+            org.put(account, 1000)
+            org.set_spend(account, *SPEND[index % 3])
+        org.pipeline.run_until_idle()
+        yield org
+
+
+def test_given_many_accounts_when_swept_concurrently_then_the_same_outcomes_as_one_after_another() -> None:
+    runs: dict[int, list[Any]] = {}
+    for concurrency in (1, 8):
+        with many_accounts() as org:
+            # WHEN the schedule runs: four accounts over 80 %, four over 100 %
+            first = run_schedule(org, concurrency=concurrency)
+            opened = outcomes(org)
+            # then the spend moves: under to over 80 % (opened), over 80 % to over 100 %
+            # (updated), over 100 % back under (resolved)
+            for index, account in enumerate(MANY):
+                org.set_spend(account, *SPEND[(index + 1) % 3])
+            second = run_schedule(org, concurrency=concurrency)
+            runs[concurrency] = [first["actions"], opened, second["actions"], outcomes(org)]
+            assert first["skipped"] == second["skipped"] == first["unfinished"] == second["unfinished"] == []
+
+    # THEN the same incidents, in the same states, as one account after another
+    assert runs[8] == runs[1]
+    assert runs[1][0] == {"none": 4, "opened": 8}
+    assert runs[1][2] == {"opened": 4, "resolved": 4, "updated": 4}
+
+
+def test_given_too_little_time_when_the_month_has_ended_then_its_incidents_resolved_first_and_the_rest_reported() -> (
+    None
+):
+    with many_accounts() as org:
+        assert run_schedule(org)["actions"] == {"none": 4, "opened": 8}
+        assert org.incidents is not None
+        spec = org.incidents._spec
+        assert spec is not None
+        start, first = current_period("MONTHLY", datetime.now(UTC).date())
+        at = f"{first.isoformat()}T05:00:00+00:00"
+
+        # WHEN the run on the 1st of the next month has time to start ten things before its
+        # reserve (each start costs 10 s of the remaining time here)
+        reserve = handler_module.SWEEP_RESERVE_MS
+        summary = run_schedule(org, context=ShrinkingContext(spec, reserve + 100_000, 10_000), at=at)
+
+        # THEN the eight incidents of the month that ended are resolved first, two accounts are
+        # looked at, and the ten others are reported as left for the next hour
+        assert org.servicenow is not None
+        ended = [
+            i for i in org.servicenow.incidents.values() if i["correlation_id"].endswith(start.isoformat())
+        ]
+        assert [i["state"] for i in ended] == ["6"] * 8
+        assert all("period has ended" in i["close_notes"] for i in ended)
+        assert len(summary["skipped"]) == 10
+        assert summary["skipped"] == handler_module.rotated(MANY, datetime.fromisoformat(at))[2:]
+        assert summary["skipped_ended"] == []
+        assert sum(summary["actions"].values()) == 10
+        assert summary["actions"]["resolved"] == 8

@@ -15,21 +15,23 @@ from budget_sync_local.servicenow import StandIn
 
 
 class FakeIncidentStore:
-    """``gate``: each thread's first read waits there after reading, so that concurrent
-    deliveries all read the same record before any of them writes (the race made certain)."""
+    """``gate``: each thread's ``gate_at``-th read (the first by default) waits there after
+    reading, so that concurrent deliveries all read the same record before any of them writes
+    (the race made certain)."""
 
-    def __init__(self, gate: threading.Barrier | None = None) -> None:
+    def __init__(self, gate: threading.Barrier | None = None, gate_at: int = 1) -> None:
         self.records: dict[str, IncidentRecord] = {}
         self.conflicts = 0
         self._lock = threading.Lock()
         self._gate = gate
-        self._passed: set[int] = set()
+        self._gate_at = gate_at
+        self._reads: dict[int, int] = {}
 
     def get(self, correlation_id: str) -> IncidentRecord | None:
         with self._lock:
             record = self.records.get(correlation_id)
-        if self._gate is not None and threading.get_ident() not in self._passed:
-            self._passed.add(threading.get_ident())
+            reads = self._reads[threading.get_ident()] = self._reads.get(threading.get_ident(), 0) + 1
+        if self._gate is not None and reads == self._gate_at:
             self._gate.wait()
         return record
 

@@ -74,6 +74,7 @@ def test_the_function_environment_is_what_its_settings_read_and_its_handler_exis
     assert settings.secret_arn == SECRET
     assert (settings.stack.urgency, settings.stack.caller) == (2, "b" * 32)
     assert settings.budget_name == "SpokeAccountBudget"
+    assert settings.sweep_concurrency == 16
     module, _, name = properties["Handler"].rpartition(".")
     assert callable(getattr(importlib.import_module(module), name))
 

@@ -6,8 +6,10 @@ fakes; the logic and the adapter to ServiceNow are the real ones."""
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -53,9 +55,20 @@ class FakeAlarms:
     states: dict[str, BudgetState] = field(default_factory=dict)
     failures: dict[str, Exception] = field(default_factory=dict)
     days: list[date | None] = field(default_factory=list)
+    gate: threading.Barrier | None = None  # each read waits there (reads in flight together)
+    most_at_once: int = 0
+    _in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def read(self, account_id: str, account_name: str = "", today: date | None = None) -> BudgetState | None:
         self.days.append(today)
+        if self.gate is not None:
+            with self._lock:
+                self._in_flight += 1
+                self.most_at_once = max(self.most_at_once, self._in_flight)
+            self.gate.wait()
+            with self._lock:
+                self._in_flight -= 1
         if account_id in self.failures:
             raise self.failures[account_id]
         state = self.states.get(account_id)
@@ -90,7 +103,7 @@ class World:
         self.confirmed: list[str] = []
         incidents = Incidents(desk, self.store, self.topic, clock=lambda: self.now)
         self.ctx = IncidentContext(incidents, self.alarms, FakeDirectory(), self.confirmed.append)
-        monkeypatch.setattr(handler_module, "build", lambda: self.ctx)
+        monkeypatch.setattr(handler_module, "build", lambda: self.ctx)  # the current ctx, when called
 
     def incidents_of(self, account: str) -> list[dict[str, str]]:
         return [i for i in self.instance.incidents.values() if i["correlation_id"].startswith(account)]
@@ -221,6 +234,143 @@ def test_given_the_schedule_when_an_alarm_ends_and_when_a_period_ends_then_resol
     assert world.alarms.days[-1] == first
     [b] = world.incidents_of(B)
     assert "period has ended" in b["close_notes"]
+
+
+class ShrinkingTime:
+    """A Lambda context whose remaining time drops by ``step_ms`` each time it is asked: the
+    sweep asks once before it starts each account or ended period, so how many it starts is
+    known in advance, whatever the threads do."""
+
+    def __init__(self, start_ms: int, step_ms: int) -> None:
+        self.left = start_ms
+        self.step = step_ms
+        self.asked = 0
+        for name, value in vars(CONTEXT).items():
+            setattr(self, name, value)
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.asked += 1
+        left, self.left = self.left, self.left - self.step
+        return left
+
+
+def test_given_too_little_time_for_every_account_then_ended_periods_first_the_rest_reported_and_left(
+    world: World,
+) -> None:
+    # GIVEN two incidents whose period has ended, and five accounts, two of them in alarm
+    names = {f"{n}" * 12: f"Sandbox {n}" for n in range(1, 6)}
+    world.ctx = replace(world.ctx, directory=FakeDirectory(names))
+    for account in names:
+        world.alarms.states[account] = alarm_state(account, Breach("ACTUAL", Decimal(80)))
+    handler(SCHEDULED, CONTEXT)  # five incidents opened this month
+    del world.alarms.states["111111111111"], world.alarms.states["222222222222"]
+    first = current_period("MONTHLY", TODAY)[1]
+    at = datetime(first.year, first.month, first.day, 3, tzinfo=UTC)  # on the 1st: last month has ended
+    for account in ("333333333333", "444444444444", "555555555555"):
+        world.alarms.states[account] = replace(
+            alarm_state(account, Breach("ACTUAL", Decimal(80))),
+            period_start=first,
+            period_end=current_period("MONTHLY", first)[1],
+        )
+
+    # WHEN the schedule runs with time for four starts before the reserve (each start costs
+    # 100 s of the context's remaining time here)
+    context = ShrinkingTime(handler_module.SWEEP_RESERVE_MS + 400_000, 100_000)
+    summary = handler({**SCHEDULED, "time": at.isoformat()}, context)
+
+    # THEN the five ended periods come first: four resolved, one left for the next hour; no
+    # account is started, and all five are reported as skipped
+    assert summary["actions"] == {"resolved": 4}
+    assert len(summary["skipped_ended"]) == 1
+    assert summary["skipped"] == handler_module.rotated(list(names), at)
+    assert summary["unfinished"] == []
+    # AND the next hour's run (time enough) resolves the last ended period and opens this month's three
+    later = handler({**SCHEDULED, "time": at.replace(hour=4).isoformat()}, CONTEXT)
+    assert later["actions"] == {"resolved": 1, "opened": 3, "none": 2}
+    assert later["skipped"] == later["skipped_ended"] == []
+
+
+def test_given_time_for_some_accounts_when_cut_short_then_the_started_ones_are_the_rotation_s_first(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = {f"{n}" * 12: f"Sandbox {n}" for n in range(1, 8)}
+    world.ctx = replace(world.ctx, directory=FakeDirectory(names))
+    for account in names:
+        world.alarms.states[account] = alarm_state(account, Breach("ACTUAL", Decimal(80)))
+    at = datetime(2026, 12, 2, 13, tzinfo=UTC)
+
+    summary = handler(
+        {**SCHEDULED, "time": at.isoformat()},
+        ShrinkingTime(handler_module.SWEEP_RESERVE_MS + 300_000, 100_000),
+    )
+
+    order = handler_module.rotated(list(names), at)
+    assert summary["actions"] == {"opened": 3}
+    assert summary["skipped"] == order[3:]
+    assert '"IncidentSweepSkipped":[4.0]' in capsys.readouterr().out  # the metric an alarm can watch
+    assert {i["correlation_id"].partition("/")[0] for i in world.instance.incidents.values()} == set(
+        order[:3]
+    )
+
+
+def test_given_runs_cut_short_hour_after_hour_then_every_account_is_started_within_a_day() -> None:
+    accounts = [f"{n:012d}" for n in range(1, 101)]
+    for covered in (1, 5, 20):  # accounts a run has time for
+        started: dict[str, int] = {}
+        for hour in range(24 * 30):
+            moment = datetime(2026, 12, 1, tzinfo=UTC) + timedelta(hours=hour)
+            for account in handler_module.rotated(accounts, moment)[:covered]:
+                started[account] = started.get(account, 0) + 1
+        # over a month every account is started, and about as often as any other
+        assert set(started) == set(accounts)
+        expected = 24 * 30 * covered / len(accounts)
+        assert min(started.values()) >= 0.5 * expected
+        assert max(started.values()) <= 1.5 * expected + 1
+
+
+def test_given_the_schedule_then_accounts_are_looked_at_concurrently_up_to_the_setting(world: World) -> None:
+    names = {f"{n}" * 12: f"Sandbox {n}" for n in range(1, 9)}
+    gate = threading.Barrier(4, timeout=10)  # four reads must be in flight together to pass
+    world.alarms.gate = gate
+    world.ctx = replace(world.ctx, directory=FakeDirectory(names), concurrency=4)
+    for account in names:
+        world.alarms.states[account] = alarm_state(account, Breach("ACTUAL", Decimal(80)))
+
+    summary = handler(SCHEDULED, CONTEXT)
+
+    assert summary["actions"] == {"opened": 8}
+    assert world.alarms.most_at_once == 4
+
+
+def test_given_the_schedule_and_an_alert_for_the_same_account_at_once_then_exactly_one_incident(
+    world: World,
+) -> None:
+    # GIVEN one account in alarm; the sweep's and the delivery's reads before their claim (each
+    # one's second: the first is the "already reported?" check) both see "no incident yet"
+    world.ctx = replace(world.ctx, directory=FakeDirectory({A: "Sandbox A"}))
+    world.store.__init__(gate=threading.Barrier(2, timeout=10), gate_at=2)  # type: ignore[misc]
+    world.alarms.states[A] = alarm_state(A, Breach("ACTUAL", Decimal(80)))
+
+    # WHEN the hourly sweep and a queue delivery handle it at the same time
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        swept = pool.submit(handler, SCHEDULED, CONTEXT)
+        delivered = pool.submit(handler, batch(sns(A, "m1")), CONTEXT)
+        summary, answer = swept.result(), delivered.result()
+
+    # THEN one incident, created once: the claim's loser found it opened (unchanged) or still
+    # being opened (left for later: the message back to the queue, or the account to the next hour)
+    [incident] = world.incidents_of(A)
+    creates = [
+        c for c in world.transport.calls if c[0] == "POST" and c[1].startswith("/api/now/table/incident")
+    ]
+    assert len(creates) == 1
+    assert world.store.conflicts >= 1  # both reached the claim: the race happened
+    assert summary["unfinished"] in ([], [A])
+    assert answer in ({"batchItemFailures": []}, {"batchItemFailures": [{"itemIdentifier": "m1"}]})
+    # AND the message delivered again (after its visibility timeout) changes nothing
+    world.now += 3600
+    assert handler(batch(sns(A, "m1")), CONTEXT) == {"batchItemFailures": []}
+    assert world.incidents_of(A) == [incident]
 
 
 @pytest.mark.parametrize("event", [{"source": "aws.sns"}, {"Records": [{"eventSource": "aws:dynamodb"}]}])

@@ -11,6 +11,8 @@ once from the environment, validated, frozen. ConfigError names the variable and
   INCIDENT_URGENCY, INCIDENT_IMPACT            the stack's defaults, 1 to 3 (default 3)
   INCIDENT_ASSIGNMENT_GROUP, INCIDENT_CALLER   the stack's defaults, sys_ids (empty: none)
   INCIDENT_CLOSE_CODE         the resolution code sent with state 6 (default "Solution provided")
+  INCIDENT_SWEEP_CONCURRENCY  accounts the hourly sweep looks at at once, 1 to 64 (default 16;
+                              1: one after another)
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class IncidentFunctionSettings:
     spoke_region: str
     stack: IncidentSettings
     close_code: str
+    sweep_concurrency: int = 16  # DEFAULT_SWEEP_CONCURRENCY
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IncidentFunctionSettings:
@@ -74,7 +77,25 @@ class IncidentFunctionSettings:
             spoke_region=optional_env(env, "SPOKE_REGION", _REGION) or env.get("AWS_REGION", "us-east-1"),
             stack=stack,
             close_code=optional_env(env, "INCIDENT_CLOSE_CODE", _CLOSE_CODE) or "Solution provided",
+            sweep_concurrency=_concurrency(env),
         )
 
 
-__all__ = ["IncidentFunctionSettings"]
+#: The sweep's default concurrency, and the most it may be set to.
+DEFAULT_SWEEP_CONCURRENCY = 16
+MAX_SWEEP_CONCURRENCY = 64
+
+
+def _concurrency(env: Mapping[str, str]) -> int:
+    text = env.get("INCIDENT_SWEEP_CONCURRENCY", "").strip()
+    if not text:
+        return DEFAULT_SWEEP_CONCURRENCY
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SWEEP_CONCURRENCY:
+        raise ConfigError(
+            f"environment variable INCIDENT_SWEEP_CONCURRENCY {text!r} is not a whole number "
+            f"from 1 to {MAX_SWEEP_CONCURRENCY}"
+        )
+    return int(text)
+
+
+__all__ = ["DEFAULT_SWEEP_CONCURRENCY", "MAX_SWEEP_CONCURRENCY", "IncidentFunctionSettings"]

@@ -371,11 +371,34 @@ class Incidents:
     def sweep(self, today: date) -> list[Outcome]:
         """Resolve every incident whose budget period has ended (``period_end`` on or before
         ``today``). The caller resolves the ones no longer in alarm with ``observe``."""
+        return [self.resolve_ended(cid) for cid in self.ended(today)]
+
+    def ended(self, today: date) -> list[str]:
+        """The correlation ids of the incidents not resolved whose period has ended
+        (``period_end`` on or before ``today``), oldest period first."""
         return [
-            self.resolve(r.correlation_id, "The budget period has ended.")
-            for r in self._store.unresolved()
+            r.correlation_id
+            for r in sorted(self._store.unresolved(), key=lambda r: (r.period_end, r.correlation_id))
             if r.period_end <= today.isoformat()
         ]
+
+    def resolve_ended(self, cid: str) -> Outcome:
+        """Resolve the incident of a period that has ended (one of ``ended``)."""
+        return self.resolve(cid, "The budget period has ended.")
+
+    def unchanged(self, state: BudgetState) -> Outcome | None:
+        """``unchanged`` if the budget is in alarm and its open incident already reports every
+        notification in alarm (``alarm`` would change nothing); None otherwise. Lets the caller
+        skip reading the account's settings (Organizations) for the many accounts whose
+        incident does not change."""
+        if not state.breaches:
+            return None
+        record = self._store.get(state.correlation_id)
+        if record is None or record.state != OPEN:
+            return None
+        if any(b.key not in record.notified for b in state.breaches):
+            return None
+        return Outcome("unchanged", record.correlation_id, record.number)
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -586,12 +609,22 @@ def observe_account(
     directory: AccountDirectory,
     today: date | None = None,
 ) -> Outcome:
-    """Read the account's budget now and open, update or resolve its incident accordingly."""
-    settings, name = directory.settings(account_id)
-    state = alarms.read(account_id, name, today)
+    """Read the account's budget now and open, update or resolve its incident accordingly.
+
+    The account's settings and name (its item, its OUs' defaults, Organizations: several calls,
+    Organizations' paced) are read only when the incident is to be opened or updated: a budget
+    not in alarm, or whose open incident already reports every notification in alarm, needs
+    neither."""
+    state = alarms.read(account_id, "", today)
     if state is None:
         return Outcome("none", f"{account_id}/(no budget)")
-    return incidents.observe(state, settings)
+    if not state.breaches:
+        return incidents.observe(state, IncidentSettings())
+    unchanged = incidents.unchanged(state)
+    if unchanged is not None:
+        return unchanged
+    settings, name = directory.settings(account_id)
+    return incidents.observe(replace(state, account_name=name), settings)
 
 
 __all__ = [

@@ -17,11 +17,16 @@ Two event sources:
   ``SubscriptionConfirmation`` (the queue is in another account than the topic) is confirmed
   by fetching its ``SubscribeURL``, once its host is SNS's own. Any other message is logged,
   counted (``IncidentMessageRefused``) and dropped.
-- The hourly schedule (``Scheduled Event``): the authority. Every account with a budgets-table
-  item is read and its incident opened, updated or resolved; then every incident whose period
-  has ended is resolved. An alert whose message never arrived is found here. The day is the
-  event's ``time`` (when the schedule fired), so a run on the first of a month ends the
-  month before.
+- The hourly schedule (``Scheduled Event``): the authority (``sweep``). First every incident
+  whose period has ended is resolved, then every account with a budgets-table item is read and
+  its incident opened, updated or resolved. An alert whose message never arrived is found
+  here. The day is the event's ``time`` (when the schedule fired), so a run on the first of a
+  month ends the month before. Up to ``INCIDENT_SWEEP_CONCURRENCY`` of these (ended periods
+  first, then accounts) run at once in a thread pool; no new one is started once less than
+  ``SWEEP_RESERVE_MS`` of the invocation's time remains (``get_remaining_time_in_millis``):
+  those not started are logged and counted (``IncidentSweepSkipped``) and left to the next
+  hour. Each run starts at another place in the list of accounts (``rotated``), so a run cut
+  short skips other accounts than the last one did.
 
 A refusal by ServiceNow (a bad credential, a missing role) is published once to the alarm
 topic (incidents.py) and not retried; a spoke that cannot be read is logged and counted
@@ -33,10 +38,11 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import boto3
@@ -49,16 +55,24 @@ from budget_sync.config import CLIENT_CONFIG
 from budget_sync.errors import ConfigError, PermanentError, TransientError
 from budget_sync.handlers.results import reject
 from budget_sync.incident_accounts import TableAccountDirectory
-from budget_sync.incident_config import IncidentFunctionSettings
+from budget_sync.incident_config import DEFAULT_SWEEP_CONCURRENCY, IncidentFunctionSettings
 from budget_sync.incident_table import DynamoIncidentStore
 from budget_sync.incidents import AccountDirectory, AlarmReader, Incidents, Outcome, observe_account
 from budget_sync.notices import AlarmTopic
 from budget_sync.observability import logger, metrics, traced_handler
 from budget_sync.organizations import OrganizationsReader
-from budget_sync.servicenow import Credentials, ServiceNowDesk
+from budget_sync.servicenow import Credentials, ServiceNowDesk, Transport, Urllib3Transport
 
 _TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:(?P<account>[0-9]{12}):[\w-]{1,256}")
 _SNS_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+
+#: The sweep starts nothing more once less than this remains of the invocation's time: what is
+#: in flight may still wait for ServiceNow's retries (up to 3 waits of at most 20 s,
+#: servicenow.py) before the function's timeout.
+SWEEP_RESERVE_MS = 60_000
+#: The golden ratio's fractional part: each hour's sweep starts this much further round the
+#: list of accounts, so the starts spread evenly over it (``rotated``).
+_GOLDEN = (5**0.5 - 1) / 2
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,8 @@ class IncidentContext:
     alarms: AlarmReader
     directory: AccountDirectory
     confirm: Callable[[str], None]
+    #: accounts the hourly sweep looks at at once (INCIDENT_SWEEP_CONCURRENCY)
+    concurrency: int = DEFAULT_SWEEP_CONCURRENCY
 
 
 class _NoTopic:
@@ -90,8 +106,14 @@ def _confirm_with_urllib3(url: str) -> None:
 def build() -> IncidentContext:
     """Everything the function needs, built once per execution environment. The secret is read
     here: a new value reaches new execution environments (docs/itsm.md, rotation)."""
-    settings = IncidentFunctionSettings.from_env()
-    session = boto3.Session()
+    return build_context(IncidentFunctionSettings.from_env(), boto3.Session())
+
+
+def build_context(
+    settings: IncidentFunctionSettings, session: boto3.Session, transport: Transport | None = None
+) -> IncidentContext:
+    """The function's context from its settings and a session (``transport``: ServiceNow's,
+    urllib3 if None; a benchmark passes a modelled one)."""
     try:
         secret = session.client("secretsmanager", config=CLIENT_CONFIG).get_secret_value(
             SecretId=settings.secret_arn
@@ -101,7 +123,9 @@ def build() -> IncidentContext:
             f"cannot read the secret SERVICENOW_SECRET_ARN {settings.secret_arn} ({type(exc).__name__})"
         ) from None
     credentials = Credentials.from_secret(secret.get("SecretString", ""), f"secret {settings.secret_arn}")
-    desk = ServiceNowDesk(settings.instance_url, credentials)
+    desk = ServiceNowDesk(
+        settings.instance_url, credentials, transport or Urllib3Transport(maxsize=settings.sweep_concurrency)
+    )
     dynamodb = session.client("dynamodb", config=CLIENT_CONFIG)
     topic: AlarmTopic = (
         SnsAlarmTopic(session.client("sns", config=CLIENT_CONFIG), settings.alarm_topic_arn)
@@ -129,11 +153,17 @@ def build() -> IncidentContext:
         OrganizationsReader(session.client("organizations", config=CLIENT_CONFIG)),
         settings.stack,
     )
-    return IncidentContext(incidents, alarms, directory, _confirm_with_urllib3)
+    return IncidentContext(
+        incidents, alarms, directory, _confirm_with_urllib3, concurrency=settings.sweep_concurrency
+    )
 
 
 def _observe(account_id: str, ctx: IncidentContext, today: date | None = None) -> Outcome:
-    outcome = observe_account(account_id, ctx.incidents, ctx.alarms, ctx.directory, today)
+    return _reported(account_id, observe_account(account_id, ctx.incidents, ctx.alarms, ctx.directory, today))
+
+
+def _reported(account_id: str, outcome: Outcome) -> Outcome:
+    """Log the outcome and count it (``Incident<Action>``)."""
     log = logger.error if outcome.action == "failed" else logger.info
     log(
         "incident " + outcome.action,
@@ -203,24 +233,118 @@ def deliver(records: list[Mapping[str, Any]], ctx: IncidentContext) -> dict[str,
     return {"batchItemFailures": retry}
 
 
-def sweep(ctx: IncidentContext, now: datetime | None = None) -> dict[str, Any]:
-    """The schedule: every account looked at, then every ended period resolved."""
-    today = (now or datetime.now(UTC)).date()
+def rotated(accounts: Sequence[str], moment: datetime) -> list[str]:
+    """The accounts in the order the sweep of ``moment``'s hour starts them: the sorted list
+    begun at a place that moves round it by the golden ratio every hour, so the starts spread
+    evenly over it and a run cut short never skips the same accounts hour after hour."""
+    ordered = sorted(accounts)
+    if not ordered:
+        return ordered
+    hour = int(moment.timestamp() // 3600)
+    start = int((hour * _GOLDEN) % 1.0 * len(ordered))
+    return ordered[start:] + ordered[:start]
+
+
+def _attempt(work: Callable[[], Outcome]) -> Outcome | Exception:
+    """Run in a worker thread: the outcome, or the project's error (the main thread reports
+    either; anything else is a bug and is raised where the result is read)."""
+    try:
+        return work()
+    except (TransientError, PermanentError) as exc:
+        return exc
+
+
+def _bounded(
+    jobs: Sequence[tuple[str, Callable[[], Outcome]]],
+    concurrency: int,
+    time_left: Callable[[], bool],
+    report: Callable[[str, Outcome | Exception], None],
+) -> list[str]:
+    """Run the jobs in order, at most ``concurrency`` at once, starting none once ``time_left``
+    says no; ``report`` (called in this thread) gets each result. The keys of the jobs never
+    started."""
+    running: dict[Future[Outcome | Exception], str] = {}
+
+    def harvest(block_until_one: bool) -> None:
+        done, _ = wait(running, return_when=FIRST_COMPLETED) if block_until_one else wait(running)
+        for future in done:
+            report(running.pop(future), future.result())
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="sweep") as pool:
+        for index, (key, work) in enumerate(jobs):
+            while len(running) >= max(1, concurrency):
+                harvest(block_until_one=True)
+            if not time_left():
+                harvest(block_until_one=False)
+                return [k for k, _ in jobs[index:]]
+            running[pool.submit(_attempt, work)] = key
+        harvest(block_until_one=False)
+    return []
+
+
+def sweep(
+    ctx: IncidentContext, now: datetime | None = None, remaining_ms: Callable[[], int] | None = None
+) -> dict[str, Any]:
+    """The schedule: every ended period resolved, then every account looked at, up to
+    ``ctx.concurrency`` at once, none started once less than SWEEP_RESERVE_MS remains
+    (``remaining_ms``: the invocation's remaining time; None: no limit)."""
+    moment = now or datetime.now(UTC)
+    today = moment.date()
     actions: dict[str, int] = {}
     unfinished: list[str] = []
-    for account in ctx.directory.accounts():
-        try:
-            action = _observe(account, ctx, today).action
-        except (TransientError, PermanentError) as exc:
-            logger.error("incident not handled", extra={"account_id": account, "reason": str(exc)})
+    unread: list[str] = []
+    try:
+        ended = ctx.incidents.ended(today)
+    except TransientError as exc:  # the accounts are still looked at; the next hour tries again
+        logger.error("incident sweep: cannot list the ended periods", extra={"reason": str(exc)})
+        ended, unread = [], [*unread, str(exc)]
+    try:
+        accounts = rotated(ctx.directory.accounts(), moment)
+    except TransientError as exc:  # the ended periods are still resolved
+        logger.error("incident sweep: cannot list the accounts", extra={"reason": str(exc)})
+        accounts, unread = [], [*unread, str(exc)]
+
+    def report(key: str, result: Outcome | Exception) -> None:
+        account = key.partition("/")[0]
+        if isinstance(result, Exception):
+            logger.error(
+                "incident not handled", extra={"account_id": account, "key": key, "reason": str(result)}
+            )
             metrics.add_metric(name="IncidentFailed", unit="Count", value=1)
-            unfinished.append(account)
-            continue
-        actions[action] = actions.get(action, 0) + 1
-    for outcome in ctx.incidents.sweep(today):
-        actions[outcome.action] = actions.get(outcome.action, 0) + 1
-    summary = {"actions": actions, "unfinished": unfinished}
+            unfinished.append(key)
+            return
+        _reported(account, result)
+        actions[result.action] = actions.get(result.action, 0) + 1
+
+    jobs: list[tuple[str, Callable[[], Outcome]]] = [
+        (cid, partial(ctx.incidents.resolve_ended, cid)) for cid in ended
+    ]
+    jobs += [
+        (account, partial(observe_account, account, ctx.incidents, ctx.alarms, ctx.directory, today))
+        for account in accounts
+    ]
+
+    def time_left() -> bool:
+        return remaining_ms is None or remaining_ms() > SWEEP_RESERVE_MS
+
+    skipped = _bounded(jobs, ctx.concurrency, time_left, report)
+    skipped_ended = [k for k in skipped if "/" in k]
+    skipped_accounts = [k for k in skipped if "/" not in k]
+    summary: dict[str, Any] = {
+        "actions": actions,
+        "unfinished": unfinished,
+        "skipped": skipped_accounts,
+        "skipped_ended": skipped_ended,
+    }
+    metrics.add_metric(name="IncidentSweepSkipped", unit="Count", value=len(skipped))
+    if skipped:
+        logger.warning(
+            "incident sweep cut short: not started before the time ran out, left to the next hour",
+            extra={"accounts": len(skipped_accounts), "ended_periods": len(skipped_ended)},
+        )
     logger.info("incident sweep", extra=summary)
+    if unread:
+        raise TransientError("incident sweep: " + "; ".join(unread))
     return summary
 
 
@@ -246,7 +370,9 @@ def _incidents(
     ):
         return deliver(records, ctx or build())
     if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
-        return sweep(ctx or build(), _event_time(event))
+        return sweep(
+            ctx or build(), _event_time(event), getattr(context, "get_remaining_time_in_millis", None)
+        )
     reject(event, "a batch of SQS messages from the incident queue, or a Scheduled Event")
 
 
