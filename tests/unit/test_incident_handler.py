@@ -434,6 +434,7 @@ def test_given_the_environment_then_settings_with_the_stack_defaults() -> None:
     assert settings.stack == IncidentSettings(urgency=2)
     assert settings.close_code == "Solution provided"
     assert settings.defaults_table_name == ""
+    assert settings.sweep_concurrency == 16  # not set: the default
 
 
 @pytest.mark.parametrize(
@@ -443,6 +444,16 @@ def test_given_the_environment_then_settings_with_the_stack_defaults() -> None:
         ("INCIDENT_CALLER", "Jane", "INCIDENT_CALLER 'Jane' is not a ServiceNow sys_id"),
         ("SERVICENOW_INSTANCE_URL", "http://example.service-now.com", "SERVICENOW_INSTANCE_URL"),
         ("SERVICENOW_SECRET_ARN", "servicenow", "SERVICENOW_SECRET_ARN has an invalid value 'servicenow'"),
+        (
+            "INCIDENT_SWEEP_CONCURRENCY",
+            "0",
+            "INCIDENT_SWEEP_CONCURRENCY '0' is not a whole number from 1 to 64",
+        ),
+        (
+            "INCIDENT_SWEEP_CONCURRENCY",
+            "sixteen",
+            "INCIDENT_SWEEP_CONCURRENCY 'sixteen' is not a whole number",
+        ),
     ],
 )
 def test_given_a_bad_variable_then_config_error_names_it_and_the_value(
