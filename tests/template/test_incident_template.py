@@ -49,6 +49,7 @@ def test_given_the_defaults_then_no_incident_resource_is_created():
         "IncidentErrorsAlarm",
         "IncidentNotDeliveredAlarm",
         "IncidentFailedAlarm",
+        "IncidentSweepSkippedAlarm",
     } == INCIDENT_RESOURCES
     assert all(
         TEMPLATE["Outputs"][o].get("Condition") == "IncidentsEnabled"

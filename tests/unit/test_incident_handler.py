@@ -24,6 +24,7 @@ from budget_sync.incident_config import IncidentFunctionSettings
 from budget_sync.incidents import Breach, BudgetState, Incidents, IncidentSettings, effective_settings
 from budget_sync.servicenow import Credentials, ServiceNowDesk
 from budget_sync_local.servicenow import StandIn
+from budget_sync_local.templates import MANAGEMENT_TEMPLATE, load
 from tests.fakes import FakeAlarmTopic
 from tests.fakes.incidents import FakeIncidentStore, StandInTransport
 
@@ -307,7 +308,14 @@ def test_given_time_for_some_accounts_when_cut_short_then_the_started_ones_are_t
     order = handler_module.rotated(list(names), at)
     assert summary["actions"] == {"opened": 3}
     assert summary["skipped"] == order[3:]
-    assert '"IncidentSweepSkipped":[4.0]' in capsys.readouterr().out  # the metric an alarm can watch
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emitted[-1]["IncidentSweepSkipped"] == [4.0]
+    # AND it is the metric IncidentSweepSkippedAlarm watches, under the namespace and service published
+    alarm = load(MANAGEMENT_TEMPLATE)["Resources"]["IncidentSweepSkippedAlarm"]["Properties"]
+    directive = emitted[-1]["_aws"]["CloudWatchMetrics"][0]
+    assert alarm["MetricName"] in {m["Name"] for m in directive["Metrics"]}
+    assert alarm["Namespace"] == directive["Namespace"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": emitted[-1]["service"]}]
     assert {i["correlation_id"].partition("/")[0] for i in world.instance.incidents.values()} == set(
         order[:3]
     )
