@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from budget_sync.handlers import results as results_handler
+from budget_sync.handlers import unconfirmed as unconfirmed_handler
 from budget_sync.handlers import update as update_handler
 from budget_sync_local.lambda_runtime import FunctionSpec
 from budget_sync_local.organisation import LocalOrganisation
@@ -115,6 +116,49 @@ def test_two_overlapping_invocations_of_different_functions_each_see_only_their_
     # and the thread outside both invocations read the process's environment
     assert outside == process
     assert process["AWS_LAMBDA_FUNCTION_NAME"] is None
+
+
+def test_the_running_pipelines_scheduled_check_and_a_direct_invocation_each_see_only_their_own_environment(
+    local_org: LocalOrganisation,
+):
+    # GIVEN the unconfirmed check and the result function, each with a handler that meets the
+    # other inside, reads its environment and meets it again before it returns
+    check_spec, result_spec = local_org._unconfirmed_spec, local_org._result_spec
+    names = ["AWS_LAMBDA_FUNCTION_NAME", "AWS_ACCESS_KEY_ID"]
+    inside, done = threading.Barrier(2, timeout=_MEET_S), threading.Barrier(2, timeout=_MEET_S)
+    seen: dict[str, dict[str, str | None]] = {}
+
+    def meeting(name: str) -> Callable[[dict[str, Any], Any], Any]:
+        def handler(event: dict[str, Any], context: Any) -> Any:
+            if name in seen:  # the schedule again, after the meeting
+                return {}
+            inside.wait()
+            seen[name] = _what_it_sees(names)
+            done.wait()
+            return {}
+
+        return handler
+
+    with (
+        mock.patch.object(unconfirmed_handler, "handler", meeting("check")),
+        mock.patch.object(results_handler, "handler", meeting("result")),
+    ):
+        # WHEN the pipeline runs in the background as under `make local` (the unconfirmed
+        # check on its schedule, in the pipeline's thread) and the result function is invoked
+        # directly meanwhile
+        local_org.pipeline.start(interval_s=0.01, check_every_s=0.01)
+        try:
+            local_org.invoke_result_function({"source": "budget-sync.spoke", "detail": {}})
+        finally:
+            local_org.pipeline.stop()
+
+    # THEN each ran in its own function's environment, as its own role
+    for name, spec in (("check", check_spec), ("result", result_spec)):
+        assert spec.credentials is not None
+        assert seen[name]["AWS_LAMBDA_FUNCTION_NAME"] == spec.function_name, name
+        assert seen[name]["AWS_ACCESS_KEY_ID"] == spec.credentials[0], name
+        assert f":assumed-role/{_role_name(spec, local_org)}/" in str(seen[name]["caller"]), name
+    assert local_org.pipeline.errors == []
 
 
 def test_two_overlapping_invocations_of_one_function_each_keep_what_they_write(local_org: LocalOrganisation):
