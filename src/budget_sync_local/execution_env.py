@@ -140,11 +140,6 @@ def invocation(values: Mapping[str, str]) -> Iterator[None]:
         _VIEW.reset(token)
 
 
-def in_invocation() -> bool:
-    """Whether this thread runs inside an invocation's view."""
-    return _VIEW.get() is not None
-
-
 def _thread_start(start: Callable[[threading.Thread], None]) -> Callable[[threading.Thread], None]:
     @functools.wraps(start)
     def start_in_view(thread: threading.Thread) -> None:
@@ -181,4 +176,4 @@ def _pool_submit(submit: Callable[..., concurrent.futures.Future[Any]]) -> Calla
     return submit_in_view
 
 
-__all__ = ["in_invocation", "install", "invocation"]
+__all__ = ["install", "invocation"]
