@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TextIO
 
+from budget_sync_local import execution_env
 from budget_sync_local.management_stack import translate
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, ROOT, Resolver, load
 
@@ -107,7 +107,10 @@ class FakeContext:
 @contextmanager
 def lambda_environment(spec: FunctionSpec, region: str) -> Iterator[None]:
     """The function's environment variables plus those Lambda sets (its execution role's
-    credentials among them, when the spec has them), restored afterwards."""
+    credentials among them, when the spec has them), over the process's, for this thread and
+    the threads it starts until the block ends: an invocation's own view of ``os.environ``
+    (``execution_env``), so that invocations overlapping in other threads, of this function or
+    another, each see only their own."""
     values = {
         **spec.environment,
         "AWS_REGION": region,
@@ -118,16 +121,8 @@ def lambda_environment(spec: FunctionSpec, region: str) -> Iterator[None]:
     if spec.credentials is not None:
         key, secret, token = spec.credentials
         values.update({"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": token})
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
+    with execution_env.invocation(values):
         yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 def load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:

@@ -521,9 +521,9 @@ class LocalOrganisation:
         new_execution_environment(self._history_spec)
         with lambda_environment(self._history_spec, self.region):
             # Lambda's init phase, before the first event: settings and client built in this
-            # function's own environment. Here invocations overlap in threads (a result
-            # function's run during this one's batch) and the process has one os.environ: a
-            # client built on first use could take another function's credentials.
+            # function's own environment (each invocation has its own view of os.environ,
+            # execution_env, so a result function's run overlapping a batch cannot lend it
+            # its credentials).
             history_handler.settings()
             history_handler.build_table()
         dynamodb = self.management.client("dynamodb")

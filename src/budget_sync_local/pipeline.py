@@ -397,7 +397,8 @@ class Pipeline:
             self._route(event, during_batch=True)  # published by a delivery made during the batch
         else:
             # The function writes its accounts' parameters from several threads: one delivery
-            # at a time (the local functions share one process's environment).
+            # at a time (made so when the local functions shared one os.environ; each
+            # invocation now has its own, execution_env, and this lock is kept as it was).
             with self._during_batch:
                 delivering = _DELIVERING.set(True)
                 try:
