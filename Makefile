@@ -30,6 +30,8 @@ TEMPLATES := template-management.yaml template-spoke.yaml template-org-events.ya
 ENV ?= default
 EVENT ?= events/insert.json
 PORT ?= 5000
+# make local's optional incidents (docs/itsm.md): on, wired to its ServiceNow stand-in; off: without
+INCIDENTS ?= on
 
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export PYTHONPATH :=
@@ -175,8 +177,8 @@ bench-quick: $(STAMP) ## the same benchmarks at a tenth of the size, no build (a
 demo: $(RUN_STAMP) ## the whole pipeline on the local organisation, with a summary
 	$(BIN)/python -m budget_sync_local demo
 
-local: $(RUN_STAMP) ## the local organisation as a server on 127.0.0.1:$(PORT) (PORT=... to change)
-	$(BIN)/python -m budget_sync_local serve --port $(PORT)
+local: $(RUN_STAMP) ## the local organisation as a server on 127.0.0.1:$(PORT) (PORT=..., INCIDENTS=off)
+	$(BIN)/python -m budget_sync_local serve --port $(PORT) --incidents $(INCIDENTS)
 
 stackset: $(RUN_STAMP) ## spoke StackSet: OUS="ou-..." REGION=... PARAMS="Key=Value ..." [STACKSET_ARGS=--dry-run]
 	$(BIN)/python -m budgetctl.stackset --ous $(OUS) --region $(REGION) \
