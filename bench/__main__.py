@@ -18,6 +18,7 @@ BENCHMARKS = {
     "resolve": "OU defaults: full resolution of 5,000 accounts in 50 OUs; one default change to sent",
     "history": "budgetctl history --org --since 30d over 5,000 accounts' month (41,100 records), modelled latency",
     "local_load": "make local under load: 2,000 writes from 8 concurrent clients over 53 accounts until settled",
+    "local_start": "make local from start to ready, with the incidents (its default) and without, alternating",
 }
 
 
