@@ -195,6 +195,28 @@ def test_given_a_port_in_use_when_make_local_starts_then_it_exits_at_once_with_t
     assert time.monotonic() - started < 5
 
 
+def test_given_incidents_neither_on_nor_off_when_make_local_starts_then_it_exits_2_naming_the_value():
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "budget_sync_local",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--incidents",
+            "maybe",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "INCIDENTS / --incidents 'maybe' must be on or off" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_given_two_local_servers_on_one_port_when_the_second_binds_after_provisioning_then_it_ends():
     with make_local(stop=signal.SIGTERM) as first:
         with pytest.raises(server.ServerError, match=f"cannot listen on 127.0.0.1:{first.port}"):
