@@ -30,6 +30,8 @@ TEMPLATES := template-management.yaml template-spoke.yaml template-org-events.ya
 ENV ?= default
 EVENT ?= events/insert.json
 PORT ?= 5000
+# make local's optional incidents (docs/itsm.md): on, wired to its ServiceNow stand-in; off: without
+INCIDENTS ?= on
 
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export PYTHONPATH :=
@@ -162,6 +164,8 @@ deploy: build ## sam deploy with samconfig.toml (ENV=default|dev|prod)
 # (nor artifact and local_load).
 # local_load (make local under load: 2,000 writes, 8 clients, 53 accounts) takes 1 to 3 min
 # (3 min 3 s measured on the shared 2-core machine at load average 10); docs/local.md.
+# local_start (make local from start to ready, with and without the incidents, 3 runs each)
+# takes about 1 min 10 s (measured at load average 4 to 6); docs/local.md.
 # bench-quick: 1 min 41 s measured on the shared machine at load average 2.4 (target < 3 min),
 # before incident_sweep was added (about 30 s at its quick size; docs/itsm.md has its figures).
 bench: $(STAMP) $(BUILT) ## every benchmark at full size (each part prints its duration; local_load 1-3 min)
@@ -177,8 +181,8 @@ bench-quick: $(STAMP) ## the same benchmarks at a tenth of the size, no build (a
 demo: $(RUN_STAMP) ## the whole pipeline on the local organisation, with a summary
 	$(BIN)/python -m budget_sync_local demo
 
-local: $(RUN_STAMP) ## the local organisation as a server on 127.0.0.1:$(PORT) (PORT=... to change)
-	$(BIN)/python -m budget_sync_local serve --port $(PORT)
+local: $(RUN_STAMP) ## the local organisation as a server on 127.0.0.1:$(PORT) (PORT=..., INCIDENTS=off)
+	$(BIN)/python -m budget_sync_local serve --port $(PORT) --incidents $(INCIDENTS)
 
 stackset: $(RUN_STAMP) ## spoke StackSet: OUS="ou-..." REGION=... PARAMS="Key=Value ..." [STACKSET_ARGS=--dry-run]
 	$(BIN)/python -m budgetctl.stackset --ous $(OUS) --region $(REGION) \

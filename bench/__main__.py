@@ -19,6 +19,7 @@ BENCHMARKS = {
     "history": "budgetctl history --org --since 30d over 5,000 accounts' month (41,100 records), modelled latency",
     "incident_sweep": "the incident function's hourly sweep of 5,000 accounts, modelled latency: vs its timeout, vs one after another",
     "local_load": "make local under load: 2,000 writes from 8 concurrent clients over 53 accounts until settled",
+    "local_start": "make local from start to ready, with the incidents (its default) and without, alternating",
 }
 
 

@@ -12,11 +12,15 @@ demo    writes budgets for the spoke accounts (one with cents, one invalid, one 
 invoke  runs the template's handler on a sample stream event (events/*.json), as
         ``sam local invoke -e`` would, then lets the spoke side react, and prints the
         batch response and each account's result.
-serve   the organisation as an AWS endpoint on 127.0.0.1 (``make local``); the reconciler's
-        hourly schedule runs every ``--reconcile-every`` seconds (default 30, a local
-        time-scale; 0: only when asked).
+serve   the organisation as an AWS endpoint on 127.0.0.1 (``make local``), with the optional
+        incidents deployed and wired to the ServiceNow stand-in it serves (``--incidents off``,
+        ``make local INCIDENTS=off``: deployed as the stacks' defaults are, without them); the
+        reconciler's hourly schedule, and the incident function's, run every
+        ``--reconcile-every`` seconds (default 30, a local time-scale; 0: only when asked).
 spend   ACCOUNT ACTUAL FORECAST: give an account of the running organisation this month's
-        actual and forecasted spend (AWS computes them; see budget_sync_local/spend.py).
+        actual and forecasted spend (AWS computes them; see budget_sync_local/spend.py); each
+        budget notification the new figures put in alarm publishes its alert, as AWS Budgets
+        does (with the incidents on, it opens or updates the account's incident).
 health  ACCOUNT HEALTHY | ACCOUNT UNHEALTHY REASON: make an account's budget unhealthy by
         hand with one of AWS's reasons, or healthy again (see budget_sync_local/health.py).
 """
@@ -53,6 +57,8 @@ LOG_DIR = Path(".local-org")
 DEFAULT_PORT = 5000
 #: ``make local``'s time-scale for the reconciler's hourly schedule (docs/local.md).
 DEFAULT_RECONCILE_EVERY_S = 30.0
+#: ``make local``'s incidents: on (deployed with the ServiceNow stand-in) or off (INCIDENTS=off).
+INCIDENTS_CHOICES = ("on", "off")
 #: The demo's fourth spoke: its budget has PlannedBudgetLimits, which budget-sync refuses to mix.
 PLANNED_ACCOUNT = "444444444444"
 #: The demo's organisation defaults and the account it creates while running.
@@ -440,11 +446,14 @@ def invoke_event(console: Console, path: Path) -> int:
     return 0 if isinstance(response, dict) and "batchItemFailures" in response else 1
 
 
-def serve(console: Console, port: int, accounts: Sequence[str], reconcile_every_s: float = 0) -> int:
+def serve(
+    console: Console, port: int, accounts: Sequence[str], reconcile_every_s: float = 0, incidents: bool = True
+) -> int:
     from rich.markup import escape
 
     from budget_sync_local import server
     from budget_sync_local.console import progress_bar, step_printer
+    from budget_sync_local.incidents import SECRET_NAME
     from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, OPERATOR_ROLE
     from budget_sync_local.servicenow import PREFIX, StandIn
 
@@ -460,10 +469,16 @@ def serve(console: Console, port: int, accounts: Sequence[str], reconcile_every_
         )
         console.print(f"  spoke accounts: {', '.join(org.accounts)} (region {org.region})")
         console.print(f"  {delivery_line(org.seed)}")
+        schedules, run = (
+            ("the reconciler's and the incident function's schedules", "run")
+            if incidents
+            else ("the reconciler's schedule", "runs")
+        )
         console.print(
-            f"  the reconciler's schedule (hourly on AWS) runs every {reconcile_every_s:g} s here"
+            f"  {schedules} (hourly on AWS) {run} every {reconcile_every_s:g} s here"
             if reconcile_every_s
-            else "  the reconciler runs only when asked (budgetctl reconcile --apply)",
+            else f"  {schedules} {run} only when asked (budgetctl reconcile --apply"
+            + (", aws lambda invoke --function-name BudgetSyncIncidents)" if incidents else ")"),
             markup=False,
         )
         console.print(
@@ -480,13 +495,23 @@ def serve(console: Console, port: int, accounts: Sequence[str], reconcile_every_
             f"{servicenow.user}:{servicenow.password}",
             markup=False,
         )
+        if incidents:
+            console.print(
+                f"  incidents on (docs/itsm.md): the spokes' budget alerts open incidents there "
+                f"(secret {SECRET_NAME}); a spend over 80 % alerts; make local INCIDENTS=off runs without",
+                markup=False,
+            )
+        else:
+            console.print("  incidents off (INCIDENTS=off): deployed without them", markup=False)
         console.print(
             f"  see docs/local.md for the commands to try; function logs: {LOG_DIR / 'function.log'}"
         )
         # IAM is evaluated: budgetctl acts as the operators' role, as the docs tell operators to.
         console.print(f"  to act as the operators' role {OPERATOR_ROLE} (budgetctl), in another terminal:")
         exports = " ".join(f"{k}={v}" for k, v in org.operator_credentials().items())
-        console.print(f"    export {exports} AWS_REGION={org.region}", markup=False, soft_wrap=True)
+        # boto3 (budgetctl) reads AWS_DEFAULT_REGION; the AWS CLI v2 reads AWS_REGION first
+        region = f"AWS_REGION={org.region} AWS_DEFAULT_REGION={org.region}"
+        console.print(f"    export {exports} {region}", markup=False, soft_wrap=True)
 
     try:
         with progress, _function_log() as log:
@@ -499,6 +524,7 @@ def serve(console: Console, port: int, accounts: Sequence[str], reconcile_every_
                 observer=step_printer(console),
                 servicenow=servicenow,
                 reconcile_every_s=reconcile_every_s or None,
+                incidents=incidents,
             )
     except server.ServerError as exc:
         console.print(f"[red]make local: {escape(str(exc))}[/]")
@@ -524,7 +550,19 @@ def give_spend(endpoint: str, account: str, actual: str, forecast: str) -> int:
         f"{answer['AccountId']}: budget {answer['BudgetName']} now has actual spend "
         f"{answer['ActualSpend']} USD and forecasted spend {answer['ForecastedSpend']} USD this month"
     )
+    for alert in answer.get("Alerts", []):
+        percent = "%" if alert["ThresholdType"] == "PERCENTAGE" else " USD"
+        sent = (
+            f"published to {', '.join(alert['Topics'])}"
+            if alert["Topics"]
+            else "to email subscribers only (no email is sent locally)"
+        )
+        comparison = _COMPARISON.get(alert["ComparisonOperator"], alert["ComparisonOperator"])
+        print(f"  alert {alert['NotificationType']} {comparison} {alert['Threshold']}{percent}: {sent}")
     return 0
+
+
+_COMPARISON = {"GREATER_THAN": ">", "LESS_THAN": "<", "EQUAL_TO": "="}
 
 
 def give_health(endpoint: str, account: str, status: str, reason: str | None) -> int:
@@ -566,6 +604,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SECONDS",
         help="run the reconciler's schedule (hourly on AWS) every SECONDS, a local time-scale "
         f"(default {DEFAULT_RECONCILE_EVERY_S:g}; 0: only when asked, budgetctl reconcile --apply)",
+    )
+    serve_parser.add_argument(
+        "--incidents",
+        type=_incidents_choice,
+        default="on",
+        metavar="on|off",
+        help="deploy the optional incidents wired to the ServiceNow stand-in it serves (default on; "
+        "make local INCIDENTS=off)",
     )
     spend_parser = commands.add_parser(
         "spend", help="give an account of the running local organisation this month's spend (USD)"
@@ -630,7 +676,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     accounts = [
         str(111111111111 * (i + 1)) if i < 9 else f"{100000000000 + i:012d}" for i in range(args.accounts)
     ]
-    return serve(console, args.port, accounts, args.reconcile_every)
+    return serve(console, args.port, accounts, args.reconcile_every, args.incidents == "on")
+
+
+def _incidents_choice(value: str) -> str:
+    if value not in INCIDENTS_CHOICES:
+        raise argparse.ArgumentTypeError(f"INCIDENTS / --incidents {value!r} must be on or off")
+    return value
 
 
 if __name__ == "__main__":

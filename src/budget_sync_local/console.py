@@ -127,6 +127,10 @@ SHOW: dict[str, Show] = {
     ),
     "delivery": _line("  ↻ {account}: {kind} delivered {delivery} (EventBridge: at least once, no order)"),
     "schedule": _line("  ◷ {schedule}: its schedule ran (local time-scale, docs/local.md)"),
+    "incident": _line(
+        "  ⚑ {account}: ServiceNow incident {number} {change} by IncidentFunction ({via}; state {state}, "
+        "urgency {urgency}): {short_description}"
+    ),
     "org-event": _line("  ◆ {account}: event {event} ({source})"),
     "resolver": _resolver,
     "resolver-batch": _resolver_batch,

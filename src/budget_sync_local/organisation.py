@@ -105,6 +105,11 @@ class Alert:
     subscribers: tuple[str, ...]
     fires: bool
 
+    @property
+    def key(self) -> tuple[str, str, Decimal, str]:
+        """What identifies the notification in its budget (Budgets' ``Notification``)."""
+        return (self.notification_type, self.comparison, self.threshold, self.threshold_type)
+
 
 @dataclass(frozen=True)
 class AccountView:
@@ -236,10 +241,13 @@ class LocalOrganisation:
         seed: int | Literal["env"] | None = "env",
         deployments: MutableMapping[Hashable, Deployment] | None = None,
         servicenow: StandIn | None = None,
+        servicenow_url: str | None = None,
     ) -> None:
         self.accounts = tuple(accounts)
         #: the optional incidents (docs/itsm.md), with this ServiceNow stand-in: budget_sync_local.incidents
         self.servicenow = servicenow
+        #: where the stand-in is already served (make local's port); None: a server of its own
+        self.servicenow_url = servicenow_url
         self.incidents: LocalIncidents | None = None
         #: EventBridge's delivery schedule (pipeline.Delivery): a whole number; None delivers in
         #: order, once; by default BUDGET_SYNC_LOCAL_SEED, else a new seed (shown by make demo).
@@ -361,7 +369,7 @@ class LocalOrganisation:
             self.management_parameters["OrganizationId"] = self.organisation_id
         self.spoke_parameters.setdefault("OrganizationId", self.organisation_id)
         if self.servicenow is not None:
-            self.incidents = LocalIncidents(self.servicenow)
+            self.incidents = LocalIncidents(self.servicenow, self.servicenow_url)
             self._exit.callback(self.incidents.close)
             self.management_parameters.update(self.incidents.management_parameters(self))
         self.stack = management_stack.deploy(
@@ -1044,6 +1052,19 @@ class LocalOrganisation:
         stack = self.spokes[account]
         standins.set_calculated_spend(account, stack.budget_name, actual, forecasted)
 
+    def spend_arrives(self, account: str, actual: Decimal, forecasted: Decimal) -> tuple[Alert, ...]:
+        """New spend data for an account (``make local``'s spend request): the figures, then
+        what AWS Budgets does for each notification that the new figures put in alarm (it
+        fires now and did not at the previous figures): its alert published to the
+        notification's SNS topic (``send_budget_alerts``). A notification already in alarm is
+        not alerted again. The alerts that went out (those with a topic, and those with email
+        subscribers only, which are not sent locally)."""
+        firing = {a.key for a in self.alerts(account) if a.fires}
+        self.set_spend(account, actual, forecasted)
+        crossed = tuple(a for a in self.alerts(account) if a.fires and a.key not in firing)
+        self.send_budget_alerts(account, crossed)
+        return crossed
+
     def set_health(self, account: str, status: str, reason: str | None = None) -> dict[str, Any]:
         """Make an account's budget UNHEALTHY with one of AWS's reasons, or HEALTHY again (AWS
         computes a budget's HealthStatus; budget_sync_local.health). Answers the new one."""
@@ -1131,18 +1152,19 @@ class LocalOrganisation:
             )
         return tuple(alerts)
 
-    def send_budget_alerts(self, account: str) -> list[str]:
+    def send_budget_alerts(self, account: str, alerts: Sequence[Alert] | None = None) -> list[str]:
         """What AWS Budgets does for each of the account's notifications that fires at the
-        simulated spend: publish to each SNS subscriber (a topic) as
-        ``budgets.amazonaws.com`` for the account and its budget. The topic's policy must
-        admit the service and, for a topic encrypted with a KMS key (SnsTopicMode Create), the
-        key's policy must let it use the key (AWS Budgets User Guide, "Creating an Amazon SNS
-        topic for budget notifications"; Amazon SNS Developer Guide, "Key management").
-        Raises AccessDenied naming the action and the service; returns the topics published to."""
+        simulated spend (or for each of ``alerts`` that fires): publish to each SNS subscriber
+        (a topic) as ``budgets.amazonaws.com`` for the account and its budget. The topic's
+        policy must admit the service and, for a topic encrypted with a KMS key (SnsTopicMode
+        Create), the key's policy must let it use the key (AWS Budgets User Guide, "Creating an
+        Amazon SNS topic for budget notifications"; Amazon SNS Developer Guide, "Key
+        management"). Raises AccessDenied naming the action and the service; returns the
+        topics published to."""
         name = self.spokes[account].budget_name
         budget_arn = f"arn:aws:budgets::{account}:budget/{name}"
         published = []
-        for alert in self.alerts(account):
+        for alert in self.alerts(account) if alerts is None else alerts:
             if not alert.fires:
                 continue
             for topic in (s for s in alert.subscribers if s.startswith("arn:") and ":sns:" in s):

@@ -15,7 +15,13 @@ account's actual and forecasted spend (budget_sync_local.spend), and ``POST /_lo
 a budget's HealthStatus (budget_sync_local.health), which AWS computes and no AWS API sets.
 With a ``servicenow`` stand-in, it also serves a local ServiceNow instance under
 ``/_local/servicenow`` (budget_sync_local.servicenow: the Table API subset the incidents
-use), so the instance URL is ``http://HOST:PORT/_local/servicenow``.
+use), so the instance URL is ``http://HOST:PORT/_local/servicenow``. With ``incidents`` too,
+the organisation is deployed with the optional incidents (docs/itsm.md) wired to that URL:
+the secret in the management account's Secrets Manager names the stand-in's integration
+user, the stack's ``ServiceNowInstanceUrl`` is the URL, the spokes' alert topics deliver to
+the incident queue, which the pipeline's loop delivers to the incident function as Lambda's
+SQS event source would (budget_sync_local.incidents.QueuePoller), and the function's hourly
+schedule runs on the same local time-scale as the reconciler's.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from budget_sync_local.health import with_health_route
+from budget_sync_local.incidents import FUNCTION as INCIDENT_FUNCTION
+from budget_sync_local.incidents import QueuePoller
 from budget_sync_local.organisation import DEFAULT_REGION, LocalOrganisation
 from budget_sync_local.pipeline import Observer
 from budget_sync_local.port import ServerError, check_port
-from budget_sync_local.servicenow import StandIn
+from budget_sync_local.servicenow import PREFIX, StandIn
 from budget_sync_local.spend import with_spend_route
 
 if TYPE_CHECKING:
@@ -104,13 +112,18 @@ def serve(
     observer: Observer | None = None,
     servicenow: StandIn | None = None,
     reconcile_every_s: float | None = None,
+    incidents: bool = False,
 ) -> None:
     """Provision, start the pipeline, open the port; run until ``stop`` is set, Ctrl-C or
     SIGTERM. The function's JSON logs go to ``function_output`` (a file, say); ``servicenow``
-    is served under ``/_local/servicenow`` on the same port. ``reconcile_every_s``: the
-    reconciler function's schedule (hourly in the template) on a local time-scale, every that
-    many seconds (None or 0: only when asked, ``budgetctl reconcile --apply``).
+    is served under ``/_local/servicenow`` on the same port. ``incidents`` (with
+    ``servicenow``): the organisation deployed with the optional incidents, wired to that
+    URL. ``reconcile_every_s``: the reconciler function's schedule (hourly in the template)
+    on a local time-scale, every that many seconds, and the incident function's (also hourly)
+    with it (None or 0: only when asked, ``budgetctl reconcile --apply``, ``aws lambda invoke``).
     ServerError if the port cannot be listened on or the server stops serving."""
+    if incidents and servicenow is None:
+        raise ValueError("incidents: they need the servicenow stand-in that the port serves")
     check_port(host, port)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -120,10 +133,15 @@ def serve(
     failures: list[str] = []
 
     with LocalOrganisation(
-        accounts, DEFAULT_REGION, progress=progress, function_output=function_output, observer=observer
+        accounts,
+        DEFAULT_REGION,
+        progress=progress,
+        function_output=function_output,
+        observer=observer,
+        servicenow=servicenow if incidents else None,
+        servicenow_url=f"http://{host}:{port}{PREFIX}" if incidents else None,
     ) as org:
-        if reconcile_every_s:
-            org.pipeline.every("ReconcilerFunction", reconcile_every_s, org.invoke_reconciler)
+        _schedule(org, reconcile_every_s)
         org.pipeline.start()
         server = _bind(host, port, org, servicenow)
 
@@ -149,3 +167,15 @@ def serve(
             org.pipeline.stop()
     if failures:
         raise ServerError(failures[0])
+
+
+def _schedule(org: LocalOrganisation, reconcile_every_s: float | None) -> None:
+    """What runs in the pipeline's background loop besides the pipeline: the reconciler's
+    schedule and, with the incidents, the incident function's (both hourly on AWS) every
+    ``reconcile_every_s``, and the incident queue's event source."""
+    if reconcile_every_s:
+        org.pipeline.every("ReconcilerFunction", reconcile_every_s, org.invoke_reconciler)
+    if org.incidents is not None:
+        org.pipeline.add_source(QueuePoller(org.incidents))
+        if reconcile_every_s:
+            org.pipeline.every(INCIDENT_FUNCTION, reconcile_every_s, org.incidents.schedule)

@@ -13,12 +13,20 @@ and ``python -m budget_sync_local spend ACCOUNT ACTUAL FORECAST [--port 5000]`` 
 The account must have a spoke stack (its budget); each amount is a number of USD, at least 0,
 with at most two decimals. The answer is the budget's new figures (200), or a message naming
 the field and the value (400). Nothing of this exists on AWS.
+
+New figures are new data, and AWS Budgets alerts when its data puts a notification in alarm:
+each notification of the budget that fires at the new figures and did not at the previous
+ones has its alert published to its SNS topic as ``budgets.amazonaws.com``
+(``LocalOrganisation.spend_arrives``; with the incidents on, the topic delivers to the incident
+queue, docs/itsm.md). The answer lists them in ``Alerts`` (``NotificationType``,
+``ComparisonOperator``, ``Threshold``, ``ThresholdType``, ``Topics``: the topics published to;
+an alert with email subscribers only is listed with no topic: no email is sent locally).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -28,7 +36,7 @@ from budget_sync_local import local_requests
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-    from budget_sync_local.organisation import LocalOrganisation
+    from budget_sync_local.organisation import Alert, LocalOrganisation
 
 PATH = "/_local/spend"
 _ACCOUNT = re.compile(r"\d{12}")
@@ -44,12 +52,22 @@ class Spend:
     actual: Decimal
     forecasted: Decimal
 
-    def answer(self, budget_name: str) -> dict[str, str]:
+    def answer(self, budget_name: str, alerts: Sequence[Alert] = ()) -> dict[str, Any]:
         return {
             "AccountId": self.account_id,
             "BudgetName": budget_name,
             "ActualSpend": f"{self.actual:f}",
             "ForecastedSpend": f"{self.forecasted:f}",
+            "Alerts": [
+                {
+                    "NotificationType": a.notification_type,
+                    "ComparisonOperator": a.comparison,
+                    "Threshold": f"{a.threshold.normalize():f}",
+                    "ThresholdType": a.threshold_type,
+                    "Topics": [s for s in a.subscribers if s.startswith("arn:") and ":sns:" in s],
+                }
+                for a in alerts
+            ],
         }
 
 
@@ -95,8 +113,8 @@ def with_spend_route(app: WSGIApplication, org: LocalOrganisation) -> WSGIApplic
     """``app`` (moto's server) with ``POST /_local/spend`` answered by the organisation."""
 
     def apply(spend: Spend) -> dict[str, Any]:
-        org.set_spend(spend.account_id, spend.actual, spend.forecasted)
-        return spend.answer(org.spokes[spend.account_id].budget_name)
+        alerts = org.spend_arrives(spend.account_id, spend.actual, spend.forecasted)
+        return spend.answer(org.spokes[spend.account_id].budget_name, alerts)
 
     return local_requests.with_route(app, PATH, lambda body: parse(body, org.spokes), apply, SpendError)
 

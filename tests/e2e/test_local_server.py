@@ -65,17 +65,22 @@ class LocalServer:
 
 @contextmanager
 def make_local(
-    stop: signal.Signals = signal.SIGINT, cwd: Path | None = None, reconcile_every: str = "0"
+    stop: signal.Signals = signal.SIGINT,
+    cwd: Path | None = None,
+    reconcile_every: str = "0",
+    incidents: str | None = None,
 ) -> Iterator[LocalServer]:
     """Start `make local` with one spoke account, wait for its port, stop it with ``stop``
     (Ctrl-C by default) however the test ends. ``cwd``: where it writes .local-org/.
     ``reconcile_every``: its --reconcile-every (here 0 unless a test asks: no scheduled
-    reconciler repairing what a test changed by hand)."""
+    reconciler repairing what a test changed by hand, and no scheduled incident run).
+    ``incidents``: its --incidents (``make local INCIDENTS=...``; not given: its default, on)."""
     port = free_port()
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "budget_sync_local", "serve", "--port", str(port), "--accounts", "1"),
             *("--reconcile-every", reconcile_every),
+            *(("--incidents", incidents) if incidents is not None else ()),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -127,16 +132,19 @@ def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_sh
         assert amount == Decimal("1234.56")
         # the subscriber stand-ins answer the endpoint too (aws budgets describe-subscribers-for-notification)
         notification = {"NotificationType": "ACTUAL", "ComparisonOperator": "GREATER_THAN", "Threshold": 80.0}
-        deadline, addresses = time.monotonic() + 30, None
+        deadline, emails, topics = time.monotonic() + 30, [""], [""]
         while time.monotonic() < deadline:
             subscribers = budgets.describe_subscribers_for_notification(
                 AccountId=SPOKE, BudgetName="SpokeAccountBudget", Notification=notification
             )["Subscribers"]
-            addresses = [s["Address"] for s in subscribers]
-            if addresses == ["local-owner@example.com"]:
+            emails = [s["Address"] for s in subscribers if s["SubscriptionType"] == "EMAIL"]
+            topics = [s["Address"] for s in subscribers if s["SubscriptionType"] == "SNS"]
+            if emails == ["local-owner@example.com"]:
                 break
             time.sleep(0.2)
-        assert addresses == ["local-owner@example.com"]
+        assert emails == ["local-owner@example.com"]
+        # and the spoke's own alert topic (make local's incidents: SnsTopicMode=Create)
+        assert [t.split(":")[:5] for t in topics] == [["arn", "aws", "sns", "us-east-1", SPOKE]]
         # IAM is evaluated at the endpoint: the management account's own principal (any key
         # AssumeRole did not issue) may not assume the spoke write role, whose trust admits
         # only the two function roles
@@ -153,6 +161,7 @@ def test_given_make_local_when_a_client_writes_a_budget_then_the_spoke_budget_sh
     assert "BudgetSyncOperator" in local.output
     assert "export AWS_ACCESS_KEY_ID=" in local.output
     assert "AWS_SESSION_TOKEN=" in local.output
+    assert "AWS_DEFAULT_REGION=us-east-1" in local.output  # the region boto3 (budgetctl) reads
 
 
 def act_as_operator(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,6 +193,28 @@ def test_given_a_port_in_use_when_make_local_starts_then_it_exits_at_once_with_t
     # checked before the organisation's imports (moto, boto3): 0.7 to 0.9 s on a busy 2-core
     # machine; the bound leaves room for a busier one, and is far below the imports' 10 s and more
     assert time.monotonic() - started < 5
+
+
+def test_given_incidents_neither_on_nor_off_when_make_local_starts_then_it_exits_2_naming_the_value():
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "budget_sync_local",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--incidents",
+            "maybe",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "INCIDENTS / --incidents 'maybe' must be on or off" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_given_two_local_servers_on_one_port_when_the_second_binds_after_provisioning_then_it_ends():
@@ -373,12 +404,13 @@ def test_given_make_local_when_an_operator_gives_spend_and_repairs_then_report_s
         assert not line.lstrip().startswith('{"'), local.output  # no JSON log or metric line
 
 
-def test_given_make_local_when_a_client_posts_an_incident_then_its_printed_servicenow_url_answers():
+def test_given_make_local_with_incidents_off_when_a_client_posts_an_incident_then_its_printed_servicenow_url_answers():
     import base64
     import json
     import urllib.request
 
-    with make_local() as local:
+    # GIVEN make local INCIDENTS=off: the stand-in is served, the organisation deployed without incidents
+    with make_local(incidents="off") as local:
         url = f"{local.endpoint}/_local/servicenow/api/now/table/incident"
         request = urllib.request.Request(  # noqa: S310 - the local stand-in's http URL
             url,
@@ -394,7 +426,16 @@ def test_given_make_local_when_a_client_posts_an_incident_then_its_printed_servi
             assert json.load(response)["result"]["number"].startswith("INC")
         # the AWS endpoint on the same port still answers
         assert client(local.endpoint, "dynamodb").list_tables()["TableNames"]
+        # no incident function was deployed, and an alert goes to the spoke's email subscribers only
+        with pytest.raises(ClientError) as missing:
+            client(local.endpoint, "lambda").get_function(FunctionName="BudgetSyncIncidents")
+        assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        alerted = spend_cli(local.port, SPOKE, "850", "900")
+        assert alerted.returncode == 0, alerted.stderr
+        assert "alert ACTUAL > 80%: to email subscribers only" in alerted.stdout
     assert f"local ServiceNow instance (docs/itsm.md): {local.endpoint}/_local/servicenow" in local.output
+    assert "incidents off (INCIDENTS=off)" in local.output
+    assert "⚑" not in local.output
 
 
 def test_given_make_local_when_a_budget_is_made_unhealthy_then_the_scheduled_reconciler_fails_it_within_a_minute():
@@ -428,5 +469,137 @@ def test_given_make_local_when_a_budget_is_made_unhealthy_then_the_scheduled_rec
         assert status["Reason"]["S"].startswith("AWS Budgets reports the budget UNHEALTHY: FILTER_INVALID")
         assert time.monotonic() - started < 60
     assert local.process.returncode == 0, local.output
-    assert "the reconciler's schedule (hourly on AWS) runs every 2 s here" in local.output
+    assert (
+        "the reconciler's and the incident function's schedules (hourly on AWS) run every 2 s here"
+        in local.output
+    )
     assert "ReconcilerFunction: its schedule ran" in local.output
+
+
+def incidents_in_servicenow(endpoint: str) -> list[dict[str, str]]:
+    """docs/itsm.md's curl on make local: the open incidents in the local ServiceNow instance."""
+    import base64
+    import json
+    import urllib.request
+
+    url = (
+        f"{endpoint}/_local/servicenow/api/now/table/incident"
+        "?sysparm_query=active=true&sysparm_fields=number,state,urgency,short_description"
+    )
+    request = urllib.request.Request(  # noqa: S310 - the local stand-in's http URL
+        url, headers={"Authorization": "Basic " + base64.b64encode(b"budget-sync:local-password").decode()}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        found: list[dict[str, str]] = json.load(response)["result"]
+    return found
+
+
+def spend_cli(port: int, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m budget_sync_local spend ...`` as docs/itsm.md types it."""
+    command = [sys.executable, "-m", "budget_sync_local", "spend", *argv, "--port", str(port)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def wait_for(condition: Any, timeout_s: float) -> Any:
+    """``condition()`` until it answers something true, or its last answer after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    answer = condition()
+    while not answer and time.monotonic() < deadline:
+        time.sleep(0.3)
+        answer = condition()
+    return answer
+
+
+def test_given_make_local_when_docs_itsm_walkthrough_is_followed_then_one_incident_opens_updates_and_resolves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import json
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # GIVEN make local as it starts by default (incidents on), its schedules only when asked, so
+    # that the incident can only come from the alert's delivery
+    with make_local(cwd=tmp_path) as local:
+        admin = client(local.endpoint, "lambda")  # the administrator's (step 5), before the operators' role
+        # AND the account managed at 1,000 USD (docs/itsm.md, step 1: budgetctl as the operators' role)
+        act_as_operator(local.endpoint, monkeypatch)
+        managed = budgetctl("--endpoint-url", local.endpoint, "set", SPOKE, "1000")
+        assert managed.code == 0, managed.stderr
+        # WHEN AWS Budgets' data says 850 of the budget's 1,000 USD (step 2)
+        given = spend_cli(local.port, SPOKE, "850", "900")
+        assert given.returncode == 0, given.stderr
+        assert "alert ACTUAL > 80%: published to arn:aws:sns:us-east-1:111111111111:" in given.stdout
+
+        # THEN one incident opens in the local ServiceNow instance (step 3, its curl)
+        opened = wait_for(lambda: incidents_in_servicenow(local.endpoint), 30)
+        assert len(opened) == 1, opened
+        [incident] = opened
+        assert (incident["state"], incident["urgency"]) == ("1", "3")
+        assert "ACTUAL 80% crossed" in incident["short_description"]
+        assert incident["number"].startswith("INC")
+
+        # AND budgetctl status, as the operators' role, shows its number (step 3)
+        status = budgetctl("--endpoint-url", local.endpoint, "status", "--account", SPOKE, "--output", "json")
+        assert status.code == 0, status.stderr
+        assert [row["Incident"] for row in status.json()] == [incident["number"]]
+
+        # WHEN the spend crosses 100 % (step 4), twice: the same figures again alert nothing
+        over = spend_cli(local.port, SPOKE, "1100", "1200")
+        again = spend_cli(local.port, SPOKE, "1100", "1200")
+        assert "alert ACTUAL > 100%" in over.stdout
+        assert "alert" not in again.stdout.split("this month", 1)[1], again.stdout
+        # THEN the same incident, its urgency raised; never a second one
+        raised = wait_for(
+            lambda: [i for i in incidents_in_servicenow(local.endpoint) if i["urgency"] == "2"], 30
+        )
+        assert [i["number"] for i in raised] == [incident["number"]]
+        assert len(incidents_in_servicenow(local.endpoint)) == 1
+
+        # WHEN the spend falls back and the hourly schedule is run now (step 5, aws lambda invoke)
+        assert spend_cli(local.port, SPOKE, "10", "10").returncode == 0
+        answer = admin.invoke(
+            FunctionName="BudgetSyncIncidents",
+            Payload=json.dumps({"source": "aws.events", "detail-type": "Scheduled Event"}).encode(),
+        )
+        assert "FunctionError" not in answer
+        assert json.loads(answer["Payload"].read())["actions"] == {"resolved": 1}
+        # THEN it is resolved (state 6, still active until closed, as ServiceNow keeps it)
+        [resolved] = incidents_in_servicenow(local.endpoint)
+        assert (resolved["number"], resolved["state"]) == (incident["number"], "6")
+    assert local.process.returncode == 0, local.output
+    assert "incidents on (docs/itsm.md)" in local.output
+    opened_lines = [line for line in local.output.splitlines() if "⚑" in line]
+    assert any(f"{incident['number']} opened by IncidentFunction (an alert" in line for line in opened_lines)
+    assert any(f"{incident['number']} updated" in line for line in opened_lines), local.output
+
+
+def test_given_make_local_when_a_budget_leaves_its_alarm_then_the_scheduled_incident_run_resolves_it():
+    # GIVEN make local with its hourly schedules on a local time-scale of 2 s
+    with make_local(reconcile_every="2") as local:
+        # AND the account managed (the schedule looks at every account with an item)
+        client(local.endpoint, "dynamodb").put_item(
+            TableName="BlogBudgetsDynamoDB", Item={"AccountId": {"S": SPOKE}, "BudgetValue": {"N": "1000"}}
+        )
+        assert spend_cli(local.port, SPOKE, "850", "900").returncode == 0
+        opened = wait_for(lambda: incidents_in_servicenow(local.endpoint), 30)
+        assert [i["state"] for i in opened] == ["1"], opened
+        # WHEN the spend falls back under every threshold, and nobody asks for a run
+        assert spend_cli(local.port, SPOKE, "10", "10").returncode == 0
+        # THEN the incident function's schedule resolves it within a minute
+        resolved = wait_for(
+            lambda: [i for i in incidents_in_servicenow(local.endpoint) if i["state"] == "6"], 60
+        )
+        assert [i["number"] for i in resolved] == [opened[0]["number"]]
+    assert local.process.returncode == 0, local.output
+    assert (
+        "the reconciler's and the incident function's schedules (hourly on AWS) run every 2 s" in local.output
+    )
+    assert "◷ IncidentFunction: its schedule ran" in local.output
+    assert f"{opened[0]['number']} resolved by IncidentFunction (its hourly schedule" in local.output
