@@ -180,37 +180,77 @@ def _update_expression_parsed_once(original: Callable[[str], Any]) -> Callable[[
 def _node_types_once_per_traversal(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     """moto validates an UpdateExpression with ten depth-first traversals of its AST, and at
     every node each traversal rebuilds its processing map (a dict of node class -> method)
-    to get the node classes it processes. The map is fixed per traverser, so here it is
-    built once per traversal; the nodes are visited, processed and replaced in the same
-    order as moto's ``DepthFirstTraverser.traverse_node_recursively`` does. A traverser
-    class that overrides that traversal keeps moto's own."""
+    to get the node classes it processes, and again for each node it processes. The map is
+    fixed per traverser, so here it is built once per traversal; whether a class is a node,
+    and which processor (if any) takes it, is answered once per class and traversal (moto's
+    node classes are ABCs, whose isinstance is slow); the hook called before each child is
+    skipped for the traversers that do not override it (it does nothing then). The nodes are
+    visited, processed and replaced in the same order as moto's
+    ``DepthFirstTraverser.traverse_node_recursively`` does. A traverser class that overrides
+    that traversal, ``nodes_to_be_processed`` or ``process`` keeps moto's own."""
 
     def traverse(self: DepthFirstTraverser, node: Any) -> Any:
         cls = type(self)
-        if (
-            cls.traverse_node_recursively is not DepthFirstTraverser.traverse_node_recursively
-            or cls.nodes_to_be_processed is not DepthFirstTraverser.nodes_to_be_processed
-        ):
+        if _own_traversal(cls):
             return original(self, node)
-        types_ = self.nodes_to_be_processed()
-
-        def visit(node: Any, child_id: int) -> Any:
-            if isinstance(node, Node):
-                parent_node = node.parent
-                if node.children is not None:
-                    for i, child_node in enumerate(node.children):
-                        self.pre_processing_of_child(node, i)
-                        visit(child_node, i)
-                if isinstance(node, types_):
-                    node = self.process(node)
-                    node.parent = parent_node
-                    if parent_node:
-                        parent_node.children[child_id] = node
-            return node
-
-        return visit(node, -1)
+        overridden = cls.pre_processing_of_child is not DepthFirstTraverser.pre_processing_of_child
+        walk = _Walk(
+            list(self._processing_map().items()), self.pre_processing_of_child if overridden else None
+        )
+        return walk.visit(node, -1)
 
     return traverse
+
+
+class _Walk:
+    """One traversal: the traverser's processors, its hook before each child (None: moto's,
+    which does nothing), and per node class None (not a node), False (a node no processor
+    takes) or its processor."""
+
+    def __init__(self, processing: list[tuple[type, Any]], pre: Callable[[Any, int], None] | None) -> None:
+        self.processing = processing
+        self.pre = pre
+        self.kinds: dict[type, Any] = {}
+
+    def visit(self, node: Any, child_id: int) -> Any:
+        node_class = type(node)
+        kinds = self.kinds
+        if node_class not in kinds:
+            kinds[node_class] = _processor_for(node_class, self.processing)
+        processor = kinds[node_class]
+        if processor is None:
+            return node
+        parent_node = node.parent
+        children = node.children
+        if children is not None:
+            pre = self.pre
+            for i, child_node in enumerate(children):
+                if pre is not None:
+                    pre(node, i)
+                self.visit(child_node, i)
+        if processor is not False:
+            node = processor(node)
+            node.parent = parent_node
+            if parent_node:
+                parent_node.children[child_id] = node
+        return node
+
+
+def _own_traversal(cls: type) -> bool:
+    """Does this traverser class override how moto's DepthFirstTraverser traverses?"""
+    base = DepthFirstTraverser
+    return any(
+        getattr(cls, name) is not getattr(base, name)
+        for name in ("traverse_node_recursively", "nodes_to_be_processed", "process")
+    )
+
+
+def _processor_for(node_class: type, processing: list[tuple[type, Any]]) -> Any:
+    """None: not a node; False: a node no processor takes; else the first processor whose class
+    the node's is (moto's ``DepthFirstTraverser.process`` takes the first that matches)."""
+    if not issubclass(node_class, Node):
+        return None
+    return next((processor for key, processor in processing if issubclass(node_class, key)), False)
 
 
 class _NotPlain(Exception):
