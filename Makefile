@@ -162,13 +162,14 @@ deploy: build ## sam deploy with samconfig.toml (ENV=default|dev|prod)
 # N s`), so a long part is visibly working; docs/local.md and docs/operate.md give the last
 # measured figures. bench-quick runs the same parts at a tenth of the size, without the build
 # (nor artifact and local_load).
-# local_load (make local under load: 2,000 writes, 8 clients, 53 accounts) takes 1 to 3 min
-# (3 min 3 s measured on the shared 2-core machine at load average 10); docs/local.md.
+# local_load (make local under load: 2,000 writes, 8 clients, 53 accounts) takes 30 s to 3 min
+# (29 to 40 s measured on the shared 2-core machine at load average 2 to 6, 3 min 3 s before the
+# speed-ups of branch load at load average 10); docs/local.md.
 # local_start (make local from start to ready, with and without the incidents, 3 runs each)
 # takes about 1 min 10 s (measured at load average 4 to 6); docs/local.md.
 # bench-quick: 1 min 41 s measured on the shared machine at load average 2.4 (target < 3 min),
 # before incident_sweep was added (about 30 s at its quick size; docs/itsm.md has its figures).
-bench: $(STAMP) $(BUILT) ## every benchmark at full size (each part prints its duration; local_load 1-3 min)
+bench: $(STAMP) $(BUILT) ## every benchmark at full size (each part prints its duration; local_load 30 s-3 min)
 	$(BIN)/python -m bench
 
 bench-quick: $(STAMP) ## the same benchmarks at a tenth of the size, no build (about 2 min)

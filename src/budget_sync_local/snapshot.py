@@ -59,6 +59,8 @@ NOT_DEPLOYMENT_STATE = frozenset(
         "resource_policies._MODELS",  # constant: the policy resource types
         "speed._POSSIBLE_KEYS",  # a cache of moto's serialiser, valid for any state
         "speed._UPDATE_EXPRESSIONS",  # parsed UpdateExpression texts: a cache, valid for any state
+        "speed._STRUCTURE_CHECKED",  # ASTs that passed moto's structural checks: valid for any state
+        "speed._CONDITION_TOKENS",  # lexed ConditionExpression texts: a cache, valid for any state
         # constants
         "authorisation._PREFIX",
         "authorisation._QUERY_PROTOCOLS",
@@ -66,6 +68,7 @@ NOT_DEPLOYMENT_STATE = frozenset(
         "authorisation._LAMBDA_ACTIONS",
         "authorisation._ITEM_CALLS",
         "speed.DEFAULT_ALIAS_PROVIDERS",
+        "speed._PLAIN",
     }
 )
 

@@ -3,6 +3,7 @@ dispatcher, standins.speed) answer as moto does, with a fraction of its work per
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Iterator
@@ -13,10 +14,12 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.core import serialize
-from moto.dynamodb.parsing import ast_nodes, expressions  # type: ignore[attr-defined]
+from moto.dynamodb import comparisons
+from moto.dynamodb.parsing import ast_nodes, expressions, validators  # type: ignore[attr-defined]
 
 from budget_sync_local import server
 from budget_sync_local.standins import installed
+from budget_sync_local.standins.speed import _ast_copy
 from tests.e2e.test_local_server import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws]
@@ -134,14 +137,34 @@ def _updates_over_http(endpoint: str) -> list[dict[str, Any]]:
                 ReturnValues="ALL_NEW",
             )["Attributes"]
         )
-    for bad in ("SET #v = :amount, #v = :amount", "SET AccountId = :amount"):
+        answers.append(
+            dynamodb.update_item(
+                TableName="t",
+                Key={"AccountId": {"S": f"{100000000000 + n % 3:012d}"}},
+                UpdateExpression="SET #k = :amount",
+                ConditionExpression="attribute_exists(AccountId) AND (#k <> :never OR attribute_not_exists(#k))",
+                ExpressionAttributeNames={"#k": "BudgetValue"},
+                ExpressionAttributeValues={":amount": {"N": str(700 + n)}, ":never": {"N": "-1"}},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        )
+    # refused: a path twice, a key attribute (also by a text that passed above with other names),
+    # a condition that does not hold, a condition that cannot be read
+    for bad, names, condition in (
+        ("SET #v = :amount, #v = :amount", {"#v": "BudgetValue"}, None),
+        ("SET AccountId = :amount", {}, None),
+        ("SET #k = :amount", {"#k": "AccountId"}, None),
+        ("SET #k = :amount", {"#k": "BudgetValue"}, "#k = :amount"),
+        ("SET #k = :amount", {"#k": "BudgetValue"}, "#k === :amount"),
+    ):
         with pytest.raises(dynamodb.exceptions.ClientError) as refused:
             dynamodb.update_item(
                 TableName="t",
                 Key={"AccountId": {"S": "100000000000"}},
                 UpdateExpression=bad,
-                ExpressionAttributeNames={"#v": "BudgetValue"},
+                **({"ExpressionAttributeNames": names} if names else {}),
                 ExpressionAttributeValues={":amount": {"N": "1"}},
+                **({"ConditionExpression": condition} if condition else {}),
             )
         answers.append(refused.value.response["Error"])
     return answers
@@ -163,15 +186,34 @@ def test_given_the_stand_ins_when_update_items_are_served_then_moto_s_answers_wi
     for traverser in (ast_nodes.DepthFirstTraverser, *ast_nodes.DepthFirstTraverser.__subclasses__()):
         if "_processing_map" in traverser.__dict__:
             monkeypatch.setattr(traverser, "_processing_map", _counting(traverser, maps))
+    # GIVEN moto's structural checks of an UpdateExpression, and its ConditionExpression lexer, counted
+    checked: list[int] = []
+    original_check = validators.ActionCountValidator.verify_action_counts
+
+    def counted_check(self: Any, node: Any) -> Any:
+        checked.append(1)
+        return original_check(self, node)
+
+    monkeypatch.setattr(validators.ActionCountValidator, "verify_action_counts", counted_check)
+    lexed: list[str] = []
+    original_lex = comparisons.ConditionExpressionParser._lex_condition_expression
+
+    def counted_lex(self: Any) -> Any:
+        lexed.append(self.condition_expression)
+        return original_lex(self)
+
+    monkeypatch.setattr(comparisons.ConditionExpressionParser, "_lex_condition_expression", counted_lex)
     # GIVEN moto's answers to the updates without the stand-ins (the table is then put back)
     plain = _updates_over_http(endpoint)
     plain_items = _scan_over_http(endpoint)
-    plain_maps = len(maps)
+    plain_maps, plain_checks, plain_lexes = len(maps), len(checked), len(lexed)
     table = boto3.resource("dynamodb", region_name="us-east-1").Table("t")
     for item in ITEMS:
         table.put_item(Item=item)
     parsed.clear()
     maps.clear()
+    checked.clear()
+    lexed.clear()
     with installed():
         # WHEN the same updates are served with the stand-ins
         sped = _updates_over_http(endpoint)
@@ -183,6 +225,15 @@ def test_given_the_stand_ins_when_update_items_are_served_then_moto_s_answers_wi
     assert sorted(parsed) == sorted(set(parsed))
     # THEN the processing maps were built once per traversal, not once per node
     assert 0 < len(maps) < plain_maps / 2, (len(maps), plain_maps)
+    # THEN the structural checks ran for the first validation of each text with its names (and
+    # for every refused one), where moto runs them at every node of every validation
+    assert 0 < len(checked) < plain_checks / 4, (len(checked), plain_checks)
+    # THEN each condition text that can be lexed was lexed once; the one that cannot, each time
+    assert sorted(lexed) == sorted(
+        ["attribute_exists(AccountId) AND (#k <> :never OR attribute_not_exists(#k))", "#k = :amount"]
+        + ["#k === :amount"] * lexed.count("#k === :amount")
+    )
+    assert plain_lexes > len(lexed)
 
 
 def _counting(traverser: type, maps: list[int]) -> Any:
@@ -193,3 +244,121 @@ def _counting(traverser: type, maps: list[int]) -> Any:
         return original(self)
 
     return counted
+
+
+def test_given_a_parsed_update_expression_then_the_stand_ins_copy_of_it_is_deepcopy_s() -> None:
+    # GIVEN an UpdateExpression's AST as moto parses it
+    ast = expressions.UpdateExpressionParser.make(
+        "SET #a = :a, b.c[1] = list_append(if_not_exists(d, :e), :f) REMOVE g[2], #h ADD i :j DELETE k :l"
+    )
+
+    # WHEN the stand-in copies it, and deepcopy does
+    copied, deep = _ast_copy(ast), copy.deepcopy(ast)
+
+    # THEN both copies are the same tree (classes, attributes, parents), sharing no node with the AST
+    assert _shape(copied) == _shape(deep) == _shape(ast)
+    assert not {id(n) for n in _nodes(copied)} & {id(n) for n in _nodes(ast)}
+
+
+def _nodes(node: Any) -> list[Any]:
+    found = [node]
+    for child in node.children or []:
+        if isinstance(child, ast_nodes.Node):
+            found += _nodes(child)
+    return found
+
+
+def _shape(node: Any, parent: Any = None) -> Any:
+    """A node as comparable data: its class, attributes, children, and whether its parent is
+    the node it hangs from."""
+    if not isinstance(node, ast_nodes.Node):
+        return node
+    attributes = {k: v for k, v in vars(node).items() if k not in ("children", "parent")}
+    children = [_shape(c, node) for c in node.children or []]
+    return (type(node).__name__, attributes, children, node.parent is parent)
+
+
+def _stream_table(name: str, view: str) -> Any:
+    table = boto3.resource("dynamodb", region_name="us-east-1").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "AccountId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "AccountId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": view},
+    )
+    for item in ITEMS[:5]:
+        table.put_item(
+            Item={**item, "Blob": b"\x00\xffbytes", "Blobs": {b"a", b"b"}, "Text": '\u00e9"\n', "Empty": ""}
+        )
+        table.update_item(
+            Key={"AccountId": item["AccountId"]},
+            UpdateExpression="SET BudgetValue = :v",
+            ExpressionAttributeValues={":v": Decimal(7)},
+        )
+    table.delete_item(Key={"AccountId": ITEMS[0]["AccountId"]})
+    return table
+
+
+def _stream_pages(monkeypatch: pytest.MonkeyPatch, tables: list[str]) -> list[tuple[int, list[str], str]]:
+    """Every GetRecords answer of each table's stream from TRIM_HORIZON (a page, then the empty
+    one after it), as moto sends it: status, header names, and the body without the next
+    iterator (a random id)."""
+    from moto.core.responses import BaseResponse
+
+    answers: list[tuple[int, list[str], str]] = []
+    original = BaseResponse.call_action
+
+    def call_action(self: Any) -> Any:
+        status, headers, body = original(self)
+        if self._get_action() == "GetRecords":
+            answers.append((status, sorted(headers), str(body).split(', "NextShardIterator"')[0]))
+        return status, headers, body
+
+    monkeypatch.setattr(BaseResponse, "call_action", call_action)
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    for name in tables:
+        arn = dynamodb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        page = streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)
+        assert page["Records"]
+        streams.get_records(ShardIterator=page["NextShardIterator"])
+    monkeypatch.setattr(BaseResponse, "call_action", original)
+    return answers
+
+
+def test_given_the_stand_ins_when_a_stream_is_read_then_get_records_is_moto_s_answer_without_its_serialiser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "local")
+    with mock_aws():
+        # GIVEN streams of every view with inserts, updates and a delete of items of every type
+        views = ["NEW_AND_OLD_IMAGES", "NEW_IMAGE", "OLD_IMAGE", "KEYS_ONLY"]
+        for view in views:
+            _stream_table(view.lower(), view)
+        tables = [view.lower() for view in views]
+        # GIVEN moto's serialiser, counted: the members it was asked for
+        members: list[str] = []
+        original = serialize.XFormedAttributePicker.get_possible_keys
+
+        def counted(self: Any, context: Any) -> Any:
+            members.append(context.key)
+            return original(self, context)
+
+        monkeypatch.setattr(serialize.XFormedAttributePicker, "get_possible_keys", counted)
+        # GIVEN the answers as moto serialises them
+        plain = _stream_pages(monkeypatch, tables)
+        plain_members = set(members)
+        members.clear()
+        # WHEN the same records are read with the stand-ins
+        with installed():
+            sped = _stream_pages(monkeypatch, tables)
+    # THEN every answer is byte for byte moto's own (status, headers, body)
+    assert sped == plain
+    assert len(plain) == 2 * len(tables)
+    # THEN moto's serialiser wrote none of the records' members (it writes each of them without)
+    record_members = {"eventID", "dynamodb", "Keys", "NewImage", "OldImage", "SequenceNumber", "S", "N", "B"}
+    assert record_members <= plain_members
+    assert not record_members & set(members), sorted(record_members & set(members))

@@ -4,7 +4,8 @@ Protocols, with DynamoDB's conditions as status_table.DynamoStatusTable writes t
 Items are kept as the adapter reads them back (numbers as Decimal). Every call is recorded in
 ``calls``; it can be told to fail per account (``failures``: the exception every read or write
 of that account raises, a project error as the adapter would), to fail its scan
-(``scan_failure``), to cancel every transaction (``cancel_transactions``, before any failure),
+(``scan_failure``), to cancel every transaction (``cancel_transactions``, before any failure,
+without saying which statuses cancelled it),
 and to lose the next conditional writes of an account to a concurrent writer (``conflicts``:
 how many; ``between``: what that writer changes first, applied before the write so its
 condition fails as DynamoDB's would).
@@ -62,20 +63,21 @@ class FakeStatusTable:
         self._apply(update)
         return True
 
-    def write_all(self, updates: Sequence[StatusUpdate]) -> bool:
+    def write_all(self, updates: Sequence[StatusUpdate]) -> list[int]:
         self._call("write_all", "*")
         if self.cancel_transactions:
-            return False
+            return list(range(len(updates)))  # cancelled, DynamoDB not saying which (every position)
         for update in updates:
             if update.account_id in self.failures:
                 raise self.failures[update.account_id]
         if len(updates) > TRANSACTION_LIMIT:
             raise TransientError(f"{len(updates)} statuses not written (more than {TRANSACTION_LIMIT})")
-        if not all(self._holds(u, True) for u in updates):
-            return False
+        refused = [i for i, u in enumerate(updates) if not self._holds(u, True)]
+        if refused:
+            return refused
         for update in updates:
             self._apply(update)
-        return True
+        return []
 
     # results.ResultTable
 

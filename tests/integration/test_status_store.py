@@ -39,6 +39,20 @@ def test_given_a_newer_status_for_one_account_then_it_is_kept_and_the_others_are
     assert org.status(B)["Status"] == "APPLIED"  # type: ignore[index]
 
 
+def test_given_a_cancelled_transaction_then_the_adapter_names_the_statuses_that_cancelled_it(org: Org):
+    # GIVEN a newer status for B
+    store(org).record(StatusUpdate(B, Status.APPLIED, "900", desired=Decimal(9), applied=Decimal(9)))
+    table = DynamoStatusTable(org.management.client("dynamodb"), org.status_table)
+
+    # WHEN A, B (older than its status) and C are written in one transaction
+    refused = table.write_all([StatusUpdate(a, Status.UNMANAGED, "5") for a in (A, B, C)])
+
+    # THEN it was cancelled by B alone (DynamoDB's CancellationReasons), and nothing was written
+    assert refused == [1]
+    assert org.status(A) is None
+    assert org.status(B)["Status"] == "APPLIED"  # type: ignore[index]
+
+
 def test_given_the_table_is_missing_then_every_account_of_the_batch_is_reported_for_retry(org: Org):
     org.management.client("dynamodb").delete_table(TableName=org.status_table)
 

@@ -179,6 +179,39 @@ def test_given_a_spoke_without_the_role_then_failed_says_the_spoke_stack_is_miss
     assert "is the spoke stack deployed" in status["Reason"]
 
 
+def test_given_a_spoke_without_the_role_then_each_batch_tries_assume_role_once_and_fails_with_its_newest_value(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+):
+    # GIVEN an account whose role cannot be assumed, and the gateway's AssumeRole calls counted
+    lonely = "444444444444"
+    add_spoke(org, lonely, role=False)
+    attempts: list[str] = []
+    original = spoke.SsmSpokeGateway._assume
+
+    def counted(self: spoke.SsmSpokeGateway, account_id: str) -> Any:
+        attempts.append(account_id)
+        return original(self, account_id)
+
+    monkeypatch.setattr(spoke.SsmSpokeGateway, "_assume", counted)
+
+    # WHEN one batch carries three values for it, then a second batch one more
+    for value in (100, 200, 300):
+        org.put(lonely, value)
+    assert org.invoke() == {"batchItemFailures": []}
+    first = org.status(lonely)
+    org.put(lonely, 400)
+    assert org.invoke() == {"batchItemFailures": []}
+
+    # THEN each batch tried the role once (its records are one plan), and each status is FAILED
+    # with the batch's newest value and the reason that names the role
+    assert attempts == [lonely, lonely]
+    second = org.status(lonely)
+    for status, value in ((first, 300), (second, 400)):
+        assert status is not None
+        assert (status["Status"], status["DesiredValue"]) == ("FAILED", Decimal(value))
+        assert f"cannot assume arn:aws:iam::{lonely}:role/BlogBudgetsSpokeRole" in status["Reason"]
+
+
 def test_given_a_parameter_that_rejects_the_value_then_failed_with_the_parameter_reason(org: Org):
     strict = "555555555555"
     add_spoke(org, strict, pattern="^[0-9]{1,3}$", initial="900")

@@ -4,12 +4,20 @@ DynamoDB adapter is proven on moto (tests/integration/test_status_store.py, test
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
 
 from budget_sync.errors import TransientError
-from budget_sync.status import TRANSACTION_LIMIT, Status, StatusStore, StatusUpdate, confirmed_first
+from budget_sync.status import (
+    TRANSACTION_ATTEMPTS,
+    TRANSACTION_LIMIT,
+    Status,
+    StatusStore,
+    StatusUpdate,
+    confirmed_first,
+)
 from tests.fakes import FakeStatusTable
 
 A, B, C = "111111111111", "222222222222", "333333333333"
@@ -57,7 +65,51 @@ def test_given_a_newer_status_for_one_account_then_it_is_kept_and_the_others_are
     assert failed == []
     assert table.item(A)["AppliedValue"] == Decimal(9)
     assert (table.item(A)["Status"], table.item(B)["Status"]) == ("APPLIED", "APPLIED")
-    assert table.count("write") == 3  # the first record, then the cancelled transaction one by one
+    # the first record; then A, which cancelled the transaction, alone; B in a second transaction
+    assert table.count("write") == 2
+    assert table.count("write_all") == 2
+
+
+def test_given_a_report_that_came_before_its_sent_then_that_status_alone_is_written_one_by_one(
+    table: FakeStatusTable,
+):
+    # GIVEN the spoke's report of version 4 (APPLIED at 400) recorded before A's SENT
+    table.put(
+        A, Status="SENT", SequenceNumber="0" * 39 + "1", ConfirmedVersion=4, ConfirmedLimit=Decimal(400)
+    )
+    table.put(A, SpokeOutcome="APPLIED")
+    others = [StatusUpdate(a, Status.FAILED, "10", desired=Decimal(5), reason="no stack") for a in (B, C)]
+
+    # WHEN the batch's statuses are written: A's SENT of version 4 among them
+    failed = StatusStore(table).record_many([others[0], sent(4, 400, "10"), others[1]])
+
+    # THEN A (its condition refused the transaction) takes the report's verdict, written alone;
+    # B and C are written together in a second transaction, not one by one
+    assert failed == []
+    assert table.item(A)["Status"] == "APPLIED"
+    assert (table.item(B)["Status"], table.item(C)["Status"]) == ("FAILED", "FAILED")
+    assert table.count("write_all") == 2
+    assert [account for method, account in table.calls if method == "write"] == [A, A]
+
+
+class _RefusesTheFirst(FakeStatusTable):
+    """Every transaction is cancelled by its first status (a concurrent writer each time)."""
+
+    def write_all(self, updates: Sequence[StatusUpdate]) -> list[int]:
+        self._call("write_all", "*")
+        return [0]
+
+
+def test_given_transactions_that_keep_being_cancelled_then_after_the_last_attempt_the_rest_go_one_by_one():
+    table = _RefusesTheFirst()
+    accounts = [f"{n:012d}" for n in range(6)]
+
+    failed = StatusStore(table).record_many([StatusUpdate(a, Status.UNMANAGED, "5") for a in accounts])
+
+    assert failed == []
+    assert table.count("write_all") == TRANSACTION_ATTEMPTS
+    assert sorted(a for m, a in table.calls if m == "write") == accounts
+    assert [table.item(a)["Status"] for a in accounts] == ["UNMANAGED"] * 6
 
 
 def test_given_the_table_cannot_be_written_then_every_account_of_the_batch_is_reported_for_retry(

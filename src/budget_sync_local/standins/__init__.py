@@ -109,9 +109,13 @@ from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.base_backend import BackendDict
 from moto.core.serialize import XFormedAttributePicker
+from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.parsing import validators as dynamodb_validators
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+from moto.dynamodb.parsing.validators import UpdateExpressionValidator
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.events.models import EventsBackend
 from moto.iam import models as iam_models
 from moto.organizations.models import OrganizationsBackend
@@ -158,13 +162,19 @@ from budget_sync_local.standins.events import _put_events, pattern_matches
 from budget_sync_local.standins.organizations import publish_management, subscribe_management
 from budget_sync_local.standins.resource_policies import publish_to_topic
 from budget_sync_local.standins.speed import (
+    _CONDITION_TOKENS,
     _KEY_ACCOUNTS,
+    _STRUCTURE_CHECKED,
     _account_backend_without_lock,
+    _ast_copy,
+    _condition_lexed_once,
     _json_first,
     _node_types_once_per_traversal,
     _possible_keys_remembered,
     _remembered_account_lookup,
     _snapshot_each_table_once,
+    _stream_records_written_directly,
+    _structure_checked_once,
     _update_expression_parsed_once,
 )
 from budget_sync_local.standins.ssm import (
@@ -287,6 +297,11 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         _snapshot_each_table_once(DynamoDBBackend.transact_write_items),
     )
     replace(
+        DynamoDBStreamsHandler,
+        "get_records",
+        _stream_records_written_directly(DynamoDBStreamsHandler.get_records),
+    )
+    replace(
         UpdateExpressionParser,
         "make",
         classmethod(_update_expression_parsed_once(UpdateExpressionParser.make)),
@@ -296,6 +311,21 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         "traverse",
         _node_types_once_per_traversal(DepthFirstTraverser.traverse),
     )
+    checked_init, checked_validate = _structure_checked_once(
+        UpdateExpressionValidator.__init__, UpdateExpressionValidator.validate
+    )
+    replace(UpdateExpressionValidator, "__init__", checked_init)
+    replace(UpdateExpressionValidator, "validate", checked_validate)
+    stack.callback(_STRUCTURE_CHECKED.clear)
+    replace(
+        ConditionExpressionParser,
+        "_lex_condition_expression",
+        _condition_lexed_once(ConditionExpressionParser._lex_condition_expression),
+    )
+    stack.callback(_CONDITION_TOKENS.clear)
+    original_deepcopy = dynamodb_validators.deepcopy  # type: ignore[attr-defined]
+    setattr(dynamodb_validators, "deepcopy", _ast_copy)  # noqa: B010
+    stack.callback(setattr, dynamodb_validators, "deepcopy", original_deepcopy)
     replace(
         OrganizationsBackend,
         "create_account",

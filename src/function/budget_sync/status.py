@@ -67,7 +67,7 @@ resource it reaches (status_table.py, alarm_topic.py, spoke.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -86,6 +86,9 @@ _deserialize = TypeDeserializer().deserialize
 
 SEQUENCE_WIDTH = 40
 TRANSACTION_LIMIT = 100  # TransactWriteItems' maximum
+#: Transactions tried per chunk of a batch (record_many): the first, then those of its statuses
+#: that did not cancel it; after the last, the rest are written one by one
+TRANSACTION_ATTEMPTS = 3
 
 
 class Status(StrEnum):
@@ -142,9 +145,12 @@ class StatusTable(Protocol):
         settings (ConfirmedAlertsVersion at or past ``alerts_version``) is: False then."""
         ...
 
-    def write_all(self, updates: Sequence[StatusUpdate]) -> bool:
+    def write_all(self, updates: Sequence[StatusUpdate]) -> list[int]:
         """Write at most TRANSACTION_LIMIT updates in one transaction, each on ``write``'s
-        condition; False: the transaction was cancelled (nothing written)."""
+        condition. []: all written. Otherwise the transaction was cancelled (nothing written)
+        and the answer is the positions in ``updates`` of those that cancelled it (DynamoDB's
+        CancellationReasons: a condition that failed, or another reason for that item); every
+        position when DynamoDB did not say which."""
         ...
 
 
@@ -213,25 +219,40 @@ class StatusStore:
     def record_many(self, updates: Sequence[StatusUpdate]) -> list[str]:
         """Write a batch's statuses, up to 100 per transaction.
 
-        Every write keeps its sequence-number condition. If a transaction is cancelled
-        (a newer status exists for one of its accounts), its statuses are written one by one
-        so that only the stale ones are skipped. Returns the accounts whose status could
-        not be written: their records must be retried.
+        Every write keeps its sequence-number condition. If a transaction is cancelled (a
+        newer status exists for one of its accounts, or a spoke's report came before its
+        SENT), the statuses that cancelled it are written one by one (``record``: a stale one
+        is skipped, a report that came first gives its verdict) and the others again in one
+        transaction, up to TRANSACTION_ATTEMPTS transactions per chunk; after that, or when
+        DynamoDB does not say which statuses cancelled it, the rest are written one by one.
+        Returns the accounts whose status could not be written: their records must be retried.
         """
         failed: list[str] = []
         for start in range(0, len(updates), TRANSACTION_LIMIT):
-            chunk = updates[start : start + TRANSACTION_LIMIT]
-            try:
-                if self._table.write_all(chunk):
-                    continue
-            except TransientError:
-                failed.extend(u.account_id for u in chunk)
-                continue
-            for update in chunk:
+            pending = list(updates[start : start + TRANSACTION_LIMIT])
+            for attempt in range(TRANSACTION_ATTEMPTS):
                 try:
-                    self.record(update)
+                    refused = self._table.write_all(pending)
                 except TransientError:
-                    failed.append(update.account_id)
+                    failed.extend(u.account_id for u in pending)
+                    break
+                if not refused:
+                    break
+                alone = set(refused) if attempt + 1 < TRANSACTION_ATTEMPTS else set(range(len(pending)))
+                failed.extend(self._one_by_one(u for i, u in enumerate(pending) if i in alone))
+                pending = [u for i, u in enumerate(pending) if i not in alone]
+                if not pending:
+                    break
+        return failed
+
+    def _one_by_one(self, updates: Iterable[StatusUpdate]) -> list[str]:
+        """``record`` each update; the accounts whose status could not be written."""
+        failed = []
+        for update in updates:
+            try:
+                self.record(update)
+            except TransientError:
+                failed.append(update.account_id)
         return failed
 
 

@@ -60,17 +60,17 @@ class DynamoStatusTable:
             raise TransientError(f"account {update.account_id}: status write failed ({exc})") from exc
         return True
 
-    def write_all(self, updates: Sequence[StatusUpdate]) -> bool:
+    def write_all(self, updates: Sequence[StatusUpdate]) -> list[int]:
         try:
             items: list[TransactWriteItemTypeDef] = [{"Update": self._update(u)} for u in updates]  # type: ignore[typeddict-item]
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if _code(exc) == _CANCELLED:
-                return False
+                return _cancelled_by(exc, len(updates))
             raise TransientError(f"{len(updates)} statuses not written ({exc})") from exc
         except BotoCoreError as exc:
             raise TransientError(f"{len(updates)} statuses not written ({exc})") from exc
-        return True
+        return []
 
     # results.ResultTable
 
@@ -217,6 +217,18 @@ def _who_and_what(update: StatusUpdate, values: dict[str, Any], sets: list[str])
             values[f":{attribute}"] = {"S": text}
             sets.append(f"{attribute} = :{attribute}")
     return removes
+
+
+def _cancelled_by(exc: ClientError, count: int) -> list[int]:
+    """The positions of the items that cancelled a transaction of ``count``: those whose
+    CancellationReasons entry (botocore's model of TransactionCanceledException: one per item,
+    in order, Code "None" for an item that did not) names a reason; all of them when DynamoDB
+    gave no reasons, or not one per item."""
+    reasons: list[dict[str, Any]] = exc.response.get("CancellationReasons", [])  # type: ignore[assignment]
+    refused = [i for i, reason in enumerate(reasons) if str(reason.get("Code", "None")) != "None"]
+    if len(reasons) != count or not refused:
+        return list(range(count))
+    return refused
 
 
 def _typed(value: Any) -> dict[str, str]:
