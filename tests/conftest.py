@@ -134,3 +134,28 @@ def pytest_runtest_makereport(
     if seed is not None and report.failed:
         report.sections.append(("local organisation delivery", f"{SEED_ENV}={seed} (set it to reproduce)"))
     return report
+
+
+# -- Order: the modules that take longest first -------------------------------------------------
+# pytest-xdist's worksteal (make pytest) gives each worker a contiguous share of the collection
+# and lets a worker that runs out take tests from the end of the other's share. Whatever starts
+# last decides when the run ends: the modules whose tests start processes (the demo, make local,
+# make unit's selection: long, and partly idle while the process starts) and the end-to-end
+# modules (a local organisation each) go first, so that the tail is made of short tests that
+# the workers share out. Each module stays whole and in its own order (module-scoped fixtures
+# are set up once); the order of the modules is otherwise the collection's.
+
+
+def _module_rank(items: list[pytest.Item]) -> int:
+    if any(item.get_closest_marker("process") for item in items):
+        return 0
+    return 1 if "/e2e/" in items[0].nodeid.replace("\\", "/") else 2
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    ordered = sorted(modules.values(), key=_module_rank)  # stable: ties keep the collection's order
+    items[:] = [item for module in ordered for item in module]
