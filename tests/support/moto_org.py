@@ -13,7 +13,7 @@ by defining ``org`` as ``enforced_org``.
 Each is built once per worker process and restored per test (``built_once``): the first test
 that asks builds it on moto and keeps a copy of the state it left (``budget_sync_local.snapshot``,
 as the local organisation does with its deployments); every later one starts from a fresh copy
-of that state, with new sessions on the same credentials. Nothing one test writes reaches the
+of that state, with its own ``Org`` on the same credentials. Nothing one test writes reaches the
 next (tests/e2e/test_provisioned_once.py checks both for these fixtures too).
 """
 
@@ -190,27 +190,12 @@ def built_once(key: Hashable, build: Callable[[], T], fresh: Callable[[T], T]) -
     return fresh(result)
 
 
-def _session_like(session: boto3.Session) -> boto3.Session:
-    """A new session with the same credentials (none of a session is shared between tests)."""
-    credentials = session.get_credentials()
-    if credentials is None:  # pragma: no cover - every session here has credentials
-        return boto3.Session(region_name=REGION)
-    frozen = credentials.get_frozen_credentials()
-    return boto3.Session(
-        aws_access_key_id=frozen.access_key,
-        aws_secret_access_key=frozen.secret_key,
-        aws_session_token=frozen.token,
-        region_name=REGION,
-    )
-
-
 def fresh_org(built: Org) -> Org:
-    """A test's own ``Org`` on the restored state: new sessions, its own spokes and position."""
-    return replace(
-        built,
-        management=boto3.Session(region_name=REGION),
-        spokes={account: _session_like(session) for account, session in built.spokes.items()},
-    )
+    """A test's own ``Org`` on the restored state: a new management session (the environment's
+    credentials), its own dict of spokes and its own stream position. The spokes' sessions are
+    the built ones: fixed credentials, valid again in every restored state, and a session keeps
+    nothing of a test (clients and their handlers are each test's own)."""
+    return replace(built, management=boto3.Session(region_name=REGION), spokes=dict(built.spokes))
 
 
 def _build_org() -> Org:
