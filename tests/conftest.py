@@ -1,5 +1,6 @@
 """Shared test setup: fake credentials and a fixed region before any client is built; the
-``aws`` and ``process`` markers that keep ``make unit`` to the tests that touch neither."""
+``aws`` and ``process`` markers that keep ``make unit`` to the tests that touch neither; the
+Organizations reader's pacing in virtual time (moto does not throttle: no test waits for it)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ os.environ.pop("AWS_PROFILE", None)
 # the suite covers several schedules; the seed is shown with a failure. To reproduce a failure,
 # run the test with BUDGET_SYNC_LOCAL_SEED set to the seed shown.
 
+import time
 import zlib
 from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 
@@ -70,6 +73,44 @@ def fresh_metrics() -> None:
     metrics.clear_metrics()
 
 
+class VirtualClock:
+    """A monotonic clock whose ``sleep`` moves it forward instead of waiting: what the
+    Organizations reader's pacing sleeps is recorded in ``slept`` and taken off no wall clock."""
+
+    def __init__(self) -> None:
+        self._ahead = 0.0
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return time.monotonic() + self._ahead
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self._ahead += seconds
+
+
+@pytest.fixture(autouse=True)
+def organizations_pace_in_virtual_time() -> Iterator[None]:
+    """The Organizations reader (``budget_sync.organizations``) spaces its calls at
+    ``OrganizationsMaxRps`` (4 a second, as the template ships) by sleeping; moto does not
+    throttle, so in a test those sleeps only idle a worker (about 150 s of a full run). Each
+    pace a test's code creates keeps the same spacing on its own ``VirtualClock``: the same
+    calls, counted and spaced as on AWS, without the wait. Processes a test starts (the demo,
+    ``make local``) pace in real time. tests/unit/test_organizations.py checks both."""
+    from budget_sync import organizations
+
+    real = organizations._Pace
+
+    class VirtualPace(real):  # type: ignore[misc,valid-type]
+        def __init__(self, rps: float, clock: Any = None, sleep: Any = None) -> None:
+            self.virtual = VirtualClock()
+            super().__init__(rps, clock or self.virtual.now, sleep or self.virtual.sleep)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(organizations, "_Pace", VirtualPace)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def delivery_seed(request: pytest.FixtureRequest) -> Iterator[str]:
     """The seed of this test's local organisations (BUDGET_SYNC_LOCAL_SEED, if set, wins).
@@ -93,3 +134,28 @@ def pytest_runtest_makereport(
     if seed is not None and report.failed:
         report.sections.append(("local organisation delivery", f"{SEED_ENV}={seed} (set it to reproduce)"))
     return report
+
+
+# -- Order: the modules that take longest first -------------------------------------------------
+# pytest-xdist's worksteal (make pytest) gives each worker a contiguous share of the collection
+# and lets a worker that runs out take tests from the end of the other's share. Whatever starts
+# last decides when the run ends: the modules whose tests start processes (the demo, make local,
+# make unit's selection: long, and partly idle while the process starts) and the end-to-end
+# modules (a local organisation each) go first, so that the tail is made of short tests that
+# the workers share out. Each module stays whole and in its own order (module-scoped fixtures
+# are set up once); the order of the modules is otherwise the collection's.
+
+
+def _module_rank(items: list[pytest.Item]) -> int:
+    if any(item.get_closest_marker("process") for item in items):
+        return 0
+    return 1 if "/e2e/" in items[0].nodeid.replace("\\", "/") else 2
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    ordered = sorted(modules.values(), key=_module_rank)  # stable: ties keep the collection's order
+    items[:] = [item for module in ordered for item in module]

@@ -1,7 +1,8 @@
 """The local organisation deployed once per worker and restored per test
 (tests/support/local_org.py, ``budget_sync_local.snapshot``): a restored organisation is the one
 its deployment left, a test's writes never reach the next test, and a deployment is reused only
-for the same arguments and templates."""
+for the same arguments and templates. The same for the moto fixtures built once per worker
+(``org``, ``enforced_org``, ``ops``, ``tree``: tests/support/moto_org.py ``built_once``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import pytest
 
 from budget_sync_local import snapshot, standins, templates
 from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, Deployment, LocalOrganisation
+from budget_sync_local.streams import read_from_start
 from tests.support.local_org import Recorder
+from tests.support.moto_org import Org
 
 # every test: moto or the local organisation (make unit does not import this module)
 pytestmark = [pytest.mark.e2e, pytest.mark.aws]
@@ -246,3 +249,64 @@ def test_every_module_level_record_of_the_stand_ins_is_kept_with_a_deployment_or
     listed = set(snapshot.RECORDS) | snapshot.NOT_DEPLOYMENT_STATE
     assert [sorted(aliases) for aliases in names.values() if not aliases & listed] == []
     assert listed <= set().union(*names.values())
+
+
+# -- the moto fixtures (org, enforced_org, ops, tree): built once per worker, restored per test --
+
+
+def _org_world(org: Org) -> dict[str, Any]:
+    """What ``org`` holds, as AWS's APIs answer for it: tables with their items and stream
+    records, and each spoke's roles and parameters (value and version)."""
+    dynamodb = org.management.client("dynamodb")
+    world: dict[str, Any] = {
+        name: (
+            dynamodb.describe_table(TableName=name)["Table"],
+            sorted(str(item) for item in dynamodb.scan(TableName=name, ConsistentRead=True)["Items"]),
+        )
+        for name in dynamodb.list_tables()["TableNames"]
+    }
+    world["stream"] = len(read_from_start(org.management.client("dynamodbstreams"), org.stream_arn))
+    for account, session in org.spokes.items():
+        world[account] = (
+            sorted(r["RoleName"] for r in session.client("iam").list_roles()["Roles"]),
+            [
+                (p["Name"], p["Value"], p["Version"])
+                for p in session.client("ssm").get_parameters_by_path(Path="/", Recursive=True)["Parameters"]
+            ],
+        )
+    return world
+
+
+def test_the_org_fixture_is_restored_as_built_and_a_tests_writes_do_not_reach_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from moto import mock_aws
+
+    from tests.support import moto_org
+
+    monkeypatch.setattr(moto_org, "BUILT", {})  # this test's own: its first organisation builds
+    # GIVEN the org fixture's organisation, built, in which a test writes: an item (a stream
+    # record), a spoke's parameter, a table
+    with mock_aws(), standins.installed():
+        first = moto_org.built_once("org", moto_org._build_org, moto_org.fresh_org)
+        built = _org_world(first)
+        first.put(A, Decimal(777))
+        first.spokes[B].client("ssm").put_parameter(
+            Name=moto_org.PARAMETER, Value="5", Type="String", Overwrite=True
+        )
+        moto_org.create_table(first.management, "DefaultsTable")
+        first.consumed = 5
+        assert _org_world(first) != built
+
+    # WHEN the next test asks for it
+    with mock_aws(), standins.installed():
+        second = moto_org.built_once("org", moto_org._build_org, moto_org.fresh_org)
+        # THEN it is the organisation as built, none of the writes, and it works: a handler
+        # invoked on a new item writes the spoke's parameter
+        assert _org_world(second) == built
+        assert second.consumed == 0
+        assert second.spokes is not first.spokes
+        assert len(moto_org.BUILT) == 1
+        second.put(A, Decimal(888))
+        second.invoke()
+        assert second.parameter(A) == "888"

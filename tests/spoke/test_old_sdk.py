@@ -65,7 +65,9 @@ print(json.dumps({"boto3": boto3.__version__, "error": None}))
 @pytest.fixture(scope="module")
 def old_python(request: pytest.FixtureRequest) -> Path:
     """The interpreter of a virtual environment with boto3/botocore 1.37.37 (built once)."""
-    uv = shutil.which("uv")
+    # on PATH, or the one make installs beside this interpreter (.venv/bin/uv: make test runs
+    # .venv/bin/pytest without activating .venv)
+    uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
     if uv is None:
         if os.environ.get("CI"):
             pytest.fail("uv is needed to build the old-SDK environment (pip install uv)")

@@ -9,14 +9,20 @@ role and each spoke role are the templates' own (``FunctionRole`` of template-ma
 ``SpokeRole`` of template-spoke.yaml: trust and policies), the handler runs with the function
 role's credentials as Lambda gives them, and every call is authorised. A test module opts in
 by defining ``org`` as ``enforced_org``.
+
+Each is built once per worker process and restored per test (``built_once``): the first test
+that asks builds it on moto and keeps a copy of the state it left (``budget_sync_local.snapshot``,
+as the local organisation does with its deployments); every later one starts from a fresh copy
+of that state, with its own ``Org`` on the same credentials. Nothing one test writes reaches the
+next (tests/e2e/test_provisioned_once.py checks both for these fixtures too).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from unittest import mock
 
 import boto3
@@ -28,6 +34,10 @@ from budget_sync_local.streams import lambda_event, read_from_start
 
 # moto, the stand-ins and the templates' reader (cfn-lint) are imported where they are used, not
 # here: this module is a plugin of tests/conftest.py, and `make unit` collects without them.
+if TYPE_CHECKING:
+    from budget_sync_local.snapshot import State
+
+T = TypeVar("T")
 
 REGION = "us-east-1"
 MANAGEMENT = "123456789012"
@@ -159,6 +169,45 @@ def add_spoke(
     org.spokes[account] = session
 
 
+#: What this process built, by what it is (``built_once``): the state it left and its results.
+BUILT: dict[Hashable, tuple[State, Any]] = {}
+
+
+def built_once(key: Hashable, build: Callable[[], T], fresh: Callable[[T], T]) -> T:
+    """``build()`` the first time this process asks for ``key``, keeping a copy of the state it
+    left in moto and the stand-ins; later, that state restored (a fresh copy: what a test
+    writes never reaches the next) and ``fresh(result)``, the result with nothing shared that a
+    test could change. Only inside the caller's own ``mock_aws()``, entered just before."""
+    from budget_sync_local import snapshot
+
+    built = BUILT.get(key)
+    if built is None:
+        result = build()
+        BUILT[key] = (snapshot.capture(), result)
+    else:
+        state, result = built
+        snapshot.restore(state)
+    return fresh(result)
+
+
+def fresh_org(built: Org) -> Org:
+    """A test's own ``Org`` on the restored state: a new management session (the environment's
+    credentials), its own dict of spokes and its own stream position. The spokes' sessions are
+    the built ones: fixed credentials, valid again in every restored state, and a session keeps
+    nothing of a test (clients and their handlers are each test's own)."""
+    return replace(built, management=boto3.Session(region_name=REGION), spokes=dict(built.spokes))
+
+
+def _build_org() -> Org:
+    management = boto3.Session(region_name=REGION)
+    budgets = create_table(management, "BudgetsTable")
+    status = create_table(management, "StatusTable")
+    organisation = Org(management, budgets["TableName"], status["TableName"], budgets["LatestStreamArn"])
+    for account in SPOKES:
+        add_spoke(organisation, account)
+    return organisation
+
+
 @pytest.fixture
 def org() -> Iterator[Org]:
     from moto import mock_aws
@@ -167,13 +216,7 @@ def org() -> Iterator[Org]:
 
     update_handler.build_service.cache_clear()  # clients of an earlier moto must not leak in
     with mock_aws(), standins.installed():
-        management = boto3.Session(region_name=REGION)
-        budgets = create_table(management, "BudgetsTable")
-        status = create_table(management, "StatusTable")
-        organisation = Org(management, budgets["TableName"], status["TableName"], budgets["LatestStreamArn"])
-        for account in SPOKES:
-            add_spoke(organisation, account)
-        yield organisation
+        yield built_once("org", _build_org, fresh_org)
     update_handler.build_service.cache_clear()
 
 
@@ -218,8 +261,7 @@ def enforced_org() -> Iterator[Org]:
     from budget_sync_local import standins
     from budget_sync_local.templates import MANAGEMENT_TEMPLATE
 
-    update_handler.build_service.cache_clear()
-    with mock_aws(), standins.installed():
+    def build() -> Org:
         management = boto3.Session(region_name=REGION)
         management.client("organizations").create_organization(FeatureSet="ALL")
         for account in SPOKES:
@@ -240,5 +282,11 @@ def enforced_org() -> Iterator[Org]:
             )
             for account in SPOKES:
                 add_spoke(organisation, account)
+        return organisation
+
+    update_handler.build_service.cache_clear()
+    with mock_aws(), standins.installed():
+        organisation = built_once("enforced_org", build, fresh_org)
+        with standins.authorisation.enforced():
             yield organisation
     update_handler.build_service.cache_clear()

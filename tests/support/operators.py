@@ -18,7 +18,7 @@ from botocore.client import BaseClient
 
 from budget_sync.handlers import reconcile as reconcile_handler
 from budgetctl.cli import main
-from tests.support.moto_org import REGION, SPOKES, Org
+from tests.support.moto_org import REGION, SPOKES, Org, built_once
 
 BUDGET = "SpokeAccountBudget"
 CALLER = "arn:aws:sts::123456789012:user/moto"  # moto's identity for the test credentials
@@ -181,12 +181,19 @@ def ops(org: Org, request: pytest.FixtureRequest) -> Iterator[Org]:
     organisation whose members are the spokes (``set`` and ``import`` check it), unless the test
     is marked ``without_organisation``."""
     reconcile_handler.build.cache_clear()
-    if request.node.get_closest_marker("without_organisation") is None:
-        organisation_of((*SPOKES, *MEMBERS_WITHOUT_SPOKE))
-    deploy_reconciler(org)
-    for account in SPOKES:
-        create_budget(org, account)
-        org.put(account, Decimal("1000"))
-    org.new_records()  # the stream's records so far are not these tests' subject
+    in_organisation = request.node.get_closest_marker("without_organisation") is None
+
+    def build() -> int:
+        if in_organisation:
+            organisation_of((*SPOKES, *MEMBERS_WITHOUT_SPOKE))
+        deploy_reconciler(org)
+        for account in SPOKES:
+            create_budget(org, account)
+            org.put(account, Decimal("1000"))
+        org.new_records()  # the stream's records so far are not these tests' subject
+        return org.consumed
+
+    # built once per process and restored per test, as ``org`` is (tests/support/moto_org.py)
+    org.consumed = built_once(("ops", org.enforced, in_organisation), build, int)
     yield org
     reconcile_handler.build.cache_clear()

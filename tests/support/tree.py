@@ -1,10 +1,11 @@
 """A moto organisation with a real tree (root, OUs Sandbox and Production, accounts in them)
-and the management account's tables from template-management.yaml, for the resolver."""
+and the management account's tables from template-management.yaml, for the resolver; built
+once per worker process and restored per test, as ``org`` is (tests/support/moto_org.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from unittest import mock
@@ -13,7 +14,7 @@ import boto3
 import pytest
 
 from budget_sync.handlers import resolve as resolve_handler
-from tests.support.moto_org import REGION, create_table
+from tests.support.moto_org import REGION, built_once, create_table
 
 
 @dataclass
@@ -107,8 +108,7 @@ def tree() -> Iterator[Tree]:
 
     from budget_sync_local import standins
 
-    _clear_caches()
-    with mock_aws(), standins.installed():
+    def build() -> Tree:
         management = boto3.Session(region_name=REGION)
         for logical_id in ("BudgetsTable", "StatusTable", "DefaultsTable"):
             create_table(management, logical_id)
@@ -128,8 +128,18 @@ def tree() -> Iterator[Tree]:
             result.create_account(account, production)
         for account in ROOT_ACCOUNTS:
             result.create_account(account, root)
-        yield result
+        return result
+
     _clear_caches()
+    with mock_aws(), standins.installed():
+        # built once per process and restored per test, as ``org`` is (tests/support/moto_org.py)
+        yield built_once("tree", build, _fresh)
+    _clear_caches()
+
+
+def _fresh(built: Tree) -> Tree:
+    """A test's own ``Tree`` on the restored state: a new session, its own accounts."""
+    return replace(built, management=boto3.Session(region_name=REGION), accounts=dict(built.accounts))
 
 
 def _clear_caches() -> None:

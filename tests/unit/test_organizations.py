@@ -49,6 +49,30 @@ def test_calls_are_spaced_to_the_rate_and_none_waits_when_the_rate_is_unbounded(
     assert slept == [0.25, 0.5]
 
 
+class _Answering:
+    def list_roots(self, **_: Any) -> dict[str, Any]:
+        return {"Roots": []}
+
+
+def test_in_the_suite_the_reader_keeps_its_spacing_in_virtual_time_and_a_given_clock_is_real():
+    # tests/conftest.py: a pace the code under test creates sleeps on its own virtual clock
+    reader = OrganizationsReader(_Answering(), max_rps=4)  # type: ignore[arg-type]
+    virtual = reader._pace.virtual  # type: ignore[attr-defined]
+    start = virtual.now()
+    for _ in range(5):
+        reader.roots()
+
+    assert len(virtual.slept) == 4  # the first call waits for nobody, each later one for its turn
+    assert all(0 < seconds <= 0.25 for seconds in virtual.slept)
+    assert virtual.now() - start >= 1.0  # five calls at 4 a second span a second, on its clock
+    assert reader.calls == {"list_roots": 5}
+
+    # a clock and a sleep given to the pace are the ones it uses
+    given: list[float] = []
+    _Pace(4, clock=lambda: 0.0, sleep=given.append).wait()
+    assert given == []
+
+
 @pytest.mark.parametrize(
     "code",
     [
