@@ -26,6 +26,8 @@ schedule runs on the same local time-scale as the reconciler's.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import signal
 import socket
@@ -34,7 +36,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.exceptions import InternalServerError
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer
 
 from budget_sync_local.health import with_health_route
 from budget_sync_local.incidents import FUNCTION as INCIDENT_FUNCTION
@@ -46,7 +49,8 @@ from budget_sync_local.servicenow import PREFIX, StandIn
 from budget_sync_local.spend import with_spend_route
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 __all__ = ["ServerError", "check_port", "serve"]
 
@@ -72,6 +76,119 @@ class _Dispatcher(DomainDispatcherApplication):
             return backend
 
 
+#: A request whose body is larger is answered by werkzeug's own handler (connection closed).
+_KEEP_ALIVE_BODY_LIMIT = 16 * 1024 * 1024
+
+
+class _KeepAliveHandler(MotoRequestHandler):
+    """moto's request handler, keeping the connection open between requests (HTTP/1.1
+    keep-alive) as AWS's endpoints do, so that a client's SDK reuses it.
+
+    werkzeug's development server closes every connection: it always sends ``Connection:
+    close`` and, after each response, reads whatever else the client sent (for up to 10 ms
+    at a time) to discard an unread body, which would swallow the next request on a kept
+    connection. Under load (8 clients writing) each of their 2,000 requests therefore opened a
+    connection and a server thread of its own. Here a request with a known body (a
+    ``Content-Length`` up to 16 MiB, or none) is read whole first, the application's answer
+    is collected whole and always sent with its ``Content-Length``, and the connection stays
+    open unless the client asked to close it. Anything else (a chunked body, ``Expect:
+    100-continue``, a larger body, HTTP/1.0, ``Connection: close``) is werkzeug's, unchanged."""
+
+    protocol_version = "HTTP/1.1"
+
+    def run_wsgi(self) -> None:
+        length = self.headers.get("Content-Length", "0").strip()
+        if (
+            self.close_connection  # HTTP/1.0 or Connection: close (http.server's parse_request)
+            or "Transfer-Encoding" in self.headers
+            or "Expect" in self.headers
+            or not length.isdigit()
+            or int(length) > _KEEP_ALIVE_BODY_LIMIT
+        ):
+            self.close_connection = True
+            super().run_wsgi()
+            return
+        body = self.rfile.read(int(length))
+        if len(body) < int(length):  # the client went away mid-body
+            self.close_connection = True
+            return
+        rfile, self.rfile = self.rfile, io.BytesIO(body)
+        try:
+            self.environ = environ = self.make_environ()  # wsgi.input: the body read above
+        finally:
+            self.rfile = rfile
+        try:
+            status, headers, answer = self._call(self.server.app, environ)
+        except Exception as exc:
+            if self.server.passthrough_errors:
+                raise
+            from werkzeug.debug.tbtools import DebugTraceback
+
+            self.server.log("error", f"Error on request:\n{DebugTraceback(exc).render_traceback_text()}")
+            status, headers, answer = self._call(InternalServerError(), environ)
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason)
+        names = set()
+        for name, value in headers:
+            self.send_header(name, value)
+            names.add(name.lower())
+        if "content-length" not in names and not (int(code) < 200 or int(code) in (204, 304)):
+            self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        if environ["REQUEST_METHOD"] != "HEAD":
+            self.wfile.write(answer)
+        self.wfile.flush()
+
+    @staticmethod
+    def _call(app: WSGIApplication, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The application's status, headers and whole body."""
+        started: list[Any] = []
+        written: list[bytes] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            started[:] = [status, headers]
+            return written.append
+
+        chunks = app(environ, start_response)
+        try:
+            written.extend(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return started[0], started[1], b"".join(written)
+
+
+class _Server(ThreadedWSGIServer):
+    """werkzeug's threaded server, which also closes the connections it keeps open (between
+    a client's requests, _KeepAliveHandler) when it is closed: a thread waiting for a
+    connection's next request ends then, and no request is answered afterwards."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connections: set[socket.socket] = set()  # before werkzeug's, which closes a socket
+        self._lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by its client
+                connection.shutdown(socket.SHUT_RDWR)
+
+
 def _bind(
     host: str, port: int, org: LocalOrganisation | None = None, servicenow: StandIn | None = None
 ) -> BaseWSGIServer:
@@ -90,14 +207,7 @@ def _bind(
             app = with_health_route(with_spend_route(app, org), org)
         if servicenow is not None:
             app = servicenow.with_route(app)
-        return make_server(
-            host,
-            port,
-            app,
-            threaded=True,
-            request_handler=MotoRequestHandler,
-            fd=listening.fileno(),
-        )
+        return _Server(host, port, app, _KeepAliveHandler, fd=listening.fileno())
 
 
 def serve(

@@ -4,6 +4,7 @@ dispatcher, standins.speed) answer as moto does, with a fraction of its work per
 from __future__ import annotations
 
 import copy
+import http.client
 import json
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from moto import mock_aws
 from moto.core import serialize
 from moto.dynamodb import comparisons
 from moto.dynamodb.parsing import ast_nodes, expressions, validators  # type: ignore[attr-defined]
+from werkzeug.serving import BaseWSGIServer
 
 from budget_sync_local import server
 from budget_sync_local.standins import installed
@@ -45,8 +47,9 @@ def _scan_over_http(endpoint: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's server as `make local` binds it, with a table of varied items."""
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, BaseWSGIServer]]:
+    """moto's server as `make local` binds it, with a table of varied items: its endpoint and
+    the server itself."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "local")
     with mock_aws():
@@ -63,10 +66,100 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         thread = threading.Thread(target=bound.serve_forever, daemon=True)
         thread.start()
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield f"http://127.0.0.1:{port}", bound
         finally:
             bound.shutdown()
             bound.server_close()
+
+
+@pytest.fixture
+def endpoint(served: tuple[str, BaseWSGIServer]) -> str:
+    return served[0]
+
+
+def _count_connections(bound: BaseWSGIServer, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The connections the server accepts from now on."""
+    accepted: list[object] = []
+    original = bound.process_request
+
+    def counted(request: Any, client_address: Any) -> None:
+        accepted.append(client_address)
+        original(request, client_address)
+
+    monkeypatch.setattr(bound, "process_request", counted)
+    return accepted
+
+
+def test_given_the_endpoint_when_a_client_sends_requests_then_its_connection_is_kept_between_them(
+    served: tuple[str, BaseWSGIServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the endpoint, its accepted connections counted, and one AWS client
+    endpoint, bound = served
+    accepted = _count_connections(bound, monkeypatch)
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    # WHEN the client sends five requests, one of them refused
+    for _ in range(4):
+        assert len(dynamodb.scan(TableName="t")["Items"]) == len(ITEMS)
+    with pytest.raises(dynamodb.exceptions.ResourceNotFoundException):
+        dynamodb.scan(TableName="missing")
+    # THEN they all travelled on one connection (HTTP/1.1 keep-alive, as AWS's endpoints;
+    # werkzeug's server closes each connection, so the SDK opened one per request)
+    assert len(accepted) == 1
+
+
+def test_given_a_kept_connection_then_every_answer_carries_its_length_and_close_is_honoured(
+    served: tuple[str, BaseWSGIServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the endpoint, its accepted connections counted, and one raw HTTP/1.1 connection
+    endpoint, bound = served
+    accepted = _count_connections(bound, monkeypatch)
+    connection = http.client.HTTPConnection(endpoint.removeprefix("http://"), timeout=10)
+    scan = {"X-Amz-Target": "DynamoDB_20120810.Scan", "Content-Type": "application/x-amz-json-1.0"}
+    scan["Authorization"] = "AWS4-HMAC-SHA256 Credential=local/20261202/us-east-1/dynamodb/aws4_request"
+    answers = []
+    # WHEN it sends a good request, a refused one, one to no service, and one asking to close
+    for body, headers in (
+        (b'{"TableName": "t"}', scan),
+        (b'{"TableName": "missing"}', scan),
+        (b"", {}),
+        (b'{"TableName": "t"}', {**scan, "Connection": "close"}),
+    ):
+        connection.request("POST" if body else "GET", "/", body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        answers.append(
+            (response.status, response.getheader("Content-Length"), len(data), response.will_close)
+        )
+    # THEN each answer said its length (a client waits for the rest of an answer without
+    # one), the connection stayed open until the client asked to close it, and then closed
+    assert [(length, size) for _, length, size, _ in answers] == [
+        (str(size), size) for _, _, size, _ in answers
+    ]
+    assert [status for status, *_ in answers][:2] == [200, 400]
+    assert [will_close for *_, will_close in answers] == [False, False, False, True]
+    assert len(accepted) == 1
+    assert connection.sock is None  # http.client closed it, as the answer said
+
+
+def test_given_a_kept_connection_when_the_server_closes_then_the_connection_ends_at_once(
+    served: tuple[str, BaseWSGIServer],
+) -> None:
+    # GIVEN a connection kept open after its first answer
+    endpoint, bound = served
+    host, port = endpoint.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.read()
+    assert not response.will_close
+    assert connection.sock is not None
+    # WHEN the server is stopped as `make local` stops it
+    bound.shutdown()
+    bound.server_close()
+    # THEN the server closes the connection at once (no thread waits on it; recv times out otherwise)
+    assert connection.sock.recv(1) == b""
+    connection.close()
 
 
 def test_given_the_endpoint_when_requests_arrive_then_moto_lists_its_services_once_not_per_request(
