@@ -12,8 +12,10 @@ and every other account FAILED with its last value (its spoke role cannot be ass
 time runs from the first write to that Scan. The baseline beside it: the same writes to the
 same endpoint with no pipeline behind them would be the write time alone, printed first.
 Figures measured so far, each speed-up beside the code before it (on a shared machine, not
-alone; the 20 s target met in some runs, 19.4 to 23.1 s): docs/local.md, "``make local`` under
-load".
+alone): docs/local.md, "``make local`` under load". Latest (runs 9 and 10, the endpoint's
+HTTP/1.1 keep-alive, six runs each alternating with the code before it, load 2 to 8): settled
+16.3 to 18.7 s (median 17.35 s; before 19.0 s, 0.91), the organisation's CPU 13.6 to 15.4 s
+(before 14.5 to 16.1 s), the writes alone 15.7 to 16.6 s (no faster than before).
 """
 
 from __future__ import annotations

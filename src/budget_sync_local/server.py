@@ -10,6 +10,10 @@ A port that cannot be had ends the process at once: it is checked before provisi
 an error there too, not a server thread that dies while the main thread waits on it). If
 the server thread stops serving, ``serve`` ends with ``ServerError`` as well.
 
+As AWS's endpoints do, the server keeps a client's connection open between its requests
+(HTTP/1.1 keep-alive, every answer with its ``Content-Length``; werkzeug's own server closes
+each one), and closing the server closes the connections it keeps (_KeepAliveHandler, _Server).
+
 Beside the AWS APIs, the port answers two local-only requests, ``POST /_local/spend``: an
 account's actual and forecasted spend (budget_sync_local.spend), and ``POST /_local/health``:
 a budget's HealthStatus (budget_sync_local.health), which AWS computes and no AWS API sets.
