@@ -9,9 +9,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,13 @@ def client(endpoint: str, service: str, **credentials: Any) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", **credentials)
 
 
-def wait_for_port(port: int, process: subprocess.Popen[str], timeout_s: float = 90) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[str], console: Callable[[], str], timeout_s: float = 90
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}: {process.communicate()[0]}")
+            raise AssertionError(f"the server exited with {process.returncode}: {console()}")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -52,15 +54,24 @@ def wait_for_port(port: int, process: subprocess.Popen[str], timeout_s: float = 
 
 @dataclass
 class LocalServer:
-    """`make local` in a subprocess; ``output`` is its console once it has stopped."""
+    """`make local` in a subprocess; ``output`` is its console once it has stopped, ``lines``
+    what it has printed so far (read as it prints)."""
 
     port: int
     process: subprocess.Popen[str]
     output: str = ""
+    lines: list[str] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def wait_for_console(self, printed: Callable[[str], bool], timeout_s: float = 60) -> None:
+        """Until ``printed`` holds for the console so far: a report EventBridge delivers late
+        may be printed after the budget already shows its value."""
+        deadline = time.monotonic() + timeout_s
+        while not printed("".join(self.lines)) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 @contextmanager
@@ -88,12 +99,27 @@ def make_local(
         cwd=cwd,
     )
     running = LocalServer(port, process)
+    stdout = process.stdout
+    assert stdout is not None
+
+    def read() -> None:
+        for line in stdout:
+            running.lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def console() -> str:
+        reader.join(timeout=30)
+        return "".join(running.lines)
+
     try:
-        wait_for_port(port, process)
+        wait_for_port(port, process, console)
         yield running
     finally:
         process.send_signal(stop)
-        running.output, _ = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        running.output = console()
 
 
 def in_account(endpoint: str, account: str, service: str) -> Any:
@@ -292,6 +318,19 @@ def test_given_make_local_when_a_planned_limits_budget_gets_555_then_the_status_
     assert "management result bus" in local.output
 
 
+def every_run_reported(console: str, account: str) -> bool:
+    """Each Automation run the console shows for ``account`` has both its steps' reports."""
+    lines = console.splitlines()
+    runs = [line for line in lines if f"④ {account}:" in line and "Automation document (" in line]
+    reports = [line for line in lines if f"⑦ {account} " in line]
+    started_by = {line.split("Automation document (", 1)[1].split(")", 1)[0] for line in runs}
+    return bool(runs) and all(
+        any(f"{step} (run for {parameter})" in line for line in reports)
+        for parameter in started_by
+        for step in ("UpdateBudgetLimit", "ReconcileAlerts")
+    )
+
+
 def test_given_make_local_when_a_client_creates_and_moves_an_account_then_it_is_enrolled_by_its_ous_default():
     with make_local() as local:
         endpoint = local.endpoint
@@ -321,6 +360,7 @@ def test_given_make_local_when_a_client_creates_and_moves_an_account_then_it_is_
                 break
             time.sleep(0.3)
         assert amount == Decimal("100")
+        local.wait_for_console(lambda console: every_run_reported(console, account))
     assert local.process.returncode == 0, local.output
     assert f"{account}: event CreateAccountResult" in local.output
     assert f"{account}: StackSet budget-sync-spoke deployed the spoke stack" in local.output
