@@ -136,9 +136,23 @@ class Output:
             # is folded at an arbitrary width (a value is read, grepped or copied whole), as `gh`
             # does (`budgetctl status --wide | less -S` scrolls sideways).
             fit = _tty(self.stdout) and not self.wide
-            width = None if fit else Console(width=_PIPED_MAX_WIDTH).measure(table).maximum
-            console = Console(file=self.stdout, highlight=False, width=width)
+            natural = Console(width=_PIPED_MAX_WIDTH).measure(table).maximum
+            console = Console(file=self.stdout, highlight=False, width=None if fit else natural)
+            if fit and single and len(rows) == 1 and natural > console.width:
+                # one result (get, set) whose columns do not fit the terminal side by side: a
+                # field per line, as the AWS CLI's table output shows one object
+                table = self._fields(rows[0], shown, one_line, title)
             console.print(table)
+
+    @staticmethod
+    def _fields(row: dict[str, Any], shown: Sequence[str], one_line: set[str], title: str) -> Table:
+        """One record as a table of two columns: each field's name and its value."""
+        table = Table(title=Text(title) if title else None, title_justify="left")
+        table.add_column(Text("Field", no_wrap=True), no_wrap=True)
+        table.add_column(Text("Value", no_wrap=True), overflow="fold")
+        for column in shown:
+            table.add_row(Text(column), _cell(row.get(column), column in one_line))
+        return table
 
     def info(self, message: str) -> None:
         self._err.print(_lines(message), markup=False)

@@ -1,5 +1,6 @@
 """Tables an operator reads in a terminal: on a 100-column terminal ``status``, ``default list``
-and ``report`` fit, one line per account, no status word split; ``--wide`` shows every column;
+and ``report`` fit, one line per account, no status word split; one item (``get``, ``set``)
+a field per line when its columns do not fit; ``--wide`` shows every column;
 JSON keeps every column whatever the table shows."""
 
 from __future__ import annotations
@@ -103,6 +104,27 @@ def test_status_default_and_report_fit_100_columns_and_wide_shows_everything(
         assert [len(line) for line in defaults.stdout.splitlines() if len(line) > 100] == []
         assert "Sandbox" in defaults.stdout
         assert len([line for line in defaults.stdout.splitlines() if "│ r-" in line or "│ ou-" in line]) == 1
+
+        # AND one item (get, set), whose thirteen columns cannot stand side by side in 100
+        # columns, is shown a field per line, every value whole
+        for command in (("get", A), ("set", A, "1250.50", "--force")):
+            one = typed(*command)
+            assert one.code == 0, one.stderr
+            assert [line for line in one.stdout.splitlines() if len(line) > 100] == [], one.stdout
+            fields = {
+                cells[0]: cells[1]
+                for line in one.stdout.splitlines()
+                if line.startswith("│") and len(cells := [c.strip() for c in line.strip("│").split("│")]) == 2
+            }
+            assert fields.get("AccountId") == A, one.stdout
+            assert fields["BudgetValue"] == ("1000" if command[0] == "get" else "1250.5"), one.stdout
+            if command[0] == "set":  # who wrote it, whole: the operators' role's session ARN
+                assert fields["UpdatedBy"].startswith("arn:aws:sts::"), one.stdout
+                assert fields["UpdatedBy"].endswith("/BudgetSyncOperator/operator"), one.stdout
+            assert "IncidentCaller" in fields, one.stdout
+        monkeypatch.setenv("COLUMNS", "300")  # a terminal wide enough: the item is one row, as before
+        assert [line for line in typed("get", A).stdout.splitlines() if line.startswith(f"│ {A}")]
+        monkeypatch.setenv("COLUMNS", "100")
 
         report = typed("report")
         assert_fits(report.stdout, 100, accounts=len(org.accounts) + 1)
