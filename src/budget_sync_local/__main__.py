@@ -453,7 +453,6 @@ def serve(
 
     from budget_sync_local import server
     from budget_sync_local.console import progress_bar, step_printer
-    from budget_sync_local.incidents import SECRET_NAME
     from budget_sync_local.organisation import MANAGEMENT_ACCOUNT, OPERATOR_ROLE
     from budget_sync_local.servicenow import PREFIX, StandIn
 
@@ -497,8 +496,8 @@ def serve(
         )
         if incidents:
             console.print(
-                f"  incidents on (docs/itsm.md): the spokes' budget alerts open incidents there "
-                f"(secret {SECRET_NAME}); a spend over 80 % alerts; make local INCIDENTS=off runs without",
+                "  incidents on: budget alerts (a spend over 80 %) open incidents there; "
+                "INCIDENTS=off runs without (docs/itsm.md)",
                 markup=False,
             )
         else:

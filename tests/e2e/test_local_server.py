@@ -614,7 +614,7 @@ def test_given_make_local_when_docs_itsm_walkthrough_is_followed_then_one_incide
         [resolved] = incidents_in_servicenow(local.endpoint)
         assert (resolved["number"], resolved["state"]) == (incident["number"], "6")
     assert local.process.returncode == 0, local.output
-    assert "incidents on (docs/itsm.md)" in local.output
+    assert "incidents on: budget alerts (a spend over 80 %) open incidents there" in local.output
     opened_lines = [line for line in local.output.splitlines() if "⚑" in line]
     assert any(f"{incident['number']} opened by IncidentFunction (an alert" in line for line in opened_lines)
     assert any(f"{incident['number']} updated" in line for line in opened_lines), local.output
