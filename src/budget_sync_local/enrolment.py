@@ -196,7 +196,7 @@ class Enrolment:
         #: The region of the management stack: its default bus is where its rules listen.
         self.region = region
         self._forwarders = list(forwarders)
-        self._pollers = list(pollers)
+        self.pollers = list(pollers)
         self._delivery = delivery or Delivery(None)
         self._rules = list(rules)
         self._invoke = invoke_resolver
@@ -209,7 +209,7 @@ class Enrolment:
         self.events.put(event)
 
     def step(self) -> int:
-        work = sum(poller.poll() for poller in self._pollers)
+        work = sum(poller.poll() for poller in self.pollers)
         tick = True
         while deliveries := self._delivery.round(list(drained(self.events)), tick=tick):
             tick = False
@@ -239,7 +239,7 @@ class Enrolment:
             self.events.empty()
             and self._delivery.idle()
             and not pending
-            and all(p.idle() for p in self._pollers)
+            and all(p.idle() for p in self.pollers)
         )
 
     def _route(self, event: dict[str, Any]) -> None:

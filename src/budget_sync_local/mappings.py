@@ -82,10 +82,10 @@ class Pollers:
     """Stream pollers as one source of work for ``Pipeline`` (``add_source``)."""
 
     def __init__(self, pollers: Sequence[StreamPoller]) -> None:
-        self._pollers = list(pollers)
+        self.pollers = list(pollers)
 
     def step(self) -> int:
-        return sum(poller.poll() for poller in self._pollers)
+        return sum(poller.poll() for poller in self.pollers)
 
     def idle(self) -> bool:
-        return all(poller.idle() for poller in self._pollers)
+        return all(poller.idle() for poller in self.pollers)

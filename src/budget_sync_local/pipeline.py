@@ -107,6 +107,25 @@ class StreamPoller:
         self._observe = observer
         self._retry_delay_s = retry_delay_s
         self._shards: dict[str, _Shard] = {}
+        #: Batches given to the function so far, retries included (``run_until_idle`` names them
+        #: when it gives up, so that a run that never settles says which stream kept it busy).
+        self.batches = 0
+
+    @property
+    def table(self) -> str:
+        """The table whose stream this is (``arn:...:table/<name>/stream/<label>``)."""
+        parts = self._stream_arn.split("/")
+        return parts[1] if len(parts) >= 4 else self._stream_arn
+
+    def backlog(self) -> str:
+        """What is left on this stream, as ``run_until_idle`` reports it when it gives up: its
+        batches so far and, if any, the records waiting and the retry attempt they are at."""
+        waiting = sum(len(shard.pending) for shard in self._shards.values())
+        described = f"{self.table}: {self.batches} batches"
+        if waiting:
+            attempts = max(shard.attempts for shard in self._shards.values())
+            described += f", {waiting} records waiting (retry attempt {attempts})"
+        return described
 
     def attach(self) -> StreamPoller:
         """Take each shard's iterator now, as Lambda does when the mapping is created (with
@@ -152,6 +171,7 @@ class StreamPoller:
 
     def _deliver(self, shard: _Shard) -> int:
         batch = shard.pending[: shard.batch_limit]
+        self.batches += 1
         try:
             response = self._invoke(lambda_event(batch))
             failed = self._failed_index(batch, response)
@@ -293,6 +313,11 @@ class Delivery:
     def idle(self) -> bool:
         with self._lock:
             return not self._held
+
+    def held(self) -> int:
+        """How many deliveries are held back (delayed events and the copies still to come)."""
+        with self._lock:
+            return len(self._held)
 
 
 def drained(events: queue.Queue[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -542,9 +567,12 @@ class Pipeline:
         )
 
     def run_until_idle(self, timeout_s: float = 60.0, pause_s: float = 0.01) -> None:
-        """Step until a round finds nothing to do and no retry is waiting."""
+        """Step until a round finds nothing to do and no retry is waiting. If that takes more
+        than ``timeout_s``, TimeoutError says what kept it busy (``backlog``)."""
         deadline = time.monotonic() + timeout_s
+        rounds = 0
         while True:
+            rounds += 1
             if (
                 self.step() == 0
                 and self.poller.idle()
@@ -554,8 +582,19 @@ class Pipeline:
             ):
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the pipeline still had work after {timeout_s:.0f} s")
+                raise TimeoutError(
+                    f"the pipeline still had work after {timeout_s:g} s ({rounds} rounds): {self.backlog()}"
+                )
             time.sleep(pause_s)
+
+    def backlog(self) -> str:
+        """What the pipeline has done and has left: each stream's batches (retries included)
+        and records waiting, the events on the buses and the deliveries held back."""
+        streams = [self.poller, *(p for s in self._sources for p in getattr(s, "pollers", ()))]
+        parts = [poller.backlog() for poller in streams]
+        parts.append(f"{self.events.qsize()} events on the bus, {self.delivery.held()} deliveries held back")
+        parts.extend(f"{type(s).__name__} not idle" for s in self._sources if not s.idle())
+        return "; ".join(parts)
 
     def start(self, interval_s: float = 0.25, check_every_s: float = 60.0) -> None:
         """Run in a background thread (``make local``) until ``stop``; the unconfirmed check's

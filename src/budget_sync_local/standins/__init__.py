@@ -85,6 +85,9 @@ active. One module per service (``sts``, ``ssm``, ``budgets``, ``events``, ``aut
 * A service-managed StackSet's instances are the spoke stacks the local organisation
   deployed (``ListStackInstances``), each with its ``CloudFormation StackSet StackInstance
   Status Change`` event; see ``stacksets``.
+* DynamoDB Streams numbers each record of a shard once, in order, whichever threads write
+  the table (``dynamodb_streams``: moto numbers by the shard's length before appending, so
+  two concurrent writes could share a number and a reader be handed the last one for ever).
 * ``pattern_matches`` is EventBridge's pattern matching, with moto's own matcher
   (moto's ``TestEventPattern`` answers without a result).
 
@@ -111,6 +114,7 @@ from moto.core.base_backend import BackendDict
 from moto.core.serialize import XFormedAttributePicker
 from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import StreamShard
 from moto.dynamodb.parsing import validators as dynamodb_validators
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
@@ -124,7 +128,7 @@ from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
 from moto.sts.models import STSBackend
 
-from budget_sync_local.standins import authorisation, resource_policies, sns_delivery
+from budget_sync_local.standins import authorisation, dynamodb_streams, resource_policies, sns_delivery
 from budget_sync_local.standins import organizations as _organizations
 from budget_sync_local.standins import stacksets as _stacksets
 from budget_sync_local.standins.automation import (
@@ -296,6 +300,7 @@ def _patch(stack: contextlib.ExitStack, stand_ins: StandIns) -> None:
         "transact_write_items",
         _snapshot_each_table_once(DynamoDBBackend.transact_write_items),
     )
+    replace(StreamShard, "add", dynamodb_streams.one_record_at_a_time(StreamShard.add))
     replace(
         DynamoDBStreamsHandler,
         "get_records",
