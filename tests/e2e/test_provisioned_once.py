@@ -285,6 +285,9 @@ def test_the_org_fixture_is_restored_as_built_and_a_tests_writes_do_not_reach_th
     from tests.support import moto_org
 
     monkeypatch.setattr(moto_org, "BUILT", {})  # this test's own: its first organisation builds
+    # as the org fixture does: no client the update function cached in an earlier test of this
+    # worker (another organisation's tables and credentials) may serve this one's invocation
+    moto_org.update_handler.build_service.cache_clear()
     # GIVEN the org fixture's organisation, built, in which a test writes: an item (a stream
     # record), a spoke's parameter, a table
     with mock_aws(), standins.installed():
@@ -308,5 +311,6 @@ def test_the_org_fixture_is_restored_as_built_and_a_tests_writes_do_not_reach_th
         assert second.spokes is not first.spokes
         assert len(moto_org.BUILT) == 1
         second.put(A, Decimal(888))
+        moto_org.update_handler.build_service.cache_clear()
         second.invoke()
         assert second.parameter(A) == "888"
