@@ -53,8 +53,8 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 from bench.modelled_aws import _account, _fail, _json, _response
 from budget_sync.handlers import incidents as handler_module
-from budget_sync.incident_config import IncidentFunctionSettings
-from budget_sync.servicenow import HttpResponse
+from budget_sync.incidents.config import IncidentFunctionSettings
+from budget_sync.incidents.servicenow import HttpResponse
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, load
 
 ACCOUNTS = int(os.environ.get("BENCH_SWEEP_ACCOUNTS", "5000"))

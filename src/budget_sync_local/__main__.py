@@ -132,7 +132,7 @@ def _incidents_demo(console: Console) -> list[str]:
     period's end resolves it. What is wrong, if anything."""
     from rich.text import Text
 
-    from budget_sync.budget_alarms import current_period
+    from budget_sync.incidents.budget_alarms import current_period
     from budget_sync_local.organisation import LocalOrganisation
     from budget_sync_local.servicenow import StandIn
 

@@ -19,7 +19,7 @@ from budget_sync.domain import (
     parse_account_id,
     parse_budget_text,
 )
-from budget_sync.incidents import incident_attributes
+from budget_sync.incidents.lifecycle import incident_attributes
 from budget_sync.reconcile import Reconciler
 from budget_sync.spoke import SsmSpokeGateway
 from budgetctl.budgets_table import BudgetsTable

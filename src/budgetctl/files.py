@@ -38,7 +38,7 @@ from budget_sync.domain import (
     parse_budget_text,
 )
 from budget_sync.errors import InvalidItemError
-from budget_sync.incidents import INCIDENT_FIELDS, incident_attributes
+from budget_sync.incidents.lifecycle import INCIDENT_FIELDS, incident_attributes
 from budgetctl.output import csv_cell, csv_text
 from budgetctl.rows import incident_columns
 

@@ -12,7 +12,7 @@ from budget_sync.domain import (
     amount_text,
 )
 from budget_sync.errors import InvalidItemError
-from budget_sync.incidents import INCIDENT_FIELDS, IncidentSettings
+from budget_sync.incidents.lifecycle import INCIDENT_FIELDS, IncidentSettings
 from budget_sync.reconcile import AccountReport
 
 STATUS_COLUMNS = (
@@ -70,7 +70,7 @@ def alert_columns(item: dict[str, Any]) -> dict[str, str | None]:
 
 
 def incident_columns(item: dict[str, Any]) -> dict[str, str | None]:
-    """The item's ``Incident*`` attributes as canonical text (budget_sync.incidents); a value
+    """The item's ``Incident*`` attributes as canonical text (budget_sync.incidents.lifecycle); a value
     breaking the contract as it is."""
     try:
         return IncidentSettings.from_item(item).columns()

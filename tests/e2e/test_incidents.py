@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from budget_sync.budget_alarms import current_period
 from budget_sync.handlers import incidents as handler_module
+from budget_sync.incidents.budget_alarms import current_period
 from budget_sync_local.lambda_runtime import (
     FakeContext,
     FunctionSpec,

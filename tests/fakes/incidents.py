@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 
 from werkzeug.test import Client
 
-from budget_sync.incidents import RESOLVED, IncidentRecord
-from budget_sync.servicenow import HttpResponse
+from budget_sync.incidents.lifecycle import RESOLVED, IncidentRecord
+from budget_sync.incidents.servicenow import HttpResponse
 from budget_sync_local.servicenow import StandIn
 
 

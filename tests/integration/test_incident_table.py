@@ -1,4 +1,4 @@
-"""The incidents table's adapter (budget_sync.incident_table.DynamoIncidentStore) on moto: the
+"""The incidents table's adapter (budget_sync.incidents.table.DynamoIncidentStore) on moto: the
 conditional write that keeps one incident per correlation id, the round trip of a record, and
 the scans; and the logic's stories through it, as through the in-memory fake."""
 
@@ -14,8 +14,7 @@ import pytest
 from moto import mock_aws
 
 from budget_sync.errors import TransientError
-from budget_sync.incident_table import DynamoIncidentStore
-from budget_sync.incidents import (
+from budget_sync.incidents.lifecycle import (
     OPEN,
     RESOLVED,
     Breach,
@@ -24,7 +23,8 @@ from budget_sync.incidents import (
     Incidents,
     IncidentSettings,
 )
-from budget_sync.servicenow import Credentials, ServiceNowDesk
+from budget_sync.incidents.servicenow import Credentials, ServiceNowDesk
+from budget_sync.incidents.table import DynamoIncidentStore
 from budget_sync_local.servicenow import StandIn
 from tests.fakes import FakeAlarmTopic
 from tests.fakes.incidents import StandInTransport

@@ -1,12 +1,12 @@
 """budgetctl and an account's incident overrides (IncidentUrgency, IncidentImpact,
 IncidentAssignmentGroup, IncidentCaller; docs/itsm.md): set, get, import and export, as a user
-types them; validated by budget_sync.incidents' own rules before anything is written."""
+types them; validated by budget_sync.incidents.lifecycle's own rules before anything is written."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from budget_sync.incidents import IncidentSettings
+from budget_sync.incidents.lifecycle import IncidentSettings
 from budgetctl.errors import ExitCode
 from tests.support.moto_org import SPOKES, Org
 from tests.support.operators import budgetctl

@@ -114,7 +114,10 @@ def test_given_the_build_target_then_every_module_ships_bytecode_the_runtime_use
 
     assert sorted(p.name for p in artifact.iterdir()) == ["budget_sync"]  # no Makefile, no CLI
     sources = sorted(artifact.glob("budget_sync/**/*.py"))
-    assert sources
+    shipped = {p.relative_to(artifact).as_posix() for p in sources}
+    in_repo = {p.relative_to(FUNCTION_DIR).as_posix() for p in FUNCTION_DIR.glob("budget_sync/**/*.py")}
+    assert shipped == in_repo  # every module, subpackages too (budget_sync/incidents/)
+    assert "budget_sync/incidents/lifecycle.py" in shipped
     tag = "cpython-313"
     for source in sources:
         compiled = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"

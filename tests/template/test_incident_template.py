@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from budget_sync.incident_config import IncidentFunctionSettings
+from budget_sync.incidents.config import IncidentFunctionSettings
 from budget_sync_local.management_stack import StackRefused, check_rules
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, SPOKE_TEMPLATE, Resolver, load
 
@@ -171,7 +171,7 @@ def test_the_spokes_incident_read_role_trusts_the_incident_role_and_may_only_vie
 
 
 def test_a_claim_outlives_the_function_and_a_returned_message_outlives_the_claim():
-    from budget_sync.incidents import CLAIM_TIMEOUT_S
+    from budget_sync.incidents.lifecycle import CLAIM_TIMEOUT_S
 
     timeout = RESOURCES["IncidentFunction"]["Properties"]["Timeout"]
     visibility = RESOURCES["IncidentQueue"]["Properties"]["VisibilityTimeout"]

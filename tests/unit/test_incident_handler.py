@@ -16,13 +16,19 @@ from typing import Any
 
 import pytest
 
-from budget_sync.budget_alarms import budget_state, current_period
 from budget_sync.errors import ConfigError, SpokeAccessDenied, UnrecognisedEvent
 from budget_sync.handlers import incidents as handler_module
 from budget_sync.handlers.incidents import IncidentContext, handler
-from budget_sync.incident_config import IncidentFunctionSettings
-from budget_sync.incidents import Breach, BudgetState, Incidents, IncidentSettings, effective_settings
-from budget_sync.servicenow import Credentials, ServiceNowDesk
+from budget_sync.incidents.budget_alarms import budget_state, current_period
+from budget_sync.incidents.config import IncidentFunctionSettings
+from budget_sync.incidents.lifecycle import (
+    Breach,
+    BudgetState,
+    Incidents,
+    IncidentSettings,
+    effective_settings,
+)
+from budget_sync.incidents.servicenow import Credentials, ServiceNowDesk
 from budget_sync_local.servicenow import StandIn
 from budget_sync_local.templates import MANAGEMENT_TEMPLATE, load
 from tests.fakes import FakeAlarmTopic

@@ -1,4 +1,4 @@
-"""The incidents' logic (budget_sync.incidents.Incidents) with the real ServiceNow adapter talking
+"""The incidents' logic (budget_sync.incidents.lifecycle.Incidents) with the real ServiceNow adapter talking
 to the local stand-in in-process, an in-memory incidents table and alarm topic: one incident per
 account, budget and period, updated, never duplicated, resolved."""
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from budget_sync.errors import IncidentDeskUnavailable, InvalidItemError, TransientError
-from budget_sync.incidents import (
+from budget_sync.incidents.lifecycle import (
     OPEN,
     OPENING,
     RESOLVED,
@@ -24,7 +24,7 @@ from budget_sync.incidents import (
     effective_settings,
     urgency_for,
 )
-from budget_sync.servicenow import Credentials, ServiceNowDesk
+from budget_sync.incidents.servicenow import Credentials, ServiceNowDesk
 from budget_sync_local.servicenow import StandIn
 from tests.fakes import FakeAlarmTopic
 from tests.fakes.incidents import FakeIncidentStore, StandInTransport

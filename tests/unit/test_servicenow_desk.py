@@ -1,4 +1,4 @@
-"""The ServiceNow adapter (budget_sync.servicenow.ServiceNowDesk) against the local stand-in,
+"""The ServiceNow adapter (budget_sync.incidents.servicenow.ServiceNowDesk) against the local stand-in,
 in-process: the requests it sends, its retries, and how it reads ServiceNow's errors."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from budget_sync.errors import ConfigError, IncidentDeskUnavailable, IncidentNotFound, IncidentRejected
-from budget_sync.servicenow import Credentials, HttpResponse, ServiceNowDesk, instance_url
+from budget_sync.incidents.servicenow import Credentials, HttpResponse, ServiceNowDesk, instance_url
 from budget_sync_local.servicenow import StandIn
 from tests.fakes.incidents import StandInTransport
 

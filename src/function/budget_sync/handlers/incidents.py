@@ -1,7 +1,8 @@
 """IncidentFunction (optional: template-management.yaml, condition IncidentsEnabled): budget alerts
--> ServiceNow incidents. Its logic: incidents.py; its adapters: servicenow.py (ServiceNow),
-incident_table.py (the incidents table), budget_alarms.py (the spoke budget's state),
-incident_accounts.py (the accounts and their settings), alarm_topic.py (failure notices).
+-> ServiceNow incidents. Its logic: incidents/lifecycle.py; its adapters: incidents/servicenow.py
+(ServiceNow), incidents/table.py (the incidents table), incidents/budget_alarms.py (the spoke
+budget's state), incidents/accounts.py (the accounts and their settings), alarm_topic.py (failure
+notices).
 
 Two event sources:
 
@@ -9,7 +10,7 @@ Two event sources:
   from a spoke's alert topic (AWS Budgets published to it; the spoke stack subscribes the
   queue). The message says only *which account* to look at (the topic's account, from
   ``TopicArn``); what the incident says and whether it is opened, updated or resolved comes
-  from the budget's notifications' state read now (budget_alarms.py), so a duplicate, late or
+  from the budget's notifications' state read now (incidents/budget_alarms.py), so a duplicate, late or
   reordered message cannot open a second incident or resolve the wrong one. A message that
   cannot be handled yet (ServiceNow unavailable, a concurrent delivery still opening the
   incident) is returned to the queue and delivered again after its visibility timeout; after
@@ -29,7 +30,7 @@ Two event sources:
   short skips other accounts than the last one did.
 
 A refusal by ServiceNow (a bad credential, a missing role) is published once to the alarm
-topic (incidents.py) and not retried; a spoke that cannot be read is logged and counted
+topic (incidents/lifecycle.py) and not retried; a spoke that cannot be read is logged and counted
 (``IncidentFailed``) and looked at again by the next schedule.
 """
 
@@ -50,25 +51,25 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.alarm_topic import SnsAlarmTopic
-from budget_sync.budget_alarms import SpokeBudgetAlarms
 from budget_sync.config import CLIENT_CONFIG
 from budget_sync.errors import ConfigError, PermanentError, TransientError
 from budget_sync.handlers.results import reject
-from budget_sync.incident_accounts import TableAccountDirectory
-from budget_sync.incident_config import DEFAULT_SWEEP_CONCURRENCY, IncidentFunctionSettings
-from budget_sync.incident_table import DynamoIncidentStore
-from budget_sync.incidents import AccountDirectory, AlarmReader, Incidents, Outcome, observe_account
+from budget_sync.incidents.accounts import TableAccountDirectory
+from budget_sync.incidents.budget_alarms import SpokeBudgetAlarms
+from budget_sync.incidents.config import DEFAULT_SWEEP_CONCURRENCY, IncidentFunctionSettings
+from budget_sync.incidents.lifecycle import AccountDirectory, AlarmReader, Incidents, Outcome, observe_account
+from budget_sync.incidents.servicenow import Credentials, ServiceNowDesk, Transport, Urllib3Transport
+from budget_sync.incidents.table import DynamoIncidentStore
 from budget_sync.notices import AlarmTopic
 from budget_sync.observability import logger, metrics, traced_handler
 from budget_sync.organizations import OrganizationsReader
-from budget_sync.servicenow import Credentials, ServiceNowDesk, Transport, Urllib3Transport
 
 _TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:(?P<account>[0-9]{12}):[\w-]{1,256}")
 _SNS_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 
 #: The sweep starts nothing more once less than this remains of the invocation's time: what is
 #: in flight may still wait for ServiceNow's retries (up to 3 waits of at most 20 s,
-#: servicenow.py) before the function's timeout.
+#: incidents/servicenow.py) before the function's timeout.
 SWEEP_RESERVE_MS = 60_000
 #: The golden ratio's fractional part: each hour's sweep starts this much further round the
 #: list of accounts, so the starts spread evenly over it (``rotated``).

@@ -1,4 +1,4 @@
-"""ServiceNow's Table API as the incidents' desk (incidents.IncidentDesk): the adapter.
+"""ServiceNow's Table API as the incidents' desk (lifecycle.IncidentDesk): the adapter.
 
 All HTTP and all of ServiceNow's answers are handled here; the logic sees the project's errors
 (errors.py). The HTTP client is urllib3, which the Lambda runtime carries (botocore depends on
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from budget_sync.errors import ConfigError, IncidentDeskUnavailable, IncidentNotFound, IncidentRejected
-from budget_sync.incidents import IncidentRef
+from budget_sync.incidents.lifecycle import IncidentRef
 from budget_sync.observability import logger
 
 TABLE = "/api/now/table/incident"

@@ -1,7 +1,7 @@
 """The incident function's configuration (template-management.yaml, IncidentFunction): read
 once from the environment, validated, frozen. ConfigError names the variable and the value.
 
-  INCIDENTS_TABLE_NAME        the incidents table (incident_table.py)
+  INCIDENTS_TABLE_NAME        the incidents table (table.py)
   BUDGETS_TABLE_NAME          the accounts and their ``Incident*`` settings
   DEFAULTS_TABLE_NAME         the OU/root defaults and theirs (empty: no OU override)
   SERVICENOW_INSTANCE_URL     https://INSTANCE.service-now.com
@@ -24,8 +24,14 @@ from dataclasses import dataclass
 
 from budget_sync.config import _REGION, _ROLE_NAME, _TOPIC_ARN, TABLE_NAME, optional_env, required_env
 from budget_sync.errors import ConfigError, InvalidItemError
-from budget_sync.incidents import CALLER_FIELD, GROUP_FIELD, IMPACT_FIELD, URGENCY_FIELD, IncidentSettings
-from budget_sync.servicenow import instance_url
+from budget_sync.incidents.lifecycle import (
+    CALLER_FIELD,
+    GROUP_FIELD,
+    IMPACT_FIELD,
+    URGENCY_FIELD,
+    IncidentSettings,
+)
+from budget_sync.incidents.servicenow import instance_url
 
 _SECRET_ARN = re.compile(r"arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[\w/+=.@-]{1,512}")
 _BUDGET_NAME = re.compile(r"[^:\\]{1,100}")

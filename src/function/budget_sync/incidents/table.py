@@ -1,4 +1,4 @@
-"""The incidents table's adapter: DynamoDB calls for incidents.IncidentStore.
+"""The incidents table's adapter: DynamoDB calls for lifecycle.IncidentStore.
 
 One item per correlation id (``ACCOUNT/BUDGET/PERIOD-START``), the table's only key:
 
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import TransientError
-from budget_sync.incidents import OPEN, RESOLVED, IncidentRecord
+from budget_sync.incidents.lifecycle import OPEN, RESOLVED, IncidentRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -27,7 +27,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import SpokeAccessDenied, TransientError
-from budget_sync.incidents import Breach, BudgetState
+from budget_sync.incidents.lifecycle import Breach, BudgetState
 
 _DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _NOT_FOUND = frozenset({"NotFoundException"})

@@ -2,7 +2,7 @@
 
 The logic talks to ServiceNow through the ``IncidentDesk`` Protocol (its adapter:
 servicenow.ServiceNowDesk) and keeps what it opened in the ``IncidentStore`` Protocol (its
-adapter: incident_table.DynamoIncidentStore, the management account's incidents table).
+adapter: table.DynamoIncidentStore, the management account's incidents table).
 
 The rules (docs/itsm.md states them for users):
 
@@ -262,7 +262,7 @@ class IncidentRecord:
 
 
 class IncidentStore(Protocol):
-    """The incidents table (the adapter: incident_table.DynamoIncidentStore)."""
+    """The incidents table (the adapter: table.DynamoIncidentStore)."""
 
     def get(self, correlation_id: str) -> IncidentRecord | None:
         """The record, read consistently; None if there is none."""
@@ -593,7 +593,7 @@ class AlarmReader(Protocol):
 
 class AccountDirectory(Protocol):
     """The accounts with a budget and each one's incident settings (the adapter:
-    incident_accounts.TableAccountDirectory)."""
+    accounts.TableAccountDirectory)."""
 
     def accounts(self) -> list[str]: ...
 

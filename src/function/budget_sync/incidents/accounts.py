@@ -1,10 +1,10 @@
 """The accounts the incident function looks at and each one's incident settings
-(incidents.AccountDirectory): the adapter over the budgets table, the defaults table and
+(lifecycle.AccountDirectory): the adapter over the budgets table, the defaults table and
 Organizations.
 
 An account's settings are, field by field, its own budgets-table item's ``Incident*``
 attributes, else those of the defaults-table item of its nearest OU up to the root, else the
-stack's defaults (incidents.effective_settings). The accounts are those with an item in the
+stack's defaults (lifecycle.effective_settings). The accounts are those with an item in the
 budgets table (an explicit one or one the resolver wrote from a default).
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from budget_sync.errors import TransientError
-from budget_sync.incidents import IncidentSettings, effective_settings
+from budget_sync.incidents.lifecycle import IncidentSettings, effective_settings
 from budget_sync.organizations import NotInOrganization, OrganizationsReader
 from budget_sync.status import _deserialize
 
