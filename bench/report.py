@@ -153,6 +153,8 @@ def _timed(session: boto3.Session, argv: list[str]) -> tuple[float, float, int, 
 def _print(
     label: str, seconds: float, built: float, code: int, calls: Counter[str], err: str, page: Path
 ) -> None:
+    if not page.exists():
+        raise SystemExit(f"{label}: budgetctl report --file exited {code} and wrote no page: {err.strip()}")
     size = page.stat().st_size
     total = sum(calls.values())
     met = "met" if seconds < TARGET_S else "NOT met"
