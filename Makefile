@@ -167,8 +167,8 @@ deploy: build ## sam deploy with samconfig.toml (ENV=default|dev|prod)
 # speed-ups of branch load at load average 10); docs/local.md.
 # local_start (make local from start to ready, with and without the incidents, 3 runs each)
 # takes about 1 min 10 s (measured at load average 4 to 6); docs/local.md.
-# bench-quick: 1 min 41 s measured on the shared machine at load average 2.4 (target < 3 min),
-# before incident_sweep was added (about 30 s at its quick size; docs/itsm.md has its figures).
+# bench-quick: 1 min 33 s measured alone on the 2-core machine, incident_sweep included
+# (26 s of it; docs/itsm.md has its figures) (target < 3 min).
 bench: $(STAMP) $(BUILT) ## every benchmark at full size (each part prints its duration; local_load 30 s-3 min)
 	$(BIN)/python -m bench
 
