@@ -69,9 +69,7 @@ class LocalServer:
     def wait_for_console(self, printed: Callable[[str], bool], timeout_s: float = 60) -> None:
         """Until ``printed`` holds for the console so far: a report EventBridge delivers late
         may be printed after the budget already shows its value."""
-        deadline = time.monotonic() + timeout_s
-        while not printed("".join(self.lines)) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(lambda: printed("".join(self.lines)), timeout_s)
 
 
 @contextmanager
@@ -120,6 +118,36 @@ def make_local(
         process.send_signal(stop)
         process.wait(timeout=30)
         running.output = console()
+
+
+def spend_cli(port: int, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m budget_sync_local spend ...`` as docs/local.md and docs/itsm.md type it."""
+    command = [sys.executable, "-m", "budget_sync_local", "spend", *argv, "--port", str(port)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def wait_for(condition: Any, timeout_s: float) -> Any:
+    """``condition()`` until it answers something true, or its last answer after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    answer = condition()
+    while not answer and time.monotonic() < deadline:
+        time.sleep(0.3)
+        answer = condition()
+    return answer
+
+
+def as_local_administrator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's AWS clients and commands as the local management account's administrator
+    (any keys; no session token, no profile), as docs/local.md's walk-throughs start."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
 def in_account(endpoint: str, account: str, service: str) -> Any:
@@ -382,19 +410,7 @@ def test_given_make_local_when_a_client_creates_and_moves_an_account_then_it_is_
 def test_given_make_local_when_an_operator_gives_spend_and_repairs_then_report_shows_it_and_logs_stay_in_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-    def spend(*argv: str, port: int) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "budget_sync_local", "spend", *argv, "--port", str(port)]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    as_local_administrator(monkeypatch)
 
     with make_local(cwd=tmp_path) as local:
         act_as_operator(local.endpoint, monkeypatch)  # budgetctl as the operators' role
@@ -408,14 +424,14 @@ def test_given_make_local_when_an_operator_gives_spend_and_repairs_then_report_s
             time.sleep(0.2)
         assert status == "APPLIED"
         # WHEN an operator gives the spoke account spend, as docs/local.md says
-        given = spend(SPOKE, "1100", "1400", port=local.port)
+        given = spend_cli(local.port, SPOKE, "1100", "1400")
         # THEN it is accepted, and a bad amount or an account without a spoke is refused by name
         assert given.returncode == 0, given.stderr
         assert f"{SPOKE}: budget SpokeAccountBudget now has actual spend 1100 USD" in given.stdout
-        bad = spend(SPOKE, "12.345", "1400", port=local.port)
+        bad = spend_cli(local.port, SPOKE, "12.345", "1400")
         assert bad.returncode == 2
         assert "ActualSpend '12.345' has more than two decimals" in bad.stderr
-        outside = spend("999999999999", "1", "1", port=local.port)
+        outside = spend_cli(local.port, "999999999999", "1", "1")
         assert outside.returncode == 2
         assert "AccountId '999999999999' has no spoke stack" in outside.stderr
         # AND a budget is made unhealthy by hand and healthy again, as docs/local.md says
@@ -437,7 +453,7 @@ def test_given_make_local_when_an_operator_gives_spend_and_repairs_then_report_s
         applied = budgetctl("--endpoint-url", local.endpoint, "reconcile", "--apply")
         assert applied.code == 0, applied.stderr
     assert local.process.returncode == 0, local.output
-    assert spend(SPOKE, "1", "1", port=local.port).returncode == 1  # nothing answers any more
+    assert spend_cli(local.port, SPOKE, "1", "1").returncode == 1  # nothing answers any more
     log = (tmp_path / ".local-org" / "function.log").read_text(encoding="utf-8")
     assert '"message":"repair requested"' in log  # the reconciler function's own JSON log line
     for line in local.output.splitlines():
@@ -534,36 +550,12 @@ def incidents_in_servicenow(endpoint: str) -> list[dict[str, str]]:
     return found
 
 
-def spend_cli(port: int, *argv: str) -> subprocess.CompletedProcess[str]:
-    """``python -m budget_sync_local spend ...`` as docs/itsm.md types it."""
-    command = [sys.executable, "-m", "budget_sync_local", "spend", *argv, "--port", str(port)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-
-
-def wait_for(condition: Any, timeout_s: float) -> Any:
-    """``condition()`` until it answers something true, or its last answer after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    answer = condition()
-    while not answer and time.monotonic() < deadline:
-        time.sleep(0.3)
-        answer = condition()
-    return answer
-
-
 def test_given_make_local_when_docs_itsm_walkthrough_is_followed_then_one_incident_opens_updates_and_resolves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     import json
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    as_local_administrator(monkeypatch)
     # GIVEN make local as it starts by default (incidents on), its schedules only when asked, so
     # that the incident can only come from the alert's delivery
     with make_local(cwd=tmp_path) as local:
