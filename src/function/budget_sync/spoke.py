@@ -13,7 +13,6 @@ as much CPU as three calls); each call through them is signed with its account's
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import boto3
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budget_sync.account_signing import AccountSignedClients
 from budget_sync.alerts import NotificationKey, Notifications, notification_key, subscriber
 from budget_sync.config import CLIENT_CONFIG, DEFAULT_BUDGET_NAME
 from budget_sync.errors import ParameterRejected, PermanentError, SpokeAccessDenied, TransientError
@@ -140,9 +140,14 @@ class SsmSpokeGateway:
             "sts", region_name=region, config=CLIENT_CONFIG, endpoint_url=endpoint_url
         )
         self._clients: dict[str, _CachedClient] = {}
-        self._shared: dict[str, Any] = {}
-        self._signing = threading.local()  # .credentials: the account this thread's call is for
-        self._lock = threading.Lock()
+        # one SSM and one Budgets client for every spoke, each call signed as its account
+        self._signed = AccountSignedClients(
+            self._session,
+            "SsmSpokeGateway._in_account",
+            region_name=region,
+            config=CLIENT_CONFIG,
+            endpoint_url=endpoint_url,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, session: boto3.Session) -> SsmSpokeGateway:
@@ -332,20 +337,8 @@ class SsmSpokeGateway:
     def _in_account(self, account_id: str) -> Iterator[None]:
         """Calls of this thread through the gateway's clients are signed as the spoke role in
         ``account_id`` (its cached credentials; AssumeRole when there are none or they expire)."""
-        credentials = self._cached(account_id).credentials
-        before = getattr(self._signing, "credentials", None)
-        self._signing.credentials = credentials
-        try:
+        with self._signed.signed_as(self._cached(account_id).credentials):
             yield
-        finally:
-            self._signing.credentials = before
-
-    def _sign_as_account(self, context: dict[str, Any], **_: Any) -> None:
-        """before-call: sign with the credentials ``_in_account`` set; never with the caller's own."""
-        credentials = getattr(self._signing, "credentials", None)
-        if credentials is None:
-            raise RuntimeError("a spoke call outside SsmSpokeGateway._in_account")
-        context.setdefault("signing", {})["request_credentials"] = credentials
 
     def _cached(self, account_id: str) -> _CachedClient:
         now = datetime.now(UTC)
@@ -362,16 +355,8 @@ class SsmSpokeGateway:
 
     def _service(self, service: Literal["ssm", "budgets"]) -> Any:
         """The gateway's client of ``service`` in the spoke region (built once, with retries);
-        its calls are signed per account (``_sign_as_account``)."""
-        with self._lock:  # building clients on one session is not thread-safe
-            client = self._shared.get(service)
-            if client is None:
-                client = self._session.client(
-                    service, region_name=self._region, config=CLIENT_CONFIG, endpoint_url=self._endpoint_url
-                )
-                client.meta.events.register("before-call", self._sign_as_account)
-                self._shared[service] = client
-            return client
+        its calls are signed per account (``_in_account``)."""
+        return self._signed.client(service)
 
     def _failure(
         self, exc: ClientError | BotoCoreError, account_id: str, *, denied: str, rejected: str

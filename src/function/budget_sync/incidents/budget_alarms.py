@@ -26,6 +26,7 @@ from typing import Any
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from budget_sync.account_signing import AccountSignedClients
 from budget_sync.errors import SpokeAccessDenied, TransientError
 from budget_sync.incidents.lifecycle import Breach, BudgetState
 
@@ -108,11 +109,9 @@ class SpokeBudgetAlarms:
     """Reads a spoke's budget and its notifications as the spoke role (its credentials cached
     per account until five minutes before they expire).
 
-    Thread-safe (the hourly sweep reads many accounts at once): one Budgets client, built once
-    under a lock (building clients on one session is not thread-safe, and a client costs about
-    as much CPU as three calls), each call signed with its account's credentials through
-    botocore's per-request credentials (the request context's ``signing.request_credentials``),
-    as spoke.SsmSpokeGateway does."""
+    Thread-safe (the hourly sweep reads many accounts at once): one Budgets client for every
+    account, each call signed with its account's credentials (account_signing), as
+    spoke.SsmSpokeGateway's are."""
 
     def __init__(
         self, session: Any, sts: Any, role_arn_format: str, budget_name: str, config: Any = None
@@ -123,14 +122,18 @@ class SpokeBudgetAlarms:
         self._budget_name = budget_name
         self._config = config
         self._credentials: dict[str, tuple[Credentials, float]] = {}
-        self._client: Any = None
-        self._lock = threading.Lock()
-        self._signing = threading.local()  # .credentials: the account this thread's call is for
+        self._signed = AccountSignedClients(session, "SpokeBudgetAlarms.read", config=config)
+        self._lock = threading.Lock()  # the credentials cache
 
     def read(self, account_id: str, account_name: str = "", today: date | None = None) -> BudgetState | None:
         """The budget's state; None if the account has no such budget."""
-        budgets = self._budgets()
-        self._signing.credentials = self._assumed(account_id)
+        budgets = self._signed.client("budgets")
+        with self._signed.signed_as(self._assumed(account_id)):
+            return self._read(budgets, account_id, account_name, today)
+
+    def _read(
+        self, budgets: Any, account_id: str, account_name: str, today: date | None
+    ) -> BudgetState | None:
         try:
             budget = budgets.describe_budget(AccountId=account_id, BudgetName=self._budget_name)["Budget"]
             notifications: list[Mapping[str, Any]] = []
@@ -152,27 +155,9 @@ class SpokeBudgetAlarms:
             raise TransientError(f"account {account_id}: cannot read the budget ({exc})") from exc
         except BotoCoreError as exc:
             raise TransientError(f"account {account_id}: cannot read the budget ({exc})") from exc
-        finally:
-            self._signing.credentials = None
         return budget_state(
             account_id, account_name, budget, notifications, today or datetime.now(UTC).date()
         )
-
-    def _budgets(self) -> Any:
-        """The one Budgets client, built on first use; its calls signed per account."""
-        with self._lock:
-            if self._client is None:
-                client = self._session.client("budgets", config=self._config)
-                client.meta.events.register("before-call", self._sign_as_account)
-                self._client = client
-            return self._client
-
-    def _sign_as_account(self, context: dict[str, Any], **_: Any) -> None:
-        """before-call: sign with the credentials ``read`` set for this thread, never the function's own."""
-        credentials = getattr(self._signing, "credentials", None)
-        if credentials is None:
-            raise RuntimeError("a spoke budget call outside SpokeBudgetAlarms.read")
-        context.setdefault("signing", {})["request_credentials"] = credentials
 
     def _assumed(self, account_id: str) -> Credentials:
         with self._lock:
